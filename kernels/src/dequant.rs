@@ -1,0 +1,2 @@
+//! Block dequantization: GGML bytes → f32.
+//! TODO(helper): implement.

@@ -1,0 +1,1 @@
+//! llmtool: convert, quantize, merge and validate LLM weights.
