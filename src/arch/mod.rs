@@ -1,0 +1,1 @@
+//! Architecture registry. TODO(helper).

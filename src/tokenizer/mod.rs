@@ -1,0 +1,1 @@
+//! Tokenizer metadata. TODO(helper).
