@@ -1,4 +1,15 @@
 //! llmtool: convert, quantize, merge and validate LLM weights.
+//!
+//! - [`arch`]: architecture registry (HF ⇄ GGUF names, config keys, layout fixes).
+//! - [`tokenizer`]: tokenizer metadata ⇄ `tokenizer.ggml.*`.
+//! - [`model`]: opening a GGUF file or HF dir in the internal (GGUF) form.
+//! - [`passes`]: lazy transformations of tensor sources.
+//! - [`cli`]: the command line.
 
 pub mod arch;
+pub mod cli;
+pub mod meta_carry;
+pub mod model;
+pub mod passes;
+pub mod progress;
 pub mod tokenizer;

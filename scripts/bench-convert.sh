@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Conversion benchmark (not a test): MB/s and peak RSS of `llmtool convert` for GGUF→HF
+# and HF→GGUF, on SmolLM2 (real model) and on a synthetic Llama with 7B-sized layers
+# (4 × [4096×11008] f16 blocks, generated on the fly), each against `cp` of the same bytes
+# measured in the same run. Targets: time ≤ 1.5× cp; peak RSS < 2 × largest tensor + 100 MB.
+#
+# usage: scripts/bench-convert.sh [WORK_DIR]    (needs ~8 GB free in WORK_DIR)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+work="${1:-$root/.cache/bench}"
+mkdir -p "$work"
+command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+bin="$root/target/release/llmtool"
+model="$("$root/scripts/fetch-models.sh")"
+synth="$work/synthetic-7b-layers"
+[[ -f "$synth/model.safetensors" ]] || python3 "$root/scripts/gen-synthetic-model.py" "$synth" --layers 4
+
+# run LABEL BYTES CMD... : prints seconds, MB/s, peak RSS
+measure() {
+  local label="$1" bytes="$2"; shift 2
+  sync
+  local log="$work/time.log"
+  /usr/bin/time -v "$@" 2>"$log" >/dev/null || { cat "$log" >&2; exit 1; }
+  local wall rss
+  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$log" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")
+  printf '%-34s %8.2f s %9.1f MB/s   peak RSS %7.1f MB\n' "$label" "$wall" "$(echo "$bytes / 1000000 / $wall" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+  echo "$wall" > "$work/last.wall"
+}
+ratio() { echo "scale=2; $1 / $2" | bc -l; }
+
+bench_pair() {  # NAME INPUT OUTPUT BYTES CONVERT_ARGS...
+  local name="$1" in="$2" out="$3" bytes="$4"; shift 4
+  rm -rf "$out" "$work/cp.tmp"
+  measure "$name: cp (same bytes)" "$bytes" cp -r "$in" "$work/cp.tmp"; local cpt; cpt=$(cat "$work/last.wall")
+  measure "$name: llmtool convert" "$bytes" "$bin" convert --quiet "$@" "$in" "$out"; local lt; lt=$(cat "$work/last.wall")
+  echo "    ratio llmtool/cp = $(ratio "$lt" "$cpt")"
+  rm -rf "$work/cp.tmp"
+}
+
+echo "== SmolLM2-135M-Instruct (Q4_1 GGUF, $(stat -c %s "$model") bytes)"
+bench_pair "SmolLM2 GGUF→GGUF" "$model" "$work/smol-copy.gguf" "$(stat -c %s "$model")"
+bench_pair "SmolLM2 GGUF→HF f16" "$model" "$work/smol-hf" "$(stat -c %s "$model")" --outtype f16
+hfbytes=$(du -sb "$work/smol-hf" | cut -f1)
+bench_pair "SmolLM2 HF f16→GGUF" "$work/smol-hf" "$work/smol-back.gguf" "$hfbytes"
+
+sbytes=$(stat -c %s "$synth/model.safetensors")
+echo "== synthetic Llama, 4 layers of 4096×11008 f16 ($sbytes bytes; largest tensor 90.2 MB → RSS target < 280 MB)"
+bench_pair "synthetic HF→GGUF" "$synth" "$work/synth.gguf" "$sbytes"
+bench_pair "synthetic GGUF→HF" "$work/synth.gguf" "$work/synth-hf" "$(stat -c %s "$work/synth.gguf")"
+rm -rf "$work/synth-hf" "$work/smol-hf" "$work"/*.gguf

@@ -1,0 +1,171 @@
+//! `llmtool inspect PATH [--json]`: what a model file or directory holds.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use llmtool_formats::{MetaArray, MetaValue};
+use serde_json::{json, Value};
+
+use crate::model::{Model, ModelFormat};
+use crate::tokenizer::TokenizerSummary;
+
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// A GGUF file or an HF model directory.
+    pub path: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: InspectArgs) -> Result<()> {
+    let model = Model::open(&args.path).with_context(|| format!("cannot open {}", args.path.display()))?;
+    let report = report(&model);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_text(&report);
+    }
+    Ok(())
+}
+
+/// Everything `inspect` shows, as JSON (the text form is printed from it).
+pub fn report(model: &Model) -> Value {
+    let arch = model.arch.gguf_arch();
+    let prefix = format!("{arch}.");
+    let hyper: serde_json::Map<String, Value> = model
+        .metadata
+        .iter()
+        .filter(|(k, _)| k.starts_with(&prefix))
+        .map(|(k, v)| (k[prefix.len()..].to_string(), meta_to_json(v, 16)))
+        .collect();
+    let general: serde_json::Map<String, Value> = model
+        .metadata
+        .iter()
+        .filter(|(k, _)| k.starts_with("general."))
+        .map(|(k, v)| (k.to_string(), meta_to_json(v, 16)))
+        .collect();
+    let tensors: Vec<Value> = model
+        .tensors
+        .tensor_infos()
+        .iter()
+        .map(|t| json!({"name": t.name, "type": t.ty.name(), "shape": t.shape(), "bytes": t.n_bytes()}))
+        .collect();
+    let n_params = model.n_params();
+    let n_bytes = model.n_tensor_bytes();
+    let format = match (&model.format, &model.gguf) {
+        (ModelFormat::Gguf, Some(g)) => json!({"kind": "gguf", "version": g.version, "alignment": g.alignment}),
+        _ => json!({"kind": "hf"}),
+    };
+    json!({
+        "path": model.path.display().to_string(),
+        "format": format,
+        "architecture": arch,
+        "general": general,
+        "hyperparameters": hyper,
+        "tokenizer": TokenizerSummary::from_metadata(&model.metadata),
+        "n_tensors": tensors.len(),
+        "n_params": n_params,
+        "tensor_bytes": n_bytes,
+        "bits_per_weight": if n_params > 0 { n_bytes as f64 * 8.0 / n_params as f64 } else { 0.0 },
+        "tensors": tensors,
+    })
+}
+
+/// A metadata value as JSON; arrays longer than `max_items` are summarised.
+pub fn meta_to_json(v: &MetaValue, max_items: usize) -> Value {
+    match v {
+        MetaValue::U8(x) => json!(x),
+        MetaValue::I8(x) => json!(x),
+        MetaValue::U16(x) => json!(x),
+        MetaValue::I16(x) => json!(x),
+        MetaValue::U32(x) => json!(x),
+        MetaValue::I32(x) => json!(x),
+        MetaValue::F32(x) => json!(x),
+        MetaValue::Bool(x) => json!(x),
+        MetaValue::String(x) => json!(x),
+        MetaValue::U64(x) => json!(x),
+        MetaValue::I64(x) => json!(x),
+        MetaValue::F64(x) => json!(x),
+        MetaValue::Array(a) => array_to_json(a, max_items),
+    }
+}
+
+fn array_to_json(a: &MetaArray, max_items: usize) -> Value {
+    if a.len() > max_items {
+        return json!(format!("[{} × {}]", a.len(), a.element_type().name()));
+    }
+    match a {
+        MetaArray::U8(v) => json!(v),
+        MetaArray::I8(v) => json!(v),
+        MetaArray::U16(v) => json!(v),
+        MetaArray::I16(v) => json!(v),
+        MetaArray::U32(v) => json!(v),
+        MetaArray::I32(v) => json!(v),
+        MetaArray::F32(v) => json!(v),
+        MetaArray::Bool(v) => json!(v),
+        MetaArray::String(v) => json!(v),
+        MetaArray::U64(v) => json!(v),
+        MetaArray::I64(v) => json!(v),
+        MetaArray::F64(v) => json!(v),
+        MetaArray::Array(v) => Value::Array(v.iter().map(|x| array_to_json(x, max_items)).collect()),
+    }
+}
+
+fn print_text(r: &Value) {
+    let fmt = &r["format"];
+    let kind = match fmt["kind"].as_str() {
+        Some("gguf") => format!("GGUF v{} (alignment {})", fmt["version"], fmt["alignment"]),
+        _ => "Hugging Face model directory".to_string(),
+    };
+    println!("{}: {kind}", r["path"].as_str().unwrap_or(""));
+    println!("architecture: {}", r["architecture"].as_str().unwrap_or("?"));
+    print_map("general", &r["general"]);
+    print_map("hyper-parameters", &r["hyperparameters"]);
+    if let Some(tok) = r["tokenizer"].as_object() {
+        println!("tokenizer:");
+        for (k, v) in tok {
+            println!("  {k:<24} {}", compact(v));
+        }
+    }
+    let n_params = r["n_params"].as_u64().unwrap_or(0);
+    let bytes = r["tensor_bytes"].as_u64().unwrap_or(0);
+    println!(
+        "tensors: {}   parameters: {} ({:.1} M)   data: {:.1} MiB   bits per weight: {:.3}",
+        r["n_tensors"],
+        n_params,
+        n_params as f64 / 1e6,
+        bytes as f64 / (1024.0 * 1024.0),
+        r["bits_per_weight"].as_f64().unwrap_or(0.0)
+    );
+    println!("  {:<40} {:<8} {:<20} {:>12}", "name", "type", "shape", "bytes");
+    for t in r["tensors"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<40} {:<8} {:<20} {:>12}",
+            t["name"].as_str().unwrap_or(""),
+            t["type"].as_str().unwrap_or(""),
+            compact(&t["shape"]),
+            t["bytes"]
+        );
+    }
+}
+
+fn print_map(title: &str, v: &Value) {
+    if let Some(m) = v.as_object() {
+        if m.is_empty() {
+            return;
+        }
+        println!("{title}:");
+        for (k, v) in m {
+            println!("  {k:<40} {}", compact(v));
+        }
+    }
+}
+
+fn compact(v: &Value) -> String {
+    match v {
+        Value::String(s) if s.len() > 80 => format!("{:?}… ({} chars)", &s[..s.floor_char_boundary(77)], s.chars().count()),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

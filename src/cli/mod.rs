@@ -1,0 +1,39 @@
+//! Command-line interface: one module per subcommand; `anyhow` lives only here and in main.
+
+mod convert;
+mod inspect;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "llmtool", version, about = "Convert, quantize, merge and validate LLM weights (GGUF / safetensors)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show architecture, hyper-parameters, tokenizer, tensors and size of a GGUF file or HF dir.
+    Inspect(inspect::InspectArgs),
+    /// Convert between HF model dirs (safetensors) and GGUF, or re-type / re-shard within one format.
+    Convert(convert::ConvertArgs),
+}
+
+/// Parses `std::env::args` and runs the chosen subcommand.
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Inspect(args) => inspect::run(args),
+        Command::Convert(args) => convert::run(args),
+    }
+}
+
+/// Ctrl-C removes the temp files of outputs still being written, then exits 130: an
+/// interrupted run leaves neither a partial target nor temp litter.
+pub fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        llmtool_formats::atomic::cleanup_temp_outputs();
+        std::process::exit(130);
+    });
+}

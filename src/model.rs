@@ -1,0 +1,262 @@
+//! A model opened from disk in llmtool's internal form: GGUF metadata keys, GGUF tensor
+//! names and GGUF layouts (ARCHITECTURE.md, "one internal naming and layout"). HF dirs are
+//! mapped at this edge by the architecture registry and the tokenizer metadata converter;
+//! nothing is read beyond headers until a tensor is asked for.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use llmtool_formats::gguf::GgufFile;
+use llmtool_formats::hf::HfDir;
+use llmtool_formats::safetensors::Dtype;
+use llmtool_formats::{FormatError, GgmlType, MetaValue, Metadata, TensorInfo, TensorSource};
+
+use crate::arch::{self, Arch, TensorFix};
+use crate::tokenizer;
+
+/// What a path on disk holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelFormat {
+    Gguf,
+    HfDir,
+}
+
+impl ModelFormat {
+    /// GGUF for a `.gguf` file or an existing regular file; HF for a directory. Checkpoint
+    /// files that are not safetensors are refused with advice.
+    pub fn detect(path: &Path) -> Result<Self, ModelError> {
+        if path.is_dir() {
+            return Ok(ModelFormat::HfDir);
+        }
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        match ext.as_str() {
+            "bin" | "pt" | "pth" | "ckpt" | "pkl" => Err(ModelError::Pickle(path.to_path_buf())),
+            "safetensors" => Err(ModelError::BareSafetensors(path.to_path_buf())),
+            _ if path.exists() => Ok(ModelFormat::Gguf),
+            _ => Err(ModelError::NotFound(path.to_path_buf())),
+        }
+    }
+}
+
+/// Errors opening a model: format errors plus the mapping from HF to GGUF form.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error("{path}: {source}")]
+    Arch { path: PathBuf, source: arch::ArchError },
+    #[error("{path}: {source}")]
+    Tokenizer { path: PathBuf, source: tokenizer::TokenizerMetaError },
+    #[error("{path}: {source}")]
+    Carry { path: PathBuf, source: crate::meta_carry::CarryError },
+    #[error("{0}: no such file or directory")]
+    NotFound(PathBuf),
+    #[error(
+        "{0}: pickle checkpoints are not read (they can run arbitrary code); convert to \
+         safetensors first, e.g. in Python: model.save_pretrained(dir, safe_serialization=True)"
+    )]
+    Pickle(PathBuf),
+    #[error("{0}: a bare .safetensors file has no config.json; pass the HF model directory that holds it")]
+    BareSafetensors(PathBuf),
+    #[error("{path}: tensor '{tensor}' has dtype {dtype:?}, which has no GGML equivalent")]
+    UnsupportedDtype { path: PathBuf, tensor: String, dtype: Dtype },
+    #[error("{path}: tensors '{first}' and '{second}' both map to GGUF tensor '{gguf}'")]
+    DuplicateMapping { path: PathBuf, first: String, second: String, gguf: String },
+}
+
+/// The GGML element type of a safetensors dtype, where one exists.
+pub fn ggml_type_of_dtype(dtype: Dtype) -> Option<GgmlType> {
+    Some(match dtype {
+        Dtype::F32 => GgmlType::F32,
+        Dtype::F16 => GgmlType::F16,
+        Dtype::BF16 => GgmlType::BF16,
+        Dtype::F64 => GgmlType::F64,
+        Dtype::I8 => GgmlType::I8,
+        Dtype::I16 => GgmlType::I16,
+        Dtype::I32 => GgmlType::I32,
+        Dtype::I64 => GgmlType::I64,
+        _ => return None,
+    })
+}
+
+/// The safetensors dtype of a plain GGML type (quantized types have none).
+pub fn dtype_of_ggml_type(ty: GgmlType) -> Option<Dtype> {
+    Some(match ty {
+        GgmlType::F32 => Dtype::F32,
+        GgmlType::F16 => Dtype::F16,
+        GgmlType::BF16 => Dtype::BF16,
+        GgmlType::F64 => Dtype::F64,
+        GgmlType::I8 => Dtype::I8,
+        GgmlType::I16 => Dtype::I16,
+        GgmlType::I32 => Dtype::I32,
+        GgmlType::I64 => Dtype::I64,
+        _ => return None,
+    })
+}
+
+/// A model in internal (GGUF) form.
+pub struct Model {
+    pub path: PathBuf,
+    pub format: ModelFormat,
+    pub arch: &'static dyn Arch,
+    /// GGUF-form metadata: `general.*`, `<arch>.*`, `tokenizer.*`.
+    pub metadata: Metadata,
+    /// Tensors under GGUF names and layouts.
+    pub tensors: Box<dyn TensorSource>,
+    /// The GGUF file itself (for byte-identical copies), when the input is GGUF.
+    pub gguf: Option<GgufFile>,
+    /// The HF dir's files (config, tokenizer, extras), when the input is an HF dir.
+    pub hf: Option<HfDirInfo>,
+}
+
+/// What is kept of an HF input besides its tensors.
+pub struct HfDirInfo {
+    pub config: serde_json::Value,
+    pub generation_config: Option<serde_json::Value>,
+    pub tokenizer_json: Option<serde_json::Value>,
+    pub tokenizer_config: Option<serde_json::Value>,
+    pub special_tokens_map: Option<serde_json::Value>,
+    pub extra_files: Vec<PathBuf>,
+}
+
+impl Model {
+    /// Opens a GGUF file or an HF model directory.
+    pub fn open(path: &Path) -> Result<Model, ModelError> {
+        match ModelFormat::detect(path)? {
+            ModelFormat::Gguf => Self::open_gguf(path),
+            ModelFormat::HfDir => Self::open_hf(path),
+        }
+    }
+
+    fn open_gguf(path: &Path) -> Result<Model, ModelError> {
+        let file = GgufFile::open(path).map_err(FormatError::from)?;
+        let arch = arch::from_gguf_metadata(&file.metadata)
+            .map_err(|source| ModelError::Arch { path: path.to_path_buf(), source })?;
+        let metadata = file.metadata.clone();
+        // A second handle on the same mapping would be cheaper; GgufFile::open only maps
+        // and validates headers, so opening twice costs a header parse.
+        let tensors: Box<dyn TensorSource> = Box::new(GgufFile::open(path).map_err(FormatError::from)?);
+        Ok(Model { path: path.to_path_buf(), format: ModelFormat::Gguf, arch, metadata, tensors, gguf: Some(file), hf: None })
+    }
+
+    fn open_hf(path: &Path) -> Result<Model, ModelError> {
+        let dir = HfDir::open(path).map_err(FormatError::from)?;
+        let arch_err = |source| ModelError::Arch { path: path.to_path_buf(), source };
+        let arch = arch::from_hf_config(&dir.config).map_err(arch_err)?;
+        let mut metadata = Metadata::new();
+        arch.config_to_metadata(&dir.config, &mut metadata).map_err(arch_err)?;
+        if let Some(tok) = &dir.tokenizer_json {
+            tokenizer::hf_to_gguf_metadata(tok, dir.tokenizer_config.as_ref(), Some(&dir.config), &mut metadata)
+                .map_err(|source| ModelError::Tokenizer { path: path.join("tokenizer.json"), source })?;
+        }
+        if let Some(carried) = dir.weights.metadata().get(crate::meta_carry::CARRY_KEY) {
+            metadata = crate::meta_carry::merge(metadata, carried)
+                .map_err(|source| ModelError::Carry { path: path.to_path_buf(), source })?;
+        }
+        let view = HfTensorView::new(path, dir.weights, arch, &dir.config)?;
+        let hf = HfDirInfo {
+            config: dir.config,
+            generation_config: dir.generation_config,
+            tokenizer_json: dir.tokenizer_json,
+            tokenizer_config: dir.tokenizer_config,
+            special_tokens_map: dir.special_tokens_map,
+            extra_files: dir.extra_files,
+        };
+        Ok(Model { path: path.to_path_buf(), format: ModelFormat::HfDir, arch, metadata, tensors: Box::new(view), gguf: None, hf: Some(hf) })
+    }
+
+    /// Total parameters (elements of all tensors).
+    pub fn n_params(&self) -> u64 {
+        self.tensors.tensor_infos().iter().filter_map(|t| t.n_elements()).sum()
+    }
+
+    /// Total bytes of tensor data.
+    pub fn n_tensor_bytes(&self) -> u64 {
+        self.tensors.tensor_infos().iter().filter_map(|t| t.n_bytes()).sum()
+    }
+}
+
+/// The tensors of an HF dir seen under GGUF names and layouts: each GGUF tensor is one HF
+/// tensor with a layout fix (row permutation, Gemma's +1) applied when its bytes are asked for.
+pub struct HfTensorView {
+    weights: llmtool_formats::safetensors::SafetensorsSet,
+    infos: Vec<TensorInfo>,
+    /// Per GGUF tensor: the HF tensor it comes from, its info there and the fix to apply.
+    plan: Vec<(TensorInfo, TensorFix)>,
+}
+
+impl HfTensorView {
+    fn new(
+        path: &Path,
+        weights: llmtool_formats::safetensors::SafetensorsSet,
+        arch: &'static dyn Arch,
+        config: &serde_json::Value,
+    ) -> Result<Self, ModelError> {
+        let mut infos = Vec::new();
+        let mut plan = Vec::new();
+        let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        for st in weights.tensors() {
+            let Some(map) = arch
+                .hf_to_gguf_tensor(&st.name, config)
+                .map_err(|source| ModelError::Arch { path: path.to_path_buf(), source })?
+            else {
+                continue;
+            };
+            let ty = ggml_type_of_dtype(st.dtype).ok_or_else(|| ModelError::UnsupportedDtype {
+                path: path.to_path_buf(),
+                tensor: st.name.clone(),
+                dtype: st.dtype,
+            })?;
+            if let Some(first) = seen.insert(map.name.clone(), st.name.clone()) {
+                return Err(ModelError::DuplicateMapping {
+                    path: path.to_path_buf(),
+                    first,
+                    second: st.name.clone(),
+                    gguf: map.name,
+                });
+            }
+            let hf_info = TensorInfo::from_shape(st.name.clone(), ty, &st.shape);
+            let out_ty = arch::fixed_type(&map.fix, ty);
+            infos.push(TensorInfo { name: map.name, ty: out_ty, ne: hf_info.ne.clone() });
+            plan.push((hf_info, map.fix));
+        }
+        Ok(HfTensorView { weights, infos, plan })
+    }
+}
+
+impl TensorSource for HfTensorView {
+    fn tensor_infos(&self) -> &[TensorInfo] {
+        &self.infos
+    }
+
+    fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, FormatError> {
+        let i = self.infos.iter().position(|t| t.name == name).ok_or_else(|| FormatError::NoSuchTensor(name.to_string()))?;
+        let (hf_info, fix) = &self.plan[i];
+        let bytes = self
+            .weights
+            .tensor_data(&hf_info.name)
+            .ok_or_else(|| FormatError::NoSuchTensor(hf_info.name.clone()))?;
+        if matches!(fix, TensorFix::Copy) {
+            return Ok(Cow::Borrowed(bytes));
+        }
+        let (_, fixed) = arch::apply_fix(fix, hf_info, bytes).map_err(|e| FormatError::Other(format!("{}: {e}", hf_info.name)))?;
+        Ok(Cow::Owned(fixed))
+    }
+}
+
+/// `general.file_type` value (llama.cpp `llama_ftype`) for a plain output type.
+pub fn file_type_of(ty: GgmlType) -> Option<u32> {
+    Some(match ty {
+        GgmlType::F32 => 0,
+        GgmlType::F16 => 1,
+        GgmlType::BF16 => 32,
+        _ => return None,
+    })
+}
+
+/// Sets `general.file_type`, keeping its position when present.
+pub fn set_file_type(md: &mut Metadata, ty: GgmlType) {
+    if let Some(ft) = file_type_of(ty) {
+        md.insert("general.file_type", MetaValue::U32(ft));
+    }
+}

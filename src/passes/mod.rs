@@ -1,0 +1,3 @@
+//! Passes: lazy transformations of a tensor source (convert now; quantize, lora, merge later).
+
+pub mod convert;
