@@ -9,4 +9,38 @@ pub enum KernelError {
     RaggedBlocks { ty: GgmlType, n_elements: usize, block_size: usize },
     #[error("{ty}: expected {expected} bytes for {n_elements} elements, got {found}")]
     ByteLength { ty: GgmlType, n_elements: usize, expected: usize, found: usize },
+    /// A byte buffer whose length is not a whole number of blocks (elements for plain types).
+    #[error("{ty}: {found} bytes is not a multiple of the {type_size}-byte block")]
+    PartialBlock { ty: GgmlType, found: usize, type_size: usize },
+    /// An element count whose byte size does not fit in `usize`.
+    #[error("{ty}: {n_elements} elements overflow the addressable byte size")]
+    TooLarge { ty: GgmlType, n_elements: usize },
+}
+
+impl KernelError {
+    /// Checks that `src` holds exactly the bytes of `n_elements` elements of `ty`.
+    pub(crate) fn check_len(ty: GgmlType, n_elements: usize, src_len: usize) -> Result<(), KernelError> {
+        let block_size = ty.block_size();
+        if n_elements % block_size != 0 {
+            return Err(KernelError::RaggedBlocks { ty, n_elements, block_size });
+        }
+        let expected = (n_elements / block_size)
+            .checked_mul(ty.type_size())
+            .ok_or(KernelError::TooLarge { ty, n_elements })?;
+        if expected != src_len {
+            return Err(KernelError::ByteLength { ty, n_elements, expected, found: src_len });
+        }
+        Ok(())
+    }
+
+    /// Number of elements in `len` bytes of `ty`, or an error if `len` is not whole blocks.
+    pub(crate) fn elements_in(ty: GgmlType, len: usize) -> Result<usize, KernelError> {
+        let type_size = ty.type_size();
+        if len % type_size != 0 {
+            return Err(KernelError::PartialBlock { ty, found: len, type_size });
+        }
+        (len / type_size)
+            .checked_mul(ty.block_size())
+            .ok_or(KernelError::TooLarge { ty, n_elements: usize::MAX })
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! - [`ggml_type`]: the GGML tensor type ids with their block geometry.
 //! - [`convert`]: f32 ⇄ f16 ⇄ bf16 element conversion (via `half`).
-//! - [`dequant`]: block codecs (scalar reference = the specification).
+//! - [`dequant`]: block dequantizers Q4_0, Q4_1, Q8_0 (scalar reference = the specification,
+//!   rayon-parallel path over chunks of blocks).
 
 pub mod convert;
 pub mod dequant;

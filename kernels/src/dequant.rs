@@ -1,2 +1,0 @@
-//! Block dequantization: GGML bytes → f32.
-//! TODO(helper): implement.

@@ -1,0 +1,97 @@
+//! Test helpers: python judges, a deterministic PRNG, file helpers.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The workspace root (the kernels crate's parent directory).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("kernels has a parent").to_path_buf()
+}
+
+/// Runs `python3 kernels/tests/judges/<script> args…`; panics (fails the test) with the
+/// judge's stderr when python or a package is missing or the judge fails.
+pub fn judge(script: &str, args: &[&str]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judges").join(script);
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(&python)
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python} (needed for the judge {script}): {e}"));
+    assert!(
+        out.status.success(),
+        "judge {script} {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `scripts/fetch-models.sh` and returns the path of the real GGUF model.
+pub fn real_model() -> PathBuf {
+    let root = workspace_root();
+    let out = Command::new("bash")
+        .arg(root.join("scripts/fetch-models.sh"))
+        .current_dir(&root)
+        .output()
+        .expect("cannot run scripts/fetch-models.sh");
+    assert!(out.status.success(), "fetch-models.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let path = PathBuf::from(String::from_utf8(out.stdout).expect("utf-8 path").trim());
+    assert!(path.is_file(), "fetch-models.sh printed {path:?}, which is not a file");
+    path
+}
+
+/// SplitMix64: small, deterministic, good enough for test inputs.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for b in buf {
+            *b = self.next_u64() as u8;
+        }
+    }
+    /// A random finite f16 bit pattern (any sign, subnormals and zero included).
+    pub fn finite_f16_bits(&mut self) -> u16 {
+        loop {
+            let b = self.next_u64() as u16;
+            if b & 0x7C00 != 0x7C00 {
+                return b;
+            }
+        }
+    }
+}
+
+pub fn read_f32(path: &Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap_or_else(|e| panic!("read {path:?}: {e}"))
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+pub fn read_u16(path: &Path) -> Vec<u16> {
+    std::fs::read(path)
+        .unwrap_or_else(|e| panic!("read {path:?}: {e}"))
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// Asserts bitwise equality, reporting the first differing index.
+pub fn assert_bits_eq(what: &str, ours: &[f32], theirs: &[f32]) {
+    assert_eq!(ours.len(), theirs.len(), "{what}: length");
+    if let Some(i) = (0..ours.len()).find(|&i| ours[i].to_bits() != theirs[i].to_bits()) {
+        panic!("{what}: element {i}: ours {} ({:#010x}), judge {} ({:#010x})",
+            ours[i], ours[i].to_bits(), theirs[i], theirs[i].to_bits());
+    }
+}
