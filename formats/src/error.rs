@@ -13,7 +13,10 @@ pub enum FormatError {
     #[error(transparent)]
     Write(#[from] crate::atomic::WriteError),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("no tensor named '{0}'")]
     NoSuchTensor(String),
     #[error("{0}")]

@@ -31,7 +31,11 @@ pub struct StTensor {
 
 impl StTensor {
     pub fn new(name: impl Into<String>, dtype: Dtype, shape: Vec<u64>) -> Self {
-        StTensor { name: name.into(), dtype, shape }
+        StTensor {
+            name: name.into(),
+            dtype,
+            shape,
+        }
     }
 
     /// Bytes of the data: `product(shape) * bitsize / 8`; `None` on overflow or when the
