@@ -13,10 +13,7 @@ pub enum FormatError {
     #[error(transparent)]
     Write(#[from] crate::atomic::WriteError),
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("no tensor named '{0}'")]
     NoSuchTensor(String),
     #[error("{0}")]

@@ -293,8 +293,6 @@ impl Metadata {
 
 impl FromIterator<(String, MetaValue)> for Metadata {
     fn from_iter<I: IntoIterator<Item = (String, MetaValue)>>(iter: I) -> Self {
-        Metadata {
-            entries: iter.into_iter().collect(),
-        }
+        Metadata { entries: iter.into_iter().collect() }
     }
 }

@@ -17,20 +17,12 @@ pub struct TensorInfo {
 
 impl TensorInfo {
     pub fn new(name: impl Into<String>, ty: GgmlType, ne: Vec<u64>) -> Self {
-        TensorInfo {
-            name: name.into(),
-            ty,
-            ne,
-        }
+        TensorInfo { name: name.into(), ty, ne }
     }
 
     /// From a row-major (PyTorch/safetensors) shape.
     pub fn from_shape(name: impl Into<String>, ty: GgmlType, shape: &[u64]) -> Self {
-        TensorInfo {
-            name: name.into(),
-            ty,
-            ne: shape.iter().rev().copied().collect(),
-        }
+        TensorInfo { name: name.into(), ty, ne: shape.iter().rev().copied().collect() }
     }
 
     /// Row-major (PyTorch/safetensors) shape: `ne` reversed.
@@ -47,10 +39,7 @@ impl TensorInfo {
     /// type's block size.
     pub fn n_bytes(&self) -> Option<u64> {
         let row = self.ty.row_bytes(self.ne.first().copied().unwrap_or(1))?;
-        self.ne
-            .iter()
-            .skip(1)
-            .try_fold(row, |acc, &d| acc.checked_mul(d))
+        self.ne.iter().skip(1).try_fold(row, |acc, &d| acc.checked_mul(d))
     }
 }
 
