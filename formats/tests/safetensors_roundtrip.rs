@@ -442,3 +442,50 @@ fn parse_size_agrees_with_transformers() {
         );
     }
 }
+
+#[test]
+fn ggml_type_mapping_is_consistent() {
+    use llmtool_formats::safetensors::{dtype_for_ggml, ggml_type};
+    let all = [
+        Dtype::BOOL,
+        Dtype::U8,
+        Dtype::I8,
+        Dtype::I16,
+        Dtype::U16,
+        Dtype::F16,
+        Dtype::BF16,
+        Dtype::I32,
+        Dtype::U32,
+        Dtype::F32,
+        Dtype::F64,
+        Dtype::I64,
+        Dtype::U64,
+        Dtype::F8_E4M3,
+        Dtype::F8_E5M2,
+    ];
+    let mapped: Vec<Dtype> = all
+        .iter()
+        .copied()
+        .filter(|d| ggml_type(*d).is_some())
+        .collect();
+    assert_eq!(
+        mapped,
+        [
+            Dtype::I8,
+            Dtype::I16,
+            Dtype::F16,
+            Dtype::BF16,
+            Dtype::I32,
+            Dtype::F32,
+            Dtype::F64,
+            Dtype::I64
+        ]
+    );
+    for d in mapped {
+        let g = ggml_type(d).unwrap();
+        assert_eq!(g.name(), d.to_string(), "same type name in both formats");
+        assert_eq!(g.block_size(), 1);
+        assert_eq!(g.type_size() * 8, d.bitsize(), "{d}");
+        assert_eq!(dtype_for_ggml(g), Some(d));
+    }
+}

@@ -81,8 +81,8 @@ fn read_optional(dir: &Path, name: &str) -> Result<Option<Value>, HfError> {
 
 impl HfDir {
     /// Opens `dir`: config.json (required), the optional JSON files (each must parse), and
-    /// the weights, looked for in this order: `model.safetensors.index.json`,
-    /// `model.safetensors`, the only `*.safetensors.index.json`, the only `*.safetensors`.
+    /// the weights, looked for in this order: `model.safetensors`,
+    /// `model.safetensors.index.json`, the only `*.safetensors.index.json`, the only `*.safetensors`.
     /// A directory with only pickle weights (`pytorch_model.bin`, …) is refused with advice.
     pub fn open(dir: &Path) -> Result<Self, HfError> {
         if !dir.is_dir() {
@@ -196,11 +196,13 @@ impl HfDir {
 }
 
 fn open_weights(dir: &Path, names: &[String]) -> Result<SafetensorsSet, HfError> {
-    if names.iter().any(|n| n == INDEX_FILE_NAME) {
-        return Ok(SafetensorsSet::open_index(&dir.join(INDEX_FILE_NAME))?);
-    }
+    // Same precedence as transformers `from_pretrained` (modeling_utils
+    // `_get_resolved_checkpoint_files`): model.safetensors, then the sharded index.
     if names.iter().any(|n| n == SINGLE_FILE_NAME) {
         return Ok(SafetensorsSet::open_file(&dir.join(SINGLE_FILE_NAME))?);
+    }
+    if names.iter().any(|n| n == INDEX_FILE_NAME) {
+        return Ok(SafetensorsSet::open_index(&dir.join(INDEX_FILE_NAME))?);
     }
     let indexes: Vec<&String> = names
         .iter()

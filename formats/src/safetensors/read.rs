@@ -479,18 +479,13 @@ impl SafetensorsSet {
             index_metadata: None,
             empty: IndexMap::new(),
         };
-        set.push_shard(shard, parsed, None)
+        set.push_shard(shard, parsed)
             .expect("a single file has no duplicate tensors");
         set
     }
 
     /// Adds a shard's tensors; `Err((name, previous shard))` on a tensor already present.
-    fn push_shard(
-        &mut self,
-        shard: Shard,
-        parsed: Parsed,
-        _index: Option<&Path>,
-    ) -> Result<(), (String, usize)> {
+    fn push_shard(&mut self, shard: Shard, parsed: Parsed) -> Result<(), (String, usize)> {
         let si = self.shards.len();
         let ds = shard.data_start;
         for (t, b, e) in parsed.tensors {
@@ -627,7 +622,7 @@ impl SafetensorsSet {
                 });
             }
             let (shard, parsed) = open_shard(&path)?;
-            if let Err((tensor, prev)) = set.push_shard(shard, parsed, Some(index_json)) {
+            if let Err((tensor, prev)) = set.push_shard(shard, parsed) {
                 return Err(SafetensorsError::TensorInTwoShards {
                     file: ip(),
                     tensor,
