@@ -457,22 +457,26 @@ impl AtomicDir {
             });
         }
         if exists {
-            let old = sibling(&parent, &name, "old");
-            fs::rename(&self.target, &old)
-                .map_err(|e| WriteError::io(&self.target, "move old target aside", e))?;
-            register(&old);
-            if let Err(e) = fs::rename(&self.temp, &self.target) {
-                // Put the old output back: the target must never disappear on failure.
-                let _ = fs::rename(&old, &self.target);
-                unregister(&old);
-                return Err(WriteError::io(
-                    &self.target,
-                    "rename temp directory onto target",
-                    e,
-                ));
+            // Swap new and old in one step where the kernel can (renameat2 RENAME_EXCHANGE),
+            // so the target never goes missing; the old output then sits at the temp path.
+            if exchange(&self.temp, &self.target).is_ok() {
+                remove_any(&self.temp);
+            } else {
+                // Two renames. The moved-aside old output is not registered for Ctrl-C
+                // cleanup: if interrupted here it survives as a hidden `.NAME.old-…`.
+                let old = sibling(&parent, &name, "old");
+                fs::rename(&self.target, &old)
+                    .map_err(|e| WriteError::io(&self.target, "move old target aside", e))?;
+                if let Err(e) = fs::rename(&self.temp, &self.target) {
+                    let _ = fs::rename(&old, &self.target);
+                    return Err(WriteError::io(
+                        &self.target,
+                        "rename temp directory onto target",
+                        e,
+                    ));
+                }
+                remove_any(&old);
             }
-            remove_any(&old);
-            unregister(&old);
         } else {
             fs::rename(&self.temp, &self.target).map_err(|e| {
                 WriteError::io(&self.target, "rename temp directory onto target", e)
@@ -482,6 +486,37 @@ impl AtomicDir {
         unregister(&self.temp);
         fsync_dir(&parent)
     }
+}
+
+/// Atomically exchanges two paths (Linux `renameat2(RENAME_EXCHANGE)`); `Unsupported`
+/// elsewhere, or an error on filesystems without it, and the caller falls back.
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let a = CString::new(a.as_os_str().as_bytes())?;
+    let b = CString::new(b.as_os_str().as_bytes())?;
+    // SAFETY: two valid NUL-terminated paths, AT_FDCWD, a flag the kernel checks.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_a: &Path, _b: &Path) -> io::Result<()> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
 /// Fsyncs every regular file under `dir` and every directory (including `dir`).
