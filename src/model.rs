@@ -216,7 +216,7 @@ impl HfTensorView {
                 });
             }
             let hf_info = TensorInfo::from_shape(st.name.clone(), ty, &st.shape);
-            let out_ty = arch::fixed_type(&map.fix, ty);
+            let out_ty = map.fix.output_type(ty);
             infos.push(TensorInfo { name: map.name, ty: out_ty, ne: hf_info.ne.clone() });
             plan.push((hf_info, map.fix));
         }

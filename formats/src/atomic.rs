@@ -30,7 +30,9 @@ pub enum WriteError {
     OutputIsInput { output: PathBuf, input: PathBuf },
     #[error("{output}: output is inside input directory {input}")]
     OutputInsideInput { output: PathBuf, input: PathBuf },
-    #[error("{output}: output directory contains input {input}; replacing it would destroy the input")]
+    #[error(
+        "{output}: output directory contains input {input}; replacing it would destroy the input"
+    )]
     OutputContainsInput { output: PathBuf, input: PathBuf },
     #[error("{path}: output has no file name")]
     NoFileName { path: PathBuf },
@@ -39,14 +41,26 @@ pub enum WriteError {
     #[error("{path}: target is a directory, expected a file")]
     TargetIsDir { path: PathBuf },
     #[error("{target}: cannot create temp {temp}: {source}")]
-    CreateTemp { target: PathBuf, temp: PathBuf, source: io::Error },
+    CreateTemp {
+        target: PathBuf,
+        temp: PathBuf,
+        source: io::Error,
+    },
     #[error("{path}: {op} failed: {source}")]
-    Io { path: PathBuf, op: &'static str, source: io::Error },
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: io::Error,
+    },
 }
 
 impl WriteError {
     fn io(path: &Path, op: &'static str, source: io::Error) -> Self {
-        WriteError::Io { path: path.to_path_buf(), op, source }
+        WriteError::Io {
+            path: path.to_path_buf(),
+            op,
+            source,
+        }
     }
 }
 
@@ -56,7 +70,11 @@ impl WriteError {
 /// `path` made absolute with symlinks and `..` resolved as far as the path exists; the
 /// non-existing tail is appended with `.`/`..` resolved lexically.
 fn resolve(path: &Path) -> io::Result<PathBuf> {
-    let abs = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir()?.join(path) };
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
     // Longest existing prefix, canonicalized; the rest appended lexically.
     let comps: Vec<Component> = abs.components().collect();
     for split in (1..=comps.len()).rev() {
@@ -94,13 +112,22 @@ pub fn check_output_not_input(output: &Path, inputs: &[&Path]) -> Result<(), Wri
             _ => false,
         };
         if out == inp || same_inode {
-            return Err(WriteError::OutputIsInput { output: output.into(), input: input.into() });
+            return Err(WriteError::OutputIsInput {
+                output: output.into(),
+                input: input.into(),
+            });
         }
         if out.starts_with(&inp) {
-            return Err(WriteError::OutputInsideInput { output: output.into(), input: input.into() });
+            return Err(WriteError::OutputInsideInput {
+                output: output.into(),
+                input: input.into(),
+            });
         }
         if inp.starts_with(&out) {
-            return Err(WriteError::OutputContainsInput { output: output.into(), input: input.into() });
+            return Err(WriteError::OutputContainsInput {
+                output: output.into(),
+                input: input.into(),
+            });
         }
     }
     Ok(())
@@ -115,18 +142,27 @@ fn registry() -> &'static Mutex<HashSet<PathBuf>> {
 }
 
 fn register(p: &Path) {
-    registry().lock().unwrap_or_else(|e| e.into_inner()).insert(p.to_path_buf());
+    registry()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(p.to_path_buf());
 }
 
 fn unregister(p: &Path) {
-    registry().lock().unwrap_or_else(|e| e.into_inner()).remove(p);
+    registry()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(p);
 }
 
 /// Removes every temp file / directory of this process not yet committed. Meant for the
 /// CLI's Ctrl-C handler, right before it exits; outputs still open afterwards fail to commit.
 pub fn cleanup_temp_outputs() {
-    let paths: Vec<PathBuf> =
-        registry().lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
+    let paths: Vec<PathBuf> = registry()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain()
+        .collect();
     for p in paths {
         remove_any(&p);
     }
@@ -134,7 +170,12 @@ pub fn cleanup_temp_outputs() {
 
 /// Paths of the temps currently registered (for tests and diagnostics).
 pub fn live_temp_outputs() -> Vec<PathBuf> {
-    registry().lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
+    registry()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .cloned()
+        .collect()
 }
 
 fn remove_any(p: &Path) {
@@ -156,14 +197,19 @@ fn remove_any(p: &Path) {
 fn split_target(target: &Path) -> Result<(PathBuf, std::ffi::OsString), WriteError> {
     let name = target
         .file_name()
-        .ok_or_else(|| WriteError::NoFileName { path: target.to_path_buf() })?
+        .ok_or_else(|| WriteError::NoFileName {
+            path: target.to_path_buf(),
+        })?
         .to_os_string();
     let parent = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     if !parent.is_dir() {
-        return Err(WriteError::NoParent { path: target.to_path_buf(), parent });
+        return Err(WriteError::NoParent {
+            path: target.to_path_buf(),
+            parent,
+        });
     }
     Ok((parent, name))
 }
@@ -182,7 +228,11 @@ fn sibling(parent: &Path, name: &std::ffi::OsStr, kind: &str) -> PathBuf {
     }
     let mut s = std::ffi::OsString::from(".");
     s.push(name);
-    s.push(format!(".{kind}-{}-{:016x}", std::process::id(), h.finish()));
+    s.push(format!(
+        ".{kind}-{}-{:016x}",
+        std::process::id(),
+        h.finish()
+    ));
     parent.join(s)
 }
 
@@ -194,7 +244,9 @@ fn fsync_dir(dir: &Path) -> Result<(), WriteError> {
 
 fn check_absent(target: &Path, force: bool) -> Result<(), WriteError> {
     if !force && fs::symlink_metadata(target).is_ok() {
-        return Err(WriteError::Exists { path: target.to_path_buf() });
+        return Err(WriteError::Exists {
+            path: target.to_path_buf(),
+        });
     }
     Ok(())
 }
@@ -221,7 +273,9 @@ impl AtomicFile {
     pub fn create(target: &Path, force: bool) -> Result<Self, WriteError> {
         let (parent, name) = split_target(target)?;
         if target.is_dir() {
-            return Err(WriteError::TargetIsDir { path: target.to_path_buf() });
+            return Err(WriteError::TargetIsDir {
+                path: target.to_path_buf(),
+            });
         }
         check_absent(target, force)?;
         let temp = sibling(&parent, &name, "tmp");
@@ -229,7 +283,11 @@ impl AtomicFile {
             .write(true)
             .create_new(true)
             .open(&temp)
-            .map_err(|source| WriteError::CreateTemp { target: target.to_path_buf(), temp: temp.clone(), source })?;
+            .map_err(|source| WriteError::CreateTemp {
+                target: target.to_path_buf(),
+                temp: temp.clone(),
+                source,
+            })?;
         register(&temp);
         Ok(AtomicFile {
             target: target.to_path_buf(),
@@ -249,7 +307,9 @@ impl AtomicFile {
     }
 
     pub fn writer(&mut self) -> &mut BufWriter<File> {
-        self.out.as_mut().expect("AtomicFile writer used after commit")
+        self.out
+            .as_mut()
+            .expect("AtomicFile writer used after commit")
     }
 
     /// Flushes, fsyncs, moves the temp onto the target and fsyncs the directory.
@@ -259,7 +319,8 @@ impl AtomicFile {
         let file = out
             .into_inner()
             .map_err(|e| WriteError::io(&self.target, "write", e.into_error()))?;
-        file.sync_all().map_err(|e| WriteError::io(&self.target, "fsync", e))?;
+        file.sync_all()
+            .map_err(|e| WriteError::io(&self.target, "fsync", e))?;
         drop(file);
         if !self.temp.exists() {
             // cleanup_temp_outputs ran (Ctrl-C): nothing to commit.
@@ -280,7 +341,9 @@ impl AtomicFile {
                     let _ = fs::remove_file(&self.temp);
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    return Err(WriteError::Exists { path: self.target.clone() });
+                    return Err(WriteError::Exists {
+                        path: self.target.clone(),
+                    });
                 }
                 Err(_) => {
                     check_absent(&self.target, false)?;
@@ -303,7 +366,9 @@ impl Write for AtomicFile {
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         let target = self.target.clone();
-        self.writer().write_all(buf).map_err(|e| with_path(&target, e))
+        self.writer()
+            .write_all(buf)
+            .map_err(|e| with_path(&target, e))
     }
     fn flush(&mut self) -> io::Result<()> {
         let target = self.target.clone();
@@ -354,7 +419,12 @@ impl AtomicDir {
             source,
         })?;
         register(&temp);
-        Ok(AtomicDir { target: target.to_path_buf(), temp, force, committed: false })
+        Ok(AtomicDir {
+            target: target.to_path_buf(),
+            temp,
+            force,
+            committed: false,
+        })
     }
 
     /// The temp directory to write the files into.
@@ -373,35 +443,80 @@ impl AtomicDir {
             return Err(WriteError::io(
                 &self.target,
                 "commit",
-                io::Error::new(io::ErrorKind::NotFound, "temp directory removed (interrupted)"),
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "temp directory removed (interrupted)",
+                ),
             ));
         }
         sync_tree(&self.temp)?;
         let exists = fs::symlink_metadata(&self.target).is_ok();
         if exists && !self.force {
-            return Err(WriteError::Exists { path: self.target.clone() });
+            return Err(WriteError::Exists {
+                path: self.target.clone(),
+            });
         }
         if exists {
-            let old = sibling(&parent, &name, "old");
-            fs::rename(&self.target, &old)
-                .map_err(|e| WriteError::io(&self.target, "move old target aside", e))?;
-            register(&old);
-            if let Err(e) = fs::rename(&self.temp, &self.target) {
-                // Put the old output back: the target must never disappear on failure.
-                let _ = fs::rename(&old, &self.target);
-                unregister(&old);
-                return Err(WriteError::io(&self.target, "rename temp directory onto target", e));
+            // Swap new and old in one step where the kernel can (renameat2 RENAME_EXCHANGE),
+            // so the target never goes missing; the old output then sits at the temp path.
+            if exchange(&self.temp, &self.target).is_ok() {
+                remove_any(&self.temp);
+            } else {
+                // Two renames. The moved-aside old output is not registered for Ctrl-C
+                // cleanup: if interrupted here it survives as a hidden `.NAME.old-…`.
+                let old = sibling(&parent, &name, "old");
+                fs::rename(&self.target, &old)
+                    .map_err(|e| WriteError::io(&self.target, "move old target aside", e))?;
+                if let Err(e) = fs::rename(&self.temp, &self.target) {
+                    let _ = fs::rename(&old, &self.target);
+                    return Err(WriteError::io(
+                        &self.target,
+                        "rename temp directory onto target",
+                        e,
+                    ));
+                }
+                remove_any(&old);
             }
-            remove_any(&old);
-            unregister(&old);
         } else {
-            fs::rename(&self.temp, &self.target)
-                .map_err(|e| WriteError::io(&self.target, "rename temp directory onto target", e))?;
+            fs::rename(&self.temp, &self.target).map_err(|e| {
+                WriteError::io(&self.target, "rename temp directory onto target", e)
+            })?;
         }
         self.committed = true;
         unregister(&self.temp);
         fsync_dir(&parent)
     }
+}
+
+/// Atomically exchanges two paths (Linux `renameat2(RENAME_EXCHANGE)`); `Unsupported`
+/// elsewhere, or an error on filesystems without it, and the caller falls back.
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let a = CString::new(a.as_os_str().as_bytes())?;
+    let b = CString::new(b.as_os_str().as_bytes())?;
+    // SAFETY: two valid NUL-terminated paths, AT_FDCWD, a flag the kernel checks.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_a: &Path, _b: &Path) -> io::Result<()> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
 /// Fsyncs every regular file under `dir` and every directory (including `dir`).
@@ -410,11 +525,15 @@ fn sync_tree(dir: &Path) -> Result<(), WriteError> {
     for entry in rd {
         let entry = entry.map_err(|e| WriteError::io(dir, "read directory", e))?;
         let p = entry.path();
-        let ft = entry.file_type().map_err(|e| WriteError::io(&p, "stat", e))?;
+        let ft = entry
+            .file_type()
+            .map_err(|e| WriteError::io(&p, "stat", e))?;
         if ft.is_dir() {
             sync_tree(&p)?;
         } else if ft.is_file() {
-            File::open(&p).and_then(|f| f.sync_all()).map_err(|e| WriteError::io(&p, "fsync", e))?;
+            File::open(&p)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| WriteError::io(&p, "fsync", e))?;
         }
     }
     fsync_dir(dir)

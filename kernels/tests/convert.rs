@@ -1,3 +1,4 @@
+#![allow(clippy::excessive_precision)] // near-tie test values are written out in full on purpose
 //! f16/bf16 conversion against numpy (f16) and torch (bf16), and convert_bytes paths.
 
 mod common;

@@ -210,7 +210,11 @@ fn to_hf(model: &Model, args: &ConvertArgs) -> Result<u64> {
         Some(view) => view,
         None => model.tensors.as_ref(),
     };
-    write_sharded(dir.path(), &sts, &st_metadata, shard_size, |i, _| hf_tensor_bytes(source, &plan[i]), |b| progress.set(b))
+    let mut done = 0u64;
+    write_sharded(dir.path(), &sts, Some(&st_metadata), shard_size, |i, _| hf_tensor_bytes(source, &plan[i]), |b| {
+        done += b;
+        progress.set(done)
+    })
         .with_context(|| format!("writing {}", args.output.display()))?;
     progress.finish();
     for extra in &extra_files {

@@ -6,11 +6,17 @@ use serde_json::Value;
 use super::HfError;
 
 fn missing(key: &str) -> HfError {
-    HfError::MissingKey { key: key.to_string() }
+    HfError::MissingKey {
+        key: key.to_string(),
+    }
 }
 
 fn bad(key: &str, expected: &str, found: &Value) -> HfError {
-    HfError::BadKey { key: key.to_string(), expected: expected.to_string(), found: found.to_string() }
+    HfError::BadKey {
+        key: key.to_string(),
+        expected: expected.to_string(),
+        found: found.to_string(),
+    }
 }
 
 /// A present, non-null key (`null` counts as absent, as transformers' defaults do).
@@ -24,7 +30,9 @@ pub fn config_usize(config: &Value, key: &str) -> Result<usize, HfError> {
 }
 
 pub fn config_opt_usize(config: &Value, key: &str) -> Result<Option<usize>, HfError> {
-    let Some(v) = get(config, key) else { return Ok(None) };
+    let Some(v) = get(config, key) else {
+        return Ok(None);
+    };
     v.as_u64()
         .and_then(|u| usize::try_from(u).ok())
         .map(Some)
@@ -37,7 +45,9 @@ pub fn config_f64(config: &Value, key: &str) -> Result<f64, HfError> {
 }
 
 pub fn config_opt_f64(config: &Value, key: &str) -> Result<Option<f64>, HfError> {
-    let Some(v) = get(config, key) else { return Ok(None) };
+    let Some(v) = get(config, key) else {
+        return Ok(None);
+    };
     match v.as_f64() {
         Some(x) if x.is_finite() => Ok(Some(x)),
         _ => Err(bad(key, "a finite number", v)),
@@ -49,8 +59,12 @@ pub fn config_bool(config: &Value, key: &str) -> Result<bool, HfError> {
 }
 
 pub fn config_opt_bool(config: &Value, key: &str) -> Result<Option<bool>, HfError> {
-    let Some(v) = get(config, key) else { return Ok(None) };
-    v.as_bool().map(Some).ok_or_else(|| bad(key, "true or false", v))
+    let Some(v) = get(config, key) else {
+        return Ok(None);
+    };
+    v.as_bool()
+        .map(Some)
+        .ok_or_else(|| bad(key, "true or false", v))
 }
 
 /// Hyper-parameters shared by the Llama-like families, validated.
@@ -90,12 +104,15 @@ fn opt_positive(config: &Value, key: &str) -> Result<Option<usize>, HfError> {
 impl BaseHparams {
     pub fn from_config(config: &Value) -> Result<Self, HfError> {
         if !config.is_object() {
-            return Err(HfError::Inconsistent { message: "config is not a JSON object".into() });
+            return Err(HfError::Inconsistent {
+                message: "config is not a JSON object".into(),
+            });
         }
         let hidden_size = positive(config, "hidden_size")?;
         let num_hidden_layers = positive(config, "num_hidden_layers")?;
         let num_attention_heads = positive(config, "num_attention_heads")?;
-        let num_key_value_heads = opt_positive(config, "num_key_value_heads")?.unwrap_or(num_attention_heads);
+        let num_key_value_heads =
+            opt_positive(config, "num_key_value_heads")?.unwrap_or(num_attention_heads);
         if num_attention_heads % num_key_value_heads != 0 {
             return Err(HfError::Inconsistent {
                 message: format!(
@@ -122,13 +139,21 @@ impl BaseHparams {
         let rms_norm_eps = config_opt_f64(config, "rms_norm_eps")?;
         if let Some(eps) = rms_norm_eps {
             if eps <= 0.0 {
-                return Err(bad("rms_norm_eps", "a positive number", &config["rms_norm_eps"]));
+                return Err(bad(
+                    "rms_norm_eps",
+                    "a positive number",
+                    &config["rms_norm_eps"],
+                ));
             }
         }
         let rope_theta = config_opt_f64(config, "rope_theta")?;
         if let Some(t) = rope_theta {
             if t <= 0.0 {
-                return Err(bad("rope_theta", "a positive number", &config["rope_theta"]));
+                return Err(bad(
+                    "rope_theta",
+                    "a positive number",
+                    &config["rope_theta"],
+                ));
             }
         }
         let tie_word_embeddings = config_opt_bool(config, "tie_word_embeddings")?.unwrap_or(true);

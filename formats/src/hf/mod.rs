@@ -21,16 +21,26 @@ pub enum HfError {
     #[error("{path}: not a directory")]
     NotADirectory { path: PathBuf },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{dir}: config.json is missing (an HF model directory needs one)")]
     MissingConfig { dir: PathBuf },
     #[error("{file}: invalid JSON: {message} (line {line}, column {column})")]
-    Json { file: PathBuf, line: usize, column: usize, message: String },
+    Json {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("{file}: expected a JSON object at the top level")]
     NotAnObject { file: PathBuf },
     #[error("{dir}: only PyTorch pickle weights found ({}); {}", found.join(", "), crate::safetensors::PICKLE_ADVICE)]
     PickleOnly { dir: PathBuf, found: Vec<String> },
-    #[error("{dir}: no weights found (expected model.safetensors or model.safetensors.index.json)")]
+    #[error(
+        "{dir}: no weights found (expected model.safetensors or model.safetensors.index.json)"
+    )]
     MissingWeights { dir: PathBuf },
     #[error("{dir}: several *.safetensors files and no index ({}); cannot tell which are the weights", found.join(", "))]
     AmbiguousWeights { dir: PathBuf, found: Vec<String> },
@@ -39,7 +49,11 @@ pub enum HfError {
     #[error("config.json: '{key}' is missing")]
     MissingKey { key: String },
     #[error("config.json: '{key}' = {found}, expected {expected}")]
-    BadKey { key: String, expected: String, found: String },
+    BadKey {
+        key: String,
+        expected: String,
+        found: String,
+    },
     #[error("config.json: {message}")]
     Inconsistent { message: String },
 }

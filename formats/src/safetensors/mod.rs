@@ -31,7 +31,11 @@ pub struct StTensor {
 
 impl StTensor {
     pub fn new(name: impl Into<String>, dtype: Dtype, shape: Vec<u64>) -> Self {
-        StTensor { name: name.into(), dtype, shape }
+        StTensor {
+            name: name.into(),
+            dtype,
+            shape,
+        }
     }
 
     /// Bytes of the data: `product(shape) * bitsize / 8`; `None` on overflow or when the
@@ -47,9 +51,37 @@ pub(crate) fn n_bytes(dtype: Dtype, shape: &[u64]) -> Option<u64> {
     (bits % 8 == 0).then_some(bits / 8)
 }
 
-/// The dtype name as written in headers ("F32", "BF16", ...).
-pub fn dtype_name(dtype: Dtype) -> String {
-    dtype.to_string()
+/// The GGML type holding the same elements, for the dtypes GGUF has (F32, F16, BF16, F64,
+/// I8, I16, I32, I64); `None` for the others (BOOL, unsigned, FP8/FP4/FP6, C64).
+pub fn ggml_type(dtype: Dtype) -> Option<crate::GgmlType> {
+    use crate::GgmlType as G;
+    Some(match dtype {
+        Dtype::F32 => G::F32,
+        Dtype::F16 => G::F16,
+        Dtype::BF16 => G::BF16,
+        Dtype::F64 => G::F64,
+        Dtype::I8 => G::I8,
+        Dtype::I16 => G::I16,
+        Dtype::I32 => G::I32,
+        Dtype::I64 => G::I64,
+        _ => return None,
+    })
+}
+
+/// The safetensors dtype for a GGML type, when there is one (the inverse of [`ggml_type`]).
+pub fn dtype_for_ggml(ty: crate::GgmlType) -> Option<Dtype> {
+    use crate::GgmlType as G;
+    Some(match ty {
+        G::F32 => Dtype::F32,
+        G::F16 => Dtype::F16,
+        G::BF16 => Dtype::BF16,
+        G::F64 => Dtype::F64,
+        G::I8 => Dtype::I8,
+        G::I16 => Dtype::I16,
+        G::I32 => Dtype::I32,
+        G::I64 => Dtype::I64,
+        _ => return None,
+    })
 }
 
 /// Extensions of PyTorch pickle checkpoints, which llmtool refuses to load (unpickling runs

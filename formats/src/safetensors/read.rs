@@ -139,7 +139,10 @@ impl<'de> Deserialize<'de> for Entries {
 
 fn first_duplicate(entries: &[(String, Value)]) -> Option<&str> {
     let mut seen = std::collections::HashSet::new();
-    entries.iter().find(|(k, _)| !seen.insert(k.as_str())).map(|(k, _)| k.as_str())
+    entries
+        .iter()
+        .find(|(k, _)| !seen.insert(k.as_str()))
+        .map(|(k, _)| k.as_str())
 }
 
 fn json_error(e: &serde_json::Error) -> (usize, usize, String) {
@@ -151,7 +154,10 @@ fn parse(file: &Path, bytes: &[u8]) -> Result<Parsed, SafetensorsError> {
     let f = || file.to_path_buf();
     let file_len = bytes.len() as u64;
     let Some(len_bytes) = bytes.get(..8) else {
-        return Err(SafetensorsError::TooSmall { file: f(), len: file_len });
+        return Err(SafetensorsError::TooSmall {
+            file: f(),
+            len: file_len,
+        });
     };
     let header_len = u64::from_le_bytes(len_bytes.try_into().expect("8 bytes"));
     if header_len > MAX_HEADER_BYTES {
@@ -162,11 +168,19 @@ fn parse(file: &Path, bytes: &[u8]) -> Result<Parsed, SafetensorsError> {
         });
     }
     if header_len > file_len - 8 {
-        return Err(SafetensorsError::HeaderPastEnd { file: f(), header_len, file_len });
+        return Err(SafetensorsError::HeaderPastEnd {
+            file: f(),
+            header_len,
+            file_len,
+        });
     }
     let data_start = 8 + header_len as usize;
-    let header = std::str::from_utf8(&bytes[8..data_start])
-        .map_err(|e| SafetensorsError::HeaderNotUtf8 { file: f(), offset: e.valid_up_to() })?;
+    let header = std::str::from_utf8(&bytes[8..data_start]).map_err(|e| {
+        SafetensorsError::HeaderNotUtf8 {
+            file: f(),
+            offset: e.valid_up_to(),
+        }
+    })?;
 
     let entries = match serde_json::from_str::<Entries>(header) {
         Ok(Entries(e)) => e,
@@ -176,11 +190,19 @@ fn parse(file: &Path, bytes: &[u8]) -> Result<Parsed, SafetensorsError> {
                 return Err(SafetensorsError::HeaderNotObject { file: f() });
             }
             let (line, column, message) = json_error(&e);
-            return Err(SafetensorsError::HeaderJson { file: f(), line, column, message });
+            return Err(SafetensorsError::HeaderJson {
+                file: f(),
+                line,
+                column,
+                message,
+            });
         }
     };
     if let Some(k) = first_duplicate(&entries) {
-        return Err(SafetensorsError::DuplicateKey { file: f(), key: k.to_string() });
+        return Err(SafetensorsError::DuplicateKey {
+            file: f(),
+            key: k.to_string(),
+        });
     }
 
     let mut metadata = None;
@@ -218,7 +240,11 @@ fn parse(file: &Path, bytes: &[u8]) -> Result<Parsed, SafetensorsError> {
         expected = *end;
     }
     if expected > buffer_len {
-        return Err(SafetensorsError::DataPastEnd { file: f(), data_end: expected, buffer_len });
+        return Err(SafetensorsError::DataPastEnd {
+            file: f(),
+            data_end: expected,
+            buffer_len,
+        });
     }
     if expected < buffer_len {
         return Err(SafetensorsError::TrailingBytes {
@@ -228,11 +254,18 @@ fn parse(file: &Path, bytes: &[u8]) -> Result<Parsed, SafetensorsError> {
             trailing: buffer_len - expected,
         });
     }
-    Ok(Parsed { data_start, metadata, tensors })
+    Ok(Parsed {
+        data_start,
+        metadata,
+        tensors,
+    })
 }
 
 fn parse_metadata(file: &Path, val: Value) -> Result<IndexMap<String, String>, SafetensorsError> {
-    let bad = |reason: String| SafetensorsError::BadMetadata { file: file.to_path_buf(), reason };
+    let bad = |reason: String| SafetensorsError::BadMetadata {
+        file: file.to_path_buf(),
+        reason,
+    };
     match val {
         Value::Object(map) => map
             .into_iter()
@@ -268,11 +301,19 @@ fn parse_entry(
         reason,
     };
     let Value::Object(obj) = val else {
-        return Err(bad(&name, format!("entry is {}, expected an object", kind(val))));
+        return Err(bad(
+            &name,
+            format!("entry is {}, expected an object", kind(val)),
+        ));
     };
     let dtype_str = match obj.get("dtype") {
         Some(Value::String(s)) => s,
-        Some(other) => return Err(bad(&name, format!("dtype is {}, expected a string", kind(other)))),
+        Some(other) => {
+            return Err(bad(
+                &name,
+                format!("dtype is {}, expected a string", kind(other)),
+            ))
+        }
         None => return Err(bad(&name, "missing 'dtype'".into())),
     };
     let dtype: Dtype = serde_json::from_value(Value::String(dtype_str.clone())).map_err(|_| {
@@ -285,29 +326,64 @@ fn parse_entry(
     let shape: Vec<u64> = match obj.get("shape") {
         Some(Value::Array(a)) => a
             .iter()
-            .map(|d| d.as_u64().ok_or_else(|| bad(&name, format!("shape entry {d} is not a non-negative integer"))))
+            .map(|d| {
+                d.as_u64().ok_or_else(|| {
+                    bad(
+                        &name,
+                        format!("shape entry {d} is not a non-negative integer"),
+                    )
+                })
+            })
             .collect::<Result<_, _>>()?,
-        Some(other) => return Err(bad(&name, format!("shape is {}, expected an array", kind(other)))),
+        Some(other) => {
+            return Err(bad(
+                &name,
+                format!("shape is {}, expected an array", kind(other)),
+            ))
+        }
         None => return Err(bad(&name, "missing 'shape'".into())),
     };
     let (begin, end) = match obj.get("data_offsets") {
         Some(Value::Array(a)) if a.len() == 2 => match (a[0].as_u64(), a[1].as_u64()) {
             (Some(b), Some(e)) => (b, e),
-            _ => return Err(bad(&name, "data_offsets must be two non-negative integers".into())),
+            _ => {
+                return Err(bad(
+                    &name,
+                    "data_offsets must be two non-negative integers".into(),
+                ))
+            }
         },
-        Some(_) => return Err(bad(&name, "data_offsets must be an array [begin, end]".into())),
+        Some(_) => {
+            return Err(bad(
+                &name,
+                "data_offsets must be an array [begin, end]".into(),
+            ))
+        }
         None => return Err(bad(&name, "missing 'data_offsets'".into())),
     };
     if begin > end {
-        return Err(SafetensorsError::BeginAfterEnd { file: file.to_path_buf(), tensor: name, begin, end });
+        return Err(SafetensorsError::BeginAfterEnd {
+            file: file.to_path_buf(),
+            tensor: name,
+            begin,
+            end,
+        });
     }
     let elements = shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
     let bits = elements.and_then(|n| n.checked_mul(dtype.bitsize() as u64));
     let Some(bits) = bits else {
-        return Err(SafetensorsError::ShapeOverflow { file: file.to_path_buf(), tensor: name, dtype, shape });
+        return Err(SafetensorsError::ShapeOverflow {
+            file: file.to_path_buf(),
+            tensor: name,
+            dtype,
+            shape,
+        });
     };
     if bits % 8 != 0 {
-        return Err(bad(&name, format!("{dtype} {shape:?} is {bits} bits, not a whole number of bytes")));
+        return Err(bad(
+            &name,
+            format!("{dtype} {shape:?} is {bits} bits, not a whole number of bytes"),
+        ));
     }
     debug_assert_eq!(Some(bits / 8), n_bytes(dtype, &shape));
     if end - begin != bits / 8 {
@@ -331,13 +407,21 @@ fn looks_like_pickle(bytes: &[u8]) -> bool {
 
 fn open_shard(path: &Path) -> Result<(Shard, Parsed), SafetensorsError> {
     if is_pickle_path(path) {
-        return Err(SafetensorsError::PickleCheckpoint { file: path.to_path_buf() });
+        return Err(SafetensorsError::PickleCheckpoint {
+            file: path.to_path_buf(),
+        });
     }
-    let io = |source| SafetensorsError::Io { file: path.to_path_buf(), source };
+    let io = |source| SafetensorsError::Io {
+        file: path.to_path_buf(),
+        source,
+    };
     let file = File::open(path).map_err(io)?;
     let meta = file.metadata().map_err(io)?;
     if meta.is_dir() {
-        return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "is a directory")));
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "is a directory",
+        )));
     }
     // SAFETY: the map is read-only; as with every mmap reader, a file truncated by another
     // process while mapped may fault. llmtool never writes to a file it has mapped (outputs
@@ -351,7 +435,9 @@ fn open_shard(path: &Path) -> Result<(Shard, Parsed), SafetensorsError> {
         Ok(p) => p,
         Err(e) if looks_like_pickle(backing.bytes()) => {
             let _ = e;
-            return Err(SafetensorsError::PickleCheckpoint { file: path.to_path_buf() });
+            return Err(SafetensorsError::PickleCheckpoint {
+                file: path.to_path_buf(),
+            });
         }
         Err(e) => return Err(e),
     };
@@ -393,12 +479,13 @@ impl SafetensorsSet {
             index_metadata: None,
             empty: IndexMap::new(),
         };
-        set.push_shard(shard, parsed, None).expect("a single file has no duplicate tensors");
+        set.push_shard(shard, parsed)
+            .expect("a single file has no duplicate tensors");
         set
     }
 
     /// Adds a shard's tensors; `Err((name, previous shard))` on a tensor already present.
-    fn push_shard(&mut self, shard: Shard, parsed: Parsed, _index: Option<&Path>) -> Result<(), (String, usize)> {
+    fn push_shard(&mut self, shard: Shard, parsed: Parsed) -> Result<(), (String, usize)> {
         let si = self.shards.len();
         let ds = shard.data_start;
         for (t, b, e) in parsed.tensors {
@@ -407,7 +494,11 @@ impl SafetensorsSet {
             }
             self.by_name.insert(t.name.clone(), self.tensors.len());
             // b, e ≤ buffer length ≤ file length: they fit in usize.
-            self.locs.push(Loc { shard: si, start: ds + b as usize, end: ds + e as usize });
+            self.locs.push(Loc {
+                shard: si,
+                start: ds + b as usize,
+                end: ds + e as usize,
+            });
             self.tensors.push(t);
         }
         self.shards.push(shard);
@@ -428,14 +519,25 @@ impl SafetensorsSet {
             Ok(Entries(e)) => e,
             Err(e) => {
                 if serde_json::from_str::<Value>(&text).is_ok() {
-                    return Err(SafetensorsError::IndexFormat { file: ip(), reason: "not a JSON object".into() });
+                    return Err(SafetensorsError::IndexFormat {
+                        file: ip(),
+                        reason: "not a JSON object".into(),
+                    });
                 }
                 let (line, column, message) = json_error(&e);
-                return Err(SafetensorsError::IndexJson { file: ip(), line, column, message });
+                return Err(SafetensorsError::IndexJson {
+                    file: ip(),
+                    line,
+                    column,
+                    message,
+                });
             }
         };
         if let Some(k) = first_duplicate(&entries) {
-            return Err(SafetensorsError::IndexFormat { file: ip(), reason: format!("key '{k}' appears twice") });
+            return Err(SafetensorsError::IndexFormat {
+                file: ip(),
+                reason: format!("key '{k}' appears twice"),
+            });
         }
         let mut index_metadata = None;
         let mut weight_map: Option<Vec<(String, String)>> = None;
@@ -455,7 +557,10 @@ impl SafetensorsSet {
                         let Value::String(s) = s else {
                             return Err(SafetensorsError::IndexFormat {
                                 file: ip(),
-                                reason: format!("weight_map['{t}'] is {}, expected a file name", kind(&s)),
+                                reason: format!(
+                                    "weight_map['{t}'] is {}, expected a file name",
+                                    kind(&s)
+                                ),
                             });
                         };
                         wm.push((t, s));
@@ -466,21 +571,37 @@ impl SafetensorsSet {
             }
         }
         let Some(weight_map) = weight_map else {
-            return Err(SafetensorsError::IndexFormat { file: ip(), reason: "missing 'weight_map'".into() });
+            return Err(SafetensorsError::IndexFormat {
+                file: ip(),
+                reason: "missing 'weight_map'".into(),
+            });
         };
         check_weight_map_duplicates(index_json, &text)?;
 
-        let dir = index_json.parent().map(Path::to_path_buf).unwrap_or_default();
-        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+        let dir = index_json
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
         // Shards in file-name order; each name validated once.
         let mut shard_names: Vec<&str> = weight_map.iter().map(|(_, s)| s.as_str()).collect();
         shard_names.sort_unstable();
         shard_names.dedup();
         for s in &shard_names {
             let mut comps = Path::new(s).components();
-            let plain = matches!((comps.next(), comps.next()), (Some(Component::Normal(_)), None));
+            let plain = matches!(
+                (comps.next(), comps.next()),
+                (Some(Component::Normal(_)), None)
+            );
             if !plain {
-                return Err(SafetensorsError::UnsafeShardPath { file: ip(), shard: s.to_string() });
+                return Err(SafetensorsError::UnsafeShardPath {
+                    file: ip(),
+                    shard: s.to_string(),
+                });
             }
         }
         let mut set = SafetensorsSet {
@@ -495,10 +616,13 @@ impl SafetensorsSet {
         for s in &shard_names {
             let path = dir.join(s);
             if !path.is_file() {
-                return Err(SafetensorsError::MissingShard { file: ip(), shard: path });
+                return Err(SafetensorsError::MissingShard {
+                    file: ip(),
+                    shard: path,
+                });
             }
             let (shard, parsed) = open_shard(&path)?;
-            if let Err((tensor, prev)) = set.push_shard(shard, parsed, Some(index_json)) {
+            if let Err((tensor, prev)) = set.push_shard(shard, parsed) {
                 return Err(SafetensorsError::TensorInTwoShards {
                     file: ip(),
                     tensor,
@@ -508,11 +632,16 @@ impl SafetensorsSet {
             }
         }
         // The index and the shards must agree both ways.
-        let shard_of: HashMap<&str, &str> =
-            weight_map.iter().map(|(t, s)| (t.as_str(), s.as_str())).collect();
+        let shard_of: HashMap<&str, &str> = weight_map
+            .iter()
+            .map(|(t, s)| (t.as_str(), s.as_str()))
+            .collect();
         for (t, loc) in set.tensors.iter().zip(&set.locs) {
             let shard_path = &set.shards[loc.shard].path;
-            let shard_name = shard_path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let shard_name = shard_path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("");
             if shard_of.get(t.name.as_str()) != Some(&shard_name) {
                 return Err(SafetensorsError::TensorNotInIndex {
                     file: ip(),
@@ -551,12 +680,18 @@ impl SafetensorsSet {
     /// The shard file holding a tensor and the absolute byte range of its data there.
     pub fn tensor_location(&self, name: &str) -> Option<(&Path, std::ops::Range<u64>)> {
         let loc = self.locs[*self.by_name.get(name)?];
-        Some((&self.shards[loc.shard].path, loc.start as u64..loc.end as u64))
+        Some((
+            &self.shards[loc.shard].path,
+            loc.start as u64..loc.end as u64,
+        ))
     }
 
     /// `__metadata__` of the file (of the first shard for a set); empty when absent.
     pub fn metadata(&self) -> &IndexMap<String, String> {
-        self.shards.first().map(|s| &s.metadata).unwrap_or(&self.empty)
+        self.shards
+            .first()
+            .map(|s| &s.metadata)
+            .unwrap_or(&self.empty)
     }
 
     /// The index's `metadata` object (e.g. `{"total_size": N}`), for sharded sets.
@@ -594,13 +729,27 @@ fn check_weight_map_duplicates(index_json: &Path, text: &str) -> Result<(), Safe
     struct Index {
         weight_map: Entries,
     }
-    if let Ok(Index { weight_map: Entries(wm) }) = serde_json::from_str::<Index>(text) {
+    if let Ok(Index {
+        weight_map: Entries(wm),
+    }) = serde_json::from_str::<Index>(text)
+    {
         if let Some(k) = first_duplicate(&wm) {
             return Err(SafetensorsError::TensorInTwoShards {
                 file: index_json.to_path_buf(),
                 tensor: k.to_string(),
-                first: PathBuf::from(wm.iter().find(|(n, _)| n == k).and_then(|(_, v)| v.as_str()).unwrap_or("?")),
-                second: PathBuf::from(wm.iter().rev().find(|(n, _)| n == k).and_then(|(_, v)| v.as_str()).unwrap_or("?")),
+                first: PathBuf::from(
+                    wm.iter()
+                        .find(|(n, _)| n == k)
+                        .and_then(|(_, v)| v.as_str())
+                        .unwrap_or("?"),
+                ),
+                second: PathBuf::from(
+                    wm.iter()
+                        .rev()
+                        .find(|(n, _)| n == k)
+                        .and_then(|(_, v)| v.as_str())
+                        .unwrap_or("?"),
+                ),
             });
         }
     }

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Judge for llmtool's tokenizer metadata conversion (tests/tokenizer_meta.rs).
+
+  dump-gguf MODEL.gguf OUT.json
+      tokenizer.* metadata of a GGUF file (read with gguf-py's GGUFReader), in file order,
+      as [[key, type, value], ...] with type one of str, bool, u32, i32, f32, [str], [i32], [f32].
+  compare-gguf OURS_DIR MODEL.gguf TEXT N
+      Reference: transformers AutoTokenizer built from the GGUF file (gguf_file=...).
+      Ours: tokenizers.Tokenizer.from_file(OURS_DIR/tokenizer.json), and OURS_DIR loaded by
+      transformers AutoTokenizer. Encodes the first N lines of TEXT plus chat-formatted
+      strings with both and requires identical ids and decodings.
+  train-spm TEXT OUT.json
+      Trains a small SentencePiece-style BPE (byte fallback, "▁" normalizer, <unk>/<s>/</s>,
+      the 256 <0xXX> byte pieces) on TEXT with the tokenizers library; writes tokenizer.json.
+  compare-json REF.json OURS.json TEXT N
+      Both loaded with tokenizers.Tokenizer.from_file; the first N lines of TEXT must encode
+      (with special tokens) and decode identically.
+"""
+import json
+import os
+import sys
+
+try:
+    import tokenizers
+except ImportError as e:
+    sys.exit(f"judge needs the python package tokenizers: {e}")
+
+
+def lines(path, n):
+    with open(path, encoding="utf-8") as f:
+        out = []
+        for line in f:
+            out.append(line.rstrip("\n"))
+            if len(out) >= int(n):
+                break
+    return out
+
+
+def dump_gguf(model, out):
+    import gguf
+    from gguf import GGUFValueType as T
+    r = gguf.GGUFReader(model)
+    scalar = {T.UINT32: "u32", T.INT32: "i32", T.FLOAT32: "f32", T.BOOL: "bool", T.UINT8: "u32",
+              T.UINT64: "u32", T.INT64: "i32"}
+    rows = []
+    for key, f in r.fields.items():
+        if not key.startswith("tokenizer."):
+            continue
+        t = f.types[0]
+        if t == T.STRING:
+            rows.append([key, "str", bytes(f.parts[-1]).decode("utf-8")])
+        elif t == T.ARRAY:
+            et = f.types[1]
+            if et == T.STRING:
+                rows.append([key, "[str]", [bytes(f.parts[i]).decode("utf-8") for i in f.data]])
+            elif et in (T.INT32, T.UINT32):
+                rows.append([key, "[i32]", [int(f.parts[i][0]) for i in f.data]])
+            elif et == T.FLOAT32:
+                rows.append([key, "[f32]", [float(f.parts[i][0]) for i in f.data]])
+            else:
+                sys.exit(f"{key}: unexpected array type {et}")
+        elif t in scalar:
+            v = f.parts[-1][0]
+            rows.append([key, scalar[t], bool(v) if t == T.BOOL else (float(v) if t == T.FLOAT32 else int(v))])
+        else:
+            sys.exit(f"{key}: unexpected type {t}")
+    with open(out, "w", encoding="utf-8") as fp:
+        json.dump(rows, fp, ensure_ascii=False)
+
+
+def check_same(what, texts, enc_ref, enc_ours, dec_ref, dec_ours):
+    n_tokens = 0
+    for i, text in enumerate(texts):
+        a, b = enc_ref(text), enc_ours(text)
+        if a != b:
+            k = next((j for j in range(min(len(a), len(b))) if a[j] != b[j]), min(len(a), len(b)))
+            sys.exit(f"{what}: text {i} {text[:80]!r}: ids differ at {k}: reference {a[k:k+8]} ours {b[k:k+8]}")
+        da, db = dec_ref(a), dec_ours(b)
+        if da != db:
+            sys.exit(f"{what}: text {i} {text[:80]!r}: decodings differ: {da[:80]!r} vs {db[:80]!r}")
+        n_tokens += len(a)
+    print(f"{what}: {len(texts)} texts, {n_tokens} tokens identical")
+    if n_tokens == 0:
+        sys.exit(f"{what}: nothing was compared")
+
+
+def compare_gguf(ours_dir, model, text, n):
+    from transformers import AutoTokenizer
+    ref = AutoTokenizer.from_pretrained(os.path.dirname(os.path.abspath(model)), gguf_file=os.path.basename(model))
+    ours = tokenizers.Tokenizer.from_file(os.path.join(ours_dir, "tokenizer.json"))
+    ours_tf = AutoTokenizer.from_pretrained(ours_dir)
+    texts = lines(text, n) + [
+        "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n",
+        "Hello world! 123  multiple   spaces\n\n\tCafé déjà vu. 你好 🙂",
+    ]
+    check_same("tokenizers(ours) vs transformers(GGUF)", texts,
+               lambda t: ref(t, add_special_tokens=False)["input_ids"],
+               lambda t: ours.encode(t, add_special_tokens=False).ids,
+               lambda ids: ref.decode(ids), lambda ids: ours.decode(ids, skip_special_tokens=False))
+    check_same("transformers(ours dir, with specials) vs transformers(GGUF)", texts,
+               lambda t: ref(t)["input_ids"], lambda t: ours_tf(t)["input_ids"],
+               lambda ids: ref.decode(ids), lambda ids: ours_tf.decode(ids))
+    msgs = [{"role": "user", "content": "Hi"}]
+    a = ref.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    b = ours_tf.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    if a != b:
+        sys.exit(f"chat templates render differently: {a!r} vs {b!r}")
+    for attr in ("bos_token_id", "eos_token_id", "unk_token_id", "pad_token_id"):
+        if getattr(ref, attr) != getattr(ours_tf, attr):
+            sys.exit(f"{attr}: reference {getattr(ref, attr)} ours {getattr(ours_tf, attr)}")
+    print("chat template and special ids identical")
+
+
+def train_spm(text, out):
+    from tokenizers import Tokenizer, models, normalizers, decoders, trainers, processors
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False)
+    tok.train([text], trainer)
+    j = json.loads(tok.to_str())
+    # Llama layout: <unk> <s> </s>, then the 256 byte pieces, then the learned pieces.
+    learned = sorted(j["model"]["vocab"].items(), key=lambda kv: kv[1])
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for b in range(256):
+        vocab[f"<0x{b:02X}>"] = len(vocab)
+    for piece, _ in learned:
+        if piece not in vocab:
+            vocab[piece] = len(vocab)
+    j["model"]["vocab"] = vocab
+    j["added_tokens"] = [{"id": i, "content": c, "single_word": False, "lstrip": False, "rstrip": False,
+                          "normalized": False, "special": True} for c, i in [("<unk>", 0), ("<s>", 1), ("</s>", 2)]]
+    dec = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                             decoders.Strip(" ", 1, 0)])
+    post = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
+    tmp = Tokenizer.from_str(json.dumps(j))
+    tmp.decoder = dec
+    tmp.post_processor = post
+    s = tmp.to_str()
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(s)
+
+
+def compare_json(ref_path, ours_path, text, n):
+    ref = tokenizers.Tokenizer.from_file(ref_path)
+    ours = tokenizers.Tokenizer.from_file(ours_path)
+    texts = lines(text, n) + ["  leading spaces", "tabs\tand\nnewlines", "unicode: Café 你好 🙂 \u0000"]
+    check_same("tokenizers(ours) vs tokenizers(reference json)", texts,
+               lambda t: ref.encode(t).ids, lambda t: ours.encode(t).ids,
+               lambda ids: ref.decode(ids), lambda ids: ours.decode(ids))
+
+
+if __name__ == "__main__":
+    cmds = {"dump-gguf": (dump_gguf, 2), "compare-gguf": (compare_gguf, 4),
+            "train-spm": (train_spm, 2), "compare-json": (compare_json, 4)}
+    if len(sys.argv) < 2 or sys.argv[1] not in cmds or len(sys.argv) - 2 != cmds[sys.argv[1]][1]:
+        sys.exit(__doc__)
+    cmds[sys.argv[1]][0](*sys.argv[2:])
