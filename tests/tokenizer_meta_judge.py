@@ -12,6 +12,8 @@
   train-spm TEXT OUT.json
       Trains a small SentencePiece-style BPE (byte fallback, "▁" normalizer, <unk>/<s>/</s>,
       the 256 <0xXX> byte pieces) on TEXT with the tokenizers library; writes tokenizer.json.
+  pre-split TOKENIZER.json TEXT
+      Prints the pre-tokenizer's pieces of TEXT as a JSON list.
   compare-json REF.json OURS.json TEXT N
       Both loaded with tokenizers.Tokenizer.from_file; the first N lines of TEXT must encode
       (with special tokens) and decode identically.
@@ -149,8 +151,13 @@ def compare_json(ref_path, ours_path, text, n):
                lambda ids: ref.decode(ids), lambda ids: ours.decode(ids))
 
 
+def pre_split(tokenizer_json, text):
+    tok = tokenizers.Tokenizer.from_file(tokenizer_json)
+    print(json.dumps([piece for piece, _ in tok.pre_tokenizer.pre_tokenize_str(text)], ensure_ascii=False))
+
+
 if __name__ == "__main__":
-    cmds = {"dump-gguf": (dump_gguf, 2), "compare-gguf": (compare_gguf, 4),
+    cmds = {"pre-split": (pre_split, 2), "dump-gguf": (dump_gguf, 2), "compare-gguf": (compare_gguf, 4),
             "train-spm": (train_spm, 2), "compare-json": (compare_json, 4)}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds or len(sys.argv) - 2 != cmds[sys.argv[1]][1]:
         sys.exit(__doc__)

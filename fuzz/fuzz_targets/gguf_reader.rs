@@ -7,7 +7,9 @@ use llmtool_formats::gguf::{write_gguf, GgufFile};
 use std::borrow::Cow;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(file) = GgufFile::from_vec(data.to_vec(), "<fuzz>") else { return };
+    let Ok(file) = GgufFile::from_vec(data.to_vec(), "<fuzz>") else {
+        return;
+    };
     let mut sum = 0u64;
     for (i, t) in file.tensors.iter().enumerate() {
         let bytes = file.tensor_data(&t.name).expect("listed tensor has data");
@@ -19,8 +21,13 @@ fuzz_target!(|data: &[u8]| {
     // What we accept we must be able to write back, and read back the same.
     let header = file.header();
     let mut out = Vec::new();
-    let n = write_gguf(&mut out, &header, |i, _| Ok(Cow::Borrowed(file.tensor_data_at(i))), |_| {})
-        .expect("an accepted file can be written back");
+    let n = write_gguf(
+        &mut out,
+        &header,
+        |i, _| Ok(Cow::Borrowed(file.tensor_data_at(i))),
+        |_| {},
+    )
+    .expect("an accepted file can be written back");
     assert_eq!(n as usize, out.len());
     let again = GgufFile::from_vec(out, "<fuzz rewrite>").expect("rewritten file opens");
     assert_eq!(again.tensors, file.tensors);

@@ -50,7 +50,11 @@ impl GgufHeader {
             None => DEFAULT_ALIGNMENT,
             Some(MetaValue::U32(a)) if a.is_power_of_two() => u64::from(*a),
             Some(MetaValue::U32(a)) => {
-                return Err(GgufError::BadAlignment { path: header_path(), offset: 0, found: u64::from(*a) })
+                return Err(GgufError::BadAlignment {
+                    path: header_path(),
+                    offset: 0,
+                    found: u64::from(*a),
+                })
             }
             Some(other) => {
                 let elem = other.as_array().map(|a| a.element_type());
@@ -61,7 +65,12 @@ impl GgufHeader {
                 });
             }
         };
-        Ok(GgufHeader { version: MAX_VERSION, alignment, metadata, tensors })
+        Ok(GgufHeader {
+            version: MAX_VERSION,
+            alignment,
+            metadata,
+            tensors,
+        })
     }
 
     /// Offsets (relative to the data start) the writer will use and the total file size;
@@ -73,12 +82,22 @@ impl GgufHeader {
 
     /// The layout and the header bytes (magic through the last tensor info, unpadded).
     pub(crate) fn encode(&self) -> Result<(GgufLayout, Vec<u8>), GgufError> {
-        let invalid = |what: String| GgufError::InvalidHeader { path: header_path(), what };
+        let invalid = |what: String| GgufError::InvalidHeader {
+            path: header_path(),
+            what,
+        };
         if !(MIN_VERSION..=MAX_VERSION).contains(&self.version) {
-            return Err(invalid(format!("version {} cannot be written, expected 2 or 3", self.version)));
+            return Err(invalid(format!(
+                "version {} cannot be written, expected 2 or 3",
+                self.version
+            )));
         }
         if !self.alignment.is_power_of_two() {
-            return Err(GgufError::BadAlignment { path: header_path(), offset: 0, found: self.alignment });
+            return Err(GgufError::BadAlignment {
+                path: header_path(),
+                offset: 0,
+                found: self.alignment,
+            });
         }
         // The reader takes the alignment from the metadata, so both must agree.
         let meta_alignment = match self.metadata.get(ALIGNMENT_KEY) {
@@ -125,10 +144,21 @@ impl GgufHeader {
         let mut next = 0u64;
         for (i, t) in self.tensors.iter().enumerate() {
             let offset = buf.len() as u64;
-            let tensor_err = |problem| GgufError::Tensor { path: header_path(), offset, name: t.name.clone(), problem };
+            let tensor_err = |problem| GgufError::Tensor {
+                path: header_path(),
+                offset,
+                name: t.name.clone(),
+                problem,
+            };
             check_name(&t.name).map_err(tensor_err)?;
             if let Some(&first) = names.get(t.name.as_str()) {
-                return Err(GgufError::DuplicateTensor { path: header_path(), offset, name: t.name.clone(), index: i as u64, first });
+                return Err(GgufError::DuplicateTensor {
+                    path: header_path(),
+                    offset,
+                    name: t.name.clone(),
+                    index: i as u64,
+                    first,
+                });
             }
             names.insert(&t.name, i);
             let size = check_shape(t.ty, &t.ne).map_err(tensor_err)?;
@@ -137,12 +167,26 @@ impl GgufHeader {
             n_bytes.push(size);
             next = pad_to(size, self.alignment)
                 .and_then(|p| next.checked_add(p))
-                .ok_or_else(|| invalid(format!("tensor data size overflows at tensor '{}'", t.name)))?;
+                .ok_or_else(|| {
+                    invalid(format!("tensor data size overflows at tensor '{}'", t.name))
+                })?;
         }
 
         let header_bytes = buf.len() as u64;
-        let data_start = pad_to(header_bytes, self.alignment).ok_or_else(|| invalid("header size overflows".into()))?;
-        let file_size = data_start.checked_add(next).ok_or_else(|| invalid("file size overflows u64".into()))?;
-        Ok((GgufLayout { header_bytes, data_start, offsets, n_bytes, file_size }, buf))
+        let data_start = pad_to(header_bytes, self.alignment)
+            .ok_or_else(|| invalid("header size overflows".into()))?;
+        let file_size = data_start
+            .checked_add(next)
+            .ok_or_else(|| invalid("file size overflows u64".into()))?;
+        Ok((
+            GgufLayout {
+                header_bytes,
+                data_start,
+                offsets,
+                n_bytes,
+                file_size,
+            },
+            buf,
+        ))
     }
 }

@@ -31,7 +31,10 @@ fn main() {
     std::panic::set_hook(Box::new(|_| {}));
     for path in std::env::args().skip(1) {
         let v = std::panic::catch_unwind(|| dump(&path)).unwrap_or_else(|p| {
-            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
             json!({ "panic": msg.unwrap_or_default() })
         });
         println!("{v}");
