@@ -9,6 +9,11 @@
 //! - values: derived keys win (config.json and tokenizer.json are what the user may have
 //!   edited), except descriptive `general.*` keys, which HF files do not hold;
 //! - the big tokenizer arrays are not carried (tokenizer.json holds them); only their place.
+//!
+//! The carried metadata also records a fingerprint of the HF JSON files written beside it.
+//! When those files are unchanged, the carried keys are taken as they are (same key set, same
+//! types), so GGUF → HF → GGUF gives back the original metadata exactly, and keys the
+//! converter would add by default (e.g. `attention.key_length`) are not introduced.
 
 use llmtool_formats::{MetaArray, MetaValue, Metadata, ValueType};
 use serde_json::{json, Value};
@@ -34,26 +39,71 @@ pub struct CarryError {
     pub why: String,
 }
 
-/// Encodes metadata for [`CARRY_KEY`].
-pub fn encode(md: &Metadata) -> String {
+/// A fingerprint of HF JSON files: SHA-256 over their canonical form (keys sorted), so that
+/// formatting and key order on disk do not matter.
+pub fn fingerprint(files: &[Option<&Value>]) -> String {
+    use sha2::{Digest, Sha256};
+    fn feed(h: &mut Sha256, v: &Value) {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                h.update(b"{");
+                for k in keys {
+                    h.update(serde_json::to_string(k).expect("string").as_bytes());
+                    h.update(b":");
+                    feed(h, &m[k]);
+                    h.update(b",");
+                }
+                h.update(b"}");
+            }
+            Value::Array(a) => {
+                h.update(b"[");
+                for x in a {
+                    feed(h, x);
+                    h.update(b",");
+                }
+                h.update(b"]");
+            }
+            other => h.update(other.to_string().as_bytes()),
+        }
+    }
+    let mut h = Sha256::new();
+    for f in files {
+        match f {
+            Some(v) => feed(&mut h, v),
+            None => h.update(b"-"),
+        }
+        h.update(b"\n");
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Encodes metadata for [`CARRY_KEY`], with the fingerprint of the HF files written beside it.
+pub fn encode(md: &Metadata, files_fingerprint: &str) -> String {
     let entries: Vec<Value> = md
         .iter()
         .map(|(k, v)| if DERIVED_ONLY.contains(&k) { json!([k, null]) } else { json!([k, value_json(v)]) })
         .collect();
-    Value::Array(entries).to_string()
+    json!({"fingerprint": files_fingerprint, "entries": entries}).to_string()
 }
 
-/// Merges metadata derived from HF files with carried metadata (see module docs).
-pub fn merge(derived: Metadata, carried: &str) -> Result<Metadata, CarryError> {
+/// Merges metadata derived from HF files with carried metadata (see module docs);
+/// `files_fingerprint` is the [`fingerprint`] of the HF files as they are now.
+pub fn merge(derived: Metadata, carried: &str, files_fingerprint: &str) -> Result<Metadata, CarryError> {
     let bad = |key: &str, why: &str| CarryError { key: key.to_string(), why: why.to_string() };
-    let entries: Vec<Value> = serde_json::from_str(carried).map_err(|e| bad("", &e.to_string()))?;
+    let blob: Value = serde_json::from_str(carried).map_err(|e| bad("", &e.to_string()))?;
+    let (Some(Value::String(fp)), Some(Value::Array(entries))) = (blob.get("fingerprint"), blob.get("entries")) else {
+        return Err(bad("", "expected {\"fingerprint\": ..., \"entries\": [...]}"));
+    };
+    let unchanged = fp == files_fingerprint;
     let mut out = Metadata::new();
-    for entry in &entries {
+    for entry in entries {
         let (key, payload) = match entry.as_array().map(|a| a.as_slice()) {
             Some([Value::String(k), p]) => (k.as_str(), p),
             _ => return Err(bad("", "expected [key, value] pairs")),
         };
-        let carried_wins = key.starts_with("general.") && !GENERAL_DERIVED.contains(&key);
+        let carried_wins = unchanged || (key.starts_with("general.") && !GENERAL_DERIVED.contains(&key));
         let value = match (derived.get(key), payload) {
             (Some(d), _) if !carried_wins => Some(d.clone()),
             (_, Value::Null) => derived.get(key).cloned(),
@@ -63,9 +113,11 @@ pub fn merge(derived: Metadata, carried: &str) -> Result<Metadata, CarryError> {
             out.insert(key, v);
         }
     }
-    for (k, v) in derived.iter() {
-        if !out.contains_key(k) {
-            out.insert(k, v.clone());
+    if !unchanged {
+        for (k, v) in derived.iter() {
+            if !out.contains_key(k) {
+                out.insert(k, v.clone());
+            }
         }
     }
     Ok(out)
@@ -223,7 +275,21 @@ mod tests {
         let md = sample();
         let mut derived = Metadata::new();
         derived.insert("tokenizer.ggml.tokens", MetaValue::Array(MetaArray::String(vec!["a".into()])));
-        assert_eq!(merge(derived, &encode(&md)).unwrap(), md);
+        assert_eq!(merge(derived.clone(), &encode(&md, "fp"), "fp").unwrap(), md);
+        // Unchanged files: derived extras are not introduced, carried values kept.
+        derived.insert("llama.block_count", MetaValue::U32(2));
+        derived.insert("llama.extra", MetaValue::U32(2));
+        assert_eq!(merge(derived, &encode(&md, "fp"), "fp").unwrap(), md);
+    }
+
+    #[test]
+    fn fingerprint_ignores_key_order_but_not_values() {
+        let a: Value = serde_json::from_str(r#"{"a": 1, "b": [1.5, "x"]}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"b": [1.5, "x"], "a": 1}"#).unwrap();
+        let c: Value = serde_json::from_str(r#"{"b": [1.5, "y"], "a": 1}"#).unwrap();
+        assert_eq!(fingerprint(&[Some(&a), None]), fingerprint(&[Some(&b), None]));
+        assert_ne!(fingerprint(&[Some(&a), None]), fingerprint(&[Some(&c), None]));
+        assert_ne!(fingerprint(&[Some(&a), None]), fingerprint(&[None, Some(&a)]));
     }
 
     #[test]
@@ -233,7 +299,7 @@ mod tests {
         derived.insert("llama.block_count", MetaValue::U32(2));
         derived.insert("general.license", MetaValue::String("mit".into()));
         derived.insert("llama.new_key", MetaValue::Bool(true));
-        let merged = merge(derived, &encode(&md)).unwrap();
+        let merged = merge(derived, &encode(&md, "old"), "new").unwrap();
         assert_eq!(merged.get_u64("llama.block_count"), Some(2));
         assert_eq!(merged.get_str("general.license"), Some("apache-2.0"));
         assert_eq!(merged.keys().last(), Some("llama.new_key"));
@@ -243,9 +309,11 @@ mod tests {
 
     #[test]
     fn malformed_carried_metadata_is_an_error_naming_the_key() {
-        let err = merge(Metadata::new(), r#"[["k", ["u8", 300]]]"#).unwrap_err();
+        let blob = |entries: &str| format!(r#"{{"fingerprint": "f", "entries": {entries}}}"#);
+        let err = merge(Metadata::new(), &blob(r#"[["k", ["u8", 300]]]"#), "f").unwrap_err();
         assert_eq!(err.key, "k");
-        assert!(merge(Metadata::new(), "{").is_err());
-        assert!(merge(Metadata::new(), r#"[["k", ["nope", 1]]]"#).is_err());
+        assert!(merge(Metadata::new(), "{", "f").is_err());
+        assert!(merge(Metadata::new(), r#"[["k", ["u8", 1]]]"#, "f").is_err());
+        assert!(merge(Metadata::new(), &blob(r#"[["k", ["nope", 1]]]"#), "f").is_err());
     }
 }

@@ -150,7 +150,14 @@ impl Model {
                 .map_err(|source| ModelError::Tokenizer { path: path.join("tokenizer.json"), source })?;
         }
         if let Some(carried) = dir.weights.metadata().get(crate::meta_carry::CARRY_KEY) {
-            metadata = crate::meta_carry::merge(metadata, carried)
+            let fp = crate::meta_carry::fingerprint(&[
+                Some(&dir.config),
+                dir.generation_config.as_ref(),
+                dir.tokenizer_json.as_ref(),
+                dir.tokenizer_config.as_ref(),
+                dir.special_tokens_map.as_ref(),
+            ]);
+            metadata = crate::meta_carry::merge(metadata, carried, &fp)
                 .map_err(|source| ModelError::Carry { path: path.to_path_buf(), source })?;
         }
         let view = HfTensorView::new(path, dir.weights, arch, &dir.config)?;

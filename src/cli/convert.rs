@@ -203,7 +203,14 @@ fn to_hf(model: &Model, args: &ConvertArgs) -> Result<u64> {
         Some(view) => st_metadata.extend(view.weights.metadata().iter().map(|(k, v)| (k.clone(), v.clone()))),
         None => {
             st_metadata.insert("format".to_string(), "pt".to_string());
-            st_metadata.insert(crate::meta_carry::CARRY_KEY.to_string(), crate::meta_carry::encode(&model.metadata));
+            let fp = crate::meta_carry::fingerprint(&[
+                Some(&files.config),
+                files.generation_config.as_ref(),
+                files.tokenizer_json.as_ref(),
+                files.tokenizer_config.as_ref(),
+                files.special_tokens_map.as_ref(),
+            ]);
+            st_metadata.insert(crate::meta_carry::CARRY_KEY.to_string(), crate::meta_carry::encode(&model.metadata, &fp));
         }
     }
     let source: &dyn TensorSource = match &hf_form {
