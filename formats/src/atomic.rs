@@ -361,18 +361,26 @@ impl AtomicFile {
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let target = self.target.clone();
-        self.writer().write(buf).map_err(|e| with_path(&target, e))
+        let (out, target) = self.parts();
+        out.write(buf).map_err(|e| with_path(target, e))
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        let target = self.target.clone();
-        self.writer()
-            .write_all(buf)
-            .map_err(|e| with_path(&target, e))
+        let (out, target) = self.parts();
+        out.write_all(buf).map_err(|e| with_path(target, e))
     }
     fn flush(&mut self) -> io::Result<()> {
-        let target = self.target.clone();
-        self.writer().flush().map_err(|e| with_path(&target, e))
+        let (out, target) = self.parts();
+        out.flush().map_err(|e| with_path(target, e))
+    }
+}
+
+impl AtomicFile {
+    fn parts(&mut self) -> (&mut BufWriter<File>, &Path) {
+        let out = self
+            .out
+            .as_mut()
+            .expect("AtomicFile writer used after commit");
+        (out, &self.target)
     }
 }
 
