@@ -53,19 +53,47 @@ struct Real {
 }
 
 fn real_gguf() -> Real {
-    let fetch = Command::new("bash").arg(root().join("scripts/fetch-models.sh")).output().expect("run fetch-models.sh");
-    assert!(fetch.status.success(), "fetch-models.sh failed: {}", String::from_utf8_lossy(&fetch.stderr));
+    let fetch = Command::new("bash")
+        .arg(root().join("scripts/fetch-models.sh"))
+        .output()
+        .expect("run fetch-models.sh");
+    assert!(
+        fetch.status.success(),
+        "fetch-models.sh failed: {}",
+        String::from_utf8_lossy(&fetch.stderr)
+    );
     let path = String::from_utf8(fetch.stdout).unwrap().trim().to_string();
-    let ok = Command::new("python3").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
-    assert!(ok, "python3 (with the gguf package) is required for this judge test");
-    let out = Command::new("python3").arg(root().join("tests/judges/gguf_metadata.py")).arg(&path).output().unwrap();
-    assert!(out.status.success(), "gguf_metadata.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    let ok = Command::new("python3")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "python3 (with the gguf package) is required for this judge test"
+    );
+    let out = Command::new("python3")
+        .arg(root().join("tests/judges/gguf_metadata.py"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "gguf_metadata.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let j: Value = serde_json::from_slice(&out.stdout).unwrap();
     let kv = j["kv"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e[0].as_str().unwrap().to_string(), e[1].as_str().unwrap().to_string(), e[2].clone()))
+        .map(|e| {
+            (
+                e[0].as_str().unwrap().to_string(),
+                e[1].as_str().unwrap().to_string(),
+                e[2].clone(),
+            )
+        })
         .collect();
     let tensors = j["tensors"]
         .as_array()
@@ -73,7 +101,12 @@ fn real_gguf() -> Real {
         .iter()
         .map(|t| {
             let ty = GgmlType::from_name(t[1].as_str().unwrap()).unwrap();
-            let ne = t[2].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect();
+            let ne = t[2]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap())
+                .collect();
             TensorInfo::new(t[0].as_str().unwrap(), ty, ne)
         })
         .collect();
@@ -97,8 +130,13 @@ fn config_to_metadata_matches_llama_cpp_keys_types_order_values() {
     let a = arch::from_hf_config(&cfg).unwrap();
     let mut md = Metadata::new();
     a.config_to_metadata(&cfg, &mut md).unwrap();
-    let ours: Vec<(&str, &MetaValue)> = md.iter().filter(|(k, _)| k.starts_with("llama.")).collect();
-    let theirs: Vec<&(String, String, Value)> = real.kv.iter().filter(|(k, _, _)| k.starts_with("llama.")).collect();
+    let ours: Vec<(&str, &MetaValue)> =
+        md.iter().filter(|(k, _)| k.starts_with("llama.")).collect();
+    let theirs: Vec<&(String, String, Value)> = real
+        .kv
+        .iter()
+        .filter(|(k, _, _)| k.starts_with("llama."))
+        .collect();
     let ours_keys: Vec<&str> = ours.iter().map(|(k, _)| *k).collect();
     let their_keys: Vec<&str> = theirs.iter().map(|(k, _, _)| k.as_str()).collect();
     assert_eq!(ours_keys, their_keys, "llama.* keys and their order");
@@ -131,13 +169,27 @@ fn metadata_to_config_gives_back_the_published_config() {
         md.insert(k.clone(), mv);
     }
     let a = arch::from_gguf_metadata(&md).unwrap();
-    let back = a.metadata_to_config(&md, &real.tensors, "bfloat16").unwrap();
+    let back = a
+        .metadata_to_config(&md, &real.tensors, "bfloat16")
+        .unwrap();
     let cfg = smollm2_config();
     for key in [
-        "architectures", "model_type", "hidden_size", "intermediate_size", "num_hidden_layers",
-        "num_attention_heads", "num_key_value_heads", "max_position_embeddings", "bos_token_id",
-        "eos_token_id", "pad_token_id", "tie_word_embeddings", "torch_dtype", "vocab_size",
-        "hidden_act", "attention_bias",
+        "architectures",
+        "model_type",
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "max_position_embeddings",
+        "bos_token_id",
+        "eos_token_id",
+        "pad_token_id",
+        "tie_word_embeddings",
+        "torch_dtype",
+        "vocab_size",
+        "hidden_act",
+        "attention_bias",
     ] {
         assert_eq!(back[key], cfg[key], "{key}");
     }
