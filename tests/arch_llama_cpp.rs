@@ -53,19 +53,47 @@ struct Real {
 }
 
 fn real_gguf() -> Real {
-    let fetch = Command::new("bash").arg(root().join("scripts/fetch-models.sh")).output().expect("run fetch-models.sh");
-    assert!(fetch.status.success(), "fetch-models.sh failed: {}", String::from_utf8_lossy(&fetch.stderr));
+    let fetch = Command::new("bash")
+        .arg(root().join("scripts/fetch-models.sh"))
+        .output()
+        .expect("run fetch-models.sh");
+    assert!(
+        fetch.status.success(),
+        "fetch-models.sh failed: {}",
+        String::from_utf8_lossy(&fetch.stderr)
+    );
     let path = String::from_utf8(fetch.stdout).unwrap().trim().to_string();
-    let ok = Command::new("python3").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
-    assert!(ok, "python3 (with the gguf package) is required for this judge test");
-    let out = Command::new("python3").arg(root().join("tests/judges/gguf_metadata.py")).arg(&path).output().unwrap();
-    assert!(out.status.success(), "gguf_metadata.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    let ok = Command::new("python3")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "python3 (with the gguf package) is required for this judge test"
+    );
+    let out = Command::new("python3")
+        .arg(root().join("tests/judges/gguf_metadata.py"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "gguf_metadata.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let j: Value = serde_json::from_slice(&out.stdout).unwrap();
     let kv = j["kv"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e[0].as_str().unwrap().to_string(), e[1].as_str().unwrap().to_string(), e[2].clone()))
+        .map(|e| {
+            (
+                e[0].as_str().unwrap().to_string(),
+                e[1].as_str().unwrap().to_string(),
+                e[2].clone(),
+            )
+        })
         .collect();
     let tensors = j["tensors"]
         .as_array()
@@ -73,7 +101,12 @@ fn real_gguf() -> Real {
         .iter()
         .map(|t| {
             let ty = GgmlType::from_name(t[1].as_str().unwrap()).unwrap();
-            let ne = t[2].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect();
+            let ne = t[2]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap())
+                .collect();
             TensorInfo::new(t[0].as_str().unwrap(), ty, ne)
         })
         .collect();
@@ -97,8 +130,13 @@ fn config_to_metadata_matches_llama_cpp_keys_types_order_values() {
     let a = arch::from_hf_config(&cfg).unwrap();
     let mut md = Metadata::new();
     a.config_to_metadata(&cfg, &mut md).unwrap();
-    let ours: Vec<(&str, &MetaValue)> = md.iter().filter(|(k, _)| k.starts_with("llama.")).collect();
-    let theirs: Vec<&(String, String, Value)> = real.kv.iter().filter(|(k, _, _)| k.starts_with("llama.")).collect();
+    let ours: Vec<(&str, &MetaValue)> =
+        md.iter().filter(|(k, _)| k.starts_with("llama.")).collect();
+    let theirs: Vec<&(String, String, Value)> = real
+        .kv
+        .iter()
+        .filter(|(k, _, _)| k.starts_with("llama."))
+        .collect();
     let ours_keys: Vec<&str> = ours.iter().map(|(k, _)| *k).collect();
     let their_keys: Vec<&str> = theirs.iter().map(|(k, _, _)| k.as_str()).collect();
     assert_eq!(ours_keys, their_keys, "llama.* keys and their order");
@@ -131,13 +169,27 @@ fn metadata_to_config_gives_back_the_published_config() {
         md.insert(k.clone(), mv);
     }
     let a = arch::from_gguf_metadata(&md).unwrap();
-    let back = a.metadata_to_config(&md, &real.tensors, "bfloat16").unwrap();
+    let back = a
+        .metadata_to_config(&md, &real.tensors, "bfloat16")
+        .unwrap();
     let cfg = smollm2_config();
     for key in [
-        "architectures", "model_type", "hidden_size", "intermediate_size", "num_hidden_layers",
-        "num_attention_heads", "num_key_value_heads", "max_position_embeddings", "bos_token_id",
-        "eos_token_id", "pad_token_id", "tie_word_embeddings", "torch_dtype", "vocab_size",
-        "hidden_act", "attention_bias",
+        "architectures",
+        "model_type",
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "max_position_embeddings",
+        "bos_token_id",
+        "eos_token_id",
+        "pad_token_id",
+        "tie_word_embeddings",
+        "torch_dtype",
+        "vocab_size",
+        "hidden_act",
+        "attention_bias",
     ] {
         assert_eq!(back[key], cfg[key], "{key}");
     }
@@ -180,4 +232,155 @@ fn every_real_tensor_name_round_trips_with_the_right_permutation() {
     // tied: no output.weight in the file, so lm_head is dropped from the HF side
     assert!(!real.tensors.iter().any(|t| t.name == "output.weight"));
     assert_eq!(a.hf_to_gguf_tensor("lm_head.weight", &cfg).unwrap(), None);
+}
+
+/// A fixture converted by llama.cpp's own convert_hf_to_gguf.py (fixtures/llama_cpp/, made by
+/// fixtures/gen_llama_cpp_reference.py) read back with gguf-py: metadata and tensor data.
+struct Reference {
+    kv: Vec<(String, String, Value)>,
+    tensors: Vec<TensorInfo>,
+    data: Vec<u8>,
+}
+
+fn reference(arch: &str, dir: &std::path::Path) -> Reference {
+    let gguf = root()
+        .join("fixtures/llama_cpp")
+        .join(format!("{arch}.gguf"));
+    let st = dir.join(format!("{arch}.safetensors"));
+    let ok = Command::new("python3")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "python3 (with the gguf, numpy and safetensors packages) is required for this judge test"
+    );
+    let out = Command::new("python3")
+        .arg(root().join("tests/judges/gguf_metadata.py"))
+        .arg(&gguf)
+        .arg(&st)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "gguf_metadata.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kv = j["kv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e[0].as_str().unwrap().to_string(),
+                e[1].as_str().unwrap().to_string(),
+                e[2].clone(),
+            )
+        })
+        .collect();
+    let tensors = j["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let ty = GgmlType::from_name(t[1].as_str().unwrap()).unwrap();
+            let ne = t[2]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap())
+                .collect();
+            TensorInfo::new(t[0].as_str().unwrap(), ty, ne)
+        })
+        .collect();
+    Reference {
+        kv,
+        tensors,
+        data: std::fs::read(st).unwrap(),
+    }
+}
+
+#[test]
+fn fixture_conversion_matches_llama_cpp_converter_output() {
+    use safetensors::SafeTensors;
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["llama", "phi3", "gemma", "gemma2", "qwen2"] {
+        let dir = root().join("fixtures/models").join(name);
+        let cfg: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        let a = arch::from_hf_config(&cfg).unwrap();
+        let r = reference(name, tmp.path());
+
+        // metadata: general.architecture/type, then the <arch>.* keys in order, types, values
+        let mut md = Metadata::new();
+        a.config_to_metadata(&cfg, &mut md).unwrap();
+        assert_eq!(md.get_str("general.architecture"), Some(name));
+        assert_eq!(
+            md.get_str("general.type"),
+            r.kv.iter()
+                .find(|k| k.0 == "general.type")
+                .unwrap()
+                .2
+                .as_str()
+        );
+        let prefix = format!("{name}.");
+        let ours: Vec<(&str, &MetaValue)> =
+            md.iter().filter(|(k, _)| k.starts_with(&prefix)).collect();
+        let theirs: Vec<_> =
+            r.kv.iter()
+                .filter(|(k, _, _)| k.starts_with(&prefix))
+                .collect();
+        assert_eq!(
+            ours.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            theirs
+                .iter()
+                .map(|(k, _, _)| k.as_str())
+                .collect::<Vec<_>>(),
+            "{name}: keys and order"
+        );
+        for ((k, v), (_, t, tv)) in ours.iter().zip(&theirs) {
+            assert_eq!(type_name(v), t, "{name}: type of {k}");
+            match v {
+                MetaValue::U32(x) => assert_eq!(Some(*x as u64), tv.as_u64(), "{k}"),
+                MetaValue::F32(x) => assert_eq!(*x, tv.as_f64().unwrap() as f32, "{k}"),
+                other => panic!("unexpected {k} = {other:?}"),
+            }
+        }
+
+        // tensors: same names, shapes, types and bytes after our fixes
+        let hf_bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+        let hf = SafeTensors::deserialize(&hf_bytes).unwrap();
+        let refdata = SafeTensors::deserialize(&r.data).unwrap();
+        let mut produced = Vec::new();
+        for (hf_name, view) in hf.tensors() {
+            let shape: Vec<u64> = view.shape().iter().map(|&d| d as u64).collect();
+            let info = TensorInfo::from_shape(hf_name.clone(), GgmlType::F32, &shape);
+            let Some(map) = a.hf_to_gguf_tensor(&hf_name, &cfg).unwrap() else {
+                continue;
+            };
+            let (out_info, out) = apply_fix(&map.fix, &info, view.data()).unwrap();
+            let want = r.tensors.iter().find(|t| t.name == map.name);
+            let want = want.unwrap_or_else(|| {
+                panic!("{name}: llama.cpp wrote no {} (from {hf_name})", map.name)
+            });
+            assert_eq!(
+                (&out_info.ne, out_info.ty),
+                (&want.ne, want.ty),
+                "{name}: {}",
+                map.name
+            );
+            assert!(
+                out == refdata.tensor(&map.name).unwrap().data(),
+                "{name}: bytes of {} differ from llama.cpp's",
+                map.name
+            );
+            produced.push(map.name);
+        }
+        produced.sort();
+        let mut expected: Vec<String> = r.tensors.iter().map(|t| t.name.clone()).collect();
+        expected.sort();
+        assert_eq!(produced, expected, "{name}: tensor set");
+    }
 }

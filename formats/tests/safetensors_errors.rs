@@ -30,6 +30,12 @@ fn open_err(bytes: &[u8]) -> E {
         err.to_string().contains("m.safetensors"),
         "error must name the file: {err}"
     );
+    // The upstream safetensors crate refuses it too (bar pickles, which it merely fails to
+    // parse, and duplicate keys, which its map silently collapses).
+    if !matches!(err, E::DuplicateKey { .. }) {
+        let up = llmtool_formats::safetensors::upstream::SafeTensors::deserialize(bytes);
+        assert!(up.is_err(), "upstream accepts a file we refuse ({err})");
+    }
     // The in-memory entry point agrees.
     let err2 = SafetensorsSet::from_bytes(bytes.to_vec()).unwrap_err();
     assert_eq!(
@@ -46,6 +52,7 @@ fn valid_file_opens() {
         r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
         &[0; 8],
     );
+    assert!(llmtool_formats::safetensors::upstream::SafeTensors::deserialize(&b).is_ok());
     let set = SafetensorsSet::from_bytes(b).unwrap();
     assert_eq!(set.tensors().len(), 1);
 }

@@ -20,7 +20,11 @@ use llmtool_formats::{GgmlType, TensorInfo};
 use super::{ArchError, TensorFix};
 
 fn bad(info: &TensorInfo, fix: &'static str, reason: String) -> ArchError {
-    ArchError::BadTensor { name: info.name.clone(), fix, reason }
+    ArchError::BadTensor {
+        name: info.name.clone(),
+        fix,
+        reason,
+    }
 }
 
 fn fix_name(fix: &TensorFix) -> &'static str {
@@ -35,25 +39,51 @@ fn fix_name(fix: &TensorFix) -> &'static str {
 
 /// Applies `fix` to one tensor's bytes (laid out as `info` says) and returns the new info
 /// (the dtype changes to F32 for AddOne/SubtractOne) and bytes.
-pub fn apply_fix(fix: &TensorFix, info: &TensorInfo, bytes: &[u8]) -> Result<(TensorInfo, Vec<u8>), ArchError> {
+pub fn apply_fix(
+    fix: &TensorFix,
+    info: &TensorInfo,
+    bytes: &[u8],
+) -> Result<(TensorInfo, Vec<u8>), ArchError> {
     let name = fix_name(fix);
-    let expected = info
-        .n_bytes()
-        .ok_or_else(|| bad(info, name, format!("shape {:?} is not valid for {}", info.ne, info.ty.name())))?;
+    let expected = info.n_bytes().ok_or_else(|| {
+        bad(
+            info,
+            name,
+            format!("shape {:?} is not valid for {}", info.ne, info.ty.name()),
+        )
+    })?;
     if bytes.len() as u64 != expected {
-        return Err(bad(info, name, format!("expected {expected} bytes for {:?} {}, found {}", info.ne, info.ty.name(), bytes.len())));
+        return Err(bad(
+            info,
+            name,
+            format!(
+                "expected {expected} bytes for {:?} {}, found {}",
+                info.ne,
+                info.ty.name(),
+                bytes.len()
+            ),
+        ));
     }
     match *fix {
         TensorFix::Copy => Ok((info.clone(), bytes.to_vec())),
-        TensorFix::PermuteQk { n_head } => permute_rows(info, bytes, n_head, false).map(|b| (info.clone(), b)),
-        TensorFix::UnpermuteQk { n_head } => permute_rows(info, bytes, n_head, true).map(|b| (info.clone(), b)),
+        TensorFix::PermuteQk { n_head } => {
+            permute_rows(info, bytes, n_head, false).map(|b| (info.clone(), b))
+        }
+        TensorFix::UnpermuteQk { n_head } => {
+            permute_rows(info, bytes, n_head, true).map(|b| (info.clone(), b))
+        }
         TensorFix::AddOne => add_scalar(info, bytes, 1.0, name),
         TensorFix::SubtractOne => add_scalar(info, bytes, -1.0, name),
     }
 }
 
 /// Rows are the outermost PyTorch dimension (`ne.last()`); a row of a 1-D tensor is one element.
-fn permute_rows(info: &TensorInfo, bytes: &[u8], n_head: u32, inverse: bool) -> Result<Vec<u8>, ArchError> {
+fn permute_rows(
+    info: &TensorInfo,
+    bytes: &[u8],
+    n_head: u32,
+    inverse: bool,
+) -> Result<Vec<u8>, ArchError> {
     let name = if inverse { "UnpermuteQk" } else { "PermuteQk" };
     let rows = match info.ne.as_slice() {
         [] => return Err(bad(info, name, "tensor has no dimensions".into())),
@@ -61,11 +91,19 @@ fn permute_rows(info: &TensorInfo, bytes: &[u8], n_head: u32, inverse: bool) -> 
         ne => ne[ne.len() - 1],
     };
     if info.ne.len() == 1 && info.ty.block_size() != 1 {
-        return Err(bad(info, name, format!("a 1-D {} tensor has no whole-element rows", info.ty.name())));
+        return Err(bad(
+            info,
+            name,
+            format!("a 1-D {} tensor has no whole-element rows", info.ty.name()),
+        ));
     }
     let n_head = n_head as u64;
     if n_head == 0 || rows % (2 * n_head) != 0 {
-        return Err(bad(info, name, format!("{rows} rows are not a multiple of 2 x {n_head} heads")));
+        return Err(bad(
+            info,
+            name,
+            format!("{rows} rows are not a multiple of 2 x {n_head} heads"),
+        ));
     }
     let row_bytes = (bytes.len() as u64 / rows) as usize;
     let half = (rows / n_head / 2) as usize; // d/2 rows per rotary half
@@ -78,28 +116,48 @@ fn permute_rows(info: &TensorInfo, bytes: &[u8], n_head: u32, inverse: bool) -> 
                 let hf = (h * 2 + part) * half + i;
                 let gg = (h * half + i) * 2 + part;
                 let (src, dst) = if inverse { (gg, hf) } else { (hf, gg) };
-                out[dst * row_bytes..(dst + 1) * row_bytes].copy_from_slice(&bytes[src * row_bytes..(src + 1) * row_bytes]);
+                out[dst * row_bytes..(dst + 1) * row_bytes]
+                    .copy_from_slice(&bytes[src * row_bytes..(src + 1) * row_bytes]);
             }
         }
     }
     Ok(out)
 }
 
-fn add_scalar(info: &TensorInfo, bytes: &[u8], delta: f32, name: &'static str) -> Result<(TensorInfo, Vec<u8>), ArchError> {
+fn add_scalar(
+    info: &TensorInfo,
+    bytes: &[u8],
+    delta: f32,
+    name: &'static str,
+) -> Result<(TensorInfo, Vec<u8>), ArchError> {
     let vals = to_f32(info.ty, bytes).ok_or_else(|| {
-        bad(info, name, format!("element type {} is not F32, F16 or BF16", info.ty.name()))
+        bad(
+            info,
+            name,
+            format!("element type {} is not F32, F16 or BF16", info.ty.name()),
+        )
     })?;
     let mut out = Vec::with_capacity(vals.len() * 4);
     for v in vals {
         out.extend_from_slice(&(v + delta).to_le_bytes());
     }
-    Ok((TensorInfo { name: info.name.clone(), ty: GgmlType::F32, ne: info.ne.clone() }, out))
+    Ok((
+        TensorInfo {
+            name: info.name.clone(),
+            ty: GgmlType::F32,
+            ne: info.ne.clone(),
+        },
+        out,
+    ))
 }
 
 // TODO(integrator): use kernels::convert (to_f32) once it lands on this branch.
 fn to_f32(ty: GgmlType, bytes: &[u8]) -> Option<Vec<f32>> {
     Some(match ty {
-        GgmlType::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        GgmlType::F32 => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
         GgmlType::F16 => bytes
             .chunks_exact(2)
             .map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
@@ -138,14 +196,20 @@ mod tests {
         // 1 head, d = 4 rows: HF halves [r0 r1 | r2 r3] -> interleaved [r0 r2 r1 r3].
         let (info, bytes) = f32_tensor("q", vec![1, 4]);
         let (_, p) = apply_fix(&TensorFix::PermuteQk { n_head: 1 }, &info, &bytes).unwrap();
-        let vals: Vec<f32> = p.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        let vals: Vec<f32> = p
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         assert_eq!(vals, vec![0.0, 2.0, 1.0, 3.0]);
     }
 
     #[test]
     fn permute_rejects_bad_shapes() {
         let (info, bytes) = f32_tensor("q", vec![2, 6]);
-        assert!(matches!(apply_fix(&TensorFix::PermuteQk { n_head: 2 }, &info, &bytes), Err(ArchError::BadTensor { .. })));
+        assert!(matches!(
+            apply_fix(&TensorFix::PermuteQk { n_head: 2 }, &info, &bytes),
+            Err(ArchError::BadTensor { .. })
+        ));
         assert!(apply_fix(&TensorFix::PermuteQk { n_head: 0 }, &info, &bytes).is_err());
         assert!(apply_fix(&TensorFix::Copy, &info, &bytes[1..]).is_err());
     }
@@ -164,10 +228,16 @@ mod tests {
             let info = TensorInfo::new("n", ty, vec![4]);
             let (oi, ob) = apply_fix(&TensorFix::AddOne, &info, &bytes).unwrap();
             assert_eq!(oi.ty, GgmlType::F32);
-            let vals: Vec<f32> = ob.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+            let vals: Vec<f32> = ob
+                .chunks(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
             assert_eq!(vals, vec![1.5, 0.75, 2.5, 1.0]);
             let (_, back) = apply_fix(&TensorFix::SubtractOne, &oi, &ob).unwrap();
-            let back: Vec<f32> = back.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+            let back: Vec<f32> = back
+                .chunks(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
             assert_eq!(back, w);
         }
         let q = TensorInfo::new("n", GgmlType::Q8_0, vec![32]);

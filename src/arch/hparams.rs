@@ -26,25 +26,34 @@ pub(crate) fn cfg_get<'a>(config: &'a Value, key: &str) -> Option<&'a Value> {
 }
 
 pub(crate) fn cfg_u32_opt(config: &Value, key: &str) -> Result<Option<u32>, ArchError> {
-    let Some(v) = cfg_get(config, key) else { return Ok(None) };
+    let Some(v) = cfg_get(config, key) else {
+        return Ok(None);
+    };
     let n = v.as_u64().ok_or_else(|| ArchError::WrongType {
         what: CFG,
         key: key.into(),
         expected: "a non-negative integer",
         found: json_kind(v),
     })?;
-    u32::try_from(n).map(Some).map_err(|_| ArchError::InvalidValue {
-        key: key.into(),
-        reason: format!("{n} does not fit in u32"),
-    })
+    u32::try_from(n)
+        .map(Some)
+        .map_err(|_| ArchError::InvalidValue {
+            key: key.into(),
+            reason: format!("{n} does not fit in u32"),
+        })
 }
 
 pub(crate) fn cfg_u32(config: &Value, key: &str) -> Result<u32, ArchError> {
-    cfg_u32_opt(config, key)?.ok_or_else(|| ArchError::MissingKey { what: CFG, key: key.into() })
+    cfg_u32_opt(config, key)?.ok_or_else(|| ArchError::MissingKey {
+        what: CFG,
+        key: key.into(),
+    })
 }
 
 pub(crate) fn cfg_f64_opt(config: &Value, key: &str) -> Result<Option<f64>, ArchError> {
-    let Some(v) = cfg_get(config, key) else { return Ok(None) };
+    let Some(v) = cfg_get(config, key) else {
+        return Ok(None);
+    };
     let x = v.as_f64().ok_or_else(|| ArchError::WrongType {
         what: CFG,
         key: key.into(),
@@ -52,17 +61,25 @@ pub(crate) fn cfg_f64_opt(config: &Value, key: &str) -> Result<Option<f64>, Arch
         found: json_kind(v),
     })?;
     if !x.is_finite() {
-        return Err(ArchError::InvalidValue { key: key.into(), reason: format!("{x} is not finite") });
+        return Err(ArchError::InvalidValue {
+            key: key.into(),
+            reason: format!("{x} is not finite"),
+        });
     }
     Ok(Some(x))
 }
 
 pub(crate) fn cfg_f64(config: &Value, key: &str) -> Result<f64, ArchError> {
-    cfg_f64_opt(config, key)?.ok_or_else(|| ArchError::MissingKey { what: CFG, key: key.into() })
+    cfg_f64_opt(config, key)?.ok_or_else(|| ArchError::MissingKey {
+        what: CFG,
+        key: key.into(),
+    })
 }
 
 pub(crate) fn cfg_bool_opt(config: &Value, key: &str) -> Result<Option<bool>, ArchError> {
-    let Some(v) = cfg_get(config, key) else { return Ok(None) };
+    let Some(v) = cfg_get(config, key) else {
+        return Ok(None);
+    };
     v.as_bool().map(Some).ok_or_else(|| ArchError::WrongType {
         what: CFG,
         key: key.into(),
@@ -72,7 +89,9 @@ pub(crate) fn cfg_bool_opt(config: &Value, key: &str) -> Result<Option<bool>, Ar
 }
 
 pub(crate) fn cfg_str_opt<'a>(config: &'a Value, key: &str) -> Result<Option<&'a str>, ArchError> {
-    let Some(v) = cfg_get(config, key) else { return Ok(None) };
+    let Some(v) = cfg_get(config, key) else {
+        return Ok(None);
+    };
     v.as_str().map(Some).ok_or_else(|| ArchError::WrongType {
         what: CFG,
         key: key.into(),
@@ -90,25 +109,34 @@ fn meta_kind(v: &MetaValue) -> String {
 }
 
 pub(crate) fn md_u32_opt(md: &Metadata, key: &str) -> Result<Option<u32>, ArchError> {
-    let Some(v) = md.get(key) else { return Ok(None) };
+    let Some(v) = md.get(key) else {
+        return Ok(None);
+    };
     let n = v.as_u64().ok_or_else(|| ArchError::WrongType {
         what: MD,
         key: key.into(),
         expected: "an unsigned integer",
         found: meta_kind(v),
     })?;
-    u32::try_from(n).map(Some).map_err(|_| ArchError::InvalidValue {
-        key: key.into(),
-        reason: format!("{n} does not fit in u32"),
-    })
+    u32::try_from(n)
+        .map(Some)
+        .map_err(|_| ArchError::InvalidValue {
+            key: key.into(),
+            reason: format!("{n} does not fit in u32"),
+        })
 }
 
 pub(crate) fn md_u32(md: &Metadata, key: &str) -> Result<u32, ArchError> {
-    md_u32_opt(md, key)?.ok_or_else(|| ArchError::MissingKey { what: MD, key: key.into() })
+    md_u32_opt(md, key)?.ok_or_else(|| ArchError::MissingKey {
+        what: MD,
+        key: key.into(),
+    })
 }
 
 pub(crate) fn md_f32_opt(md: &Metadata, key: &str) -> Result<Option<f32>, ArchError> {
-    let Some(v) = md.get(key) else { return Ok(None) };
+    let Some(v) = md.get(key) else {
+        return Ok(None);
+    };
     match v {
         MetaValue::F32(x) => Ok(Some(*x)),
         MetaValue::F64(x) => Ok(Some(*x as f32)),
@@ -122,11 +150,16 @@ pub(crate) fn md_f32_opt(md: &Metadata, key: &str) -> Result<Option<f32>, ArchEr
 }
 
 pub(crate) fn md_f32(md: &Metadata, key: &str) -> Result<f32, ArchError> {
-    md_f32_opt(md, key)?.ok_or_else(|| ArchError::MissingKey { what: MD, key: key.into() })
+    md_f32_opt(md, key)?.ok_or_else(|| ArchError::MissingKey {
+        what: MD,
+        key: key.into(),
+    })
 }
 
 pub(crate) fn md_str_opt<'a>(md: &'a Metadata, key: &str) -> Result<Option<&'a str>, ArchError> {
-    let Some(v) = md.get(key) else { return Ok(None) };
+    let Some(v) = md.get(key) else {
+        return Ok(None);
+    };
     v.as_str().map(Some).ok_or_else(|| ArchError::WrongType {
         what: MD,
         key: key.into(),
@@ -140,7 +173,9 @@ pub(crate) fn md_str_opt<'a>(md: &'a Metadata, key: &str) -> Result<Option<&'a s
 /// HF -> GGUF (f32) -> HF unchanged.
 pub(crate) fn f32_json(x: f32) -> Value {
     let shortest: f64 = format!("{x}").parse().unwrap_or(x as f64);
-    serde_json::Number::from_f64(shortest).map(Value::Number).unwrap_or(Value::Null)
+    serde_json::Number::from_f64(shortest)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
 }
 
 /// Hyper-parameters shared by every supported family, read from config.json and checked.
@@ -181,7 +216,12 @@ impl Base {
     }
 
     pub fn validate(&self) -> Result<(), ArchError> {
-        let bad = |key: &str, reason: String| Err(ArchError::InvalidValue { key: key.into(), reason });
+        let bad = |key: &str, reason: String| {
+            Err(ArchError::InvalidValue {
+                key: key.into(),
+                reason,
+            })
+        };
         for (key, v) in [
             ("hidden_size", self.n_embd),
             ("intermediate_size", self.n_ff),
@@ -218,8 +258,11 @@ impl Base {
             }
             None => {}
         }
-        if !(self.rms_eps > 0.0) {
-            return bad("rms_norm_eps", format!("must be > 0, found {}", self.rms_eps));
+        if self.rms_eps.is_nan() || self.rms_eps <= 0.0 {
+            return bad(
+                "rms_norm_eps",
+                format!("must be > 0, found {}", self.rms_eps),
+            );
         }
         Ok(())
     }

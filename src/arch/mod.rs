@@ -49,16 +49,29 @@ pub trait Arch: Send + Sync {
     /// hyper-parameters with the keys, types and order of llama.cpp's converter.
     /// `general.file_type` and the `tokenizer.*` keys are not written here: the convert pass
     /// knows the output type, the tokenizer module the vocabulary.
-    fn config_to_metadata(&self, config: &serde_json::Value, md: &mut Metadata) -> Result<(), ArchError>;
+    fn config_to_metadata(
+        &self,
+        config: &serde_json::Value,
+        md: &mut Metadata,
+    ) -> Result<(), ArchError>;
 
     /// GGUF metadata -> HF config.json (loadable by transformers' AutoConfig, 4.x and 5.x:
     /// legacy `rope_theta` / `rope_scaling` keys). `tensors` tells whether `output.weight`
     /// exists (else `tie_word_embeddings` is true) and gives the vocab size as a last resort.
-    fn metadata_to_config(&self, md: &Metadata, tensors: &[TensorInfo], torch_dtype: &str) -> Result<serde_json::Value, ArchError>;
+    fn metadata_to_config(
+        &self,
+        md: &Metadata,
+        tensors: &[TensorInfo],
+        torch_dtype: &str,
+    ) -> Result<serde_json::Value, ArchError>;
 
     /// HF tensor name -> GGUF name + the fix to apply to its bytes. `Ok(None)`: dropped on
     /// purpose (`rotary_emb.inv_freq`; `lm_head.weight` when embeddings are tied).
-    fn hf_to_gguf_tensor(&self, hf_name: &str, config: &serde_json::Value) -> Result<Option<TensorMap>, ArchError>;
+    fn hf_to_gguf_tensor(
+        &self,
+        hf_name: &str,
+        config: &serde_json::Value,
+    ) -> Result<Option<TensorMap>, ArchError>;
 
     /// GGUF tensor name -> HF name + the inverse fix.
     fn gguf_to_hf_tensor(&self, gguf_name: &str, md: &Metadata) -> Result<TensorMap, ArchError>;
@@ -79,9 +92,13 @@ pub enum TensorFix {
     /// (convert_hf_to_gguf.py `LlamaModel.permute`). `n_head` is the head count *of this
     /// tensor*: `num_attention_heads` for Q, `num_key_value_heads` for K (GQA) — the mapper
     /// fills it in, so the fix needs nothing else.
-    PermuteQk { n_head: u32 },
+    PermuteQk {
+        n_head: u32,
+    },
     /// The inverse of `PermuteQk` with the same `n_head`.
-    UnpermuteQk { n_head: u32 },
+    UnpermuteQk {
+        n_head: u32,
+    },
     /// Gemma RMSNorm computes x * (1 + w): llama.cpp stores w + 1 (GemmaModel.modify_tensors).
     AddOne,
     SubtractOne,
@@ -132,7 +149,11 @@ fn supported_list() -> String {
 /// the GGUF arch names, which equal transformers' model types for these families, plus
 /// "mistral").
 pub fn from_hf_config(config: &serde_json::Value) -> Result<&'static dyn Arch, ArchError> {
-    if let Some(first) = config.get("architectures").and_then(|a| a.as_array()).and_then(|a| a.first()) {
+    if let Some(first) = config
+        .get("architectures")
+        .and_then(|a| a.as_array())
+        .and_then(|a| a.first())
+    {
         let name = first.as_str().ok_or_else(|| ArchError::WrongType {
             what: "config.json",
             key: "architectures[0]".into(),
@@ -151,12 +172,19 @@ pub fn from_hf_config(config: &serde_json::Value) -> Result<&'static dyn Arch, A
     }
     match config.get("model_type") {
         Some(serde_json::Value::String(mt)) => {
-            let mt = if mt == "mistral" { "llama" } else { mt.as_str() };
-            ALL.iter().copied().find(|a| a.gguf_arch() == mt).ok_or_else(|| ArchError::UnknownArchitecture {
-                source_key: "config.json model_type",
-                found: mt.into(),
-                supported: supported_list(),
-            })
+            let mt = if mt == "mistral" {
+                "llama"
+            } else {
+                mt.as_str()
+            };
+            ALL.iter()
+                .copied()
+                .find(|a| a.gguf_arch() == mt)
+                .ok_or_else(|| ArchError::UnknownArchitecture {
+                    source_key: "config.json model_type",
+                    found: mt.into(),
+                    supported: supported_list(),
+                })
         }
         Some(other) => Err(ArchError::WrongType {
             what: "config.json",
@@ -164,17 +192,26 @@ pub fn from_hf_config(config: &serde_json::Value) -> Result<&'static dyn Arch, A
             expected: "a string",
             found: other.to_string(),
         }),
-        None => Err(ArchError::MissingKey { what: "config.json", key: "architectures (or model_type)".into() }),
+        None => Err(ArchError::MissingKey {
+            what: "config.json",
+            key: "architectures (or model_type)".into(),
+        }),
     }
 }
 
 /// The family of a GGUF file, by `general.architecture`.
 pub fn from_gguf_metadata(md: &Metadata) -> Result<&'static dyn Arch, ArchError> {
-    let arch = hparams::md_str_opt(md, "general.architecture")?
-        .ok_or_else(|| ArchError::MissingKey { what: "GGUF metadata", key: "general.architecture".into() })?;
-    ALL.iter().copied().find(|a| a.gguf_arch() == arch).ok_or_else(|| ArchError::UnknownArchitecture {
-        source_key: "general.architecture",
-        found: arch.into(),
-        supported: supported_list(),
-    })
+    let arch =
+        hparams::md_str_opt(md, "general.architecture")?.ok_or_else(|| ArchError::MissingKey {
+            what: "GGUF metadata",
+            key: "general.architecture".into(),
+        })?;
+    ALL.iter()
+        .copied()
+        .find(|a| a.gguf_arch() == arch)
+        .ok_or_else(|| ArchError::UnknownArchitecture {
+            source_key: "general.architecture",
+            found: arch.into(),
+            supported: supported_list(),
+        })
 }

@@ -3,7 +3,9 @@
 GGUFReader. Prints JSON {"kv": [[key, type, value], ...] in file order (arrays give their length),
 "tensors": [[name, type, [ne0, ne1, ...]], ...]}.
 
-usage: gguf_metadata.py FILE.gguf
+usage: gguf_metadata.py FILE.gguf [OUT.safetensors]
+With OUT, also writes every F32/F16 tensor's data (GGUF names, row-major shape = ne reversed)
+to a safetensors file, for byte comparisons.
 """
 import json
 import sys
@@ -24,6 +26,16 @@ def main() -> None:
             v = f.contents()
             out.append([k, t, v])
     tensors = [[t.name, t.tensor_type.name, [int(d) for d in t.shape]] for t in r.tensors]
+    if len(sys.argv) > 2:
+        import numpy as np
+        from safetensors.numpy import save_file
+
+        data = {}
+        for t in r.tensors:
+            if t.tensor_type.name in ("F32", "F16"):
+                shape = [int(d) for d in reversed(t.shape)]
+                data[t.name] = np.ascontiguousarray(t.data).reshape(shape)
+        save_file(data, sys.argv[2])
     print(json.dumps({"kv": out, "tensors": tensors}))
 
 

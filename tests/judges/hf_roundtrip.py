@@ -2,7 +2,7 @@
 """Judge: a model directory rebuilt by llmtool (HF -> GGUF names/bytes/metadata -> HF) must
 load in transformers and give the logits recorded in the fixture's expected_logits.json.
 
-usage: hf_roundtrip.py FIXTURE_DIR REBUILT_DIR
+usage: hf_roundtrip.py FIXTURE_DIR REBUILT_DIR [FIXTURE_DIR REBUILT_DIR ...]
 Checks: AutoConfig loads the rebuilt config.json; the hyper-parameters transformers derives
 (rope_parameters included) equal the original's; AutoModelForCausalLM loads the rebuilt
 safetensors with no missing/unexpected weights; logits equal the expected ones.
@@ -22,8 +22,7 @@ ATTRS = [
 ]
 
 
-def main() -> None:
-    fixture, rebuilt = sys.argv[1], sys.argv[2]
+def check(fixture: str, rebuilt: str) -> None:
     a = AutoConfig.from_pretrained(fixture)
     b = AutoConfig.from_pretrained(rebuilt)
     bad = []
@@ -32,12 +31,12 @@ def main() -> None:
         if va != vb:
             bad.append(f"{k}: original {va!r} rebuilt {vb!r}")
     if bad:
-        sys.exit("config mismatch:\n  " + "\n  ".join(bad))
+        sys.exit(f"{fixture}: config mismatch:\n  " + "\n  ".join(bad))
     model, info = AutoModelForCausalLM.from_pretrained(rebuilt, torch_dtype=torch.float32,
                                                        attn_implementation="eager", output_loading_info=True)
     problems = {k: v for k, v in info.items() if v}
     if problems:
-        sys.exit(f"loading problems: {problems}")
+        sys.exit(f"{fixture}: loading problems: {problems}")
     model.eval()
     exp = json.load(open(f"{fixture}/expected_logits.json"))
     with torch.no_grad():
@@ -45,8 +44,16 @@ def main() -> None:
     want = torch.tensor(exp["logits"], dtype=torch.float32)
     diff = (logits - want).abs().max().item()
     if not torch.allclose(logits, want, rtol=0, atol=1e-5):
-        sys.exit(f"logits differ: max abs diff {diff}")
-    print(f"ok max_abs_diff={diff}")
+        sys.exit(f"{fixture}: logits differ: max abs diff {diff}")
+    print(f"ok {fixture} max_abs_diff={diff}")
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if not args or len(args) % 2:
+        sys.exit("usage: hf_roundtrip.py FIXTURE_DIR REBUILT_DIR [...]")
+    for i in range(0, len(args), 2):
+        check(args[i], args[i + 1])
 
 
 if __name__ == "__main__":

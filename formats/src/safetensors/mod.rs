@@ -8,12 +8,17 @@
 //! must tile it exactly.
 
 mod error;
+mod header;
 mod read;
 mod size;
 mod write;
 
 pub use error::SafetensorsError;
-pub use read::{SafetensorsSet, Shard, MAX_HEADER_BYTES};
+pub use header::MAX_HEADER_BYTES;
+pub use read::{SafetensorsSet, Shard};
+/// The upstream `safetensors` crate, for differential tests and the fuzz target.
+#[doc(hidden)]
+pub use safetensors as upstream;
 pub use safetensors::Dtype;
 pub use size::parse_size;
 pub use write::{
