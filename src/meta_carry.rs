@@ -22,12 +22,8 @@ use serde_json::{json, Value};
 pub const CARRY_KEY: &str = "llmtool.gguf_metadata";
 
 /// Keys whose values are always taken from the HF files (placeholders when carried).
-const DERIVED_ONLY: &[&str] = &[
-    "tokenizer.ggml.tokens",
-    "tokenizer.ggml.token_type",
-    "tokenizer.ggml.merges",
-    "tokenizer.ggml.scores",
-];
+const DERIVED_ONLY: &[&str] =
+    &["tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges", "tokenizer.ggml.scores"];
 
 /// `general.*` keys that are facts about the tensors or the architecture, not descriptions.
 const GENERAL_DERIVED: &[&str] = &["general.architecture", "general.file_type", "general.alignment"];
@@ -264,7 +260,10 @@ mod tests {
         md.insert("x.eps", MetaValue::F32(9.999999747378752e-06));
         md.insert("x.nan", MetaValue::F64(f64::NEG_INFINITY));
         md.insert("x.i8", MetaValue::I8(-3));
-        md.insert("x.nested", MetaValue::Array(MetaArray::Array(vec![MetaArray::U16(vec![1, 2]), MetaArray::String(vec!["é".into()])])));
+        md.insert(
+            "x.nested",
+            MetaValue::Array(MetaArray::Array(vec![MetaArray::U16(vec![1, 2]), MetaArray::String(vec!["é".into()])])),
+        );
         md.insert("x.empty", MetaValue::Array(MetaArray::F64(vec![])));
         md.insert("tokenizer.ggml.tokens", MetaValue::Array(MetaArray::String(vec!["a".into()])));
         md

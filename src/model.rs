@@ -136,7 +136,15 @@ impl Model {
         // A second handle on the same mapping would be cheaper; GgufFile::open only maps
         // and validates headers, so opening twice costs a header parse.
         let tensors: Box<dyn TensorSource> = Box::new(GgufFile::open(path).map_err(FormatError::from)?);
-        Ok(Model { path: path.to_path_buf(), format: ModelFormat::Gguf, arch, metadata, tensors, gguf: Some(file), hf: None })
+        Ok(Model {
+            path: path.to_path_buf(),
+            format: ModelFormat::Gguf,
+            arch,
+            metadata,
+            tensors,
+            gguf: Some(file),
+            hf: None,
+        })
     }
 
     fn open_hf(path: &Path) -> Result<Model, ModelError> {
@@ -169,7 +177,15 @@ impl Model {
             special_tokens_map: dir.special_tokens_map,
             extra_files: dir.extra_files,
         };
-        Ok(Model { path: path.to_path_buf(), format: ModelFormat::HfDir, arch, metadata, tensors: Box::new(view), gguf: None, hf: Some(hf) })
+        Ok(Model {
+            path: path.to_path_buf(),
+            format: ModelFormat::HfDir,
+            arch,
+            metadata,
+            tensors: Box::new(view),
+            gguf: None,
+            hf: Some(hf),
+        })
     }
 
     /// Total parameters (elements of all tensors).
@@ -237,16 +253,19 @@ impl TensorSource for HfTensorView {
     }
 
     fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, FormatError> {
-        let i = self.infos.iter().position(|t| t.name == name).ok_or_else(|| FormatError::NoSuchTensor(name.to_string()))?;
+        let i = self
+            .infos
+            .iter()
+            .position(|t| t.name == name)
+            .ok_or_else(|| FormatError::NoSuchTensor(name.to_string()))?;
         let (hf_info, fix) = &self.plan[i];
-        let bytes = self
-            .weights
-            .tensor_data(&hf_info.name)
-            .ok_or_else(|| FormatError::NoSuchTensor(hf_info.name.clone()))?;
+        let bytes =
+            self.weights.tensor_data(&hf_info.name).ok_or_else(|| FormatError::NoSuchTensor(hf_info.name.clone()))?;
         if matches!(fix, TensorFix::Copy) {
             return Ok(Cow::Borrowed(bytes));
         }
-        let (_, fixed) = arch::apply_fix(fix, hf_info, bytes).map_err(|e| FormatError::Other(format!("{}: {e}", hf_info.name)))?;
+        let (_, fixed) =
+            arch::apply_fix(fix, hf_info, bytes).map_err(|e| FormatError::Other(format!("{}: {e}", hf_info.name)))?;
         Ok(Cow::Owned(fixed))
     }
 }

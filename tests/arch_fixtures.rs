@@ -28,8 +28,7 @@ struct Fixture {
 
 fn load(name: &str) -> Fixture {
     let dir = fixture_dir(name);
-    let config: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let config: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
     let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let mut tensors = Vec::new();
@@ -104,35 +103,17 @@ fn names_and_bytes_round_trip_exactly() {
         let a = arch::from_hf_config(&f.config).unwrap();
         let c = to_gguf(a, &f);
         let mut seen = std::collections::HashSet::new();
-        for (((orig_info, orig_bytes), (g_info, g_bytes)), fix) in
-            f.tensors.iter().zip(&c.gguf).zip(&c.fixes)
-        {
-            assert!(
-                seen.insert(g_info.name.clone()),
-                "{name}: two HF tensors map to {}",
-                g_info.name
-            );
+        for (((orig_info, orig_bytes), (g_info, g_bytes)), fix) in f.tensors.iter().zip(&c.gguf).zip(&c.fixes) {
+            assert!(seen.insert(g_info.name.clone()), "{name}: two HF tensors map to {}", g_info.name);
             let back = a.gguf_to_hf_tensor(&g_info.name, &c.md).unwrap();
-            assert_eq!(
-                back.name, orig_info.name,
-                "{name}: name round trip of {}",
-                g_info.name
-            );
+            assert_eq!(back.name, orig_info.name, "{name}: name round trip of {}", g_info.name);
             assert_eq!(back.fix, fix.inverse(), "{name}: fix of {}", g_info.name);
             let (b_info, b_bytes) = apply_fix(&back.fix, g_info, g_bytes).unwrap();
             assert_eq!(b_info.ne, orig_info.ne);
             assert_eq!(b_info.ty, orig_info.ty);
-            assert!(
-                b_bytes == *orig_bytes,
-                "{name}: bytes of {} differ after the round trip",
-                orig_info.name
-            );
+            assert!(b_bytes == *orig_bytes, "{name}: bytes of {} differ after the round trip", orig_info.name);
             if *fix != TensorFix::Copy {
-                assert!(
-                    g_bytes != orig_bytes,
-                    "{name}: {fix:?} left {} unchanged",
-                    orig_info.name
-                );
+                assert!(g_bytes != orig_bytes, "{name}: {fix:?} left {} unchanged", orig_info.name);
             }
         }
         // The families' specific fixes really happen on the fixture tensors.
@@ -150,92 +131,42 @@ fn names_and_bytes_round_trip_exactly() {
 fn llama_k_uses_kv_head_count_and_q_the_head_count() {
     let f = load("llama");
     let a = arch::from_hf_config(&f.config).unwrap();
-    let q = a
-        .hf_to_gguf_tensor("model.layers.1.self_attn.q_proj.weight", &f.config)
-        .unwrap()
-        .unwrap();
-    let k = a
-        .hf_to_gguf_tensor("model.layers.1.self_attn.k_proj.weight", &f.config)
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (q.name.as_str(), q.fix),
-        ("blk.1.attn_q.weight", TensorFix::PermuteQk { n_head: 4 })
-    );
-    assert_eq!(
-        (k.name.as_str(), k.fix),
-        ("blk.1.attn_k.weight", TensorFix::PermuteQk { n_head: 2 })
-    );
+    let q = a.hf_to_gguf_tensor("model.layers.1.self_attn.q_proj.weight", &f.config).unwrap().unwrap();
+    let k = a.hf_to_gguf_tensor("model.layers.1.self_attn.k_proj.weight", &f.config).unwrap().unwrap();
+    assert_eq!((q.name.as_str(), q.fix), ("blk.1.attn_q.weight", TensorFix::PermuteQk { n_head: 4 }));
+    assert_eq!((k.name.as_str(), k.fix), ("blk.1.attn_k.weight", TensorFix::PermuteQk { n_head: 2 }));
 }
 
 #[test]
 fn dropped_and_unknown_tensors() {
     let gemma = load("gemma");
     let g = arch::from_hf_config(&gemma.config).unwrap();
-    assert_eq!(
-        g.hf_to_gguf_tensor("lm_head.weight", &gemma.config)
-            .unwrap(),
-        None
-    );
+    assert_eq!(g.hf_to_gguf_tensor("lm_head.weight", &gemma.config).unwrap(), None);
     let qwen = load("qwen2");
     let q = arch::from_hf_config(&qwen.config).unwrap();
-    assert_eq!(
-        q.hf_to_gguf_tensor("lm_head.weight", &qwen.config).unwrap(),
-        None,
-        "qwen2 fixture is tied"
-    );
+    assert_eq!(q.hf_to_gguf_tensor("lm_head.weight", &qwen.config).unwrap(), None, "qwen2 fixture is tied");
     let llama = load("llama");
     let l = arch::from_hf_config(&llama.config).unwrap();
-    assert_eq!(
-        l.hf_to_gguf_tensor("lm_head.weight", &llama.config)
-            .unwrap()
-            .unwrap()
-            .name,
-        "output.weight"
-    );
-    assert_eq!(
-        l.hf_to_gguf_tensor(
-            "model.layers.0.self_attn.rotary_emb.inv_freq",
-            &llama.config
-        )
-        .unwrap(),
-        None
-    );
-    for bad in [
-        "model.layers.0.mlp.experts.0.w1.weight",
-        "model.layers.01.mlp.up_proj.weight",
-        "foo",
-    ] {
-        assert!(
-            matches!(
-                l.hf_to_gguf_tensor(bad, &llama.config),
-                Err(arch::ArchError::UnknownTensor { .. })
-            ),
-            "{bad}"
-        );
+    assert_eq!(l.hf_to_gguf_tensor("lm_head.weight", &llama.config).unwrap().unwrap().name, "output.weight");
+    assert_eq!(l.hf_to_gguf_tensor("model.layers.0.self_attn.rotary_emb.inv_freq", &llama.config).unwrap(), None);
+    for bad in ["model.layers.0.mlp.experts.0.w1.weight", "model.layers.01.mlp.up_proj.weight", "foo"] {
+        assert!(matches!(l.hf_to_gguf_tensor(bad, &llama.config), Err(arch::ArchError::UnknownTensor { .. })), "{bad}");
     }
     // block index beyond num_hidden_layers = 2
-    assert!(l
-        .hf_to_gguf_tensor("model.layers.2.mlp.up_proj.weight", &llama.config)
-        .is_err());
+    assert!(l.hf_to_gguf_tensor("model.layers.2.mlp.up_proj.weight", &llama.config).is_err());
     let c = to_gguf(l, &llama);
     assert!(matches!(
         l.gguf_to_hf_tensor("blk.0.ffn_gate_exps.weight", &c.md),
         Err(arch::ArchError::UnknownTensor { .. })
     ));
-    assert!(matches!(
-        l.gguf_to_hf_tensor("rope_freqs.weight", &c.md),
-        Err(arch::ArchError::Unsupported { .. })
-    ));
+    assert!(matches!(l.gguf_to_hf_tensor("rope_freqs.weight", &c.md), Err(arch::ArchError::Unsupported { .. })));
 }
 
 /// The value of a hyper-parameter in an original (transformers 5) config: rope_theta lives in
 /// rope_parameters there.
 fn original_value<'a>(config: &'a Value, key: &str) -> Option<&'a Value> {
     if key == "rope_theta" {
-        return config
-            .get("rope_parameters")
-            .and_then(|p| p.get("rope_theta"));
+        return config.get("rope_parameters").and_then(|p| p.get("rope_theta"));
     }
     config.get(key)
 }
@@ -282,11 +213,7 @@ fn config_round_trips_key_by_key() {
             };
             if orig.is_null() {
                 // transformers writes unset values as null: absent or null is the same
-                assert!(
-                    back.get(*key).is_none_or(Value::is_null),
-                    "{name}: config key {key} = {:?}",
-                    back.get(*key)
-                );
+                assert!(back.get(*key).is_none_or(Value::is_null), "{name}: config key {key} = {:?}", back.get(*key));
                 continue;
             }
             assert_eq!(back.get(*key), Some(orig), "{name}: config key {key}");
@@ -297,24 +224,15 @@ fn config_round_trips_key_by_key() {
 }
 
 fn python() -> Command {
-    let ok = Command::new("python3")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "python3 is required for the judge tests (with numpy, gguf, torch, transformers installed)"
-    );
+    let ok = Command::new("python3").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(ok, "python3 is required for the judge tests (with numpy, gguf, torch, transformers installed)");
     Command::new("python3")
 }
 
 fn run_judge(cmd: &mut Command, stdin: Option<&[u8]>) -> String {
     use std::io::Write;
     use std::process::Stdio;
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn python judge");
     if let Some(input) = stdin {
         child.stdin.take().unwrap().write_all(input).unwrap();
@@ -351,11 +269,7 @@ fn permute_matches_convert_hf_to_gguf_judge() {
         std::fs::write(&src, bytes).unwrap();
         let shape = info.shape();
         // the judge gets llama.cpp's arguments: (n_head, n_head) for Q, (n_head, n_head_kv) for K
-        let n_head_kv = if info.name.contains("k_proj") {
-            "2"
-        } else {
-            "4"
-        };
+        let n_head_kv = if info.name.contains("k_proj") { "2" } else { "4" };
         run_judge(
             python().arg(judge("permute.py")).arg(&src).arg(&dst).args([
                 shape[0].to_string(),
@@ -366,11 +280,7 @@ fn permute_matches_convert_hf_to_gguf_judge() {
             None,
         );
         let theirs = std::fs::read(&dst).unwrap();
-        assert!(
-            ours == theirs,
-            "{}: permutation differs from convert_hf_to_gguf.py",
-            info.name
-        );
+        assert!(ours == theirs, "{}: permutation differs from convert_hf_to_gguf.py", info.name);
         checked += 1;
     }
     assert_eq!(checked, 4);
@@ -389,12 +299,7 @@ fn names_and_keys_match_gguf_py() {
             Some(serde_json::to_string(&hf).unwrap().as_bytes()),
         );
         let j: Value = serde_json::from_str(&out).unwrap();
-        let known: Vec<&str> = j["model_tensors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
+        let known: Vec<&str> = j["model_tensors"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
         for ((info, _), (g, _)) in f.tensors.iter().zip(&c.gguf) {
             assert_eq!(
                 j["map"][&info.name].as_str(),
@@ -403,22 +308,11 @@ fn names_and_keys_match_gguf_py() {
                 info.name
             );
             let stem = g.name.trim_end_matches(".weight").trim_end_matches(".bias");
-            assert!(
-                known.contains(&stem),
-                "{name}: {stem} is not in gguf-py MODEL_TENSORS[{name}]"
-            );
+            assert!(known.contains(&stem), "{name}: {stem} is not in gguf-py MODEL_TENSORS[{name}]");
         }
-        let keys: Vec<&str> = j["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
+        let keys: Vec<&str> = j["keys"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
         for (k, _) in c.md.iter() {
-            assert!(
-                keys.contains(&k),
-                "{name}: metadata key {k} is not a gguf-py key"
-            );
+            assert!(keys.contains(&k), "{name}: metadata key {k} is not a gguf-py key");
         }
     }
 }
@@ -446,32 +340,17 @@ fn rebuilt_hf_dir_loads_in_transformers_with_expected_logits() {
             .iter()
             .map(|(n, shape, bytes)| {
                 let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-                (
-                    n.clone(),
-                    safetensors::tensor::TensorView::new(Dtype::F32, shape, bytes).unwrap(),
-                )
+                (n.clone(), safetensors::tensor::TensorView::new(Dtype::F32, shape, bytes).unwrap())
             })
             .collect();
         let dir = tmp.path().join(name);
         std::fs::create_dir(&dir).unwrap();
-        std::fs::write(
-            dir.join("model.safetensors"),
-            safetensors::serialize(views, None).unwrap(),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("config.json"),
-            serde_json::to_vec_pretty(&config).unwrap(),
-        )
-        .unwrap();
+        std::fs::write(dir.join("model.safetensors"), safetensors::serialize(views, None).unwrap()).unwrap();
+        std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         args.push(fixture_dir(name));
         args.push(dir);
     }
     // one python process for all fixtures (importing torch dominates the time)
     let out = run_judge(python().arg(judge("hf_roundtrip.py")).args(&args), None);
-    assert_eq!(
-        out.lines().filter(|l| l.starts_with("ok ")).count(),
-        FIXTURES.len(),
-        "{out}"
-    );
+    assert_eq!(out.lines().filter(|l| l.starts_with("ok ")).count(), FIXTURES.len(), "{out}");
 }

@@ -53,47 +53,19 @@ struct Real {
 }
 
 fn real_gguf() -> Real {
-    let fetch = Command::new("bash")
-        .arg(root().join("scripts/fetch-models.sh"))
-        .output()
-        .expect("run fetch-models.sh");
-    assert!(
-        fetch.status.success(),
-        "fetch-models.sh failed: {}",
-        String::from_utf8_lossy(&fetch.stderr)
-    );
+    let fetch = Command::new("bash").arg(root().join("scripts/fetch-models.sh")).output().expect("run fetch-models.sh");
+    assert!(fetch.status.success(), "fetch-models.sh failed: {}", String::from_utf8_lossy(&fetch.stderr));
     let path = String::from_utf8(fetch.stdout).unwrap().trim().to_string();
-    let ok = Command::new("python3")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "python3 (with the gguf package) is required for this judge test"
-    );
-    let out = Command::new("python3")
-        .arg(root().join("tests/judges/gguf_metadata.py"))
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "gguf_metadata.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let ok = Command::new("python3").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(ok, "python3 (with the gguf package) is required for this judge test");
+    let out = Command::new("python3").arg(root().join("tests/judges/gguf_metadata.py")).arg(&path).output().unwrap();
+    assert!(out.status.success(), "gguf_metadata.py failed: {}", String::from_utf8_lossy(&out.stderr));
     let j: Value = serde_json::from_slice(&out.stdout).unwrap();
     let kv = j["kv"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| {
-            (
-                e[0].as_str().unwrap().to_string(),
-                e[1].as_str().unwrap().to_string(),
-                e[2].clone(),
-            )
-        })
+        .map(|e| (e[0].as_str().unwrap().to_string(), e[1].as_str().unwrap().to_string(), e[2].clone()))
         .collect();
     let tensors = j["tensors"]
         .as_array()
@@ -101,12 +73,7 @@ fn real_gguf() -> Real {
         .iter()
         .map(|t| {
             let ty = GgmlType::from_name(t[1].as_str().unwrap()).unwrap();
-            let ne = t[2]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_u64().unwrap())
-                .collect();
+            let ne = t[2].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect();
             TensorInfo::new(t[0].as_str().unwrap(), ty, ne)
         })
         .collect();
@@ -130,13 +97,8 @@ fn config_to_metadata_matches_llama_cpp_keys_types_order_values() {
     let a = arch::from_hf_config(&cfg).unwrap();
     let mut md = Metadata::new();
     a.config_to_metadata(&cfg, &mut md).unwrap();
-    let ours: Vec<(&str, &MetaValue)> =
-        md.iter().filter(|(k, _)| k.starts_with("llama.")).collect();
-    let theirs: Vec<&(String, String, Value)> = real
-        .kv
-        .iter()
-        .filter(|(k, _, _)| k.starts_with("llama."))
-        .collect();
+    let ours: Vec<(&str, &MetaValue)> = md.iter().filter(|(k, _)| k.starts_with("llama.")).collect();
+    let theirs: Vec<&(String, String, Value)> = real.kv.iter().filter(|(k, _, _)| k.starts_with("llama.")).collect();
     let ours_keys: Vec<&str> = ours.iter().map(|(k, _)| *k).collect();
     let their_keys: Vec<&str> = theirs.iter().map(|(k, _, _)| k.as_str()).collect();
     assert_eq!(ours_keys, their_keys, "llama.* keys and their order");
@@ -169,9 +131,7 @@ fn metadata_to_config_gives_back_the_published_config() {
         md.insert(k.clone(), mv);
     }
     let a = arch::from_gguf_metadata(&md).unwrap();
-    let back = a
-        .metadata_to_config(&md, &real.tensors, "bfloat16")
-        .unwrap();
+    let back = a.metadata_to_config(&md, &real.tensors, "bfloat16").unwrap();
     let cfg = smollm2_config();
     for key in [
         "architectures",
@@ -243,42 +203,19 @@ struct Reference {
 }
 
 fn reference(arch: &str, dir: &std::path::Path) -> Reference {
-    let gguf = root()
-        .join("fixtures/llama_cpp")
-        .join(format!("{arch}.gguf"));
+    let gguf = root().join("fixtures/llama_cpp").join(format!("{arch}.gguf"));
     let st = dir.join(format!("{arch}.safetensors"));
-    let ok = Command::new("python3")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "python3 (with the gguf, numpy and safetensors packages) is required for this judge test"
-    );
-    let out = Command::new("python3")
-        .arg(root().join("tests/judges/gguf_metadata.py"))
-        .arg(&gguf)
-        .arg(&st)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "gguf_metadata.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let ok = Command::new("python3").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(ok, "python3 (with the gguf, numpy and safetensors packages) is required for this judge test");
+    let out =
+        Command::new("python3").arg(root().join("tests/judges/gguf_metadata.py")).arg(&gguf).arg(&st).output().unwrap();
+    assert!(out.status.success(), "gguf_metadata.py failed: {}", String::from_utf8_lossy(&out.stderr));
     let j: Value = serde_json::from_slice(&out.stdout).unwrap();
     let kv = j["kv"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| {
-            (
-                e[0].as_str().unwrap().to_string(),
-                e[1].as_str().unwrap().to_string(),
-                e[2].clone(),
-            )
-        })
+        .map(|e| (e[0].as_str().unwrap().to_string(), e[1].as_str().unwrap().to_string(), e[2].clone()))
         .collect();
     let tensors = j["tensors"]
         .as_array()
@@ -286,20 +223,11 @@ fn reference(arch: &str, dir: &std::path::Path) -> Reference {
         .iter()
         .map(|t| {
             let ty = GgmlType::from_name(t[1].as_str().unwrap()).unwrap();
-            let ne = t[2]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_u64().unwrap())
-                .collect();
+            let ne = t[2].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect();
             TensorInfo::new(t[0].as_str().unwrap(), ty, ne)
         })
         .collect();
-    Reference {
-        kv,
-        tensors,
-        data: std::fs::read(st).unwrap(),
-    }
+    Reference { kv, tensors, data: std::fs::read(st).unwrap() }
 }
 
 #[test]
@@ -308,8 +236,7 @@ fn fixture_conversion_matches_llama_cpp_converter_output() {
     let tmp = tempfile::tempdir().unwrap();
     for name in ["llama", "phi3", "gemma", "gemma2", "qwen2"] {
         let dir = root().join("fixtures/models").join(name);
-        let cfg: Value =
-            serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        let cfg: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
         let a = arch::from_hf_config(&cfg).unwrap();
         let r = reference(name, tmp.path());
 
@@ -317,27 +244,13 @@ fn fixture_conversion_matches_llama_cpp_converter_output() {
         let mut md = Metadata::new();
         a.config_to_metadata(&cfg, &mut md).unwrap();
         assert_eq!(md.get_str("general.architecture"), Some(name));
-        assert_eq!(
-            md.get_str("general.type"),
-            r.kv.iter()
-                .find(|k| k.0 == "general.type")
-                .unwrap()
-                .2
-                .as_str()
-        );
+        assert_eq!(md.get_str("general.type"), r.kv.iter().find(|k| k.0 == "general.type").unwrap().2.as_str());
         let prefix = format!("{name}.");
-        let ours: Vec<(&str, &MetaValue)> =
-            md.iter().filter(|(k, _)| k.starts_with(&prefix)).collect();
-        let theirs: Vec<_> =
-            r.kv.iter()
-                .filter(|(k, _, _)| k.starts_with(&prefix))
-                .collect();
+        let ours: Vec<(&str, &MetaValue)> = md.iter().filter(|(k, _)| k.starts_with(&prefix)).collect();
+        let theirs: Vec<_> = r.kv.iter().filter(|(k, _, _)| k.starts_with(&prefix)).collect();
         assert_eq!(
             ours.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
-            theirs
-                .iter()
-                .map(|(k, _, _)| k.as_str())
-                .collect::<Vec<_>>(),
+            theirs.iter().map(|(k, _, _)| k.as_str()).collect::<Vec<_>>(),
             "{name}: keys and order"
         );
         for ((k, v), (_, t, tv)) in ours.iter().zip(&theirs) {
@@ -362,15 +275,8 @@ fn fixture_conversion_matches_llama_cpp_converter_output() {
             };
             let (out_info, out) = apply_fix(&map.fix, &info, view.data()).unwrap();
             let want = r.tensors.iter().find(|t| t.name == map.name);
-            let want = want.unwrap_or_else(|| {
-                panic!("{name}: llama.cpp wrote no {} (from {hf_name})", map.name)
-            });
-            assert_eq!(
-                (&out_info.ne, out_info.ty),
-                (&want.ne, want.ty),
-                "{name}: {}",
-                map.name
-            );
+            let want = want.unwrap_or_else(|| panic!("{name}: llama.cpp wrote no {} (from {hf_name})", map.name));
+            assert_eq!((&out_info.ne, out_info.ty), (&want.ne, want.ty), "{name}: {}", map.name);
             assert!(
                 out == refdata.tensor(&map.name).unwrap().data(),
                 "{name}: bytes of {} differ from llama.cpp's",

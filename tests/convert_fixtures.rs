@@ -39,7 +39,14 @@ fn round_trip(arch: &str) {
         assert_eq!(t.shape, u.shape, "{arch}: shape of {}", t.name);
         assert!(a.weights.tensor_data(&t.name) == b.weights.tensor_data(&t.name), "{arch}: bytes of {}", t.name);
     }
-    for key in ["hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "vocab_size"] {
+    for key in [
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "vocab_size",
+    ] {
         assert_eq!(a.config.get(key), b.config.get(key), "{arch}: config {key}");
     }
     let st = judge("st_dump.py", &[back.as_path() as &Path]);

@@ -66,8 +66,12 @@ fn real_metadata(dir: &Path) -> Metadata {
                 "i32" => MetaValue::I32(v.as_i64().unwrap() as i32),
                 "f32" => MetaValue::F32(v.as_f64().unwrap() as f32),
                 "[str]" => MetaValue::Array(MetaArray::String(strs(&v))),
-                "[i32]" => MetaValue::Array(MetaArray::I32(v.as_array().unwrap().iter().map(|x| x.as_i64().unwrap() as i32).collect())),
-                "[f32]" => MetaValue::Array(MetaArray::F32(v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect())),
+                "[i32]" => MetaValue::Array(MetaArray::I32(
+                    v.as_array().unwrap().iter().map(|x| x.as_i64().unwrap() as i32).collect(),
+                )),
+                "[f32]" => MetaValue::Array(MetaArray::F32(
+                    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect(),
+                )),
                 other => panic!("dump type {other}"),
             };
             (k, val)
@@ -79,8 +83,13 @@ fn write_hf(dir: &Path, md: &Metadata) {
     let files = gguf_metadata_to_hf(md).unwrap();
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("tokenizer.json"), serde_json::to_string_pretty(&files.tokenizer_json).unwrap()).unwrap();
-    std::fs::write(dir.join("tokenizer_config.json"), serde_json::to_string_pretty(&files.tokenizer_config).unwrap()).unwrap();
-    std::fs::write(dir.join("special_tokens_map.json"), serde_json::to_string_pretty(&files.special_tokens_map).unwrap()).unwrap();
+    std::fs::write(dir.join("tokenizer_config.json"), serde_json::to_string_pretty(&files.tokenizer_config).unwrap())
+        .unwrap();
+    std::fs::write(
+        dir.join("special_tokens_map.json"),
+        serde_json::to_string_pretty(&files.special_tokens_map).unwrap(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -96,7 +105,13 @@ fn real_gguf_tokenizer_encodes_like_transformers_gguf_loader() {
     // regex, so "in 2024" splits into "in", " ", "2", "0", "2", "4" (ByteLevel: " " → "Ġ").
     let pieces = judge(&["pre-split", out.join("tokenizer.json").to_str().unwrap(), "in 2024"]);
     assert_eq!(pieces.trim(), r#"["in", "Ġ", "2", "0", "2", "4"]"#);
-    let log = judge(&["compare-gguf", out.to_str().unwrap(), real_model().to_str().unwrap(), wiki_text().to_str().unwrap(), "200"]);
+    let log = judge(&[
+        "compare-gguf",
+        out.to_str().unwrap(),
+        real_model().to_str().unwrap(),
+        wiki_text().to_str().unwrap(),
+        "200",
+    ]);
     assert!(log.contains("202 texts"), "{log}");
 }
 
@@ -108,9 +123,16 @@ fn real_gguf_metadata_round_trips_through_hf_files() {
     let mut back = Metadata::new();
     hf_to_gguf_metadata(&files.tokenizer_json, Some(&files.tokenizer_config), None, &mut back).unwrap();
     for key in [
-        "tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens", "tokenizer.ggml.token_type",
-        "tokenizer.ggml.merges", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
-        "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id", "tokenizer.ggml.add_bos_token",
+        "tokenizer.ggml.model",
+        "tokenizer.ggml.pre",
+        "tokenizer.ggml.tokens",
+        "tokenizer.ggml.token_type",
+        "tokenizer.ggml.merges",
+        "tokenizer.ggml.bos_token_id",
+        "tokenizer.ggml.eos_token_id",
+        "tokenizer.ggml.unknown_token_id",
+        "tokenizer.ggml.padding_token_id",
+        "tokenizer.ggml.add_bos_token",
         "tokenizer.chat_template",
     ] {
         assert!(original.get(key).is_some(), "the real model has {key}");
@@ -118,15 +140,29 @@ fn real_gguf_metadata_round_trips_through_hf_files() {
     }
     // convert_hf_to_gguf.py's order.
     let order: Vec<&str> = back.keys().collect();
-    assert_eq!(order, [
-        "tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens", "tokenizer.ggml.token_type",
-        "tokenizer.ggml.merges", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
-        "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id", "tokenizer.ggml.add_bos_token",
-        "tokenizer.ggml.add_eos_token", "tokenizer.chat_template",
-    ]);
+    assert_eq!(
+        order,
+        [
+            "tokenizer.ggml.model",
+            "tokenizer.ggml.pre",
+            "tokenizer.ggml.tokens",
+            "tokenizer.ggml.token_type",
+            "tokenizer.ggml.merges",
+            "tokenizer.ggml.bos_token_id",
+            "tokenizer.ggml.eos_token_id",
+            "tokenizer.ggml.unknown_token_id",
+            "tokenizer.ggml.padding_token_id",
+            "tokenizer.ggml.add_bos_token",
+            "tokenizer.ggml.add_eos_token",
+            "tokenizer.chat_template",
+        ]
+    );
     let s = TokenizerSummary::from_metadata(&original).unwrap();
     assert_eq!((s.model.as_str(), s.pre.as_deref(), s.vocab_size, s.merges), ("gpt2", Some("smollm"), 49152, 48900));
-    assert_eq!((s.bos_token_id, s.eos_token_id, s.add_bos_token, s.has_chat_template), (Some(1), Some(2), Some(false), true));
+    assert_eq!(
+        (s.bos_token_id, s.eos_token_id, s.add_bos_token, s.has_chat_template),
+        (Some(1), Some(2), Some(false), true)
+    );
     assert!(serde_json::to_value(&s).unwrap().get("vocab_size").is_some());
 }
 
@@ -166,17 +202,41 @@ fn sentencepiece_style_bpe_round_trips_and_encodes_identically() {
     // With the merges kept in GGUF.
     let ours = tmp.path().join("ours");
     write_hf(&ours, &md);
-    judge(&["compare-json", fixture.to_str().unwrap(), ours.join("tokenizer.json").to_str().unwrap(), license.to_str().unwrap(), "200"]);
-    judge(&["compare-json", fixture.to_str().unwrap(), ours.join("tokenizer.json").to_str().unwrap(), text.to_str().unwrap(), "200"]);
+    judge(&[
+        "compare-json",
+        fixture.to_str().unwrap(),
+        ours.join("tokenizer.json").to_str().unwrap(),
+        license.to_str().unwrap(),
+        "200",
+    ]);
+    judge(&[
+        "compare-json",
+        fixture.to_str().unwrap(),
+        ours.join("tokenizer.json").to_str().unwrap(),
+        text.to_str().unwrap(),
+        "200",
+    ]);
     // And back to GGUF: same tokens, types, scores.
     let files = gguf_metadata_to_hf(&md).unwrap();
     let mut back = Metadata::new();
     // The 4 "[PAD<id>]" entries are not in the HF vocabulary; config.json brings them back.
     assert_eq!(files.tokenizer_json["model"]["vocab"].as_object().unwrap().len(), 656);
-    hf_to_gguf_metadata(&files.tokenizer_json, Some(&files.tokenizer_config), Some(&json!({"vocab_size": 660})), &mut back)
-        .unwrap();
-    for key in ["tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.scores", "tokenizer.ggml.merges",
-                "tokenizer.ggml.bos_token_id", "tokenizer.ggml.add_space_prefix", "tokenizer.chat_template"] {
+    hf_to_gguf_metadata(
+        &files.tokenizer_json,
+        Some(&files.tokenizer_config),
+        Some(&json!({"vocab_size": 660})),
+        &mut back,
+    )
+    .unwrap();
+    for key in [
+        "tokenizer.ggml.tokens",
+        "tokenizer.ggml.token_type",
+        "tokenizer.ggml.scores",
+        "tokenizer.ggml.merges",
+        "tokenizer.ggml.bos_token_id",
+        "tokenizer.ggml.add_space_prefix",
+        "tokenizer.chat_template",
+    ] {
         assert_eq!(back.get(key), md.get(key), "{key}");
     }
 }
@@ -197,7 +257,13 @@ fn sentencepiece_merges_rebuilt_from_scores_encode_identically() {
     md.remove("tokenizer.ggml.merges");
     let ours = tmp.path().join("ours");
     write_hf(&ours, &md);
-    let log = judge(&["compare-json", fixture.to_str().unwrap(), ours.join("tokenizer.json").to_str().unwrap(), license.to_str().unwrap(), "200"]);
+    let log = judge(&[
+        "compare-json",
+        fixture.to_str().unwrap(),
+        ours.join("tokenizer.json").to_str().unwrap(),
+        license.to_str().unwrap(),
+        "200",
+    ]);
     assert!(log.contains("identical"), "{log}");
 }
 
@@ -210,14 +276,20 @@ fn unsupported_models_are_named() {
         assert_eq!(err, TokenizerMetaError::UnsupportedHfModel { found: ty.into() });
         assert!(err.to_string().contains(ty));
     }
-    let tok = json!({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "Whitespace"}});
+    let tok =
+        json!({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "Whitespace"}});
     let err = hf_to_gguf_metadata(&tok, None, None, &mut md).unwrap_err();
     assert!(matches!(err, TokenizerMetaError::UnknownPreTokenizer { .. }), "{err}");
     md.insert("tokenizer.ggml.model", MetaValue::String("bert".into()));
-    assert_eq!(gguf_metadata_to_hf(&md).unwrap_err(), TokenizerMetaError::UnsupportedGgufModel { found: "bert".into() });
+    assert_eq!(
+        gguf_metadata_to_hf(&md).unwrap_err(),
+        TokenizerMetaError::UnsupportedGgufModel { found: "bert".into() }
+    );
     // Untrusted sizes are capped.
-    let tok = json!({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "ByteLevel"}});
-    let err = hf_to_gguf_metadata(&tok, None, Some(&json!({"vocab_size": 1u64 << 40})), &mut Metadata::new()).unwrap_err();
+    let tok =
+        json!({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "ByteLevel"}});
+    let err =
+        hf_to_gguf_metadata(&tok, None, Some(&json!({"vocab_size": 1u64 << 40})), &mut Metadata::new()).unwrap_err();
     assert!(matches!(err, TokenizerMetaError::TooLarge { .. }), "{err}");
     let tok = json!({"model": {"type": "BPE", "vocab": {"a": 0, "b": 0}, "merges": []}, "pre_tokenizer": {"type": "ByteLevel"}});
     let err = hf_to_gguf_metadata(&tok, None, None, &mut Metadata::new()).unwrap_err();

@@ -7,10 +7,7 @@ use std::io::Write;
 use llmtool_formats::atomic::{cleanup_temp_outputs, live_temp_outputs, AtomicDir, AtomicFile};
 
 fn entries(dir: &std::path::Path) -> Vec<String> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect()
+    fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
 }
 
 #[test]

@@ -6,16 +6,12 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use llmtool_formats::atomic::{
-    check_output_not_input, live_temp_outputs, AtomicDir, AtomicFile, WriteError,
-};
+use llmtool_formats::atomic::{check_output_not_input, live_temp_outputs, AtomicDir, AtomicFile, WriteError};
 
 /// Names in `dir` other than `keep`.
 fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut v: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
@@ -26,11 +22,7 @@ fn commit_writes_target_and_leaves_no_temp() {
     let target = d.path().join("out.bin");
     let mut f = AtomicFile::create(&target, false).unwrap();
     let temp = f.temp_path().to_path_buf();
-    assert!(temp
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .starts_with(".out.bin.tmp-"));
+    assert!(temp.file_name().unwrap().to_string_lossy().starts_with(".out.bin.tmp-"));
     assert_eq!(temp.parent(), Some(d.path()));
     f.write_all(b"hello").unwrap();
     assert!(!target.exists(), "target must not appear before commit");
@@ -46,10 +38,7 @@ fn existing_output_refused_without_force() {
     let target = d.path().join("out.bin");
     fs::write(&target, b"old").unwrap();
     let err = AtomicFile::create(&target, false).unwrap_err();
-    assert!(
-        matches!(&err, WriteError::Exists { path } if path == &target),
-        "{err}"
-    );
+    assert!(matches!(&err, WriteError::Exists { path } if path == &target), "{err}");
     assert!(err.to_string().contains("out.bin"));
     // With force it is replaced.
     let mut f = AtomicFile::create(&target, true).unwrap();
@@ -148,10 +137,7 @@ fn output_dir_containing_input_refused() {
     let input = model_dir.join("model.safetensors");
     fs::write(&input, b"x").unwrap();
     let err = check_output_not_input(&model_dir, &[&input]).unwrap_err();
-    assert!(
-        matches!(err, WriteError::OutputContainsInput { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, WriteError::OutputContainsInput { .. }), "{err}");
     // Output inside an input directory.
     let err = check_output_not_input(&model_dir.join("out.gguf"), &[&model_dir]).unwrap_err();
     assert!(matches!(err, WriteError::OutputInsideInput { .. }), "{err}");
@@ -176,10 +162,7 @@ fn unwritable_location_gives_error_naming_path() {
     let target = Path::new("/proc/self/llmtool-test-out.gguf");
     let err = AtomicFile::create(target, false).unwrap_err();
     assert!(matches!(err, WriteError::CreateTemp { .. }), "{err}");
-    assert!(
-        err.to_string().contains("/proc/self/llmtool-test-out.gguf"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("/proc/self/llmtool-test-out.gguf"), "{err}");
     assert!(!target.exists());
     let err = AtomicDir::create(Path::new("/proc/self/llmtool-test-dir"), false).unwrap_err();
     assert!(matches!(err, WriteError::CreateTemp { .. }), "{err}");
@@ -188,21 +171,11 @@ fn unwritable_location_gives_error_naming_path() {
 #[test]
 fn disk_full_on_dev_full_is_an_error() {
     // /dev/full answers every write with ENOSPC.
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/full")
-        .expect("/dev/full");
-    let err = f
-        .write_all(&[0u8; 4096])
-        .and_then(|_| f.flush())
-        .unwrap_err();
+    let mut f = fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    let err = f.write_all(&[0u8; 4096]).and_then(|_| f.flush()).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(28), "ENOSPC expected, got {err}");
     // And a safetensors stream written there reports it.
-    let t = vec![llmtool_formats::safetensors::StTensor::new(
-        "w",
-        llmtool_formats::safetensors::Dtype::F32,
-        vec![4],
-    )];
+    let t = vec![llmtool_formats::safetensors::StTensor::new("w", llmtool_formats::safetensors::Dtype::F32, vec![4])];
     let err = llmtool_formats::safetensors::write_safetensors(
         &mut f,
         &t,
@@ -221,15 +194,12 @@ fn child(test: &str, env: (&str, &Path), shell_prefix: Option<&str>) -> Command 
     let mut cmd = match shell_prefix {
         Some(prefix) => {
             let mut c = Command::new("sh");
-            c.arg("-c")
-                .arg(format!("{prefix}; exec \"$0\" \"$@\""))
-                .arg(&exe);
+            c.arg("-c").arg(format!("{prefix}; exec \"$0\" \"$@\"")).arg(&exe);
             c
         }
         None => Command::new(&exe),
     };
-    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(env.0, env.1);
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]).env(env.0, env.1);
     cmd
 }
 
@@ -251,29 +221,19 @@ fn child_slow_writer_helper() {
 fn writer_killed_mid_write_leaves_no_target() {
     let d = tempfile::tempdir().unwrap();
     let target = d.path().join("out.gguf");
-    let mut c = child(
-        "child_slow_writer_helper",
-        ("LLMTOOL_TEST_SLOW_WRITER", &target),
-        None,
-    )
-    .stdout(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut c = child("child_slow_writer_helper", ("LLMTOOL_TEST_SLOW_WRITER", &target), None)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
     let ready = lines.any(|l| l.map(|l| l.contains("READY")).unwrap_or(false));
     assert!(ready, "child never got to write");
     c.kill().unwrap(); // SIGKILL
     c.wait().unwrap();
-    assert!(
-        !target.exists(),
-        "a killed writer must not leave the target"
-    );
+    assert!(!target.exists(), "a killed writer must not leave the target");
     let left = entries(d.path());
     assert_eq!(left.len(), 1, "{left:?}");
-    assert!(
-        left[0].starts_with(".out.gguf.tmp-"),
-        "only a hidden temp may remain: {left:?}"
-    );
+    assert!(left[0].starts_with(".out.gguf.tmp-"), "only a hidden temp may remain: {left:?}");
 }
 
 #[test]
@@ -292,10 +252,7 @@ fn child_fsize_writer_helper() {
         }
         Ok(()) => f.commit().unwrap_err().to_string(),
     };
-    assert!(
-        err.contains(&*target.to_string_lossy()),
-        "error must name the target: {err}"
-    );
+    assert!(err.contains(&*target.to_string_lossy()), "error must name the target: {err}");
     assert!(!temp.exists(), "temp removed on drop after a failed write");
     println!("WRITE-ERROR: {err}");
 }
@@ -307,25 +264,14 @@ fn write_failure_keeps_target_and_removes_temp() {
     let d = tempfile::tempdir().unwrap();
     let target = d.path().join("out.gguf");
     fs::write(&target, b"old contents").unwrap();
-    let out = child(
-        "child_fsize_writer_helper",
-        ("LLMTOOL_TEST_FSIZE_WRITER", &target),
-        Some("trap '' XFSZ; ulimit -f 16"),
-    )
-    .output()
-    .unwrap();
+    let out =
+        child("child_fsize_writer_helper", ("LLMTOOL_TEST_FSIZE_WRITER", &target), Some("trap '' XFSZ; ulimit -f 16"))
+            .output()
+            .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "child failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("WRITE-ERROR"), "{stdout}");
-    assert_eq!(
-        fs::read(&target).unwrap(),
-        b"old contents",
-        "target untouched"
-    );
+    assert_eq!(fs::read(&target).unwrap(), b"old contents", "target untouched");
     assert_eq!(entries(d.path()), vec!["out.gguf"], "temp removed");
 }
 

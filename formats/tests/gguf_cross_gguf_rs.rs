@@ -29,8 +29,7 @@ use serde_json::{json, Value};
 
 fn judge_binary() -> PathBuf {
     let root = gguf_util::workspace_root();
-    let manifest =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judges/gguf_rs_judge/Cargo.toml");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judges/gguf_rs_judge/Cargo.toml");
     let target = root.join("target/gguf-rs-judge");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
@@ -39,24 +38,13 @@ fn judge_binary() -> PathBuf {
         .env("CARGO_TARGET_DIR", &target)
         .output()
         .expect("run cargo to build the gguf-rs judge");
-    assert!(
-        out.status.success(),
-        "building the gguf-rs judge failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "building the gguf-rs judge failed:\n{}", String::from_utf8_lossy(&out.stderr));
     target.join("release/gguf-rs-judge")
 }
 
 fn gguf_rs_dump(path: &Path) -> Value {
-    let out = Command::new(judge_binary())
-        .arg(path)
-        .output()
-        .expect("run gguf-rs judge");
-    assert!(
-        out.status.success(),
-        "gguf-rs judge failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(judge_binary()).arg(path).output().expect("run gguf-rs judge");
+    assert!(out.status.success(), "gguf-rs judge failed: {}", String::from_utf8_lossy(&out.stderr));
     let line = String::from_utf8(out.stdout).unwrap();
     serde_json::from_str(line.trim()).expect("judge JSON")
 }
@@ -66,9 +54,7 @@ fn real_model_matches_gguf_rs() {
     let path = gguf_util::real_model();
     let ours = GgufFile::open(&path).unwrap();
     let v = gguf_rs_dump(&path);
-    let theirs = v
-        .get("ok")
-        .unwrap_or_else(|| panic!("gguf-rs could not read the model: {v}"));
+    let theirs = v.get("ok").unwrap_or_else(|| panic!("gguf-rs could not read the model: {v}"));
 
     assert_eq!(theirs["version"], json!(format!("v{}", ours.version)));
     assert_eq!(theirs["num_kv"], json!(ours.metadata.len()));

@@ -9,10 +9,7 @@ use llmtool_formats::gguf::{GgufError, GgufFile, TensorProblem};
 fn open_err(bytes: Vec<u8>) -> (GgufError, String) {
     let e = GgufFile::from_vec(bytes, "bad.gguf").expect_err("malformed file must be rejected");
     let msg = e.to_string();
-    assert!(
-        msg.starts_with("bad.gguf:"),
-        "message must name the file: {msg}"
-    );
+    assert!(msg.starts_with("bad.gguf:"), "message must name the file: {msg}");
     (e, msg)
 }
 
@@ -41,17 +38,7 @@ fn valid_fixture_opens() {
 fn empty_file_on_disk() {
     let tmp = tempfile::NamedTempFile::new().unwrap();
     let e = GgufFile::open(tmp.path()).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            GgufError::TooShort {
-                size: 0,
-                needed: 24,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::TooShort { size: 0, needed: 24, .. }), "{e:?}");
     assert!(e.to_string().contains(&tmp.path().display().to_string()));
 }
 
@@ -65,17 +52,7 @@ fn missing_file_is_io_error() {
 #[test]
 fn short_file() {
     let (e, msg) = open_err(b"GGUF\x03\x00".to_vec());
-    assert!(
-        matches!(
-            e,
-            GgufError::TooShort {
-                size: 6,
-                needed: 24,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::TooShort { size: 6, needed: 24, .. }), "{e:?}");
     assert!(msg.contains("6 bytes"), "{msg}");
 }
 
@@ -84,14 +61,8 @@ fn bad_magic() {
     let mut bytes = valid_two_tensors();
     bytes[..4].copy_from_slice(b"GGML");
     let (e, msg) = open_err(bytes);
-    assert!(
-        matches!(e, GgufError::BadMagic { found, .. } if &found == b"GGML"),
-        "{e:?}"
-    );
-    assert!(
-        msg.contains("offset 0") && msg.contains("47 47 55 46"),
-        "{msg}"
-    );
+    assert!(matches!(e, GgufError::BadMagic { found, .. } if &found == b"GGML"), "{e:?}");
+    assert!(msg.contains("offset 0") && msg.contains("47 47 55 46"), "{msg}");
 }
 
 #[test]
@@ -99,36 +70,21 @@ fn big_endian_file() {
     let mut bytes = valid_two_tensors();
     bytes[4..8].copy_from_slice(&3u32.to_be_bytes());
     let (e, msg) = open_err(bytes);
-    assert!(
-        matches!(e, GgufError::BigEndian { swapped: 3, .. }),
-        "{e:?}"
-    );
-    assert!(
-        msg.contains("offset 4") && msg.contains("big-endian"),
-        "{msg}"
-    );
+    assert!(matches!(e, GgufError::BigEndian { swapped: 3, .. }), "{e:?}");
+    assert!(msg.contains("offset 4") && msg.contains("big-endian"), "{msg}");
 }
 
 #[test]
 fn version_1_rejected() {
     let (e, msg) = open_err(B::header(1, 0, 0).finish());
-    assert!(
-        matches!(e, GgufError::UnsupportedVersion { found: 1, .. }),
-        "{e:?}"
-    );
-    assert!(
-        msg.contains("offset 4") && msg.contains("version 1"),
-        "{msg}"
-    );
+    assert!(matches!(e, GgufError::UnsupportedVersion { found: 1, .. }), "{e:?}");
+    assert!(msg.contains("offset 4") && msg.contains("version 1"), "{msg}");
 }
 
 #[test]
 fn version_4_rejected() {
     let (e, msg) = open_err(B::header(4, 0, 0).finish());
-    assert!(
-        matches!(e, GgufError::UnsupportedVersion { found: 4, .. }),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::UnsupportedVersion { found: 4, .. }), "{e:?}");
     assert!(msg.contains("expected 2 or 3"), "{msg}");
 }
 
@@ -142,17 +98,7 @@ fn version_2_accepted() {
 #[test]
 fn huge_tensor_count() {
     let (e, msg) = open_err(B::header(3, u64::MAX / 2, 0).finish());
-    assert!(
-        matches!(
-            e,
-            GgufError::CountTooLarge {
-                what: "tensor",
-                offset: 8,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::CountTooLarge { what: "tensor", offset: 8, .. }), "{e:?}");
     assert!(msg.contains("offset 8"), "{msg}");
 }
 
@@ -173,17 +119,7 @@ fn huge_array_count() {
     value.extend_from_slice(&(1u64 << 40).to_le_bytes());
     let (e, msg) = open_err(with_kv(b"k", 9, &value));
     // 24 header + 8 + 1 key + 4 type + 4 elem type = 41: the count's offset.
-    assert!(
-        matches!(
-            e,
-            GgufError::CountTooLarge {
-                what: "array element",
-                offset: 41,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::CountTooLarge { what: "array element", offset: 41, .. }), "{e:?}");
     assert!(msg.contains("offset 41"), "{msg}");
 }
 
@@ -192,17 +128,7 @@ fn string_length_above_cap() {
     let mut b = B::header(3, 0, 1);
     b.u64(u64::MAX).zeros(8);
     let (e, msg) = open_err(b.finish());
-    assert!(
-        matches!(
-            e,
-            GgufError::StringTooLong {
-                offset: 24,
-                len: u64::MAX,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::StringTooLong { offset: 24, len: u64::MAX, .. }), "{e:?}");
     assert!(msg.contains("offset 24") && msg.contains("key #0"), "{msg}");
 }
 
@@ -211,18 +137,7 @@ fn string_length_past_eof() {
     let mut b = B::header(3, 0, 1);
     b.u64(100).bytes(b"short..");
     let (e, msg) = open_err(b.finish());
-    assert!(
-        matches!(
-            e,
-            GgufError::UnexpectedEof {
-                offset: 32,
-                needed: 100,
-                remaining: 7,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::UnexpectedEof { offset: 32, needed: 100, remaining: 7, .. }), "{e:?}");
     assert!(msg.contains("offset 32") && msg.contains("key #0"), "{msg}");
 }
 
@@ -230,34 +145,14 @@ fn string_length_past_eof() {
 fn truncated_value() {
     // u64 value with only 3 bytes present.
     let (e, msg) = open_err(with_kv(b"key.x", 10, &[1, 2, 3]));
-    assert!(
-        matches!(
-            e,
-            GgufError::UnexpectedEof {
-                needed: 8,
-                remaining: 3,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::UnexpectedEof { needed: 8, remaining: 3, .. }), "{e:?}");
     assert!(msg.contains("key 'key.x'"), "{msg}");
 }
 
 #[test]
 fn non_utf8_key() {
     let (e, msg) = open_err(with_kv(b"ke\xffy", 0, &[1]));
-    assert!(
-        matches!(
-            e,
-            GgufError::InvalidUtf8 {
-                offset: 32,
-                valid_up_to: 2,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::InvalidUtf8 { offset: 32, valid_up_to: 2, .. }), "{e:?}");
     assert!(msg.contains("offset 32") && msg.contains("key #0"), "{msg}");
 }
 
@@ -273,18 +168,9 @@ fn non_utf8_string_value() {
 #[test]
 fn non_utf8_tensor_name() {
     let mut b = B::header(3, 1, 0);
-    b.str(b"w\x80")
-        .u32(1)
-        .u64(4)
-        .u32(0)
-        .u64(0)
-        .pad(32)
-        .zeros(16);
+    b.str(b"w\x80").u32(1).u64(4).u32(0).u64(0).pad(32).zeros(16);
     let (e, msg) = open_err(b.finish());
-    assert!(
-        matches!(e, GgufError::InvalidUtf8 { offset: 32, .. }),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::InvalidUtf8 { offset: 32, .. }), "{e:?}");
     assert!(msg.contains("name of tensor #0"), "{msg}");
 }
 
@@ -292,17 +178,7 @@ fn non_utf8_tensor_name() {
 fn empty_key() {
     // Trailing filler so that the kv count itself passes the bytes-remaining check.
     let (e, msg) = open_err(with_kv(b"", 0, &[1, 0, 0]));
-    assert!(
-        matches!(
-            e,
-            GgufError::EmptyKey {
-                offset: 24,
-                index: 0,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::EmptyKey { offset: 24, index: 0, .. }), "{e:?}");
     assert!(msg.contains("offset 24"), "{msg}");
 }
 
@@ -316,45 +192,23 @@ fn duplicate_key() {
         matches!(e, GgufError::DuplicateKey { offset: 47, index: 1, first: 0, ref key, .. } if key == "dup.key"),
         "{e:?}"
     );
-    assert!(
-        msg.contains("'dup.key'") && msg.contains("offset 47"),
-        "{msg}"
-    );
+    assert!(msg.contains("'dup.key'") && msg.contains("offset 47"), "{msg}");
 }
 
 #[test]
 fn duplicate_tensor_name() {
     let mut b = B::header(3, 2, 0);
-    b.tensor("t", &[4], 0, 0)
-        .tensor("t", &[4], 0, 32)
-        .pad(32)
-        .zeros(48);
+    b.tensor("t", &[4], 0, 0).tensor("t", &[4], 0, 32).pad(32).zeros(48);
     let (e, msg) = open_err(b.finish());
-    assert!(
-        matches!(e, GgufError::DuplicateTensor { index: 1, first: 0, ref name, .. } if name == "t"),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::DuplicateTensor { index: 1, first: 0, ref name, .. } if name == "t"), "{e:?}");
     assert!(msg.contains("'t'"), "{msg}");
 }
 
 #[test]
 fn unknown_value_type() {
     let (e, msg) = open_err(with_kv(b"weird", 13, &[0; 8]));
-    assert!(
-        matches!(
-            e,
-            GgufError::UnknownValueType {
-                found: 13,
-                offset: 37,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
-    assert!(
-        msg.contains("key 'weird'") && msg.contains("offset 37"),
-        "{msg}"
-    );
+    assert!(matches!(e, GgufError::UnknownValueType { found: 13, offset: 37, .. }), "{e:?}");
+    assert!(msg.contains("key 'weird'") && msg.contains("offset 37"), "{msg}");
 }
 
 #[test]
@@ -362,31 +216,15 @@ fn unknown_array_element_type() {
     let mut value = 99u32.to_le_bytes().to_vec();
     value.extend_from_slice(&0u64.to_le_bytes());
     let (e, msg) = open_err(with_kv(b"arr", 9, &value));
-    assert!(
-        matches!(e, GgufError::UnknownValueType { found: 99, .. }),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::UnknownValueType { found: 99, .. }), "{e:?}");
     assert!(msg.contains("elements of key 'arr'"), "{msg}");
 }
 
 #[test]
 fn invalid_bool_byte() {
     let (e, msg) = open_err(with_kv(b"flag", 7, &[2]));
-    assert!(
-        matches!(
-            e,
-            GgufError::InvalidBool {
-                found: 2,
-                offset: 40,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
-    assert!(
-        msg.contains("key 'flag'") && msg.contains("offset 40"),
-        "{msg}"
-    );
+    assert!(matches!(e, GgufError::InvalidBool { found: 2, offset: 40, .. }), "{e:?}");
+    assert!(msg.contains("key 'flag'") && msg.contains("offset 40"), "{msg}");
 }
 
 #[test]
@@ -400,17 +238,7 @@ fn array_nested_too_deep() {
     value.extend_from_slice(&0u32.to_le_bytes());
     value.extend_from_slice(&0u64.to_le_bytes());
     let (e, msg) = open_err(with_kv(b"deep", 9, &value));
-    assert!(
-        matches!(
-            e,
-            GgufError::ArrayTooDeep {
-                depth: 9,
-                max: 8,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::ArrayTooDeep { depth: 9, max: 8, .. }), "{e:?}");
     assert!(msg.contains("key 'deep'"), "{msg}");
 }
 
@@ -420,17 +248,7 @@ fn alignment_zero() {
     b.kv_u32("general.alignment", 0);
     let (e, msg) = open_err(b.finish());
     // value (type field) at 24 + 8 + 17 = 49
-    assert!(
-        matches!(
-            e,
-            GgufError::BadAlignment {
-                found: 0,
-                offset: 49,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::BadAlignment { found: 0, offset: 49, .. }), "{e:?}");
     assert!(msg.contains("offset 49"), "{msg}");
 }
 
@@ -439,34 +257,22 @@ fn alignment_not_power_of_two() {
     let mut b = B::header(3, 0, 1);
     b.kv_u32("general.alignment", 48);
     let (e, _) = open_err(b.finish());
-    assert!(
-        matches!(e, GgufError::BadAlignment { found: 48, .. }),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::BadAlignment { found: 48, .. }), "{e:?}");
 }
 
 #[test]
 fn alignment_not_u32() {
     // u64 (type 10) alignment 32.
     let (e, msg) = open_err(with_kv(b"general.alignment", 10, &32u64.to_le_bytes()));
-    assert!(
-        matches!(e, GgufError::AlignmentType { ref found, .. } if found == "u64"),
-        "{e:?}"
-    );
-    assert!(
-        msg.contains("general.alignment") && msg.contains("u64"),
-        "{msg}"
-    );
+    assert!(matches!(e, GgufError::AlignmentType { ref found, .. } if found == "u64"), "{e:?}");
+    assert!(msg.contains("general.alignment") && msg.contains("u64"), "{msg}");
 }
 
 #[test]
 fn custom_alignment_is_used() {
     let mut b = B::header(3, 2, 1);
     b.kv_u32("general.alignment", 64);
-    b.tensor("a", &[4], 0, 0)
-        .tensor("b", &[4], 0, 64)
-        .pad(64)
-        .zeros(64 + 16);
+    b.tensor("a", &[4], 0, 0).tensor("b", &[4], 0, 64).pad(64).zeros(64 + 16);
     let f = GgufFile::from_vec(b.finish(), "a64.gguf").unwrap();
     assert_eq!(f.alignment, 64);
     assert_eq!(f.data_start % 64, 0);
@@ -477,14 +283,7 @@ fn tensor_name_too_long() {
     let name = "n".repeat(64);
     let (e, msg) = open_err(with_tensor(&name, &[4], 0, 0, 16));
     assert!(
-        matches!(
-            e,
-            GgufError::Tensor {
-                problem: TensorProblem::NameTooLong { len: 64, max: 63 },
-                offset: 24,
-                ..
-            }
-        ),
+        matches!(e, GgufError::Tensor { problem: TensorProblem::NameTooLong { len: 64, max: 63 }, offset: 24, .. }),
         "{e:?}"
     );
     assert!(msg.contains("offset 24"), "{msg}");
@@ -496,14 +295,7 @@ fn tensor_name_too_long() {
 fn too_many_dims() {
     let (e, msg) = open_err(with_tensor("w", &[1, 1, 1, 1, 1], 0, 0, 4));
     assert!(
-        matches!(
-            e,
-            GgufError::Tensor {
-                problem: TensorProblem::TooManyDims { found: 5, max: 4 },
-                offset: 33,
-                ..
-            }
-        ),
+        matches!(e, GgufError::Tensor { problem: TensorProblem::TooManyDims { found: 5, max: 4 }, offset: 33, .. }),
         "{e:?}"
     );
     assert!(msg.contains("'w'") && msg.contains("offset 33"), "{msg}");
@@ -512,16 +304,7 @@ fn too_many_dims() {
 #[test]
 fn dim_above_i64_max() {
     let (e, msg) = open_err(with_tensor("w", &[1, 1 << 63], 0, 0, 0));
-    assert!(
-        matches!(
-            e,
-            GgufError::Tensor {
-                problem: TensorProblem::DimTooLarge { index: 1, .. },
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::Tensor { problem: TensorProblem::DimTooLarge { index: 1, .. }, .. }), "{e:?}");
     assert!(msg.contains("'w'"), "{msg}");
 }
 
@@ -529,10 +312,7 @@ fn dim_above_i64_max() {
 fn zero_size_dims_are_allowed() {
     // gguf.cpp accepts ne = 0 (an empty tensor); n_dims = 0 is a scalar.
     let mut b = B::header(3, 2, 0);
-    b.tensor("empty", &[0, 7], 0, 0)
-        .tensor("scalar", &[], 0, 0)
-        .pad(32)
-        .zeros(4);
+    b.tensor("empty", &[0, 7], 0, 0).tensor("scalar", &[], 0, 0).pad(32).zeros(4);
     let f = GgufFile::from_vec(b.finish(), "z.gguf").unwrap();
     assert_eq!(f.tensor_data("empty").unwrap().len(), 0);
     assert_eq!(f.tensor_data("scalar").unwrap().len(), 4);
@@ -541,16 +321,7 @@ fn zero_size_dims_are_allowed() {
 #[test]
 fn element_count_overflow() {
     let (e, msg) = open_err(with_tensor("w", &[1 << 32, 1 << 32], 0, 0, 0));
-    assert!(
-        matches!(
-            e,
-            GgufError::Tensor {
-                problem: TensorProblem::ElementCountOverflow { .. },
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::Tensor { problem: TensorProblem::ElementCountOverflow { .. }, .. }), "{e:?}");
     assert!(msg.contains("'w'") && msg.contains("overflows"), "{msg}");
 }
 
@@ -558,16 +329,7 @@ fn element_count_overflow() {
 fn byte_size_overflow() {
     // 2^61 F64 elements: count fits i64, bytes (2^64) do not.
     let (e, _) = open_err(with_tensor("w", &[1 << 61], 28, 0, 0));
-    assert!(
-        matches!(
-            e,
-            GgufError::Tensor {
-                problem: TensorProblem::SizeOverflow { .. },
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::Tensor { problem: TensorProblem::SizeOverflow { .. }, .. }), "{e:?}");
 }
 
 #[test]
@@ -576,38 +338,18 @@ fn unknown_tensor_type_removed_id() {
     assert!(
         matches!(
             e,
-            GgufError::Tensor {
-                problem: TensorProblem::UnknownType {
-                    id: 4,
-                    removed: Some("Q4_2")
-                },
-                offset: 45,
-                ..
-            }
+            GgufError::Tensor { problem: TensorProblem::UnknownType { id: 4, removed: Some("Q4_2") }, offset: 45, .. }
         ),
         "{e:?}"
     );
-    assert!(
-        msg.contains("unknown tensor type id 4 (Q4_2, removed from ggml)")
-            && msg.contains("offset 45"),
-        "{msg}"
-    );
+    assert!(msg.contains("unknown tensor type id 4 (Q4_2, removed from ggml)") && msg.contains("offset 45"), "{msg}");
 }
 
 #[test]
 fn unknown_tensor_type_never_defined() {
     let (e, msg) = open_err(with_tensor("w", &[32], 1000, 0, 32));
     assert!(
-        matches!(
-            e,
-            GgufError::Tensor {
-                problem: TensorProblem::UnknownType {
-                    id: 1000,
-                    removed: None
-                },
-                ..
-            }
-        ),
+        matches!(e, GgufError::Tensor { problem: TensorProblem::UnknownType { id: 1000, removed: None }, .. }),
         "{e:?}"
     );
     assert!(msg.contains("1000"), "{msg}");
@@ -618,17 +360,7 @@ fn row_not_block_multiple() {
     // Q4_0 (id 2) has 32-element blocks.
     let (e, msg) = open_err(with_tensor("w", &[33, 2], 2, 0, 64));
     assert!(
-        matches!(
-            e,
-            GgufError::Tensor {
-                problem: TensorProblem::RowNotBlockMultiple {
-                    ne0: 33,
-                    block: 32,
-                    ..
-                },
-                ..
-            }
-        ),
+        matches!(e, GgufError::Tensor { problem: TensorProblem::RowNotBlockMultiple { ne0: 33, block: 32, .. }, .. }),
         "{e:?}"
     );
     assert!(msg.contains("Q4_0") && msg.contains("'w'"), "{msg}");
@@ -637,10 +369,7 @@ fn row_not_block_multiple() {
 #[test]
 fn offset_misaligned() {
     let mut b = B::header(3, 2, 0);
-    b.tensor("a", &[4], 0, 0)
-        .tensor("b", &[4], 0, 16)
-        .pad(32)
-        .zeros(64);
+    b.tensor("a", &[4], 0, 0).tensor("b", &[4], 0, 16).pad(32).zeros(64);
     let (e, msg) = open_err(b.finish());
     assert!(
         matches!(e, GgufError::MisalignedOffset { found: 16, alignment: 32, ref name, .. } if name == "b"),
@@ -653,44 +382,18 @@ fn offset_misaligned() {
 fn offsets_overlapping() {
     // a is 64 bytes; b claims offset 32, inside a.
     let mut b = B::header(3, 2, 0);
-    b.tensor("a", &[16], 0, 0)
-        .tensor("b", &[4], 0, 32)
-        .pad(32)
-        .zeros(96);
+    b.tensor("a", &[16], 0, 0).tensor("b", &[4], 0, 32).pad(32).zeros(96);
     let (e, msg) = open_err(b.finish());
-    assert!(
-        matches!(
-            e,
-            GgufError::OffsetNotContiguous {
-                found: 32,
-                expected: 64,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::OffsetNotContiguous { found: 32, expected: 64, .. }), "{e:?}");
     assert!(msg.contains("overlaps") && msg.contains("'b'"), "{msg}");
 }
 
 #[test]
 fn offsets_with_gap() {
     let mut b = B::header(3, 2, 0);
-    b.tensor("a", &[4], 0, 0)
-        .tensor("b", &[4], 0, 64)
-        .pad(32)
-        .zeros(96);
+    b.tensor("a", &[4], 0, 0).tensor("b", &[4], 0, 64).pad(32).zeros(96);
     let (e, msg) = open_err(b.finish());
-    assert!(
-        matches!(
-            e,
-            GgufError::OffsetNotContiguous {
-                found: 64,
-                expected: 32,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::OffsetNotContiguous { found: 64, expected: 32, .. }), "{e:?}");
     assert!(msg.contains("gap"), "{msg}");
 }
 
@@ -700,10 +403,7 @@ fn truncated_tensor_data() {
     let full = bytes.len();
     bytes.truncate(full - 32 + 5); // b's data has 12 bytes, keep 5
     let (e, msg) = open_err(bytes);
-    assert!(
-        matches!(e, GgufError::TensorDataPastEof { ref name, .. } if name == "b"),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::TensorDataPastEof { ref name, .. } if name == "b"), "{e:?}");
     assert!(msg.contains("'b'") && msg.contains("truncated"), "{msg}");
 }
 
@@ -712,10 +412,7 @@ fn tensor_offset_past_eof() {
     // A huge offset: misaligned check passes (multiple of 32), contiguity fails first; so a
     // lone tensor whose data would start past the end is the case to test.
     let (e, msg) = open_err(with_tensor("w", &[1 << 20], 0, 0, 100));
-    assert!(
-        matches!(e, GgufError::TensorDataPastEof { end, .. } if end > 1 << 20),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::TensorDataPastEof { end, .. } if end > 1 << 20), "{e:?}");
     assert!(msg.contains("'w'"), "{msg}");
 }
 
@@ -724,18 +421,7 @@ fn data_section_start_past_eof() {
     let mut b = B::header(3, 1, 0);
     b.tensor("w", &[0], 0, 0); // ends at 24 + 9 + 4 + 8 + 4 + 8 = 57, no padding
     let (e, msg) = open_err(b.finish());
-    assert!(
-        matches!(
-            e,
-            GgufError::DataStartPastEof {
-                header_end: 57,
-                data_start: 64,
-                file_size: 57,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::DataStartPastEof { header_end: 57, data_start: 64, file_size: 57, .. }), "{e:?}");
     assert!(msg.contains("64"), "{msg}");
 }
 

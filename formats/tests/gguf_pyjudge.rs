@@ -17,9 +17,7 @@ use llmtool_formats::{GgmlType, MetaArray, MetaValue, Metadata, TensorInfo};
 use serde_json::{json, Value};
 
 fn judge(script: &str, args: &[&str]) -> Vec<u8> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/judges")
-        .join(script);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judges").join(script);
     let out = Command::new("python3").arg(&script).args(args).output().unwrap_or_else(|e| {
         panic!("cannot run python3 (needed as the gguf-py judge; install python3 and `pip install gguf`): {e}")
     });
@@ -46,19 +44,13 @@ fn array_json(a: &MetaArray) -> Value {
         MetaArray::I16(v) => v.iter().map(|x| json!(x)).collect(),
         MetaArray::U32(v) => v.iter().map(|x| json!(x)).collect(),
         MetaArray::I32(v) => v.iter().map(|x| json!(x)).collect(),
-        MetaArray::F32(v) => v
-            .iter()
-            .map(|x| json!({ "f32_bits": x.to_bits() }))
-            .collect(),
+        MetaArray::F32(v) => v.iter().map(|x| json!({ "f32_bits": x.to_bits() })).collect(),
         MetaArray::Bool(v) => v.iter().map(|x| json!(x)).collect(),
         MetaArray::String(v) => v.iter().map(|x| json!(x)).collect(),
         MetaArray::Array(v) => v.iter().map(array_json).collect(),
         MetaArray::U64(v) => v.iter().map(|x| json!(x)).collect(),
         MetaArray::I64(v) => v.iter().map(|x| json!(x)).collect(),
-        MetaArray::F64(v) => v
-            .iter()
-            .map(|x| json!({ "f64_bits": x.to_bits() }))
-            .collect(),
+        MetaArray::F64(v) => v.iter().map(|x| json!({ "f64_bits": x.to_bits() })).collect(),
     };
     json!({ "elem_type": a.element_type().id(), "items": items })
 }
@@ -94,11 +86,7 @@ fn assert_same(ours: &GgufFile, py: &Value, with_data: bool) {
     assert_eq!(kv.len(), ours.metadata.len(), "key count");
     for (entry, (key, value)) in kv.iter().zip(ours.metadata.iter()) {
         assert_eq!(entry["key"], json!(key), "key order");
-        assert_eq!(
-            entry["type"],
-            json!(value.value_type().id()),
-            "type of {key}"
-        );
+        assert_eq!(entry["type"], json!(value.value_type().id()), "type of {key}");
         assert_eq!(entry["value"], value_json(value), "value of {key}");
     }
     let tensors = py["tensors"].as_array().unwrap();
@@ -107,25 +95,10 @@ fn assert_same(ours: &GgufFile, py: &Value, with_data: bool) {
         assert_eq!(pt["name"], json!(t.name));
         assert_eq!(pt["type"], json!(t.ty.id()), "type of {}", t.name);
         assert_eq!(pt["ne"], json!(t.ne), "ne of {}", t.name);
-        assert_eq!(
-            pt["offset"],
-            json!(ours.data_start + ours.offsets[i]),
-            "offset of {}",
-            t.name
-        );
-        assert_eq!(
-            pt["n_bytes"],
-            json!(t.n_bytes().unwrap()),
-            "size of {}",
-            t.name
-        );
+        assert_eq!(pt["offset"], json!(ours.data_start + ours.offsets[i]), "offset of {}", t.name);
+        assert_eq!(pt["n_bytes"], json!(t.n_bytes().unwrap()), "size of {}", t.name);
         if with_data {
-            assert_eq!(
-                pt["hex"],
-                json!(hex(ours.tensor_data(&t.name).unwrap())),
-                "data of {}",
-                t.name
-            );
+            assert_eq!(pt["hex"], json!(hex(ours.tensor_data(&t.name).unwrap())), "data of {}", t.name);
         }
     }
 }
@@ -147,23 +120,14 @@ fn our_writer_read_by_gguf_py() {
     m.insert("t.i64", MetaValue::I64(i64::MIN));
     m.insert("t.f64", MetaValue::F64(f64::MIN_POSITIVE));
     m.insert("a.empty", MetaValue::Array(MetaArray::U32(vec![])));
-    m.insert(
-        "a.bool",
-        MetaValue::Array(MetaArray::Bool(vec![false, true])),
-    );
-    m.insert(
-        "a.str",
-        MetaValue::Array(MetaArray::String(vec!["".into(), "ß".into()])),
-    );
+    m.insert("a.bool", MetaValue::Array(MetaArray::Bool(vec![false, true])));
+    m.insert("a.str", MetaValue::Array(MetaArray::String(vec!["".into(), "ß".into()])));
     m.insert("a.f64", MetaValue::Array(MetaArray::F64(vec![1.0, -2.5])));
     m.insert(
         "a.nested",
         MetaValue::Array(MetaArray::Array(vec![
             MetaArray::I16(vec![1, -1]),
-            MetaArray::Array(vec![
-                MetaArray::String(vec!["deep".into()]),
-                MetaArray::U8(vec![]),
-            ]),
+            MetaArray::Array(vec![MetaArray::String(vec!["deep".into()]), MetaArray::U8(vec![])]),
         ])),
     );
     let tensors = vec![
@@ -178,21 +142,11 @@ fn our_writer_read_by_gguf_py() {
         .tensors
         .iter()
         .enumerate()
-        .map(|(i, t)| {
-            (0..t.n_bytes().unwrap())
-                .map(|j| (j as u8).wrapping_mul(31).wrapping_add(i as u8))
-                .collect()
-        })
+        .map(|(i, t)| (0..t.n_bytes().unwrap()).map(|j| (j as u8).wrapping_mul(31).wrapping_add(i as u8)).collect())
         .collect();
     let tmp = tempfile::NamedTempFile::new().unwrap();
     let mut file = std::fs::File::create(tmp.path()).unwrap();
-    write_gguf(
-        &mut file,
-        &header,
-        |i, _| Ok(Cow::Borrowed(data[i].as_slice())),
-        |_| {},
-    )
-    .unwrap();
+    write_gguf(&mut file, &header, |i, _| Ok(Cow::Borrowed(data[i].as_slice())), |_| {}).unwrap();
     drop(file);
 
     let ours = GgufFile::open(tmp.path()).unwrap();
@@ -205,18 +159,10 @@ fn gguf_py_writer_read_by_us_and_rewritten_identically() {
     judge("gguf_write.py", &[tmp.path().to_str().unwrap()]);
     let ours = GgufFile::open(tmp.path()).unwrap();
     assert_same(&ours, &py_dump(tmp.path(), true), true);
-    assert!(
-        matches!(ours.metadata.get("a.nested"), Some(MetaValue::Array(MetaArray::Array(v))) if v.len() == 2)
-    );
+    assert!(matches!(ours.metadata.get("a.nested"), Some(MetaValue::Array(MetaArray::Array(v))) if v.len() == 2));
 
     let mut out = Vec::new();
-    write_gguf(
-        &mut out,
-        &ours.header(),
-        |i, _| Ok(Cow::Borrowed(ours.tensor_data_at(i))),
-        |_| {},
-    )
-    .unwrap();
+    write_gguf(&mut out, &ours.header(), |i, _| Ok(Cow::Borrowed(ours.tensor_data_at(i))), |_| {}).unwrap();
     let original = std::fs::read(tmp.path()).unwrap();
     assert_eq!(out.len(), original.len());
     assert!(out == original, "our rewrite of a gguf-py file differs");

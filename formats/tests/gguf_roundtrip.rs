@@ -13,12 +13,7 @@ use proptest::prelude::*;
 
 fn write_vec(header: &GgufHeader, data: &[Vec<u8>]) -> Result<Vec<u8>, FormatError> {
     let mut out = Vec::new();
-    write_gguf(
-        &mut out,
-        header,
-        |i, _| Ok(Cow::Borrowed(data[i].as_slice())),
-        |_| {},
-    )?;
+    write_gguf(&mut out, header, |i, _| Ok(Cow::Borrowed(data[i].as_slice())), |_| {})?;
     Ok(out)
 }
 
@@ -30,9 +25,7 @@ fn tensor_bytes(tensors: &[TensorInfo]) -> Vec<Vec<u8>> {
         .map(|t| {
             (0..t.n_bytes().unwrap())
                 .map(|_| {
-                    state = state
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                     (state >> 56) as u8
                 })
                 .collect()
@@ -56,14 +49,8 @@ fn every_type_metadata() -> Metadata {
     m.insert("t.i64", MetaValue::I64(i64::MIN));
     m.insert("t.f64", MetaValue::F64(-0.0));
     m.insert("a.u8", MetaValue::Array(MetaArray::U8(vec![0, 1, 255])));
-    m.insert(
-        "a.bool",
-        MetaValue::Array(MetaArray::Bool(vec![true, false])),
-    );
-    m.insert(
-        "a.str",
-        MetaValue::Array(MetaArray::String(vec!["".into(), "ü".into()])),
-    );
+    m.insert("a.bool", MetaValue::Array(MetaArray::Bool(vec![true, false])));
+    m.insert("a.str", MetaValue::Array(MetaArray::String(vec!["".into(), "ü".into()])));
     m.insert("a.empty", MetaValue::Array(MetaArray::F64(vec![])));
     m.insert(
         "a.nested",
@@ -97,32 +84,18 @@ fn real_model_rewrites_byte_identical() {
     assert_eq!(layout.offsets, f.offsets);
     assert_eq!(layout.data_start, f.data_start);
     let on_disk = std::fs::metadata(&path).unwrap().len();
-    assert_eq!(
-        layout.file_size, on_disk,
-        "computed layout must match the real file size"
-    );
+    assert_eq!(layout.file_size, on_disk, "computed layout must match the real file size");
 
     let mut out = Vec::with_capacity(on_disk as usize);
     let mut calls = Vec::new();
-    let n = write_gguf(
-        &mut out,
-        &header,
-        |i, _| Ok(Cow::Borrowed(f.tensor_data_at(i))),
-        |w| calls.push(w),
-    )
-    .unwrap();
+    let n = write_gguf(&mut out, &header, |i, _| Ok(Cow::Borrowed(f.tensor_data_at(i))), |w| calls.push(w)).unwrap();
     assert_eq!(n, on_disk);
     assert_eq!(calls.len(), f.tensors.len());
     assert_eq!(calls.last(), Some(&on_disk));
-    assert!(calls
-        .windows(2)
-        .all(|w| w[0] < w[1] || f.tensors.is_empty()));
+    assert!(calls.windows(2).all(|w| w[0] < w[1] || f.tensors.is_empty()));
 
     let mut original = Vec::new();
-    std::fs::File::open(&path)
-        .unwrap()
-        .read_to_end(&mut original)
-        .unwrap();
+    std::fs::File::open(&path).unwrap().read_to_end(&mut original).unwrap();
     assert!(out == original, "rewritten model differs from the original");
 }
 
@@ -140,23 +113,12 @@ fn every_value_type_round_trips() {
     let nan = f.metadata.get("t.f32").unwrap();
     assert!(matches!(nan, MetaValue::F32(v) if v.to_bits() == 0x7fc0_0123));
     let strip = |m: &Metadata| {
-        m.iter()
-            .filter(|(k, _)| *k != "t.f32")
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect::<Vec<_>>()
+        m.iter().filter(|(k, _)| *k != "t.f32").map(|(k, v)| (k.to_string(), v.clone())).collect::<Vec<_>>()
     };
     assert_eq!(strip(&f.metadata), strip(&header.metadata));
-    assert_eq!(
-        f.metadata.keys().collect::<Vec<_>>(),
-        header.metadata.keys().collect::<Vec<_>>()
-    );
+    assert_eq!(f.metadata.keys().collect::<Vec<_>>(), header.metadata.keys().collect::<Vec<_>>());
     for (i, t) in header.tensors.iter().enumerate() {
-        assert_eq!(
-            f.tensor_data(&t.name).unwrap(),
-            data[i].as_slice(),
-            "{}",
-            t.name
-        );
+        assert_eq!(f.tensor_data(&t.name).unwrap(), data[i].as_slice(), "{}", t.name);
     }
     // Second generation is byte-identical.
     let again = write_vec(&f.header(), &data).unwrap();
@@ -194,16 +156,10 @@ fn custom_alignment_from_metadata() {
 fn header_new_rejects_non_u32_alignment() {
     let mut m = Metadata::new();
     m.insert("general.alignment", MetaValue::U64(32));
-    assert!(matches!(
-        GgufHeader::new(m, vec![]),
-        Err(GgufError::AlignmentType { .. })
-    ));
+    assert!(matches!(GgufHeader::new(m, vec![]), Err(GgufError::AlignmentType { .. })));
     let mut m = Metadata::new();
     m.insert("general.alignment", MetaValue::U32(24));
-    assert!(matches!(
-        GgufHeader::new(m, vec![]),
-        Err(GgufError::BadAlignment { found: 24, .. })
-    ));
+    assert!(matches!(GgufHeader::new(m, vec![]), Err(GgufError::BadAlignment { found: 24, .. })));
 }
 
 #[test]
@@ -217,79 +173,17 @@ fn layout_rejects_alignment_disagreeing_with_metadata() {
 
 #[test]
 fn layout_rejects_bad_tensors() {
-    let check = |tensors: Vec<TensorInfo>| {
-        GgufHeader::new(Metadata::new(), tensors)
-            .unwrap()
-            .layout()
-            .unwrap_err()
-    };
-    let e = check(vec![
-        TensorInfo::new("x", GgmlType::F32, vec![1]),
-        TensorInfo::new("x", GgmlType::F32, vec![1]),
-    ]);
-    assert!(
-        matches!(
-            e,
-            GgufError::DuplicateTensor {
-                index: 1,
-                first: 0,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
-    let e = check(vec![TensorInfo::new(
-        "n".repeat(64),
-        GgmlType::F32,
-        vec![1],
-    )]);
-    assert!(
-        matches!(
-            e,
-            GgufError::Tensor {
-                problem: TensorProblem::NameTooLong { .. },
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    let check = |tensors: Vec<TensorInfo>| GgufHeader::new(Metadata::new(), tensors).unwrap().layout().unwrap_err();
+    let e = check(vec![TensorInfo::new("x", GgmlType::F32, vec![1]), TensorInfo::new("x", GgmlType::F32, vec![1])]);
+    assert!(matches!(e, GgufError::DuplicateTensor { index: 1, first: 0, .. }), "{e:?}");
+    let e = check(vec![TensorInfo::new("n".repeat(64), GgmlType::F32, vec![1])]);
+    assert!(matches!(e, GgufError::Tensor { problem: TensorProblem::NameTooLong { .. }, .. }), "{e:?}");
     let e = check(vec![TensorInfo::new("x", GgmlType::F32, vec![1; 5])]);
-    assert!(
-        matches!(
-            e,
-            GgufError::Tensor {
-                problem: TensorProblem::TooManyDims { .. },
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::Tensor { problem: TensorProblem::TooManyDims { .. }, .. }), "{e:?}");
     let e = check(vec![TensorInfo::new("x", GgmlType::Q4_K, vec![128])]);
-    assert!(
-        matches!(
-            e,
-            GgufError::Tensor {
-                problem: TensorProblem::RowNotBlockMultiple { .. },
-                ..
-            }
-        ),
-        "{e:?}"
-    );
-    let e = check(vec![TensorInfo::new(
-        "x",
-        GgmlType::F32,
-        vec![1 << 40, 1 << 40],
-    )]);
-    assert!(
-        matches!(
-            e,
-            GgufError::Tensor {
-                problem: TensorProblem::ElementCountOverflow { .. },
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, GgufError::Tensor { problem: TensorProblem::RowNotBlockMultiple { .. }, .. }), "{e:?}");
+    let e = check(vec![TensorInfo::new("x", GgmlType::F32, vec![1 << 40, 1 << 40])]);
+    assert!(matches!(e, GgufError::Tensor { problem: TensorProblem::ElementCountOverflow { .. }, .. }), "{e:?}");
     let mut m = Metadata::new();
     m.insert("", MetaValue::U8(1));
     let e = GgufHeader::new(m, vec![]).unwrap().layout().unwrap_err();
@@ -298,19 +192,9 @@ fn layout_rejects_bad_tensors() {
 
 #[test]
 fn writer_rejects_wrong_data_size() {
-    let header = GgufHeader::new(
-        Metadata::new(),
-        vec![TensorInfo::new("w", GgmlType::F16, vec![4])],
-    )
-    .unwrap();
+    let header = GgufHeader::new(Metadata::new(), vec![TensorInfo::new("w", GgmlType::F16, vec![4])]).unwrap();
     let mut out = Vec::new();
-    let e = write_gguf(
-        &mut out,
-        &header,
-        |_, _| Ok(Cow::Owned(vec![0u8; 7])),
-        |_| {},
-    )
-    .unwrap_err();
+    let e = write_gguf(&mut out, &header, |_, _| Ok(Cow::Owned(vec![0u8; 7])), |_| {}).unwrap_err();
     assert!(
         matches!(e, FormatError::Gguf(GgufError::DataSizeMismatch { expected: 8, found: 7, ref name, .. }) if name == "w"),
         "{e:?}"
@@ -323,10 +207,7 @@ fn writer_reports_io_errors_with_offset() {
     impl std::io::Write for Full {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
             if self.0 == 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::StorageFull,
-                    "disk full",
-                ));
+                return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full"));
             }
             let n = b.len().min(self.0);
             self.0 -= n;
@@ -340,33 +221,15 @@ fn writer_reports_io_errors_with_offset() {
     let data = tensor_bytes(&header.tensors);
     let layout = header.layout().unwrap();
     let mut w = Full(layout.data_start as usize + 10);
-    let e = write_gguf(
-        &mut w,
-        &header,
-        |i, _| Ok(Cow::Borrowed(data[i].as_slice())),
-        |_| {},
-    )
-    .unwrap_err();
-    assert!(
-        matches!(e, FormatError::Gguf(GgufError::Write { offset, .. }) if offset == layout.data_start),
-        "{e:?}"
-    );
+    let e = write_gguf(&mut w, &header, |i, _| Ok(Cow::Borrowed(data[i].as_slice())), |_| {}).unwrap_err();
+    assert!(matches!(e, FormatError::Gguf(GgufError::Write { offset, .. }) if offset == layout.data_start), "{e:?}");
 }
 
 #[test]
 fn callback_errors_propagate() {
-    let header = GgufHeader::new(
-        Metadata::new(),
-        vec![TensorInfo::new("w", GgmlType::F32, vec![1])],
-    )
-    .unwrap();
-    let e = write_gguf(
-        &mut Vec::new(),
-        &header,
-        |_, t| Err(FormatError::NoSuchTensor(t.name.clone())),
-        |_| {},
-    )
-    .unwrap_err();
+    let header = GgufHeader::new(Metadata::new(), vec![TensorInfo::new("w", GgmlType::F32, vec![1])]).unwrap();
+    let e = write_gguf(&mut Vec::new(), &header, |_, t| Err(FormatError::NoSuchTensor(t.name.clone())), |_| {})
+        .unwrap_err();
     assert!(matches!(e, FormatError::NoSuchTensor(ref n) if n == "w"));
 }
 
@@ -402,7 +265,8 @@ fn arb_array(depth: u32) -> BoxedStrategy<MetaArray> {
     if depth == 0 {
         leaf.boxed()
     } else {
-        prop_oneof![4 => leaf, 1 => prop::collection::vec(arb_array(depth - 1), 0..3).prop_map(MetaArray::Array)].boxed()
+        prop_oneof![4 => leaf, 1 => prop::collection::vec(arb_array(depth - 1), 0..3).prop_map(MetaArray::Array)]
+            .boxed()
     }
 }
 

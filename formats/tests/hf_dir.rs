@@ -15,11 +15,7 @@ fn python(args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("python3 is required for the HF judges: {e}"));
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -61,19 +57,7 @@ fn python_json_dumps_reproduced_on_tricky_values() {
 #[test]
 fn float_repr_matches_python_on_many_values() {
     // A spread of magnitudes and digit counts, compared with repr() one by one.
-    let mut xs = vec![
-        0.0,
-        1.0,
-        -2.0,
-        0.1,
-        1e22,
-        1e-7,
-        123.456,
-        9_999_999_999_999_998.0,
-        1e16 - 2.0,
-        1e-4,
-        9.9e-5,
-    ];
+    let mut xs = vec![0.0, 1.0, -2.0, 0.1, 1e22, 1e-7, 123.456, 9_999_999_999_999_998.0, 1e16 - 2.0, 1e-4, 9.9e-5];
     let mut s = 0x1234_5678_9abc_def0u64;
     for i in 0..300 {
         s ^= s << 13;
@@ -93,18 +77,9 @@ fn float_repr_matches_python_on_many_values() {
         .spawn()
         .expect("python3");
     use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(&xs).unwrap().as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(serde_json::to_string(&xs).unwrap().as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    let theirs: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
+    let theirs: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(String::from).collect();
     let ours: Vec<String> = xs.iter().map(|&x| python_float_repr(x)).collect();
     assert_eq!(ours, theirs);
 }
@@ -116,9 +91,7 @@ fn sample_files() -> HfFiles {
             "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "torch_dtype": "bfloat16",
             "num_attention_heads": 4, "tie_word_embeddings": true, "rope_scaling": null
         }),
-        generation_config: Some(
-            json!({"bos_token_id": 1, "eos_token_id": [2, 3], "temperature": 0.6}),
-        ),
+        generation_config: Some(json!({"bos_token_id": 1, "eos_token_id": [2, 3], "temperature": 0.6})),
         tokenizer_json: None,
         tokenizer_config: Some(json!({
             "chat_template": "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% endfor %}",
@@ -141,15 +114,7 @@ fn write_dir_and_read_back() {
         StTensor::new("model.norm.weight", Dtype::F32, vec![4]),
     ];
     let data = [vec![1u8; 64], vec![2u8; 16]];
-    write_sharded(
-        out.path(),
-        &tensors,
-        None,
-        Some(64),
-        |i, _| Ok(Cow::Borrowed(&data[i][..])),
-        |_| {},
-    )
-    .unwrap();
+    write_sharded(out.path(), &tensors, None, Some(64), |i, _| Ok(Cow::Borrowed(&data[i][..])), |_| {}).unwrap();
     fs::write(out.path().join("chat_template.jinja"), "{{ x }}").unwrap();
     fs::write(out.path().join("pytorch_model.bin"), "not copied").unwrap();
     fs::write(out.path().join(".hidden"), "not copied").unwrap();
@@ -159,10 +124,7 @@ fn write_dir_and_read_back() {
     assert_eq!(hf.files(), files);
     assert_eq!(hf.weights.tensors(), &tensors[..]);
     assert_eq!(hf.weights.shards().len(), 2);
-    assert_eq!(
-        hf.weights.tensor_data("model.norm.weight").unwrap(),
-        &data[1][..]
-    );
+    assert_eq!(hf.weights.tensor_data("model.norm.weight").unwrap(), &data[1][..]);
     assert_eq!(hf.extra_files, vec![target.join("chat_template.jinja")]);
     let inputs = hf.input_files();
     assert!(inputs.contains(&target.join("model.safetensors.index.json")));
@@ -206,10 +168,7 @@ fn config_written_like_transformers_save_pretrained() {
         special_tokens_map: None,
     };
     write_hf_files(&out, &files).unwrap();
-    assert_eq!(
-        fs::read_to_string(out.join("config.json")).unwrap(),
-        fs::read_to_string(&src).unwrap()
-    );
+    assert_eq!(fs::read_to_string(out.join("config.json")).unwrap(), fs::read_to_string(&src).unwrap());
 }
 
 #[test]
@@ -238,10 +197,7 @@ fn tokenizer_json_written_like_tokenizers_library() {
         special_tokens_map: None,
     };
     write_hf_files(&out, &files).unwrap();
-    assert_eq!(
-        fs::read_to_string(out.join("tokenizer.json")).unwrap(),
-        fs::read_to_string(&src).unwrap()
-    );
+    assert_eq!(fs::read_to_string(out.join("tokenizer.json")).unwrap(), fs::read_to_string(&src).unwrap());
 }
 
 #[test]
@@ -251,45 +207,19 @@ fn extra_files_rule() {
     fs::write(p.join("config.json"), "{}").unwrap();
     let t = vec![StTensor::new("w", Dtype::U8, vec![1])];
     write_sharded(p, &t, None, None, |_, _| Ok(Cow::Owned(vec![0])), |_| {}).unwrap();
-    for n in [
-        "README.md",
-        "LICENSE",
-        "tokenizer.model",
-        "merges.txt",
-        "vocab.json",
-        "chat_template.jinja",
-    ] {
+    for n in ["README.md", "LICENSE", "tokenizer.model", "merges.txt", "vocab.json", "chat_template.jinja"] {
         fs::write(p.join(n), "x").unwrap();
     }
-    for n in [
-        ".gitattributes",
-        "model.gguf",
-        "pytorch_model.bin",
-        "other.safetensors.index.json",
-    ] {
+    for n in [".gitattributes", "model.gguf", "pytorch_model.bin", "other.safetensors.index.json"] {
         fs::write(p.join(n), "x").unwrap();
     }
     fs::create_dir(p.join("subdir")).unwrap();
     let big = fs::File::create(p.join("huge.txt")).unwrap();
-    big.set_len(llmtool_formats::hf::MAX_EXTRA_FILE_BYTES + 1)
-        .unwrap();
+    big.set_len(llmtool_formats::hf::MAX_EXTRA_FILE_BYTES + 1).unwrap();
     let hf = HfDir::open(p).unwrap();
-    let names: Vec<String> = hf
-        .extra_files
-        .iter()
-        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(
-        names,
-        [
-            "LICENSE",
-            "README.md",
-            "chat_template.jinja",
-            "merges.txt",
-            "tokenizer.model",
-            "vocab.json"
-        ]
-    );
+    let names: Vec<String> =
+        hf.extra_files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["LICENSE", "README.md", "chat_template.jinja", "merges.txt", "tokenizer.model", "vocab.json"]);
 }
 
 /// A tiny model saved by transformers (sharded) is read, written back by us (same shard
@@ -301,10 +231,7 @@ fn transformers_sharded_model_roundtrip() {
     let src = d.path().join("src");
     python(&[&judge, "save", src.to_str().unwrap()]);
     let hf = HfDir::open(&src).unwrap();
-    assert!(
-        hf.weights.index_path().is_some(),
-        "transformers wrote a sharded set"
-    );
+    assert!(hf.weights.index_path().is_some(), "transformers wrote a sharded set");
     assert!(hf.weights.shards().len() > 1);
 
     // Every tensor as the safetensors package reads it.
@@ -316,13 +243,7 @@ fn transformers_sharded_model_roundtrip() {
     for t in hf.weights.tensors() {
         let j = &jt[&t.name];
         assert_eq!(j["dtype"], t.dtype.to_string());
-        let hex: String = hf
-            .weights
-            .tensor_data(&t.name)
-            .unwrap()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hex: String = hf.weights.tensor_data(&t.name).unwrap().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(j["hex"], hex, "{}", t.name);
     }
 
@@ -342,17 +263,8 @@ fn transformers_sharded_model_roundtrip() {
     out.commit().unwrap();
     // Same config bytes as transformers wrote.
     for f in ["config.json", "generation_config.json"] {
-        assert_eq!(
-            fs::read(target.join(f)).unwrap(),
-            fs::read(src.join(f)).unwrap(),
-            "{f}"
-        );
+        assert_eq!(fs::read(target.join(f)).unwrap(), fs::read(src.join(f)).unwrap(), "{f}");
     }
-    let res = python(&[
-        &judge,
-        "compare",
-        src.to_str().unwrap(),
-        target.to_str().unwrap(),
-    ]);
+    let res = python(&[&judge, "compare", src.to_str().unwrap(), target.to_str().unwrap()]);
     assert_eq!(res.trim(), format!("same {}", w.tensors().len()));
 }

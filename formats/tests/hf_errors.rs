@@ -4,9 +4,7 @@ use std::borrow::Cow;
 use std::fs;
 use std::path::Path;
 
-use llmtool_formats::hf::{
-    config_bool, config_f64, config_opt_usize, config_usize, BaseHparams, HfDir, HfError,
-};
+use llmtool_formats::hf::{config_bool, config_f64, config_opt_usize, config_usize, BaseHparams, HfDir, HfError};
 use llmtool_formats::safetensors::{write_safetensors, Dtype, StTensor};
 use serde_json::json;
 
@@ -50,26 +48,16 @@ fn config_missing() {
 #[test]
 fn config_not_json_names_file_line_column() {
     let d = model_dir();
-    fs::write(
-        d.path().join("config.json"),
-        "{\n  \"a\": 1,\n  \"b\": ]\n}",
-    )
-    .unwrap();
+    fs::write(d.path().join("config.json"), "{\n  \"a\": 1,\n  \"b\": ]\n}").unwrap();
     let e = HfDir::open(d.path()).unwrap_err();
-    assert!(
-        matches!(&e, HfError::Json { file, line: 3, column: 8, .. } if file.ends_with("config.json")),
-        "{e}"
-    );
+    assert!(matches!(&e, HfError::Json { file, line: 3, column: 8, .. } if file.ends_with("config.json")), "{e}");
 }
 
 #[test]
 fn config_not_an_object() {
     let d = model_dir();
     fs::write(d.path().join("config.json"), "[1]").unwrap();
-    assert!(matches!(
-        HfDir::open(d.path()).unwrap_err(),
-        HfError::NotAnObject { .. }
-    ));
+    assert!(matches!(HfDir::open(d.path()).unwrap_err(), HfError::NotAnObject { .. }));
 }
 
 #[test]
@@ -77,10 +65,7 @@ fn optional_json_file_invalid() {
     let d = model_dir();
     fs::write(d.path().join("tokenizer_config.json"), "{oops").unwrap();
     let e = HfDir::open(d.path()).unwrap_err();
-    assert!(
-        matches!(&e, HfError::Json { file, .. } if file.ends_with("tokenizer_config.json")),
-        "{e}"
-    );
+    assert!(matches!(&e, HfError::Json { file, .. } if file.ends_with("tokenizer_config.json")), "{e}");
 }
 
 #[test]
@@ -89,10 +74,7 @@ fn only_pytorch_bin_refused_with_advice() {
     fs::remove_file(d.path().join("model.safetensors")).unwrap();
     fs::write(d.path().join("pytorch_model.bin"), b"PK\x03\x04").unwrap();
     let e = HfDir::open(d.path()).unwrap_err();
-    assert!(
-        matches!(&e, HfError::PickleOnly { found, .. } if found == &["pytorch_model.bin"]),
-        "{e}"
-    );
+    assert!(matches!(&e, HfError::PickleOnly { found, .. } if found == &["pytorch_model.bin"]), "{e}");
     assert!(e.to_string().contains("safe_serialization=True"), "{e}");
 }
 
@@ -100,20 +82,13 @@ fn only_pytorch_bin_refused_with_advice() {
 fn weights_missing() {
     let d = model_dir();
     fs::remove_file(d.path().join("model.safetensors")).unwrap();
-    assert!(matches!(
-        HfDir::open(d.path()).unwrap_err(),
-        HfError::MissingWeights { .. }
-    ));
+    assert!(matches!(HfDir::open(d.path()).unwrap_err(), HfError::MissingWeights { .. }));
 }
 
 #[test]
 fn several_safetensors_without_index_refused() {
     let d = model_dir();
-    fs::rename(
-        d.path().join("model.safetensors"),
-        d.path().join("a.safetensors"),
-    )
-    .unwrap();
+    fs::rename(d.path().join("model.safetensors"), d.path().join("a.safetensors")).unwrap();
     weights(d.path(), "b.safetensors");
     let e = HfDir::open(d.path()).unwrap_err();
     assert!(matches!(e, HfError::AmbiguousWeights { .. }), "{e}");
@@ -122,15 +97,9 @@ fn several_safetensors_without_index_refused() {
 #[test]
 fn single_other_safetensors_name_accepted() {
     let d = model_dir();
-    fs::rename(
-        d.path().join("model.safetensors"),
-        d.path().join("adapter.safetensors"),
-    )
-    .unwrap();
+    fs::rename(d.path().join("model.safetensors"), d.path().join("adapter.safetensors")).unwrap();
     let hf = HfDir::open(d.path()).unwrap();
-    assert!(hf.weights.shards()[0]
-        .path()
-        .ends_with("adapter.safetensors"));
+    assert!(hf.weights.shards()[0].path().ends_with("adapter.safetensors"));
 }
 
 #[test]
@@ -147,20 +116,12 @@ fn bad_weights_error_is_passed_through() {
 #[test]
 fn config_key_missing_or_ill_typed() {
     let c = json!({"hidden_size": "4096", "n": -1, "f": "x", "b": 1, "null_key": null, "float_int": 4096.0});
-    assert!(
-        matches!(config_usize(&c, "absent"), Err(HfError::MissingKey { key }) if key == "absent")
-    );
+    assert!(matches!(config_usize(&c, "absent"), Err(HfError::MissingKey { key }) if key == "absent"));
     let e = config_usize(&c, "hidden_size").unwrap_err();
-    assert!(
-        matches!(&e, HfError::BadKey { key, .. } if key == "hidden_size"),
-        "{e}"
-    );
+    assert!(matches!(&e, HfError::BadKey { key, .. } if key == "hidden_size"), "{e}");
     assert!(e.to_string().contains("\"4096\""), "{e}");
     assert!(matches!(config_usize(&c, "n"), Err(HfError::BadKey { .. })));
-    assert!(matches!(
-        config_usize(&c, "float_int"),
-        Err(HfError::BadKey { .. })
-    ));
+    assert!(matches!(config_usize(&c, "float_int"), Err(HfError::BadKey { .. })));
     assert!(matches!(config_f64(&c, "f"), Err(HfError::BadKey { .. })));
     assert!(matches!(config_bool(&c, "b"), Err(HfError::BadKey { .. })));
     assert_eq!(config_opt_usize(&c, "null_key").unwrap(), None);
@@ -195,10 +156,7 @@ fn with(key: &str, v: serde_json::Value) -> serde_json::Value {
 #[test]
 fn zero_attention_heads() {
     let e = BaseHparams::from_config(&with("num_attention_heads", json!(0))).unwrap_err();
-    assert!(
-        matches!(&e, HfError::BadKey { key, .. } if key == "num_attention_heads"),
-        "{e}"
-    );
+    assert!(matches!(&e, HfError::BadKey { key, .. } if key == "num_attention_heads"), "{e}");
 }
 
 #[test]
@@ -223,20 +181,14 @@ fn kv_heads_not_dividing_heads() {
 fn bad_rms_norm_eps() {
     for v in [json!(-1e-6), json!(0.0), json!("1e-5")] {
         let e = BaseHparams::from_config(&with("rms_norm_eps", v.clone())).unwrap_err();
-        assert!(
-            matches!(&e, HfError::BadKey { key, .. } if key == "rms_norm_eps"),
-            "{v}: {e}"
-        );
+        assert!(matches!(&e, HfError::BadKey { key, .. } if key == "rms_norm_eps"), "{v}: {e}");
     }
 }
 
 #[test]
 fn zero_vocab_size() {
     let e = BaseHparams::from_config(&with("vocab_size", json!(0))).unwrap_err();
-    assert!(
-        matches!(&e, HfError::BadKey { key, .. } if key == "vocab_size"),
-        "{e}"
-    );
+    assert!(matches!(&e, HfError::BadKey { key, .. } if key == "vocab_size"), "{e}");
 }
 
 #[test]
@@ -244,8 +196,5 @@ fn missing_required_hparam() {
     let mut c = llama();
     c.as_object_mut().unwrap().remove("num_hidden_layers");
     let e = BaseHparams::from_config(&c).unwrap_err();
-    assert!(
-        matches!(&e, HfError::MissingKey { key } if key == "num_hidden_layers"),
-        "{e}"
-    );
+    assert!(matches!(&e, HfError::MissingKey { key } if key == "num_hidden_layers"), "{e}");
 }

@@ -26,10 +26,7 @@ fn open_err(bytes: &[u8]) -> E {
     let d = tempfile::tempdir().unwrap();
     let p = write(d.path(), "m.safetensors", bytes);
     let err = SafetensorsSet::open_file(&p).unwrap_err();
-    assert!(
-        err.to_string().contains("m.safetensors"),
-        "error must name the file: {err}"
-    );
+    assert!(err.to_string().contains("m.safetensors"), "error must name the file: {err}");
     // The upstream safetensors crate refuses it too (bar pickles, which it merely fails to
     // parse, and duplicate keys, which its map silently collapses).
     if !matches!(err, E::DuplicateKey { .. }) {
@@ -38,20 +35,13 @@ fn open_err(bytes: &[u8]) -> E {
     }
     // The in-memory entry point agrees.
     let err2 = SafetensorsSet::from_bytes(bytes.to_vec()).unwrap_err();
-    assert_eq!(
-        std::mem::discriminant(&err),
-        std::mem::discriminant(&err2),
-        "{err} vs {err2}"
-    );
+    assert_eq!(std::mem::discriminant(&err), std::mem::discriminant(&err2), "{err} vs {err2}");
     err
 }
 
 #[test]
 fn valid_file_opens() {
-    let b = file_bytes(
-        r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
-        &[0; 8],
-    );
+    let b = file_bytes(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, &[0; 8]);
     assert!(llmtool_formats::safetensors::upstream::SafeTensors::deserialize(&b).is_ok());
     let set = SafetensorsSet::from_bytes(b).unwrap();
     assert_eq!(set.tensors().len(), 1);
@@ -67,22 +57,13 @@ fn file_shorter_than_length_prefix() {
 fn header_length_past_end_of_file() {
     let mut b = 1000u64.to_le_bytes().to_vec();
     b.extend_from_slice(b"{}      ");
-    assert!(matches!(
-        open_err(&b),
-        E::HeaderPastEnd {
-            header_len: 1000,
-            file_len: 16,
-            ..
-        }
-    ));
+    assert!(matches!(open_err(&b), E::HeaderPastEnd { header_len: 1000, file_len: 16, .. }));
 }
 
 #[test]
 fn header_length_over_cap() {
     let b = (MAX_HEADER_BYTES + 1).to_le_bytes().to_vec();
-    assert!(
-        matches!(open_err(&b), E::HeaderTooLarge { header_len, .. } if header_len == MAX_HEADER_BYTES + 1)
-    );
+    assert!(matches!(open_err(&b), E::HeaderTooLarge { header_len, .. } if header_len == MAX_HEADER_BYTES + 1));
     let b = u64::MAX.to_le_bytes().to_vec();
     assert!(matches!(open_err(&b), E::HeaderTooLarge { .. }));
 }
@@ -103,164 +84,92 @@ fn header_not_utf8() {
 
 #[test]
 fn header_not_an_object() {
-    assert!(matches!(
-        open_err(&file_bytes("[1, 2]", &[])),
-        E::HeaderNotObject { .. }
-    ));
+    assert!(matches!(open_err(&file_bytes("[1, 2]", &[])), E::HeaderNotObject { .. }));
 }
 
 #[test]
 fn duplicate_tensor_key() {
-    let h = r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}"#;
+    let h =
+        r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}"#;
     assert!(matches!(open_err(&file_bytes(h, &[0; 2])), E::DuplicateKey { key, .. } if key == "a"));
 }
 
 #[test]
 fn metadata_with_non_string_value() {
     let h = r#"{"__metadata__":{"format":1}}"#;
-    assert!(matches!(
-        open_err(&file_bytes(h, &[])),
-        E::BadMetadata { .. }
-    ));
+    assert!(matches!(open_err(&file_bytes(h, &[])), E::BadMetadata { .. }));
 }
 
 #[test]
 fn tensor_entry_missing_fields() {
     let h = r#"{"a":{"dtype":"F32","shape":[2]}}"#;
     let e = open_err(&file_bytes(h, &[]));
-    assert!(
-        matches!(&e, E::BadTensorEntry { tensor, .. } if tensor == "a"),
-        "{e}"
-    );
+    assert!(matches!(&e, E::BadTensorEntry { tensor, .. } if tensor == "a"), "{e}");
     let h = r#"{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#;
-    assert!(matches!(
-        open_err(&file_bytes(h, &[0; 8])),
-        E::BadTensorEntry { .. }
-    ));
+    assert!(matches!(open_err(&file_bytes(h, &[0; 8])), E::BadTensorEntry { .. }));
 }
 
 #[test]
 fn unknown_dtype() {
     let h = r#"{"a":{"dtype":"F12","shape":[2],"data_offsets":[0,3]}}"#;
     let e = open_err(&file_bytes(h, &[0; 3]));
-    assert!(
-        matches!(&e, E::UnknownDtype { tensor, dtype, .. } if tensor == "a" && dtype == "F12"),
-        "{e}"
-    );
+    assert!(matches!(&e, E::UnknownDtype { tensor, dtype, .. } if tensor == "a" && dtype == "F12"), "{e}");
 }
 
 #[test]
 fn begin_after_end() {
     let h = r#"{"a":{"dtype":"U8","shape":[0],"data_offsets":[4,0]}}"#;
     let e = open_err(&file_bytes(h, &[0; 4]));
-    assert!(
-        matches!(
-            e,
-            E::BeginAfterEnd {
-                begin: 4,
-                end: 0,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, E::BeginAfterEnd { begin: 4, end: 0, .. }), "{e}");
 }
 
 #[test]
 fn gap_between_tensors() {
-    let h = r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[3,5]}}"#;
+    let h =
+        r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[3,5]}}"#;
     let e = open_err(&file_bytes(h, &[0; 5]));
-    assert!(
-        matches!(&e, E::Gap { tensor, expected: 2, begin: 3, .. } if tensor == "b"),
-        "{e}"
-    );
+    assert!(matches!(&e, E::Gap { tensor, expected: 2, begin: 3, .. } if tensor == "b"), "{e}");
     // A gap before the first tensor.
     let h = r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[1,3]}}"#;
-    assert!(matches!(
-        open_err(&file_bytes(h, &[0; 3])),
-        E::Gap {
-            expected: 0,
-            begin: 1,
-            ..
-        }
-    ));
+    assert!(matches!(open_err(&file_bytes(h, &[0; 3])), E::Gap { expected: 0, begin: 1, .. }));
 }
 
 #[test]
 fn overlapping_tensors() {
-    let h = r#"{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}}"#;
+    let h =
+        r#"{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}}"#;
     let e = open_err(&file_bytes(h, &[0; 4]));
-    assert!(
-        matches!(&e, E::Overlap { tensor, expected: 4, begin: 2, .. } if tensor == "b"),
-        "{e}"
-    );
+    assert!(matches!(&e, E::Overlap { tensor, expected: 4, begin: 2, .. } if tensor == "b"), "{e}");
 }
 
 #[test]
 fn trailing_bytes_after_last_tensor() {
     let h = r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}"#;
     let e = open_err(&file_bytes(h, &[0; 5]));
-    assert!(
-        matches!(
-            e,
-            E::TrailingBytes {
-                data_end: 2,
-                buffer_len: 5,
-                trailing: 3,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, E::TrailingBytes { data_end: 2, buffer_len: 5, trailing: 3, .. }), "{e}");
 }
 
 #[test]
 fn data_past_end_of_file() {
     let h = r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#;
     let e = open_err(&file_bytes(h, &[0; 8]));
-    assert!(
-        matches!(
-            e,
-            E::DataPastEnd {
-                data_end: 16,
-                buffer_len: 8,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, E::DataPastEnd { data_end: 16, buffer_len: 8, .. }), "{e}");
 }
 
 #[test]
 fn byte_size_not_shape_times_dtype() {
     let h = r#"{"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}}"#;
     let e = open_err(&file_bytes(h, &[0; 20]));
-    assert!(
-        matches!(
-            e,
-            E::SizeMismatch {
-                expected: 24,
-                found: 20,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, E::SizeMismatch { expected: 24, found: 20, .. }), "{e}");
 }
 
 #[test]
 fn shape_product_overflow() {
     let h = r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,2],"data_offsets":[0,0]}}"#;
-    assert!(matches!(
-        open_err(&file_bytes(h, &[])),
-        E::ShapeOverflow { .. }
-    ));
+    assert!(matches!(open_err(&file_bytes(h, &[])), E::ShapeOverflow { .. }));
     // Element count fits but the bit count does not.
     let h = r#"{"a":{"dtype":"F64","shape":[2305843009213693952,2],"data_offsets":[0,0]}}"#;
-    assert!(matches!(
-        open_err(&file_bytes(h, &[])),
-        E::ShapeOverflow { .. }
-    ));
+    assert!(matches!(open_err(&file_bytes(h, &[])), E::ShapeOverflow { .. }));
 }
 
 #[test]
@@ -273,15 +182,8 @@ fn pickle_checkpoints_refused_with_advice() {
         assert!(e.to_string().contains("safe_serialization=True"), "{e}");
     }
     // Renamed pickle (torch.save zip) is recognised by content.
-    let p = write(
-        d.path(),
-        "renamed.safetensors",
-        b"PK\x03\x04\x00\x00\x00\x00\x00\x00rest",
-    );
-    assert!(matches!(
-        SafetensorsSet::open_file(&p).unwrap_err(),
-        E::PickleCheckpoint { .. }
-    ));
+    let p = write(d.path(), "renamed.safetensors", b"PK\x03\x04\x00\x00\x00\x00\x00\x00rest");
+    assert!(matches!(SafetensorsSet::open_file(&p).unwrap_err(), E::PickleCheckpoint { .. }));
 }
 
 // ----- sharded sets
@@ -300,9 +202,8 @@ fn set_with_index(index: &str) -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn valid_index_opens() {
-    let (_d, p) = set_with_index(
-        r#"{"metadata":{"total_size":5},"weight_map":{"b":"s2.safetensors","a":"s1.safetensors"}}"#,
-    );
+    let (_d, p) =
+        set_with_index(r#"{"metadata":{"total_size":5},"weight_map":{"b":"s2.safetensors","a":"s1.safetensors"}}"#);
     let set = SafetensorsSet::open_index(&p).unwrap();
     let names: Vec<&str> = set.tensors().iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["a", "b"], "shards in file-name order");
@@ -320,39 +221,22 @@ fn index_invalid_json() {
 #[test]
 fn index_without_weight_map() {
     let (_d, p) = set_with_index(r#"{"metadata":{}}"#);
-    assert!(matches!(
-        SafetensorsSet::open_index(&p).unwrap_err(),
-        E::IndexFormat { .. }
-    ));
+    assert!(matches!(SafetensorsSet::open_index(&p).unwrap_err(), E::IndexFormat { .. }));
 }
 
 #[test]
 fn index_names_missing_shard() {
     let (_d, p) = set_with_index(r#"{"weight_map":{"a":"s1.safetensors","b":"s3.safetensors"}}"#);
     let e = SafetensorsSet::open_index(&p).unwrap_err();
-    assert!(
-        matches!(&e, E::MissingShard { shard, .. } if shard.ends_with("s3.safetensors")),
-        "{e}"
-    );
+    assert!(matches!(&e, E::MissingShard { shard, .. } if shard.ends_with("s3.safetensors")), "{e}");
 }
 
 #[test]
 fn index_shard_path_with_dotdot_or_absolute() {
-    for bad in [
-        "../s1.safetensors",
-        "/etc/passwd",
-        "sub/s1.safetensors",
-        "./s1.safetensors",
-        "",
-    ] {
-        let (_d, p) = set_with_index(&format!(
-            r#"{{"weight_map":{{"a":"{bad}","b":"s2.safetensors"}}}}"#
-        ));
+    for bad in ["../s1.safetensors", "/etc/passwd", "sub/s1.safetensors", "./s1.safetensors", ""] {
+        let (_d, p) = set_with_index(&format!(r#"{{"weight_map":{{"a":"{bad}","b":"s2.safetensors"}}}}"#));
         let e = SafetensorsSet::open_index(&p).unwrap_err();
-        assert!(
-            matches!(&e, E::UnsafeShardPath { shard, .. } if shard == bad),
-            "{bad}: {e}"
-        );
+        assert!(matches!(&e, E::UnsafeShardPath { shard, .. } if shard == bad), "{bad}: {e}");
     }
 }
 
@@ -367,19 +251,11 @@ fn tensor_in_two_shards() {
         br#"{"weight_map":{"a":"s1.safetensors","x":"s2.safetensors"}}"#,
     );
     let e = SafetensorsSet::open_index(&p).unwrap_err();
-    assert!(
-        matches!(&e, E::TensorInTwoShards { tensor, .. } if tensor == "a"),
-        "{e}"
-    );
+    assert!(matches!(&e, E::TensorInTwoShards { tensor, .. } if tensor == "a"), "{e}");
     // Listed twice in the index itself.
-    let (_d, p) = set_with_index(
-        r#"{"weight_map":{"a":"s1.safetensors","b":"s2.safetensors","a":"s2.safetensors"}}"#,
-    );
+    let (_d, p) = set_with_index(r#"{"weight_map":{"a":"s1.safetensors","b":"s2.safetensors","a":"s2.safetensors"}}"#);
     let e = SafetensorsSet::open_index(&p).unwrap_err();
-    assert!(
-        matches!(&e, E::TensorInTwoShards { tensor, .. } if tensor == "a"),
-        "{e}"
-    );
+    assert!(matches!(&e, E::TensorInTwoShards { tensor, .. } if tensor == "a"), "{e}");
 }
 
 /// Decision: the index must describe the shards exactly, both ways.
@@ -395,40 +271,25 @@ fn tensor_in_shard_but_not_in_index() {
         br#"{"weight_map":{"a":"s1.safetensors","b":"s2.safetensors"}}"#,
     );
     let e = SafetensorsSet::open_index(&p).unwrap_err();
-    assert!(
-        matches!(&e, E::TensorNotInIndex { tensor, .. } if tensor == "extra"),
-        "{e}"
-    );
+    assert!(matches!(&e, E::TensorNotInIndex { tensor, .. } if tensor == "extra"), "{e}");
 }
 
 #[test]
 fn tensor_in_index_but_not_in_its_shard() {
-    let (_d, p) = set_with_index(
-        r#"{"weight_map":{"a":"s1.safetensors","b":"s2.safetensors","c":"s2.safetensors"}}"#,
-    );
+    let (_d, p) = set_with_index(r#"{"weight_map":{"a":"s1.safetensors","b":"s2.safetensors","c":"s2.safetensors"}}"#);
     let e = SafetensorsSet::open_index(&p).unwrap_err();
-    assert!(
-        matches!(&e, E::TensorMissingFromShard { tensor, .. } if tensor == "c"),
-        "{e}"
-    );
+    assert!(matches!(&e, E::TensorMissingFromShard { tensor, .. } if tensor == "c"), "{e}");
     // Listed under the wrong shard.
     let (_d, p) = set_with_index(r#"{"weight_map":{"a":"s2.safetensors","b":"s2.safetensors"}}"#);
     let e = SafetensorsSet::open_index(&p).unwrap_err();
-    assert!(
-        matches!(&e, E::TensorMissingFromShard { tensor, .. } if tensor == "a"),
-        "{e}"
-    );
+    assert!(matches!(&e, E::TensorMissingFromShard { tensor, .. } if tensor == "a"), "{e}");
 }
 
 #[test]
 fn bad_shard_inside_a_set_names_the_shard() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "s1.safetensors", &file_bytes(A, &[1, 2, 9]));
-    let p = write(
-        d.path(),
-        "model.safetensors.index.json",
-        br#"{"weight_map":{"a":"s1.safetensors"}}"#,
-    );
+    let p = write(d.path(), "model.safetensors.index.json", br#"{"weight_map":{"a":"s1.safetensors"}}"#);
     let e = SafetensorsSet::open_index(&p).unwrap_err();
     assert!(matches!(e, E::TrailingBytes { .. }), "{e}");
     assert!(e.to_string().contains("s1.safetensors"), "{e}");

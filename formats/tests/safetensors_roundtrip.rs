@@ -10,8 +10,8 @@ use std::process::Command;
 
 use indexmap::IndexMap;
 use llmtool_formats::safetensors::{
-    parse_size, write_safetensors, write_sharded, Dtype, SafetensorsError, SafetensorsSet,
-    StTensor, INDEX_FILE_NAME, SINGLE_FILE_NAME,
+    parse_size, write_safetensors, write_sharded, Dtype, SafetensorsError, SafetensorsSet, StTensor, INDEX_FILE_NAME,
+    SINGLE_FILE_NAME,
 };
 use llmtool_formats::FormatError;
 use serde_json::Value;
@@ -70,52 +70,26 @@ fn sample_tensors() -> Vec<StTensor> {
 }
 
 fn meta() -> IndexMap<String, String> {
-    [
-        ("format".to_string(), "pt".to_string()),
-        ("by".to_string(), "llmtool ✓".to_string()),
-    ]
-    .into_iter()
-    .collect()
+    [("format".to_string(), "pt".to_string()), ("by".to_string(), "llmtool ✓".to_string())].into_iter().collect()
 }
 
-fn write_file(
-    path: &Path,
-    tensors: &[StTensor],
-    data: &[Vec<u8>],
-    meta: Option<&IndexMap<String, String>>,
-) -> u64 {
+fn write_file(path: &Path, tensors: &[StTensor], data: &[Vec<u8>], meta: Option<&IndexMap<String, String>>) -> u64 {
     let mut f = std::io::BufWriter::new(fs::File::create(path).unwrap());
     let mut progressed = 0;
-    let n = write_safetensors(
-        &mut f,
-        tensors,
-        meta,
-        |i, _| Ok(Cow::Borrowed(&data[i][..])),
-        |b| progressed += b,
-    )
-    .unwrap();
+    let n =
+        write_safetensors(&mut f, tensors, meta, |i, _| Ok(Cow::Borrowed(&data[i][..])), |b| progressed += b).unwrap();
     assert_eq!(progressed, data.iter().map(|d| d.len() as u64).sum::<u64>());
     n
 }
 
 /// The judge's dump compared with what we intended to write.
-fn check_judge_dump(
-    dump: &Value,
-    tensors: &[StTensor],
-    data: &[Vec<u8>],
-    meta: &IndexMap<String, String>,
-) {
+fn check_judge_dump(dump: &Value, tensors: &[StTensor], data: &[Vec<u8>], meta: &IndexMap<String, String>) {
     let jt = dump["tensors"].as_object().unwrap();
     assert_eq!(jt.len(), tensors.len());
     for (t, d) in tensors.iter().zip(data) {
         let j = &jt[&t.name];
         assert_eq!(j["dtype"], t.dtype.to_string(), "{}", t.name);
-        let shape: Vec<u64> = j["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap())
-            .collect();
+        let shape: Vec<u64> = j["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
         assert_eq!(shape, t.shape, "{}", t.name);
         assert_eq!(j["hex"], hex(d), "{}", t.name);
     }
@@ -129,20 +103,12 @@ fn roundtrip_all_dtypes_ours_and_python_read_it() {
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("m.safetensors");
     let tensors = sample_tensors();
-    let data: Vec<Vec<u8>> = tensors
-        .iter()
-        .enumerate()
-        .map(|(i, t)| bytes_for(t, i as u64 + 1))
-        .collect();
+    let data: Vec<Vec<u8>> = tensors.iter().enumerate().map(|(i, t)| bytes_for(t, i as u64 + 1)).collect();
     let written = write_file(&path, &tensors, &data, Some(&meta()));
     assert_eq!(written, fs::metadata(&path).unwrap().len());
 
     let set = SafetensorsSet::open_file(&path).unwrap();
-    assert_eq!(
-        set.tensors(),
-        &tensors[..],
-        "same descriptions, in the given order"
-    );
+    assert_eq!(set.tensors(), &tensors[..], "same descriptions, in the given order");
     for (t, d) in tensors.iter().zip(&data) {
         assert_eq!(set.tensor_data(&t.name).unwrap(), &d[..], "{}", t.name);
     }
@@ -152,8 +118,7 @@ fn roundtrip_all_dtypes_ours_and_python_read_it() {
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     assert_eq!(n % 8, 0);
 
-    let dump: Value =
-        serde_json::from_str(&judge("st_read.py", &[path.to_str().unwrap()])).unwrap();
+    let dump: Value = serde_json::from_str(&judge("st_read.py", &[path.to_str().unwrap()])).unwrap();
     check_judge_dump(&dump, &tensors, &data, &meta());
 }
 
@@ -163,36 +128,19 @@ fn roundtrip_all_dtypes_ours_and_python_read_it() {
 fn bytes_match_safetensors_crate_serialize() {
     let mut tensors = sample_tensors();
     tensors.sort_by(|a, b| b.dtype.cmp(&a.dtype).then(a.name.cmp(&b.name)));
-    let data: Vec<Vec<u8>> = tensors
-        .iter()
-        .enumerate()
-        .map(|(i, t)| bytes_for(t, i as u64 + 7))
-        .collect();
+    let data: Vec<Vec<u8>> = tensors.iter().enumerate().map(|(i, t)| bytes_for(t, i as u64 + 7)).collect();
     let mut ours = Vec::new();
-    write_safetensors(
-        &mut ours,
-        &tensors,
-        None,
-        |i, _| Ok(Cow::Borrowed(&data[i][..])),
-        |_| {},
-    )
-    .unwrap();
+    write_safetensors(&mut ours, &tensors, None, |i, _| Ok(Cow::Borrowed(&data[i][..])), |_| {}).unwrap();
     let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
         .zip(&data)
         .map(|(t, d)| {
             let shape: Vec<usize> = t.shape.iter().map(|&x| x as usize).collect();
-            (
-                t.name.clone(),
-                safetensors::tensor::TensorView::new(t.dtype, shape, d).unwrap(),
-            )
+            (t.name.clone(), safetensors::tensor::TensorView::new(t.dtype, shape, d).unwrap())
         })
         .collect();
     let theirs = safetensors::serialize(views, None).unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&ours[8..]),
-        String::from_utf8_lossy(&theirs[8..])
-    );
+    assert_eq!(String::from_utf8_lossy(&ours[8..]), String::from_utf8_lossy(&theirs[8..]));
     assert_eq!(ours, theirs);
 }
 
@@ -200,36 +148,21 @@ fn bytes_match_safetensors_crate_serialize() {
 fn reads_file_written_by_python_safetensors() {
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("py.safetensors");
-    let expected: Value =
-        serde_json::from_str(&judge("st_write.py", &[path.to_str().unwrap()])).unwrap();
+    let expected: Value = serde_json::from_str(&judge("st_write.py", &[path.to_str().unwrap()])).unwrap();
     let set = SafetensorsSet::open_file(&path).unwrap();
     let exp = expected.as_object().unwrap();
     assert_eq!(set.tensors().len(), exp.len());
     for t in set.tensors() {
         let e = &exp[&t.name];
         assert_eq!(e["dtype"], t.dtype.to_string(), "{}", t.name);
-        let shape: Vec<u64> = e["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap())
-            .collect();
+        let shape: Vec<u64> = e["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
         assert_eq!(shape, t.shape, "{}", t.name);
-        assert_eq!(
-            e["hex"],
-            hex(set.tensor_data(&t.name).unwrap()),
-            "{}",
-            t.name
-        );
+        assert_eq!(e["hex"], hex(set.tensor_data(&t.name).unwrap()), "{}", t.name);
     }
     assert_eq!(set.metadata()["format"], "pt");
     assert_eq!(set.metadata()["note"], "written by python");
     // Tensors come in data-offset order: offsets increase along the list.
-    let starts: Vec<u64> = set
-        .tensors()
-        .iter()
-        .map(|t| set.tensor_location(&t.name).unwrap().1.start)
-        .collect();
+    let starts: Vec<u64> = set.tensors().iter().map(|t| set.tensor_location(&t.name).unwrap().1.start).collect();
     assert!(starts.windows(2).all(|w| w[0] <= w[1]), "{starts:?}");
 }
 
@@ -249,11 +182,7 @@ fn tensors_for_sharding() -> Vec<StTensor> {
 fn sharded_write_python_reads_and_index_is_transformers_format() {
     let d = tempfile::tempdir().unwrap();
     let tensors = tensors_for_sharding();
-    let data: Vec<Vec<u8>> = tensors
-        .iter()
-        .enumerate()
-        .map(|(i, t)| bytes_for(t, 100 + i as u64))
-        .collect();
+    let data: Vec<Vec<u8>> = tensors.iter().enumerate().map(|(i, t)| bytes_for(t, 100 + i as u64)).collect();
     let mut progressed = 0u64;
     let files = write_sharded(
         d.path(),
@@ -264,10 +193,7 @@ fn sharded_write_python_reads_and_index_is_transformers_format() {
         |b| progressed += b,
     )
     .unwrap();
-    let names: Vec<String> = files
-        .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        .collect();
+    let names: Vec<String> = files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     // [a, b] = 800; big alone; [c, d] = 440 (+e would be 840 ≤ 1000 → [c, d, e] = 840).
     assert_eq!(
         names,
@@ -282,10 +208,7 @@ fn sharded_write_python_reads_and_index_is_transformers_format() {
     let index_path = d.path().join(INDEX_FILE_NAME);
     let index: Value = serde_json::from_slice(&fs::read(&index_path).unwrap()).unwrap();
     assert_eq!(index["metadata"]["total_size"], 3640);
-    assert_eq!(
-        index["weight_map"]["big"],
-        "model-00002-of-00003.safetensors"
-    );
+    assert_eq!(index["weight_map"]["big"], "model-00002-of-00003.safetensors");
     assert_eq!(index["weight_map"]["e"], "model-00003-of-00003.safetensors");
     // Byte-identical to transformers' json.dumps(index, indent=2, sort_keys=True) + "\n".
     let redump = judge("py_json.py", &[index_path.to_str().unwrap(), "1", "1"]);
@@ -298,8 +221,7 @@ fn sharded_write_python_reads_and_index_is_transformers_format() {
     }
     assert_eq!(set.shards().len(), 3);
 
-    let dump: Value =
-        serde_json::from_str(&judge("st_read.py", &[index_path.to_str().unwrap()])).unwrap();
+    let dump: Value = serde_json::from_str(&judge("st_read.py", &[index_path.to_str().unwrap()])).unwrap();
     check_judge_dump(&dump, &tensors, &data, &meta());
     assert_eq!(dump["index_metadata"]["total_size"], 3640);
 }
@@ -309,137 +231,53 @@ fn one_shard_is_model_safetensors_without_index() {
     let d = tempfile::tempdir().unwrap();
     let tensors = tensors_for_sharding();
     let data: Vec<Vec<u8>> = tensors.iter().map(|t| bytes_for(t, 5)).collect();
-    let files = write_sharded(
-        d.path(),
-        &tensors,
-        None,
-        Some(1 << 30),
-        |i, _| Ok(Cow::Borrowed(&data[i][..])),
-        |_| {},
-    )
-    .unwrap();
+    let files =
+        write_sharded(d.path(), &tensors, None, Some(1 << 30), |i, _| Ok(Cow::Borrowed(&data[i][..])), |_| {}).unwrap();
     assert_eq!(files, vec![d.path().join(SINGLE_FILE_NAME)]);
-    let mut entries: Vec<_> = fs::read_dir(d.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let mut entries: Vec<_> = fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     entries.sort();
     assert_eq!(entries, vec![SINGLE_FILE_NAME]);
-    let dump: Value =
-        serde_json::from_str(&judge("st_read.py", &[files[0].to_str().unwrap()])).unwrap();
+    let dump: Value = serde_json::from_str(&judge("st_read.py", &[files[0].to_str().unwrap()])).unwrap();
     assert_eq!(dump["tensors"].as_object().unwrap().len(), tensors.len());
 }
 
 #[test]
 fn writer_checks_data_sizes_and_names() {
     let t = vec![StTensor::new("w", Dtype::F32, vec![2, 2])];
-    let err = write_safetensors(
-        &mut Vec::new(),
-        &t,
-        None,
-        |_, _| Ok(Cow::Owned(vec![0; 15])),
-        |_| {},
-    )
-    .unwrap_err();
+    let err = write_safetensors(&mut Vec::new(), &t, None, |_, _| Ok(Cow::Owned(vec![0; 15])), |_| {}).unwrap_err();
     assert!(
-        matches!(
-            err,
-            FormatError::Safetensors(SafetensorsError::DataSize {
-                expected: 16,
-                found: 15,
-                ..
-            })
-        ),
+        matches!(err, FormatError::Safetensors(SafetensorsError::DataSize { expected: 16, found: 15, .. })),
         "{err}"
     );
-    let t = vec![
-        StTensor::new("w", Dtype::U8, vec![1]),
-        StTensor::new("w", Dtype::U8, vec![1]),
-    ];
-    let err = write_safetensors(
-        &mut Vec::new(),
-        &t,
-        None,
-        |_, _| Ok(Cow::Owned(vec![0])),
-        |_| {},
-    )
-    .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            FormatError::Safetensors(SafetensorsError::DuplicateTensor { .. })
-        ),
-        "{err}"
-    );
+    let t = vec![StTensor::new("w", Dtype::U8, vec![1]), StTensor::new("w", Dtype::U8, vec![1])];
+    let err = write_safetensors(&mut Vec::new(), &t, None, |_, _| Ok(Cow::Owned(vec![0])), |_| {}).unwrap_err();
+    assert!(matches!(err, FormatError::Safetensors(SafetensorsError::DuplicateTensor { .. })), "{err}");
     let t = vec![StTensor::new("w", Dtype::F32, vec![u64::MAX, 2])];
-    let err = write_safetensors(
-        &mut Vec::new(),
-        &t,
-        None,
-        |_, _| Ok(Cow::Owned(vec![])),
-        |_| {},
-    )
-    .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            FormatError::Safetensors(SafetensorsError::UnsizedTensor { .. })
-        ),
-        "{err}"
-    );
+    let err = write_safetensors(&mut Vec::new(), &t, None, |_, _| Ok(Cow::Owned(vec![])), |_| {}).unwrap_err();
+    assert!(matches!(err, FormatError::Safetensors(SafetensorsError::UnsizedTensor { .. })), "{err}");
     // A failing data callback stops the write with its error.
     let t = vec![StTensor::new("w", Dtype::U8, vec![1])];
-    let err = write_safetensors(
-        &mut Vec::new(),
-        &t,
-        None,
-        |_, _| Err(FormatError::Other("boom".into())),
-        |_| {},
-    )
-    .unwrap_err();
+    let err = write_safetensors(&mut Vec::new(), &t, None, |_, _| Err(FormatError::Other("boom".into())), |_| {})
+        .unwrap_err();
     assert_eq!(err.to_string(), "boom");
 }
 
 #[test]
 fn parse_size_agrees_with_transformers() {
-    let inputs = [
-        "5GB", "500MB", "2GiB", "1MiB", "10KB", "3KiB", "5Gb", "8Mb", "1gb", "7mib",
-    ];
-    let code = format!(
-        "from transformers.utils.hub import convert_file_size_to_int as c\nfor s in {inputs:?}: print(c(s))"
-    );
-    let out = Command::new("python3")
-        .args(["-c", &code])
-        .output()
-        .expect("python3 with transformers");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let expected: Vec<u64> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
+    let inputs = ["5GB", "500MB", "2GiB", "1MiB", "10KB", "3KiB", "5Gb", "8Mb", "1gb", "7mib"];
+    let code =
+        format!("from transformers.utils.hub import convert_file_size_to_int as c\nfor s in {inputs:?}: print(c(s))");
+    let out = Command::new("python3").args(["-c", &code]).output().expect("python3 with transformers");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected: Vec<u64> = String::from_utf8(out.stdout).unwrap().lines().map(|l| l.parse().unwrap()).collect();
     let ours: Vec<u64> = inputs.iter().map(|s| parse_size(s).unwrap()).collect();
     assert_eq!(ours, expected);
     // Our extensions.
     assert_eq!(parse_size("123").unwrap(), 123);
     assert_eq!(parse_size(" 1.5GB ").unwrap(), 1_500_000_000);
     assert_eq!(parse_size("2TiB").unwrap(), 2 << 40);
-    for bad in [
-        "",
-        "GB",
-        "5XB",
-        "1.2.3GB",
-        "-5GB",
-        "99999999999999999999999GB",
-    ] {
-        assert!(
-            matches!(parse_size(bad), Err(SafetensorsError::BadSize { .. })),
-            "{bad}"
-        );
+    for bad in ["", "GB", "5XB", "1.2.3GB", "-5GB", "99999999999999999999999GB"] {
+        assert!(matches!(parse_size(bad), Err(SafetensorsError::BadSize { .. })), "{bad}");
     }
 }
 
@@ -463,23 +301,10 @@ fn ggml_type_mapping_is_consistent() {
         Dtype::F8_E4M3,
         Dtype::F8_E5M2,
     ];
-    let mapped: Vec<Dtype> = all
-        .iter()
-        .copied()
-        .filter(|d| ggml_type(*d).is_some())
-        .collect();
+    let mapped: Vec<Dtype> = all.iter().copied().filter(|d| ggml_type(*d).is_some()).collect();
     assert_eq!(
         mapped,
-        [
-            Dtype::I8,
-            Dtype::I16,
-            Dtype::F16,
-            Dtype::BF16,
-            Dtype::I32,
-            Dtype::F32,
-            Dtype::F64,
-            Dtype::I64
-        ]
+        [Dtype::I8, Dtype::I16, Dtype::F16, Dtype::BF16, Dtype::I32, Dtype::F32, Dtype::F64, Dtype::I64]
     );
     for d in mapped {
         let g = ggml_type(d).unwrap();

@@ -24,9 +24,8 @@ impl KernelError {
         if n_elements % block_size != 0 {
             return Err(KernelError::RaggedBlocks { ty, n_elements, block_size });
         }
-        let expected = (n_elements / block_size)
-            .checked_mul(ty.type_size())
-            .ok_or(KernelError::TooLarge { ty, n_elements })?;
+        let expected =
+            (n_elements / block_size).checked_mul(ty.type_size()).ok_or(KernelError::TooLarge { ty, n_elements })?;
         if expected != src_len {
             return Err(KernelError::ByteLength { ty, n_elements, expected, found: src_len });
         }
@@ -39,8 +38,6 @@ impl KernelError {
         if len % type_size != 0 {
             return Err(KernelError::PartialBlock { ty, found: len, type_size });
         }
-        (len / type_size)
-            .checked_mul(ty.block_size())
-            .ok_or(KernelError::TooLarge { ty, n_elements: usize::MAX })
+        (len / type_size).checked_mul(ty.block_size()).ok_or(KernelError::TooLarge { ty, n_elements: usize::MAX })
     }
 }

@@ -10,14 +10,41 @@ use llmtool_kernels::GgmlType;
 /// f32 test values: random bit patterns (all classes) plus named edge cases.
 fn values() -> Vec<f32> {
     let mut v = vec![
-        0.0, -0.0, 1.0, -1.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN,
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        -f32::NAN,
         f32::from_bits(0x7F80_0001), // signalling NaN
         f32::from_bits(0xFFC1_2345), // NaN with payload
-        65504.0, 65519.0, 65519.996, 65520.0, -65520.0, 65536.0, f32::MAX, f32::MIN,
-        6.1035156e-5, 5.9604645e-8, 2.9802322e-8, 2.9802326e-8, 8.9406967e-8, 1e-10,
-        f32::MIN_POSITIVE, f32::from_bits(1), f32::from_bits(0x807F_FFFF),
-        1.0 + f32::EPSILON, 1.00390625, 1.005859375, 3.3895314e38, 3.3961775e38,
-        f32::from_bits(0x3F80_8000), f32::from_bits(0x3F81_8000), f32::from_bits(0x3F80_8001),
+        65504.0,
+        65519.0,
+        65519.996,
+        65520.0,
+        -65520.0,
+        65536.0,
+        f32::MAX,
+        f32::MIN,
+        6.1035156e-5,
+        5.9604645e-8,
+        2.9802322e-8,
+        2.9802326e-8,
+        8.9406967e-8,
+        1e-10,
+        f32::MIN_POSITIVE,
+        f32::from_bits(1),
+        f32::from_bits(0x807F_FFFF),
+        1.0 + f32::EPSILON,
+        1.00390625,
+        1.005859375,
+        3.3895314e38,
+        3.3961775e38,
+        f32::from_bits(0x3F80_8000),
+        f32::from_bits(0x3F81_8000),
+        f32::from_bits(0x3F80_8001),
     ];
     let mut rng = Rng(42);
     for i in 0..200_000 {
@@ -60,7 +87,10 @@ fn f32_to_f16_and_bf16_match_numpy_and_torch() {
             assert!(
                 same(got[i], want[i], nan_exp),
                 "{ty}: {} ({:#010x}) -> ours {:#06x}, judge {:#06x}",
-                vals[i], vals[i].to_bits(), got[i], want[i]
+                vals[i],
+                vals[i].to_bits(),
+                got[i],
+                want[i]
             );
         }
     }

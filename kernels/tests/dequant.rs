@@ -120,8 +120,7 @@ fn real_model_tensors_equal_gguf_py_bitwise() {
     let mut seen = Vec::new();
     for line in manifest.lines() {
         let f: Vec<&str> = line.split('\t').collect();
-        let (name, ty, n): (&str, GgmlType, usize) =
-            (f[0], GgmlType::from_name(f[1]).unwrap(), f[2].parse().unwrap());
+        let (name, ty, n): (&str, GgmlType, usize) = (f[0], GgmlType::from_name(f[1]).unwrap(), f[2].parse().unwrap());
         let raw = std::fs::read(dir.path().join(format!("{name}.raw"))).unwrap();
         let mut out = vec![f32::NAN; n];
         dequantize(ty, &raw, &mut out).unwrap();

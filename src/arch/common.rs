@@ -12,19 +12,11 @@ use super::ArchError;
 /// `general.architecture`, `general.type` and (when the config carries `_name_or_path`)
 /// `general.name` = its last path component — llama.cpp derives the name from the model
 /// directory; config.json is all we see here.
-pub(crate) fn write_general(
-    arch: &str,
-    config: &Value,
-    md: &mut Metadata,
-) -> Result<(), ArchError> {
+pub(crate) fn write_general(arch: &str, config: &Value, md: &mut Metadata) -> Result<(), ArchError> {
     md.insert("general.architecture", MetaValue::String(arch.into()));
     md.insert("general.type", MetaValue::String("model".into()));
     if let Some(path) = cfg_str_opt(config, "_name_or_path")? {
-        let base = path
-            .trim_end_matches(['/', '\\'])
-            .rsplit(['/', '\\'])
-            .next()
-            .unwrap_or("");
+        let base = path.trim_end_matches(['/', '\\']).rsplit(['/', '\\']).next().unwrap_or("");
         if !base.is_empty() {
             md.insert("general.name", MetaValue::String(base.into()));
         }
@@ -45,17 +37,11 @@ pub(crate) fn write_base_counts(arch: &str, b: &Base, md: &mut Metadata) {
     md.insert(key(arch, "embedding_length"), MetaValue::U32(b.n_embd));
     md.insert(key(arch, "feed_forward_length"), MetaValue::U32(b.n_ff));
     md.insert(key(arch, "attention.head_count"), MetaValue::U32(b.n_head));
-    md.insert(
-        key(arch, "attention.head_count_kv"),
-        MetaValue::U32(b.n_head_kv),
-    );
+    md.insert(key(arch, "attention.head_count_kv"), MetaValue::U32(b.n_head_kv));
 }
 
 pub(crate) fn write_rms_eps(arch: &str, b: &Base, md: &mut Metadata) {
-    md.insert(
-        key(arch, "attention.layer_norm_rms_epsilon"),
-        MetaValue::F32(b.rms_eps as f32),
-    );
+    md.insert(key(arch, "attention.layer_norm_rms_epsilon"), MetaValue::F32(b.rms_eps as f32));
 }
 
 /// Shared hyper-parameters read back from GGUF metadata (and the tensor list for the vocab).
@@ -169,11 +155,7 @@ fn vocab_size(arch: &str, md: &Metadata, tensors: &[TensorInfo]) -> Result<u32, 
 
 /// Assembles config.json: `architectures` and `model_type` first, the rest sorted by key as
 /// transformers' `save_pretrained` writes them.
-pub(crate) fn assemble(
-    hf_arch: &str,
-    model_type: &str,
-    entries: BTreeMap<&'static str, Value>,
-) -> Value {
+pub(crate) fn assemble(hf_arch: &str, model_type: &str, entries: BTreeMap<&'static str, Value>) -> Value {
     let mut m = serde_json::Map::new();
     m.insert("architectures".into(), json!([hf_arch]));
     m.insert("model_type".into(), json!(model_type));

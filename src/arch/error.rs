@@ -8,11 +8,7 @@ pub enum ArchError {
     /// Neither `architectures[0]` nor `model_type` (HF) / `general.architecture` (GGUF)
     /// names an architecture we support.
     #[error("unsupported architecture {found:?} (from {source_key}); supported: {supported}")]
-    UnknownArchitecture {
-        source_key: &'static str,
-        found: String,
-        supported: String,
-    },
+    UnknownArchitecture { source_key: &'static str, found: String, supported: String },
 
     /// A required hyper-parameter is absent.
     #[error("missing {what} key `{key}`")]
@@ -20,12 +16,7 @@ pub enum ArchError {
 
     /// A key is present with the wrong JSON / GGUF value type.
     #[error("{what} key `{key}`: expected {expected}, found {found}")]
-    WrongType {
-        what: &'static str,
-        key: String,
-        expected: &'static str,
-        found: String,
-    },
+    WrongType { what: &'static str, key: String, expected: &'static str, found: String },
 
     /// A hyper-parameter has an impossible value (zero heads, heads not dividing, ...).
     #[error("invalid hyper-parameter `{key}`: {reason}")]
@@ -41,9 +32,5 @@ pub enum ArchError {
 
     /// A tensor whose type, shape or byte length does not suit the requested fix.
     #[error("tensor `{name}`: cannot apply {fix}: {reason}")]
-    BadTensor {
-        name: String,
-        fix: &'static str,
-        reason: String,
-    },
+    BadTensor { name: String, fix: &'static str, reason: String },
 }

@@ -20,11 +20,7 @@ use llmtool_formats::{GgmlType, TensorInfo};
 use super::{ArchError, TensorFix};
 
 fn bad(info: &TensorInfo, fix: &'static str, reason: String) -> ArchError {
-    ArchError::BadTensor {
-        name: info.name.clone(),
-        fix,
-        reason,
-    }
+    ArchError::BadTensor { name: info.name.clone(), fix, reason }
 }
 
 fn fix_name(fix: &TensorFix) -> &'static str {
@@ -39,51 +35,29 @@ fn fix_name(fix: &TensorFix) -> &'static str {
 
 /// Applies `fix` to one tensor's bytes (laid out as `info` says) and returns the new info
 /// (the dtype changes to F32 for AddOne/SubtractOne) and bytes.
-pub fn apply_fix(
-    fix: &TensorFix,
-    info: &TensorInfo,
-    bytes: &[u8],
-) -> Result<(TensorInfo, Vec<u8>), ArchError> {
+pub fn apply_fix(fix: &TensorFix, info: &TensorInfo, bytes: &[u8]) -> Result<(TensorInfo, Vec<u8>), ArchError> {
     let name = fix_name(fix);
-    let expected = info.n_bytes().ok_or_else(|| {
-        bad(
-            info,
-            name,
-            format!("shape {:?} is not valid for {}", info.ne, info.ty.name()),
-        )
-    })?;
+    let expected = info
+        .n_bytes()
+        .ok_or_else(|| bad(info, name, format!("shape {:?} is not valid for {}", info.ne, info.ty.name())))?;
     if bytes.len() as u64 != expected {
         return Err(bad(
             info,
             name,
-            format!(
-                "expected {expected} bytes for {:?} {}, found {}",
-                info.ne,
-                info.ty.name(),
-                bytes.len()
-            ),
+            format!("expected {expected} bytes for {:?} {}, found {}", info.ne, info.ty.name(), bytes.len()),
         ));
     }
     match *fix {
         TensorFix::Copy => Ok((info.clone(), bytes.to_vec())),
-        TensorFix::PermuteQk { n_head } => {
-            permute_rows(info, bytes, n_head, false).map(|b| (info.clone(), b))
-        }
-        TensorFix::UnpermuteQk { n_head } => {
-            permute_rows(info, bytes, n_head, true).map(|b| (info.clone(), b))
-        }
+        TensorFix::PermuteQk { n_head } => permute_rows(info, bytes, n_head, false).map(|b| (info.clone(), b)),
+        TensorFix::UnpermuteQk { n_head } => permute_rows(info, bytes, n_head, true).map(|b| (info.clone(), b)),
         TensorFix::AddOne => add_scalar(info, bytes, 1.0, name),
         TensorFix::SubtractOne => add_scalar(info, bytes, -1.0, name),
     }
 }
 
 /// Rows are the outermost PyTorch dimension (`ne.last()`); a row of a 1-D tensor is one element.
-fn permute_rows(
-    info: &TensorInfo,
-    bytes: &[u8],
-    n_head: u32,
-    inverse: bool,
-) -> Result<Vec<u8>, ArchError> {
+fn permute_rows(info: &TensorInfo, bytes: &[u8], n_head: u32, inverse: bool) -> Result<Vec<u8>, ArchError> {
     let name = if inverse { "UnpermuteQk" } else { "PermuteQk" };
     let rows = match info.ne.as_slice() {
         [] => return Err(bad(info, name, "tensor has no dimensions".into())),
@@ -91,19 +65,11 @@ fn permute_rows(
         ne => ne[ne.len() - 1],
     };
     if info.ne.len() == 1 && info.ty.block_size() != 1 {
-        return Err(bad(
-            info,
-            name,
-            format!("a 1-D {} tensor has no whole-element rows", info.ty.name()),
-        ));
+        return Err(bad(info, name, format!("a 1-D {} tensor has no whole-element rows", info.ty.name())));
     }
     let n_head = n_head as u64;
     if n_head == 0 || rows % (2 * n_head) != 0 {
-        return Err(bad(
-            info,
-            name,
-            format!("{rows} rows are not a multiple of 2 x {n_head} heads"),
-        ));
+        return Err(bad(info, name, format!("{rows} rows are not a multiple of 2 x {n_head} heads")));
     }
     let row_bytes = (bytes.len() as u64 / rows) as usize;
     let half = (rows / n_head / 2) as usize; // d/2 rows per rotary half
@@ -130,44 +96,23 @@ fn add_scalar(
     delta: f32,
     name: &'static str,
 ) -> Result<(TensorInfo, Vec<u8>), ArchError> {
-    let vals = to_f32(info.ty, bytes).ok_or_else(|| {
-        bad(
-            info,
-            name,
-            format!("element type {} is not F32, F16 or BF16", info.ty.name()),
-        )
-    })?;
+    let vals = to_f32(info.ty, bytes)
+        .ok_or_else(|| bad(info, name, format!("element type {} is not F32, F16 or BF16", info.ty.name())))?;
     let mut out = Vec::with_capacity(vals.len() * 4);
     for v in vals {
         out.extend_from_slice(&(v + delta).to_le_bytes());
     }
-    Ok((
-        TensorInfo {
-            name: info.name.clone(),
-            ty: GgmlType::F32,
-            ne: info.ne.clone(),
-        },
-        out,
-    ))
+    Ok((TensorInfo { name: info.name.clone(), ty: GgmlType::F32, ne: info.ne.clone() }, out))
 }
 
-// TODO(integrator): use kernels::convert (to_f32) once it lands on this branch.
+/// F32/F16/BF16 bytes as f32 values (the norm offsets are defined on floats only).
 fn to_f32(ty: GgmlType, bytes: &[u8]) -> Option<Vec<f32>> {
-    Some(match ty {
-        GgmlType::F32 => bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        GgmlType::F16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
-            .collect(),
-        GgmlType::BF16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
-            .collect(),
-        _ => return None,
-    })
+    if !matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) {
+        return None;
+    }
+    let mut out = vec![0f32; bytes.len() / ty.type_size()];
+    llmtool_kernels::convert::to_f32(ty, bytes, &mut out).ok()?;
+    Some(out)
 }
 
 #[cfg(test)]
@@ -196,10 +141,7 @@ mod tests {
         // 1 head, d = 4 rows: HF halves [r0 r1 | r2 r3] -> interleaved [r0 r2 r1 r3].
         let (info, bytes) = f32_tensor("q", vec![1, 4]);
         let (_, p) = apply_fix(&TensorFix::PermuteQk { n_head: 1 }, &info, &bytes).unwrap();
-        let vals: Vec<f32> = p
-            .chunks(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
+        let vals: Vec<f32> = p.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
         assert_eq!(vals, vec![0.0, 2.0, 1.0, 3.0]);
     }
 
@@ -228,16 +170,10 @@ mod tests {
             let info = TensorInfo::new("n", ty, vec![4]);
             let (oi, ob) = apply_fix(&TensorFix::AddOne, &info, &bytes).unwrap();
             assert_eq!(oi.ty, GgmlType::F32);
-            let vals: Vec<f32> = ob
-                .chunks(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect();
+            let vals: Vec<f32> = ob.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
             assert_eq!(vals, vec![1.5, 0.75, 2.5, 1.0]);
             let (_, back) = apply_fix(&TensorFix::SubtractOne, &oi, &ob).unwrap();
-            let back: Vec<f32> = back
-                .chunks(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect();
+            let back: Vec<f32> = back.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
             assert_eq!(back, w);
         }
         let q = TensorInfo::new("n", GgmlType::Q8_0, vec![32]);

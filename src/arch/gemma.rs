@@ -26,10 +26,7 @@ const GEMMA2_BLOCK: &[(&str, &str)] = &[
     ("self_attn.k_proj.weight", "attn_k.weight"),
     ("self_attn.v_proj.weight", "attn_v.weight"),
     ("self_attn.o_proj.weight", "attn_output.weight"),
-    (
-        "post_attention_layernorm.weight",
-        "post_attention_norm.weight",
-    ),
+    ("post_attention_layernorm.weight", "post_attention_norm.weight"),
     ("pre_feedforward_layernorm.weight", "ffn_norm.weight"),
     ("post_feedforward_layernorm.weight", "post_ffw_norm.weight"),
     ("mlp.gate_proj.weight", "ffn_gate.weight"),
@@ -92,39 +89,22 @@ fn config_to_metadata(v2: bool, config: &Value, md: &mut Metadata) -> Result<(),
     md.insert(key(a, "block_count"), MetaValue::U32(b.n_layer));
     md.insert(key(a, "feed_forward_length"), MetaValue::U32(b.n_ff));
     md.insert(key(a, "attention.head_count"), MetaValue::U32(b.n_head));
-    md.insert(
-        key(a, "attention.head_count_kv"),
-        MetaValue::U32(b.n_head_kv),
-    );
-    md.insert(
-        key(a, "attention.layer_norm_rms_epsilon"),
-        MetaValue::F32(b.rms_eps as f32),
-    );
+    md.insert(key(a, "attention.head_count_kv"), MetaValue::U32(b.n_head_kv));
+    md.insert(key(a, "attention.layer_norm_rms_epsilon"), MetaValue::F32(b.rms_eps as f32));
     md.insert(key(a, "attention.key_length"), MetaValue::U32(head_dim));
     md.insert(key(a, "attention.value_length"), MetaValue::U32(head_dim));
     if let Some(t) = rope.theta.filter(|&t| t != 10000.0) {
         md.insert(key(a, "rope.freq_base"), MetaValue::F32(t as f32));
     }
     if let Some((attn, fin, sw)) = softcaps {
-        md.insert(
-            key(a, "attn_logit_softcapping"),
-            MetaValue::F32(attn as f32),
-        );
-        md.insert(
-            key(a, "final_logit_softcapping"),
-            MetaValue::F32(fin as f32),
-        );
+        md.insert(key(a, "attn_logit_softcapping"), MetaValue::F32(attn as f32));
+        md.insert(key(a, "final_logit_softcapping"), MetaValue::F32(fin as f32));
         md.insert(key(a, "attention.sliding_window"), MetaValue::U32(sw));
     }
     Ok(())
 }
 
-fn metadata_to_config(
-    v2: bool,
-    md: &Metadata,
-    tensors: &[TensorInfo],
-    torch_dtype: &str,
-) -> Result<Value, ArchError> {
+fn metadata_to_config(v2: bool, md: &Metadata, tensors: &[TensorInfo], torch_dtype: &str) -> Result<Value, ArchError> {
     let a = arch(v2);
     let m = MdBase::read(a, md, tensors)?;
     let head_dim = m.base.head_dim();
@@ -134,18 +114,9 @@ fn metadata_to_config(
     c.insert("attention_dropout", json!(0.0));
     if v2 {
         c.insert("hidden_activation", json!("gelu_pytorch_tanh"));
-        c.insert(
-            "attn_logit_softcapping",
-            super::hparams::f32_json(md_f32(md, &key(a, "attn_logit_softcapping"))?),
-        );
-        c.insert(
-            "final_logit_softcapping",
-            super::hparams::f32_json(md_f32(md, &key(a, "final_logit_softcapping"))?),
-        );
-        c.insert(
-            "sliding_window",
-            json!(md_u32(md, &key(a, "attention.sliding_window"))?),
-        );
+        c.insert("attn_logit_softcapping", super::hparams::f32_json(md_f32(md, &key(a, "attn_logit_softcapping"))?));
+        c.insert("final_logit_softcapping", super::hparams::f32_json(md_f32(md, &key(a, "final_logit_softcapping"))?));
+        c.insert("sliding_window", json!(md_u32(md, &key(a, "attention.sliding_window"))?));
         // llama.cpp's gemma2 graph scales queries by 1/sqrt(head_dim) (the 2B/9B setting).
         c.insert("query_pre_attn_scalar", json!(head_dim));
         Ok(assemble("Gemma2ForCausalLM", "gemma2", c))
@@ -161,21 +132,16 @@ fn hf_to_gguf(v2: bool, hf_name: &str, config: &Value) -> Result<Option<TensorMa
     if hf_name == "lm_head.weight" {
         return Ok(None);
     }
-    Ok(
-        names::hf_to_gguf(arch(v2), block(v2), hf_name, b.n_layer)?.map(|name| {
-            let fix = norm_fix(&name);
-            TensorMap { name, fix }
-        }),
-    )
+    Ok(names::hf_to_gguf(arch(v2), block(v2), hf_name, b.n_layer)?.map(|name| {
+        let fix = norm_fix(&name);
+        TensorMap { name, fix }
+    }))
 }
 
 fn gguf_to_hf(v2: bool, gguf_name: &str, md: &Metadata) -> Result<TensorMap, ArchError> {
     let n_layer = md_u32(md, &key(arch(v2), "block_count"))?;
     let name = names::gguf_to_hf(arch(v2), block(v2), gguf_name, n_layer)?;
-    Ok(TensorMap {
-        name,
-        fix: norm_fix(gguf_name).inverse(),
-    })
+    Ok(TensorMap { name, fix: norm_fix(gguf_name).inverse() })
 }
 
 macro_rules! gemma_impl {
@@ -187,11 +153,7 @@ macro_rules! gemma_impl {
             fn hf_architectures(&self) -> &'static [&'static str] {
                 $hf
             }
-            fn config_to_metadata(
-                &self,
-                config: &Value,
-                md: &mut Metadata,
-            ) -> Result<(), ArchError> {
+            fn config_to_metadata(&self, config: &Value, md: &mut Metadata) -> Result<(), ArchError> {
                 config_to_metadata($v2, config, md)
             }
             fn metadata_to_config(
@@ -202,18 +164,10 @@ macro_rules! gemma_impl {
             ) -> Result<Value, ArchError> {
                 metadata_to_config($v2, md, tensors, torch_dtype)
             }
-            fn hf_to_gguf_tensor(
-                &self,
-                hf_name: &str,
-                config: &Value,
-            ) -> Result<Option<TensorMap>, ArchError> {
+            fn hf_to_gguf_tensor(&self, hf_name: &str, config: &Value) -> Result<Option<TensorMap>, ArchError> {
                 hf_to_gguf($v2, hf_name, config)
             }
-            fn gguf_to_hf_tensor(
-                &self,
-                gguf_name: &str,
-                md: &Metadata,
-            ) -> Result<TensorMap, ArchError> {
+            fn gguf_to_hf_tensor(&self, gguf_name: &str, md: &Metadata) -> Result<TensorMap, ArchError> {
                 gguf_to_hf($v2, gguf_name, md)
             }
         }

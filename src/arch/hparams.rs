@@ -37,17 +37,11 @@ pub(crate) fn cfg_u32_opt(config: &Value, key: &str) -> Result<Option<u32>, Arch
     })?;
     u32::try_from(n)
         .map(Some)
-        .map_err(|_| ArchError::InvalidValue {
-            key: key.into(),
-            reason: format!("{n} does not fit in u32"),
-        })
+        .map_err(|_| ArchError::InvalidValue { key: key.into(), reason: format!("{n} does not fit in u32") })
 }
 
 pub(crate) fn cfg_u32(config: &Value, key: &str) -> Result<u32, ArchError> {
-    cfg_u32_opt(config, key)?.ok_or_else(|| ArchError::MissingKey {
-        what: CFG,
-        key: key.into(),
-    })
+    cfg_u32_opt(config, key)?.ok_or_else(|| ArchError::MissingKey { what: CFG, key: key.into() })
 }
 
 pub(crate) fn cfg_f64_opt(config: &Value, key: &str) -> Result<Option<f64>, ArchError> {
@@ -61,19 +55,13 @@ pub(crate) fn cfg_f64_opt(config: &Value, key: &str) -> Result<Option<f64>, Arch
         found: json_kind(v),
     })?;
     if !x.is_finite() {
-        return Err(ArchError::InvalidValue {
-            key: key.into(),
-            reason: format!("{x} is not finite"),
-        });
+        return Err(ArchError::InvalidValue { key: key.into(), reason: format!("{x} is not finite") });
     }
     Ok(Some(x))
 }
 
 pub(crate) fn cfg_f64(config: &Value, key: &str) -> Result<f64, ArchError> {
-    cfg_f64_opt(config, key)?.ok_or_else(|| ArchError::MissingKey {
-        what: CFG,
-        key: key.into(),
-    })
+    cfg_f64_opt(config, key)?.ok_or_else(|| ArchError::MissingKey { what: CFG, key: key.into() })
 }
 
 pub(crate) fn cfg_bool_opt(config: &Value, key: &str) -> Result<Option<bool>, ArchError> {
@@ -120,17 +108,11 @@ pub(crate) fn md_u32_opt(md: &Metadata, key: &str) -> Result<Option<u32>, ArchEr
     })?;
     u32::try_from(n)
         .map(Some)
-        .map_err(|_| ArchError::InvalidValue {
-            key: key.into(),
-            reason: format!("{n} does not fit in u32"),
-        })
+        .map_err(|_| ArchError::InvalidValue { key: key.into(), reason: format!("{n} does not fit in u32") })
 }
 
 pub(crate) fn md_u32(md: &Metadata, key: &str) -> Result<u32, ArchError> {
-    md_u32_opt(md, key)?.ok_or_else(|| ArchError::MissingKey {
-        what: MD,
-        key: key.into(),
-    })
+    md_u32_opt(md, key)?.ok_or_else(|| ArchError::MissingKey { what: MD, key: key.into() })
 }
 
 pub(crate) fn md_f32_opt(md: &Metadata, key: &str) -> Result<Option<f32>, ArchError> {
@@ -140,20 +122,12 @@ pub(crate) fn md_f32_opt(md: &Metadata, key: &str) -> Result<Option<f32>, ArchEr
     match v {
         MetaValue::F32(x) => Ok(Some(*x)),
         MetaValue::F64(x) => Ok(Some(*x as f32)),
-        other => Err(ArchError::WrongType {
-            what: MD,
-            key: key.into(),
-            expected: "a float",
-            found: meta_kind(other),
-        }),
+        other => Err(ArchError::WrongType { what: MD, key: key.into(), expected: "a float", found: meta_kind(other) }),
     }
 }
 
 pub(crate) fn md_f32(md: &Metadata, key: &str) -> Result<f32, ArchError> {
-    md_f32_opt(md, key)?.ok_or_else(|| ArchError::MissingKey {
-        what: MD,
-        key: key.into(),
-    })
+    md_f32_opt(md, key)?.ok_or_else(|| ArchError::MissingKey { what: MD, key: key.into() })
 }
 
 pub(crate) fn md_str_opt<'a>(md: &'a Metadata, key: &str) -> Result<Option<&'a str>, ArchError> {
@@ -173,9 +147,7 @@ pub(crate) fn md_str_opt<'a>(md: &'a Metadata, key: &str) -> Result<Option<&'a s
 /// HF -> GGUF (f32) -> HF unchanged.
 pub(crate) fn f32_json(x: f32) -> Value {
     let shortest: f64 = format!("{x}").parse().unwrap_or(x as f64);
-    serde_json::Number::from_f64(shortest)
-        .map(Value::Number)
-        .unwrap_or(Value::Null)
+    serde_json::Number::from_f64(shortest).map(Value::Number).unwrap_or(Value::Null)
 }
 
 /// Hyper-parameters shared by every supported family, read from config.json and checked.
@@ -216,12 +188,7 @@ impl Base {
     }
 
     pub fn validate(&self) -> Result<(), ArchError> {
-        let bad = |key: &str, reason: String| {
-            Err(ArchError::InvalidValue {
-                key: key.into(),
-                reason,
-            })
-        };
+        let bad = |key: &str, reason: String| Err(ArchError::InvalidValue { key: key.into(), reason });
         for (key, v) in [
             ("hidden_size", self.n_embd),
             ("intermediate_size", self.n_ff),
@@ -238,10 +205,7 @@ impl Base {
         if self.n_head_kv > self.n_head || self.n_head % self.n_head_kv != 0 {
             return bad(
                 "num_key_value_heads",
-                format!(
-                    "{} KV heads must divide num_attention_heads = {}",
-                    self.n_head_kv, self.n_head
-                ),
+                format!("{} KV heads must divide num_attention_heads = {}", self.n_head_kv, self.n_head),
             );
         }
         match self.head_dim_cfg {
@@ -259,10 +223,7 @@ impl Base {
             None => {}
         }
         if self.rms_eps.is_nan() || self.rms_eps <= 0.0 {
-            return bad(
-                "rms_norm_eps",
-                format!("must be > 0, found {}", self.rms_eps),
-            );
+            return bad("rms_norm_eps", format!("must be > 0, found {}", self.rms_eps));
         }
         Ok(())
     }

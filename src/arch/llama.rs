@@ -58,34 +58,21 @@ impl Arch for Llama {
             md.insert(key(ARCH, "attention.value_length"), MetaValue::U32(hd));
         }
         md.insert(key(ARCH, "vocab_size"), MetaValue::U32(b.vocab));
-        md.insert(
-            key(ARCH, "rope.dimension_count"),
-            MetaValue::U32(b.head_dim()),
-        );
+        md.insert(key(ARCH, "rope.dimension_count"), MetaValue::U32(b.head_dim()));
         Ok(())
     }
 
-    fn metadata_to_config(
-        &self,
-        md: &Metadata,
-        tensors: &[TensorInfo],
-        torch_dtype: &str,
-    ) -> Result<Value, ArchError> {
+    fn metadata_to_config(&self, md: &Metadata, tensors: &[TensorInfo], torch_dtype: &str) -> Result<Value, ArchError> {
         let m = MdBase::read(ARCH, md, tensors)?;
         let head_dim = m.base.head_dim();
         if let Some(rd) = m.rope_dim.filter(|&rd| rd != head_dim) {
             return Err(ArchError::Unsupported {
                 what: "llama partial rotary embedding",
-                detail: format!(
-                    "{ARCH}.rope.dimension_count = {rd} differs from the head dimension {head_dim}"
-                ),
+                detail: format!("{ARCH}.rope.dimension_count = {rd} differs from the head dimension {head_dim}"),
             });
         }
         let mut c = m.config_entries(ARCH, md, torch_dtype)?;
-        c.insert(
-            "attention_bias",
-            json!(tensors.iter().any(|t| t.name.ends_with(".attn_q.bias"))),
-        );
+        c.insert("attention_bias", json!(tensors.iter().any(|t| t.name.ends_with(".attn_q.bias"))));
         c.insert("attention_dropout", json!(0.0));
         c.insert("head_dim", json!(head_dim));
         c.insert("hidden_act", json!("silu"));
@@ -93,15 +80,9 @@ impl Arch for Llama {
         Ok(assemble("LlamaForCausalLM", "llama", c))
     }
 
-    fn hf_to_gguf_tensor(
-        &self,
-        hf_name: &str,
-        config: &Value,
-    ) -> Result<Option<TensorMap>, ArchError> {
+    fn hf_to_gguf_tensor(&self, hf_name: &str, config: &Value) -> Result<Option<TensorMap>, ArchError> {
         let b = Base::from_config(config)?;
-        if hf_name == "lm_head.weight"
-            && cfg_bool_opt(config, "tie_word_embeddings")?.unwrap_or(false)
-        {
+        if hf_name == "lm_head.weight" && cfg_bool_opt(config, "tie_word_embeddings")?.unwrap_or(false) {
             return Ok(None);
         }
         let Some(name) = names::hf_to_gguf(ARCH, LLAMA_BLOCK, hf_name, b.n_layer)? else {
@@ -116,9 +97,6 @@ impl Arch for Llama {
         let n_head = md_u32(md, &key(ARCH, "attention.head_count"))?;
         let n_head_kv = md_u32_opt(md, &key(ARCH, "attention.head_count_kv"))?.unwrap_or(n_head);
         let name = names::gguf_to_hf(ARCH, LLAMA_BLOCK, gguf_name, n_layer)?;
-        Ok(TensorMap {
-            name,
-            fix: llama_fix(gguf_name, n_head, n_head_kv).inverse(),
-        })
+        Ok(TensorMap { name, fix: llama_fix(gguf_name, n_head, n_head_kv).inverse() })
     }
 }

@@ -26,11 +26,11 @@ mod phi3;
 mod qwen2;
 mod rope;
 
-pub use llmtool_formats::GgmlType;
 pub use error::ArchError;
 pub use fix::apply_fix;
 pub use gemma::{Gemma, Gemma2};
 pub use llama::Llama;
+pub use llmtool_formats::GgmlType;
 pub use phi3::Phi3;
 pub use qwen2::Qwen2;
 
@@ -49,11 +49,7 @@ pub trait Arch: Send + Sync {
     /// hyper-parameters with the keys, types and order of llama.cpp's converter.
     /// `general.file_type` and the `tokenizer.*` keys are not written here: the convert pass
     /// knows the output type, the tokenizer module the vocabulary.
-    fn config_to_metadata(
-        &self,
-        config: &serde_json::Value,
-        md: &mut Metadata,
-    ) -> Result<(), ArchError>;
+    fn config_to_metadata(&self, config: &serde_json::Value, md: &mut Metadata) -> Result<(), ArchError>;
 
     /// GGUF metadata -> HF config.json (loadable by transformers' AutoConfig, 4.x and 5.x:
     /// legacy `rope_theta` / `rope_scaling` keys). `tensors` tells whether `output.weight`
@@ -67,11 +63,7 @@ pub trait Arch: Send + Sync {
 
     /// HF tensor name -> GGUF name + the fix to apply to its bytes. `Ok(None)`: dropped on
     /// purpose (`rotary_emb.inv_freq`; `lm_head.weight` when embeddings are tied).
-    fn hf_to_gguf_tensor(
-        &self,
-        hf_name: &str,
-        config: &serde_json::Value,
-    ) -> Result<Option<TensorMap>, ArchError>;
+    fn hf_to_gguf_tensor(&self, hf_name: &str, config: &serde_json::Value) -> Result<Option<TensorMap>, ArchError>;
 
     /// GGUF tensor name -> HF name + the inverse fix.
     fn gguf_to_hf_tensor(&self, gguf_name: &str, md: &Metadata) -> Result<TensorMap, ArchError>;
@@ -149,42 +141,29 @@ fn supported_list() -> String {
 /// the GGUF arch names, which equal transformers' model types for these families, plus
 /// "mistral").
 pub fn from_hf_config(config: &serde_json::Value) -> Result<&'static dyn Arch, ArchError> {
-    if let Some(first) = config
-        .get("architectures")
-        .and_then(|a| a.as_array())
-        .and_then(|a| a.first())
-    {
+    if let Some(first) = config.get("architectures").and_then(|a| a.as_array()).and_then(|a| a.first()) {
         let name = first.as_str().ok_or_else(|| ArchError::WrongType {
             what: "config.json",
             key: "architectures[0]".into(),
             expected: "a string",
             found: first.to_string(),
         })?;
-        return ALL
-            .iter()
-            .copied()
-            .find(|a| a.hf_architectures().contains(&name))
-            .ok_or_else(|| ArchError::UnknownArchitecture {
+        return ALL.iter().copied().find(|a| a.hf_architectures().contains(&name)).ok_or_else(|| {
+            ArchError::UnknownArchitecture {
                 source_key: "config.json architectures[0]",
                 found: name.into(),
                 supported: supported_list(),
-            });
+            }
+        });
     }
     match config.get("model_type") {
         Some(serde_json::Value::String(mt)) => {
-            let mt = if mt == "mistral" {
-                "llama"
-            } else {
-                mt.as_str()
-            };
-            ALL.iter()
-                .copied()
-                .find(|a| a.gguf_arch() == mt)
-                .ok_or_else(|| ArchError::UnknownArchitecture {
-                    source_key: "config.json model_type",
-                    found: mt.into(),
-                    supported: supported_list(),
-                })
+            let mt = if mt == "mistral" { "llama" } else { mt.as_str() };
+            ALL.iter().copied().find(|a| a.gguf_arch() == mt).ok_or_else(|| ArchError::UnknownArchitecture {
+                source_key: "config.json model_type",
+                found: mt.into(),
+                supported: supported_list(),
+            })
         }
         Some(other) => Err(ArchError::WrongType {
             what: "config.json",
@@ -192,26 +171,17 @@ pub fn from_hf_config(config: &serde_json::Value) -> Result<&'static dyn Arch, A
             expected: "a string",
             found: other.to_string(),
         }),
-        None => Err(ArchError::MissingKey {
-            what: "config.json",
-            key: "architectures (or model_type)".into(),
-        }),
+        None => Err(ArchError::MissingKey { what: "config.json", key: "architectures (or model_type)".into() }),
     }
 }
 
 /// The family of a GGUF file, by `general.architecture`.
 pub fn from_gguf_metadata(md: &Metadata) -> Result<&'static dyn Arch, ArchError> {
-    let arch =
-        hparams::md_str_opt(md, "general.architecture")?.ok_or_else(|| ArchError::MissingKey {
-            what: "GGUF metadata",
-            key: "general.architecture".into(),
-        })?;
-    ALL.iter()
-        .copied()
-        .find(|a| a.gguf_arch() == arch)
-        .ok_or_else(|| ArchError::UnknownArchitecture {
-            source_key: "general.architecture",
-            found: arch.into(),
-            supported: supported_list(),
-        })
+    let arch = hparams::md_str_opt(md, "general.architecture")?
+        .ok_or_else(|| ArchError::MissingKey { what: "GGUF metadata", key: "general.architecture".into() })?;
+    ALL.iter().copied().find(|a| a.gguf_arch() == arch).ok_or_else(|| ArchError::UnknownArchitecture {
+        source_key: "general.architecture",
+        found: arch.into(),
+        supported: supported_list(),
+    })
 }

@@ -36,10 +36,7 @@ pub(crate) const LLAMA_BLOCK: &[(&str, &str)] = &[
 pub(crate) fn split_block<'a>(name: &'a str, prefix: &str) -> Option<(u32, &'a str)> {
     let rest = name.strip_prefix(prefix)?;
     let (num, tail) = rest.split_once('.')?;
-    if num.is_empty()
-        || !num.bytes().all(|b| b.is_ascii_digit())
-        || (num.len() > 1 && num.starts_with('0'))
-    {
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) || (num.len() > 1 && num.starts_with('0')) {
         return None;
     }
     Some((num.parse().ok()?, tail))
@@ -75,10 +72,7 @@ pub(crate) fn hf_to_gguf(
             return Ok(Some(format!("blk.{bid}.{g}")));
         }
     }
-    Err(ArchError::UnknownTensor {
-        arch,
-        name: hf.into(),
-    })
+    Err(ArchError::UnknownTensor { arch, name: hf.into() })
 }
 
 /// GGUF -> HF by table.
@@ -103,10 +97,7 @@ pub(crate) fn gguf_to_hf(
             return Ok(format!("model.layers.{bid}.{h}"));
         }
     }
-    Err(ArchError::UnknownTensor {
-        arch,
-        name: gguf.into(),
-    })
+    Err(ArchError::UnknownTensor { arch, name: gguf.into() })
 }
 
 /// The part of a GGUF block name after `blk.N.`, or the whole name for globals.

@@ -71,54 +71,30 @@ impl Arch for Phi3 {
         let sliding_window = cfg_u32_opt(config, "sliding_window")?.unwrap_or(0);
         write_general(ARCH, config, md)?;
         md.insert(key(ARCH, "context_length"), MetaValue::U32(b.n_ctx));
-        md.insert(
-            key(ARCH, "rope.scaling.original_context_length"),
-            MetaValue::U32(orig_ctx),
-        );
+        md.insert(key(ARCH, "rope.scaling.original_context_length"), MetaValue::U32(orig_ctx));
         md.insert(key(ARCH, "embedding_length"), MetaValue::U32(b.n_embd));
         md.insert(key(ARCH, "feed_forward_length"), MetaValue::U32(b.n_ff));
         md.insert(key(ARCH, "block_count"), MetaValue::U32(b.n_layer));
         md.insert(key(ARCH, "attention.head_count"), MetaValue::U32(b.n_head));
-        md.insert(
-            key(ARCH, "attention.head_count_kv"),
-            MetaValue::U32(b.n_head_kv),
-        );
-        md.insert(
-            key(ARCH, "attention.layer_norm_rms_epsilon"),
-            MetaValue::F32(b.rms_eps as f32),
-        );
+        md.insert(key(ARCH, "attention.head_count_kv"), MetaValue::U32(b.n_head_kv));
+        md.insert(key(ARCH, "attention.layer_norm_rms_epsilon"), MetaValue::F32(b.rms_eps as f32));
         md.insert(key(ARCH, "rope.dimension_count"), MetaValue::U32(rope_dims));
-        md.insert(
-            key(ARCH, "rope.freq_base"),
-            MetaValue::F32(rope.theta.unwrap_or(10000.0) as f32),
-        );
-        md.insert(
-            key(ARCH, "attention.sliding_window"),
-            MetaValue::U32(sliding_window),
-        );
+        md.insert(key(ARCH, "rope.freq_base"), MetaValue::F32(rope.theta.unwrap_or(10000.0) as f32));
+        md.insert(key(ARCH, "attention.sliding_window"), MetaValue::U32(sliding_window));
         Ok(())
     }
 
-    fn metadata_to_config(
-        &self,
-        md: &Metadata,
-        tensors: &[TensorInfo],
-        torch_dtype: &str,
-    ) -> Result<Value, ArchError> {
+    fn metadata_to_config(&self, md: &Metadata, tensors: &[TensorInfo], torch_dtype: &str) -> Result<Value, ArchError> {
         let m = MdBase::read(ARCH, md, tensors)?;
         let b = &m.base;
         let mut c = m.config_entries(ARCH, md, torch_dtype)?;
-        let orig =
-            md_u32_opt(md, &key(ARCH, "rope.scaling.original_context_length"))?.unwrap_or(b.n_ctx);
+        let orig = md_u32_opt(md, &key(ARCH, "rope.scaling.original_context_length"))?.unwrap_or(b.n_ctx);
         c.insert("original_max_position_embeddings", json!(orig));
         let sw = md_u32_opt(md, &key(ARCH, "attention.sliding_window"))?.filter(|&w| w != 0);
         c.insert("sliding_window", json!(sw));
         if let Some(rd) = m.rope_dim {
             if rd as u64 * b.n_head as u64 != b.n_embd as u64 {
-                c.insert(
-                    "partial_rotary_factor",
-                    json!((rd as f64 * b.n_head as f64) / b.n_embd as f64),
-                );
+                c.insert("partial_rotary_factor", json!((rd as f64 * b.n_head as f64) / b.n_embd as f64));
             }
         }
         c.insert("attention_dropout", json!(0.0));
@@ -128,30 +104,16 @@ impl Arch for Phi3 {
         Ok(assemble("Phi3ForCausalLM", "phi3", c))
     }
 
-    fn hf_to_gguf_tensor(
-        &self,
-        hf_name: &str,
-        config: &Value,
-    ) -> Result<Option<TensorMap>, ArchError> {
+    fn hf_to_gguf_tensor(&self, hf_name: &str, config: &Value) -> Result<Option<TensorMap>, ArchError> {
         let b = Base::from_config(config)?;
-        if hf_name == "lm_head.weight"
-            && cfg_bool_opt(config, "tie_word_embeddings")?.unwrap_or(false)
-        {
+        if hf_name == "lm_head.weight" && cfg_bool_opt(config, "tie_word_embeddings")?.unwrap_or(false) {
             return Ok(None);
         }
-        Ok(
-            names::hf_to_gguf(ARCH, BLOCK, hf_name, b.n_layer)?.map(|name| TensorMap {
-                name,
-                fix: TensorFix::Copy,
-            }),
-        )
+        Ok(names::hf_to_gguf(ARCH, BLOCK, hf_name, b.n_layer)?.map(|name| TensorMap { name, fix: TensorFix::Copy }))
     }
 
     fn gguf_to_hf_tensor(&self, gguf_name: &str, md: &Metadata) -> Result<TensorMap, ArchError> {
         let n_layer = md_u32(md, &key(ARCH, "block_count"))?;
-        Ok(TensorMap {
-            name: names::gguf_to_hf(ARCH, BLOCK, gguf_name, n_layer)?,
-            fix: TensorFix::Copy,
-        })
+        Ok(TensorMap { name: names::gguf_to_hf(ARCH, BLOCK, gguf_name, n_layer)?, fix: TensorFix::Copy })
     }
 }

@@ -31,8 +31,7 @@ impl Arch for Qwen2 {
         if cfg_bool_opt(config, "use_sliding_window")?.unwrap_or(false) {
             return Err(ArchError::Unsupported {
                 what: "qwen2 sliding window attention",
-                detail: "use_sliding_window = true (llama.cpp's qwen2 graph has no sliding window)"
-                    .into(),
+                detail: "use_sliding_window = true (llama.cpp's qwen2 graph has no sliding window)".into(),
             });
         }
         write_general(ARCH, config, md)?;
@@ -49,12 +48,7 @@ impl Arch for Qwen2 {
         Ok(())
     }
 
-    fn metadata_to_config(
-        &self,
-        md: &Metadata,
-        tensors: &[TensorInfo],
-        torch_dtype: &str,
-    ) -> Result<Value, ArchError> {
+    fn metadata_to_config(&self, md: &Metadata, tensors: &[TensorInfo], torch_dtype: &str) -> Result<Value, ArchError> {
         let m = MdBase::read(ARCH, md, tensors)?;
         let mut c = m.config_entries(ARCH, md, torch_dtype)?;
         if let Some(hd) = m.key_length {
@@ -66,31 +60,18 @@ impl Arch for Qwen2 {
         Ok(assemble("Qwen2ForCausalLM", "qwen2", c))
     }
 
-    fn hf_to_gguf_tensor(
-        &self,
-        hf_name: &str,
-        config: &Value,
-    ) -> Result<Option<TensorMap>, ArchError> {
+    fn hf_to_gguf_tensor(&self, hf_name: &str, config: &Value) -> Result<Option<TensorMap>, ArchError> {
         let b = Base::from_config(config)?;
-        if hf_name == "lm_head.weight"
-            && cfg_bool_opt(config, "tie_word_embeddings")?.unwrap_or(false)
-        {
+        if hf_name == "lm_head.weight" && cfg_bool_opt(config, "tie_word_embeddings")?.unwrap_or(false) {
             return Ok(None);
         }
-        Ok(
-            names::hf_to_gguf(ARCH, LLAMA_BLOCK, hf_name, b.n_layer)?.map(|name| TensorMap {
-                name,
-                fix: TensorFix::Copy,
-            }),
-        )
+        Ok(names::hf_to_gguf(ARCH, LLAMA_BLOCK, hf_name, b.n_layer)?
+            .map(|name| TensorMap { name, fix: TensorFix::Copy }))
     }
 
     fn gguf_to_hf_tensor(&self, gguf_name: &str, md: &Metadata) -> Result<TensorMap, ArchError> {
         let n_layer = md_u32(md, &key(ARCH, "block_count"))?;
         let name = names::gguf_to_hf(ARCH, LLAMA_BLOCK, gguf_name, n_layer)?;
-        Ok(TensorMap {
-            name,
-            fix: TensorFix::Copy,
-        })
+        Ok(TensorMap { name, fix: TensorFix::Copy })
     }
 }

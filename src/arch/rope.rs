@@ -39,16 +39,12 @@ pub(crate) struct Rope {
 fn num(obj: &Value, key: &str, ctx: &str) -> Result<Option<f64>, ArchError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_f64()
-            .filter(|x| x.is_finite())
-            .map(Some)
-            .ok_or_else(|| ArchError::WrongType {
-                what: "config.json",
-                key: format!("{ctx}.{key}"),
-                expected: "a finite number",
-                found: v.to_string(),
-            }),
+        Some(v) => v.as_f64().filter(|x| x.is_finite()).map(Some).ok_or_else(|| ArchError::WrongType {
+            what: "config.json",
+            key: format!("{ctx}.{key}"),
+            expected: "a finite number",
+            found: v.to_string(),
+        }),
     }
 }
 
@@ -57,9 +53,7 @@ impl Rope {
         // transformers >= 5: rope_parameters (maybe per layer type); else legacy keys.
         let params = cfg_get(config, "rope_parameters");
         let (params, ctx) = match params {
-            Some(p) if p.get("full_attention").is_some() => {
-                (p.get("full_attention"), "rope_parameters.full_attention")
-            }
+            Some(p) if p.get("full_attention").is_some() => (p.get("full_attention"), "rope_parameters.full_attention"),
             Some(p) => (Some(p), "rope_parameters"),
             None => (cfg_get(config, "rope_scaling"), "rope_scaling"),
         };
@@ -73,11 +67,7 @@ impl Rope {
                 });
             }
         }
-        let theta = match params
-            .map(|p| num(p, "rope_theta", ctx))
-            .transpose()?
-            .flatten()
-        {
+        let theta = match params.map(|p| num(p, "rope_theta", ctx)).transpose()?.flatten() {
             Some(t) => Some(t),
             None => super::hparams::cfg_f64_opt(config, "rope_theta")?,
         };
@@ -89,26 +79,16 @@ impl Rope {
                 });
             }
         }
-        let partial_rotary_factor = match params
-            .map(|p| num(p, "partial_rotary_factor", ctx))
-            .transpose()?
-            .flatten()
-        {
+        let partial_rotary_factor = match params.map(|p| num(p, "partial_rotary_factor", ctx)).transpose()?.flatten() {
             Some(f) => Some(f),
             None => super::hparams::cfg_f64_opt(config, "partial_rotary_factor")?,
         };
         let mut scaling = None;
         if let Some(p) = params {
-            let ty = p
-                .get("rope_type")
-                .or_else(|| p.get("type"))
-                .and_then(Value::as_str)
-                .unwrap_or("default");
+            let ty = p.get("rope_type").or_else(|| p.get("type")).and_then(Value::as_str).unwrap_or("default");
             let factor = || -> Result<f64, ArchError> {
-                let f = num(p, "factor", ctx)?.ok_or_else(|| ArchError::MissingKey {
-                    what: "config.json",
-                    key: format!("{ctx}.factor"),
-                })?;
+                let f = num(p, "factor", ctx)?
+                    .ok_or_else(|| ArchError::MissingKey { what: "config.json", key: format!("{ctx}.factor") })?;
                 if f.is_nan() || f <= 0.0 {
                     return Err(ArchError::InvalidValue {
                         key: format!("{ctx}.factor"),
@@ -153,11 +133,7 @@ impl Rope {
                 }
             };
         }
-        Ok(Rope {
-            theta,
-            scaling,
-            partial_rotary_factor,
-        })
+        Ok(Rope { theta, scaling, partial_rotary_factor })
     }
 
     /// Writes the scaling keys (in llama.cpp's order: type, factor, original context, yarn
@@ -170,14 +146,7 @@ impl Rope {
                 md.insert(k("type"), MetaValue::String("linear".into()));
                 md.insert(k("factor"), MetaValue::F32(*factor as f32));
             }
-            Some(RopeScaling::Yarn {
-                factor,
-                orig_ctx,
-                ext_factor,
-                attn_factor,
-                beta_fast,
-                beta_slow,
-            }) => {
+            Some(RopeScaling::Yarn { factor, orig_ctx, ext_factor, attn_factor, beta_fast, beta_slow }) => {
                 md.insert(k("type"), MetaValue::String("yarn".into()));
                 md.insert(k("factor"), MetaValue::F32(*factor as f32));
                 md.insert(k("original_context_length"), MetaValue::U32(*orig_ctx));
@@ -204,10 +173,7 @@ impl Rope {
         let factor = || -> Result<Value, ArchError> {
             md_f32_opt(md, &k("factor"))?
                 .map(f32_json)
-                .ok_or_else(|| ArchError::MissingKey {
-                    what: "GGUF metadata",
-                    key: k("factor"),
-                })
+                .ok_or_else(|| ArchError::MissingKey { what: "GGUF metadata", key: k("factor") })
         };
         match ty {
             "none" => Ok(None),
@@ -216,11 +182,9 @@ impl Rope {
                 let mut m = Map::new();
                 m.insert("rope_type".into(), json!("yarn"));
                 m.insert("factor".into(), factor()?);
-                let orig = md_u32_opt(md, &k("original_context_length"))?.ok_or_else(|| {
-                    ArchError::MissingKey {
-                        what: "GGUF metadata",
-                        key: k("original_context_length"),
-                    }
+                let orig = md_u32_opt(md, &k("original_context_length"))?.ok_or_else(|| ArchError::MissingKey {
+                    what: "GGUF metadata",
+                    key: k("original_context_length"),
                 })?;
                 m.insert("original_max_position_embeddings".into(), json!(orig));
                 for (key, hf) in [
@@ -237,10 +201,7 @@ impl Rope {
             }
             other => Err(ArchError::Unsupported {
                 what: "rope scaling",
-                detail: format!(
-                    "{} = {other:?} (llmtool converts linear and yarn)",
-                    k("type")
-                ),
+                detail: format!("{} = {other:?} (llmtool converts linear and yarn)", k("type")),
             }),
         }
     }

@@ -50,7 +50,11 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     let started = Instant::now();
     let out_format = args.to.unwrap_or_else(|| {
         let is_gguf = args.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
-        if is_gguf { OutFormat::Gguf } else { OutFormat::Hf }
+        if is_gguf {
+            OutFormat::Gguf
+        } else {
+            OutFormat::Hf
+        }
     });
     if args.shard_size.is_some() && out_format == OutFormat::Gguf {
         bail!("--shard-size applies to HF (safetensors) output only");
@@ -192,9 +196,7 @@ fn to_hf(model: &Model, args: &ConvertArgs) -> Result<u64> {
     let shard_size = args.shard_size.as_deref().map(parse_size).transpose()?;
     let dir = AtomicDir::create(&args.output, args.force)?;
     write_hf_files(dir.path(), &files)?;
-    let total: u64 = plan.iter().filter_map(|p| {
-        TensorInfo::from_shape("", p.out_ty, &p.st.shape).n_bytes()
-    }).sum();
+    let total: u64 = plan.iter().filter_map(|p| TensorInfo::from_shape("", p.out_ty, &p.st.shape).n_bytes()).sum();
     let mut progress = Progress::new(total, "convert", args.quiet);
     let sts: Vec<StTensor> = plan.iter().map(|p| p.st.clone()).collect();
     let mut st_metadata = IndexMap::new();
@@ -210,7 +212,8 @@ fn to_hf(model: &Model, args: &ConvertArgs) -> Result<u64> {
                 files.tokenizer_config.as_ref(),
                 files.special_tokens_map.as_ref(),
             ]);
-            st_metadata.insert(crate::meta_carry::CARRY_KEY.to_string(), crate::meta_carry::encode(&model.metadata, &fp));
+            st_metadata
+                .insert(crate::meta_carry::CARRY_KEY.to_string(), crate::meta_carry::encode(&model.metadata, &fp));
         }
     }
     let source: &dyn TensorSource = match &hf_form {
@@ -218,11 +221,18 @@ fn to_hf(model: &Model, args: &ConvertArgs) -> Result<u64> {
         None => model.tensors.as_ref(),
     };
     let mut done = 0u64;
-    write_sharded(dir.path(), &sts, Some(&st_metadata), shard_size, |i, _| hf_tensor_bytes(source, &plan[i]), |b| {
-        done += b;
-        progress.set(done)
-    })
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    write_sharded(
+        dir.path(),
+        &sts,
+        Some(&st_metadata),
+        shard_size,
+        |i, _| hf_tensor_bytes(source, &plan[i]),
+        |b| {
+            done += b;
+            progress.set(done)
+        },
+    )
+    .with_context(|| format!("writing {}", args.output.display()))?;
     progress.finish();
     for extra in &extra_files {
         copy_extra(model.path.as_path(), extra, dir.path())?;
@@ -239,10 +249,20 @@ fn hf_passthrough_plan(model: &Model, view: &HfFormSource, outtype: Option<OutTy
         let out_ty = match (ty, outtype) {
             (Some(t), Some(o)) if t.is_float() => o.ggml(),
             (Some(t), _) => t,
-            (None, _) => bail!("{}: tensor '{}' has dtype {:?}, which llmtool cannot convert", model.path.display(), st.name, st.dtype),
+            (None, _) => bail!(
+                "{}: tensor '{}' has dtype {:?}, which llmtool cannot convert",
+                model.path.display(),
+                st.name,
+                st.dtype
+            ),
         };
         let dtype = dtype_of_ggml_type(out_ty).expect("plain type");
-        plan.push(HfPlanEntry { st: StTensor { name: st.name.clone(), dtype, shape: st.shape.clone() }, source: st.name.clone(), fix: arch::TensorFix::Copy, out_ty });
+        plan.push(HfPlanEntry {
+            st: StTensor { name: st.name.clone(), dtype, shape: st.shape.clone() },
+            source: st.name.clone(),
+            fix: arch::TensorFix::Copy,
+            out_ty,
+        });
     }
     Ok(plan)
 }
@@ -301,7 +321,12 @@ impl HfFormSource {
         let mut infos = Vec::new();
         for st in dir.weights.tensors() {
             let ty = crate::model::ggml_type_of_dtype(st.dtype).with_context(|| {
-                format!("{}: tensor '{}' has dtype {:?}, which llmtool cannot convert", path.display(), st.name, st.dtype)
+                format!(
+                    "{}: tensor '{}' has dtype {:?}, which llmtool cannot convert",
+                    path.display(),
+                    st.name,
+                    st.dtype
+                )
             })?;
             infos.push(TensorInfo::from_shape(st.name.clone(), ty, &st.shape));
         }

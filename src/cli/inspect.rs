@@ -164,7 +164,9 @@ fn print_map(title: &str, v: &Value) {
 
 fn compact(v: &Value) -> String {
     match v {
-        Value::String(s) if s.len() > 80 => format!("{:?}… ({} chars)", &s[..s.floor_char_boundary(77)], s.chars().count()),
+        Value::String(s) if s.len() > 80 => {
+            format!("{:?}… ({} chars)", &s[..s.floor_char_boundary(77)], s.chars().count())
+        }
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }

@@ -85,7 +85,12 @@ pub fn hf_types(infos: &[TensorInfo], model_dtype: GgmlType) -> Vec<GgmlType> {
 
 /// Re-encodes one tensor's bytes from `from` to `to` (dequantizing block types); borrowed
 /// when nothing changes.
-pub fn retype_bytes<'a>(name: &str, from: GgmlType, to: GgmlType, bytes: Cow<'a, [u8]>) -> Result<Cow<'a, [u8]>, FormatError> {
+pub fn retype_bytes<'a>(
+    name: &str,
+    from: GgmlType,
+    to: GgmlType,
+    bytes: Cow<'a, [u8]>,
+) -> Result<Cow<'a, [u8]>, FormatError> {
     if from == to {
         return Ok(bytes);
     }
@@ -134,14 +139,16 @@ mod tests {
 
     #[test]
     fn gguf_types_keep_matrices_and_widen_vectors() {
-        let infos = [t("a", GgmlType::BF16, &[64, 64]), t("n", GgmlType::BF16, &[64]), t("q", GgmlType::Q4_1, &[64, 2])];
+        let infos =
+            [t("a", GgmlType::BF16, &[64, 64]), t("n", GgmlType::BF16, &[64]), t("q", GgmlType::Q4_1, &[64, 2])];
         assert_eq!(gguf_types(&infos, None), [GgmlType::BF16, GgmlType::F32, GgmlType::Q4_1]);
         assert_eq!(gguf_types(&infos, Some(OutType::F16)), [GgmlType::F16, GgmlType::F32, GgmlType::F16]);
     }
 
     #[test]
     fn hf_dtype_is_dominant_matrix_type_or_f32() {
-        let infos = [t("a", GgmlType::BF16, &[64, 64]), t("b", GgmlType::BF16, &[64, 64]), t("n", GgmlType::F32, &[64])];
+        let infos =
+            [t("a", GgmlType::BF16, &[64, 64]), t("b", GgmlType::BF16, &[64, 64]), t("n", GgmlType::F32, &[64])];
         assert_eq!(hf_model_dtype(&infos, None), GgmlType::BF16);
         let quant = [t("q", GgmlType::Q4_1, &[64, 2]), t("n", GgmlType::F32, &[64])];
         assert_eq!(hf_model_dtype(&quant, None), GgmlType::F32);

@@ -30,7 +30,12 @@ pub enum TokenizerMetaError {
 }
 
 impl TokenizerMetaError {
-    pub(crate) fn bad(file: &'static str, key: impl Into<String>, expected: impl Into<String>, found: impl std::fmt::Display) -> Self {
+    pub(crate) fn bad(
+        file: &'static str,
+        key: impl Into<String>,
+        expected: impl Into<String>,
+        found: impl std::fmt::Display,
+    ) -> Self {
         let mut found = found.to_string();
         if found.len() > 200 {
             let mut cut = 200;

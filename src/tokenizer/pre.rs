@@ -16,14 +16,10 @@ pub const GPT2_REGEX: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\
 /// Llama 3's `Split` pattern as in its tokenizer.json (llama.cpp `LLAMA3`, also `dbrx`, `smaug-bpe`).
 pub const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 /// Qwen2's `Split` pattern as in its tokenizer.json (llama.cpp `QWEN2`, also `stablelm2`).
-pub const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+pub const QWEN2_REGEX: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 /// llama.cpp's regex list for the BPE `default` pre-type (no HF original; applied in turn).
-pub const DEFAULT_BPE_REGEXES: [&str; 4] = [
-    r"[\p{P}\$\+<=>\^~\|]+",
-    GPT2_REGEX,
-    r"\p{N}+",
-    r"[0-9][0-9][0-9]",
-];
+pub const DEFAULT_BPE_REGEXES: [&str; 4] = [r"[\p{P}\$\+<=>\^~\|]+", GPT2_REGEX, r"\p{N}+", r"[0-9][0-9][0-9]"];
 
 /// `tokenizer.ggml.pre` names we write and read for the `gpt2` (byte-level BPE) model.
 /// The `llama` (SentencePiece-style) model always uses `default`.
@@ -38,8 +34,10 @@ pub fn detect_bpe_pre(tokenizer_json: &Value, config: Option<&Value>) -> Result<
     let pre = tokenizer_json.get("pre_tokenizer").unwrap_or(&Value::Null);
     let steps = flatten(pre);
     let ty = |v: &Value| v.get("type").and_then(Value::as_str).unwrap_or("").to_string();
-    let byte_level_regex = |v: &Value| ty(v) == "ByteLevel" && v.get("use_regex").and_then(Value::as_bool).unwrap_or(true);
-    let byte_level_plain = |v: &Value| ty(v) == "ByteLevel" && v.get("use_regex").and_then(Value::as_bool) == Some(false);
+    let byte_level_regex =
+        |v: &Value| ty(v) == "ByteLevel" && v.get("use_regex").and_then(Value::as_bool).unwrap_or(true);
+    let byte_level_plain =
+        |v: &Value| ty(v) == "ByteLevel" && v.get("use_regex").and_then(Value::as_bool) == Some(false);
     let split_regex = |v: &Value| -> Option<String> {
         if ty(v) != "Split" || v.get("invert").and_then(Value::as_bool).unwrap_or(false) {
             return None;
@@ -51,9 +49,10 @@ pub fn detect_bpe_pre(tokenizer_json: &Value, config: Option<&Value>) -> Result<
     };
     let name = match steps.as_slice() {
         [b] if byte_level_regex(b) => Some("gpt-2"),
-        [d, b] if ty(d) == "Digits"
-            && d.get("individual_digits").and_then(Value::as_bool) == Some(true)
-            && byte_level_regex(b) =>
+        [d, b]
+            if ty(d) == "Digits"
+                && d.get("individual_digits").and_then(Value::as_bool) == Some(true)
+                && byte_level_regex(b) =>
         {
             let model_type = config.and_then(|c| c.get("model_type")).and_then(Value::as_str).unwrap_or("");
             Some(if STARCODER_MODEL_TYPES.contains(&model_type) { "starcoder" } else { "smollm" })
@@ -107,9 +106,7 @@ fn split(regex: &str) -> Value {
 
 /// The tokenizer.json pieces for a `gpt2`-model pre name.
 pub fn bpe_pre_json(pre: &str) -> Result<BpePreJson, TokenizerMetaError> {
-    let byte_level = |use_regex: bool, trim_offsets: bool| {
-        json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": trim_offsets, "use_regex": use_regex})
-    };
+    let byte_level = |use_regex: bool, trim_offsets: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": trim_offsets, "use_regex": use_regex});
     let (normalizer, pre_tokenizer, ignore_merges) = match pre {
         "gpt-2" => (Value::Null, byte_level(true, true), false),
         "smollm" | "starcoder" => (

@@ -42,7 +42,11 @@ impl TokenizerSummary {
             add_bos_token: md.get_bool(keys::ADD_BOS),
             add_eos_token: md.get_bool(keys::ADD_EOS),
             has_chat_template: md.contains_key(keys::CHAT_TEMPLATE),
-            chat_template_names: string_array(md, keys::CHAT_TEMPLATES).ok().flatten().map(<[String]>::to_vec).unwrap_or_default(),
+            chat_template_names: string_array(md, keys::CHAT_TEMPLATES)
+                .ok()
+                .flatten()
+                .map(<[String]>::to_vec)
+                .unwrap_or_default(),
         })
     }
 }

@@ -37,9 +37,7 @@ pub fn hf_to_gguf_metadata(
     config: Option<&Value>,
     md: &mut Metadata,
 ) -> Result<(), E> {
-    let model = tokenizer_json
-        .get("model")
-        .ok_or_else(|| E::Missing { file: TOKENIZER_JSON, key: "model".into() })?;
+    let model = tokenizer_json.get("model").ok_or_else(|| E::Missing { file: TOKENIZER_JSON, key: "model".into() })?;
     let model_type = model.get("type").and_then(Value::as_str).unwrap_or("");
     // tokenizers omits "type" for BPE in some old files; a vocab + merges object is BPE.
     let is_bpe = model_type == "BPE" || (model_type.is_empty() && model.get("merges").is_some());
@@ -58,7 +56,12 @@ pub fn hf_to_gguf_metadata(
     let mut max_id: Option<u64> = None;
     let mut put = |id: u64, text: &str, by_id: &mut HashMap<u64, String>| -> Result<(), E> {
         if id >= MAX_VOCAB {
-            return Err(E::TooLarge { file: TOKENIZER_JSON, key: format!("id of {text:?}"), found: id, cap: MAX_VOCAB });
+            return Err(E::TooLarge {
+                file: TOKENIZER_JSON,
+                key: format!("id of {text:?}"),
+                found: id,
+                cap: MAX_VOCAB,
+            });
         }
         if let Some(prev) = by_id.get(&id) {
             if prev != text {
@@ -70,7 +73,8 @@ pub fn hf_to_gguf_metadata(
         Ok(())
     };
     for (text, id) in vocab {
-        let id = id.as_u64().ok_or_else(|| E::bad(TOKENIZER_JSON, format!("model.vocab[{text:?}]"), "a token id", id))?;
+        let id =
+            id.as_u64().ok_or_else(|| E::bad(TOKENIZER_JSON, format!("model.vocab[{text:?}]"), "a token id", id))?;
         put(id, text, &mut by_id)?;
     }
     let mut added: HashMap<u64, Added> = HashMap::new();
@@ -167,7 +171,9 @@ fn read_merges(model: &Value) -> Result<Vec<String>, E> {
                 let part = |v: &Value| v.as_str().unwrap_or("").replace(' ', "\u{0120}");
                 out.push(format!("{} {}", part(&pair[0]), part(&pair[1])));
             }
-            other => return Err(E::bad(TOKENIZER_JSON, format!("model.merges[{i}]"), "\"a b\" or [\"a\", \"b\"]", other)),
+            other => {
+                return Err(E::bad(TOKENIZER_JSON, format!("model.merges[{i}]"), "\"a b\" or [\"a\", \"b\"]", other))
+            }
         }
     }
     Ok(out)
@@ -211,7 +217,8 @@ fn adds_space_prefix(tok: &Value) -> bool {
         v.get("type").and_then(Value::as_str) == Some("Metaspace")
             && matches!(v.get("prepend_scheme").and_then(Value::as_str), Some("first") | Some("always"))
     };
-    tok.get("normalizer").is_some_and(|n| any(n, &prepend)) || tok.get("pre_tokenizer").is_some_and(|p| any(p, &metaspace))
+    tok.get("normalizer").is_some_and(|n| any(n, &prepend))
+        || tok.get("pre_tokenizer").is_some_and(|p| any(p, &metaspace))
 }
 
 /// gguf-py `SpecialVocab._try_load_from_tokenizer_json` + `_try_load_from_config_json` +
@@ -236,11 +243,12 @@ fn special_vocab(
     }
     // add_bos / add_eos from the post-processor (TemplateProcessing / RobertaProcessing).
     let mut add: Vec<(&'static str, bool)> = Vec::new();
-    let set_add = |add: &mut Vec<(&'static str, bool)>, kind: &'static str, v: bool| {
-        match add.iter_mut().find(|(k, _)| *k == kind) {
-            Some(e) => e.1 = v,
-            None => add.push((kind, v)),
-        }
+    let set_add = |add: &mut Vec<(&'static str, bool)>, kind: &'static str, v: bool| match add
+        .iter_mut()
+        .find(|(k, _)| *k == kind)
+    {
+        Some(e) => e.1 = v,
+        None => add.push((kind, v)),
     };
     if let Some(pp) = tok.get("post_processor").filter(|v| !v.is_null()) {
         let procs: Vec<&Value> = match pp.get("processors").and_then(Value::as_array) {
@@ -340,7 +348,12 @@ fn special_vocab(
                 for (i, choice) in list.iter().enumerate() {
                     let name = choice.get("name").and_then(Value::as_str).unwrap_or("");
                     let Some(template) = choice.get("template").and_then(Value::as_str) else {
-                        return Err(E::bad(TOKENIZER_CONFIG, format!("chat_template[{i}].template"), "a string", choice));
+                        return Err(E::bad(
+                            TOKENIZER_CONFIG,
+                            format!("chat_template[{i}].template"),
+                            "a string",
+                            choice,
+                        ));
                     };
                     let name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
                     if name.is_empty() {
@@ -360,7 +373,9 @@ fn special_vocab(
                     md.insert(keys::CHAT_TEMPLATE, MetaValue::String(d));
                 }
             }
-            other => return Err(E::bad(TOKENIZER_CONFIG, "chat_template", "a string or a list of {name, template}", other)),
+            other => {
+                return Err(E::bad(TOKENIZER_CONFIG, "chat_template", "a string or a list of {name, template}", other))
+            }
         }
     }
     Ok(())

@@ -92,12 +92,18 @@ pub fn gguf_metadata_to_hf(md: &Metadata) -> Result<HfTokenizerFiles, E> {
         None => vec![TokenType::Normal; n],
         Some(t) => {
             if t.len() != n {
-                return Err(E::LengthMismatch { file: GGUF, key: keys::TOKEN_TYPE.into(), expected: n, found: t.len() });
+                return Err(E::LengthMismatch {
+                    file: GGUF,
+                    key: keys::TOKEN_TYPE.into(),
+                    expected: n,
+                    found: t.len(),
+                });
             }
             t.iter()
                 .enumerate()
                 .map(|(i, &v)| {
-                    TokenType::from_i64(v).ok_or_else(|| E::bad(GGUF, format!("{}[{i}]", keys::TOKEN_TYPE), "a token type 1..=6", v))
+                    TokenType::from_i64(v)
+                        .ok_or_else(|| E::bad(GGUF, format!("{}[{i}]", keys::TOKEN_TYPE), "a token type 1..=6", v))
                 })
                 .collect::<Result<_, _>>()?
         }
@@ -130,7 +136,12 @@ pub fn gguf_metadata_to_hf(md: &Metadata) -> Result<HfTokenizerFiles, E> {
         None if spm => {
             let scores = float_array(md, keys::SCORES)?.unwrap_or_else(|| vec![0.0; n]);
             if scores.len() != n {
-                return Err(E::LengthMismatch { file: GGUF, key: keys::SCORES.into(), expected: n, found: scores.len() });
+                return Err(E::LengthMismatch {
+                    file: GGUF,
+                    key: keys::SCORES.into(),
+                    expected: n,
+                    found: scores.len(),
+                });
             }
             merges_from_scores(tokens, &types, &scores)
         }
@@ -186,7 +197,13 @@ pub fn gguf_metadata_to_hf(md: &Metadata) -> Result<HfTokenizerFiles, E> {
         (p.normalizer, p.pre_tokenizer, decoder, model)
     };
 
-    let post_processor = post_processor(spm, add_bos.then_some(()).and(bos.as_deref()), add_eos.then_some(()).and(eos.as_deref()), &specials, tokens);
+    let post_processor = post_processor(
+        spm,
+        add_bos.then_some(()).and(bos.as_deref()),
+        add_eos.then_some(()).and(eos.as_deref()),
+        &specials,
+        tokens,
+    );
     let tokenizer_json = json!({
         "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
         "normalizer": normalizer, "pre_tokenizer": pre_tokenizer, "post_processor": post_processor,
@@ -223,7 +240,13 @@ pub fn gguf_metadata_to_hf(md: &Metadata) -> Result<HfTokenizerFiles, E> {
 
 /// TemplateProcessing adding bos/eos (HF Llama style), or the ByteLevel post-processor
 /// byte-level tokenizers carry when nothing is added.
-fn post_processor(spm: bool, bos: Option<&str>, eos: Option<&str>, specials: &[(&str, usize)], tokens: &[String]) -> Value {
+fn post_processor(
+    spm: bool,
+    bos: Option<&str>,
+    eos: Option<&str>,
+    specials: &[(&str, usize)],
+    tokens: &[String],
+) -> Value {
     if bos.is_none() && eos.is_none() {
         return if spm {
             Value::Null
@@ -296,11 +319,8 @@ fn merges_from_scores(tokens: &[String], types: &[TokenType], scores: &[f64]) ->
         if types[i] != TokenType::Normal {
             continue;
         }
-        let mut local: Vec<(usize, usize)> = t
-            .char_indices()
-            .skip(1)
-            .filter_map(|(at, _)| Some((*ids.get(&t[..at])?, *ids.get(&t[at..])?)))
-            .collect();
+        let mut local: Vec<(usize, usize)> =
+            t.char_indices().skip(1).filter_map(|(at, _)| Some((*ids.get(&t[..at])?, *ids.get(&t[at..])?))).collect();
         local.sort();
         merges.extend(local.into_iter().map(|(l, r)| (scores[i], l, r)));
     }

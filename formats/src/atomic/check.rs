@@ -10,11 +10,7 @@ use super::WriteError;
 /// `path` made absolute with symlinks and `..` resolved as far as the path exists; the
 /// non-existing tail is appended with `.`/`..` resolved lexically.
 fn resolve(path: &Path) -> io::Result<PathBuf> {
-    let abs = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()?.join(path)
-    };
+    let abs = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir()?.join(path) };
     // Longest existing prefix, canonicalized; the rest appended lexically.
     let comps: Vec<Component> = abs.components().collect();
     for split in (1..=comps.len()).rev() {
@@ -52,22 +48,13 @@ pub fn check_output_not_input(output: &Path, inputs: &[&Path]) -> Result<(), Wri
             _ => false,
         };
         if out == inp || same_inode {
-            return Err(WriteError::OutputIsInput {
-                output: output.into(),
-                input: input.into(),
-            });
+            return Err(WriteError::OutputIsInput { output: output.into(), input: input.into() });
         }
         if out.starts_with(&inp) {
-            return Err(WriteError::OutputInsideInput {
-                output: output.into(),
-                input: input.into(),
-            });
+            return Err(WriteError::OutputInsideInput { output: output.into(), input: input.into() });
         }
         if inp.starts_with(&out) {
-            return Err(WriteError::OutputContainsInput {
-                output: output.into(),
-                input: input.into(),
-            });
+            return Err(WriteError::OutputContainsInput { output: output.into(), input: input.into() });
         }
     }
     Ok(())

@@ -4,9 +4,7 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{
-    check_absent, fsync_dir, register, remove_any, sibling, split_target, unregister, WriteError,
-};
+use super::{check_absent, fsync_dir, register, remove_any, sibling, split_target, unregister, WriteError};
 
 /// One output directory, built as a hidden temp directory beside `target` and moved into
 /// place by [`commit`](Self::commit). With `force`, an existing target is swapped with the new
@@ -31,12 +29,7 @@ impl AtomicDir {
             source,
         })?;
         register(&temp);
-        Ok(AtomicDir {
-            target: target.to_path_buf(),
-            temp,
-            force,
-            committed: false,
-        })
+        Ok(AtomicDir { target: target.to_path_buf(), temp, force, committed: false })
     }
 
     /// The temp directory to write the files into.
@@ -55,18 +48,13 @@ impl AtomicDir {
             return Err(WriteError::io(
                 &self.target,
                 "commit",
-                io::Error::new(
-                    io::ErrorKind::NotFound,
-                    "temp directory removed (interrupted)",
-                ),
+                io::Error::new(io::ErrorKind::NotFound, "temp directory removed (interrupted)"),
             ));
         }
         sync_tree(&self.temp)?;
         let exists = fs::symlink_metadata(&self.target).is_ok();
         if exists && !self.force {
-            return Err(WriteError::Exists {
-                path: self.target.clone(),
-            });
+            return Err(WriteError::Exists { path: self.target.clone() });
         }
         if exists {
             // Swap new and old in one step where the kernel can (renameat2 RENAME_EXCHANGE),
@@ -77,22 +65,16 @@ impl AtomicDir {
                 // Two renames. The moved-aside old output is not registered for Ctrl-C
                 // cleanup: if interrupted here it survives as a hidden `.NAME.old-…`.
                 let old = sibling(&parent, &name, "old");
-                fs::rename(&self.target, &old)
-                    .map_err(|e| WriteError::io(&self.target, "move old target aside", e))?;
+                fs::rename(&self.target, &old).map_err(|e| WriteError::io(&self.target, "move old target aside", e))?;
                 if let Err(e) = fs::rename(&self.temp, &self.target) {
                     let _ = fs::rename(&old, &self.target);
-                    return Err(WriteError::io(
-                        &self.target,
-                        "rename temp directory onto target",
-                        e,
-                    ));
+                    return Err(WriteError::io(&self.target, "rename temp directory onto target", e));
                 }
                 remove_any(&old);
             }
         } else {
-            fs::rename(&self.temp, &self.target).map_err(|e| {
-                WriteError::io(&self.target, "rename temp directory onto target", e)
-            })?;
+            fs::rename(&self.temp, &self.target)
+                .map_err(|e| WriteError::io(&self.target, "rename temp directory onto target", e))?;
         }
         self.committed = true;
         unregister(&self.temp);
@@ -137,15 +119,11 @@ fn sync_tree(dir: &Path) -> Result<(), WriteError> {
     for entry in rd {
         let entry = entry.map_err(|e| WriteError::io(dir, "read directory", e))?;
         let p = entry.path();
-        let ft = entry
-            .file_type()
-            .map_err(|e| WriteError::io(&p, "stat", e))?;
+        let ft = entry.file_type().map_err(|e| WriteError::io(&p, "stat", e))?;
         if ft.is_dir() {
             sync_tree(&p)?;
         } else if ft.is_file() {
-            File::open(&p)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| WriteError::io(&p, "fsync", e))?;
+            File::open(&p).and_then(|f| f.sync_all()).map_err(|e| WriteError::io(&p, "fsync", e))?;
         }
     }
     fsync_dir(dir)

@@ -25,9 +25,7 @@ impl AtomicFile {
     pub fn create(target: &Path, force: bool) -> Result<Self, WriteError> {
         let (parent, name) = split_target(target)?;
         if target.is_dir() {
-            return Err(WriteError::TargetIsDir {
-                path: target.to_path_buf(),
-            });
+            return Err(WriteError::TargetIsDir { path: target.to_path_buf() });
         }
         check_absent(target, force)?;
         let temp = sibling(&parent, &name, "tmp");
@@ -35,11 +33,7 @@ impl AtomicFile {
             .write(true)
             .create_new(true)
             .open(&temp)
-            .map_err(|source| WriteError::CreateTemp {
-                target: target.to_path_buf(),
-                temp: temp.clone(),
-                source,
-            })?;
+            .map_err(|source| WriteError::CreateTemp { target: target.to_path_buf(), temp: temp.clone(), source })?;
         register(&temp);
         Ok(AtomicFile {
             target: target.to_path_buf(),
@@ -59,20 +53,15 @@ impl AtomicFile {
     }
 
     pub fn writer(&mut self) -> &mut BufWriter<File> {
-        self.out
-            .as_mut()
-            .expect("AtomicFile writer used after commit")
+        self.out.as_mut().expect("AtomicFile writer used after commit")
     }
 
     /// Flushes, fsyncs, moves the temp onto the target and fsyncs the directory.
     /// Without `force`, a target that appeared meanwhile is not replaced.
     pub fn commit(mut self) -> Result<(), WriteError> {
         let out = self.out.take().expect("AtomicFile committed twice");
-        let file = out
-            .into_inner()
-            .map_err(|e| WriteError::io(&self.target, "write", e.into_error()))?;
-        file.sync_all()
-            .map_err(|e| WriteError::io(&self.target, "fsync", e))?;
+        let file = out.into_inner().map_err(|e| WriteError::io(&self.target, "write", e.into_error()))?;
+        file.sync_all().map_err(|e| WriteError::io(&self.target, "fsync", e))?;
         drop(file);
         if !self.temp.exists() {
             // cleanup_temp_outputs ran (Ctrl-C): nothing to commit.
@@ -93,9 +82,7 @@ impl AtomicFile {
                     let _ = fs::remove_file(&self.temp);
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    return Err(WriteError::Exists {
-                        path: self.target.clone(),
-                    });
+                    return Err(WriteError::Exists { path: self.target.clone() });
                 }
                 Err(_) => {
                     check_absent(&self.target, false)?;
@@ -128,10 +115,7 @@ impl Write for AtomicFile {
 
 impl AtomicFile {
     fn parts(&mut self) -> (&mut BufWriter<File>, &Path) {
-        let out = self
-            .out
-            .as_mut()
-            .expect("AtomicFile writer used after commit");
+        let out = self.out.as_mut().expect("AtomicFile writer used after commit");
         (out, &self.target)
     }
 }

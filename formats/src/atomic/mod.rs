@@ -37,9 +37,7 @@ pub enum WriteError {
     OutputIsInput { output: PathBuf, input: PathBuf },
     #[error("{output}: output is inside input directory {input}")]
     OutputInsideInput { output: PathBuf, input: PathBuf },
-    #[error(
-        "{output}: output directory contains input {input}; replacing it would destroy the input"
-    )]
+    #[error("{output}: output directory contains input {input}; replacing it would destroy the input")]
     OutputContainsInput { output: PathBuf, input: PathBuf },
     #[error("{path}: output has no file name")]
     NoFileName { path: PathBuf },
@@ -48,26 +46,14 @@ pub enum WriteError {
     #[error("{path}: target is a directory, expected a file")]
     TargetIsDir { path: PathBuf },
     #[error("{target}: cannot create temp {temp}: {source}")]
-    CreateTemp {
-        target: PathBuf,
-        temp: PathBuf,
-        source: io::Error,
-    },
+    CreateTemp { target: PathBuf, temp: PathBuf, source: io::Error },
     #[error("{path}: {op} failed: {source}")]
-    Io {
-        path: PathBuf,
-        op: &'static str,
-        source: io::Error,
-    },
+    Io { path: PathBuf, op: &'static str, source: io::Error },
 }
 
 impl WriteError {
     pub(crate) fn io(path: &Path, op: &'static str, source: io::Error) -> Self {
-        WriteError::Io {
-            path: path.to_path_buf(),
-            op,
-            source,
-        }
+        WriteError::Io { path: path.to_path_buf(), op, source }
     }
 }
 
@@ -80,27 +66,17 @@ fn registry() -> &'static Mutex<HashSet<PathBuf>> {
 }
 
 pub(crate) fn register(p: &Path) {
-    registry()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(p.to_path_buf());
+    registry().lock().unwrap_or_else(|e| e.into_inner()).insert(p.to_path_buf());
 }
 
 pub(crate) fn unregister(p: &Path) {
-    registry()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(p);
+    registry().lock().unwrap_or_else(|e| e.into_inner()).remove(p);
 }
 
 /// Removes every temp file / directory of this process not yet committed. Meant for the
 /// CLI's Ctrl-C handler, right before it exits; outputs still open afterwards fail to commit.
 pub fn cleanup_temp_outputs() {
-    let paths: Vec<PathBuf> = registry()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .drain()
-        .collect();
+    let paths: Vec<PathBuf> = registry().lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
     for p in paths {
         remove_any(&p);
     }
@@ -108,12 +84,7 @@ pub fn cleanup_temp_outputs() {
 
 /// Paths of the temps currently registered (for tests and diagnostics).
 pub fn live_temp_outputs() -> Vec<PathBuf> {
-    registry()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .cloned()
-        .collect()
+    registry().lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
 }
 
 pub(crate) fn remove_any(p: &Path) {
@@ -133,21 +104,13 @@ pub(crate) fn remove_any(p: &Path) {
 
 /// Parent directory and file name of `target`, the parent checked to be a directory.
 pub(crate) fn split_target(target: &Path) -> Result<(PathBuf, std::ffi::OsString), WriteError> {
-    let name = target
-        .file_name()
-        .ok_or_else(|| WriteError::NoFileName {
-            path: target.to_path_buf(),
-        })?
-        .to_os_string();
+    let name = target.file_name().ok_or_else(|| WriteError::NoFileName { path: target.to_path_buf() })?.to_os_string();
     let parent = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     if !parent.is_dir() {
-        return Err(WriteError::NoParent {
-            path: target.to_path_buf(),
-            parent,
-        });
+        return Err(WriteError::NoParent { path: target.to_path_buf(), parent });
     }
     Ok((parent, name))
 }
@@ -166,25 +129,17 @@ pub(crate) fn sibling(parent: &Path, name: &std::ffi::OsStr, kind: &str) -> Path
     }
     let mut s = std::ffi::OsString::from(".");
     s.push(name);
-    s.push(format!(
-        ".{kind}-{}-{:016x}",
-        std::process::id(),
-        h.finish()
-    ));
+    s.push(format!(".{kind}-{}-{:016x}", std::process::id(), h.finish()));
     parent.join(s)
 }
 
 pub(crate) fn fsync_dir(dir: &Path) -> Result<(), WriteError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| WriteError::io(dir, "fsync directory", e))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| WriteError::io(dir, "fsync directory", e))
 }
 
 pub(crate) fn check_absent(target: &Path, force: bool) -> Result<(), WriteError> {
     if !force && fs::symlink_metadata(target).is_ok() {
-        return Err(WriteError::Exists {
-            path: target.to_path_buf(),
-        });
+        return Err(WriteError::Exists { path: target.to_path_buf() });
     }
     Ok(())
 }

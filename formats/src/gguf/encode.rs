@@ -28,11 +28,7 @@ pub(crate) fn put_u64(buf: &mut Vec<u8>, v: u64) {
     buf.extend_from_slice(&v.to_le_bytes());
 }
 
-pub(crate) fn put_string(
-    buf: &mut Vec<u8>,
-    s: &str,
-    what: &dyn Fn() -> String,
-) -> Result<(), GgufError> {
+pub(crate) fn put_string(buf: &mut Vec<u8>, s: &str, what: &dyn Fn() -> String) -> Result<(), GgufError> {
     if s.len() as u64 > MAX_STRING_LEN {
         return Err(GgufError::StringTooLong {
             path: header_path(),
@@ -48,18 +44,9 @@ pub(crate) fn put_string(
 }
 
 /// `string key | u32 type | value`.
-pub(crate) fn put_kv(
-    buf: &mut Vec<u8>,
-    index: usize,
-    key: &str,
-    value: &MetaValue,
-) -> Result<(), GgufError> {
+pub(crate) fn put_kv(buf: &mut Vec<u8>, index: usize, key: &str, value: &MetaValue) -> Result<(), GgufError> {
     if key.is_empty() {
-        return Err(GgufError::EmptyKey {
-            path: header_path(),
-            offset: buf.len() as u64,
-            index: index as u64,
-        });
+        return Err(GgufError::EmptyKey { path: header_path(), offset: buf.len() as u64, index: index as u64 });
     }
     put_string(buf, key, &|| format!("key #{index}"))?;
     put_u32(buf, value.value_type().id());
@@ -83,12 +70,7 @@ pub(crate) fn put_kv(
 }
 
 /// `u32 element_type | u64 count | elements`; `depth` is 1 for a top-level array.
-fn put_array(
-    buf: &mut Vec<u8>,
-    a: &MetaArray,
-    depth: usize,
-    what: &dyn Fn() -> String,
-) -> Result<(), GgufError> {
+fn put_array(buf: &mut Vec<u8>, a: &MetaArray, depth: usize, what: &dyn Fn() -> String) -> Result<(), GgufError> {
     if a.len() as u64 > MAX_ARRAY_LEN {
         return Err(GgufError::CountTooLarge {
             path: header_path(),
@@ -137,9 +119,7 @@ fn put_array(
                 });
             }
             for (i, inner) in v.iter().enumerate() {
-                put_array(buf, inner, depth + 1, &|| {
-                    format!("element {i} of {}", what())
-                })?;
+                put_array(buf, inner, depth + 1, &|| format!("element {i} of {}", what()))?;
             }
         }
     }
@@ -149,11 +129,7 @@ fn put_array(
 /// `string name | u32 n_dims | u64 ne[n_dims] | u32 type | u64 offset`. `ne` is written as
 /// given (gguf-py writes `len(shape)` dims; ggml drops trailing 1s), so a file read and
 /// written back keeps its dims.
-pub(crate) fn put_tensor_info(
-    buf: &mut Vec<u8>,
-    t: &TensorInfo,
-    offset: u64,
-) -> Result<(), GgufError> {
+pub(crate) fn put_tensor_info(buf: &mut Vec<u8>, t: &TensorInfo, offset: u64) -> Result<(), GgufError> {
     put_string(buf, &t.name, &|| format!("name of tensor '{}'", t.name))?;
     put_u32(buf, t.ne.len() as u32);
     for &d in &t.ne {

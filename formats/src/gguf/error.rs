@@ -14,17 +14,10 @@ use crate::GgmlType;
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
     #[error("{}: cannot read GGUF file: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 
     #[error("{}: file is {size} bytes, a GGUF file needs at least {needed}", path.display())]
-    TooShort {
-        path: PathBuf,
-        size: u64,
-        needed: u64,
-    },
+    TooShort { path: PathBuf, size: u64, needed: u64 },
 
     #[error("{}: offset 0: bad magic: expected \"GGUF\" (47 47 55 46), found {found:02x?}", path.display())]
     BadMagic { path: PathBuf, found: [u8; 4] },
@@ -34,11 +27,7 @@ pub enum GgufError {
          big-endian GGUF file, which is not supported (little-endian only)",
         path.display()
     )]
-    BigEndian {
-        path: PathBuf,
-        found: u32,
-        swapped: u32,
-    },
+    BigEndian { path: PathBuf, found: u32, swapped: u32 },
 
     #[error("{}: offset 4: unsupported GGUF version {found}, expected 2 or 3", path.display())]
     UnsupportedVersion { path: PathBuf, found: u32 },
@@ -48,148 +37,72 @@ pub enum GgufError {
          (cap {cap}, {remaining} bytes remain in the file)",
         path.display()
     )]
-    CountTooLarge {
-        path: PathBuf,
-        offset: u64,
-        what: &'static str,
-        found: u64,
-        limit: u64,
-        cap: u64,
-        remaining: u64,
-    },
+    CountTooLarge { path: PathBuf, offset: u64, what: &'static str, found: u64, limit: u64, cap: u64, remaining: u64 },
 
     #[error(
         "{}: offset {offset}: unexpected end of file reading {what}: needs {needed} bytes, \
          {remaining} remain",
         path.display()
     )]
-    UnexpectedEof {
-        path: PathBuf,
-        offset: u64,
-        what: String,
-        needed: u64,
-        remaining: u64,
-    },
+    UnexpectedEof { path: PathBuf, offset: u64, what: String, needed: u64, remaining: u64 },
 
     #[error(
         "{}: offset {offset}: {what} has length {len}, more than the cap of {cap} bytes",
         path.display()
     )]
-    StringTooLong {
-        path: PathBuf,
-        offset: u64,
-        what: String,
-        len: u64,
-        cap: u64,
-    },
+    StringTooLong { path: PathBuf, offset: u64, what: String, len: u64, cap: u64 },
 
     #[error(
         "{}: offset {offset}: {what} is not valid UTF-8 (valid up to byte {valid_up_to})",
         path.display()
     )]
-    InvalidUtf8 {
-        path: PathBuf,
-        offset: u64,
-        what: String,
-        valid_up_to: usize,
-    },
+    InvalidUtf8 { path: PathBuf, offset: u64, what: String, valid_up_to: usize },
 
     #[error("{}: offset {offset}: key #{index} is empty", path.display())]
-    EmptyKey {
-        path: PathBuf,
-        offset: u64,
-        index: u64,
-    },
+    EmptyKey { path: PathBuf, offset: u64, index: u64 },
 
     #[error("{}: offset {offset}: duplicate key '{key}' (key #{index}, first seen as #{first})", path.display())]
-    DuplicateKey {
-        path: PathBuf,
-        offset: u64,
-        key: String,
-        index: u64,
-        first: usize,
-    },
+    DuplicateKey { path: PathBuf, offset: u64, key: String, index: u64, first: usize },
 
     #[error(
         "{}: offset {offset}: {what}: unknown value type id {found}, expected 0..=12",
         path.display()
     )]
-    UnknownValueType {
-        path: PathBuf,
-        offset: u64,
-        what: String,
-        found: u32,
-    },
+    UnknownValueType { path: PathBuf, offset: u64, what: String, found: u32 },
 
     #[error(
         "{}: offset {offset}: {what}: arrays nested {depth} deep, at most {max} allowed",
         path.display()
     )]
-    ArrayTooDeep {
-        path: PathBuf,
-        offset: u64,
-        what: String,
-        depth: usize,
-        max: usize,
-    },
+    ArrayTooDeep { path: PathBuf, offset: u64, what: String, depth: usize, max: usize },
 
     #[error("{}: offset {offset}: {what}: invalid bool byte {found:#04x}, expected 0 or 1", path.display())]
-    InvalidBool {
-        path: PathBuf,
-        offset: u64,
-        what: String,
-        found: u8,
-    },
+    InvalidBool { path: PathBuf, offset: u64, what: String, found: u8 },
 
     #[error(
         "{}: offset {offset}: key 'general.alignment' must be of type u32, found {found}",
         path.display()
     )]
-    AlignmentType {
-        path: PathBuf,
-        offset: u64,
-        found: String,
-    },
+    AlignmentType { path: PathBuf, offset: u64, found: String },
 
     #[error(
         "{}: offset {offset}: alignment {found} is not a non-zero power of two",
         path.display()
     )]
-    BadAlignment {
-        path: PathBuf,
-        offset: u64,
-        found: u64,
-    },
+    BadAlignment { path: PathBuf, offset: u64, found: u64 },
 
     #[error("{}: offset {offset}: duplicate tensor name '{name}' (tensor #{index}, first seen as #{first})", path.display())]
-    DuplicateTensor {
-        path: PathBuf,
-        offset: u64,
-        name: String,
-        index: u64,
-        first: usize,
-    },
+    DuplicateTensor { path: PathBuf, offset: u64, name: String, index: u64, first: usize },
 
     #[error("{}: offset {offset}: tensor '{name}': {problem}", path.display())]
-    Tensor {
-        path: PathBuf,
-        offset: u64,
-        name: String,
-        problem: TensorProblem,
-    },
+    Tensor { path: PathBuf, offset: u64, name: String, problem: TensorProblem },
 
     #[error(
         "{}: offset {offset}: tensor '{name}' has data offset {found}, not a multiple of the \
          alignment {alignment}",
         path.display()
     )]
-    MisalignedOffset {
-        path: PathBuf,
-        offset: u64,
-        name: String,
-        found: u64,
-        alignment: u64,
-    },
+    MisalignedOffset { path: PathBuf, offset: u64, name: String, found: u64, alignment: u64 },
 
     #[error(
         "{}: offset {offset}: tensor '{name}' has data offset {found}, expected {expected}: \
@@ -198,50 +111,27 @@ pub enum GgufError {
         path.display(),
         if found < expected { "overlaps the previous tensor" } else { "leaves a gap after the previous tensor" }
     )]
-    OffsetNotContiguous {
-        path: PathBuf,
-        offset: u64,
-        name: String,
-        found: u64,
-        expected: u64,
-    },
+    OffsetNotContiguous { path: PathBuf, offset: u64, name: String, found: u64, expected: u64 },
 
     #[error(
         "{}: data section starts at offset {data_start} (tensor infos end at {header_end}, \
          padded to {alignment}) but the file is only {file_size} bytes",
         path.display()
     )]
-    DataStartPastEof {
-        path: PathBuf,
-        header_end: u64,
-        data_start: u64,
-        alignment: u64,
-        file_size: u64,
-    },
+    DataStartPastEof { path: PathBuf, header_end: u64, data_start: u64, alignment: u64, file_size: u64 },
 
     #[error(
         "{}: tensor '{name}' data spans bytes {start}..{end} but the file is only {file_size} \
          bytes (truncated file?)",
         path.display()
     )]
-    TensorDataPastEof {
-        path: PathBuf,
-        name: String,
-        start: u64,
-        end: u64,
-        file_size: u64,
-    },
+    TensorDataPastEof { path: PathBuf, name: String, start: u64, end: u64, file_size: u64 },
 
     #[error("{}: GGUF header: {what}", path.display())]
     InvalidHeader { path: PathBuf, what: String },
 
     #[error("writing GGUF: tensor #{index} '{name}': data source gave {found} bytes, expected {expected}")]
-    DataSizeMismatch {
-        index: usize,
-        name: String,
-        expected: u64,
-        found: u64,
-    },
+    DataSizeMismatch { index: usize, name: String, expected: u64, found: u64 },
 
     #[error("writing GGUF at byte {offset}: {source}")]
     Write { offset: u64, source: std::io::Error },
@@ -263,10 +153,7 @@ pub enum TensorProblem {
     ElementCountOverflow { ne: Vec<u64> },
 
     #[error("unknown tensor type id {id}{}", removed_note(*removed))]
-    UnknownType {
-        id: u32,
-        removed: Option<&'static str>,
-    },
+    UnknownType { id: u32, removed: Option<&'static str> },
 
     #[error("row length ne[0] = {ne0} is not a multiple of {ty}'s block size {block}")]
     RowNotBlockMultiple { ty: GgmlType, ne0: u64, block: u64 },

@@ -67,10 +67,7 @@ impl GgufFile {
     /// Opens, maps and validates the whole structure of a GGUF file.
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile, GgufError> {
         let path = path.as_ref();
-        let io = |source| GgufError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io = |source| GgufError::Io { path: path.to_path_buf(), source };
         let file = File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         let storage = if len == 0 {
@@ -92,12 +89,7 @@ impl GgufFile {
 
     fn from_storage(storage: Storage, path: PathBuf) -> Result<GgufFile, GgufError> {
         let p = parse(storage.bytes(), &path)?;
-        let index = p
-            .tensors
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.clone(), i))
-            .collect();
+        let index = p.tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         Ok(GgufFile {
             path,
             version: p.version,
@@ -150,9 +142,7 @@ impl TensorSource for GgufFile {
     }
 
     fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, FormatError> {
-        self.tensor_data(name)
-            .map(Cow::Borrowed)
-            .ok_or_else(|| FormatError::NoSuchTensor(name.to_string()))
+        self.tensor_data(name).map(Cow::Borrowed).ok_or_else(|| FormatError::NoSuchTensor(name.to_string()))
     }
 
     fn tensor_info(&self, name: &str) -> Option<&TensorInfo> {

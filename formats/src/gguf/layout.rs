@@ -50,11 +50,7 @@ impl GgufHeader {
             None => DEFAULT_ALIGNMENT,
             Some(MetaValue::U32(a)) if a.is_power_of_two() => u64::from(*a),
             Some(MetaValue::U32(a)) => {
-                return Err(GgufError::BadAlignment {
-                    path: header_path(),
-                    offset: 0,
-                    found: u64::from(*a),
-                })
+                return Err(GgufError::BadAlignment { path: header_path(), offset: 0, found: u64::from(*a) })
             }
             Some(other) => {
                 let elem = other.as_array().map(|a| a.element_type());
@@ -65,12 +61,7 @@ impl GgufHeader {
                 });
             }
         };
-        Ok(GgufHeader {
-            version: MAX_VERSION,
-            alignment,
-            metadata,
-            tensors,
-        })
+        Ok(GgufHeader { version: MAX_VERSION, alignment, metadata, tensors })
     }
 
     /// Offsets (relative to the data start) the writer will use and the total file size;
@@ -82,22 +73,12 @@ impl GgufHeader {
 
     /// The layout and the header bytes (magic through the last tensor info, unpadded).
     pub(crate) fn encode(&self) -> Result<(GgufLayout, Vec<u8>), GgufError> {
-        let invalid = |what: String| GgufError::InvalidHeader {
-            path: header_path(),
-            what,
-        };
+        let invalid = |what: String| GgufError::InvalidHeader { path: header_path(), what };
         if !(MIN_VERSION..=MAX_VERSION).contains(&self.version) {
-            return Err(invalid(format!(
-                "version {} cannot be written, expected 2 or 3",
-                self.version
-            )));
+            return Err(invalid(format!("version {} cannot be written, expected 2 or 3", self.version)));
         }
         if !self.alignment.is_power_of_two() {
-            return Err(GgufError::BadAlignment {
-                path: header_path(),
-                offset: 0,
-                found: self.alignment,
-            });
+            return Err(GgufError::BadAlignment { path: header_path(), offset: 0, found: self.alignment });
         }
         // The reader takes the alignment from the metadata, so both must agree.
         let meta_alignment = match self.metadata.get(ALIGNMENT_KEY) {
@@ -112,10 +93,9 @@ impl GgufHeader {
                 self.metadata.get(ALIGNMENT_KEY)
             )));
         }
-        for (what, n, cap) in [
-            ("tensor", self.tensors.len() as u64, MAX_TENSORS),
-            ("key-value", self.metadata.len() as u64, MAX_KV),
-        ] {
+        for (what, n, cap) in
+            [("tensor", self.tensors.len() as u64, MAX_TENSORS), ("key-value", self.metadata.len() as u64, MAX_KV)]
+        {
             if n > cap {
                 return Err(GgufError::CountTooLarge {
                     path: header_path(),
@@ -144,12 +124,7 @@ impl GgufHeader {
         let mut next = 0u64;
         for (i, t) in self.tensors.iter().enumerate() {
             let offset = buf.len() as u64;
-            let tensor_err = |problem| GgufError::Tensor {
-                path: header_path(),
-                offset,
-                name: t.name.clone(),
-                problem,
-            };
+            let tensor_err = |problem| GgufError::Tensor { path: header_path(), offset, name: t.name.clone(), problem };
             check_name(&t.name).map_err(tensor_err)?;
             if let Some(&first) = names.get(t.name.as_str()) {
                 return Err(GgufError::DuplicateTensor {
@@ -167,26 +142,12 @@ impl GgufHeader {
             n_bytes.push(size);
             next = pad_to(size, self.alignment)
                 .and_then(|p| next.checked_add(p))
-                .ok_or_else(|| {
-                    invalid(format!("tensor data size overflows at tensor '{}'", t.name))
-                })?;
+                .ok_or_else(|| invalid(format!("tensor data size overflows at tensor '{}'", t.name)))?;
         }
 
         let header_bytes = buf.len() as u64;
-        let data_start = pad_to(header_bytes, self.alignment)
-            .ok_or_else(|| invalid("header size overflows".into()))?;
-        let file_size = data_start
-            .checked_add(next)
-            .ok_or_else(|| invalid("file size overflows u64".into()))?;
-        Ok((
-            GgufLayout {
-                header_bytes,
-                data_start,
-                offsets,
-                n_bytes,
-                file_size,
-            },
-            buf,
-        ))
+        let data_start = pad_to(header_bytes, self.alignment).ok_or_else(|| invalid("header size overflows".into()))?;
+        let file_size = data_start.checked_add(next).ok_or_else(|| invalid("file size overflows u64".into()))?;
+        Ok((GgufLayout { header_bytes, data_start, offsets, n_bytes, file_size }, buf))
     }
 }

@@ -161,12 +161,7 @@ impl<'a> Cursor<'a> {
         match b {
             0 => Ok(false),
             1 => Ok(true),
-            found => Err(GgufError::InvalidBool {
-                path: self.path.to_path_buf(),
-                offset,
-                what: what(),
-                found,
-            }),
+            found => Err(GgufError::InvalidBool { path: self.path.to_path_buf(), offset, what: what(), found }),
         }
     }
 
@@ -195,21 +190,11 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads `u32 element_type | u64 count | elements`; `depth` is 1 for a top-level array.
-    fn meta_array(
-        &mut self,
-        depth: usize,
-        what: &dyn Fn() -> String,
-    ) -> Result<MetaArray, GgufError> {
+    fn meta_array(&mut self, depth: usize, what: &dyn Fn() -> String) -> Result<MetaArray, GgufError> {
         let elem = self.value_type(&|| format!("elements of {}", what()))?;
         let count_offset = self.offset();
         let count = self.u64(&|| format!("element count of {}", what()))?;
-        let n = self.check_count(
-            count_offset,
-            "array element",
-            count,
-            MAX_ARRAY_LEN,
-            min_value_bytes(elem),
-        )?;
+        let n = self.check_count(count_offset, "array element", count, MAX_ARRAY_LEN, min_value_bytes(elem))?;
         let elem_what = |i: usize| format!("element {i} of {}", what());
 
         macro_rules! nums {
@@ -287,21 +272,14 @@ fn min_value_bytes(ty: ValueType) -> u64 {
 /// Parses and validates a whole GGUF file. `path` only labels errors.
 pub(crate) fn parse(buf: &[u8], path: &Path) -> Result<Parsed, GgufError> {
     let file_size = buf.len() as u64;
-    let too_short = || GgufError::TooShort {
-        path: path.to_path_buf(),
-        size: file_size,
-        needed: FIXED_HEADER_BYTES,
-    };
+    let too_short = || GgufError::TooShort { path: path.to_path_buf(), size: file_size, needed: FIXED_HEADER_BYTES };
     if buf.len() < GGUF_MAGIC.len() {
         return Err(too_short());
     }
     let mut c = Cursor { buf, pos: 0, path };
     let magic: [u8; 4] = c.array(&|| "magic".into())?;
     if magic != GGUF_MAGIC {
-        return Err(GgufError::BadMagic {
-            path: path.to_path_buf(),
-            found: magic,
-        });
+        return Err(GgufError::BadMagic { path: path.to_path_buf(), found: magic });
     }
     if file_size < FIXED_HEADER_BYTES {
         return Err(too_short());
@@ -310,30 +288,17 @@ pub(crate) fn parse(buf: &[u8], path: &Path) -> Result<Parsed, GgufError> {
     // gguf.cpp: 0 is invalid; a version with zero low 16 bits is a byte-swapped (big-endian)
     // file, e.g. 3 reads as 0x03000000.
     if version != 0 && version & 0xFFFF == 0 {
-        return Err(GgufError::BigEndian {
-            path: path.to_path_buf(),
-            found: version,
-            swapped: version.swap_bytes(),
-        });
+        return Err(GgufError::BigEndian { path: path.to_path_buf(), found: version, swapped: version.swap_bytes() });
     }
     if !(MIN_VERSION..=MAX_VERSION).contains(&version) {
-        return Err(GgufError::UnsupportedVersion {
-            path: path.to_path_buf(),
-            found: version,
-        });
+        return Err(GgufError::UnsupportedVersion { path: path.to_path_buf(), found: version });
     }
     let n_tensors_offset = c.offset();
     let n_tensors = c.u64(&|| "tensor count".into())?;
     let n_kv_offset = c.offset();
     let n_kv = c.u64(&|| "key-value count".into())?;
     // Cheap early bound; re-checked precisely once the key-value pairs are read.
-    c.check_count(
-        n_tensors_offset,
-        "tensor",
-        n_tensors,
-        MAX_TENSORS,
-        MIN_TENSOR_INFO_BYTES,
-    )?;
+    c.check_count(n_tensors_offset, "tensor", n_tensors, MAX_TENSORS, MIN_TENSOR_INFO_BYTES)?;
     let n_kv = c.check_count(n_kv_offset, "key-value", n_kv, MAX_KV, MIN_KV_BYTES)?;
 
     // Key-value pairs, in file order.
@@ -343,11 +308,7 @@ pub(crate) fn parse(buf: &[u8], path: &Path) -> Result<Parsed, GgufError> {
         let key_offset = c.offset();
         let key = c.string(&|| format!("key #{i}"))?;
         if key.is_empty() {
-            return Err(GgufError::EmptyKey {
-                path: path.to_path_buf(),
-                offset: key_offset,
-                index: i as u64,
-            });
+            return Err(GgufError::EmptyKey { path: path.to_path_buf(), offset: key_offset, index: i as u64 });
         }
         if let Some(first) = kv.get_index_of(&key) {
             return Err(GgufError::DuplicateKey {
@@ -374,11 +335,7 @@ pub(crate) fn parse(buf: &[u8], path: &Path) -> Result<Parsed, GgufError> {
             match value {
                 MetaValue::U32(a) if a.is_power_of_two() => u64::from(*a),
                 MetaValue::U32(a) => {
-                    return Err(GgufError::BadAlignment {
-                        path: path.to_path_buf(),
-                        offset,
-                        found: u64::from(*a),
-                    })
+                    return Err(GgufError::BadAlignment { path: path.to_path_buf(), offset, found: u64::from(*a) })
                 }
                 other => {
                     let elem = other.as_array().map(|a| a.element_type());
@@ -394,13 +351,7 @@ pub(crate) fn parse(buf: &[u8], path: &Path) -> Result<Parsed, GgufError> {
     let metadata: Metadata = kv.into_iter().collect();
 
     // Tensor infos.
-    let n_tensors = c.check_count(
-        n_tensors_offset,
-        "tensor",
-        n_tensors,
-        MAX_TENSORS,
-        MIN_TENSOR_INFO_BYTES,
-    )?;
+    let n_tensors = c.check_count(n_tensors_offset, "tensor", n_tensors, MAX_TENSORS, MIN_TENSOR_INFO_BYTES)?;
     let mut tensors = Vec::with_capacity(n_tensors);
     let mut offsets = Vec::with_capacity(n_tensors);
     let mut offset_fields = Vec::with_capacity(n_tensors);
@@ -432,10 +383,7 @@ pub(crate) fn parse(buf: &[u8], path: &Path) -> Result<Parsed, GgufError> {
             return Err(tensor_err(
                 dims_offset,
                 &name,
-                super::error::TensorProblem::TooManyDims {
-                    found: u64::from(n_dims),
-                    max: MAX_DIMS,
-                },
+                super::error::TensorProblem::TooManyDims { found: u64::from(n_dims), max: MAX_DIMS },
             ));
         }
         let mut ne = Vec::with_capacity(n_dims as usize);
@@ -505,13 +453,5 @@ pub(crate) fn parse(buf: &[u8], path: &Path) -> Result<Parsed, GgufError> {
         expected = found + pad_to(n_bytes[i], alignment).expect("size within file bounds");
     }
 
-    Ok(Parsed {
-        version,
-        alignment,
-        metadata,
-        tensors,
-        offsets,
-        n_bytes,
-        data_start,
-    })
+    Ok(Parsed { version, alignment, metadata, tensors, offsets, n_bytes, data_start })
 }

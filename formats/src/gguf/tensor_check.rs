@@ -15,10 +15,7 @@ pub const MAX_DIM: u64 = i64::MAX as u64;
 
 pub(crate) fn check_name(name: &str) -> Result<(), TensorProblem> {
     if name.len() > MAX_TENSOR_NAME_LEN {
-        return Err(TensorProblem::NameTooLong {
-            len: name.len(),
-            max: MAX_TENSOR_NAME_LEN,
-        });
+        return Err(TensorProblem::NameTooLong { len: name.len(), max: MAX_TENSOR_NAME_LEN });
     }
     Ok(())
 }
@@ -26,18 +23,11 @@ pub(crate) fn check_name(name: &str) -> Result<(), TensorProblem> {
 /// Validates the shape against the type and returns the tensor's size in bytes.
 pub(crate) fn check_shape(ty: GgmlType, ne: &[u64]) -> Result<u64, TensorProblem> {
     if ne.len() > MAX_DIMS {
-        return Err(TensorProblem::TooManyDims {
-            found: ne.len() as u64,
-            max: MAX_DIMS,
-        });
+        return Err(TensorProblem::TooManyDims { found: ne.len() as u64, max: MAX_DIMS });
     }
     for (index, &d) in ne.iter().enumerate() {
         if d > MAX_DIM {
-            return Err(TensorProblem::DimTooLarge {
-                index,
-                found: d,
-                max: MAX_DIM,
-            });
+            return Err(TensorProblem::DimTooLarge { index, found: d, max: MAX_DIM });
         }
     }
     // gguf.cpp: a zero-element tensor is trivially representable; otherwise the product
@@ -59,10 +49,7 @@ pub(crate) fn check_shape(ty: GgmlType, ne: &[u64]) -> Result<u64, TensorProblem
     match bytes {
         // Must also be addressable as a slice on this machine.
         Some(b) if usize::try_from(b).is_ok() && b <= MAX_DIM => Ok(b),
-        _ => Err(TensorProblem::SizeOverflow {
-            ty,
-            ne: ne.to_vec(),
-        }),
+        _ => Err(TensorProblem::SizeOverflow { ty, ne: ne.to_vec() }),
     }
 }
 
@@ -70,9 +57,6 @@ pub(crate) fn check_shape(ty: GgmlType, ne: &[u64]) -> Result<u64, TensorProblem
 pub(crate) fn type_from_id(id: u32) -> Result<GgmlType, TensorProblem> {
     GgmlType::from_id(id).ok_or_else(|| TensorProblem::UnknownType {
         id,
-        removed: super::limits::REMOVED_TYPE_IDS
-            .iter()
-            .find(|(rid, _)| *rid == id)
-            .map(|(_, name)| *name),
+        removed: super::limits::REMOVED_TYPE_IDS.iter().find(|(rid, _)| *rid == id).map(|(_, name)| *name),
     })
 }

@@ -24,12 +24,7 @@ struct Out<'w, W: Write> {
 
 impl<W: Write> Out<'_, W> {
     fn write(&mut self, bytes: &[u8]) -> Result<(), GgufError> {
-        self.inner
-            .write_all(bytes)
-            .map_err(|source| GgufError::Write {
-                offset: self.written,
-                source,
-            })?;
+        self.inner.write_all(bytes).map_err(|source| GgufError::Write { offset: self.written, source })?;
         self.written += bytes.len() as u64;
         Ok(())
     }
@@ -54,10 +49,7 @@ pub fn write_gguf<'d, W: Write>(
     mut progress: impl FnMut(u64),
 ) -> Result<u64, FormatError> {
     let (layout, header_bytes) = header.encode()?;
-    let mut out = Out {
-        inner: out,
-        written: 0,
-    };
+    let mut out = Out { inner: out, written: 0 };
     out.write(&header_bytes)?;
     out.pad_to(layout.data_start)?;
     for (i, info) in header.tensors.iter().enumerate() {
@@ -75,10 +67,7 @@ pub fn write_gguf<'d, W: Write>(
         out.write(&bytes)?;
         drop(bytes);
         // The next tensor's start, or the end of the file after the last one.
-        let next = layout
-            .offsets
-            .get(i + 1)
-            .map_or(layout.file_size, |o| layout.data_start + o);
+        let next = layout.offsets.get(i + 1).map_or(layout.file_size, |o| layout.data_start + o);
         out.pad_to(next)?;
         progress(out.written);
     }

@@ -6,17 +6,11 @@ use serde_json::Value;
 use super::HfError;
 
 fn missing(key: &str) -> HfError {
-    HfError::MissingKey {
-        key: key.to_string(),
-    }
+    HfError::MissingKey { key: key.to_string() }
 }
 
 fn bad(key: &str, expected: &str, found: &Value) -> HfError {
-    HfError::BadKey {
-        key: key.to_string(),
-        expected: expected.to_string(),
-        found: found.to_string(),
-    }
+    HfError::BadKey { key: key.to_string(), expected: expected.to_string(), found: found.to_string() }
 }
 
 /// A present, non-null key (`null` counts as absent, as transformers' defaults do).
@@ -33,10 +27,7 @@ pub fn config_opt_usize(config: &Value, key: &str) -> Result<Option<usize>, HfEr
     let Some(v) = get(config, key) else {
         return Ok(None);
     };
-    v.as_u64()
-        .and_then(|u| usize::try_from(u).ok())
-        .map(Some)
-        .ok_or_else(|| bad(key, "a non-negative integer", v))
+    v.as_u64().and_then(|u| usize::try_from(u).ok()).map(Some).ok_or_else(|| bad(key, "a non-negative integer", v))
 }
 
 /// A finite number key (integers accepted).
@@ -62,9 +53,7 @@ pub fn config_opt_bool(config: &Value, key: &str) -> Result<Option<bool>, HfErro
     let Some(v) = get(config, key) else {
         return Ok(None);
     };
-    v.as_bool()
-        .map(Some)
-        .ok_or_else(|| bad(key, "true or false", v))
+    v.as_bool().map(Some).ok_or_else(|| bad(key, "true or false", v))
 }
 
 /// Hyper-parameters shared by the Llama-like families, validated.
@@ -104,15 +93,12 @@ fn opt_positive(config: &Value, key: &str) -> Result<Option<usize>, HfError> {
 impl BaseHparams {
     pub fn from_config(config: &Value) -> Result<Self, HfError> {
         if !config.is_object() {
-            return Err(HfError::Inconsistent {
-                message: "config is not a JSON object".into(),
-            });
+            return Err(HfError::Inconsistent { message: "config is not a JSON object".into() });
         }
         let hidden_size = positive(config, "hidden_size")?;
         let num_hidden_layers = positive(config, "num_hidden_layers")?;
         let num_attention_heads = positive(config, "num_attention_heads")?;
-        let num_key_value_heads =
-            opt_positive(config, "num_key_value_heads")?.unwrap_or(num_attention_heads);
+        let num_key_value_heads = opt_positive(config, "num_key_value_heads")?.unwrap_or(num_attention_heads);
         if num_attention_heads % num_key_value_heads != 0 {
             return Err(HfError::Inconsistent {
                 message: format!(
@@ -139,21 +125,13 @@ impl BaseHparams {
         let rms_norm_eps = config_opt_f64(config, "rms_norm_eps")?;
         if let Some(eps) = rms_norm_eps {
             if eps <= 0.0 {
-                return Err(bad(
-                    "rms_norm_eps",
-                    "a positive number",
-                    &config["rms_norm_eps"],
-                ));
+                return Err(bad("rms_norm_eps", "a positive number", &config["rms_norm_eps"]));
             }
         }
         let rope_theta = config_opt_f64(config, "rope_theta")?;
         if let Some(t) = rope_theta {
             if t <= 0.0 {
-                return Err(bad(
-                    "rope_theta",
-                    "a positive number",
-                    &config["rope_theta"],
-                ));
+                return Err(bad("rope_theta", "a positive number", &config["rope_theta"]));
             }
         }
         let tie_word_embeddings = config_opt_bool(config, "tie_word_embeddings")?.unwrap_or(true);

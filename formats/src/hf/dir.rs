@@ -19,20 +19,8 @@ const TOKENIZER_CONFIG: &str = "tokenizer_config.json";
 const SPECIAL_TOKENS_MAP: &str = "special_tokens_map.json";
 
 /// Weight / checkpoint formats never copied as "extra" files.
-const WEIGHT_EXTENSIONS: &[&str] = &[
-    "safetensors",
-    "bin",
-    "pt",
-    "pth",
-    "ckpt",
-    "pkl",
-    "h5",
-    "msgpack",
-    "onnx",
-    "gguf",
-    "ot",
-    "tflite",
-];
+const WEIGHT_EXTENSIONS: &[&str] =
+    &["safetensors", "bin", "pt", "pth", "ckpt", "pkl", "h5", "msgpack", "onnx", "gguf", "ot", "tflite"];
 
 /// An opened HF model directory.
 #[derive(Debug)]
@@ -52,10 +40,7 @@ pub struct HfDir {
 }
 
 fn read_json(path: &Path) -> Result<Value, HfError> {
-    let text = fs::read_to_string(path).map_err(|source| HfError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = fs::read_to_string(path).map_err(|source| HfError::Io { path: path.to_path_buf(), source })?;
     let v: Value = serde_json::from_str(&text).map_err(|e| HfError::Json {
         file: path.to_path_buf(),
         line: e.line(),
@@ -63,9 +48,7 @@ fn read_json(path: &Path) -> Result<Value, HfError> {
         message: e.to_string(),
     })?;
     if !v.is_object() {
-        return Err(HfError::NotAnObject {
-            file: path.to_path_buf(),
-        });
+        return Err(HfError::NotAnObject { file: path.to_path_buf() });
     }
     Ok(v)
 }
@@ -86,14 +69,9 @@ impl HfDir {
     /// A directory with only pickle weights (`pytorch_model.bin`, …) is refused with advice.
     pub fn open(dir: &Path) -> Result<Self, HfError> {
         if !dir.is_dir() {
-            return Err(HfError::NotADirectory {
-                path: dir.to_path_buf(),
-            });
+            return Err(HfError::NotADirectory { path: dir.to_path_buf() });
         }
-        let io = |source| HfError::Io {
-            path: dir.to_path_buf(),
-            source,
-        };
+        let io = |source| HfError::Io { path: dir.to_path_buf(), source };
         let mut names: Vec<String> = Vec::new();
         for entry in fs::read_dir(dir).map_err(io)? {
             let entry = entry.map_err(io)?;
@@ -107,9 +85,7 @@ impl HfDir {
 
         let config_path = dir.join(CONFIG);
         if !config_path.is_file() {
-            return Err(HfError::MissingConfig {
-                dir: dir.to_path_buf(),
-            });
+            return Err(HfError::MissingConfig { dir: dir.to_path_buf() });
         }
         let config = read_json(&config_path)?;
         let generation_config = read_optional(dir, GENERATION_CONFIG)?;
@@ -119,23 +95,12 @@ impl HfDir {
 
         let weights = open_weights(dir, &names)?;
 
-        let weight_files: Vec<PathBuf> =
-            weights.files().into_iter().map(Path::to_path_buf).collect();
-        let known = [
-            CONFIG,
-            GENERATION_CONFIG,
-            TOKENIZER,
-            TOKENIZER_CONFIG,
-            SPECIAL_TOKENS_MAP,
-        ];
+        let weight_files: Vec<PathBuf> = weights.files().into_iter().map(Path::to_path_buf).collect();
+        let known = [CONFIG, GENERATION_CONFIG, TOKENIZER, TOKENIZER_CONFIG, SPECIAL_TOKENS_MAP];
         let mut extra_files = Vec::new();
         for n in &names {
             let p = dir.join(n);
-            let ext = Path::new(n)
-                .extension()
-                .and_then(|e| e.to_str())
-                .unwrap_or("")
-                .to_ascii_lowercase();
+            let ext = Path::new(n).extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
             let is_index = n.ends_with(".index.json");
             if n.starts_with('.')
                 || known.contains(&n.as_str())
@@ -145,9 +110,7 @@ impl HfDir {
             {
                 continue;
             }
-            let small = fs::metadata(&p)
-                .map(|m| m.len() <= MAX_EXTRA_FILE_BYTES)
-                .unwrap_or(false);
+            let small = fs::metadata(&p).map(|m| m.len() <= MAX_EXTRA_FILE_BYTES).unwrap_or(false);
             if small {
                 extra_files.push(p);
             }
@@ -167,17 +130,11 @@ impl HfDir {
 
     /// Every file this directory was read from (for output ≠ input checks).
     pub fn input_files(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = [
-            CONFIG,
-            GENERATION_CONFIG,
-            TOKENIZER,
-            TOKENIZER_CONFIG,
-            SPECIAL_TOKENS_MAP,
-        ]
-        .iter()
-        .map(|n| self.root.join(n))
-        .filter(|p| p.is_file())
-        .collect();
+        let mut v: Vec<PathBuf> = [CONFIG, GENERATION_CONFIG, TOKENIZER, TOKENIZER_CONFIG, SPECIAL_TOKENS_MAP]
+            .iter()
+            .map(|n| self.root.join(n))
+            .filter(|p| p.is_file())
+            .collect();
         v.extend(self.weights.files().into_iter().map(Path::to_path_buf));
         v.extend(self.extra_files.iter().cloned());
         v
@@ -204,17 +161,11 @@ fn open_weights(dir: &Path, names: &[String]) -> Result<SafetensorsSet, HfError>
     if names.iter().any(|n| n == INDEX_FILE_NAME) {
         return Ok(SafetensorsSet::open_index(&dir.join(INDEX_FILE_NAME))?);
     }
-    let indexes: Vec<&String> = names
-        .iter()
-        .filter(|n| n.ends_with(".safetensors.index.json"))
-        .collect();
+    let indexes: Vec<&String> = names.iter().filter(|n| n.ends_with(".safetensors.index.json")).collect();
     if indexes.len() == 1 {
         return Ok(SafetensorsSet::open_index(&dir.join(indexes[0]))?);
     }
-    let singles: Vec<&String> = names
-        .iter()
-        .filter(|n| n.ends_with(".safetensors"))
-        .collect();
+    let singles: Vec<&String> = names.iter().filter(|n| n.ends_with(".safetensors")).collect();
     match singles.len() {
         1 => return Ok(SafetensorsSet::open_file(&dir.join(singles[0]))?),
         0 => {}
@@ -237,14 +188,9 @@ fn open_weights(dir: &Path, names: &[String]) -> Result<SafetensorsSet, HfError>
         .cloned()
         .collect();
     if !pickles.is_empty() {
-        return Err(HfError::PickleOnly {
-            dir: dir.to_path_buf(),
-            found: pickles,
-        });
+        return Err(HfError::PickleOnly { dir: dir.to_path_buf(), found: pickles });
     }
-    Err(HfError::MissingWeights {
-        dir: dir.to_path_buf(),
-    })
+    Err(HfError::MissingWeights { dir: dir.to_path_buf() })
 }
 
 /// The JSON files of a model directory (weights apart).
@@ -269,15 +215,8 @@ pub fn write_json_like_python<W: Write>(
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), HfError> {
-    let io = |source| HfError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(io)?;
+    let io = |source| HfError::Io { path: path.to_path_buf(), source };
+    let mut f = fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(io)?;
     f.write_all(bytes).map_err(io)?;
     f.sync_all().map_err(io)
 }

@@ -7,8 +7,7 @@ mod dir;
 mod pyjson;
 
 pub use config::{
-    config_bool, config_f64, config_opt_bool, config_opt_f64, config_opt_usize, config_usize,
-    BaseHparams,
+    config_bool, config_f64, config_opt_bool, config_opt_f64, config_opt_usize, config_usize, BaseHparams,
 };
 pub use dir::{write_hf_files, write_json_like_python, HfDir, HfFiles, MAX_EXTRA_FILE_BYTES};
 pub use pyjson::{python_float_repr, to_python_json};
@@ -21,26 +20,16 @@ pub enum HfError {
     #[error("{path}: not a directory")]
     NotADirectory { path: PathBuf },
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{dir}: config.json is missing (an HF model directory needs one)")]
     MissingConfig { dir: PathBuf },
     #[error("{file}: invalid JSON: {message} (line {line}, column {column})")]
-    Json {
-        file: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Json { file: PathBuf, line: usize, column: usize, message: String },
     #[error("{file}: expected a JSON object at the top level")]
     NotAnObject { file: PathBuf },
     #[error("{dir}: only PyTorch pickle weights found ({}); {}", found.join(", "), crate::safetensors::PICKLE_ADVICE)]
     PickleOnly { dir: PathBuf, found: Vec<String> },
-    #[error(
-        "{dir}: no weights found (expected model.safetensors or model.safetensors.index.json)"
-    )]
+    #[error("{dir}: no weights found (expected model.safetensors or model.safetensors.index.json)")]
     MissingWeights { dir: PathBuf },
     #[error("{dir}: several *.safetensors files and no index ({}); cannot tell which are the weights", found.join(", "))]
     AmbiguousWeights { dir: PathBuf, found: Vec<String> },
@@ -49,11 +38,7 @@ pub enum HfError {
     #[error("config.json: '{key}' is missing")]
     MissingKey { key: String },
     #[error("config.json: '{key}' = {found}, expected {expected}")]
-    BadKey {
-        key: String,
-        expected: String,
-        found: String,
-    },
+    BadKey { key: String, expected: String, found: String },
     #[error("config.json: {message}")]
     Inconsistent { message: String },
 }

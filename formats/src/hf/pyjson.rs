@@ -111,24 +111,14 @@ pub fn python_float_repr(x: f64) -> String {
         return "NaN".into();
     }
     if x.is_infinite() {
-        return if x > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        };
+        return if x > 0.0 { "Infinity".into() } else { "-Infinity".into() };
     }
     // `{:e}` gives the shortest round-trip digit count: "-1.2345e-7", "1e16", "0e0". When two
     // decimals of that length are equally near x, Rust's shortest mode rounds the tie up and
     // Python's dtoa to even; exact mode at the same length is correctly rounded with ties to
     // even, and the nearest decimal of a length that round-trips also round-trips.
     let shortest = format!("{:e}", x);
-    let n_digits = shortest
-        .split('e')
-        .next()
-        .unwrap_or("")
-        .bytes()
-        .filter(u8::is_ascii_digit)
-        .count();
+    let n_digits = shortest.split('e').next().unwrap_or("").bytes().filter(u8::is_ascii_digit).count();
     let e = format!("{:.*e}", n_digits.saturating_sub(1), x);
     let (mant, exp) = e.split_once('e').expect("{:e} has an exponent");
     let exp: i32 = exp.parse().expect("integer exponent");

@@ -53,10 +53,7 @@ impl<'de> Deserialize<'de> for Entries {
 
 pub(super) fn first_duplicate(entries: &[(String, Value)]) -> Option<&str> {
     let mut seen = std::collections::HashSet::new();
-    entries
-        .iter()
-        .find(|(k, _)| !seen.insert(k.as_str()))
-        .map(|(k, _)| k.as_str())
+    entries.iter().find(|(k, _)| !seen.insert(k.as_str())).map(|(k, _)| k.as_str())
 }
 
 pub(super) fn json_error(e: &serde_json::Error) -> (usize, usize, String) {
@@ -68,33 +65,18 @@ pub(super) fn parse(file: &Path, bytes: &[u8]) -> Result<Parsed, SafetensorsErro
     let f = || file.to_path_buf();
     let file_len = bytes.len() as u64;
     let Some(len_bytes) = bytes.get(..8) else {
-        return Err(SafetensorsError::TooSmall {
-            file: f(),
-            len: file_len,
-        });
+        return Err(SafetensorsError::TooSmall { file: f(), len: file_len });
     };
     let header_len = u64::from_le_bytes(len_bytes.try_into().expect("8 bytes"));
     if header_len > MAX_HEADER_BYTES {
-        return Err(SafetensorsError::HeaderTooLarge {
-            file: f(),
-            header_len,
-            cap: MAX_HEADER_BYTES,
-        });
+        return Err(SafetensorsError::HeaderTooLarge { file: f(), header_len, cap: MAX_HEADER_BYTES });
     }
     if header_len > file_len - 8 {
-        return Err(SafetensorsError::HeaderPastEnd {
-            file: f(),
-            header_len,
-            file_len,
-        });
+        return Err(SafetensorsError::HeaderPastEnd { file: f(), header_len, file_len });
     }
     let data_start = 8 + header_len as usize;
-    let header = std::str::from_utf8(&bytes[8..data_start]).map_err(|e| {
-        SafetensorsError::HeaderNotUtf8 {
-            file: f(),
-            offset: e.valid_up_to(),
-        }
-    })?;
+    let header = std::str::from_utf8(&bytes[8..data_start])
+        .map_err(|e| SafetensorsError::HeaderNotUtf8 { file: f(), offset: e.valid_up_to() })?;
 
     let entries = match serde_json::from_str::<Entries>(header) {
         Ok(Entries(e)) => e,
@@ -104,19 +86,11 @@ pub(super) fn parse(file: &Path, bytes: &[u8]) -> Result<Parsed, SafetensorsErro
                 return Err(SafetensorsError::HeaderNotObject { file: f() });
             }
             let (line, column, message) = json_error(&e);
-            return Err(SafetensorsError::HeaderJson {
-                file: f(),
-                line,
-                column,
-                message,
-            });
+            return Err(SafetensorsError::HeaderJson { file: f(), line, column, message });
         }
     };
     if let Some(k) = first_duplicate(&entries) {
-        return Err(SafetensorsError::DuplicateKey {
-            file: f(),
-            key: k.to_string(),
-        });
+        return Err(SafetensorsError::DuplicateKey { file: f(), key: k.to_string() });
     }
 
     let mut metadata = None;
@@ -136,29 +110,15 @@ pub(super) fn parse(file: &Path, bytes: &[u8]) -> Result<Parsed, SafetensorsErro
     let mut expected = 0u64;
     for (t, begin, end) in &tensors {
         if *begin > expected {
-            return Err(SafetensorsError::Gap {
-                file: f(),
-                tensor: t.name.clone(),
-                expected,
-                begin: *begin,
-            });
+            return Err(SafetensorsError::Gap { file: f(), tensor: t.name.clone(), expected, begin: *begin });
         }
         if *begin < expected {
-            return Err(SafetensorsError::Overlap {
-                file: f(),
-                tensor: t.name.clone(),
-                expected,
-                begin: *begin,
-            });
+            return Err(SafetensorsError::Overlap { file: f(), tensor: t.name.clone(), expected, begin: *begin });
         }
         expected = *end;
     }
     if expected > buffer_len {
-        return Err(SafetensorsError::DataPastEnd {
-            file: f(),
-            data_end: expected,
-            buffer_len,
-        });
+        return Err(SafetensorsError::DataPastEnd { file: f(), data_end: expected, buffer_len });
     }
     if expected < buffer_len {
         return Err(SafetensorsError::TrailingBytes {
@@ -168,18 +128,11 @@ pub(super) fn parse(file: &Path, bytes: &[u8]) -> Result<Parsed, SafetensorsErro
             trailing: buffer_len - expected,
         });
     }
-    Ok(Parsed {
-        data_start,
-        metadata,
-        tensors,
-    })
+    Ok(Parsed { data_start, metadata, tensors })
 }
 
 fn parse_metadata(file: &Path, val: Value) -> Result<IndexMap<String, String>, SafetensorsError> {
-    let bad = |reason: String| SafetensorsError::BadMetadata {
-        file: file.to_path_buf(),
-        reason,
-    };
+    let bad = |reason: String| SafetensorsError::BadMetadata { file: file.to_path_buf(), reason };
     match val {
         Value::Object(map) => map
             .into_iter()
@@ -204,100 +157,49 @@ pub(super) fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn parse_entry(
-    file: &Path,
-    name: String,
-    val: &Value,
-) -> Result<(StTensor, u64, u64), SafetensorsError> {
+fn parse_entry(file: &Path, name: String, val: &Value) -> Result<(StTensor, u64, u64), SafetensorsError> {
     let bad = |name: &str, reason: String| SafetensorsError::BadTensorEntry {
         file: file.to_path_buf(),
         tensor: name.to_string(),
         reason,
     };
     let Value::Object(obj) = val else {
-        return Err(bad(
-            &name,
-            format!("entry is {}, expected an object", kind(val)),
-        ));
+        return Err(bad(&name, format!("entry is {}, expected an object", kind(val))));
     };
     let dtype_str = match obj.get("dtype") {
         Some(Value::String(s)) => s,
-        Some(other) => {
-            return Err(bad(
-                &name,
-                format!("dtype is {}, expected a string", kind(other)),
-            ))
-        }
+        Some(other) => return Err(bad(&name, format!("dtype is {}, expected a string", kind(other)))),
         None => return Err(bad(&name, "missing 'dtype'".into())),
     };
     let dtype: Dtype = serde_json::from_value(Value::String(dtype_str.clone())).map_err(|_| {
-        SafetensorsError::UnknownDtype {
-            file: file.to_path_buf(),
-            tensor: name.clone(),
-            dtype: dtype_str.clone(),
-        }
+        SafetensorsError::UnknownDtype { file: file.to_path_buf(), tensor: name.clone(), dtype: dtype_str.clone() }
     })?;
     let shape: Vec<u64> = match obj.get("shape") {
         Some(Value::Array(a)) => a
             .iter()
-            .map(|d| {
-                d.as_u64().ok_or_else(|| {
-                    bad(
-                        &name,
-                        format!("shape entry {d} is not a non-negative integer"),
-                    )
-                })
-            })
+            .map(|d| d.as_u64().ok_or_else(|| bad(&name, format!("shape entry {d} is not a non-negative integer"))))
             .collect::<Result<_, _>>()?,
-        Some(other) => {
-            return Err(bad(
-                &name,
-                format!("shape is {}, expected an array", kind(other)),
-            ))
-        }
+        Some(other) => return Err(bad(&name, format!("shape is {}, expected an array", kind(other)))),
         None => return Err(bad(&name, "missing 'shape'".into())),
     };
     let (begin, end) = match obj.get("data_offsets") {
         Some(Value::Array(a)) if a.len() == 2 => match (a[0].as_u64(), a[1].as_u64()) {
             (Some(b), Some(e)) => (b, e),
-            _ => {
-                return Err(bad(
-                    &name,
-                    "data_offsets must be two non-negative integers".into(),
-                ))
-            }
+            _ => return Err(bad(&name, "data_offsets must be two non-negative integers".into())),
         },
-        Some(_) => {
-            return Err(bad(
-                &name,
-                "data_offsets must be an array [begin, end]".into(),
-            ))
-        }
+        Some(_) => return Err(bad(&name, "data_offsets must be an array [begin, end]".into())),
         None => return Err(bad(&name, "missing 'data_offsets'".into())),
     };
     if begin > end {
-        return Err(SafetensorsError::BeginAfterEnd {
-            file: file.to_path_buf(),
-            tensor: name,
-            begin,
-            end,
-        });
+        return Err(SafetensorsError::BeginAfterEnd { file: file.to_path_buf(), tensor: name, begin, end });
     }
     let elements = shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
     let bits = elements.and_then(|n| n.checked_mul(dtype.bitsize() as u64));
     let Some(bits) = bits else {
-        return Err(SafetensorsError::ShapeOverflow {
-            file: file.to_path_buf(),
-            tensor: name,
-            dtype,
-            shape,
-        });
+        return Err(SafetensorsError::ShapeOverflow { file: file.to_path_buf(), tensor: name, dtype, shape });
     };
     if bits % 8 != 0 {
-        return Err(bad(
-            &name,
-            format!("{dtype} {shape:?} is {bits} bits, not a whole number of bytes"),
-        ));
+        return Err(bad(&name, format!("{dtype} {shape:?} is {bits} bits, not a whole number of bytes")));
     }
     debug_assert_eq!(Some(bits / 8), n_bytes(dtype, &shape));
     if end - begin != bits / 8 {

@@ -21,10 +21,7 @@ pub use read::{SafetensorsSet, Shard};
 pub use safetensors as upstream;
 pub use safetensors::Dtype;
 pub use size::parse_size;
-pub use write::{
-    header_bytes, shard_file_name, write_safetensors, write_sharded, INDEX_FILE_NAME,
-    SINGLE_FILE_NAME,
-};
+pub use write::{header_bytes, shard_file_name, write_safetensors, write_sharded, INDEX_FILE_NAME, SINGLE_FILE_NAME};
 
 /// Name, dtype and row-major shape of one tensor of a safetensors file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,11 +33,7 @@ pub struct StTensor {
 
 impl StTensor {
     pub fn new(name: impl Into<String>, dtype: Dtype, shape: Vec<u64>) -> Self {
-        StTensor {
-            name: name.into(),
-            dtype,
-            shape,
-        }
+        StTensor { name: name.into(), dtype, shape }
     }
 
     /// Bytes of the data: `product(shape) * bitsize / 8`; `None` on overflow or when the

@@ -104,21 +104,13 @@ fn looks_like_pickle(bytes: &[u8]) -> bool {
 
 fn open_shard(path: &Path) -> Result<(Shard, Parsed), SafetensorsError> {
     if is_pickle_path(path) {
-        return Err(SafetensorsError::PickleCheckpoint {
-            file: path.to_path_buf(),
-        });
+        return Err(SafetensorsError::PickleCheckpoint { file: path.to_path_buf() });
     }
-    let io = |source| SafetensorsError::Io {
-        file: path.to_path_buf(),
-        source,
-    };
+    let io = |source| SafetensorsError::Io { file: path.to_path_buf(), source };
     let file = File::open(path).map_err(io)?;
     let meta = file.metadata().map_err(io)?;
     if meta.is_dir() {
-        return Err(io(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "is a directory",
-        )));
+        return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "is a directory")));
     }
     // SAFETY: the map is read-only; as with every mmap reader, a file truncated by another
     // process while mapped may fault. llmtool never writes to a file it has mapped (outputs
@@ -132,9 +124,7 @@ fn open_shard(path: &Path) -> Result<(Shard, Parsed), SafetensorsError> {
         Ok(p) => p,
         Err(e) if looks_like_pickle(backing.bytes()) => {
             let _ = e;
-            return Err(SafetensorsError::PickleCheckpoint {
-                file: path.to_path_buf(),
-            });
+            return Err(SafetensorsError::PickleCheckpoint { file: path.to_path_buf() });
         }
         Err(e) => return Err(e),
     };
@@ -176,8 +166,7 @@ impl SafetensorsSet {
             index_metadata: None,
             empty: IndexMap::new(),
         };
-        set.push_shard(shard, parsed)
-            .expect("a single file has no duplicate tensors");
+        set.push_shard(shard, parsed).expect("a single file has no duplicate tensors");
         set
     }
 
@@ -191,11 +180,7 @@ impl SafetensorsSet {
             }
             self.by_name.insert(t.name.clone(), self.tensors.len());
             // b, e ≤ buffer length ≤ file length: they fit in usize.
-            self.locs.push(Loc {
-                shard: si,
-                start: ds + b as usize,
-                end: ds + e as usize,
-            });
+            self.locs.push(Loc { shard: si, start: ds + b as usize, end: ds + e as usize });
             self.tensors.push(t);
         }
         self.shards.push(shard);
@@ -210,31 +195,19 @@ impl SafetensorsSet {
     /// index's directory.
     pub fn open_index(index_json: &Path) -> Result<Self, SafetensorsError> {
         let ip = || index_json.to_path_buf();
-        let text = std::fs::read_to_string(index_json)
-            .map_err(|source| SafetensorsError::Io { file: ip(), source })?;
+        let text = std::fs::read_to_string(index_json).map_err(|source| SafetensorsError::Io { file: ip(), source })?;
         let entries = match serde_json::from_str::<Entries>(&text) {
             Ok(Entries(e)) => e,
             Err(e) => {
                 if serde_json::from_str::<Value>(&text).is_ok() {
-                    return Err(SafetensorsError::IndexFormat {
-                        file: ip(),
-                        reason: "not a JSON object".into(),
-                    });
+                    return Err(SafetensorsError::IndexFormat { file: ip(), reason: "not a JSON object".into() });
                 }
                 let (line, column, message) = json_error(&e);
-                return Err(SafetensorsError::IndexJson {
-                    file: ip(),
-                    line,
-                    column,
-                    message,
-                });
+                return Err(SafetensorsError::IndexJson { file: ip(), line, column, message });
             }
         };
         if let Some(k) = first_duplicate(&entries) {
-            return Err(SafetensorsError::IndexFormat {
-                file: ip(),
-                reason: format!("key '{k}' appears twice"),
-            });
+            return Err(SafetensorsError::IndexFormat { file: ip(), reason: format!("key '{k}' appears twice") });
         }
         let mut index_metadata = None;
         let mut weight_map: Option<Vec<(String, String)>> = None;
@@ -254,10 +227,7 @@ impl SafetensorsSet {
                         let Value::String(s) = s else {
                             return Err(SafetensorsError::IndexFormat {
                                 file: ip(),
-                                reason: format!(
-                                    "weight_map['{t}'] is {}, expected a file name",
-                                    kind(&s)
-                                ),
+                                reason: format!("weight_map['{t}'] is {}, expected a file name", kind(&s)),
                             });
                         };
                         wm.push((t, s));
@@ -268,37 +238,21 @@ impl SafetensorsSet {
             }
         }
         let Some(weight_map) = weight_map else {
-            return Err(SafetensorsError::IndexFormat {
-                file: ip(),
-                reason: "missing 'weight_map'".into(),
-            });
+            return Err(SafetensorsError::IndexFormat { file: ip(), reason: "missing 'weight_map'".into() });
         };
         check_weight_map_duplicates(index_json, &text)?;
 
-        let dir = index_json
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        let dir = if dir.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            dir
-        };
+        let dir = index_json.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
         // Shards in file-name order; each name validated once.
         let mut shard_names: Vec<&str> = weight_map.iter().map(|(_, s)| s.as_str()).collect();
         shard_names.sort_unstable();
         shard_names.dedup();
         for s in &shard_names {
             let mut comps = Path::new(s).components();
-            let plain = matches!(
-                (comps.next(), comps.next()),
-                (Some(Component::Normal(_)), None)
-            );
+            let plain = matches!((comps.next(), comps.next()), (Some(Component::Normal(_)), None));
             if !plain {
-                return Err(SafetensorsError::UnsafeShardPath {
-                    file: ip(),
-                    shard: s.to_string(),
-                });
+                return Err(SafetensorsError::UnsafeShardPath { file: ip(), shard: s.to_string() });
             }
         }
         let mut set = SafetensorsSet {
@@ -313,10 +267,7 @@ impl SafetensorsSet {
         for s in &shard_names {
             let path = dir.join(s);
             if !path.is_file() {
-                return Err(SafetensorsError::MissingShard {
-                    file: ip(),
-                    shard: path,
-                });
+                return Err(SafetensorsError::MissingShard { file: ip(), shard: path });
             }
             let (shard, parsed) = open_shard(&path)?;
             if let Err((tensor, prev)) = set.push_shard(shard, parsed) {
@@ -329,16 +280,10 @@ impl SafetensorsSet {
             }
         }
         // The index and the shards must agree both ways.
-        let shard_of: HashMap<&str, &str> = weight_map
-            .iter()
-            .map(|(t, s)| (t.as_str(), s.as_str()))
-            .collect();
+        let shard_of: HashMap<&str, &str> = weight_map.iter().map(|(t, s)| (t.as_str(), s.as_str())).collect();
         for (t, loc) in set.tensors.iter().zip(&set.locs) {
             let shard_path = &set.shards[loc.shard].path;
-            let shard_name = shard_path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("");
+            let shard_name = shard_path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if shard_of.get(t.name.as_str()) != Some(&shard_name) {
                 return Err(SafetensorsError::TensorNotInIndex {
                     file: ip(),
@@ -377,18 +322,12 @@ impl SafetensorsSet {
     /// The shard file holding a tensor and the absolute byte range of its data there.
     pub fn tensor_location(&self, name: &str) -> Option<(&Path, std::ops::Range<u64>)> {
         let loc = self.locs[*self.by_name.get(name)?];
-        Some((
-            &self.shards[loc.shard].path,
-            loc.start as u64..loc.end as u64,
-        ))
+        Some((&self.shards[loc.shard].path, loc.start as u64..loc.end as u64))
     }
 
     /// `__metadata__` of the file (of the first shard for a set); empty when absent.
     pub fn metadata(&self) -> &IndexMap<String, String> {
-        self.shards
-            .first()
-            .map(|s| &s.metadata)
-            .unwrap_or(&self.empty)
+        self.shards.first().map(|s| &s.metadata).unwrap_or(&self.empty)
     }
 
     /// The index's `metadata` object (e.g. `{"total_size": N}`), for sharded sets.
@@ -426,26 +365,14 @@ fn check_weight_map_duplicates(index_json: &Path, text: &str) -> Result<(), Safe
     struct Index {
         weight_map: Entries,
     }
-    if let Ok(Index {
-        weight_map: Entries(wm),
-    }) = serde_json::from_str::<Index>(text)
-    {
+    if let Ok(Index { weight_map: Entries(wm) }) = serde_json::from_str::<Index>(text) {
         if let Some(k) = first_duplicate(&wm) {
             return Err(SafetensorsError::TensorInTwoShards {
                 file: index_json.to_path_buf(),
                 tensor: k.to_string(),
-                first: PathBuf::from(
-                    wm.iter()
-                        .find(|(n, _)| n == k)
-                        .and_then(|(_, v)| v.as_str())
-                        .unwrap_or("?"),
-                ),
+                first: PathBuf::from(wm.iter().find(|(n, _)| n == k).and_then(|(_, v)| v.as_str()).unwrap_or("?")),
                 second: PathBuf::from(
-                    wm.iter()
-                        .rev()
-                        .find(|(n, _)| n == k)
-                        .and_then(|(_, v)| v.as_str())
-                        .unwrap_or("?"),
+                    wm.iter().rev().find(|(n, _)| n == k).and_then(|(_, v)| v.as_str()).unwrap_or("?"),
                 ),
             });
         }

@@ -8,14 +8,9 @@ use super::SafetensorsError;
 /// Also accepted: a bare byte count (`123`), `B`, `TB`/`TiB`, surrounding whitespace, and a
 /// decimal fraction (`1.5GB`, rounded down to whole bytes).
 pub fn parse_size(s: &str) -> Result<u64, SafetensorsError> {
-    let bad = |reason: &str| SafetensorsError::BadSize {
-        input: s.to_string(),
-        reason: reason.into(),
-    };
+    let bad = |reason: &str| SafetensorsError::BadSize { input: s.to_string(), reason: reason.into() };
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = (&t[..split], t[split..].trim_start());
     if num.is_empty() {
         return Err(bad("no number"));
@@ -43,16 +38,8 @@ pub fn parse_size(s: &str) -> Result<u64, SafetensorsError> {
     if int_part.len() > 20 || frac_part.len() > 18 {
         return Err(bad("too many digits"));
     }
-    let int: u128 = if int_part.is_empty() {
-        0
-    } else {
-        int_part.parse().map_err(|_| bad("not a number"))?
-    };
-    let frac: u128 = if frac_part.is_empty() {
-        0
-    } else {
-        frac_part.parse().map_err(|_| bad("not a number"))?
-    };
+    let int: u128 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| bad("not a number"))? };
+    let frac: u128 = if frac_part.is_empty() { 0 } else { frac_part.parse().map_err(|_| bad("not a number"))? };
     let scale = 10u128.pow(frac_part.len() as u32);
     // (int + frac/scale) * mult, exactly, rounded down.
     let mut bytes = int * mult + frac * mult / scale;

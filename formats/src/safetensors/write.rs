@@ -33,32 +33,25 @@ pub fn header_bytes(
 ) -> Result<(Vec<u8>, u64), SafetensorsError> {
     let mut map = Map::new();
     if let Some(m) = metadata {
-        let m: Map<String, Value> = m
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
+        let m: Map<String, Value> = m.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
         map.insert("__metadata__".into(), Value::Object(m));
     }
     let mut seen = HashSet::with_capacity(tensors.len());
     let mut offset = 0u64;
     for t in tensors {
         if t.name == "__metadata__" || !seen.insert(t.name.as_str()) {
-            return Err(SafetensorsError::DuplicateTensor {
-                tensor: t.name.clone(),
-            });
+            return Err(SafetensorsError::DuplicateTensor { tensor: t.name.clone() });
         }
         let size = t.n_bytes().ok_or_else(|| SafetensorsError::UnsizedTensor {
             tensor: t.name.clone(),
             dtype: t.dtype,
             shape: t.shape.clone(),
         })?;
-        let end = offset
-            .checked_add(size)
-            .ok_or_else(|| SafetensorsError::UnsizedTensor {
-                tensor: t.name.clone(),
-                dtype: t.dtype,
-                shape: t.shape.clone(),
-            })?;
+        let end = offset.checked_add(size).ok_or_else(|| SafetensorsError::UnsizedTensor {
+            tensor: t.name.clone(),
+            dtype: t.dtype,
+            shape: t.shape.clone(),
+        })?;
         map.insert(
             t.name.clone(),
             json!({ "dtype": t.dtype.to_string(), "shape": t.shape, "data_offsets": [offset, end] }),
@@ -68,10 +61,7 @@ pub fn header_bytes(
     let mut buf = serde_json::to_vec(&Value::Object(map)).expect("a JSON value serializes");
     buf.resize(buf.len().next_multiple_of(8), b' ');
     if buf.len() as u64 > MAX_HEADER_BYTES {
-        return Err(SafetensorsError::HeaderTooLargeToWrite {
-            len: buf.len() as u64,
-            cap: MAX_HEADER_BYTES,
-        });
+        return Err(SafetensorsError::HeaderTooLargeToWrite { len: buf.len() as u64, cap: MAX_HEADER_BYTES });
     }
     Ok((buf, offset))
 }
@@ -89,22 +79,17 @@ pub fn write_safetensors<'a, W: Write>(
 ) -> Result<u64, FormatError> {
     let (header, data_len) = header_bytes(tensors, metadata)?;
     let io = |what: String| move |source| SafetensorsError::WriteIo { what, source };
-    out.write_all(&(header.len() as u64).to_le_bytes())
-        .map_err(io("header".into()))?;
+    out.write_all(&(header.len() as u64).to_le_bytes()).map_err(io("header".into()))?;
     out.write_all(&header).map_err(io("header".into()))?;
     for (i, t) in tensors.iter().enumerate() {
         let bytes = data(i, t)?;
         let expected = t.n_bytes().expect("checked by header_bytes");
         if bytes.len() as u64 != expected {
-            return Err(SafetensorsError::DataSize {
-                tensor: t.name.clone(),
-                expected,
-                found: bytes.len() as u64,
-            }
-            .into());
+            return Err(
+                SafetensorsError::DataSize { tensor: t.name.clone(), expected, found: bytes.len() as u64 }.into()
+            );
         }
-        out.write_all(&bytes)
-            .map_err(io(format!("tensor '{}'", t.name)))?;
+        out.write_all(&bytes).map_err(io(format!("tensor '{}'", t.name)))?;
         progress(expected);
     }
     out.flush().map_err(io("data".into()))?;
@@ -114,10 +99,7 @@ pub fn write_safetensors<'a, W: Write>(
 /// Splits tensors, in order, into groups of at most `max` data bytes; a tensor larger than
 /// `max` gets a group of its own. (huggingface_hub's splitter does the same except that it
 /// emits an oversized tensor's shard before the current one; here shards keep tensor order.)
-fn split(
-    tensors: &[StTensor],
-    max: Option<u64>,
-) -> Result<Vec<std::ops::Range<usize>>, SafetensorsError> {
+fn split(tensors: &[StTensor], max: Option<u64>) -> Result<Vec<std::ops::Range<usize>>, SafetensorsError> {
     let Some(max) = max else {
         return Ok(std::iter::once(0..tensors.len()).collect());
     };
@@ -161,23 +143,13 @@ pub fn write_sharded<'a>(
     let mut written = Vec::with_capacity(n + 1);
     let mut weight_map = Map::new();
     for (gi, range) in groups.into_iter().enumerate() {
-        let name = if n == 1 {
-            SINGLE_FILE_NAME.to_string()
-        } else {
-            shard_file_name(gi + 1, n)
-        };
+        let name = if n == 1 { SINGLE_FILE_NAME.to_string() } else { shard_file_name(gi + 1, n) };
         let path = dir.join(&name);
         let file = create_new(&path)?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
         let start = range.start;
-        write_safetensors(
-            &mut w,
-            &tensors[range.clone()],
-            metadata,
-            |i, t| data(start + i, t),
-            &mut progress,
-        )
-        .map_err(|e| name_file(e, &path))?;
+        write_safetensors(&mut w, &tensors[range.clone()], metadata, |i, t| data(start + i, t), &mut progress)
+            .map_err(|e| name_file(e, &path))?;
         let file = w.into_inner().map_err(|e| io_err(&path, e.into_error()))?;
         file.sync_all().map_err(|e| io_err(&path, e))?;
         for t in &tensors[range] {
@@ -190,8 +162,7 @@ pub fn write_sharded<'a>(
         let path = dir.join(INDEX_FILE_NAME);
         let mut file = create_new(&path)?;
         let text = crate::hf::to_python_json(&index, true, true) + "\n";
-        file.write_all(text.as_bytes())
-            .map_err(|e| io_err(&path, e))?;
+        file.write_all(text.as_bytes()).map_err(|e| io_err(&path, e))?;
         file.sync_all().map_err(|e| io_err(&path, e))?;
         written.push(path);
     }
@@ -199,18 +170,11 @@ pub fn write_sharded<'a>(
 }
 
 fn create_new(path: &Path) -> Result<std::fs::File, FormatError> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| io_err(path, e))
+    OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| io_err(path, e))
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> FormatError {
-    FormatError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    FormatError::Io { path: path.to_path_buf(), source }
 }
 
 /// Write errors of a stream carry no path; give them the shard's.

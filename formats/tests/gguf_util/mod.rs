@@ -88,11 +88,7 @@ pub fn real_model() -> PathBuf {
         .current_dir(&root)
         .output()
         .expect("run scripts/fetch-models.sh");
-    assert!(
-        out.status.success(),
-        "fetch-models.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "fetch-models.sh failed: {}", String::from_utf8_lossy(&out.stderr));
     let p = String::from_utf8(out.stdout).expect("utf-8 path");
     let p = PathBuf::from(p.trim());
     if p.is_absolute() {

@@ -54,12 +54,7 @@ pub fn dequantize_reference(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result
 }
 
 /// The parallel path with an explicit chunk size in blocks (exposed for tests and tuning).
-pub fn dequantize_parallel(
-    ty: GgmlType,
-    src: &[u8],
-    dst: &mut [f32],
-    chunk_blocks: usize,
-) -> Result<(), KernelError> {
+pub fn dequantize_parallel(ty: GgmlType, src: &[u8], dst: &mut [f32], chunk_blocks: usize) -> Result<(), KernelError> {
     dispatch(ty, src, dst, Some(chunk_blocks.max(1)))
 }
 
@@ -85,9 +80,7 @@ fn run<B: QuantBlock>(src: &[u8], dst: &mut [f32], chunk: Option<usize>) -> Resu
         Some(chunk) => {
             let bytes = chunk * std::mem::size_of::<B>();
             let elems = chunk * B::BLOCK_SIZE;
-            src.par_chunks(bytes)
-                .zip(dst.par_chunks_mut(elems))
-                .for_each(|(s, d)| dequantize_blocks::<B>(s, d));
+            src.par_chunks(bytes).zip(dst.par_chunks_mut(elems)).for_each(|(s, d)| dequantize_blocks::<B>(s, d));
         }
     }
     Ok(())

@@ -91,7 +91,12 @@ pub fn read_u16(path: &Path) -> Vec<u16> {
 pub fn assert_bits_eq(what: &str, ours: &[f32], theirs: &[f32]) {
     assert_eq!(ours.len(), theirs.len(), "{what}: length");
     if let Some(i) = (0..ours.len()).find(|&i| ours[i].to_bits() != theirs[i].to_bits()) {
-        panic!("{what}: element {i}: ours {} ({:#010x}), judge {} ({:#010x})",
-            ours[i], ours[i].to_bits(), theirs[i], theirs[i].to_bits());
+        panic!(
+            "{what}: element {i}: ours {} ({:#010x}), judge {} ({:#010x})",
+            ours[i],
+            ours[i].to_bits(),
+            theirs[i],
+            theirs[i].to_bits()
+        );
     }
 }
