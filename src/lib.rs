@@ -12,4 +12,5 @@ pub mod meta_carry;
 pub mod model;
 pub mod passes;
 pub mod progress;
+pub mod stream;
 pub mod tokenizer;

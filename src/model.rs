@@ -103,10 +103,17 @@ pub struct Model {
     pub metadata: Metadata,
     /// Tensors under GGUF names and layouts.
     pub tensors: Box<dyn TensorSource>,
-    /// The GGUF file itself (for byte-identical copies), when the input is GGUF.
-    pub gguf: Option<GgufFile>,
+    /// Version and alignment of the input, when it is GGUF (kept for byte-identical copies).
+    pub gguf: Option<GgufInfo>,
     /// The HF dir's files (config, tokenizer, extras), when the input is an HF dir.
     pub hf: Option<HfDirInfo>,
+}
+
+/// Container facts of a GGUF input.
+#[derive(Debug, Clone, Copy)]
+pub struct GgufInfo {
+    pub version: u32,
+    pub alignment: u64,
 }
 
 /// What is kept of an HF input besides its tensors.
@@ -133,16 +140,15 @@ impl Model {
         let arch = arch::from_gguf_metadata(&file.metadata)
             .map_err(|source| ModelError::Arch { path: path.to_path_buf(), source })?;
         let metadata = file.metadata.clone();
-        // A second handle on the same mapping would be cheaper; GgufFile::open only maps
-        // and validates headers, so opening twice costs a header parse.
-        let tensors: Box<dyn TensorSource> = Box::new(GgufFile::open(path).map_err(FormatError::from)?);
+        let gguf = GgufInfo { version: file.version, alignment: file.alignment };
+        let tensors: Box<dyn TensorSource> = Box::new(file);
         Ok(Model {
             path: path.to_path_buf(),
             format: ModelFormat::Gguf,
             arch,
             metadata,
             tensors,
-            gguf: Some(file),
+            gguf: Some(gguf),
             hf: None,
         })
     }
@@ -267,6 +273,12 @@ impl TensorSource for HfTensorView {
         let (_, fixed) =
             arch::apply_fix(fix, hf_info, bytes).map_err(|e| FormatError::Other(format!("{}: {e}", hf_info.name)))?;
         Ok(Cow::Owned(fixed))
+    }
+
+    fn release(&self, name: &str) {
+        if let Some(i) = self.infos.iter().position(|t| t.name == name) {
+            self.weights.release(&self.plan[i].0.name);
+        }
     }
 }
 

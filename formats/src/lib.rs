@@ -12,6 +12,7 @@ pub mod atomic;
 pub mod error;
 pub mod gguf;
 pub mod hf;
+mod mapped;
 pub mod metadata;
 pub mod safetensors;
 pub mod tensor;

@@ -53,6 +53,10 @@ pub trait TensorSource: Send + Sync {
     /// little-endian elements, `ne[0]` fastest).
     fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, FormatError>;
 
+    /// A hint that the tensor's bytes are not needed again soon: memory-mapped sources drop
+    /// its pages from the resident set (see `mapped.rs`). Bytes handed out stay valid.
+    fn release(&self, _name: &str) {}
+
     fn tensor_info(&self, name: &str) -> Option<&TensorInfo> {
         self.tensor_infos().iter().find(|t| t.name == name)
     }

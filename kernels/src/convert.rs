@@ -104,10 +104,27 @@ pub fn convert_bytes(from: GgmlType, to: GgmlType, src: &[u8]) -> Result<Vec<u8>
             if !can_encode(to) {
                 return Err(KernelError::Unsupported { ty: to, op: "encode" });
             }
-            let mut tmp = vec![0f32; n];
-            to_f32(from, src, &mut tmp)?;
-            let mut out = Vec::new();
-            from_f32(to, &tmp, &mut out)?;
+            if to.block_size() != 1 {
+                let mut tmp = vec![0f32; n];
+                to_f32(from, src, &mut tmp)?;
+                let mut out = Vec::new();
+                from_f32(to, &tmp, &mut out)?;
+                return Ok(out);
+            }
+            // Chunk by chunk (in parallel) through a small f32 buffer, so that dequantizing a
+            // large tensor never holds a whole-tensor f32 copy besides its output.
+            // PARALLEL_CHUNK_ELEMENTS is a multiple of every block size (≤ 256).
+            let in_chunk = PARALLEL_CHUNK_ELEMENTS / from.block_size() * from.type_size();
+            let out_chunk = PARALLEL_CHUNK_ELEMENTS * to.type_size();
+            let mut out = vec![0u8; n * to.type_size()];
+            out.par_chunks_mut(out_chunk).zip(src.par_chunks(in_chunk)).try_for_each(|(o, s)| {
+                let mut tmp = vec![0f32; o.len() / to.type_size()];
+                to_f32(from, s, &mut tmp)?;
+                let mut enc = Vec::with_capacity(o.len());
+                from_f32(to, &tmp, &mut enc)?;
+                o.copy_from_slice(&enc);
+                Ok::<(), KernelError>(())
+            })?;
             Ok(out)
         }
     }

@@ -177,3 +177,27 @@ fn integer_and_f64_decoding_and_identity_copy() {
     let h = convert_bytes(GgmlType::Q4_0, GgmlType::F16, &block).unwrap();
     assert_eq!(h, vec![0u8; 64]);
 }
+
+#[test]
+fn chunked_dequantizing_conversion_equals_whole_tensor_path_on_odd_lengths() {
+    // Blocks with finite f16 scales (0x3C00 = 1.0, 0x3800 = 0.5) and varied quants.
+    fn q4_1_blocks(n: usize) -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| {
+                let mut b = vec![0x00, 0x38, 0x00, if i % 2 == 0 { 0x3C } else { 0xBC }];
+                b.extend((0..16).map(|j| (i * 7 + j * 13) as u8));
+                b
+            })
+            .collect()
+    }
+    for n_blocks in [1usize, 31, 33, 2047, 2049, 5001] {
+        let src = q4_1_blocks(n_blocks);
+        let mut f = vec![0f32; n_blocks * 32];
+        to_f32(GgmlType::Q4_1, &src, &mut f).unwrap();
+        for to in [GgmlType::F16, GgmlType::BF16, GgmlType::F32] {
+            let mut want = Vec::new();
+            from_f32(to, &f, &mut want).unwrap();
+            assert_eq!(convert_bytes(GgmlType::Q4_1, to, &src).unwrap(), want, "{n_blocks} blocks → {to}");
+        }
+    }
+}

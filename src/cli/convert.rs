@@ -15,6 +15,7 @@ use llmtool_formats::{FormatError, GgmlType, TensorInfo, TensorSource};
 use crate::model::{dtype_of_ggml_type, set_file_type, Model, ModelFormat};
 use crate::passes::convert::{gguf_types, hf_model_dtype, hf_types, retype_bytes, OutType, Retyped};
 use crate::progress::Progress;
+use crate::stream::with_lookahead;
 use crate::{arch, tokenizer};
 
 #[derive(clap::Args, Debug)]
@@ -103,8 +104,14 @@ fn to_gguf(model: &Model, args: &ConvertArgs) -> Result<u64> {
     let mut out = AtomicFile::create(&args.output, args.force)?;
     let mut progress = Progress::new(layout.file_size, "convert", args.quiet);
     let infos = source.tensor_infos().to_vec();
-    let n = write_gguf(out.writer(), &header, |i, _| source.tensor_bytes(&infos[i].name), |b| progress.set(b))
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    let source = source.as_ref();
+    let n = with_lookahead(
+        infos.len(),
+        |i| source.tensor_bytes(&infos[i].name),
+        |i| source.release(&infos[i].name),
+        |next| write_gguf(out.writer(), &header, |i, _| next(i), |b| progress.set(b)),
+    )
+    .with_context(|| format!("writing {}", args.output.display()))?;
     progress.finish();
     out.commit()?;
     Ok(n)
@@ -221,15 +228,22 @@ fn to_hf(model: &Model, args: &ConvertArgs) -> Result<u64> {
         None => model.tensors.as_ref(),
     };
     let mut done = 0u64;
-    write_sharded(
-        dir.path(),
-        &sts,
-        Some(&st_metadata),
-        shard_size,
-        |i, _| hf_tensor_bytes(source, &plan[i]),
-        |b| {
-            done += b;
-            progress.set(done)
+    with_lookahead(
+        plan.len(),
+        |i| hf_tensor_bytes(source, &plan[i]),
+        |i| source.release(&plan[i].source),
+        |next| {
+            write_sharded(
+                dir.path(),
+                &sts,
+                Some(&st_metadata),
+                shard_size,
+                |i, _| next(i),
+                |b| {
+                    done += b;
+                    progress.set(done)
+                },
+            )
         },
     )
     .with_context(|| format!("writing {}", args.output.display()))?;
@@ -341,5 +355,9 @@ impl TensorSource for HfFormSource {
 
     fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, FormatError> {
         self.weights.tensor_data(name).map(Cow::Borrowed).ok_or_else(|| FormatError::NoSuchTensor(name.to_string()))
+    }
+
+    fn release(&self, name: &str) {
+        self.weights.release(name)
     }
 }

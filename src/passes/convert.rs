@@ -127,6 +127,10 @@ impl TensorSource for Retyped<'_> {
         let to = self.tensor_info(name).expect("same names as inner").ty;
         retype_bytes(name, from, to, self.inner.tensor_bytes(name)?)
     }
+
+    fn release(&self, name: &str) {
+        self.inner.release(name)
+    }
 }
 
 #[cfg(test)]

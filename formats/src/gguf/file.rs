@@ -148,4 +148,10 @@ impl TensorSource for GgufFile {
     fn tensor_info(&self, name: &str) -> Option<&TensorInfo> {
         self.tensor_index(name).map(|i| &self.tensors[i])
     }
+
+    fn release(&self, name: &str) {
+        if let (Some(i), Storage::Mmap(map)) = (self.tensor_index(name), &self.storage) {
+            crate::mapped::release_range(map, (self.data_start + self.offsets[i]) as usize, self.n_bytes[i] as usize);
+        }
+    }
 }

@@ -319,6 +319,15 @@ impl SafetensorsSet {
         Some(&self.shards[loc.shard].backing.bytes()[loc.start..loc.end])
     }
 
+    /// Drops a tensor's mapped pages from the resident set (see `mapped.rs`).
+    pub fn release(&self, name: &str) {
+        let Some(&i) = self.by_name.get(name) else { return };
+        let loc = self.locs[i];
+        if let Backing::Mmap(map) = &self.shards[loc.shard].backing {
+            crate::mapped::release_range(map, loc.start, loc.end - loc.start);
+        }
+    }
+
     /// The shard file holding a tensor and the absolute byte range of its data there.
     pub fn tensor_location(&self, name: &str) -> Option<(&Path, std::ops::Range<u64>)> {
         let loc = self.locs[*self.by_name.get(name)?];
