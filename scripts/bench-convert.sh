@@ -31,7 +31,8 @@ measure() {
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
 
 # llmtool fsyncs its output (temp + fsync + rename), so besides plain `cp` (which returns
-# with the data still in the page cache) the fair baseline is `cp` + fsync of the copy.
+# with the data still in the page cache) the fair baselines are `cp` + fsync of the copy and
+# a user-space copy with fsync (dd).
 bench_pair() {  # NAME INPUT OUTPUT BYTES CONVERT_ARGS...
   local name="$1" in="$2" out="$3" bytes="$4"; shift 4
   rm -rf "$out" "$work/cp.tmp"
@@ -39,6 +40,11 @@ bench_pair() {  # NAME INPUT OUTPUT BYTES CONVERT_ARGS...
   rm -rf "$work/cp.tmp"
   measure "$name: cp + fsync" "$bytes" sh -c 'cp -r "$1" "$2" && find "$2" -type f -exec sync {} +' _ "$in" "$work/cp.tmp"
   local cpst; cpst=$(cat "$work/last.wall")
+  rm -rf "$work/cp.tmp"
+  # cp copies in the kernel (copy_file_range); a converter must pass the bytes through user
+  # space. dd with fsync is that floor: read into a buffer, write, fsync.
+  local first; first=$(find "$in" -type f -size +1M | head -n 1)
+  measure "$name: dd + fsync (weights file)" "$(stat -c %s "$first")" dd if="$first" of="$work/cp.tmp" bs=16M conv=fsync status=none
   measure "$name: llmtool convert" "$bytes" "$bin" convert --quiet "$@" "$in" "$out"; local lt; lt=$(cat "$work/last.wall")
   echo "    ratio llmtool / cp = $(ratio "$lt" "$cpt"); llmtool / (cp + fsync) = $(ratio "$lt" "$cpst")"
   rm -rf "$work/cp.tmp"
