@@ -119,49 +119,19 @@ pub fn merge(derived: Metadata, carried: &str, files_fingerprint: &str) -> Resul
     Ok(out)
 }
 
-fn float_json(x: f64) -> Value {
-    if x.is_finite() {
-        json!(x)
-    } else {
-        json!(x.to_string())
+/// `[type, payload]`; arrays carry their element type at every nesting level, so empty
+/// and nested arrays keep their types.
+fn value_json(v: &MetaValue) -> Value {
+    match v {
+        MetaValue::Array(a) => json!([ValueType::Array.name(), array_json(a)]),
+        _ => json!([v.value_type().name(), v.to_json()]),
     }
 }
 
-fn value_json(v: &MetaValue) -> Value {
-    let t = v.value_type().name();
-    let payload = match v {
-        MetaValue::U8(x) => json!(x),
-        MetaValue::I8(x) => json!(x),
-        MetaValue::U16(x) => json!(x),
-        MetaValue::I16(x) => json!(x),
-        MetaValue::U32(x) => json!(x),
-        MetaValue::I32(x) => json!(x),
-        MetaValue::F32(x) => float_json(*x as f64),
-        MetaValue::Bool(x) => json!(x),
-        MetaValue::String(x) => json!(x),
-        MetaValue::U64(x) => json!(x),
-        MetaValue::I64(x) => json!(x),
-        MetaValue::F64(x) => float_json(*x),
-        MetaValue::Array(a) => array_json(a),
-    };
-    json!([t, payload])
-}
-
 fn array_json(a: &MetaArray) -> Value {
-    let items: Vec<Value> = match a {
-        MetaArray::U8(v) => v.iter().map(|x| json!(x)).collect(),
-        MetaArray::I8(v) => v.iter().map(|x| json!(x)).collect(),
-        MetaArray::U16(v) => v.iter().map(|x| json!(x)).collect(),
-        MetaArray::I16(v) => v.iter().map(|x| json!(x)).collect(),
-        MetaArray::U32(v) => v.iter().map(|x| json!(x)).collect(),
-        MetaArray::I32(v) => v.iter().map(|x| json!(x)).collect(),
-        MetaArray::F32(v) => v.iter().map(|x| float_json(*x as f64)).collect(),
-        MetaArray::Bool(v) => v.iter().map(|x| json!(x)).collect(),
-        MetaArray::String(v) => v.iter().map(|x| json!(x)).collect(),
-        MetaArray::U64(v) => v.iter().map(|x| json!(x)).collect(),
-        MetaArray::I64(v) => v.iter().map(|x| json!(x)).collect(),
-        MetaArray::F64(v) => v.iter().map(|x| float_json(*x)).collect(),
-        MetaArray::Array(v) => v.iter().map(array_json).collect(),
+    let items = match a {
+        MetaArray::Array(v) => Value::Array(v.iter().map(array_json).collect()),
+        _ => a.to_json(),
     };
     json!([a.element_type().name(), items])
 }

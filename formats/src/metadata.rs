@@ -183,7 +183,63 @@ impl MetaValue {
     }
 }
 
+/// A float as JSON; JSON has no NaN or infinities, so those become the strings `"NaN"`,
+/// `"inf"`, `"-inf"` (what Rust's `f64::to_string` prints and `str::parse` reads).
+fn float_json(x: f64) -> serde_json::Value {
+    if x.is_finite() {
+        serde_json::Value::from(x)
+    } else {
+        serde_json::Value::String(x.to_string())
+    }
+}
+
+impl MetaValue {
+    /// The value as JSON (numbers, bools, strings, arrays), as gguf-py's `contents()` gives
+    /// it; f32 values are widened exactly to f64.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            MetaValue::U8(x) => J::from(*x),
+            MetaValue::I8(x) => J::from(*x),
+            MetaValue::U16(x) => J::from(*x),
+            MetaValue::I16(x) => J::from(*x),
+            MetaValue::U32(x) => J::from(*x),
+            MetaValue::I32(x) => J::from(*x),
+            MetaValue::F32(x) => float_json(*x as f64),
+            MetaValue::Bool(x) => J::from(*x),
+            MetaValue::String(x) => J::from(x.as_str()),
+            MetaValue::Array(a) => a.to_json(),
+            MetaValue::U64(x) => J::from(*x),
+            MetaValue::I64(x) => J::from(*x),
+            MetaValue::F64(x) => float_json(*x),
+        }
+    }
+}
+
 impl MetaArray {
+    /// The items as a JSON array (see [`MetaValue::to_json`]).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        fn all<T: Copy>(v: &[T], f: impl Fn(T) -> J) -> J {
+            J::Array(v.iter().map(|&x| f(x)).collect())
+        }
+        match self {
+            MetaArray::U8(v) => all(v, J::from),
+            MetaArray::I8(v) => all(v, J::from),
+            MetaArray::U16(v) => all(v, J::from),
+            MetaArray::I16(v) => all(v, J::from),
+            MetaArray::U32(v) => all(v, J::from),
+            MetaArray::I32(v) => all(v, J::from),
+            MetaArray::F32(v) => all(v, |x| float_json(x as f64)),
+            MetaArray::Bool(v) => all(v, J::from),
+            MetaArray::String(v) => J::Array(v.iter().map(|s| J::from(s.as_str())).collect()),
+            MetaArray::Array(v) => J::Array(v.iter().map(MetaArray::to_json).collect()),
+            MetaArray::U64(v) => all(v, J::from),
+            MetaArray::I64(v) => all(v, J::from),
+            MetaArray::F64(v) => all(v, float_json),
+        }
+    }
+
     pub fn element_type(&self) -> ValueType {
         match self {
             MetaArray::U8(_) => ValueType::U8,

@@ -7,6 +7,7 @@ use llmtool_formats::{MetaValue, Metadata, TensorInfo};
 use serde_json::{json, Value};
 
 use super::hparams::{cfg_str_opt, f32_json, md_f32, md_f32_opt, md_u32, md_u32_opt, Base};
+use super::rope::Rope;
 use super::ArchError;
 
 /// `general.architecture`, `general.type` and (when the config carries `_name_or_path`)
@@ -42,6 +43,21 @@ pub(crate) fn write_base_counts(arch: &str, b: &Base, md: &mut Metadata) {
 
 pub(crate) fn write_rms_eps(arch: &str, b: &Base, md: &mut Metadata) {
     md.insert(key(arch, "attention.layer_norm_rms_epsilon"), MetaValue::F32(b.rms_eps as f32));
+}
+
+/// What follows the base counts in llama.cpp's `TextModel.set_gguf_parameters` for the
+/// Llama-like families: rope scaling, rope.freq_base, the RMS epsilon, and the head size
+/// when the config states one.
+pub(crate) fn write_rope_eps_head_dim(arch: &str, b: &Base, rope: &Rope, md: &mut Metadata) {
+    rope.write_scaling(arch, md);
+    if let Some(t) = rope.theta {
+        md.insert(key(arch, "rope.freq_base"), MetaValue::F32(t as f32));
+    }
+    write_rms_eps(arch, b, md);
+    if let Some(hd) = b.head_dim_cfg {
+        md.insert(key(arch, "attention.key_length"), MetaValue::U32(hd));
+        md.insert(key(arch, "attention.value_length"), MetaValue::U32(hd));
+    }
 }
 
 /// Shared hyper-parameters read back from GGUF metadata (and the tensor list for the vocab).

@@ -9,7 +9,7 @@
 use llmtool_formats::{MetaValue, Metadata, TensorInfo};
 use serde_json::{json, Value};
 
-use super::common::{assemble, key, write_base_counts, write_general, write_rms_eps, MdBase};
+use super::common::{assemble, key, write_base_counts, write_general, write_rope_eps_head_dim, MdBase};
 use super::hparams::{cfg_bool_opt, md_u32, md_u32_opt, Base};
 use super::names::{self, gguf_suffix, LLAMA_BLOCK};
 use super::rope::Rope;
@@ -48,15 +48,7 @@ impl Arch for Llama {
         }
         write_general(ARCH, config, md)?;
         write_base_counts(ARCH, &b, md);
-        rope.write_scaling(ARCH, md);
-        if let Some(t) = rope.theta {
-            md.insert(key(ARCH, "rope.freq_base"), MetaValue::F32(t as f32));
-        }
-        write_rms_eps(ARCH, &b, md);
-        if let Some(hd) = b.head_dim_cfg {
-            md.insert(key(ARCH, "attention.key_length"), MetaValue::U32(hd));
-            md.insert(key(ARCH, "attention.value_length"), MetaValue::U32(hd));
-        }
+        write_rope_eps_head_dim(ARCH, &b, &rope, md);
         md.insert(key(ARCH, "vocab_size"), MetaValue::U32(b.vocab));
         md.insert(key(ARCH, "rope.dimension_count"), MetaValue::U32(b.head_dim()));
         Ok(())

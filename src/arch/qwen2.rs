@@ -3,10 +3,10 @@
 //! carry biases; RoPE is NeoX style in llama.cpp, so no permutation. `use_sliding_window`
 //! is ignored by llama.cpp and refused here when true.
 
-use llmtool_formats::{MetaValue, Metadata, TensorInfo};
+use llmtool_formats::{Metadata, TensorInfo};
 use serde_json::{json, Value};
 
-use super::common::{assemble, key, write_base_counts, write_general, write_rms_eps, MdBase};
+use super::common::{assemble, key, write_base_counts, write_general, write_rope_eps_head_dim, MdBase};
 use super::hparams::{cfg_bool_opt, md_u32, Base};
 use super::names::{self, LLAMA_BLOCK};
 use super::rope::Rope;
@@ -36,15 +36,7 @@ impl Arch for Qwen2 {
         }
         write_general(ARCH, config, md)?;
         write_base_counts(ARCH, &b, md);
-        rope.write_scaling(ARCH, md);
-        if let Some(t) = rope.theta {
-            md.insert(key(ARCH, "rope.freq_base"), MetaValue::F32(t as f32));
-        }
-        write_rms_eps(ARCH, &b, md);
-        if let Some(hd) = b.head_dim_cfg {
-            md.insert(key(ARCH, "attention.key_length"), MetaValue::U32(hd));
-            md.insert(key(ARCH, "attention.value_length"), MetaValue::U32(hd));
-        }
+        write_rope_eps_head_dim(ARCH, &b, &rope, md);
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use llmtool_formats::{MetaArray, MetaValue};
+use llmtool_formats::MetaValue;
 use serde_json::{json, Value};
 
 use crate::model::{Model, ModelFormat};
@@ -75,40 +75,8 @@ pub fn report(model: &Model) -> Value {
 /// A metadata value as JSON; arrays longer than `max_items` are summarised.
 pub fn meta_to_json(v: &MetaValue, max_items: usize) -> Value {
     match v {
-        MetaValue::U8(x) => json!(x),
-        MetaValue::I8(x) => json!(x),
-        MetaValue::U16(x) => json!(x),
-        MetaValue::I16(x) => json!(x),
-        MetaValue::U32(x) => json!(x),
-        MetaValue::I32(x) => json!(x),
-        MetaValue::F32(x) => json!(x),
-        MetaValue::Bool(x) => json!(x),
-        MetaValue::String(x) => json!(x),
-        MetaValue::U64(x) => json!(x),
-        MetaValue::I64(x) => json!(x),
-        MetaValue::F64(x) => json!(x),
-        MetaValue::Array(a) => array_to_json(a, max_items),
-    }
-}
-
-fn array_to_json(a: &MetaArray, max_items: usize) -> Value {
-    if a.len() > max_items {
-        return json!(format!("[{} × {}]", a.len(), a.element_type().name()));
-    }
-    match a {
-        MetaArray::U8(v) => json!(v),
-        MetaArray::I8(v) => json!(v),
-        MetaArray::U16(v) => json!(v),
-        MetaArray::I16(v) => json!(v),
-        MetaArray::U32(v) => json!(v),
-        MetaArray::I32(v) => json!(v),
-        MetaArray::F32(v) => json!(v),
-        MetaArray::Bool(v) => json!(v),
-        MetaArray::String(v) => json!(v),
-        MetaArray::U64(v) => json!(v),
-        MetaArray::I64(v) => json!(v),
-        MetaArray::F64(v) => json!(v),
-        MetaArray::Array(v) => Value::Array(v.iter().map(|x| array_to_json(x, max_items)).collect()),
+        MetaValue::Array(a) if a.len() > max_items => json!(format!("[{} × {}]", a.len(), a.element_type().name())),
+        _ => v.to_json(),
     }
 }
 

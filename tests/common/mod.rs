@@ -81,43 +81,6 @@ pub fn gguf_py_types(v: &MetaValue) -> Vec<String> {
     out
 }
 
-/// A metadata value as JSON the way gguf-py's `contents()` renders it.
-pub fn meta_json(v: &MetaValue) -> Value {
-    match v {
-        MetaValue::U8(x) => json!(x),
-        MetaValue::I8(x) => json!(x),
-        MetaValue::U16(x) => json!(x),
-        MetaValue::I16(x) => json!(x),
-        MetaValue::U32(x) => json!(x),
-        MetaValue::I32(x) => json!(x),
-        MetaValue::F32(x) => json!(*x as f64),
-        MetaValue::Bool(x) => json!(x),
-        MetaValue::String(x) => json!(x),
-        MetaValue::U64(x) => json!(x),
-        MetaValue::I64(x) => json!(x),
-        MetaValue::F64(x) => json!(x),
-        MetaValue::Array(a) => array_json(a),
-    }
-}
-
-fn array_json(a: &MetaArray) -> Value {
-    match a {
-        MetaArray::U8(v) => json!(v),
-        MetaArray::I8(v) => json!(v),
-        MetaArray::U16(v) => json!(v),
-        MetaArray::I16(v) => json!(v),
-        MetaArray::U32(v) => json!(v),
-        MetaArray::I32(v) => json!(v),
-        MetaArray::F32(v) => Value::Array(v.iter().map(|x| json!(*x as f64)).collect()),
-        MetaArray::Bool(v) => json!(v),
-        MetaArray::String(v) => json!(v),
-        MetaArray::U64(v) => json!(v),
-        MetaArray::I64(v) => json!(v),
-        MetaArray::F64(v) => json!(v),
-        MetaArray::Array(v) => Value::Array(v.iter().map(array_json).collect()),
-    }
-}
-
 /// Asserts that gguf-py reads `path` exactly as our reader does: every key (order, types,
 /// values) and every tensor (name, type, shape, offset, bytes).
 pub fn assert_gguf_py_agrees(path: &Path) {
@@ -129,7 +92,7 @@ pub fn assert_gguf_py_agrees(path: &Path) {
     for (t, (key, value)) in their_md.iter().zip(ours.metadata.iter()) {
         assert_eq!(t["key"], json!(key));
         assert_eq!(t["types"], json!(gguf_py_types(value)), "types of {key}");
-        assert_eq!(t["value"], meta_json(value), "value of {key}");
+        assert_eq!(t["value"], value.to_json(), "value of {key}");
     }
     let their_t = theirs["tensors"].as_array().unwrap();
     assert_eq!(their_t.len(), ours.tensors.len());
