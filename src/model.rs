@@ -174,6 +174,16 @@ impl Model {
             metadata = crate::meta_carry::merge(metadata, carried, &fp)
                 .map_err(|source| ModelError::Carry { path: path.to_path_buf(), source })?;
         }
+        if !metadata.contains_key("general.name") {
+            // llama.cpp names a model after its directory when config.json does not.
+            if let Some(name) = path.canonicalize().ok().as_deref().and_then(Path::file_name).and_then(|n| n.to_str()) {
+                let at = ["general.type", "general.architecture"]
+                    .iter()
+                    .find_map(|k| metadata.index_of(k))
+                    .map_or(0, |i| i + 1);
+                metadata.insert_at(at, "general.name", MetaValue::String(name.to_string()));
+            }
+        }
         let view = HfTensorView::new(path, dir.weights, arch, &dir.config)?;
         let hf = HfDirInfo {
             config: dir.config,

@@ -313,6 +313,22 @@ impl Metadata {
         self.entries.insert(key.into(), value)
     }
 
+    /// Inserts a new key at position `index` (clamped to the end), or replaces an existing
+    /// key's value in place.
+    pub fn insert_at(&mut self, index: usize, key: impl Into<String>, value: MetaValue) {
+        let key = key.into();
+        if let Some(v) = self.entries.get_mut(&key) {
+            *v = value;
+        } else {
+            self.entries.shift_insert(index.min(self.entries.len()), key, value);
+        }
+    }
+
+    /// The position of a key in file order.
+    pub fn index_of(&self, key: &str) -> Option<usize> {
+        self.entries.get_index_of(key)
+    }
+
     /// Removes a key, keeping the order of the others.
     pub fn remove(&mut self, key: &str) -> Option<MetaValue> {
         self.entries.shift_remove(key)
@@ -350,5 +366,31 @@ impl Metadata {
 impl FromIterator<(String, MetaValue)> for Metadata {
     fn from_iter<I: IntoIterator<Item = (String, MetaValue)>>(iter: I) -> Self {
         Metadata { entries: iter.into_iter().collect() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_at_places_new_keys_and_replaces_existing_ones_in_place() {
+        let mut md = Metadata::new();
+        md.insert("a", MetaValue::U8(1));
+        md.insert("c", MetaValue::U8(3));
+        md.insert_at(1, "b", MetaValue::U8(2));
+        md.insert_at(99, "d", MetaValue::U8(4));
+        md.insert_at(0, "c", MetaValue::U8(30));
+        assert_eq!(md.keys().collect::<Vec<_>>(), ["a", "b", "c", "d"]);
+        assert_eq!(md.get_u64("c"), Some(30));
+        assert_eq!(md.index_of("d"), Some(3));
+    }
+
+    #[test]
+    fn non_finite_floats_become_strings_in_json() {
+        assert_eq!(MetaValue::F32(f32::NAN).to_json(), serde_json::json!("NaN"));
+        assert_eq!(MetaValue::F64(f64::NEG_INFINITY).to_json(), serde_json::json!("-inf"));
+        let nested = MetaValue::Array(MetaArray::Array(vec![MetaArray::I8(vec![-1]), MetaArray::F32(vec![0.5])]));
+        assert_eq!(nested.to_json(), serde_json::json!([[-1], [0.5]]));
     }
 }

@@ -1,5 +1,6 @@
 //! `llmtool inspect PATH [--json]`: what a model file or directory holds.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -24,7 +25,11 @@ pub fn run(args: InspectArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_text(&report);
+        // A closed pipe (`| head`) ends the listing quietly.
+        match print_text(&mut std::io::stdout().lock(), &report) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => other?,
+        }
     }
     Ok(())
 }
@@ -80,54 +85,58 @@ pub fn meta_to_json(v: &MetaValue, max_items: usize) -> Value {
     }
 }
 
-fn print_text(r: &Value) {
+fn print_text(out: &mut impl Write, r: &Value) -> std::io::Result<()> {
     let fmt = &r["format"];
     let kind = match fmt["kind"].as_str() {
         Some("gguf") => format!("GGUF v{} (alignment {})", fmt["version"], fmt["alignment"]),
         _ => "Hugging Face model directory".to_string(),
     };
-    println!("{}: {kind}", r["path"].as_str().unwrap_or(""));
-    println!("architecture: {}", r["architecture"].as_str().unwrap_or("?"));
-    print_map("general", &r["general"]);
-    print_map("hyper-parameters", &r["hyperparameters"]);
+    writeln!(out, "{}: {kind}", r["path"].as_str().unwrap_or(""))?;
+    writeln!(out, "architecture: {}", r["architecture"].as_str().unwrap_or("?"))?;
+    print_map(out, "general", &r["general"])?;
+    print_map(out, "hyper-parameters", &r["hyperparameters"])?;
     if let Some(tok) = r["tokenizer"].as_object() {
-        println!("tokenizer:");
+        writeln!(out, "tokenizer:")?;
         for (k, v) in tok {
-            println!("  {k:<24} {}", compact(v));
+            writeln!(out, "  {k:<24} {}", compact(v))?;
         }
     }
     let n_params = r["n_params"].as_u64().unwrap_or(0);
     let bytes = r["tensor_bytes"].as_u64().unwrap_or(0);
-    println!(
+    writeln!(
+        out,
         "tensors: {}   parameters: {} ({:.1} M)   data: {:.1} MiB   bits per weight: {:.3}",
         r["n_tensors"],
         n_params,
         n_params as f64 / 1e6,
         bytes as f64 / (1024.0 * 1024.0),
         r["bits_per_weight"].as_f64().unwrap_or(0.0)
-    );
-    println!("  {:<40} {:<8} {:<20} {:>12}", "name", "type", "shape", "bytes");
+    )?;
+    writeln!(out, "  {:<40} {:<8} {:<20} {:>12}", "name", "type", "shape", "bytes")?;
     for t in r["tensors"].as_array().into_iter().flatten() {
-        println!(
+        writeln!(
+            out,
             "  {:<40} {:<8} {:<20} {:>12}",
             t["name"].as_str().unwrap_or(""),
             t["type"].as_str().unwrap_or(""),
             compact(&t["shape"]),
             t["bytes"]
-        );
+        )?;
     }
+    Ok(())
 }
 
-fn print_map(title: &str, v: &Value) {
+fn print_map(out: &mut impl Write, title: &str, v: &Value) -> std::io::Result<()> {
     if let Some(m) = v.as_object() {
         if m.is_empty() {
-            return;
+            return Ok(());
         }
-        println!("{title}:");
+        writeln!(out, "{title}:")?;
         for (k, v) in m {
-            println!("  {k:<40} {}", compact(v));
+            writeln!(out, "  {k:<40} {}", compact(v))?;
         }
     }
+    Ok(())
 }
 
 fn compact(v: &Value) -> String {
