@@ -6,5 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check -r scripts/judges-requirements.txt
 scripts/fetch-models.sh >/dev/null
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
 # The test profile is optimized (Cargo.toml): the real model is too slow in a debug build.
-cargo test --workspace --locked "$@"
+status=0
+cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+# One closing line over all test binaries (cargo prints one per binary, doc-tests last).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     END { printf "total: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
