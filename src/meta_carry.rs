@@ -227,7 +227,7 @@ mod tests {
         md.insert("general.license", MetaValue::String("apache-2.0".into()));
         md.insert("llama.block_count", MetaValue::U32(30));
         md.insert("llama.rope.freq_base", MetaValue::F32(1e5));
-        md.insert("x.eps", MetaValue::F32(9.999999747378752e-06));
+        md.insert("x.eps", MetaValue::F32(1e-5));
         md.insert("x.nan", MetaValue::F64(f64::NEG_INFINITY));
         md.insert("x.i8", MetaValue::I8(-3));
         md.insert(
