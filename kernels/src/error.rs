@@ -21,7 +21,7 @@ impl KernelError {
     /// Checks that `src` holds exactly the bytes of `n_elements` elements of `ty`.
     pub(crate) fn check_len(ty: GgmlType, n_elements: usize, src_len: usize) -> Result<(), KernelError> {
         let block_size = ty.block_size();
-        if n_elements % block_size != 0 {
+        if !n_elements.is_multiple_of(block_size) {
             return Err(KernelError::RaggedBlocks { ty, n_elements, block_size });
         }
         let expected =
@@ -35,7 +35,7 @@ impl KernelError {
     /// Number of elements in `len` bytes of `ty`, or an error if `len` is not whole blocks.
     pub(crate) fn elements_in(ty: GgmlType, len: usize) -> Result<usize, KernelError> {
         let type_size = ty.type_size();
-        if len % type_size != 0 {
+        if !len.is_multiple_of(type_size) {
             return Err(KernelError::PartialBlock { ty, found: len, type_size });
         }
         (len / type_size).checked_mul(ty.block_size()).ok_or(KernelError::TooLarge { ty, n_elements: usize::MAX })

@@ -202,7 +202,7 @@ impl Base {
                 return bad(key, "must be > 0, found 0".into());
             }
         }
-        if self.n_head_kv > self.n_head || self.n_head % self.n_head_kv != 0 {
+        if self.n_head_kv > self.n_head || !self.n_head.is_multiple_of(self.n_head_kv) {
             return bad(
                 "num_key_value_heads",
                 format!("{} KV heads must divide num_attention_heads = {}", self.n_head_kv, self.n_head),
@@ -211,7 +211,7 @@ impl Base {
         match self.head_dim_cfg {
             Some(0) => return bad("head_dim", "must be > 0, found 0".into()),
             Some(_) => {}
-            None if self.n_embd % self.n_head != 0 => {
+            None if !self.n_embd.is_multiple_of(self.n_head) => {
                 return bad(
                     "hidden_size",
                     format!(

@@ -51,7 +51,7 @@ impl B {
     }
     /// Zero bytes up to a multiple of `align`.
     pub fn pad(&mut self, align: u64) -> &mut Self {
-        while self.len() % align != 0 {
+        while !self.len().is_multiple_of(align) {
             self.u8(0);
         }
         self
