@@ -18,7 +18,7 @@ fn interrupted(signal: &str) -> (tempfile::TempDir, std::path::PathBuf) {
         .spawn()
         .unwrap();
     // Long enough to be writing shards (540 MB of f32), far shorter than the whole job.
-    std::thread::sleep(Duration::from_millis(250));
+    std::thread::sleep(Duration::from_millis(120));
     let killed = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let status = child.wait().unwrap();
