@@ -170,7 +170,7 @@ fn integer_and_f64_decoding_and_identity_copy() {
     let q = vec![1u8; 36];
     assert_eq!(convert_bytes(GgmlType::Q4_0, GgmlType::Q4_0, &q).unwrap(), q);
     assert!(convert_bytes(GgmlType::Q4_0, GgmlType::Q4_0, &q[..35]).is_err());
-    assert!(can_decode(GgmlType::Q4_1) && !can_decode(GgmlType::Q6_K));
+    assert!(can_decode(GgmlType::Q4_1) && !can_decode(GgmlType::Q1_0));
     // Quantized → F16 via the f32 buffer.
     let mut block = vec![0x00, 0x3C];
     block.extend([0x88u8; 16]);
