@@ -14,10 +14,14 @@
 
 mod q4_0;
 mod q4_1;
+mod q5_0;
+mod q5_1;
 mod q8_0;
 
 pub use q4_0::BlockQ4_0;
 pub use q4_1::BlockQ4_1;
+pub use q5_0::BlockQ5_0;
+pub use q5_1::BlockQ5_1;
 pub use q8_0::BlockQ8_0;
 
 use crate::{convert, GgmlType, KernelError};
@@ -40,7 +44,7 @@ pub const PARALLEL_CHUNK_BLOCKS: usize = 1024;
 
 /// Dequantizes `src` (GGML bytes of type `ty`) into `dst`; `dst.len()` is the element count.
 ///
-/// Supports Q4_0, Q4_1 and Q8_0, plus every plain type `convert::to_f32` decodes (a
+/// Supports Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0, plus every plain type `convert::to_f32` decodes (a
 /// passthrough). Large inputs run in parallel with output identical to the scalar path.
 pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), KernelError> {
     let n_blocks = dst.len() / ty.block_size().max(1);
@@ -60,13 +64,15 @@ pub fn dequantize_parallel(ty: GgmlType, src: &[u8], dst: &mut [f32], chunk_bloc
 
 /// True for the block types this module decodes.
 pub fn has_block_codec(ty: GgmlType) -> bool {
-    matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0)
+    matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0)
 }
 
 fn dispatch(ty: GgmlType, src: &[u8], dst: &mut [f32], chunk: Option<usize>) -> Result<(), KernelError> {
     match ty {
         GgmlType::Q4_0 => run::<BlockQ4_0>(src, dst, chunk),
         GgmlType::Q4_1 => run::<BlockQ4_1>(src, dst, chunk),
+        GgmlType::Q5_0 => run::<BlockQ5_0>(src, dst, chunk),
+        GgmlType::Q5_1 => run::<BlockQ5_1>(src, dst, chunk),
         GgmlType::Q8_0 => run::<BlockQ8_0>(src, dst, chunk),
         _ if !ty.is_quantized() => convert::to_f32(ty, src, dst),
         _ => Err(KernelError::Unsupported { ty, op: "dequantize" }),
