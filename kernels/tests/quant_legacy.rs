@@ -8,7 +8,7 @@ mod common;
 use common::{assert_bits_eq, judge, read_f32, real_model, Rng};
 use llmtool_kernels::convert::{can_encode, convert_bytes, from_f32, to_f32};
 use llmtool_kernels::dequant::{dequantize, dequantize_parallel, dequantize_reference};
-use llmtool_kernels::quant::{can_quantize, quantize, quantize_parallel, quantize_reference};
+use llmtool_kernels::quant::{can_quantize, has_simd, quantize, quantize_parallel, quantize_reference};
 use llmtool_kernels::{GgmlType, KernelError};
 use std::path::Path;
 
@@ -66,8 +66,8 @@ fn ggml_expected(ty: GgmlType, x: &[f32], theirs: &[u8]) -> Vec<u8> {
     want
 }
 
-/// Compares ours with the judge's bytes (adjusted by [`ggml_expected`]) block by block;
-/// returns a message naming the differing blocks (up to 5) and their inputs.
+/// Compares two encodings of `x` block by block; returns a message naming the differing
+/// blocks (up to 5) and their inputs.
 fn diff_blocks(
     what: &str,
     ty: GgmlType,
@@ -79,7 +79,6 @@ fn diff_blocks(
     if ours.len() != theirs.len() {
         return Some(format!("{what} {ty}: byte length ours {} judge {}", ours.len(), theirs.len()));
     }
-    let theirs = ggml_expected(ty, x, theirs);
     let size = ty.type_size();
     let bad: Vec<String> = ours
         .chunks_exact(size)
@@ -96,8 +95,9 @@ fn diff_blocks(
     })
 }
 
-fn assert_blocks_eq(what: &str, ty: GgmlType, x: &[f32], ours: &[u8], theirs: &[u8], label: &dyn Fn(usize) -> String) {
-    if let Some(msg) = diff_blocks(what, ty, x, ours, theirs, label) {
+/// Asserts ours equals gguf-py's bytes, adjusted by [`ggml_expected`].
+fn assert_judged(what: &str, ty: GgmlType, x: &[f32], ours: &[u8], theirs: &[u8], label: &dyn Fn(usize) -> String) {
+    if let Some(msg) = diff_blocks(what, ty, x, ours, &ggml_expected(ty, x, theirs), label) {
         panic!("{msg}");
     }
 }
@@ -238,10 +238,20 @@ fn synthetic_blocks_quantize_like_gguf_py_bytewise() {
     let label = |b: usize| ranges.iter().rev().find(|(start, _)| *start <= b).unwrap().1.to_string();
     let dir = tempfile::tempdir().unwrap();
     let theirs = judged(dir.path(), "synthetic", &x);
+    // Both the fast path (SIMD where available) and the scalar reference against gguf-py.
     let failures: Vec<String> = TYPES
         .iter()
         .zip(&theirs)
-        .filter_map(|(&ty, t)| diff_blocks("synthetic", ty, &x, &ours(ty, &x), t, &label))
+        .flat_map(|(&ty, t)| {
+            let want = ggml_expected(ty, &x, t);
+            let mut reference = Vec::new();
+            quantize_reference(ty, &x, &mut reference).unwrap();
+            [
+                diff_blocks("synthetic (fast path)", ty, &x, &ours(ty, &x), &want, &label),
+                diff_blocks("synthetic (reference)", ty, &x, &reference, &want, &label),
+            ]
+        })
+        .flatten()
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -254,7 +264,7 @@ fn large_input_takes_the_parallel_path_and_matches_gguf_py() {
     let dir = tempfile::tempdir().unwrap();
     let theirs = judged(dir.path(), "large", &x);
     for (&ty, t) in TYPES.iter().zip(&theirs) {
-        assert_blocks_eq("5000 blocks", ty, &x, &ours(ty, &x), t, &|_| "normal".into());
+        assert_judged("5000 blocks", ty, &x, &ours(ty, &x), t, &|_| "normal".into());
     }
 }
 
@@ -279,7 +289,7 @@ fn real_model_tensors_quantize_like_gguf_py_bytewise() {
         assert_bits_eq(name, &x, &read_f32(&dir.path().join(format!("{name}.f32"))));
         let theirs = judged(dir.path(), name, &x);
         for (&qt, t) in TYPES.iter().zip(&theirs) {
-            assert_blocks_eq(name, qt, &x, &ours(qt, &x), t, &|_| name.into());
+            assert_judged(name, qt, &x, &ours(qt, &x), t, &|_| name.into());
             compared += 1;
         }
     }
@@ -304,6 +314,30 @@ fn parallel_quantize_equals_reference_on_odd_block_counts() {
                 assert!(par == reference, "{ty} {n_blocks} blocks, chunk {chunk}: parallel != reference");
             }
         }
+    }
+}
+
+#[test]
+fn simd_fast_path_equals_reference() {
+    // Synthetic categories plus random finite bit patterns over the whole f32 range
+    // (magnitudes ≥ 1e-30 so that 1/d stays finite, see quant's module docs), shuffled
+    // into blocks, and an unaligned output position.
+    let mut x: Vec<f32> = synthetic().into_iter().flat_map(|(_, v)| v).collect();
+    let mut rng = Rng(31337);
+    while x.len() < 40_000 * 32 {
+        let v = f32::from_bits(rng.next_u32());
+        if v.is_finite() && (v == 0.0 || v.abs() >= 1e-30) {
+            x.push(v);
+        }
+    }
+    for &ty in &TYPES {
+        eprintln!("{ty}: SIMD kernel in use: {}", has_simd(ty));
+        let mut reference = vec![0x55];
+        quantize_reference(ty, &x, &mut reference).unwrap();
+        let mut fast = vec![0x55];
+        quantize(ty, &x, &mut fast).unwrap();
+        let diff = diff_blocks("fast vs reference", ty, &x, &fast[1..], &reference[1..], &|_| String::new());
+        assert!(diff.is_none(), "{}", diff.unwrap());
     }
 }
 
@@ -419,7 +453,7 @@ fn convert_bytes_into_quantized_targets_is_chunked_quantize() {
     let theirs = judged(dir.path(), "from-f16", &xh);
     for (&ty, t) in TYPES.iter().zip(&theirs) {
         let q = convert_bytes(GgmlType::F16, ty, &h).unwrap();
-        assert_blocks_eq("convert_bytes(F16 → …)", ty, &xh, &q, t, &|_| "normal σ=0.1 via f16".into());
+        assert_judged("convert_bytes(F16 → …)", ty, &xh, &q, t, &|_| "normal σ=0.1 via f16".into());
         let mut via = Vec::new();
         from_f32(ty, &xh, &mut via).unwrap();
         assert!(via == q, "{ty}: from_f32 != convert_bytes");

@@ -6,7 +6,9 @@
 //! is the scalar reference and the specification: its output is byte-identical to gguf-py's
 //! `gguf.quants.quantize` (tested in `tests/quant_legacy.rs`). The parallel path splits the
 //! input into chunks of whole blocks and runs the same per-block function on each chunk, so
-//! its output is identical by construction (and tested so on odd block counts).
+//! its output is identical by construction (and tested so on odd block counts). The fast
+//! path also uses a format's SIMD kernel where one exists and the CPU has it (AVX2 for Q8_0),
+//! tested byte for byte against the reference.
 //!
 //! Scales (and Q4_1/Q5_1 minima) are computed in f32 and stored as f16 rounded to nearest,
 //! ties to even (`half::f16::from_f32`, like ggml's `GGML_FP32_TO_FP16` and numpy's
@@ -31,30 +33,57 @@ use rayon::prelude::*;
 
 /// A block format that can be produced from f32 values.
 pub trait QuantizeBlock: QuantBlock {
-    /// Quantizes `x` (`x.len() == Self::BLOCK_SIZE`) into one block.
+    /// Quantizes `x` (`x.len() == Self::BLOCK_SIZE`) into one block: the reference.
     fn quantize(x: &[f32]) -> Self;
+
+    /// An optional SIMD kernel for whole blocks (`out` holds their bytes, possibly
+    /// unaligned) whose output must equal [`Self::quantize`]'s; returns false, writing
+    /// nothing, when this CPU has none.
+    fn quantize_row_fast(src: &[f32], out: &mut [u8]) -> bool {
+        let _ = (src, out);
+        false
+    }
 }
 
 /// Quantizes `src` as `ty` and **appends** the bytes to `dst` (clear it first to overwrite).
 ///
 /// `src.len()` must be a multiple of the block size. Large inputs (at least
-/// `dequant::PARALLEL_MIN_BLOCKS` blocks) run in parallel with output identical to
-/// [`quantize_reference`]. Plain types (F32, F16, BF16, F64) pass through to
+/// `dequant::PARALLEL_MIN_BLOCKS` blocks) run in parallel, and SIMD kernels are used where
+/// available, with output identical to [`quantize_reference`]. Plain types (F32, F16, BF16, F64) pass through to
 /// [`convert::from_f32`].
 pub fn quantize(ty: GgmlType, src: &[f32], dst: &mut Vec<u8>) -> Result<(), KernelError> {
     let n_blocks = src.len() / ty.block_size().max(1);
     let chunk = if n_blocks >= PARALLEL_MIN_BLOCKS { Some(PARALLEL_CHUNK_BLOCKS) } else { None };
-    dispatch(ty, src, dst, chunk)
+    dispatch(ty, src, dst, Mode::Fast(chunk))
 }
 
-/// The scalar reference: one block after another on this thread.
+/// The scalar reference: one block after another on this thread, no SIMD.
 pub fn quantize_reference(ty: GgmlType, src: &[f32], dst: &mut Vec<u8>) -> Result<(), KernelError> {
-    dispatch(ty, src, dst, None)
+    dispatch(ty, src, dst, Mode::Reference)
 }
 
-/// The parallel path with an explicit chunk size in blocks (exposed for tests and tuning).
+/// The parallel path (with SIMD kernels where available) with an explicit chunk size in
+/// blocks (exposed for tests and tuning).
 pub fn quantize_parallel(ty: GgmlType, src: &[f32], dst: &mut Vec<u8>, chunk_blocks: usize) -> Result<(), KernelError> {
-    dispatch(ty, src, dst, Some(chunk_blocks.max(1)))
+    dispatch(ty, src, dst, Mode::Fast(Some(chunk_blocks.max(1))))
+}
+
+/// True when `ty` has a SIMD kernel that this CPU runs (the fast path then uses it).
+pub fn has_simd(ty: GgmlType) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if ty == GgmlType::Q8_0 {
+        return std::arch::is_x86_feature_detected!("avx2");
+    }
+    let _ = ty;
+    false
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    /// The scalar per-block reference on this thread.
+    Reference,
+    /// SIMD where available; in parallel chunks of this many blocks if `Some`.
+    Fast(Option<usize>),
 }
 
 /// True for the block types this module encodes.
@@ -62,19 +91,19 @@ pub fn can_quantize(ty: GgmlType) -> bool {
     matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0)
 }
 
-fn dispatch(ty: GgmlType, src: &[f32], dst: &mut Vec<u8>, chunk: Option<usize>) -> Result<(), KernelError> {
+fn dispatch(ty: GgmlType, src: &[f32], dst: &mut Vec<u8>, mode: Mode) -> Result<(), KernelError> {
     match ty {
-        GgmlType::Q4_0 => run::<BlockQ4_0>(src, dst, chunk),
-        GgmlType::Q4_1 => run::<BlockQ4_1>(src, dst, chunk),
-        GgmlType::Q5_0 => run::<BlockQ5_0>(src, dst, chunk),
-        GgmlType::Q5_1 => run::<BlockQ5_1>(src, dst, chunk),
-        GgmlType::Q8_0 => run::<BlockQ8_0>(src, dst, chunk),
+        GgmlType::Q4_0 => run::<BlockQ4_0>(src, dst, mode),
+        GgmlType::Q4_1 => run::<BlockQ4_1>(src, dst, mode),
+        GgmlType::Q5_0 => run::<BlockQ5_0>(src, dst, mode),
+        GgmlType::Q5_1 => run::<BlockQ5_1>(src, dst, mode),
+        GgmlType::Q8_0 => run::<BlockQ8_0>(src, dst, mode),
         _ if !ty.is_quantized() => convert::from_f32(ty, src, dst),
         _ => Err(KernelError::Unsupported { ty, op: "quantize" }),
     }
 }
 
-fn run<B: QuantizeBlock>(src: &[f32], dst: &mut Vec<u8>, chunk: Option<usize>) -> Result<(), KernelError> {
+fn run<B: QuantizeBlock>(src: &[f32], dst: &mut Vec<u8>, mode: Mode) -> Result<(), KernelError> {
     let (ty, n_elements, block_size) = (B::TYPE, src.len(), B::BLOCK_SIZE);
     if !n_elements.is_multiple_of(block_size) {
         return Err(KernelError::RaggedBlocks { ty, n_elements, block_size });
@@ -84,12 +113,17 @@ fn run<B: QuantizeBlock>(src: &[f32], dst: &mut Vec<u8>, chunk: Option<usize>) -
     let start = dst.len();
     dst.resize(start + bytes, 0);
     let out = &mut dst[start..];
-    match chunk {
-        None => quantize_blocks::<B>(src, out),
-        Some(chunk) => src
-            .par_chunks(chunk * block_size)
-            .zip(out.par_chunks_mut(chunk * size))
-            .for_each(|(s, d)| quantize_blocks::<B>(s, d)),
+    let fast = |s: &[f32], d: &mut [u8]| {
+        if !B::quantize_row_fast(s, d) {
+            quantize_blocks::<B>(s, d);
+        }
+    };
+    match mode {
+        Mode::Reference => quantize_blocks::<B>(src, out),
+        Mode::Fast(None) => fast(src, out),
+        Mode::Fast(Some(chunk)) => {
+            src.par_chunks(chunk * block_size).zip(out.par_chunks_mut(chunk * size)).for_each(|(s, d)| fast(s, d))
+        }
     }
     Ok(())
 }
