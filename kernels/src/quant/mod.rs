@@ -4,7 +4,11 @@
 //! Each format's per-block `quantize` (one file per format) follows ggml `ggml-quants.c`
 //! `quantize_row_*_ref` operation for operation, in f32, with no fused multiply-adds, and
 //! is the scalar reference and the specification: its output is byte-identical to gguf-py's
-//! `gguf.quants.quantize` (tested in `tests/quant_legacy.rs`). The parallel path splits the
+//! `gguf.quants.quantize` (tested in `tests/quant_legacy.rs`) except for the sign of a zero
+//! in blocks of zeros, where gguf-py departs from ggml and we follow ggml: Q4_0/Q5_0 start
+//! from `max = 0.0f`, so an all-zero block gets d = +0 / −8 = −0 even when its first element
+//! is −0.0 (gguf-py: +0); Q4_1/Q5_1 keep the first of tied ±0 minima (numpy's `min` returns
+//! either). These signs never change a dequantized value. The parallel path splits the
 //! input into chunks of whole blocks and runs the same per-block function on each chunk, so
 //! its output is identical by construction (and tested so on odd block counts). The fast
 //! path also uses a format's SIMD kernel where one exists and the CPU has it (AVX2 for Q8_0),
@@ -49,8 +53,8 @@ pub trait QuantizeBlock: QuantBlock {
 ///
 /// `src.len()` must be a multiple of the block size. Large inputs (at least
 /// `dequant::PARALLEL_MIN_BLOCKS` blocks) run in parallel, and SIMD kernels are used where
-/// available, with output identical to [`quantize_reference`]. Plain types (F32, F16, BF16, F64) pass through to
-/// [`convert::from_f32`].
+/// available, with output identical to [`quantize_reference`]. Plain types (F32, F16, BF16,
+/// F64) pass through to [`convert::from_f32`].
 pub fn quantize(ty: GgmlType, src: &[f32], dst: &mut Vec<u8>) -> Result<(), KernelError> {
     let n_blocks = src.len() / ty.block_size().max(1);
     let chunk = if n_blocks >= PARALLEL_MIN_BLOCKS { Some(PARALLEL_CHUNK_BLOCKS) } else { None };
