@@ -12,7 +12,7 @@
 //! Decoding into f32 is exact for F16, BF16, I8 and I16; F64, I32 and I64 are rounded to the
 //! nearest f32 (lossy) so that metadata-like integer tensors can still be inspected.
 
-use crate::{dequant, GgmlType, KernelError};
+use crate::{dequant, quant, GgmlType, KernelError};
 use half::{bf16, f16};
 use rayon::prelude::*;
 
@@ -27,9 +27,9 @@ pub fn can_decode(ty: GgmlType) -> bool {
     matches!(ty, F32 | F16 | BF16 | F64 | I8 | I16 | I32 | I64) || dequant::has_block_codec(ty)
 }
 
-/// True when `from_f32` can encode `ty`.
+/// True when `from_f32` can encode `ty` (plain float types and the implemented quantizers).
 pub fn can_encode(ty: GgmlType) -> bool {
-    matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::F64)
+    matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::F64) || quant::can_quantize(ty)
 }
 
 /// Decodes `src` (little-endian bytes of `ty`) into `dst`; `dst.len()` is the element count
@@ -64,13 +64,15 @@ pub fn to_f32(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), KernelErr
 }
 
 /// Encodes `src` as `ty` and **appends** the bytes to `dst` (clear it first to overwrite).
-/// F32, F16, BF16 and F64; block types are `KernelError::Unsupported` (no quantizer yet).
+/// F32, F16, BF16 and F64, and the block types of [`quant`] (`src.len()` a multiple of the
+/// block size); other block types are `KernelError::Unsupported`.
 pub fn from_f32(ty: GgmlType, src: &[f32], dst: &mut Vec<u8>) -> Result<(), KernelError> {
     match ty {
         GgmlType::F32 => encode::<4>(ty, src, dst, f32::to_le_bytes),
         GgmlType::F16 => encode::<2>(ty, src, dst, |x| f16::from_f32(x).to_le_bytes()),
         GgmlType::BF16 => encode::<2>(ty, src, dst, |x| bf16::from_f32(x).to_le_bytes()),
         GgmlType::F64 => encode::<8>(ty, src, dst, |x| (x as f64).to_le_bytes()),
+        _ if quant::can_quantize(ty) => quant::quantize(ty, src, dst),
         _ => Err(KernelError::Unsupported { ty, op: "encode" }),
     }
 }
@@ -79,7 +81,9 @@ pub fn from_f32(ty: GgmlType, src: &[f32], dst: &mut Vec<u8>) -> Result<(), Kern
 ///
 /// Same type: a copy (after checking `src` is whole blocks). F32 ⇄ F16 ⇄ BF16: element by
 /// element without an f32 buffer; F16 ⇄ BF16 goes through an exact f32 value, so it rounds
-/// once. Anything else decodable → encodable: via a temporary f32 buffer.
+/// once. Anything else decodable → encodable (e.g. F16 → Q8_0, Q4_1 → F32): chunk by chunk
+/// through a small f32 buffer; a quantized target needs a whole number of its blocks
+/// (`KernelError::RaggedBlocks` otherwise).
 pub fn convert_bytes(from: GgmlType, to: GgmlType, src: &[u8]) -> Result<Vec<u8>, KernelError> {
     let n = KernelError::elements_in(from, src.len())?;
     if from == to {
@@ -104,21 +108,20 @@ pub fn convert_bytes(from: GgmlType, to: GgmlType, src: &[u8]) -> Result<Vec<u8>
             if !can_encode(to) {
                 return Err(KernelError::Unsupported { ty: to, op: "encode" });
             }
-            if to.block_size() != 1 {
-                let mut tmp = vec![0f32; n];
-                to_f32(from, src, &mut tmp)?;
-                let mut out = Vec::new();
-                from_f32(to, &tmp, &mut out)?;
-                return Ok(out);
+            let to_blocks = n / to.block_size();
+            if !n.is_multiple_of(to.block_size()) {
+                return Err(KernelError::RaggedBlocks { ty: to, n_elements: n, block_size: to.block_size() });
             }
-            // Chunk by chunk (in parallel) through a small f32 buffer, so that dequantizing a
+            // Chunk by chunk (in parallel) through a small f32 buffer, so that converting a
             // large tensor never holds a whole-tensor f32 copy besides its output.
-            // PARALLEL_CHUNK_ELEMENTS is a multiple of every block size (≤ 256).
+            // PARALLEL_CHUNK_ELEMENTS is a multiple of every block size (≤ 256), so chunks
+            // hold whole blocks on both sides.
             let in_chunk = PARALLEL_CHUNK_ELEMENTS / from.block_size() * from.type_size();
-            let out_chunk = PARALLEL_CHUNK_ELEMENTS * to.type_size();
-            let mut out = vec![0u8; n * to.type_size()];
+            let out_chunk = PARALLEL_CHUNK_ELEMENTS / to.block_size() * to.type_size();
+            let bytes = to_blocks.checked_mul(to.type_size()).ok_or(KernelError::TooLarge { ty: to, n_elements: n })?;
+            let mut out = vec![0u8; bytes];
             out.par_chunks_mut(out_chunk).zip(src.par_chunks(in_chunk)).try_for_each(|(o, s)| {
-                let mut tmp = vec![0f32; o.len() / to.type_size()];
+                let mut tmp = vec![0f32; o.len() / to.type_size() * to.block_size()];
                 to_f32(from, s, &mut tmp)?;
                 let mut enc = Vec::with_capacity(o.len());
                 from_f32(to, &tmp, &mut enc)?;
@@ -217,8 +220,8 @@ mod tests {
         );
         let mut v = Vec::new();
         assert_eq!(
-            from_f32(GgmlType::Q4_0, &[0.0; 32], &mut v),
-            Err(KernelError::Unsupported { ty: GgmlType::Q4_0, op: "encode" })
+            from_f32(GgmlType::I32, &[0.0; 32], &mut v),
+            Err(KernelError::Unsupported { ty: GgmlType::I32, op: "encode" })
         );
         assert_eq!(
             to_f32(GgmlType::Q1_0, &[0; 18], &mut [0f32; 128]),

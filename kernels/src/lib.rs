@@ -2,13 +2,16 @@
 //!
 //! - [`ggml_type`]: the GGML tensor type ids with their block geometry.
 //! - [`convert`]: f32 ⇄ f16 ⇄ bf16 element conversion (via `half`).
-//! - [`dequant`]: block dequantizers Q4_0, Q4_1, Q8_0 (scalar reference = the specification,
+//! - [`dequant`]: block dequantizers Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (scalar reference = the specification,
 //!   rayon-parallel path over chunks of blocks).
+//! - [`quant`]: block quantizers Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, byte-identical to ggml's
+//!   `quantize_row_*_ref` (scalar reference + rayon-parallel path).
 
 pub mod convert;
 pub mod dequant;
 pub mod error;
 pub mod ggml_type;
+pub mod quant;
 
 pub use error::KernelError;
 pub use ggml_type::GgmlType;

@@ -22,6 +22,8 @@ mod k_quants;
 mod mxfp4;
 mod q4_0;
 mod q4_1;
+mod q5_0;
+mod q5_1;
 mod q8_0;
 mod tq;
 
@@ -33,6 +35,8 @@ pub use k_quants::{BlockQ2_K, BlockQ3_K, BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ
 pub use mxfp4::BlockMXFP4;
 pub use q4_0::BlockQ4_0;
 pub use q4_1::BlockQ4_1;
+pub use q5_0::BlockQ5_0;
+pub use q5_1::BlockQ5_1;
 pub use q8_0::BlockQ8_0;
 pub use tq::{BlockTQ1_0, BlockTQ2_0};
 
@@ -56,8 +60,8 @@ pub const PARALLEL_CHUNK_BLOCKS: usize = 1024;
 
 /// Dequantizes `src` (GGML bytes of type `ty`) into `dst`; `dst.len()` is the element count.
 ///
-/// Supports Q4_0, Q4_1, Q8_0, the K-quants (Q2_K..Q8_K), the i-quants (IQ1_S..IQ4_XS),
-/// TQ1_0, TQ2_0 and MXFP4, plus every plain type `convert::to_f32` decodes (a
+/// Supports Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, the K-quants (Q2_K..Q8_K), the i-quants
+/// (IQ1_S..IQ4_XS), TQ1_0, TQ2_0 and MXFP4, plus every plain type `convert::to_f32` decodes (a
 /// passthrough). Large inputs run in parallel with output identical to the scalar path.
 pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), KernelError> {
     let n_blocks = dst.len() / ty.block_size().max(1);
@@ -77,7 +81,8 @@ pub fn dequantize_parallel(ty: GgmlType, src: &[u8], dst: &mut [f32], chunk_bloc
 
 /// True for the block types this module decodes.
 pub fn has_block_codec(ty: GgmlType) -> bool {
-    matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0) || has_k_or_i_codec(ty)
+    matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0)
+        || has_k_or_i_codec(ty)
 }
 
 /// The K-quant, i-quant, ternary and MXFP4 block types this module decodes.
@@ -94,6 +99,8 @@ fn dispatch(ty: GgmlType, src: &[u8], dst: &mut [f32], chunk: Option<usize>) -> 
     match ty {
         GgmlType::Q4_0 => run::<BlockQ4_0>(src, dst, chunk),
         GgmlType::Q4_1 => run::<BlockQ4_1>(src, dst, chunk),
+        GgmlType::Q5_0 => run::<BlockQ5_0>(src, dst, chunk),
+        GgmlType::Q5_1 => run::<BlockQ5_1>(src, dst, chunk),
         GgmlType::Q8_0 => run::<BlockQ8_0>(src, dst, chunk),
         GgmlType::Q2_K => run::<BlockQ2_K>(src, dst, chunk),
         GgmlType::Q3_K => run::<BlockQ3_K>(src, dst, chunk),

@@ -1,0 +1,22 @@
+//! Q4_0 quantizer, ggml `quantize_row_q4_0_ref`: the element of largest magnitude keeps its
+//! sign and maps to −8, d = max / −8, q = min(15, trunc(x / d + 8.5)).
+
+use super::{inverse, signed_absmax, trunc_capped, QuantizeBlock};
+use crate::dequant::BlockQ4_0;
+use half::f16;
+
+impl QuantizeBlock for BlockQ4_0 {
+    fn quantize(x: &[f32]) -> Self {
+        let max = signed_absmax(x);
+        let d = max / -8.0;
+        let id = inverse(d);
+        let mut qs = [0u8; 16];
+        let (lo, hi) = x.split_at(16);
+        for ((q, &x0), &x1) in qs.iter_mut().zip(lo).zip(hi) {
+            let q0 = trunc_capped(x0 * id + 8.5, 15);
+            let q1 = trunc_capped(x1 * id + 8.5, 15);
+            *q = q0 | (q1 << 4);
+        }
+        BlockQ4_0 { d: f16::from_f32(d), qs }
+    }
+}

@@ -1,0 +1,22 @@
+//! Q4_1 quantizer, ggml `quantize_row_q4_1_ref`: d = (max − min) / 15, m = min,
+//! q = min(15, trunc((x − min) / d + 0.5)).
+
+use super::{inverse, min_max, trunc_capped, QuantizeBlock};
+use crate::dequant::BlockQ4_1;
+use half::f16;
+
+impl QuantizeBlock for BlockQ4_1 {
+    fn quantize(x: &[f32]) -> Self {
+        let (min, max) = min_max(x);
+        let d = (max - min) / 15.0;
+        let id = inverse(d);
+        let mut qs = [0u8; 16];
+        let (lo, hi) = x.split_at(16);
+        for ((q, &x0), &x1) in qs.iter_mut().zip(lo).zip(hi) {
+            let q0 = trunc_capped((x0 - min) * id + 0.5, 15);
+            let q1 = trunc_capped((x1 - min) * id + 0.5, 15);
+            *q = q0 | (q1 << 4);
+        }
+        BlockQ4_1 { d: f16::from_f32(d), m: f16::from_f32(min), qs }
+    }
+}

@@ -1,0 +1,31 @@
+//! Q5_0 quantizer, ggml `quantize_row_q5_0_ref`: the element of largest magnitude keeps its
+//! sign and maps to −16, d = max / −16, q = min(31, trunc(x / d + 16.5)); low 4 bits packed
+//! like Q4_0, bit 4 of element i into bit i of `qh`.
+
+use super::{inverse, signed_absmax, trunc_capped, QuantizeBlock};
+use crate::dequant::BlockQ5_0;
+use half::f16;
+
+impl QuantizeBlock for BlockQ5_0 {
+    fn quantize(x: &[f32]) -> Self {
+        let max = signed_absmax(x);
+        let d = max / -16.0;
+        let id = inverse(d);
+        let (qh, qs) = pack5(x, |v| trunc_capped(v * id + 16.5, 31));
+        BlockQ5_0 { d: f16::from_f32(d), qh, qs }
+    }
+}
+
+/// Packs 32 five-bit values `q(x[i])` into (`qh`, `qs`) as ggml's Q5_0/Q5_1 do.
+pub(super) fn pack5(x: &[f32], q: impl Fn(f32) -> u8) -> ([u8; 4], [u8; 16]) {
+    let mut qs = [0u8; 16];
+    let mut qh = 0u32;
+    let (lo, hi) = x.split_at(16);
+    for (j, ((b, &x0), &x1)) in qs.iter_mut().zip(lo).zip(hi).enumerate() {
+        let (q0, q1) = (q(x0), q(x1));
+        *b = (q0 & 0x0F) | ((q1 & 0x0F) << 4);
+        qh |= u32::from(q0 >> 4) << j;
+        qh |= u32::from(q1 >> 4) << (j + 16);
+    }
+    (qh.to_le_bytes(), qs)
+}

@@ -1,0 +1,19 @@
+//! Q5_1 quantizer, ggml `quantize_row_q5_1_ref`: d = (max − min) / 31, m = min,
+//! q = trunc((x − min) / d + 0.5); bits packed as Q5_0. ggml casts to `uint8_t` without the
+//! `MIN(31, …)` of the other formats (gguf-py clips at 31); for finite input the value is at
+//! most 31.5 plus rounding, so both agree and our cap only guards the unspecified cases.
+
+use super::q5_0::pack5;
+use super::{inverse, min_max, trunc_capped, QuantizeBlock};
+use crate::dequant::BlockQ5_1;
+use half::f16;
+
+impl QuantizeBlock for BlockQ5_1 {
+    fn quantize(x: &[f32]) -> Self {
+        let (min, max) = min_max(x);
+        let d = (max - min) / 31.0;
+        let id = inverse(d);
+        let (qh, qs) = pack5(x, |v| trunc_capped((v - min) * id + 0.5, 31));
+        BlockQ5_1 { d: f16::from_f32(d), m: f16::from_f32(min), qh, qs }
+    }
+}
