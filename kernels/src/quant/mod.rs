@@ -1,12 +1,6 @@
 //! Block quantization: f32 → GGML bytes, for the legacy formats Q4_0, Q4_1, Q5_0, Q5_1
 //! and Q8_0, and the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and Q8_K.
 //!
-//! The K-quant quantizers (`q*_k.rs`, searches in `k_search.rs`) follow ggml's
-//! `quantize_row_q*_K_ref` (no importance matrix) the same way; gguf-py has no quantizer
-//! for them, so `tests/quant_kquants.rs` compares them with expected bytes produced by
-//! llama.cpp's own `ggml-quants.c` (compiled without FMA contraction; see
-//! `tests/judges/kquant_llamacpp.py`) and checks round trips through gguf-py's dequantizer.
-//!
 //! Each format's per-block `quantize` (one file per format) follows ggml `ggml-quants.c`
 //! `quantize_row_*_ref` operation for operation, in f32, with no fused multiply-adds, and
 //! is the scalar reference and the specification: its output is byte-identical to gguf-py's
@@ -20,9 +14,20 @@
 //! path also uses a format's SIMD kernel where one exists and the CPU has it (AVX2 for Q8_0),
 //! tested byte for byte against the reference.
 //!
+//! The K-quant quantizers (`q*_k.rs`, searches in `k_search.rs`) follow ggml's
+//! `quantize_row_q*_K_ref` (no importance matrix) the same way. gguf-py has no quantizer
+//! for them, so `tests/quant_kquants.rs` compares them with bytes produced by llama.cpp's
+//! own `ggml-quants.c` compiled without FMA contraction (`tests/judges/kquant_llamacpp.py`)
+//! and checks round trips through gguf-py's dequantizer. (A ggml built with
+//! `-march=native` lets the C compiler fuse multiply-adds in the scale searches and then
+//! differs from its own plain-C output in some blocks — 2, 2 and 1 of the 45 fixture blocks
+//! for Q2_K, Q4_K and Q6_K; we follow plain C.)
+//!
 //! Scales (and Q4_1/Q5_1 minima) are computed in f32 and stored as f16 rounded to nearest,
 //! ties to even (`half::f16::from_f32`, like ggml's `GGML_FP32_TO_FP16` and numpy's
-//! `astype(float16)`); the quants are computed from the f32 scale, not the rounded one.
+//! `astype(float16)`); the legacy formats compute their quants from the f32 scale, not the
+//! rounded one, while the K-quants, like ggml, recompute theirs from the stored (rounded)
+//! super-block and sub-block scales. Q8_K keeps its scale in f32.
 //!
 //! Not specified (ggml's C is undefined behaviour there, numpy platform-dependent): NaN or
 //! infinite inputs, and blocks whose scale is so small (|max| below about 1e-37) that its
