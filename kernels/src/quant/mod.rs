@@ -1,5 +1,5 @@
 //! Block quantization: f32 → GGML bytes, for the legacy formats Q4_0, Q4_1, Q5_0, Q5_1
-//! and Q8_0.
+//! and Q8_0, and the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and Q8_K.
 //!
 //! Each format's per-block `quantize` (one file per format) follows ggml `ggml-quants.c`
 //! `quantize_row_*_ref` operation for operation, in f32, with no fused multiply-adds, and
@@ -14,23 +14,42 @@
 //! path also uses a format's SIMD kernel where one exists and the CPU has it (AVX2 for Q8_0),
 //! tested byte for byte against the reference.
 //!
+//! The K-quant quantizers (`q*_k.rs`, searches in `k_search.rs`) follow ggml's
+//! `quantize_row_q*_K_ref` (no importance matrix) the same way. gguf-py has no quantizer
+//! for them, so `tests/quant_kquants.rs` compares them with bytes produced by llama.cpp's
+//! own `ggml-quants.c` compiled without FMA contraction (`tests/judges/kquant_llamacpp.py`)
+//! and checks round trips through gguf-py's dequantizer. (A ggml built with
+//! `-march=native` lets the C compiler fuse multiply-adds in the scale searches and then
+//! differs from its own plain-C output in some blocks — 2, 2 and 1 of the 45 fixture blocks
+//! for Q2_K, Q4_K and Q6_K; we follow plain C.)
+//!
 //! Scales (and Q4_1/Q5_1 minima) are computed in f32 and stored as f16 rounded to nearest,
 //! ties to even (`half::f16::from_f32`, like ggml's `GGML_FP32_TO_FP16` and numpy's
-//! `astype(float16)`); the quants are computed from the f32 scale, not the rounded one.
+//! `astype(float16)`); the legacy formats compute their quants from the f32 scale, not the
+//! rounded one, while the K-quants, like ggml, recompute theirs from the stored (rounded)
+//! super-block and sub-block scales. Q8_K keeps its scale in f32.
 //!
 //! Not specified (ggml's C is undefined behaviour there, numpy platform-dependent): NaN or
 //! infinite inputs, and blocks whose scale is so small (|max| below about 1e-37) that its
 //! reciprocal overflows to infinity. We produce *some* valid block for them (Rust float → int
 //! casts saturate and map NaN to 0); no test compares them.
 
+mod k_search;
+mod q2_k;
+mod q3_k;
 mod q4_0;
 mod q4_1;
+mod q4_k;
 mod q5_0;
 mod q5_1;
+mod q5_k;
+mod q6_k;
 mod q8_0;
+mod q8_k;
 
 use crate::dequant::{
-    BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, QuantBlock, PARALLEL_CHUNK_BLOCKS, PARALLEL_MIN_BLOCKS,
+    BlockQ2_K, BlockQ3_K, BlockQ4_0, BlockQ4_1, BlockQ4_K, BlockQ5_0, BlockQ5_1, BlockQ5_K, BlockQ6_K, BlockQ8_0,
+    BlockQ8_K, QuantBlock, PARALLEL_CHUNK_BLOCKS, PARALLEL_MIN_BLOCKS,
 };
 use crate::{convert, GgmlType, KernelError};
 use rayon::prelude::*;
@@ -92,7 +111,20 @@ enum Mode {
 
 /// True for the block types this module encodes.
 pub fn can_quantize(ty: GgmlType) -> bool {
-    matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0)
+    matches!(
+        ty,
+        GgmlType::Q4_0
+            | GgmlType::Q4_1
+            | GgmlType::Q5_0
+            | GgmlType::Q5_1
+            | GgmlType::Q8_0
+            | GgmlType::Q2_K
+            | GgmlType::Q3_K
+            | GgmlType::Q4_K
+            | GgmlType::Q5_K
+            | GgmlType::Q6_K
+            | GgmlType::Q8_K
+    )
 }
 
 fn dispatch(ty: GgmlType, src: &[f32], dst: &mut Vec<u8>, mode: Mode) -> Result<(), KernelError> {
@@ -102,6 +134,12 @@ fn dispatch(ty: GgmlType, src: &[f32], dst: &mut Vec<u8>, mode: Mode) -> Result<
         GgmlType::Q5_0 => run::<BlockQ5_0>(src, dst, mode),
         GgmlType::Q5_1 => run::<BlockQ5_1>(src, dst, mode),
         GgmlType::Q8_0 => run::<BlockQ8_0>(src, dst, mode),
+        GgmlType::Q2_K => run::<BlockQ2_K>(src, dst, mode),
+        GgmlType::Q3_K => run::<BlockQ3_K>(src, dst, mode),
+        GgmlType::Q4_K => run::<BlockQ4_K>(src, dst, mode),
+        GgmlType::Q5_K => run::<BlockQ5_K>(src, dst, mode),
+        GgmlType::Q6_K => run::<BlockQ6_K>(src, dst, mode),
+        GgmlType::Q8_K => run::<BlockQ8_K>(src, dst, mode),
         _ if !ty.is_quantized() => convert::from_f32(ty, src, dst),
         _ => Err(KernelError::Unsupported { ty, op: "quantize" }),
     }
@@ -183,6 +221,16 @@ fn trunc_capped(v: f32, top: i32) -> u8 {
     (v as i32).clamp(0, top) as u8
 }
 
+/// The 2-bit packing of Q2_K and Q3_K `qs`: in each 128-element half, byte i holds
+/// elements i, i + 32, i + 64 and i + 96 in bits 0–1, 2–3, 4–5, 6–7 (values must be < 4).
+fn pack_2bit(l: &[u8; 256]) -> [u8; 64] {
+    std::array::from_fn(|b| {
+        let (half, i) = (b / 32, b % 32);
+        let at = |k: usize| l[128 * half + 32 * k + i] << (2 * k);
+        at(0) | at(1) | at(2) | at(3)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,8 +251,8 @@ mod tests {
             Err(KernelError::RaggedBlocks { ty: GgmlType::Q5_1, n_elements: 40, block_size: 32 })
         );
         assert_eq!(
-            quantize(GgmlType::Q6_K, &[0.0; 256], &mut v),
-            Err(KernelError::Unsupported { ty: GgmlType::Q6_K, op: "quantize" })
+            quantize(GgmlType::IQ4_NL, &[0.0; 32], &mut v),
+            Err(KernelError::Unsupported { ty: GgmlType::IQ4_NL, op: "quantize" })
         );
         assert_eq!(v, [7], "a failed call appends nothing");
     }

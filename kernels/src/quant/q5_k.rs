@@ -1,0 +1,25 @@
+//! Q5_K quantizer, ggml `quantize_row_q5_K_ref`: Q4_K's search (see `q4_k.rs`) with 5-bit
+//! quants (nmax 31, rmin −0.5, nstep 15); the fifth bit of element 32·j + i goes to bit j
+//! of `qh[i]`.
+
+use super::k_search::Qkx2;
+use super::q4_k::quantize_k4;
+use super::QuantizeBlock;
+use crate::dequant::BlockQ5_K;
+
+impl QuantizeBlock for BlockQ5_K {
+    fn quantize(x: &[f32]) -> Self {
+        let p = Qkx2 { nmax: 31, rmin: -0.5, rdelta: 0.1, nstep: 15, use_mad: false };
+        let k = quantize_k4(x, &p);
+        let (mut qs, mut qh) = ([0u8; 128], [0u8; 32]);
+        for (g, q) in qs.chunks_exact_mut(32).enumerate() {
+            let l = &k.l[64 * g..64 * g + 64];
+            for i in 0..32 {
+                let (l1, l2) = (l[i], l[i + 32]);
+                qh[i] |= ((l1 >> 4) << (2 * g)) | ((l2 >> 4) << (2 * g + 1));
+                q[i] = (l1 & 0xF) | ((l2 & 0xF) << 4);
+            }
+        }
+        BlockQ5_K { d: k.d, dmin: k.dmin, scales: k.scales, qh, qs }
+    }
+}

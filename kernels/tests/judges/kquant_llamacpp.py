@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Expected K-quant bytes from llama.cpp itself (ggml `quantize_row_q*_K_ref`).
+
+gguf-py has no K-quant quantizer, so this script compiles ggml's `ggml-quants.c` from a
+llama.cpp source tree (e.g. the PyPI sdist of llama-cpp-python 0.3.36, whose C sources are
+in vendor/llama.cpp/ggml) with gcc into a small shared library and calls it with ctypes.
+It is compiled with -ffp-contract=off (no fused multiply-adds: the plain C semantics our
+Rust port follows). Not run by `cargo test`; it generated the committed fixture:
+
+  kquant_llamacpp.py fixture GGML_DIR OUTDIR
+      writes OUTDIR/kquant_input.f32 (fixed-seed test blocks, see make_input) and
+      OUTDIR/kquant_expected.QTYPE.bin for Q2_K..Q6_K, Q8_K.
+  kquant_llamacpp.py quantize GGML_DIR IN.f32 OUTPREFIX QTYPE...
+      writes OUTPREFIX.QTYPE.bin for any input (multiple of 256 float32 values).
+"""
+import ctypes
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+TYPES = {"Q2_K": 84, "Q3_K": 110, "Q4_K": 144, "Q5_K": 176, "Q6_K": 210, "Q8_K": 292}
+
+STUBS = r"""
+#include <stdlib.h>
+#include <stddef.h>
+void ggml_abort(const char *f, int l, const char *fmt, ...) { abort(); }
+size_t ggml_row_size(int t, long n) { abort(); }
+const char *ggml_type_name(int t) { abort(); }
+size_t ggml_type_size(int t) { abort(); }
+"""
+
+
+def build(ggml_dir):
+    tmp = tempfile.mkdtemp(prefix="kquant_llamacpp_")
+    stubs = os.path.join(tmp, "stubs.c")
+    with open(stubs, "w") as f:
+        f.write(STUBS)
+    lib = os.path.join(tmp, "libggmlquants.so")
+    subprocess.run(
+        ["gcc", "-O2", "-ffp-contract=off", "-fPIC", "-shared",
+         "-I", os.path.join(ggml_dir, "include"), "-I", os.path.join(ggml_dir, "src"),
+         "-o", lib, os.path.join(ggml_dir, "src", "ggml-quants.c"), stubs, "-lm"],
+        check=True)
+    return ctypes.CDLL(lib)
+
+
+def quantize(lib, x, name):
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    assert x.size % 256 == 0
+    out = np.zeros(x.size // 256 * TYPES[name], dtype=np.uint8)  # zeroed: ggml leaves Q8_K bsums of zero blocks unset
+    fn = getattr(lib, f"quantize_row_{name[:2].lower()}_K_ref")
+    fn(x.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p), ctypes.c_int64(x.size))
+    return out
+
+
+def make_input():
+    """Blocks of 256 by category, from numpy's PCG64 with seed 20251127."""
+    rng = np.random.default_rng(20251127)
+    blocks = []
+    add = lambda v: blocks.append(np.asarray(v, dtype=np.float32).reshape(256))
+    for _ in range(10):
+        add(rng.normal(0, 0.02, 256))          # weight-like
+    for _ in range(6):
+        add(rng.normal(0, 1, 256))
+    for _ in range(4):
+        add(rng.uniform(-1, 1, 256))
+    for _ in range(3):
+        add(np.abs(rng.normal(0, 1, 256)))     # positive only
+    for _ in range(3):
+        add(-np.abs(rng.normal(0, 1, 256)))    # negative only
+    for _ in range(3):
+        v = rng.normal(0, 0.05, 256)
+        v[rng.integers(0, 256, 3)] = rng.normal(0, 5, 3)  # outliers
+        add(v)
+    for _ in range(3):
+        v = rng.normal(0, 1, 256)
+        v[rng.random(256) < 0.5] = 0.0         # half exact zeros
+        add(v)
+    for _ in range(3):
+        v = rng.normal(0, 1, 256)
+        for g in rng.choice(16, 5, replace=False):
+            v[16 * g:16 * g + 16] = 0.0        # whole zero sub-blocks
+        add(v)
+    add(np.zeros(256))
+    add(np.full(256, -0.0))
+    add(np.full(256, 0.75))                    # constant
+    add(np.full(256, -3.0))
+    add(rng.normal(0, 1e-3, 256) + 0.5)        # offset, narrow range
+    add(rng.normal(0, 1e-6, 256))              # tiny
+    add(rng.normal(0, 1e4, 256))               # large
+    add(np.round(rng.normal(0, 4, 256)))       # integers: ties in the searches
+    add(np.tile(np.arange(-8, 8, dtype=np.float32) * 0.125, 16))
+    v = np.zeros(256)
+    v[[3, 100, 200]] = [1.0, -2.0, 0.5]        # sparse
+    add(v)
+    return np.concatenate(blocks)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "fixture":
+        lib = build(sys.argv[2])
+        x = make_input()
+        x.astype("<f4").tofile(os.path.join(sys.argv[3], "kquant_input.f32"))
+        for name in TYPES:
+            quantize(lib, x, name).tofile(os.path.join(sys.argv[3], f"kquant_expected.{name}.bin"))
+    elif len(sys.argv) >= 6 and sys.argv[1] == "quantize":
+        lib = build(sys.argv[2])
+        x = np.fromfile(sys.argv[3], dtype="<f4")
+        for name in sys.argv[5:]:
+            quantize(lib, x, name).tofile(f"{sys.argv[4]}.{name}.bin")
+    else:
+        sys.exit(__doc__)
