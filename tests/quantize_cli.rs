@@ -157,3 +157,26 @@ fn errors_are_clear() {
     }
     assert!(!out.exists(), "failed runs leave no output");
 }
+
+/// All-zero blocks starting with -0.0: ggml (which we follow) and gguf-py give the zero
+/// scale opposite signs; the judge accepts exactly those blocks, and their values agree.
+#[test]
+fn negative_zero_blocks_match_ggml_not_gguf_py_sign() {
+    let dir = tempfile::tempdir().unwrap();
+    let hf = dir.path().join("hf");
+    std::fs::create_dir(&hf).unwrap();
+    for e in std::fs::read_dir(root().join("fixtures/models/llama")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), hf.join(e.file_name())).unwrap();
+    }
+    judge("zero_blocks.py", &[&hf]);
+    let in_gguf = dir.path().join("in.gguf");
+    llmtool_ok(&["convert", "--quiet", s(&hf), s(&in_gguf)]);
+    for (ty, id) in [("Q4_0", 2), ("Q5_0", 8)] {
+        let out = dir.path().join(format!("{ty}.gguf"));
+        llmtool_ok(&["quantize", "--quiet", s(&hf), s(&out), "-t", ty]);
+        let r = check_against_gguf_py(&in_gguf, &out, id);
+        let q = &r["tensors"]["blk.0.attn_q.weight"];
+        assert!(q["how"].as_str().unwrap().contains("all-zero blocks"), "{ty}: {q}");
+    }
+}
