@@ -2,6 +2,7 @@
 
 mod convert;
 mod inspect;
+mod quantize;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +19,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Convert between HF model dirs (safetensors) and GGUF, or re-type / re-shard within one format.
     Convert(convert::ConvertArgs),
+    /// Quantize a GGUF file or HF dir to a GGUF file with llama.cpp's per-tensor type rules.
+    Quantize(quantize::QuantizeArgs),
 }
 
 /// Parses `std::env::args` and runs the chosen subcommand.
@@ -26,6 +29,7 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Quantize(args) => quantize::run(args),
     }
 }
 

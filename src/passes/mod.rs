@@ -1,3 +1,4 @@
 //! Passes: lazy transformations of a tensor source (convert now; quantize, lora, merge later).
 
 pub mod convert;
+pub mod quantize;

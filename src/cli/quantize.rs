@@ -1,0 +1,224 @@
+//! `llmtool quantize IN OUT --type T`: a GGUF file or HF dir → a quantized GGUF file, with
+//! llama.cpp's per-tensor type rules (`passes::quantize`).
+//!
+//! Designed so that a `--validate TEXT` step (perplexity / KL divergence of OUT against IN)
+//! can run after the output is committed, once the inference core exists: `run` ends with
+//! the written path and both models' tensor sources are still openable then.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use llmtool_formats::atomic::{check_output_not_input, AtomicFile};
+use llmtool_formats::gguf::{write_gguf, GgufHeader};
+use llmtool_formats::{GgmlType, MetaValue, TensorSource};
+use llmtool_kernels::{convert, quant};
+
+use crate::model::{Model, ModelFormat};
+use crate::passes::quantize::{plan, FileType, ModelFacts, Override, QuantizeParams, Quantized, Reason, TensorPlan};
+use crate::progress::Progress;
+use crate::stream::with_lookahead;
+
+/// ggml's `GGML_QNT_VERSION`, written as `general.quantization_version` like llama.cpp.
+const GGML_QNT_VERSION: u32 = 2;
+
+#[derive(clap::Args, Debug)]
+pub struct QuantizeArgs {
+    /// Input: a GGUF file or an HF model directory.
+    pub input: PathBuf,
+    /// Output `.gguf` file.
+    pub output: PathBuf,
+    /// File type (llama.cpp names): Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q2_K_S, Q3_K_S/M/L,
+    /// Q4_K_S/M, Q5_K_S/M, Q6_K, F16, BF16, F32 (Q3_K, Q4_K, Q5_K mean the _M mixes).
+    #[arg(long = "type", short = 't', value_name = "T")]
+    pub ty: String,
+    /// Give tensors whose name matches PATTERN (a regex searched in the name, or a glob
+    /// such as `blk.*.attn_v.weight`) the tensor type TYPE; the first match wins. Repeatable.
+    #[arg(long, value_name = "PATTERN=TYPE")]
+    pub keep: Vec<String>,
+    /// Every quantized tensor gets the file type's default type (no K-mix rules).
+    #[arg(long)]
+    pub pure: bool,
+    /// Print the per-tensor plan and sizes and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Where kernels run; only `cpu` for now.
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: String,
+    /// Replace an existing output.
+    #[arg(long)]
+    pub force: bool,
+    /// No progress bar, warnings or summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+pub fn run(args: QuantizeArgs) -> Result<()> {
+    let started = Instant::now();
+    match args.device.to_ascii_lowercase().as_str() {
+        "cpu" => {}
+        "gpu" | "cuda" => bail!("--device {}: GPU kernels are not built yet; use --device cpu", args.device),
+        other => bail!("--device {other}: unknown device (expected cpu)"),
+    }
+    let ftype = FileType::parse(&args.ty)
+        .with_context(|| format!("--type {}: unknown type; expected one of {}", args.ty, FileType::names()))?;
+    let overrides = args.keep.iter().map(|k| Override::parse(k)).collect::<Result<Vec<_>, _>>()?;
+    if !args.dry_run {
+        let is_gguf = args.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+        if !is_gguf {
+            bail!("{}: quantize writes GGUF only; give the output a .gguf extension", args.output.display());
+        }
+        check_output_not_input(&args.output, &[args.input.as_path()])?;
+    }
+    if let Some(n) = args.threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("setting up the thread pool")?;
+    }
+
+    let model = Model::open(&args.input).with_context(|| format!("cannot open {}", args.input.display()))?;
+    let params =
+        QuantizeParams { ftype, pure: args.pure, overrides, widen_vectors: model.format == ModelFormat::HfDir };
+    let facts = ModelFacts::from_metadata(&model.metadata);
+    let plan = plan(model.tensors.tensor_infos(), &facts, &params)?;
+
+    if args.dry_run {
+        print_plan(&plan);
+        print_summary(&plan, None, started.elapsed().as_secs_f64());
+        return Ok(());
+    }
+    check_kernels(&plan, ftype)?;
+    if !args.quiet {
+        let requant: Vec<&TensorPlan> =
+            plan.iter().filter(|p| p.from != p.to && p.from.is_quantized() && p.to.is_quantized()).collect();
+        if let Some(first) = requant.first() {
+            eprintln!(
+                "warning: requantizing {} tensor(s) that are already quantized (e.g. '{}' {} → {}): \
+                 quality is lost; quantize from F16/BF16/F32 weights when you have them",
+                requant.len(),
+                first.name,
+                first.from,
+                first.to
+            );
+        }
+        let fallbacks = plan.iter().filter(|p| p.fallback_from.is_some()).count();
+        if fallbacks > 0 {
+            eprintln!(
+                "note: {fallbacks} tensor(s) have rows that do not split into the chosen type's blocks and \
+                 fell back to another type (llama.cpp's rule; --dry-run lists them)"
+            );
+        }
+    }
+
+    let mut metadata = model.metadata.clone();
+    // llama.cpp sets these after copying the input's keys; its gguf_set_val_* removes an
+    // existing key and appends it, so both end up last, in this order.
+    metadata.remove("general.quantization_version");
+    metadata.insert("general.quantization_version", MetaValue::U32(GGML_QNT_VERSION));
+    metadata.remove("general.file_type");
+    metadata.insert("general.file_type", MetaValue::U32(ftype.id()));
+    for key in ["split.no", "split.count", "split.tensors.count"] {
+        metadata.remove(key);
+    }
+
+    let source = Quantized::new(model.tensors.as_ref(), &plan);
+    let header = GgufHeader::new(metadata, source.tensor_infos().to_vec())?;
+    let layout = header.layout()?;
+    let mut out = AtomicFile::create(&args.output, args.force)?;
+    let mut progress = Progress::new(layout.file_size, "quantize", args.quiet);
+    let infos = source.tensor_infos().to_vec();
+    let source = &source;
+    let written = with_lookahead(
+        infos.len(),
+        |i| source.tensor_bytes(&infos[i].name),
+        |i| source.release(&infos[i].name),
+        |next| write_gguf(out.writer(), &header, |i, _| next(i), |b| progress.set(b)),
+    )
+    .with_context(|| format!("writing {}", args.output.display()))?;
+    progress.finish();
+    out.commit()?;
+    if !args.quiet {
+        print_summary(&plan, Some(written), started.elapsed().as_secs_f64());
+        eprintln!("wrote {} ({:.1} MiB)", args.output.display(), written as f64 / MIB);
+    }
+    Ok(())
+}
+
+/// Every conversion the plan needs must have kernels, checked before anything is written.
+fn check_kernels(plan: &[TensorPlan], ftype: FileType) -> Result<()> {
+    let mut missing: BTreeMap<&'static str, (usize, &str)> = BTreeMap::new();
+    for p in plan.iter().filter(|p| p.from != p.to) {
+        if !convert::can_decode(p.from) {
+            bail!("tensor '{}': llmtool cannot decode its type {} yet", p.name, p.from);
+        }
+        let ok = if p.to.is_quantized() { quant::can_quantize(p.to) } else { convert::can_encode(p.to) };
+        if !ok {
+            let e = missing.entry(p.to.name()).or_insert((0, p.name.as_str()));
+            e.0 += 1;
+        }
+    }
+    if !missing.is_empty() {
+        let list: Vec<String> =
+            missing.iter().map(|(ty, (n, first))| format!("{ty} ({n} tensor(s), e.g. '{first}')")).collect();
+        bail!(
+            "--type {}: llmtool has no quantizer yet for {}; choose another type, or move those tensors \
+             to a supported type with --keep PATTERN=TYPE (--dry-run shows the plan)",
+            ftype.name(),
+            list.join(", ")
+        );
+    }
+    Ok(())
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn print_plan(plan: &[TensorPlan]) {
+    for p in plan {
+        let ne: Vec<String> = p.ne.iter().map(u64::to_string).collect();
+        let why = match (p.reason, p.fallback_from) {
+            (_, Some(f)) => format!(" (fallback from {f})"),
+            (Reason::Override, None) => " (--keep)".to_string(),
+            _ => String::new(),
+        };
+        println!("{:<40} [{:>14}] {:>6} -> {}{}", p.name, ne.join(", "), p.from.name(), p.to.name(), why);
+    }
+}
+
+/// Per-type counts and sizes, then totals, bits per weight and time, on stderr.
+fn print_summary(plan: &[TensorPlan], written: Option<u64>, secs: f64) {
+    let bytes = |ty: GgmlType, ne: &[u64]| {
+        llmtool_formats::TensorInfo { name: String::new(), ty, ne: ne.to_vec() }.n_bytes().unwrap_or(0)
+    };
+    let elems = |ne: &[u64]| ne.iter().product::<u64>();
+    let mut by_type: BTreeMap<&'static str, (usize, u64, u64)> = BTreeMap::new();
+    let (mut before, mut after, mut n) = (0u64, 0u64, 0u64);
+    for p in plan {
+        let e = by_type.entry(p.to.name()).or_default();
+        e.0 += 1;
+        e.1 += elems(&p.ne);
+        e.2 += bytes(p.to, &p.ne);
+        before += bytes(p.from, &p.ne);
+        after += bytes(p.to, &p.ne);
+        n += elems(&p.ne);
+    }
+    let bpw = |b: u64| if n > 0 { b as f64 * 8.0 / n as f64 } else { 0.0 };
+    eprintln!("{:<8} {:>8} {:>14} {:>11} {:>6}", "type", "tensors", "weights", "MiB", "bpw");
+    for (ty, (count, e, b)) in &by_type {
+        let tbpw = if *e > 0 { *b as f64 * 8.0 / *e as f64 } else { 0.0 };
+        eprintln!("{ty:<8} {count:>8} {e:>14} {:>11.2} {tbpw:>6.2}", *b as f64 / MIB);
+    }
+    eprintln!(
+        "tensor data: {:.2} MiB ({:.2} bpw) -> {:.2} MiB ({:.2} bpw){}; {:.2} s",
+        before as f64 / MIB,
+        bpw(before),
+        after as f64 / MIB,
+        bpw(after),
+        written.map(|w| format!("; file {:.2} MiB", w as f64 / MIB)).unwrap_or_default(),
+        secs
+    );
+}

@@ -1,0 +1,730 @@
+//! The quantize pass: which type each tensor gets, and re-encoding tensors lazily.
+//!
+//! The per-tensor rules are llama.cpp's (`src/llama-quant.cpp`: `tensor_allows_quantization`,
+//! `llama_tensor_get_type_impl`, `tensor_type_fallback`, `llama_ftype_get_default_type`),
+//! rewritten here for the file types llmtool offers (the legacy types, the K mixes, the plain
+//! float types). In short:
+//! - only tensors whose name ends in `weight`, of 2+ dims (ggml's `ggml_n_dims`), and not a
+//!   norm, MoE router or positional embedding are quantized; the rest keep their type (1-D
+//!   float tensors of an HF input become F32, as `llmtool convert` writes them);
+//! - every quantized tensor starts from the file type's default type; the K mixes then pick
+//!   more bits for `output.weight` (and a tied `token_embd.weight`), `attn_v`, `ffn_down`,
+//!   `attn_output`, … (`use_more_bits` spreads the extra bits over the layers);
+//! - a tensor whose row length (`ne[0]`) is not a multiple of the chosen type's block size
+//!   falls back (Q2_K/Q3_K → Q4_0, Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0; F16 when even the
+//!   fallback does not fit);
+//! - `--keep PATTERN=TYPE` overrides (llama.cpp's `--tensor-type`): the first pattern found
+//!   in the name (a regex search) sets the type, skipping the mix rules but not the fallback.
+//!
+//! llama.cpp visits tensors sorted by layer number, then name (`weight_name_comparer` in
+//! `llama-model-loader.h`); its running counters (`i_attention_wv`, `i_ffn_down`) depend on
+//! that order, and it writes the output in that order. We do both the same way.
+
+use std::borrow::Cow;
+
+use llmtool_formats::{FormatError, GgmlType, Metadata, TensorInfo, TensorSource};
+use llmtool_kernels::convert;
+
+/// A llama.cpp file type (`llama_ftype`): the default tensor type plus, for the K mixes,
+/// the rules that give some tensors more bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum FileType {
+    F32,
+    F16,
+    BF16,
+    Q4_0,
+    Q4_1,
+    Q5_0,
+    Q5_1,
+    Q8_0,
+    Q2_K,
+    Q2_K_S,
+    Q3_K_S,
+    Q3_K_M,
+    Q3_K_L,
+    Q4_K_S,
+    Q4_K_M,
+    Q5_K_S,
+    Q5_K_M,
+    Q6_K,
+}
+
+impl FileType {
+    pub const ALL: &'static [FileType] = &[
+        FileType::F32,
+        FileType::F16,
+        FileType::BF16,
+        FileType::Q4_0,
+        FileType::Q4_1,
+        FileType::Q5_0,
+        FileType::Q5_1,
+        FileType::Q8_0,
+        FileType::Q2_K,
+        FileType::Q2_K_S,
+        FileType::Q3_K_S,
+        FileType::Q3_K_M,
+        FileType::Q3_K_L,
+        FileType::Q4_K_S,
+        FileType::Q4_K_M,
+        FileType::Q5_K_S,
+        FileType::Q5_K_M,
+        FileType::Q6_K,
+    ];
+
+    pub fn name(self) -> &'static str {
+        use FileType::*;
+        match self {
+            F32 => "F32",
+            F16 => "F16",
+            BF16 => "BF16",
+            Q4_0 => "Q4_0",
+            Q4_1 => "Q4_1",
+            Q5_0 => "Q5_0",
+            Q5_1 => "Q5_1",
+            Q8_0 => "Q8_0",
+            Q2_K => "Q2_K",
+            Q2_K_S => "Q2_K_S",
+            Q3_K_S => "Q3_K_S",
+            Q3_K_M => "Q3_K_M",
+            Q3_K_L => "Q3_K_L",
+            Q4_K_S => "Q4_K_S",
+            Q4_K_M => "Q4_K_M",
+            Q5_K_S => "Q5_K_S",
+            Q5_K_M => "Q5_K_M",
+            Q6_K => "Q6_K",
+        }
+    }
+
+    /// Parses a name case-insensitively. `Q3_K`, `Q4_K` and `Q5_K` are the `_M` mixes, as in
+    /// llama-quantize (`tools/quantize/quantize.cpp`: "alias for Q4_K_M").
+    pub fn parse(s: &str) -> Option<FileType> {
+        let up = s.to_ascii_uppercase();
+        let alias = match up.as_str() {
+            "Q3_K" => "Q3_K_M",
+            "Q4_K" => "Q4_K_M",
+            "Q5_K" => "Q5_K_M",
+            other => other,
+        };
+        Self::ALL.iter().copied().find(|f| f.name() == alias)
+    }
+
+    /// `general.file_type`: llama.cpp's `llama_ftype` number (`llama.h`; also gguf-py's
+    /// `LlamaFileType`).
+    pub fn id(self) -> u32 {
+        use FileType::*;
+        match self {
+            F32 => 0,
+            F16 => 1,
+            Q4_0 => 2,
+            Q4_1 => 3,
+            Q8_0 => 7,
+            Q5_0 => 8,
+            Q5_1 => 9,
+            Q2_K => 10,
+            Q3_K_S => 11,
+            Q3_K_M => 12,
+            Q3_K_L => 13,
+            Q4_K_S => 14,
+            Q4_K_M => 15,
+            Q5_K_S => 16,
+            Q5_K_M => 17,
+            Q6_K => 18,
+            Q2_K_S => 21,
+            BF16 => 32,
+        }
+    }
+
+    /// llama.cpp `llama_ftype_get_default_type`.
+    pub fn default_type(self) -> GgmlType {
+        use FileType::*;
+        match self {
+            F32 => GgmlType::F32,
+            F16 => GgmlType::F16,
+            BF16 => GgmlType::BF16,
+            Q4_0 => GgmlType::Q4_0,
+            Q4_1 => GgmlType::Q4_1,
+            Q5_0 => GgmlType::Q5_0,
+            Q5_1 => GgmlType::Q5_1,
+            Q8_0 => GgmlType::Q8_0,
+            Q2_K | Q2_K_S => GgmlType::Q2_K,
+            Q3_K_S | Q3_K_M | Q3_K_L => GgmlType::Q3_K,
+            Q4_K_S | Q4_K_M => GgmlType::Q4_K,
+            Q5_K_S | Q5_K_M => GgmlType::Q5_K,
+            Q6_K => GgmlType::Q6_K,
+        }
+    }
+
+    pub fn names() -> String {
+        Self::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Model facts the rules read (llama.cpp `hparams`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelFacts {
+    /// `general.architecture` (the rules special-case `falcon`).
+    pub arch: String,
+    /// `{arch}.block_count`.
+    pub n_layer: u32,
+    /// `head_count / head_count_kv` (1 when unknown).
+    pub n_gqa: u32,
+    /// `{arch}.expert_count` (0 when absent).
+    pub n_expert: u32,
+    /// llama.cpp's `LLM_TYPE_70B`: a Llama with 80 layers and grouped-query attention.
+    pub is_70b: bool,
+}
+
+impl ModelFacts {
+    pub fn from_metadata(md: &Metadata) -> ModelFacts {
+        let arch = md.get_str("general.architecture").unwrap_or("").to_string();
+        let get = |k: &str| md.get_u64(&format!("{arch}.{k}"));
+        let n_layer = get("block_count").unwrap_or(0) as u32;
+        let n_head = get("attention.head_count").unwrap_or(0);
+        let n_head_kv = get("attention.head_count_kv").unwrap_or(n_head);
+        let n_gqa = n_head.checked_div(n_head_kv).map_or(1, |g| g as u32);
+        let n_expert = get("expert_count").unwrap_or(0) as u32;
+        let is_70b = arch == "llama" && n_layer == 80 && n_head != n_head_kv;
+        ModelFacts { arch, n_layer, n_gqa, n_expert, is_70b }
+    }
+}
+
+/// A `--keep PATTERN=TYPE` override.
+#[derive(Debug, Clone)]
+pub struct Override {
+    pub pattern: regex::Regex,
+    pub ty: GgmlType,
+}
+
+impl Override {
+    /// Parses `PATTERN=TYPE` (the last `=` splits). PATTERN is a regex searched in the
+    /// tensor name; a glob (`*` / `?` with no other regex syntax) is accepted as well and
+    /// then matches the whole name.
+    pub fn parse(s: &str) -> Result<Override, QuantizeError> {
+        let bad = |why: String| QuantizeError::BadOverride { arg: s.to_string(), why };
+        let (pat, ty) = s.rsplit_once('=').ok_or_else(|| bad("expected PATTERN=TYPE".into()))?;
+        if pat.is_empty() {
+            return Err(bad("empty pattern".into()));
+        }
+        let ty = GgmlType::from_name(ty).ok_or_else(|| bad(format!("unknown tensor type '{ty}'")))?;
+        let re = if is_glob(pat) { glob_to_regex(pat) } else { pat.to_string() };
+        let pattern = regex::Regex::new(&re).map_err(|e| bad(e.to_string()))?;
+        Ok(Override { pattern, ty })
+    }
+}
+
+/// A pattern is taken as a glob when it uses `*` or `?` and none of the regex-only syntax.
+fn is_glob(p: &str) -> bool {
+    p.contains(['*', '?']) && !p.contains(['\\', '(', ')', '[', ']', '{', '}', '^', '$', '|', '+']) && !p.contains(".*")
+}
+
+fn glob_to_regex(p: &str) -> String {
+    let mut re = String::from("^");
+    for c in p.chars() {
+        match c {
+            '*' => re.push_str(".*"),
+            '?' => re.push('.'),
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re.push('$');
+    re
+}
+
+/// What to quantize to.
+#[derive(Debug, Clone)]
+pub struct QuantizeParams {
+    pub ftype: FileType,
+    /// llama-quantize `--pure`: no mix rules, every quantized tensor gets the default type.
+    pub pure: bool,
+    pub overrides: Vec<Override>,
+    /// Widen 1-D float tensors that are not quantized to F32 (HF inputs; GGUF keeps them).
+    pub widen_vectors: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuantizeError {
+    #[error("--keep '{arg}': {why}")]
+    BadOverride { arg: String, why: String },
+    #[error(
+        "tensor '{tensor}': its row length {ncols} is not a multiple of {ty}'s block size {block} \
+         and llama.cpp defines no fallback type for {ty}"
+    )]
+    NoFallback { tensor: String, ncols: u64, ty: GgmlType, block: usize },
+}
+
+/// Why a tensor got its type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Not a quantizable weight: kept (or widened to F32).
+    Kept,
+    /// The file type's rules.
+    Rule,
+    /// A `--keep` override.
+    Override,
+}
+
+/// The decision for one tensor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorPlan {
+    pub name: String,
+    pub ne: Vec<u64>,
+    pub from: GgmlType,
+    pub to: GgmlType,
+    pub reason: Reason,
+    /// The type chosen before the row-length fallback, when a fallback happened.
+    pub fallback_from: Option<GgmlType>,
+}
+
+impl TensorPlan {
+    pub fn info(&self) -> TensorInfo {
+        TensorInfo { name: self.name.clone(), ty: self.to, ne: self.ne.clone() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Category {
+    TokenEmbd,
+    AttnQ,
+    AttnV,
+    AttnK,
+    AttnQkv,
+    AttnKvB,
+    AttnOutput,
+    FfnUp,
+    FfnGate,
+    FfnDown,
+    Output,
+    Other,
+}
+
+/// llama.cpp `tensor_get_category` (substring tests, in its order).
+fn category(name: &str) -> Category {
+    use Category::*;
+    if name == "output.weight" {
+        return Output;
+    }
+    if name == "token_embd.weight" || name == "per_layer_token_embd.weight" {
+        return TokenEmbd;
+    }
+    let table: [(&str, Category); 9] = [
+        ("attn_qkv.weight", AttnQkv),
+        ("attn_kv_b.weight", AttnKvB),
+        ("attn_v.weight", AttnV),
+        ("attn_k.weight", AttnK),
+        ("attn_q.weight", AttnQ),
+        ("attn_output.weight", AttnOutput),
+        ("ffn_up", FfnUp),
+        ("ffn_gate", FfnGate),
+        ("ffn_down", FfnDown),
+    ];
+    table.iter().find(|(s, _)| name.contains(s)).map_or(Other, |&(_, c)| c)
+}
+
+fn is_attn_v_like(c: Category) -> bool {
+    matches!(c, Category::AttnV | Category::AttnQkv | Category::AttnKvB)
+}
+
+/// ggml `ggml_n_dims`: 1 + the index of the last dimension larger than 1.
+fn n_dims(ne: &[u64]) -> usize {
+    ne.iter().rposition(|&n| n > 1).map_or(1, |i| i + 1)
+}
+
+/// llama.cpp `tensor_allows_quantization` (with `quantize_output_tensor` on, as by default).
+pub fn allows_quantization(name: &str, ne: &[u64]) -> bool {
+    if n_dims(ne) < 2 || !name.ends_with("weight") {
+        return false;
+    }
+    const NEVER: &[&str] = &[
+        "_norm.weight",
+        "ffn_gate_inp.weight",
+        "ffn_gate_tid2eid.weight",
+        "altup",
+        "laurel",
+        "per_layer_model_proj",
+        "ssm_conv1d",
+        "shortconv.conv.weight",
+        "indexer.k_proj.weight",
+        "indexer.q_proj.weight",
+        "time_mix_first.weight",
+        "time_mix_w0.weight",
+        "time_mix_w1.weight",
+        "time_mix_w2.weight",
+        "time_mix_v0.weight",
+        "time_mix_v1.weight",
+        "time_mix_v2.weight",
+        "time_mix_a0.weight",
+        "time_mix_a1.weight",
+        "time_mix_a2.weight",
+        "time_mix_g1.weight",
+        "time_mix_g2.weight",
+        "time_mix_decay_w1.weight",
+        "time_mix_decay_w2.weight",
+        "time_mix_lerp_fused.weight",
+        "attn_rel_b.weight",
+        ".position_embd",
+        "sam.pos_embd",
+        "sam.neck.",
+        "sam.net_",
+        ".rel_pos",
+        ".patch_embd",
+        ".patch_merger",
+        "a.rvq.codebook",
+        "mm.a.code_embd",
+    ];
+    // LLM_TN(arch)(LLM_TENSOR_POS_EMBD / TOKEN_TYPES, "weight") for the text models.
+    name != "position_embd.weight" && name != "token_types.weight" && !NEVER.iter().any(|s| name.contains(s))
+}
+
+/// llama.cpp's `use_more_bits`: the first and last eighth of the layers, and every third
+/// layer in between. `n / 8` etc. are C integer divisions; `%` truncates like C's.
+fn use_more_bits(i_layer: i64, n_layers: i64) -> bool {
+    i_layer < n_layers / 8 || i_layer >= 7 * n_layers / 8 || (i_layer - n_layers / 8) % 3 == 2
+}
+
+/// The layer number of `blk.N.…` names (C `sscanf("blk.%d.")`), -1 otherwise.
+fn layer_of(name: &str) -> i64 {
+    let Some(rest) = name.strip_prefix("blk.") else { return -1 };
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().unwrap_or(-1)
+}
+
+/// llama.cpp's visiting (and writing) order: by layer (-1 for non-layer tensors), then name.
+pub fn llama_cpp_order(infos: &[TensorInfo]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..infos.len()).collect();
+    idx.sort_by(|&a, &b| {
+        let (na, nb) = (&infos[a].name, &infos[b].name);
+        layer_of(na).cmp(&layer_of(nb)).then_with(|| na.as_bytes().cmp(nb.as_bytes()))
+    });
+    idx
+}
+
+/// llama.cpp `tensor_type_fallback`.
+fn fallback(name: &str, ncols: u64, ty: GgmlType) -> Result<(GgmlType, bool), QuantizeError> {
+    let block = ty.block_size() as u64;
+    if ncols.is_multiple_of(block) {
+        return Ok((ty, false));
+    }
+    let to = match ty {
+        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::TQ1_0 | GgmlType::TQ2_0 => GgmlType::Q4_0,
+        GgmlType::Q4_K => GgmlType::Q5_0,
+        GgmlType::Q5_K => GgmlType::Q5_1,
+        GgmlType::Q6_K => GgmlType::Q8_0,
+        GgmlType::IQ1_S
+        | GgmlType::IQ1_M
+        | GgmlType::IQ2_XXS
+        | GgmlType::IQ2_XS
+        | GgmlType::IQ2_S
+        | GgmlType::IQ3_XXS
+        | GgmlType::IQ3_S
+        | GgmlType::IQ4_XS => GgmlType::IQ4_NL,
+        _ => return Err(QuantizeError::NoFallback { tensor: name.to_string(), ncols, ty, block: ty.block_size() }),
+    };
+    if !ncols.is_multiple_of(to.block_size() as u64) {
+        return Ok((GgmlType::F16, true));
+    }
+    Ok((to, true))
+}
+
+/// Running state of llama.cpp's `quantize_state_impl` for the rules we implement.
+struct State {
+    n_attention_wv: i64,
+    i_attention_wv: i64,
+    i_ffn_down: i64,
+    has_tied_embeddings: bool,
+}
+
+/// llama.cpp `llama_tensor_get_type_impl`, for the file types of [`FileType`] (no imatrix,
+/// no `--output-tensor-type` / `--token-embedding-type`).
+fn mix_type(st: &mut State, f: &ModelFacts, ty: GgmlType, info: &TensorInfo, ft: FileType, cat: Category) -> GgmlType {
+    use FileType as F;
+    use GgmlType as G;
+    let falcon = f.arch == "falcon";
+    let mut new = ty;
+    let n_layer = i64::from(f.n_layer);
+    if cat == Category::Output || (st.has_tied_embeddings && cat == Category::TokenEmbd) {
+        let nx = info.ne.first().copied().unwrap_or(0);
+        if falcon || !nx.is_multiple_of(new.block_size() as u64) {
+            new = G::Q8_0;
+        } else if new != G::Q8_0 {
+            new = G::Q6_K;
+        }
+    } else if cat == Category::TokenEmbd {
+        // Untied embeddings keep the default type for these file types.
+    } else if is_attn_v_like(cat) {
+        match ft {
+            F::Q2_K => new = if f.n_gqa >= 4 { G::Q4_K } else { G::Q3_K },
+            F::Q2_K_S if f.n_gqa >= 4 => new = G::Q4_K,
+            F::Q3_K_M => new = if st.i_attention_wv < 2 { G::Q5_K } else { G::Q4_K },
+            F::Q3_K_L => new = G::Q5_K,
+            F::Q4_K_M | F::Q5_K_M if use_more_bits(st.i_attention_wv, st.n_attention_wv) => new = G::Q6_K,
+            F::Q4_K_S if st.i_attention_wv < 4 => new = G::Q5_K,
+            _ => {}
+        }
+        if f.is_70b && (new == G::Q3_K || new == G::Q4_K) {
+            new = G::Q5_K;
+        }
+        if f.n_expert == 8 {
+            new = G::Q8_0;
+        }
+        st.i_attention_wv += 1;
+    } else if cat == Category::AttnK {
+        if f.n_expert == 8 {
+            new = G::Q8_0;
+        }
+    } else if cat == Category::FfnDown {
+        // With experts llama.cpp reads the layer from the name; otherwise the running count.
+        let i_layer = if f.n_expert > 1 { layer_of(&info.name) } else { st.i_ffn_down };
+        match ft {
+            F::Q2_K => new = G::Q3_K,
+            F::Q2_K_S if i_layer < n_layer / 8 => new = G::Q4_K,
+            F::Q3_K_M => {
+                new = if i_layer < n_layer / 16 {
+                    G::Q5_K
+                } else if !falcon || use_more_bits(i_layer, n_layer) {
+                    G::Q4_K
+                } else {
+                    G::Q3_K
+                }
+            }
+            F::Q3_K_L => new = if falcon { G::Q4_K } else { G::Q5_K },
+            F::Q4_K_M => {
+                if falcon {
+                    new = if i_layer < n_layer / 16 {
+                        G::Q6_K
+                    } else if use_more_bits(i_layer, n_layer) {
+                        G::Q5_K
+                    } else {
+                        G::Q4_K
+                    };
+                } else if use_more_bits(i_layer, n_layer) {
+                    new = G::Q6_K;
+                }
+            }
+            F::Q5_K_M if use_more_bits(i_layer, n_layer) => new = G::Q6_K,
+            F::Q4_K_S if !falcon && i_layer < n_layer / 8 => new = G::Q5_K,
+            _ => {}
+        }
+        st.i_ffn_down += 1;
+    } else if cat == Category::AttnOutput {
+        if !falcon {
+            if f.n_expert == 8 {
+                if matches!(ft, F::Q2_K | F::Q3_K_S | F::Q3_K_M | F::Q4_K_S | F::Q4_K_M) {
+                    new = G::Q5_K;
+                }
+            } else {
+                match ft {
+                    F::Q2_K => new = G::Q3_K,
+                    F::Q3_K_M => new = G::Q4_K,
+                    F::Q3_K_L => new = G::Q5_K,
+                    _ => {}
+                }
+            }
+        } else if ft == F::Q3_K_L {
+            new = G::Q4_K;
+        }
+    }
+    // attn_qkv is attn_v-like (handled above): llama.cpp's separate attn_qkv branch is never
+    // reached for it.
+    new
+}
+
+/// Chooses every tensor's output type, in llama.cpp's order (see the module docs).
+pub fn plan(infos: &[TensorInfo], facts: &ModelFacts, p: &QuantizeParams) -> Result<Vec<TensorPlan>, QuantizeError> {
+    let default = p.ftype.default_type();
+    let order = llama_cpp_order(infos);
+    let mut st = State {
+        n_attention_wv: infos.iter().filter(|t| is_attn_v_like(category(&t.name))).count() as i64,
+        i_attention_wv: 0,
+        i_ffn_down: 0,
+        has_tied_embeddings: !infos.iter().any(|t| category(&t.name) == Category::Output),
+    };
+    let mut out = Vec::with_capacity(infos.len());
+    for i in order {
+        let info = &infos[i];
+        let mut tp = TensorPlan {
+            name: info.name.clone(),
+            ne: info.ne.clone(),
+            from: info.ty,
+            to: info.ty,
+            reason: Reason::Kept,
+            fallback_from: None,
+        };
+        if !allows_quantization(&info.name, &info.ne) {
+            if p.widen_vectors && info.ty.is_float() && n_dims(&info.ne) == 1 {
+                tp.to = GgmlType::F32;
+            }
+            out.push(tp);
+            continue;
+        }
+        tp.reason = Reason::Rule;
+        let mut ty = default;
+        // llama.cpp applies overrides, mixes and fallbacks only for quantized file types.
+        if default.is_quantized() {
+            let manual = p.overrides.iter().find(|o| o.pattern.is_match(&info.name));
+            if let Some(o) = manual {
+                ty = o.ty;
+                tp.reason = Reason::Override;
+            } else if !p.pure {
+                ty = mix_type(&mut st, facts, ty, info, p.ftype, category(&info.name));
+            }
+            let ncols = info.ne.first().copied().unwrap_or(0);
+            let (fb, changed) = fallback(&info.name, ncols, ty)?;
+            if changed {
+                tp.fallback_from = Some(ty);
+            }
+            ty = fb;
+        }
+        tp.to = ty;
+        out.push(tp);
+    }
+    Ok(out)
+}
+
+/// A source whose tensors are those of `inner`, re-encoded as planned and listed in the
+/// plan's order. Each tensor is decoded to f32 (any decodable type) and quantized to its
+/// target chunk by chunk (`kernels::convert::convert_bytes`); a tensor already in its target
+/// type is passed through byte for byte.
+pub struct Quantized<'a> {
+    inner: &'a dyn TensorSource,
+    infos: Vec<TensorInfo>,
+}
+
+impl<'a> Quantized<'a> {
+    pub fn new(inner: &'a dyn TensorSource, plan: &[TensorPlan]) -> Self {
+        Quantized { inner, infos: plan.iter().map(TensorPlan::info).collect() }
+    }
+}
+
+impl TensorSource for Quantized<'_> {
+    fn tensor_infos(&self) -> &[TensorInfo] {
+        &self.infos
+    }
+
+    fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, FormatError> {
+        let from = self.inner.tensor_info(name).ok_or_else(|| FormatError::NoSuchTensor(name.to_string()))?.ty;
+        let to = self.tensor_info(name).ok_or_else(|| FormatError::NoSuchTensor(name.to_string()))?.ty;
+        let bytes = self.inner.tensor_bytes(name)?;
+        if from == to {
+            return Ok(bytes);
+        }
+        convert::convert_bytes(from, to, &bytes)
+            .map(Cow::Owned)
+            .map_err(|e| FormatError::Other(format!("tensor '{name}': {from} → {to}: {e}")))
+    }
+
+    fn release(&self, name: &str) {
+        self.inner.release(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(name: &str, ty: GgmlType, ne: &[u64]) -> TensorInfo {
+        TensorInfo::new(name, ty, ne.to_vec())
+    }
+
+    /// SmolLM2-135M's tensors (n_embd 576, n_ff 1536, 9 heads / 3 KV heads of 64, 30
+    /// layers, vocab 49152, tied embeddings), in its GGUF file's order.
+    fn smollm2() -> Vec<TensorInfo> {
+        let q = GgmlType::Q4_1;
+        let mut v = vec![t("token_embd.weight", q, &[576, 49152])];
+        for i in 0..30 {
+            let n = |s: &str| format!("blk.{i}.{s}");
+            v.push(t(&n("attn_norm.weight"), GgmlType::F32, &[576]));
+            v.push(t(&n("ffn_down.weight"), q, &[1536, 576]));
+            v.push(t(&n("ffn_gate.weight"), q, &[576, 1536]));
+            v.push(t(&n("ffn_up.weight"), q, &[576, 1536]));
+            v.push(t(&n("ffn_norm.weight"), GgmlType::F32, &[576]));
+            v.push(t(&n("attn_k.weight"), q, &[576, 192]));
+            v.push(t(&n("attn_output.weight"), q, &[576, 576]));
+            v.push(t(&n("attn_q.weight"), q, &[576, 576]));
+            v.push(t(&n("attn_v.weight"), q, &[576, 192]));
+        }
+        v.push(t("output_norm.weight", GgmlType::F32, &[576]));
+        v
+    }
+
+    fn facts() -> ModelFacts {
+        ModelFacts { arch: "llama".into(), n_layer: 30, n_gqa: 3, n_expert: 0, is_70b: false }
+    }
+
+    fn params(ftype: FileType) -> QuantizeParams {
+        QuantizeParams { ftype, pure: false, overrides: vec![], widen_vectors: false }
+    }
+
+    #[test]
+    fn file_type_ids_and_aliases() {
+        assert_eq!(FileType::parse("q4_k_m"), Some(FileType::Q4_K_M));
+        assert_eq!(FileType::parse("Q4_K"), Some(FileType::Q4_K_M));
+        assert_eq!(FileType::parse("Q7_0"), None);
+        assert_eq!(FileType::Q8_0.id(), 7);
+        assert_eq!(FileType::BF16.id(), 32);
+    }
+
+    #[test]
+    fn use_more_bits_for_30_layers() {
+        // By hand from the C expression: i < 3 || i >= 26 || (i - 3) % 3 == 2.
+        let more: Vec<i64> = (0..30).filter(|&i| use_more_bits(i, 30)).collect();
+        assert_eq!(more, [0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 26, 27, 28, 29]);
+    }
+
+    #[test]
+    fn smollm2_q4_k_m_mix() {
+        let plan = plan(&smollm2(), &facts(), &params(FileType::Q4_K_M)).unwrap();
+        let ty = |name: &str| plan.iter().find(|p| p.name == name).unwrap().to;
+        // Tied embeddings take the output rule: 576 is not a multiple of 256 → Q8_0.
+        assert_eq!(ty("token_embd.weight"), GgmlType::Q8_0);
+        assert_eq!(ty("output_norm.weight"), GgmlType::F32);
+        for i in 0..30 {
+            let more = [0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 26, 27, 28, 29].contains(&i);
+            let n = |s: &str| format!("blk.{i}.{s}");
+            // ffn_down rows are 1536 = 6 × 256 long: K types fit.
+            assert_eq!(ty(&n("ffn_down.weight")), if more { GgmlType::Q6_K } else { GgmlType::Q4_K }, "{i}");
+            // attn_v: Q6_K → Q8_0 or Q4_K → Q5_0 (rows of 576).
+            assert_eq!(ty(&n("attn_v.weight")), if more { GgmlType::Q8_0 } else { GgmlType::Q5_0 }, "{i}");
+            for s in ["attn_q.weight", "attn_k.weight", "attn_output.weight", "ffn_gate.weight", "ffn_up.weight"] {
+                assert_eq!(ty(&n(s)), GgmlType::Q5_0, "{i} {s}");
+            }
+            assert_eq!(ty(&n("attn_norm.weight")), GgmlType::F32);
+        }
+        // llama.cpp's order: non-layer tensors by name, then layer by layer, names sorted.
+        assert_eq!(plan[0].name, "output_norm.weight");
+        assert_eq!(plan[1].name, "token_embd.weight");
+        assert_eq!(plan[2].name, "blk.0.attn_k.weight");
+        assert_eq!(plan.last().unwrap().name, "blk.29.ffn_up.weight");
+    }
+
+    #[test]
+    fn legacy_types_and_overrides() {
+        let mut p = params(FileType::Q4_0);
+        p.overrides.push(Override::parse("blk.*.attn_v.weight=q8_0").unwrap());
+        p.overrides.push(Override::parse(r"ffn_down=Q6_K").unwrap());
+        let plan = plan(&smollm2(), &facts(), &p).unwrap();
+        let ty = |name: &str| plan.iter().find(|p| p.name == name).unwrap().to;
+        assert_eq!(ty("token_embd.weight"), GgmlType::Q8_0, "output rule on tied embeddings");
+        assert_eq!(ty("blk.3.attn_q.weight"), GgmlType::Q4_0);
+        assert_eq!(ty("blk.3.attn_v.weight"), GgmlType::Q8_0);
+        assert_eq!(ty("blk.3.ffn_down.weight"), GgmlType::Q6_K);
+        assert!(Override::parse("x=Q9_9").is_err());
+        assert!(Override::parse("noequals").is_err());
+    }
+
+    #[test]
+    fn fallback_errors_without_one() {
+        let infos = [t("blk.0.attn_q.weight", GgmlType::F16, &[48, 4])];
+        let mut p = params(FileType::Q8_0);
+        assert!(matches!(plan(&infos, &facts(), &p), Err(QuantizeError::NoFallback { .. })));
+        p.ftype = FileType::Q4_K_S;
+        // Q4_K → Q5_0 does not fit 48 either → F16.
+        assert_eq!(plan(&infos, &facts(), &p).unwrap()[0].to, GgmlType::F16);
+    }
+
+    #[test]
+    fn float_file_types_skip_rules() {
+        let plan = plan(&smollm2(), &facts(), &params(FileType::F16)).unwrap();
+        assert!(plan.iter().all(|p| if p.ne.len() == 1 { p.to == GgmlType::F32 } else { p.to == GgmlType::F16 }));
+    }
+}

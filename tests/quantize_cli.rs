@@ -1,0 +1,182 @@
+//! End-to-end `llmtool quantize`, judged by llama.cpp's gguf-py: the file reads the same,
+//! every re-encoded tensor equals gguf-py's own quantization of the same input, and the
+//! per-tensor type choice equals an independent Python statement of llama.cpp's rules.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Checks every output tensor against gguf-py (`quant_check.py`) and returns the report.
+fn check_against_gguf_py(input: &Path, output: &Path, expected_file_type: u64) -> Value {
+    let r = judge("quant_check.py", &[input, output]);
+    assert_eq!(r["file_type"], expected_file_type, "general.file_type");
+    assert_eq!(r["quantization_version"], 2, "general.quantization_version");
+    for (name, t) in r["tensors"].as_object().unwrap() {
+        assert_eq!(t["ok"], true, "{name}: {t}");
+        let one_d = t["ne"].as_array().unwrap().iter().filter(|n| n.as_u64() != Some(1)).count() <= 1;
+        if one_d {
+            assert_eq!(t["type"], "F32", "{name}: 1-D tensors stay F32");
+        }
+    }
+    r
+}
+
+fn quantize_real(ty: &str, file_type: u64) {
+    let model = real_model();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join(format!("{ty}.gguf"));
+    let run = llmtool_ok(&["quantize", s(&model), s(&out), "--type", ty, "--threads", "2"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("quality is lost"), "requantizing Q4_1 warns:\n{stderr}");
+    assert!(stderr.contains("bpw"), "summary table:\n{stderr}");
+    assert_gguf_py_agrees(&out);
+    let r = check_against_gguf_py(&model, &out, file_type);
+    // The type of each tensor is llama.cpp's choice.
+    let plan = judge_plan(&model, ty);
+    for (name, t) in r["tensors"].as_object().unwrap() {
+        assert_eq!(t["type"], plan["types"][name], "{name}");
+    }
+    // And the quantized file converts back to an HF dir that the PyPI packages load.
+    let hf = dir.path().join("hf");
+    llmtool_ok(&["convert", "--quiet", s(&out), s(&hf)]);
+    let st = judge("st_dump.py", &[&hf]);
+    assert_eq!(st["config_model_type"], "llama");
+}
+
+fn judge_plan(model: &Path, ty: &str) -> Value {
+    let out = std::process::Command::new("python3")
+        .arg(root().join("tests/judges/quant_plan.py"))
+        .arg(model)
+        .arg(ty)
+        .output()
+        .expect("python3 is required for the judge tests");
+    assert!(out.status.success(), "quant_plan.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn real_model_to_q8_0_matches_gguf_py() {
+    quantize_real("Q8_0", 7);
+}
+
+#[test]
+fn real_model_to_q4_0_matches_gguf_py() {
+    quantize_real("Q4_0", 2);
+}
+
+/// The Q4_K_M plan for SmolLM2 (most tensors fall back because 576 is not a multiple of
+/// 256) equals the judge's statement of llama.cpp's rules, tensor by tensor and in order.
+#[test]
+fn q4_k_m_plan_matches_llama_cpp_rules() {
+    let model = real_model();
+    for ty in ["Q4_K_M", "Q4_K_S", "Q5_K_M", "Q3_K_M", "Q3_K_L", "Q2_K", "Q6_K", "Q4_0", "Q8_0"] {
+        let run = llmtool_ok(&["quantize", s(&model), "unused.gguf", "--type", ty, "--dry-run"]);
+        let text = String::from_utf8(run.stdout).unwrap();
+        let plan = judge_plan(&model, ty);
+        let types = plan["types"].as_object().unwrap();
+        let mut seen = 0;
+        let mut last_layer = -1i64;
+        for line in text.lines() {
+            let name = line.split_whitespace().next().unwrap();
+            let to = line.split("-> ").nth(1).unwrap().split_whitespace().next().unwrap();
+            assert_eq!(types[name], to, "{ty}: {name}");
+            // llama.cpp's order: by layer number.
+            let layer = name.strip_prefix("blk.").map_or(-1, |r| r.split('.').next().unwrap().parse().unwrap());
+            assert!(layer >= last_layer, "{ty}: order at {name}");
+            last_layer = layer;
+            seen += 1;
+        }
+        assert_eq!(seen, types.len(), "{ty}: every tensor planned");
+    }
+}
+
+#[test]
+fn hf_f16_fixture_to_q8_0_matches_gguf_py() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = root().join("fixtures/models/llama");
+    let hf16 = dir.path().join("hf16");
+    let in_gguf = dir.path().join("f16.gguf");
+    let out = dir.path().join("q8.gguf");
+    llmtool_ok(&["convert", "--quiet", "--outtype", "f16", s(&fixture), s(&hf16)]);
+    // The same tensors in GGUF form, as the judge's input (F16 matrices, F32 vectors).
+    llmtool_ok(&["convert", "--quiet", s(&hf16), s(&in_gguf)]);
+    llmtool_ok(&["quantize", "--quiet", s(&hf16), s(&out), "-t", "q8_0"]);
+    assert_gguf_py_agrees(&out);
+    let r = check_against_gguf_py(&in_gguf, &out, 7);
+    let types: Vec<&str> = r["tensors"].as_object().unwrap().values().map(|t| t["type"].as_str().unwrap()).collect();
+    assert!(types.contains(&"Q8_0") && types.contains(&"F32"), "{types:?}");
+    assert!(r["tensors"].as_object().unwrap().values().all(|t| t["from"] != "F16" || t["type"] == "Q8_0"));
+}
+
+#[test]
+fn keep_overrides_a_tensor_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = root().join("fixtures/models/llama");
+    let out = dir.path().join("q.gguf");
+    llmtool_ok(&["quantize", "--quiet", s(&fixture), s(&out), "-t", "Q4_0", "--keep", "blk.*.attn_v.weight=Q8_0"]);
+    let f = llmtool_formats::gguf::GgufFile::open(&out).unwrap();
+    for t in &f.tensors {
+        if t.name.ends_with("attn_v.weight") {
+            assert_eq!(t.ty.name(), "Q8_0", "{}", t.name);
+        } else if t.name.ends_with("attn_q.weight") {
+            assert_eq!(t.ty.name(), "Q4_0", "{}", t.name);
+        }
+    }
+}
+
+fn fails_with(args: &[&str], needle: &str) {
+    let out = llmtool(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(needle), "{args:?}: expected '{needle}' in:\n{err}");
+}
+
+#[test]
+fn errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = root().join("fixtures/models/llama");
+    let f = s(&fixture);
+    let out = dir.path().join("o.gguf");
+    let o = s(&out);
+    fails_with(&["quantize", f, o, "-t", "Q7_0"], "unknown type");
+    fails_with(&["quantize", f, o, "-t", "Q8_0", "--device", "gpu"], "GPU kernels are not built yet");
+    fails_with(&["quantize", f, s(&dir.path().join("o.safetensors")), "-t", "Q8_0"], "GGUF only");
+    fails_with(&["quantize", f, o, "-t", "Q8_0", "--keep", "attn=Q9_9"], "unknown tensor type");
+    // A K type without a quantizer yet (the K-quant quantizers are being added in parallel).
+    if !llmtool_kernels::quant::can_quantize(llmtool_formats::GgmlType::Q6_K) {
+        // (SmolLM2's ffn_down rows of 1536 fit Q6_K blocks; the fixture's all fall back.)
+        let model = real_model();
+        fails_with(&["quantize", s(&model), o, "-t", "Q6_K"], "no quantizer yet for Q6_K");
+    }
+    assert!(!out.exists(), "failed runs leave no output");
+}
+
+/// All-zero blocks starting with -0.0: ggml (which we follow) and gguf-py give the zero
+/// scale opposite signs; the judge accepts exactly those blocks, and their values agree.
+#[test]
+fn negative_zero_blocks_match_ggml_not_gguf_py_sign() {
+    let dir = tempfile::tempdir().unwrap();
+    let hf = dir.path().join("hf");
+    std::fs::create_dir(&hf).unwrap();
+    for e in std::fs::read_dir(root().join("fixtures/models/llama")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), hf.join(e.file_name())).unwrap();
+    }
+    judge("zero_blocks.py", &[&hf]);
+    let in_gguf = dir.path().join("in.gguf");
+    llmtool_ok(&["convert", "--quiet", s(&hf), s(&in_gguf)]);
+    for (ty, id) in [("Q4_0", 2), ("Q5_0", 8)] {
+        let out = dir.path().join(format!("{ty}.gguf"));
+        llmtool_ok(&["quantize", "--quiet", s(&hf), s(&out), "-t", ty]);
+        let r = check_against_gguf_py(&in_gguf, &out, id);
+        let q = &r["tensors"]["blk.0.attn_q.weight"];
+        assert!(q["how"].as_str().unwrap().contains("all-zero blocks"), "{ty}: {q}");
+    }
+}
