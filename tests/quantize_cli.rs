@@ -66,6 +66,38 @@ fn real_model_to_q8_0_matches_gguf_py() {
     quantize_real("Q8_0", 7);
 }
 
+/// Q4_K_M: llama.cpp's mix (Q4_K/Q6_K where rows split into 256-blocks, Q5_0/Q8_0
+/// fallbacks elsewhere). gguf-py cannot quantize K types, so those tensors are judged by
+/// their error after gguf-py decodes them (their bytes equal llama.cpp's reference
+/// quantizer in the kernels tests); the legacy-typed ones byte for byte.
+#[test]
+fn real_model_to_q4_k_m_follows_llama_cpp() {
+    let model = real_model();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("q4km.gguf");
+    llmtool_ok(&["quantize", s(&model), s(&out), "--type", "Q4_K_M"]);
+    assert_gguf_py_agrees(&out);
+    let r = check_against_gguf_py(&model, &out, 15);
+    let plan = judge_plan(&model, "Q4_K_M");
+    let mut k_tensors = 0;
+    for (name, t) in r["tensors"].as_object().unwrap() {
+        assert_eq!(t["type"], plan["types"][name], "{name}");
+        // Relative RMS error bounds: 4.5 and 6.5625 bits per weight.
+        let bound = match t["type"].as_str().unwrap() {
+            "Q4_K" => 0.12,
+            "Q6_K" => 0.035,
+            _ => continue,
+        };
+        let e = t["rel_rmse"].as_f64().unwrap_or_else(|| panic!("{name}: no error figure: {t}"));
+        assert!(e < bound, "{name}: relative RMSE {e} ≥ {bound}");
+        k_tensors += 1;
+    }
+    assert_eq!(k_tensors, 30, "16 Q4_K + 14 Q6_K tensors in SmolLM2's Q4_K_M");
+    // llama.cpp's Q4_K_M of this model is 100.6 MiB (shared/reference); ours has the same mix.
+    let mib = std::fs::metadata(&out).unwrap().len() as f64 / (1024.0 * 1024.0);
+    assert!((mib - 100.6).abs() < 0.05, "{mib} MiB");
+}
+
 #[test]
 fn real_model_to_q4_0_matches_gguf_py() {
     quantize_real("Q4_0", 2);
@@ -149,12 +181,9 @@ fn errors_are_clear() {
     fails_with(&["quantize", f, o, "-t", "Q8_0", "--device", "gpu"], "GPU kernels are not built yet");
     fails_with(&["quantize", f, s(&dir.path().join("o.safetensors")), "-t", "Q8_0"], "GGUF only");
     fails_with(&["quantize", f, o, "-t", "Q8_0", "--keep", "attn=Q9_9"], "unknown tensor type");
-    // A K type without a quantizer yet (the K-quant quantizers are being added in parallel).
-    if !llmtool_kernels::quant::can_quantize(llmtool_formats::GgmlType::Q6_K) {
-        // (SmolLM2's ffn_down rows of 1536 fit Q6_K blocks; the fixture's all fall back.)
-        let model = real_model();
-        fails_with(&["quantize", s(&model), o, "-t", "Q6_K"], "no quantizer yet for Q6_K");
-    }
+    // A type without a quantizer (i-quants are read, not written, so far).
+    assert!(!llmtool_kernels::quant::can_quantize(llmtool_formats::GgmlType::IQ4_NL));
+    fails_with(&["quantize", f, o, "-t", "Q8_0", "--keep", "attn_q=IQ4_NL"], "no quantizer yet for IQ4_NL");
     assert!(!out.exists(), "failed runs leave no output");
 }
 
