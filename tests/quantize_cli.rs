@@ -82,10 +82,11 @@ fn real_model_to_q4_k_m_follows_llama_cpp() {
     let mut k_tensors = 0;
     for (name, t) in r["tensors"].as_object().unwrap() {
         assert_eq!(t["type"], plan["types"][name], "{name}");
-        // Relative RMS error bounds: 4.5 and 6.5625 bits per weight.
+        // Relative RMS error bounds (measured: ≤ 0.0197 and ≤ 0.0183; the input is already
+        // on a Q4_1 grid, which Q4_K/Q6_K nearly reproduce).
         let bound = match t["type"].as_str().unwrap() {
-            "Q4_K" => 0.12,
-            "Q6_K" => 0.035,
+            "Q4_K" => 0.03,
+            "Q6_K" => 0.025,
             _ => continue,
         };
         let e = t["rel_rmse"].as_f64().unwrap_or_else(|| panic!("{name}: no error figure: {t}"));
