@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use indexmap::IndexMap;
-use llmtool_formats::atomic::{check_output_not_input, AtomicDir, AtomicFile};
-use llmtool_formats::gguf::{write_gguf, GgufHeader};
+use llmtool_formats::atomic::{check_output_not_input, AtomicDir};
+use llmtool_formats::gguf::GgufHeader;
 use llmtool_formats::hf::{write_hf_files, HfFiles};
 use llmtool_formats::safetensors::{parse_size, write_sharded, StTensor};
 use llmtool_formats::{FormatError, GgmlType, TensorInfo, TensorSource};
@@ -100,21 +100,7 @@ fn to_gguf(model: &Model, args: &ConvertArgs) -> Result<u64> {
         header.version = g.version;
         header.alignment = g.alignment;
     }
-    let layout = header.layout()?;
-    let mut out = AtomicFile::create(&args.output, args.force)?;
-    let mut progress = Progress::new(layout.file_size, "convert", args.quiet);
-    let infos = source.tensor_infos().to_vec();
-    let source = source.as_ref();
-    let n = with_lookahead(
-        infos.len(),
-        |i| source.tensor_bytes(&infos[i].name),
-        |i| source.release(&infos[i].name),
-        |next| write_gguf(out.writer(), &header, |i, _| next(i), |b| progress.set(b)),
-    )
-    .with_context(|| format!("writing {}", args.output.display()))?;
-    progress.finish();
-    out.commit()?;
-    Ok(n)
+    super::write_gguf_output(&header, source.as_ref(), &args.output, args.force, args.quiet, "convert")
 }
 
 fn types_of(infos: &[TensorInfo]) -> Vec<GgmlType> {

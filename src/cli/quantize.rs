@@ -10,15 +10,14 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use llmtool_formats::atomic::{check_output_not_input, AtomicFile};
-use llmtool_formats::gguf::{write_gguf, GgufHeader};
+use llmtool_formats::atomic::check_output_not_input;
+use llmtool_formats::gguf::GgufHeader;
 use llmtool_formats::{GgmlType, MetaValue, TensorSource};
 use llmtool_kernels::{convert, quant};
 
 use crate::model::{Model, ModelFormat};
-use crate::passes::quantize::{plan, FileType, ModelFacts, Override, QuantizeParams, Quantized, Reason, TensorPlan};
-use crate::progress::Progress;
-use crate::stream::with_lookahead;
+use crate::passes::convert::Retyped;
+use crate::passes::quantize::{plan, FileType, ModelFacts, Override, QuantizeParams, Reason, TensorPlan};
 
 /// ggml's `GGML_QNT_VERSION`, written as `general.quantization_version` like llama.cpp.
 const GGML_QNT_VERSION: u32 = 2;
@@ -126,22 +125,9 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         metadata.remove(key);
     }
 
-    let source = Quantized::new(model.tensors.as_ref(), &plan);
+    let source = Retyped::from_infos(model.tensors.as_ref(), plan.iter().map(TensorPlan::info).collect());
     let header = GgufHeader::new(metadata, source.tensor_infos().to_vec())?;
-    let layout = header.layout()?;
-    let mut out = AtomicFile::create(&args.output, args.force)?;
-    let mut progress = Progress::new(layout.file_size, "quantize", args.quiet);
-    let infos = source.tensor_infos().to_vec();
-    let source = &source;
-    let written = with_lookahead(
-        infos.len(),
-        |i| source.tensor_bytes(&infos[i].name),
-        |i| source.release(&infos[i].name),
-        |next| write_gguf(out.writer(), &header, |i, _| next(i), |b| progress.set(b)),
-    )
-    .with_context(|| format!("writing {}", args.output.display()))?;
-    progress.finish();
-    out.commit()?;
+    let written = super::write_gguf_output(&header, &source, &args.output, args.force, args.quiet, "quantize")?;
     if !args.quiet {
         print_summary(&plan, Some(written), started.elapsed().as_secs_f64());
         eprintln!("wrote {} ({:.1} MiB)", args.output.display(), written as f64 / MIB);

@@ -106,6 +106,7 @@ pub struct Retyped<'a> {
 }
 
 impl<'a> Retyped<'a> {
+    /// `inner`'s tensors in its order, tensor i re-typed to `types[i]`.
     pub fn new(inner: &'a dyn TensorSource, types: &[GgmlType]) -> Self {
         let infos = inner
             .tensor_infos()
@@ -113,6 +114,12 @@ impl<'a> Retyped<'a> {
             .zip(types)
             .map(|(t, &ty)| TensorInfo { name: t.name.clone(), ty, ne: t.ne.clone() })
             .collect();
+        Retyped { inner, infos }
+    }
+
+    /// The tensors `infos` names (each one of `inner`'s, same shape), in that order and
+    /// with those types — e.g. a quantization plan in llama.cpp's tensor order.
+    pub fn from_infos(inner: &'a dyn TensorSource, infos: Vec<TensorInfo>) -> Self {
         Retyped { inner, infos }
     }
 }

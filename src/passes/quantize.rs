@@ -20,10 +20,7 @@
 //! `llama-model-loader.h`); its running counters (`i_attention_wv`, `i_ffn_down`) depend on
 //! that order, and it writes the output in that order. We do both the same way.
 
-use std::borrow::Cow;
-
-use llmtool_formats::{FormatError, GgmlType, Metadata, TensorInfo, TensorSource};
-use llmtool_kernels::convert;
+use llmtool_formats::{GgmlType, Metadata, TensorInfo};
 
 /// A llama.cpp file type (`llama_ftype`): the default tensor type plus, for the K mixes,
 /// the rules that give some tensors more bits.
@@ -579,43 +576,6 @@ pub fn plan(infos: &[TensorInfo], facts: &ModelFacts, p: &QuantizeParams) -> Res
         out.push(tp);
     }
     Ok(out)
-}
-
-/// A source whose tensors are those of `inner`, re-encoded as planned and listed in the
-/// plan's order. Each tensor is decoded to f32 (any decodable type) and quantized to its
-/// target chunk by chunk (`kernels::convert::convert_bytes`); a tensor already in its target
-/// type is passed through byte for byte.
-pub struct Quantized<'a> {
-    inner: &'a dyn TensorSource,
-    infos: Vec<TensorInfo>,
-}
-
-impl<'a> Quantized<'a> {
-    pub fn new(inner: &'a dyn TensorSource, plan: &[TensorPlan]) -> Self {
-        Quantized { inner, infos: plan.iter().map(TensorPlan::info).collect() }
-    }
-}
-
-impl TensorSource for Quantized<'_> {
-    fn tensor_infos(&self) -> &[TensorInfo] {
-        &self.infos
-    }
-
-    fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, FormatError> {
-        let from = self.inner.tensor_info(name).ok_or_else(|| FormatError::NoSuchTensor(name.to_string()))?.ty;
-        let to = self.tensor_info(name).ok_or_else(|| FormatError::NoSuchTensor(name.to_string()))?.ty;
-        let bytes = self.inner.tensor_bytes(name)?;
-        if from == to {
-            return Ok(bytes);
-        }
-        convert::convert_bytes(from, to, &bytes)
-            .map(Cow::Owned)
-            .map_err(|e| FormatError::Other(format!("tensor '{name}': {from} → {to}: {e}")))
-    }
-
-    fn release(&self, name: &str) {
-        self.inner.release(name)
-    }
 }
 
 #[cfg(test)]
