@@ -6,11 +6,9 @@
 
 use super::k_search::{make_qkx2_quants, nearest_int, Qkx2};
 use super::QuantizeBlock;
+use crate::dequant::k_quants::K_SCALE_SIZE;
 use crate::dequant::BlockQ4_K;
 use half::f16;
-
-/// Bytes of packed 6-bit scales and minimums (ggml `K_SCALE_SIZE`).
-const K_SCALE_SIZE: usize = 12;
 
 /// The scales of a Q4_K/Q5_K super-block and its quants `L[i] ∈ [0, p.nmax]`, in order.
 pub(super) struct K4Scales {
