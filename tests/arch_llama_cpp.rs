@@ -52,15 +52,10 @@ struct Real {
     tensors: Vec<TensorInfo>,
 }
 
-fn real_gguf() -> Real {
-    let fetch = Command::new("bash").arg(root().join("scripts/fetch-models.sh")).output().expect("run fetch-models.sh");
-    assert!(fetch.status.success(), "fetch-models.sh failed: {}", String::from_utf8_lossy(&fetch.stderr));
-    let path = String::from_utf8(fetch.stdout).unwrap().trim().to_string();
-    let ok = Command::new("python3").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
-    assert!(ok, "python3 (with the gguf package) is required for this judge test");
-    let out = Command::new("python3").arg(root().join("tests/judges/gguf_metadata.py")).arg(&path).output().unwrap();
-    assert!(out.status.success(), "gguf_metadata.py failed: {}", String::from_utf8_lossy(&out.stderr));
-    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+/// The key-values `(key, type, value)` and tensor infos printed by gguf_metadata.py.
+#[allow(clippy::type_complexity)]
+fn parse_gguf_metadata(stdout: &[u8]) -> (Vec<(String, String, Value)>, Vec<TensorInfo>) {
+    let j: Value = serde_json::from_slice(stdout).unwrap();
     let kv = j["kv"]
         .as_array()
         .unwrap()
@@ -77,6 +72,18 @@ fn real_gguf() -> Real {
             TensorInfo::new(t[0].as_str().unwrap(), ty, ne)
         })
         .collect();
+    (kv, tensors)
+}
+
+fn real_gguf() -> Real {
+    let fetch = Command::new("bash").arg(root().join("scripts/fetch-models.sh")).output().expect("run fetch-models.sh");
+    assert!(fetch.status.success(), "fetch-models.sh failed: {}", String::from_utf8_lossy(&fetch.stderr));
+    let path = String::from_utf8(fetch.stdout).unwrap().trim().to_string();
+    let ok = Command::new("python3").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(ok, "python3 (with the gguf package) is required for this judge test");
+    let out = Command::new("python3").arg(root().join("tests/judges/gguf_metadata.py")).arg(&path).output().unwrap();
+    assert!(out.status.success(), "gguf_metadata.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    let (kv, tensors) = parse_gguf_metadata(&out.stdout);
     Real { kv, tensors }
 }
 
@@ -210,23 +217,7 @@ fn reference(arch: &str, dir: &std::path::Path) -> Reference {
     let out =
         Command::new("python3").arg(root().join("tests/judges/gguf_metadata.py")).arg(&gguf).arg(&st).output().unwrap();
     assert!(out.status.success(), "gguf_metadata.py failed: {}", String::from_utf8_lossy(&out.stderr));
-    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let kv = j["kv"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e[0].as_str().unwrap().to_string(), e[1].as_str().unwrap().to_string(), e[2].clone()))
-        .collect();
-    let tensors = j["tensors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            let ty = GgmlType::from_name(t[1].as_str().unwrap()).unwrap();
-            let ne = t[2].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect();
-            TensorInfo::new(t[0].as_str().unwrap(), ty, ne)
-        })
-        .collect();
+    let (kv, tensors) = parse_gguf_metadata(&out.stdout);
     Reference { kv, tensors, data: std::fs::read(st).unwrap() }
 }
 

@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::{assert_bits_eq, judge, read_f32, Rng};
-use llmtool_kernels::dequant::{dequantize, dequantize_parallel, dequantize_reference, has_block_codec};
+use common::{assert_bits_eq, dequantized as ours, judge, read_f32, Rng};
+use llmtool_kernels::dequant::{dequantize_parallel, dequantize_reference, has_block_codec};
 use llmtool_kernels::GgmlType::{self, *};
 
 /// Types gguf-py dequantizes, with the byte offsets of their f16 scale fields
@@ -60,12 +60,6 @@ fn random_blocks(ty: GgmlType, n_blocks: usize, seed: u64) -> Vec<u8> {
         }
     }
     buf
-}
-
-fn ours(ty: GgmlType, src: &[u8]) -> Vec<f32> {
-    let mut out = vec![f32::NAN; src.len() / ty.type_size() * ty.block_size()];
-    dequantize(ty, src, &mut out).unwrap();
-    out
 }
 
 #[test]

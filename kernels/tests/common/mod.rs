@@ -100,3 +100,11 @@ pub fn assert_bits_eq(what: &str, ours: &[f32], theirs: &[f32]) {
         );
     }
 }
+
+/// Our dequantization of whole blocks of `ty` (output pre-filled with NaN, so an element the
+/// kernel forgets to write cannot pass a bitwise comparison).
+pub fn dequantized(ty: llmtool_kernels::GgmlType, src: &[u8]) -> Vec<f32> {
+    let mut out = vec![f32::NAN; src.len() / ty.type_size() * ty.block_size()];
+    llmtool_kernels::dequant::dequantize(ty, src, &mut out).unwrap();
+    out
+}
