@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use llmtool_formats::gguf::GgufFile;
-use llmtool_formats::hf::HfDir;
+use llmtool_formats::hf::{HfDir, HfFiles};
 use llmtool_formats::safetensors::Dtype;
 use llmtool_formats::{FormatError, GgmlType, MetaValue, Metadata, TensorInfo, TensorSource};
 
@@ -118,11 +118,8 @@ pub struct GgufInfo {
 
 /// What is kept of an HF input besides its tensors.
 pub struct HfDirInfo {
-    pub config: serde_json::Value,
-    pub generation_config: Option<serde_json::Value>,
-    pub tokenizer_json: Option<serde_json::Value>,
-    pub tokenizer_config: Option<serde_json::Value>,
-    pub special_tokens_map: Option<serde_json::Value>,
+    /// config.json, generation_config.json and the tokenizer files.
+    pub files: HfFiles,
     pub extra_files: Vec<PathBuf>,
 }
 
@@ -163,14 +160,16 @@ impl Model {
             tokenizer::hf_to_gguf_metadata(tok, dir.tokenizer_config.as_ref(), Some(&dir.config), &mut metadata)
                 .map_err(|source| ModelError::Tokenizer { path: path.join("tokenizer.json"), source })?;
         }
+        let extra_files = dir.extra_files;
+        let files = HfFiles {
+            config: dir.config,
+            generation_config: dir.generation_config,
+            tokenizer_json: dir.tokenizer_json,
+            tokenizer_config: dir.tokenizer_config,
+            special_tokens_map: dir.special_tokens_map,
+        };
         if let Some(carried) = dir.weights.metadata().get(crate::meta_carry::CARRY_KEY) {
-            let fp = crate::meta_carry::fingerprint(&[
-                Some(&dir.config),
-                dir.generation_config.as_ref(),
-                dir.tokenizer_json.as_ref(),
-                dir.tokenizer_config.as_ref(),
-                dir.special_tokens_map.as_ref(),
-            ]);
+            let fp = crate::meta_carry::fingerprint(&files.json_values());
             metadata = crate::meta_carry::merge(metadata, carried, &fp)
                 .map_err(|source| ModelError::Carry { path: path.to_path_buf(), source })?;
         }
@@ -184,15 +183,8 @@ impl Model {
                 metadata.insert_at(at, "general.name", MetaValue::String(name.to_string()));
             }
         }
-        let view = HfTensorView::new(path, dir.weights, arch, &dir.config)?;
-        let hf = HfDirInfo {
-            config: dir.config,
-            generation_config: dir.generation_config,
-            tokenizer_json: dir.tokenizer_json,
-            tokenizer_config: dir.tokenizer_config,
-            special_tokens_map: dir.special_tokens_map,
-            extra_files: dir.extra_files,
-        };
+        let view = HfTensorView::new(path, dir.weights, arch, &files.config)?;
+        let hf = HfDirInfo { files, extra_files };
         Ok(Model {
             path: path.to_path_buf(),
             format: ModelFormat::HfDir,

@@ -142,19 +142,12 @@ fn to_hf(model: &Model, args: &ConvertArgs) -> Result<u64> {
     let (files, plan, extra_files) = match &model.hf {
         Some(hf) => {
             // HF → HF: same names and layouts, re-typed and re-sharded.
-            let mut config = hf.config.clone();
+            let mut files = hf.files.clone();
             if args.outtype.is_some() {
-                if let Some(obj) = config.as_object_mut() {
+                if let Some(obj) = files.config.as_object_mut() {
                     obj.insert("torch_dtype".into(), dtype_name.into());
                 }
             }
-            let files = HfFiles {
-                config,
-                generation_config: hf.generation_config.clone(),
-                tokenizer_json: hf.tokenizer_json.clone(),
-                tokenizer_config: hf.tokenizer_config.clone(),
-                special_tokens_map: hf.special_tokens_map.clone(),
-            };
             let view = hf_form.as_ref().expect("opened above");
             (files, hf_passthrough_plan(model, view, args.outtype)?, hf.extra_files.clone())
         }
@@ -198,13 +191,7 @@ fn to_hf(model: &Model, args: &ConvertArgs) -> Result<u64> {
         Some(view) => st_metadata.extend(view.weights.metadata().iter().map(|(k, v)| (k.clone(), v.clone()))),
         None => {
             st_metadata.insert("format".to_string(), "pt".to_string());
-            let fp = crate::meta_carry::fingerprint(&[
-                Some(&files.config),
-                files.generation_config.as_ref(),
-                files.tokenizer_json.as_ref(),
-                files.tokenizer_config.as_ref(),
-                files.special_tokens_map.as_ref(),
-            ]);
+            let fp = crate::meta_carry::fingerprint(&files.json_values());
             st_metadata
                 .insert(crate::meta_carry::CARRY_KEY.to_string(), crate::meta_carry::encode(&model.metadata, &fp));
         }

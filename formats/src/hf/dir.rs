@@ -203,6 +203,20 @@ pub struct HfFiles {
     pub special_tokens_map: Option<Value>,
 }
 
+impl HfFiles {
+    /// The five JSON values in a fixed order (config, generation config, tokenizer.json,
+    /// tokenizer_config.json, special_tokens_map.json), absent files as `None`.
+    pub fn json_values(&self) -> [Option<&Value>; 5] {
+        [
+            Some(&self.config),
+            self.generation_config.as_ref(),
+            self.tokenizer_json.as_ref(),
+            self.tokenizer_config.as_ref(),
+            self.special_tokens_map.as_ref(),
+        ]
+    }
+}
+
 /// Writes `value` as Python's `json.dumps(value, indent=2, sort_keys, ensure_ascii) + "\n"`.
 pub fn write_json_like_python<W: Write>(
     out: &mut W,
