@@ -10,10 +10,14 @@
 //! - [`gemm_f32`]: plain f32 products (attention), `matrixmultiply` sgemm split with rayon.
 
 mod act;
+mod driver;
 mod float;
+mod kernel;
 mod reference;
+mod unpack;
 
 pub use act::BlockQ8_1;
+pub use driver::Isa;
 pub use float::{gemm_f32, Trans};
 pub use reference::vec_dot_reference;
 
@@ -38,7 +42,7 @@ pub fn vec_dot_type(w: GgmlType) -> Result<GgmlType, KernelError> {
 /// Activation rows in their converted form.
 #[allow(non_camel_case_types)]
 #[derive(Debug, Clone, PartialEq)]
-enum ActData {
+pub(crate) enum ActData {
     F32(Vec<f32>),
     /// F16 or BF16 bits.
     Half(Vec<u16>),
@@ -177,7 +181,31 @@ fn check_shapes(w: &WeightView, x: &Activations, out_len: usize) -> Result<(), K
 }
 
 /// `out[t * w.rows + r] = dot(weight row r, activation row t)` (out: n_tokens × w.rows).
+///
+/// Quantized weights: tiles of weight rows are unpacked once to i8 + scales and multiplied
+/// by every token (AVX2 `maddubs` integer kernels, 4 weight rows per activation load; scalar
+/// fallback), rayon over row tiles. F32/F16/BF16 weights: see [`driver`]'s float path
+/// (weight tiles widened to f32, `matrixmultiply` sgemm).
 pub fn matmul(w: &WeightView, x: &Activations, out: &mut [f32]) -> Result<(), KernelError> {
+    matmul_with(w, x, out, Isa::best())
+}
+
+/// [`matmul`] with an explicit instruction set (tests and benchmarks compare them); `Isa::Avx2`
+/// on a CPU without AVX2/FMA is an `Unsupported` error.
+pub fn matmul_with(w: &WeightView, x: &Activations, out: &mut [f32], isa: Isa) -> Result<(), KernelError> {
+    check_shapes(w, x, out.len())?;
+    if isa == Isa::Avx2 && !kernel::has_avx2() {
+        return Err(KernelError::Unsupported { ty: w.ty, op: "matmul on AVX2 (this CPU lacks AVX2/FMA)" });
+    }
+    if out.is_empty() {
+        return Ok(());
+    }
+    driver::run(w, x, out, isa);
+    Ok(())
+}
+
+/// The reference product: [`vec_dot_reference`] for every (row, token) pair.
+pub fn matmul_reference(w: &WeightView, x: &Activations, out: &mut [f32]) -> Result<(), KernelError> {
     check_shapes(w, x, out.len())?;
     if out.is_empty() {
         return Ok(());
