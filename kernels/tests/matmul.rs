@@ -110,9 +110,9 @@ fn check_product(ty: GgmlType, rows: usize, k: usize, n_tokens: usize, seed: u64
     let acts = prepare_activations(ty, &x, k).unwrap();
     assert_eq!((acts.ty, acts.k, acts.rows), (vec_dot_type(ty).unwrap(), k, n_tokens));
     let mut results = Vec::new();
-    for isa in [Isa::Scalar, Isa::Avx2] {
-        if isa == Isa::Avx2 && Isa::best() != Isa::Avx2 {
-            eprintln!("no AVX2 on this CPU: the AVX2 kernels are not tested");
+    for isa in [Isa::Scalar, Isa::Avx2, Isa::AvxVnni] {
+        if !isa.available() {
+            eprintln!("this CPU lacks {isa:?}: those kernels are not tested");
             continue;
         }
         let mut out = vec![f32::NAN; rows * n_tokens];

@@ -37,6 +37,15 @@ fn amax(x: &[f32]) -> f32 {
     x.iter().fold(0.0f32, |m, &v| if v.abs() > m { v.abs() } else { m })
 }
 
+/// Round to nearest, ties to even, for |v| < 2²² (here |v| ≤ 127.5): adding and
+/// subtracting 1.5·2²³ leaves no fraction bits and IEEE addition rounds half to even. Same
+/// result as `f32::round_ties_even`, which on baseline x86-64 (no SSE4.1) is a libm call.
+#[inline(always)]
+fn round_half_even(v: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (v + MAGIC) - MAGIC
+}
+
 /// One 32-element block the AVX2 way: (f32 d, quants).
 fn q8_block(x: &[f32]) -> (f32, [i8; 32]) {
     let max = amax(x);
@@ -45,25 +54,34 @@ fn q8_block(x: &[f32]) -> (f32, [i8; 32]) {
     let mut qs = [0i8; 32];
     for (q, &v) in qs.iter_mut().zip(x) {
         // _mm256_round_ps(NEAREST) then _mm256_cvtps_epi32 then saturating packs.
-        let r = (v * id).round_ties_even();
+        let r = round_half_even(v * id);
         *q = if r.is_nan() { i8::MIN } else { r.clamp(-128.0, 127.0) as i8 };
     }
     (d, qs)
 }
 
-/// ggml x86 `quantize_row_q8_0` (AVX2 path), scalar. `x.len()` must be a multiple of 32.
-pub fn quantize_row_q8_0(x: &[f32], out: &mut Vec<BlockQ8_0>) {
-    for b in x.chunks_exact(32) {
+/// ggml x86 `quantize_row_q8_0` (AVX2 path), scalar: `x` → `out` (`x.len() == 32·out.len()`).
+pub fn quantize_row_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
+    for (b, o) in x.chunks_exact(32).zip(out) {
         let (d, qs) = q8_block(b);
-        out.push(BlockQ8_0 { d: f16::from_f32(d), qs });
+        *o = BlockQ8_0 { d: f16::from_f32(d), qs };
     }
 }
 
-/// ggml x86 `quantize_row_q8_1` (AVX2 path), scalar. `x.len()` must be a multiple of 32.
-pub fn quantize_row_q8_1(x: &[f32], out: &mut Vec<BlockQ8_1>) {
-    for b in x.chunks_exact(32) {
+/// ggml x86 `quantize_row_q8_1` (AVX2 path), scalar: `x` → `out` (`x.len() == 32·out.len()`).
+pub fn quantize_row_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
+    for (b, o) in x.chunks_exact(32).zip(out) {
         let (d, qs) = q8_block(b);
         let sum: i32 = qs.iter().map(|&q| q as i32).sum();
-        out.push(BlockQ8_1 { d: f16::from_f32(d), s: f16::from_f32(d * sum as f32), qs });
+        *o = BlockQ8_1 { d: f16::from_f32(d), s: f16::from_f32(d * sum as f32), qs };
     }
+}
+
+/// Runs a row quantizer over `x` in parallel chunks of whole blocks.
+pub(crate) fn quantize_par<B: bytemuck::Pod + Send>(x: &[f32], f: fn(&[f32], &mut [B])) -> Vec<B> {
+    use rayon::prelude::*;
+    const CHUNK_BLOCKS: usize = 256;
+    let mut out = vec![B::zeroed(); x.len() / 32];
+    out.par_chunks_mut(CHUNK_BLOCKS).zip(x.par_chunks(CHUNK_BLOCKS * 32)).for_each(|(o, xs)| f(xs, o));
+    out
 }

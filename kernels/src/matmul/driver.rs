@@ -13,15 +13,28 @@ pub enum Isa {
     Scalar,
     /// x86-64 AVX2 + FMA (`_mm256_maddubs_epi16` integer dot products, like ggml).
     Avx2,
+    /// AVX2 + AVX-VNNI: `vpdpbusd` for the 32-block types (K types as `Avx2`).
+    AvxVnni,
 }
 
 impl Isa {
     /// The fastest instruction set this CPU supports.
     pub fn best() -> Isa {
-        if kernel::has_avx2() {
+        if kernel::has_avxvnni() {
+            Isa::AvxVnni
+        } else if kernel::has_avx2() {
             Isa::Avx2
         } else {
             Isa::Scalar
+        }
+    }
+
+    /// True when this CPU can run `self`.
+    pub fn available(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            Isa::Avx2 => kernel::has_avx2(),
+            Isa::AvxVnni => kernel::has_avxvnni(),
         }
     }
 }
@@ -38,6 +51,13 @@ struct OutPtr(*mut f32);
 // SAFETY: tasks write disjoint cells (each task owns a distinct range of weight rows).
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// A method (not the field) so that closures capture the whole `Send` wrapper.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
 
 /// Shapes were checked by the caller (`check_shapes`); `out` is n_tokens × w.rows.
 pub(super) fn run(w: &WeightView, x: &Activations, out: &mut [f32], isa: Isa) {
@@ -79,42 +99,26 @@ fn run_quant(w: &WeightView, x: &Activations, out: &mut [f32], isa: Isa, kind: K
     let row_bytes = w.k / w.ty.block_size() * w.ty.type_size();
     let ptr = OutPtr(out.as_mut_ptr());
     let n_tasks = rows.div_ceil(QUANT_ROWS_PER_TASK);
+    let act_rows: Vec<_> = (0..n).map(|t| acts.row(t)).collect();
     (0..n_tasks).into_par_iter().for_each_init(Tile::default, |tile, task| {
-        let ptr = ptr;
         let r0 = task * QUANT_ROWS_PER_TASK;
         let nr = QUANT_ROWS_PER_TASK.min(rows - r0);
         tile.fill(w.ty, &w.bytes[r0 * row_bytes..(r0 + nr) * row_bytes], nr, w.k);
-        let mut res = [0f32; 4];
-        for t in 0..n {
-            let a = acts.row(t);
-            let mut r = 0;
-            while r < nr {
-                let step = if nr - r >= 4 { 4 } else { 1 };
-                match (isa, step) {
-                    #[cfg(target_arch = "x86_64")]
-                    (Isa::Avx2, 4) => {
-                        let rr =
-                            [tile.row(r, kind), tile.row(r + 1, kind), tile.row(r + 2, kind), tile.row(r + 3, kind)];
-                        // SAFETY: AVX2/FMA checked by the caller; all rows and `a` hold w.k values.
-                        unsafe { kernel::avx2::dot_rows::<4>(kind, rr, a, &mut res) }
-                    }
-                    #[cfg(target_arch = "x86_64")]
-                    (Isa::Avx2, _) => {
-                        // SAFETY: as above.
-                        unsafe { kernel::avx2::dot_rows::<1>(kind, [tile.row(r, kind)], a, &mut res) }
-                    }
-                    _ => {
-                        for (i, v) in res.iter_mut().enumerate().take(step) {
-                            *v = kernel::dot_scalar(kind, tile.row(r + i, kind), a);
-                        }
+        let w_rows: Vec<_> = (0..nr).map(|r| tile.row(r, kind)).collect();
+        // SAFETY (all arms): cells (t, r0 + r) for t < n, r < nr lie inside `out` (n × rows)
+        // and rows r0..r0+nr belong to this task alone; every row holds w.k values; the
+        // instruction set was checked by the caller.
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { kernel::avx2::dot_tile(kind, &w_rows, &act_rows, ptr.get().add(r0), rows) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::AvxVnni => unsafe { kernel::avx2::dot_tile_vnni(kind, &w_rows, &act_rows, ptr.get().add(r0), rows) },
+            _ => {
+                for (t, a) in act_rows.iter().enumerate() {
+                    for (r, wr) in w_rows.iter().enumerate() {
+                        unsafe { *ptr.get().add(t * rows + r0 + r) = kernel::dot_scalar(kind, *wr, *a) };
                     }
                 }
-                for (i, &v) in res.iter().enumerate().take(step) {
-                    // SAFETY: t < n and r0 + r + i < rows, so the cell is inside `out`
-                    // (n × rows); rows r0..r0+nr belong to this task alone.
-                    unsafe { *ptr.0.add(t * rows + r0 + r + i) = v };
-                }
-                r += step;
             }
         }
     });
@@ -144,7 +148,6 @@ fn run_float(w: &WeightView, x: &Activations, out: &mut [f32]) {
     let ptr = OutPtr(out.as_mut_ptr());
     let n_tasks = rows.div_ceil(FLOAT_ROWS_PER_TASK);
     (0..n_tasks).into_par_iter().for_each_init(Vec::new, |buf: &mut Vec<f32>, task| {
-        let ptr = ptr;
         let r0 = task * FLOAT_ROWS_PER_TASK;
         let nr = FLOAT_ROWS_PER_TASK.min(rows - r0);
         buf.resize(nr * k, 0.0);
@@ -172,7 +175,7 @@ fn run_float(w: &WeightView, x: &Activations, out: &mut [f32]) {
                 1,
                 k as isize,
                 0.0,
-                ptr.0.add(r0),
+                ptr.get().add(r0),
                 rows as isize,
                 1,
             )

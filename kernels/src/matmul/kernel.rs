@@ -75,28 +75,29 @@ impl ActInts {
 pub(crate) fn dot_scalar(kind: Kind, w: RowRef, a: ActRef) -> f32 {
     let mut sumf = 0f32;
     match kind {
-        Kind::Legacy { has_min } => {
+        Kind::Legacy { signed, off, has_min } => {
             for (b, (wq, aq)) in w.q.chunks_exact(32).zip(a.q.chunks_exact(32)).enumerate() {
-                let sumi: i32 = wq.iter().zip(aq).map(|(&x, &y)| x as i32 * y as i32).sum();
+                let wv = |x: i8| if signed { x as i32 } else { x as u8 as i32 - off as i32 };
+                let sumi: i32 = wq.iter().zip(aq).map(|(&x, &y)| wv(x) * y as i32).sum();
                 sumf += (w.d[b] * a.d[b]) * sumi as f32;
                 if has_min {
                     sumf += w.m[b] * a.s[b];
                 }
             }
         }
-        Kind::K { has_min } => {
+        Kind::K { float_min, off } => {
             for (b, (wq, aq)) in w.q.chunks_exact(256).zip(a.q.chunks_exact(256)).enumerate() {
                 let mut sumi = 0i32;
                 for g in 0..16 {
                     let s: i32 = wq[16 * g..16 * g + 16]
                         .iter()
                         .zip(&aq[16 * g..16 * g + 16])
-                        .map(|(&x, &y)| x as i32 * y as i32)
+                        .map(|(&x, &y)| (x as u8 as i32 - off as i32) * y as i32)
                         .sum();
                     sumi += w.sc[b * 128 + g * 8] as i32 * s;
                 }
                 sumf += (w.d[b] * a.d[b]) * sumi as f32;
-                if has_min {
+                if float_min {
                     let summ: i32 = (0..16).map(|g| w.mins[b * 16 + g] as i32 * a.bsums[b * 16 + g] as i32).sum();
                     sumf -= (w.m[b] * a.d[b]) * summ as f32;
                 }
@@ -118,6 +119,18 @@ pub(crate) fn has_avx2() -> bool {
     }
 }
 
+/// True when the AVX-VNNI variant (`vpdpbusd` on 256-bit vectors) can run on this CPU.
+pub(crate) fn has_avxvnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        has_avx2() && std::arch::is_x86_feature_detected!("avxvnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2 {
     use super::{ActRef, Kind, RowRef};
@@ -131,88 +144,172 @@ pub(crate) mod avx2 {
         _mm_cvtss_f32(s)
     }
 
-    /// Σ x·y of 32 signed bytes as 16 i16 lanes (pairs), ggml's `_mm256_maddubs_epi16` with the
-    /// sign moved onto y. No i16 saturation: |x| ≤ 128, |y| ≤ 127 gives ≤ 32512 per pair.
+    /// Σ x·y of 32 bytes as 8 i32 lanes (lane j: bytes 4j..4j+4). `x` unsigned (0..255) or,
+    /// with `SIGNED`, i8 whose sign moves onto `y` (ggml's `mul_sum_i8_pairs`). Without VNNI:
+    /// `_mm256_maddubs_epi16` then `_mm256_madd_epi16` by 1 — no i16 saturation since the
+    /// weights stay ≤ 128 (≤ 63 unsigned) and |y| ≤ 127 (≤ 32512 per pair); with VNNI one
+    /// `vpdpbusd` (same sums, no intermediate saturation at all).
     #[inline(always)]
-    unsafe fn mul_pairs(x: __m256i, y: __m256i) -> __m256i {
-        _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+    unsafe fn dot32<const SIGNED: bool, const VNNI: bool>(x: __m256i, y: __m256i) -> __m256i {
+        let (u, v) = if SIGNED { (_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x)) } else { (x, y) };
+        if VNNI {
+            _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, v)
+        } else {
+            _mm256_madd_epi16(_mm256_maddubs_epi16(u, v), _mm256_set1_epi16(1))
+        }
     }
 
-    /// `R` weight rows · one activation row → `out[..R]`.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2 and FMA; every row and `a` must hold the same `k`.
-    #[target_feature(enable = "avx2,fma")]
-    pub(crate) unsafe fn dot_rows<const R: usize>(kind: Kind, w: [RowRef; R], a: ActRef, out: &mut [f32]) {
+    /// Legacy 32-blocks: `R` weight rows · one activation row → `out[..R]`.
+    #[inline(always)]
+    unsafe fn legacy<const R: usize, const SIGNED: bool, const VNNI: bool>(
+        off: u8,
+        has_min: bool,
+        w: &[RowRef; R],
+        a: &ActRef,
+        out: &mut [f32],
+    ) {
+        let k = a.q.len();
+        let nb = k / 32;
+        let mut acc = [_mm256_setzero_ps(); R];
+        let aq = a.q.as_ptr();
+        for b in 0..nb {
+            let y = _mm256_loadu_si256(aq.add(32 * b) as *const __m256i);
+            let da = *a.d.get_unchecked(b);
+            // Weights stored as q + off: each lane of Σ stored·y minus the same lane of
+            // Σ off·y (computed once for all rows) is the exact lane of Σ q·y, as in ggml.
+            let corr =
+                if off != 0 { dot32::<false, VNNI>(_mm256_set1_epi8(off as i8), y) } else { _mm256_setzero_si256() };
+            for r in 0..R {
+                let x = _mm256_loadu_si256(w[r].q.as_ptr().add(32 * b) as *const __m256i);
+                let mut p = dot32::<SIGNED, VNNI>(x, y);
+                if off != 0 {
+                    p = _mm256_sub_epi32(p, corr);
+                }
+                let scale = _mm256_set1_ps(*w[r].d.get_unchecked(b) * da);
+                acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(p), acc[r]);
+            }
+        }
+        for r in 0..R {
+            let mut v = hsum(acc[r]);
+            if has_min {
+                // Σ_b m_w·s_a (Q8_1 `s`), 8 blocks at a time plus a tail.
+                let mut accm = _mm256_setzero_ps();
+                let mut b = 0;
+                while b + 8 <= nb {
+                    let m = _mm256_loadu_ps(w[r].m.as_ptr().add(b));
+                    let s = _mm256_loadu_ps(a.s.as_ptr().add(b));
+                    accm = _mm256_fmadd_ps(m, s, accm);
+                    b += 8;
+                }
+                v += hsum(accm);
+                while b < nb {
+                    v += *w[r].m.get_unchecked(b) * *a.s.get_unchecked(b);
+                    b += 1;
+                }
+            }
+            *out.get_unchecked_mut(r) = v;
+        }
+    }
+
+    /// K super-blocks: `R` weight rows · one activation row → `out[..R]`.
+    #[inline(always)]
+    unsafe fn k_quant<const R: usize>(float_min: bool, off: u8, w: &[RowRef; R], a: &ActRef, out: &mut [f32]) {
         let k = a.q.len();
         let mut acc = [_mm256_setzero_ps(); R];
         let mut accm = [_mm256_setzero_ps(); R];
         let aq = a.q.as_ptr();
-        match kind {
-            Kind::Legacy { has_min } => {
-                let ones = _mm256_set1_epi16(1);
-                for b in 0..k / 32 {
-                    let y = _mm256_loadu_si256(aq.add(32 * b) as *const __m256i);
-                    let da = *a.d.get_unchecked(b);
-                    for r in 0..R {
-                        let x = _mm256_loadu_si256(w[r].q.as_ptr().add(32 * b) as *const __m256i);
-                        let p = _mm256_madd_epi16(mul_pairs(x, y), ones);
-                        let scale = _mm256_set1_ps(*w[r].d.get_unchecked(b) * da);
-                        acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(p), acc[r]);
+        for b in 0..k / 256 {
+            let mut isum = [_mm256_setzero_si256(); R];
+            for c in 0..8 {
+                let pos = 256 * b + 32 * c;
+                let y = _mm256_loadu_si256(aq.add(pos) as *const __m256i);
+                // Weights stored as q + off (Q3_K, Q6_K): subtract the pairs of off·y (once for
+                // all rows) in i16, ggml's `m32s` step; |pair| ≤ 2·63·127 + 2·32·127 < 2¹⁵.
+                let corr = if off != 0 {
+                    _mm256_maddubs_epi16(_mm256_set1_epi8(off as i8), y)
+                } else {
+                    _mm256_setzero_si256()
+                };
+                for r in 0..R {
+                    let x = _mm256_loadu_si256(w[r].q.as_ptr().add(pos) as *const __m256i);
+                    let sc = _mm256_loadu_si256(w[r].sc.as_ptr().add(pos / 2) as *const __m256i);
+                    let mut p = _mm256_maddubs_epi16(x, y);
+                    if off != 0 {
+                        p = _mm256_sub_epi16(p, corr);
                     }
-                }
-                if has_min {
-                    // Σ_b m_w·s_a, 8 blocks at a time (+ a scalar tail below).
-                    let nb = k / 32;
-                    for r in 0..R {
-                        let mut b = 0;
-                        while b + 8 <= nb {
-                            let m = _mm256_loadu_ps(w[r].m.as_ptr().add(b));
-                            let s = _mm256_loadu_ps(a.s.as_ptr().add(b));
-                            accm[r] = _mm256_fmadd_ps(m, s, accm[r]);
-                            b += 8;
-                        }
-                        let mut tail = 0f32;
-                        while b < nb {
-                            tail += *w[r].m.get_unchecked(b) * *a.s.get_unchecked(b);
-                            b += 1;
-                        }
-                        *out.get_unchecked_mut(r) = hsum(acc[r]) + hsum(accm[r]) + tail;
-                    }
-                    return;
+                    isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(p, sc));
                 }
             }
-            Kind::K { has_min } => {
-                for b in 0..k / 256 {
-                    let mut isum = [_mm256_setzero_si256(); R];
-                    for c in 0..8 {
-                        let off = 256 * b + 32 * c;
-                        let y = _mm256_loadu_si256(aq.add(off) as *const __m256i);
-                        for r in 0..R {
-                            let x = _mm256_loadu_si256(w[r].q.as_ptr().add(off) as *const __m256i);
-                            let sc = _mm256_loadu_si256(w[r].sc.as_ptr().add(off / 2) as *const __m256i);
-                            isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(mul_pairs(x, y), sc));
-                        }
-                    }
-                    let da = *a.d.get_unchecked(b);
-                    for r in 0..R {
-                        let scale = _mm256_set1_ps(*w[r].d.get_unchecked(b) * da);
-                        acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum[r]), acc[r]);
-                    }
-                    if has_min {
-                        let bs = _mm256_loadu_si256(a.bsums.as_ptr().add(16 * b) as *const __m256i);
-                        for r in 0..R {
-                            let mn = _mm256_loadu_si256(w[r].mins.as_ptr().add(16 * b) as *const __m256i);
-                            let mm = _mm256_madd_epi16(mn, bs);
-                            let scale = _mm256_set1_ps(*w[r].m.get_unchecked(b) * da);
-                            accm[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(mm), accm[r]);
-                        }
-                    }
+            let da = *a.d.get_unchecked(b);
+            for r in 0..R {
+                let scale = _mm256_set1_ps(*w[r].d.get_unchecked(b) * da);
+                acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum[r]), acc[r]);
+            }
+            if float_min {
+                let bs = _mm256_loadu_si256(a.bsums.as_ptr().add(16 * b) as *const __m256i);
+                for r in 0..R {
+                    let mn = _mm256_loadu_si256(w[r].mins.as_ptr().add(16 * b) as *const __m256i);
+                    let mm = _mm256_madd_epi16(mn, bs);
+                    let scale = _mm256_set1_ps(*w[r].m.get_unchecked(b) * da);
+                    accm[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(mm), accm[r]);
                 }
             }
         }
         for r in 0..R {
             *out.get_unchecked_mut(r) = hsum(acc[r]) - hsum(accm[r]);
         }
+    }
+
+    #[inline(always)]
+    unsafe fn dispatch<const R: usize, const VNNI: bool>(kind: Kind, w: &[RowRef; R], a: &ActRef, out: &mut [f32]) {
+        match kind {
+            Kind::Legacy { signed: true, off, has_min } => legacy::<R, true, VNNI>(off, has_min, w, a, out),
+            Kind::Legacy { signed: false, off, has_min } => legacy::<R, false, VNNI>(off, has_min, w, a, out),
+            Kind::K { float_min, off } => k_quant::<R>(float_min, off, w, a, out),
+        }
+    }
+
+    /// Every weight row of `w` · every activation row of `acts`: `out[t·stride + r]`.
+    #[inline(always)]
+    unsafe fn tile<const VNNI: bool>(kind: Kind, w: &[RowRef], acts: &[ActRef], out: *mut f32, stride: usize) {
+        let mut res = [0f32; 4];
+        for (t, a) in acts.iter().enumerate() {
+            let o = out.add(t * stride);
+            let mut r = 0;
+            while r + 4 <= w.len() {
+                let rows = [w[r], w[r + 1], w[r + 2], w[r + 3]];
+                dispatch::<4, VNNI>(kind, &rows, a, &mut res);
+                for (i, &v) in res.iter().enumerate() {
+                    *o.add(r + i) = v;
+                }
+                r += 4;
+            }
+            while r < w.len() {
+                dispatch::<1, VNNI>(kind, &[w[r]], a, &mut res);
+                *o.add(r) = res[0];
+                r += 1;
+            }
+        }
+    }
+
+    /// Every weight row of `w` · every activation row of `acts` → `out[t·stride + r]`
+    /// (AVX2 + FMA), 4 weight rows per activation load.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; every row and activation holds the same `k` (whole
+    /// blocks) with the per-block arrays `Tile`/`ActInts` build; `out[t·stride + r]` is
+    /// writable for every t < acts.len(), r < w.len().
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) unsafe fn dot_tile(kind: Kind, w: &[RowRef], acts: &[ActRef], out: *mut f32, stride: usize) {
+        tile::<false>(kind, w, acts, out, stride)
+    }
+
+    /// As [`dot_tile`], with AVX-VNNI `vpdpbusd` for the 32-block types.
+    ///
+    /// # Safety
+    /// As [`dot_tile`], and the CPU must support AVX-VNNI.
+    #[target_feature(enable = "avx2,fma,avxvnni")]
+    pub(crate) unsafe fn dot_tile_vnni(kind: Kind, w: &[RowRef], acts: &[ActRef], out: *mut f32, stride: usize) {
+        tile::<true>(kind, w, acts, out, stride)
     }
 }

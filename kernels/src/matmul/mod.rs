@@ -106,16 +106,8 @@ pub fn prepare_activations(w_ty: GgmlType, x: &[f32], k: usize) -> Result<Activa
             convert::from_f32(ty, x, &mut b)?;
             ActData::Half(b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect())
         }
-        GgmlType::Q8_0 => {
-            let mut v = Vec::with_capacity(x.len() / 32);
-            act::quantize_row_q8_0(x, &mut v);
-            ActData::Q8_0(v)
-        }
-        GgmlType::Q8_1 => {
-            let mut v = Vec::with_capacity(x.len() / 32);
-            act::quantize_row_q8_1(x, &mut v);
-            ActData::Q8_1(v)
-        }
+        GgmlType::Q8_0 => ActData::Q8_0(act::quantize_par(x, act::quantize_row_q8_0)),
+        GgmlType::Q8_1 => ActData::Q8_1(act::quantize_par(x, act::quantize_row_q8_1)),
         GgmlType::Q8_K => {
             // ggml x86 `quantize_row_q8_K` is `quantize_row_q8_K_ref`: the crate's quantizer.
             let mut b = Vec::with_capacity(x.len() / 256 * 292);
@@ -190,12 +182,12 @@ pub fn matmul(w: &WeightView, x: &Activations, out: &mut [f32]) -> Result<(), Ke
     matmul_with(w, x, out, Isa::best())
 }
 
-/// [`matmul`] with an explicit instruction set (tests and benchmarks compare them); `Isa::Avx2`
-/// on a CPU without AVX2/FMA is an `Unsupported` error.
+/// [`matmul`] with an explicit instruction set (tests and benchmarks compare them); an `Isa`
+/// this CPU lacks ([`Isa::available`]) is an `Unsupported` error.
 pub fn matmul_with(w: &WeightView, x: &Activations, out: &mut [f32], isa: Isa) -> Result<(), KernelError> {
     check_shapes(w, x, out.len())?;
-    if isa == Isa::Avx2 && !kernel::has_avx2() {
-        return Err(KernelError::Unsupported { ty: w.ty, op: "matmul on AVX2 (this CPU lacks AVX2/FMA)" });
+    if !isa.available() {
+        return Err(KernelError::Unsupported { ty: w.ty, op: "matmul with an instruction set this CPU lacks" });
     }
     if out.is_empty() {
         return Ok(());

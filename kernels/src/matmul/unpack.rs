@@ -4,7 +4,7 @@
 //! each `vec_dot`, once per (row, token) pair).
 //!
 //! Per row of `k` weights:
-//! - `q`: the `k` integer weights as i8 (offsets such as Q4_0's −8 and Q6_K's −32 applied);
+//! - `q`: the `k` integer weights as i8, or as u8 shifted by an offset (see [`Kind`]);
 //! - legacy 32-blocks (Q4_0 … Q8_0, IQ4_NL): `d` (f16 scale as f32) and, for Q4_1/Q5_1,
 //!   `m` (the minimum) per block; weight = d·q + m;
 //! - K super-blocks of 256: `d`, `dmin` per super-block and per 16-weight group an integer
@@ -26,21 +26,31 @@ use crate::GgmlType;
 const KVALUES_IQ4NL: [i8; 16] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
 
 /// How a type's integer weights combine with their scales.
+///
+/// Weights are stored unsigned wherever their range allows (`_mm256_maddubs_epi16` takes the
+/// weight as its unsigned operand, so no sign juggling is needed, as in ggml's AVX2 Q4_1/Q4_K
+/// kernels): Q4_0 as q + 8, Q5_0 as q + 16, Q3_K as q + 4, Q6_K as q + 32 (`off`); the
+/// kernels subtract the products `off·y` in integers, so every partial sum equals ggml's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// 32-weight blocks with an f32 scale (and a minimum when `has_min`), activations Q8_0/Q8_1.
-    Legacy { has_min: bool },
-    /// 256-weight super-blocks with per-16 integer scales (and minimums), activations Q8_K.
-    K { has_min: bool },
+    /// 32-weight blocks with an f32 scale, activations Q8_0/Q8_1. `signed`: i8 weights
+    /// (Q8_0, IQ4_NL); else stored weight = q + `off`; `has_min`: + m per block (Q8_1 `s`).
+    Legacy { signed: bool, off: u8, has_min: bool },
+    /// 256-weight super-blocks with per-16 integer scales, activations Q8_K; stored weight =
+    /// q + `off` (unsigned). `float_min`: − dmin·Σ min·bsum (Q2_K/Q4_K/Q5_K).
+    K { float_min: bool, off: u8 },
 }
 
 pub(crate) fn kind(ty: GgmlType) -> Option<Kind> {
     use GgmlType::*;
     Some(match ty {
-        Q4_0 | Q5_0 | Q8_0 | IQ4_NL => Kind::Legacy { has_min: false },
-        Q4_1 | Q5_1 => Kind::Legacy { has_min: true },
-        Q2_K | Q4_K | Q5_K => Kind::K { has_min: true },
-        Q3_K | Q6_K => Kind::K { has_min: false },
+        Q8_0 | IQ4_NL => Kind::Legacy { signed: true, off: 0, has_min: false },
+        Q4_0 => Kind::Legacy { signed: false, off: 8, has_min: false },
+        Q5_0 => Kind::Legacy { signed: false, off: 16, has_min: false },
+        Q4_1 | Q5_1 => Kind::Legacy { signed: false, off: 0, has_min: true },
+        Q2_K | Q4_K | Q5_K => Kind::K { float_min: true, off: 0 },
+        Q3_K => Kind::K { float_min: false, off: 4 },
+        Q6_K => Kind::K { float_min: false, off: 32 },
         _ => return None,
     })
 }
@@ -110,8 +120,9 @@ fn legacy(ty: GgmlType, blk: &[u8], q: &mut [i8; 32]) -> (f32, f32) {
         GgmlType::Q4_0 => {
             let b: BlockQ4_0 = bytemuck::pod_read_unaligned(blk);
             for j in 0..16 {
-                q[j] = (b.qs[j] & 0x0F) as i8 - 8;
-                q[j + 16] = (b.qs[j] >> 4) as i8 - 8;
+                // Stored as q + 8 (unsigned); the kernels subtract 8·Σy.
+                q[j] = (b.qs[j] & 0x0F) as i8;
+                q[j + 16] = (b.qs[j] >> 4) as i8;
             }
             (b.d.to_f32(), 0.0)
         }
@@ -124,18 +135,19 @@ fn legacy(ty: GgmlType, blk: &[u8], q: &mut [i8; 32]) -> (f32, f32) {
             (b.d.to_f32(), b.m.to_f32())
         }
         GgmlType::Q5_0 | GgmlType::Q5_1 => {
-            let (d, m, qh, qs, off) = if ty == GgmlType::Q5_0 {
+            // Q5_0 is stored as q + 16 (unsigned); the kernels subtract 16·Σy.
+            let (d, m, qh, qs) = if ty == GgmlType::Q5_0 {
                 let b: BlockQ5_0 = bytemuck::pod_read_unaligned(blk);
-                (b.d.to_f32(), 0.0, u32::from_le_bytes(b.qh), b.qs, 16)
+                (b.d.to_f32(), 0.0, u32::from_le_bytes(b.qh), b.qs)
             } else {
                 let b: BlockQ5_1 = bytemuck::pod_read_unaligned(blk);
-                (b.d.to_f32(), b.m.to_f32(), u32::from_le_bytes(b.qh), b.qs, 0)
+                (b.d.to_f32(), b.m.to_f32(), u32::from_le_bytes(b.qh), b.qs)
             };
             for j in 0..16 {
                 let h0 = ((qh >> j) << 4) & 0x10;
                 let h1 = (qh >> (j + 12)) & 0x10;
-                q[j] = (((qs[j] & 0x0F) as u32 | h0) as i32 - off) as i8;
-                q[j + 16] = (((qs[j] >> 4) as u32 | h1) as i32 - off) as i8;
+                q[j] = ((qs[j] & 0x0F) as u32 | h0) as i8;
+                q[j + 16] = ((qs[j] >> 4) as u32 | h1) as i8;
             }
             (d, m)
         }
@@ -182,7 +194,8 @@ fn k_block(ty: GgmlType, blk: &[u8], q: &mut [i8; 256], sc: &mut [i16; 16], mins
                     let hbit = 1u8 << (n * 4 + j);
                     for l in 0..32 {
                         let low = ((b.qs[n * 32 + l] >> (2 * j)) & 3) as i8;
-                        q[n * 128 + j * 32 + l] = low - if b.hmask[l] & hbit != 0 { 0 } else { 4 };
+                        // q = low − 4·(1 − hbit), stored as q + 4.
+                        q[n * 128 + j * 32 + l] = low + if b.hmask[l] & hbit != 0 { 4 } else { 0 };
                     }
                 }
             }
@@ -238,14 +251,15 @@ fn k_block(ty: GgmlType, blk: &[u8], q: &mut [i8; 256], sc: &mut [i16; 16], mins
                 let (ql, qh) = (&b.ql[n * 64..n * 64 + 64], &b.qh[n * 32..n * 32 + 32]);
                 for l in 0..32 {
                     let base = n * 128 + l;
-                    q[base] = ((ql[l] & 0x0F) | ((qh[l] & 3) << 4)) as i8 - 32;
-                    q[base + 32] = ((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) as i8 - 32;
-                    q[base + 64] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i8 - 32;
-                    q[base + 96] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i8 - 32;
+                    // Stored as q + 32 (unsigned 0..63).
+                    q[base] = ((ql[l] & 0x0F) | ((qh[l] & 3) << 4)) as i8;
+                    q[base + 32] = ((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) as i8;
+                    q[base + 64] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i8;
+                    q[base + 96] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i8;
                 }
             }
-            for g in 0..16 {
-                sc[g] = b.scales[g] as i16;
+            for (s, &v) in sc.iter_mut().zip(&b.scales) {
+                *s = v as i16;
             }
             mins.fill(0);
             (b.d.to_f32(), 0.0)

@@ -1,0 +1,125 @@
+//! GFLOP/s of `matmul` per weight type on SmolLM2-135M shapes, 512 tokens, against
+//! `matrixmultiply` f32 sgemm (via `gemm_f32`, same threads) measured in the same run.
+//!
+//! `cargo run --release -p llmtool-kernels --example bench_matmul [THREADS] [TYPE,...|all] [avx2|scalar]`
+//! (default 2 threads, all types). Best of 5 runs per cell; FLOPs = 2·rows·k·tokens.
+//! Times include `prepare_activations` (the activation quantization) as a separate column.
+
+use llmtool_kernels::matmul::{gemm_f32, matmul_with, prepare_activations, Isa, Trans, WeightView};
+use llmtool_kernels::{quant, GgmlType};
+use std::time::Instant;
+
+const TYPES: &[GgmlType] = &[
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q8_0,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+];
+
+fn values(seed: &mut u64, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((*seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1
+        })
+        .collect()
+}
+
+/// Runs per measurement (the minimum is kept): the shared machine is noisy.
+const REPEATS: usize = 5;
+
+fn best_of(mut f: impl FnMut()) -> f64 {
+    (0..REPEATS)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let threads: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2);
+    let filter: Option<Vec<GgmlType>> = args
+        .get(2)
+        .filter(|s| *s != "all")
+        .map(|s| s.split(',').map(|n| GgmlType::from_name(n).expect("a ggml type name")).collect());
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().expect("rayon pool");
+    let n_tokens = 512;
+    let shapes = [
+        (576usize, 576usize, "attn 576x576"),
+        (1536, 576, "ffn_up 1536x576"),
+        (576, 1536, "ffn_down 576x1536"),
+        (49152, 576, "output 49152x576"),
+    ];
+    let isa = match args.get(3).map(String::as_str) {
+        Some("avx2") => Isa::Avx2,
+        Some("scalar") => Isa::Scalar,
+        _ => Isa::best(),
+    };
+    println!("kernels: {isa:?}");
+    println!("threads {threads}, tokens {n_tokens}, best of 5; GFLOP/s = 2*rows*k*tokens / time (matmul incl. activation prep)");
+    let mut seed = 1u64;
+    for (rows, k, name) in shapes {
+        let w32 = values(&mut seed, rows * k);
+        let x = values(&mut seed, n_tokens * k);
+        let flops = 2.0 * (rows * k * n_tokens) as f64;
+        let mut out = vec![0f32; rows * n_tokens];
+        let t_sgemm = best_of(|| {
+            gemm_f32(&x, Trans::N, &w32, Trans::T, &mut out, n_tokens, rows, k, 1.0, 0.0).unwrap();
+        });
+        let sgemm = flops / t_sgemm / 1e9;
+        println!("\n{name}: matrixmultiply sgemm f32 (gemm_f32): {sgemm:.1} GFLOP/s");
+        println!("{:<6} {:>9} {:>9} {:>12} {:>11}", "type", "GFLOP/s", "vs sgemm", "prep ms", "scalar GF/s");
+        for &ty in TYPES {
+            if filter.as_ref().is_some_and(|f| !f.contains(&ty)) || !k.is_multiple_of(ty.block_size()) {
+                continue;
+            }
+            let mut wb = Vec::new();
+            quant::quantize(ty, &w32, &mut wb).unwrap();
+            let w = WeightView { ty, rows, k, bytes: &wb };
+            let t_prep = best_of(|| {
+                prepare_activations(ty, &x, k).unwrap();
+            });
+            let acts = prepare_activations(ty, &x, k).unwrap();
+            let t = best_of(|| matmul_with(&w, &acts, &mut out, isa).unwrap()) + t_prep;
+            let gf = flops / t / 1e9;
+            // The scalar kernels only on the small shape (they are slow).
+            let scalar = if rows * k <= 576 * 576 && ty.is_quantized() {
+                let ts = best_of(|| matmul_with(&w, &acts, &mut out, Isa::Scalar).unwrap()) + t_prep;
+                format!("{:.1}", flops / ts / 1e9)
+            } else {
+                "-".into()
+            };
+            println!("{:<6} {:>9.1} {:>9.2} {:>12.2} {:>11}", ty.name(), gf, gf / sgemm, t_prep * 1e3, scalar);
+        }
+    }
+    // Attention shapes: QKᵀ (n×64 · 64×n) and PV (n×n · n×64), n = 512, per head.
+    let n = 512;
+    let q = values(&mut seed, n * 64);
+    let kk = values(&mut seed, n * 64);
+    let mut s = vec![0f32; n * n];
+    let t = best_of(|| {
+        for _ in 0..9 {
+            gemm_f32(&q, Trans::N, &kk, Trans::T, &mut s, n, n, 64, 1.0, 0.0).unwrap();
+        }
+    });
+    println!("\nattention QK^T 512x64.64x512 (9 heads): {:.1} GFLOP/s", 9.0 * 2.0 * (n * n * 64) as f64 / t / 1e9);
+    let mut o = vec![0f32; n * 64];
+    let t = best_of(|| {
+        for _ in 0..9 {
+            gemm_f32(&s, Trans::N, &kk, Trans::N, &mut o, n, 64, n, 1.0, 0.0).unwrap();
+        }
+    });
+    println!("attention PV 512x512.512x64 (9 heads): {:.1} GFLOP/s", 9.0 * 2.0 * (n * n * 64) as f64 / t / 1e9);
+}
