@@ -325,3 +325,25 @@ fn gemm_f32_matches_f64_for_all_transposes() {
     let mut c = vec![0f32; 4];
     assert!(gemm_f32(&[0.0; 3], Trans::N, &[0.0; 4], Trans::N, &mut c, 2, 2, 2, 1.0, 0.0).is_err());
 }
+
+/// The activation path (AVX2 when available) is byte-identical to the scalar transcription
+/// `quantize_row_q8_0/1` on random rows, halfway cases, zeros and tiny values.
+#[test]
+fn q8_activation_fast_path_equals_scalar_reference() {
+    let mut rng = Rng(5);
+    let mut x = values(&mut rng, 64 * 32, 1.0);
+    for (i, v) in x[..32].iter_mut().enumerate() {
+        *v = if i == 3 { 127.0 } else { i as f32 - 15.5 };
+    }
+    x[32..64].fill(0.0);
+    x[64..96].iter_mut().enumerate().for_each(|(i, v)| *v = i as f32 * 1e-40);
+    let n = x.len() / 32;
+    let mut r0 = vec![bytemuck::Zeroable::zeroed(); n];
+    matmul::quantize_row_q8_0(&x, &mut r0);
+    let a = prepare_activations(GgmlType::Q4_0, &x, 32).unwrap();
+    assert_eq!(a.bytes(), bytemuck::cast_slice::<_, u8>(&r0));
+    let mut r1 = vec![bytemuck::Zeroable::zeroed(); n];
+    matmul::quantize_row_q8_1(&x, &mut r1);
+    let a = prepare_activations(GgmlType::Q5_1, &x, 32).unwrap();
+    assert_eq!(a.bytes(), bytemuck::cast_slice::<_, u8>(&r1));
+}

@@ -10,7 +10,9 @@
 //!
 //! The scalar functions here are written to equal that AVX2 code bit for bit (every step is
 //! one IEEE f32 operation in the same order; the int32 → int16 → int8 packs saturate, which
-//! `clamp(-128, 127)` reproduces). Q8_K has no x86-specific quantizer in ggml
+//! `clamp(-128, 127)` reproduces; even `_mm256_cvtps_epi32`'s `i32::MIN` for out-of-range
+//! values, reached when a subnormal amax makes 127/amax overflow, is reproduced). The AVX2
+//! transcription runs where available; tests check the two give the same bytes. Q8_K has no x86-specific quantizer in ggml
 //! (`quantize_row_q8_K` calls `quantize_row_q8_K_ref`), so the crate's reference Q8_K quantizer
 //! is used as is.
 
@@ -46,24 +48,38 @@ fn round_half_even(v: f32) -> f32 {
     (v + MAGIC) - MAGIC
 }
 
-/// One 32-element block the AVX2 way: (f32 d, quants).
-fn q8_block(x: &[f32]) -> (f32, [i8; 32]) {
+/// `_mm256_cvtps_epi32` of an already integral value: out of the i32 range or NaN gives the
+/// "integer indefinite" `i32::MIN` (reached when amax is subnormal and 127/amax overflows).
+fn cvt_i32(r: f32) -> i32 {
+    if r >= -2_147_483_648.0 && r < 2_147_483_648.0 {
+        r as i32
+    } else {
+        i32::MIN
+    }
+}
+
+/// One 32-element block the AVX2 way: (f32 d, quants, wrapping Σ of the int32 values before
+/// the saturating packs — ggml's `hsum_i32_8` for Q8_1's `s`).
+fn q8_block(x: &[f32]) -> (f32, [i8; 32], i32) {
     let max = amax(x);
     let d = max / 127.0;
     let id = if max != 0.0 { 127.0 / max } else { 0.0 };
     let mut qs = [0i8; 32];
+    let mut sum = 0i32;
     for (q, &v) in qs.iter_mut().zip(x) {
-        // _mm256_round_ps(NEAREST) then _mm256_cvtps_epi32 then saturating packs.
-        let r = round_half_even(v * id);
-        *q = if r.is_nan() { i8::MIN } else { r.clamp(-128.0, 127.0) as i8 };
+        // _mm256_round_ps(NEAREST), _mm256_cvtps_epi32, then the saturating int32 → int16 →
+        // int8 packs.
+        let i = cvt_i32(round_half_even(v * id));
+        sum = sum.wrapping_add(i);
+        *q = i.clamp(-128, 127) as i8;
     }
-    (d, qs)
+    (d, qs, sum)
 }
 
 /// ggml x86 `quantize_row_q8_0` (AVX2 path), scalar: `x` → `out` (`x.len() == 32·out.len()`).
 pub fn quantize_row_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
     for (b, o) in x.chunks_exact(32).zip(out) {
-        let (d, qs) = q8_block(b);
+        let (d, qs, _) = q8_block(b);
         *o = BlockQ8_0 { d: f16::from_f32(d), qs };
     }
 }
@@ -71,8 +87,7 @@ pub fn quantize_row_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
 /// ggml x86 `quantize_row_q8_1` (AVX2 path), scalar: `x` → `out` (`x.len() == 32·out.len()`).
 pub fn quantize_row_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
     for (b, o) in x.chunks_exact(32).zip(out) {
-        let (d, qs) = q8_block(b);
-        let sum: i32 = qs.iter().map(|&q| q as i32).sum();
+        let (d, qs, sum) = q8_block(b);
         *o = BlockQ8_1 { d: f16::from_f32(d), s: f16::from_f32(d * sum as f32), qs };
     }
 }
@@ -84,4 +99,78 @@ pub(crate) fn quantize_par<B: bytemuck::Pod + Send>(x: &[f32], f: fn(&[f32], &mu
     let mut out = vec![B::zeroed(); x.len() / 32];
     out.par_chunks_mut(CHUNK_BLOCKS).zip(x.par_chunks(CHUNK_BLOCKS * 32)).for_each(|(o, xs)| f(xs, o));
     out
+}
+
+/// Q8_0 rows, with the AVX2 code when the CPU has it (same bytes as [`quantize_row_q8_0`]).
+pub(crate) fn quantize_q8_0_fast(x: &[f32], out: &mut [BlockQ8_0]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        for (b, o) in x.chunks_exact(32).zip(out) {
+            // SAFETY: AVX2 detected; `b` holds 32 values.
+            let (d, qs, _) = unsafe { avx2::q8_block(b) };
+            *o = BlockQ8_0 { d: f16::from_f32(d), qs };
+        }
+        return;
+    }
+    quantize_row_q8_0(x, out)
+}
+
+/// Q8_1 rows, with the AVX2 code when the CPU has it (same bytes as [`quantize_row_q8_1`]).
+pub(crate) fn quantize_q8_1_fast(x: &[f32], out: &mut [BlockQ8_1]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        for (b, o) in x.chunks_exact(32).zip(out) {
+            // SAFETY: AVX2 detected; `b` holds 32 values.
+            let (d, qs, sum) = unsafe { avx2::q8_block(b) };
+            *o = BlockQ8_1 { d: f16::from_f32(d), s: f16::from_f32(d * sum as f32), qs };
+        }
+        return;
+    }
+    quantize_row_q8_1(x, out)
+}
+
+/// The AVX2 block quantizer, transcribed from ggml `quantize_row_q8_0`/`q8_1` (x86).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// One block of 32: (f32 d, quants, Σ quants).
+    ///
+    /// # Safety
+    /// AVX2 must be available; `x.len() >= 32`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn q8_block(x: &[f32]) -> (f32, [i8; 32], i32) {
+        let p = x.as_ptr();
+        let mut v =
+            [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)), _mm256_loadu_ps(p.add(16)), _mm256_loadu_ps(p.add(24))];
+        let sign = _mm256_set1_ps(-0.0);
+        let mut m = _mm256_andnot_ps(sign, v[0]);
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[1]));
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[2]));
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[3]));
+        let mut m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        let max = _mm_cvtss_f32(m4);
+        let d = max / 127.0;
+        let id = if max != 0.0 { 127.0 / max } else { 0.0 };
+        let mul = _mm256_set1_ps(id);
+        let mut i = [_mm256_setzero_si256(); 4];
+        for j in 0..4 {
+            v[j] = _mm256_round_ps(_mm256_mul_ps(v[j], mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            i[j] = _mm256_cvtps_epi32(v[j]);
+        }
+        // ggml: hsum_i32_8(i0 + i1 + i2 + i3), wrapping int32 adds.
+        let s = _mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3]));
+        let s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        let s4 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+        let s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 1));
+        let sum = _mm_cvtsi128_si32(s4);
+        let a = _mm256_packs_epi32(i[0], i[1]);
+        let b = _mm256_packs_epi32(i[2], i[3]);
+        let q = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(a, b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        let mut qs = [0i8; 32];
+        _mm256_storeu_si256(qs.as_mut_ptr() as *mut __m256i, q);
+        (d, qs, sum)
+    }
 }

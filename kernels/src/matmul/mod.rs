@@ -16,7 +16,7 @@ mod kernel;
 mod reference;
 mod unpack;
 
-pub use act::BlockQ8_1;
+pub use act::{quantize_row_q8_0, quantize_row_q8_1, BlockQ8_1};
 pub use driver::Isa;
 pub use float::{gemm_f32, Trans};
 pub use reference::vec_dot_reference;
@@ -106,8 +106,8 @@ pub fn prepare_activations(w_ty: GgmlType, x: &[f32], k: usize) -> Result<Activa
             convert::from_f32(ty, x, &mut b)?;
             ActData::Half(b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect())
         }
-        GgmlType::Q8_0 => ActData::Q8_0(act::quantize_par(x, act::quantize_row_q8_0)),
-        GgmlType::Q8_1 => ActData::Q8_1(act::quantize_par(x, act::quantize_row_q8_1)),
+        GgmlType::Q8_0 => ActData::Q8_0(act::quantize_par(x, act::quantize_q8_0_fast)),
+        GgmlType::Q8_1 => ActData::Q8_1(act::quantize_par(x, act::quantize_q8_1_fast)),
         GgmlType::Q8_K => {
             // ggml x86 `quantize_row_q8_K` is `quantize_row_q8_K_ref`: the crate's quantizer.
             let mut b = Vec::with_capacity(x.len() / 256 * 292);
