@@ -68,6 +68,24 @@ fn main() {
         _ => Isa::best(),
     };
     println!("kernels: {isa:?}");
+    if let Ok(reps) = std::env::var("BENCH_REPEAT_ONLY") {
+        // Profiling mode: only `reps` matmuls of the first listed type, 576x1536 by 512 tokens
+        // (compare CPU time across builds with `perf stat -e task-clock`).
+        let ty = filter.as_ref().and_then(|f| f.first().copied()).unwrap_or(GgmlType::Q4_1);
+        let (rows, k) = (576, 1536);
+        let mut seed = 3u64;
+        let w32 = values(&mut seed, rows * k);
+        let x = values(&mut seed, 512 * k);
+        let mut wb = Vec::new();
+        quant::quantize(ty, &w32, &mut wb).unwrap();
+        let w = WeightView { ty, rows, k, bytes: &wb };
+        let acts = prepare_activations(ty, &x, k).unwrap();
+        let mut out = vec![0f32; rows * 512];
+        for _ in 0..reps.parse::<usize>().expect("a count") {
+            matmul_with(&w, &acts, &mut out, isa).unwrap();
+        }
+        return;
+    }
     println!("threads {threads}, tokens {n_tokens}, best of 5; GFLOP/s = 2*rows*k*tokens / time (matmul incl. activation prep)");
     let mut seed = 1u64;
     for (rows, k, name) in shapes {
@@ -103,6 +121,28 @@ fn main() {
             };
             println!("{:<6} {:>9.1} {:>9.2} {:>12.2} {:>11}", ty.name(), gf, gf / sgemm, t_prep * 1e3, scalar);
         }
+    }
+    // Generation: one token at a time (the weight tiles are unpacked on every call).
+    println!("\none token (generation), 576x576 and 49152x576: microseconds per matmul (best of 5)");
+    for (rows, k) in [(576usize, 576usize), (49152, 576)] {
+        let w32 = values(&mut seed, rows * k);
+        let x = values(&mut seed, k);
+        let mut out = vec![0f32; rows];
+        let t_sgemm = best_of(|| {
+            gemm_f32(&x, Trans::N, &w32, Trans::T, &mut out, 1, rows, k, 1.0, 0.0).unwrap();
+        });
+        print!("{rows}x{k}: sgemm f32 {:.0} us;", t_sgemm * 1e6);
+        for ty in [GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1] {
+            let mut wb = Vec::new();
+            quant::quantize(ty, &w32, &mut wb).unwrap();
+            let w = WeightView { ty, rows, k, bytes: &wb };
+            let t = best_of(|| {
+                let acts = prepare_activations(ty, &x, k).unwrap();
+                matmul_with(&w, &acts, &mut out, isa).unwrap();
+            });
+            print!(" {} {:.0} us;", ty.name(), t * 1e6);
+        }
+        println!();
     }
     // Attention shapes: QKᵀ (n×64 · 64×n) and PV (n×n · n×64), n = 512, per head.
     let n = 512;

@@ -110,9 +110,11 @@ fn run_quant(w: &WeightView, x: &Activations, out: &mut [f32], isa: Isa, kind: K
         // instruction set was checked by the caller.
         match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { kernel::avx2::dot_tile(kind, &w_rows, &act_rows, ptr.get().add(r0), rows) },
+            Isa::Avx2 => unsafe { kernel::avx2::dot_tile(kind, &w_rows, &tile.d4, &act_rows, ptr.get().add(r0), rows) },
             #[cfg(target_arch = "x86_64")]
-            Isa::AvxVnni => unsafe { kernel::avx2::dot_tile_vnni(kind, &w_rows, &act_rows, ptr.get().add(r0), rows) },
+            Isa::AvxVnni => unsafe {
+                kernel::avx2::dot_tile_vnni(kind, &w_rows, &tile.d4, &act_rows, ptr.get().add(r0), rows)
+            },
             _ => {
                 for (t, a) in act_rows.iter().enumerate() {
                     for (r, wr) in w_rows.iter().enumerate() {

@@ -211,6 +211,69 @@ pub(crate) mod avx2 {
         }
     }
 
+    /// Legacy 32-blocks, 4 weight rows at once: the 4 rows' integer block sums are folded into
+    /// one vector by `hadd` (lanes r and r + 4 hold row r), so the f32 work per block is one
+    /// convert and one FMA for all 4 rows, with the rows' scales loaded from `d4` (the tile's
+    /// interleaved copy). The integer sums are still exact per block.
+    #[inline(always)]
+    unsafe fn legacy4<const SIGNED: bool, const VNNI: bool>(
+        off: u8,
+        has_min: bool,
+        w: &[RowRef; 4],
+        d4: &[f32],
+        a: &ActRef,
+        out: &mut [f32],
+    ) {
+        let nb = a.q.len() / 32;
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let aq = a.q.as_ptr();
+        let d4 = d4.as_ptr();
+        for b in 0..nb {
+            let y = _mm256_loadu_si256(aq.add(32 * b) as *const __m256i);
+            let corr =
+                if off != 0 { dot32::<false, VNNI>(_mm256_set1_epi8(off as i8), y) } else { _mm256_setzero_si256() };
+            let mut p = [_mm256_setzero_si256(); 4];
+            for r in 0..4 {
+                let x = _mm256_loadu_si256(w[r].q.as_ptr().add(32 * b) as *const __m256i);
+                p[r] = dot32::<SIGNED, VNNI>(x, y);
+                if off != 0 {
+                    p[r] = _mm256_sub_epi32(p[r], corr);
+                }
+            }
+            // [r0 r1 r2 r3 | r0 r1 r2 r3] partial sums (low / high 128-bit halves).
+            let h = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+            let s4 = _mm_loadu_ps(d4.add(4 * b));
+            let scale = _mm256_mul_ps(_mm256_set_m128(s4, s4), _mm256_set1_ps(*a.d.get_unchecked(b)));
+            if b % 2 == 0 {
+                acc0 = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(h), acc0);
+            } else {
+                acc1 = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(h), acc1);
+            }
+        }
+        let acc = _mm256_add_ps(acc0, acc1);
+        let mut r4 = [0f32; 4];
+        _mm_storeu_ps(r4.as_mut_ptr(), _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
+        for r in 0..4 {
+            let mut v = r4[r];
+            if has_min {
+                let mut accm = _mm256_setzero_ps();
+                let mut b = 0;
+                while b + 8 <= nb {
+                    let m = _mm256_loadu_ps(w[r].m.as_ptr().add(b));
+                    let s = _mm256_loadu_ps(a.s.as_ptr().add(b));
+                    accm = _mm256_fmadd_ps(m, s, accm);
+                    b += 8;
+                }
+                v += hsum(accm);
+                while b < nb {
+                    v += *w[r].m.get_unchecked(b) * *a.s.get_unchecked(b);
+                    b += 1;
+                }
+            }
+            *out.get_unchecked_mut(r) = v;
+        }
+    }
+
     /// K super-blocks: `R` weight rows · one activation row → `out[..R]`.
     #[inline(always)]
     unsafe fn k_quant<const R: usize>(float_min: bool, off: u8, w: &[RowRef; R], a: &ActRef, out: &mut [f32]) {
@@ -271,14 +334,30 @@ pub(crate) mod avx2 {
 
     /// Every weight row of `w` · every activation row of `acts`: `out[t·stride + r]`.
     #[inline(always)]
-    unsafe fn tile<const VNNI: bool>(kind: Kind, w: &[RowRef], acts: &[ActRef], out: *mut f32, stride: usize) {
+    unsafe fn tile<const VNNI: bool>(
+        kind: Kind,
+        w: &[RowRef],
+        d4: &[f32],
+        acts: &[ActRef],
+        out: *mut f32,
+        stride: usize,
+    ) {
         let mut res = [0f32; 4];
         for (t, a) in acts.iter().enumerate() {
             let o = out.add(t * stride);
             let mut r = 0;
             while r + 4 <= w.len() {
                 let rows = [w[r], w[r + 1], w[r + 2], w[r + 3]];
-                dispatch::<4, VNNI>(kind, &rows, a, &mut res);
+                let nb4 = a.q.len() / 32 * 4;
+                match kind {
+                    Kind::Legacy { signed: true, off, has_min } => {
+                        legacy4::<true, VNNI>(off, has_min, &rows, &d4[r / 4 * nb4..], a, &mut res)
+                    }
+                    Kind::Legacy { signed: false, off, has_min } => {
+                        legacy4::<false, VNNI>(off, has_min, &rows, &d4[r / 4 * nb4..], a, &mut res)
+                    }
+                    Kind::K { .. } => dispatch::<4, VNNI>(kind, &rows, a, &mut res),
+                }
                 for (i, &v) in res.iter().enumerate() {
                     *o.add(r + i) = v;
                 }
@@ -297,11 +376,12 @@ pub(crate) mod avx2 {
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA; every row and activation holds the same `k` (whole
-    /// blocks) with the per-block arrays `Tile`/`ActInts` build; `out[t·stride + r]` is
+    /// blocks) with the per-block arrays `Tile`/`ActInts` build (`d4`: the tile's interleaved
+    /// scales for the legacy kinds); `out[t·stride + r]` is
     /// writable for every t < acts.len(), r < w.len().
     #[target_feature(enable = "avx2,fma")]
-    pub(crate) unsafe fn dot_tile(kind: Kind, w: &[RowRef], acts: &[ActRef], out: *mut f32, stride: usize) {
-        tile::<false>(kind, w, acts, out, stride)
+    pub(crate) unsafe fn dot_tile(kind: Kind, w: &[RowRef], d4: &[f32], acts: &[ActRef], out: *mut f32, stride: usize) {
+        tile::<false>(kind, w, d4, acts, out, stride)
     }
 
     /// As [`dot_tile`], with AVX-VNNI `vpdpbusd` for the 32-block types.
@@ -309,7 +389,14 @@ pub(crate) mod avx2 {
     /// # Safety
     /// As [`dot_tile`], and the CPU must support AVX-VNNI.
     #[target_feature(enable = "avx2,fma,avxvnni")]
-    pub(crate) unsafe fn dot_tile_vnni(kind: Kind, w: &[RowRef], acts: &[ActRef], out: *mut f32, stride: usize) {
-        tile::<true>(kind, w, acts, out, stride)
+    pub(crate) unsafe fn dot_tile_vnni(
+        kind: Kind,
+        w: &[RowRef],
+        d4: &[f32],
+        acts: &[ActRef],
+        out: *mut f32,
+        stride: usize,
+    ) {
+        tile::<true>(kind, w, d4, acts, out, stride)
     }
 }

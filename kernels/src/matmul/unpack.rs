@@ -65,6 +65,9 @@ pub(crate) struct Tile {
     pub d: Vec<f32>,
     /// Legacy: per 32-block minimum; K: per super-block `dmin`.
     pub m: Vec<f32>,
+    /// Legacy: the scales of each group of 4 rows interleaved, `d4[(g·nb + b)·4 + i]` =
+    /// `d` of row 4g + i, block b (one 128-bit load per block in the 4-row kernel).
+    pub d4: Vec<f32>,
     /// K: expanded scales, k/2 i16 per row (see the module doc).
     pub sc: Vec<i16>,
     /// K: minimum per 16-weight group, k/16 per row.
@@ -107,6 +110,17 @@ impl Tile {
                             lanes.fill(sc[g]);
                         }
                         self.mins[bi * 16..(bi + 1) * 16].copy_from_slice(&mins);
+                    }
+                }
+            }
+        }
+        if let Kind::Legacy { .. } = kind {
+            let groups = rows / 4;
+            self.d4.resize(groups * nb * 4, 0.0);
+            for g in 0..groups {
+                for b in 0..nb {
+                    for i in 0..4 {
+                        self.d4[(g * nb + b) * 4 + i] = self.d[(4 * g + i) * nb + b];
                     }
                 }
             }
