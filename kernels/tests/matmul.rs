@@ -347,3 +347,13 @@ fn q8_activation_fast_path_equals_scalar_reference() {
     let a = prepare_activations(GgmlType::Q5_1, &x, 32).unwrap();
     assert_eq!(a.bytes(), bytemuck::cast_slice::<_, u8>(&r1));
 }
+
+/// Float weights take any k (not only multiples of the 8-wide F16C conversion / sgemm tiles).
+#[test]
+fn float_types_with_odd_k() {
+    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::BF16] {
+        for (rows, k, tokens) in [(1, 1, 1), (5, 13, 3), (67, 61, 2)] {
+            check_product(ty, rows, k, tokens, 41);
+        }
+    }
+}

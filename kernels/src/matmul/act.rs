@@ -51,7 +51,7 @@ fn round_half_even(v: f32) -> f32 {
 /// `_mm256_cvtps_epi32` of an already integral value: out of the i32 range or NaN gives the
 /// "integer indefinite" `i32::MIN` (reached when amax is subnormal and 127/amax overflows).
 fn cvt_i32(r: f32) -> i32 {
-    if r >= -2_147_483_648.0 && r < 2_147_483_648.0 {
+    if (-2_147_483_648.0..2_147_483_648.0).contains(&r) {
         r as i32
     } else {
         i32::MIN

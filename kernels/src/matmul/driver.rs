@@ -1,9 +1,10 @@
 //! The fast matmul: partitioning, tiling and kernel dispatch.
 
+use super::float;
 use super::kernel::{self, ActInts};
 use super::unpack::{self, Kind, Tile};
 use super::{ActData, Activations, WeightView};
-use crate::{convert, GgmlType};
+
 use rayon::prelude::*;
 
 /// Instruction set of the quantized kernels.
@@ -141,7 +142,7 @@ fn run_float(w: &WeightView, x: &Activations, out: &mut [f32]) {
         ActData::F32(v) => v.clone(),
         ActData::Half(_) => {
             let mut v = vec![0f32; n * k];
-            convert::to_f32(x.ty, x.bytes(), &mut v).expect("checked lengths");
+            float::widen(x.ty, x.bytes(), &mut v);
             v
         }
         _ => unreachable!("float weights pair with float activations"),
@@ -154,13 +155,7 @@ fn run_float(w: &WeightView, x: &Activations, out: &mut [f32]) {
         let nr = FLOAT_ROWS_PER_TASK.min(rows - r0);
         buf.resize(nr * k, 0.0);
         let src = &w.bytes[r0 * k * es..(r0 + nr) * k * es];
-        if w.ty == GgmlType::F32 {
-            for (d, c) in buf.iter_mut().zip(src.chunks_exact(4)) {
-                *d = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            }
-        } else {
-            convert::to_f32(w.ty, src, buf).expect("checked lengths");
-        }
+        float::widen(w.ty, src, buf);
         // C (n × nr, row stride `rows`) = A (n × k) · Bᵀ, B = buf (nr × k).
         // SAFETY: A is n×k, B nr×k, and the C block (rows 0..n, columns r0..r0+nr with row
         // stride `rows`) lies inside `out` and belongs to this task alone.

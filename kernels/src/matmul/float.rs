@@ -83,3 +83,36 @@ pub fn gemm_f32(
     }
     Ok(())
 }
+
+/// Widens F16 (or BF16, F32) little-endian bytes to f32 (`dst.len()` elements). F16 uses the
+/// F16C `vcvtph2ps` when the CPU has it (exact, like `half`'s software conversion, which is
+/// the fallback); BF16 and F32 go through `convert::to_f32`.
+pub(crate) fn widen(ty: GgmlType, src: &[u8], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if ty == GgmlType::F16 && std::arch::is_x86_feature_detected!("f16c") && std::arch::is_x86_feature_detected!("avx")
+    {
+        // SAFETY: F16C and AVX detected; lengths checked inside.
+        unsafe { widen_f16c(src, dst) };
+        return;
+    }
+    crate::convert::to_f32(ty, src, dst).expect("caller checked the lengths");
+}
+
+/// # Safety
+/// F16C and AVX must be available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c")]
+unsafe fn widen_f16c(src: &[u8], dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    assert_eq!(src.len(), dst.len() * 2, "F16 bytes for the f32 elements");
+    let n = dst.len();
+    let mut i = 0;
+    while i + 8 <= n {
+        let h = _mm_loadu_si128(src.as_ptr().add(2 * i) as *const __m128i);
+        _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
+        i += 8;
+    }
+    for j in i..n {
+        dst[j] = half::f16::from_le_bytes([src[2 * j], src[2 * j + 1]]).to_f32();
+    }
+}
