@@ -4,6 +4,7 @@ use super::float;
 use super::kernel::{self, ActInts};
 use super::unpack::{self, Kind, Tile};
 use super::{ActData, Activations, WeightView};
+use crate::GgmlType;
 
 use rayon::prelude::*;
 
@@ -43,6 +44,8 @@ impl Isa {
 /// Weight rows per rayon task on the quantized path (unpacked: 16 × k bytes + scales, which
 /// stay in L1 while every token streams past them).
 const QUANT_ROWS_PER_TASK: usize = 16;
+/// Below this many tokens the float path uses dot products instead of sgemm.
+const SGEMM_MIN_TOKENS: usize = 4;
 /// Weight rows per rayon task on the float path (widened to f32 for sgemm).
 const FLOAT_ROWS_PER_TASK: usize = 64;
 
@@ -68,6 +71,14 @@ pub(super) fn run(w: &WeightView, x: &Activations, out: &mut [f32], isa: Isa) {
     }
 }
 
+/// f16 values → f32 in bulk (F16C when available).
+fn widen_f16(h: impl Iterator<Item = half::f16>) -> Vec<f32> {
+    let h: Vec<half::f16> = h.collect();
+    let mut out = vec![0f32; h.len()];
+    float::widen(GgmlType::F16, bytemuck::cast_slice(&h), &mut out);
+    out
+}
+
 /// Activations in integer form.
 fn act_ints(x: &Activations) -> ActInts {
     let mut a = ActInts { k: x.k, ..Default::default() };
@@ -75,13 +86,13 @@ fn act_ints(x: &Activations) -> ActInts {
         ActData::Q8_0(v) => {
             a.bs = 32;
             a.q = v.iter().flat_map(|b| b.qs).collect();
-            a.d = v.iter().map(|b| b.d.to_f32()).collect();
+            a.d = widen_f16(v.iter().map(|b| b.d));
         }
         ActData::Q8_1(v) => {
             a.bs = 32;
             a.q = v.iter().flat_map(|b| b.qs).collect();
-            a.d = v.iter().map(|b| b.d.to_f32()).collect();
-            a.s = v.iter().map(|b| b.s.to_f32()).collect();
+            a.d = widen_f16(v.iter().map(|b| b.d));
+            a.s = widen_f16(v.iter().map(|b| b.s));
         }
         ActData::Q8_K(v) => {
             a.bs = 256;
@@ -156,6 +167,16 @@ fn run_float(w: &WeightView, x: &Activations, out: &mut [f32]) {
         buf.resize(nr * k, 0.0);
         let src = &w.bytes[r0 * k * es..(r0 + nr) * k * es];
         float::widen(w.ty, src, buf);
+        if n < SGEMM_MIN_TOKENS {
+            // A few tokens (generation): plain dot products; sgemm would repack the weights.
+            for (t, a) in acts.chunks_exact(k).enumerate() {
+                for (r, wr) in buf.chunks_exact(k).enumerate() {
+                    // SAFETY: cell (t, r0 + r) is inside `out` and owned by this task.
+                    unsafe { *ptr.get().add(t * rows + r0 + r) = dot_f32(wr, a) };
+                }
+            }
+            return;
+        }
         // C (n × nr, row stride `rows`) = A (n × k) · Bᵀ, B = buf (nr × k).
         // SAFETY: A is n×k, B nr×k, and the C block (rows 0..n, columns r0..r0+nr with row
         // stride `rows`) lies inside `out` and belongs to this task alone.
@@ -178,4 +199,18 @@ fn run_float(w: &WeightView, x: &Activations, out: &mut [f32]) {
             )
         }
     });
+}
+
+/// Σ a·b in f32 with 8 independent partial sums (vectorized by the compiler).
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
 }

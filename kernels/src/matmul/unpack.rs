@@ -15,12 +15,14 @@
 //!
 //! Bit layouts from ggml `ggml-quants.c` `dequantize_row_*` (the crate's `dequant` modules).
 
+use super::float;
 use crate::dequant::k_quants::scale_min_k4;
 use crate::dequant::{
     BlockIQ4_NL, BlockQ2_K, BlockQ3_K, BlockQ4_0, BlockQ4_1, BlockQ4_K, BlockQ5_0, BlockQ5_1, BlockQ5_K, BlockQ6_K,
     BlockQ8_0,
 };
 use crate::GgmlType;
+use half::f16;
 
 /// ggml `kvalues_iq4nl`.
 const KVALUES_IQ4NL: [i8; 16] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
@@ -68,6 +70,9 @@ pub(crate) struct Tile {
     /// Legacy: the scales of each group of 4 rows interleaved, `d4[(g·nb + b)·4 + i]` =
     /// `d` of row 4g + i, block b (one 128-bit load per block in the 4-row kernel).
     pub d4: Vec<f32>,
+    /// Scratch: the f16 scales / minimums before their bulk conversion.
+    dh: Vec<f16>,
+    mh: Vec<f16>,
     /// K: expanded scales, k/2 i16 per row (see the module doc).
     pub sc: Vec<i16>,
     /// K: minimum per 16-weight group, k/16 per row.
@@ -84,6 +89,8 @@ impl Tile {
         self.q.resize(rows * k, 0);
         self.d.resize(rows * nb, 0.0);
         self.m.resize(rows * nb, 0.0);
+        self.dh.resize(rows * nb, f16::ZERO);
+        self.mh.resize(rows * nb, f16::ZERO);
         if let Kind::K { .. } = kind {
             self.sc.resize(rows * k / 2, 0);
             self.mins.resize(rows * k / 16, 0);
@@ -96,15 +103,15 @@ impl Tile {
                 match kind {
                     Kind::Legacy { .. } => {
                         let (d, m) = legacy(ty, blk, q.try_into().expect("32"));
-                        self.d[bi] = d;
-                        self.m[bi] = m;
+                        self.dh[bi] = d;
+                        self.mh[bi] = m;
                     }
                     Kind::K { .. } => {
                         let mut sc = [0i16; 16];
                         let mut mins = [0i16; 16];
                         let (d, dmin) = k_block(ty, blk, q.try_into().expect("256"), &mut sc, &mut mins);
-                        self.d[bi] = d;
-                        self.m[bi] = dmin;
+                        self.dh[bi] = d;
+                        self.mh[bi] = dmin;
                         let sce = &mut self.sc[bi * 128..(bi + 1) * 128];
                         for (g, lanes) in sce.chunks_exact_mut(8).enumerate() {
                             lanes.fill(sc[g]);
@@ -114,6 +121,9 @@ impl Tile {
                 }
             }
         }
+        // The f16 scales converted in bulk (F16C when available; `half` is software otherwise).
+        float::widen(GgmlType::F16, bytemuck::cast_slice(&self.dh), &mut self.d);
+        float::widen(GgmlType::F16, bytemuck::cast_slice(&self.mh), &mut self.m);
         if let Kind::Legacy { .. } = kind {
             let groups = rows / 4;
             self.d4.resize(groups * nb * 4, 0.0);
@@ -129,7 +139,7 @@ impl Tile {
 }
 
 /// One 32-weight block: integer weights into `q`, returns (d, m).
-fn legacy(ty: GgmlType, blk: &[u8], q: &mut [i8; 32]) -> (f32, f32) {
+fn legacy(ty: GgmlType, blk: &[u8], q: &mut [i8; 32]) -> (f16, f16) {
     match ty {
         GgmlType::Q4_0 => {
             let b: BlockQ4_0 = bytemuck::pod_read_unaligned(blk);
@@ -138,7 +148,7 @@ fn legacy(ty: GgmlType, blk: &[u8], q: &mut [i8; 32]) -> (f32, f32) {
                 q[j] = (b.qs[j] & 0x0F) as i8;
                 q[j + 16] = (b.qs[j] >> 4) as i8;
             }
-            (b.d.to_f32(), 0.0)
+            (b.d, f16::ZERO)
         }
         GgmlType::Q4_1 => {
             let b: BlockQ4_1 = bytemuck::pod_read_unaligned(blk);
@@ -146,16 +156,16 @@ fn legacy(ty: GgmlType, blk: &[u8], q: &mut [i8; 32]) -> (f32, f32) {
                 q[j] = (b.qs[j] & 0x0F) as i8;
                 q[j + 16] = (b.qs[j] >> 4) as i8;
             }
-            (b.d.to_f32(), b.m.to_f32())
+            (b.d, b.m)
         }
         GgmlType::Q5_0 | GgmlType::Q5_1 => {
             // Q5_0 is stored as q + 16 (unsigned); the kernels subtract 16·Σy.
             let (d, m, qh, qs) = if ty == GgmlType::Q5_0 {
                 let b: BlockQ5_0 = bytemuck::pod_read_unaligned(blk);
-                (b.d.to_f32(), 0.0, u32::from_le_bytes(b.qh), b.qs)
+                (b.d, f16::ZERO, u32::from_le_bytes(b.qh), b.qs)
             } else {
                 let b: BlockQ5_1 = bytemuck::pod_read_unaligned(blk);
-                (b.d.to_f32(), b.m.to_f32(), u32::from_le_bytes(b.qh), b.qs)
+                (b.d, b.m, u32::from_le_bytes(b.qh), b.qs)
             };
             for j in 0..16 {
                 let h0 = ((qh >> j) << 4) & 0x10;
@@ -168,7 +178,7 @@ fn legacy(ty: GgmlType, blk: &[u8], q: &mut [i8; 32]) -> (f32, f32) {
         GgmlType::Q8_0 => {
             let b: BlockQ8_0 = bytemuck::pod_read_unaligned(blk);
             *q = b.qs;
-            (b.d.to_f32(), 0.0)
+            (b.d, f16::ZERO)
         }
         GgmlType::IQ4_NL => {
             let b: BlockIQ4_NL = bytemuck::pod_read_unaligned(blk);
@@ -176,7 +186,7 @@ fn legacy(ty: GgmlType, blk: &[u8], q: &mut [i8; 32]) -> (f32, f32) {
                 q[j] = KVALUES_IQ4NL[(b.qs[j] & 0x0F) as usize];
                 q[j + 16] = KVALUES_IQ4NL[(b.qs[j] >> 4) as usize];
             }
-            (b.d.to_f32(), 0.0)
+            (b.d, f16::ZERO)
         }
         _ => unreachable!("legacy kinds only"),
     }
@@ -184,7 +194,7 @@ fn legacy(ty: GgmlType, blk: &[u8], q: &mut [i8; 32]) -> (f32, f32) {
 
 /// One 256-weight super-block: integer weights into `q`, per-16 scales and minimums; returns
 /// (d, dmin).
-fn k_block(ty: GgmlType, blk: &[u8], q: &mut [i8; 256], sc: &mut [i16; 16], mins: &mut [i16; 16]) -> (f32, f32) {
+fn k_block(ty: GgmlType, blk: &[u8], q: &mut [i8; 256], sc: &mut [i16; 16], mins: &mut [i16; 16]) -> (f16, f16) {
     match ty {
         GgmlType::Q2_K => {
             let b: BlockQ2_K = bytemuck::pod_read_unaligned(blk);
@@ -199,7 +209,7 @@ fn k_block(ty: GgmlType, blk: &[u8], q: &mut [i8; 256], sc: &mut [i16; 16], mins
                 sc[g] = (b.scales[g] & 0x0F) as i16;
                 mins[g] = (b.scales[g] >> 4) as i16;
             }
-            (b.d.to_f32(), b.dmin.to_f32())
+            (b.d, b.dmin)
         }
         GgmlType::Q3_K => {
             let b: BlockQ3_K = bytemuck::pod_read_unaligned(blk);
@@ -228,7 +238,7 @@ fn k_block(ty: GgmlType, blk: &[u8], q: &mut [i8; 256], sc: &mut [i16; 16], mins
                 sc[g] = ((aux[g / 4] >> (8 * (g % 4))) & 0xFF) as i16 - 32;
             }
             mins.fill(0);
-            (b.d.to_f32(), 0.0)
+            (b.d, f16::ZERO)
         }
         GgmlType::Q4_K | GgmlType::Q5_K => {
             let (d, dmin, scales, qs, qh) = if ty == GgmlType::Q4_K {
@@ -257,7 +267,7 @@ fn k_block(ty: GgmlType, blk: &[u8], q: &mut [i8; 256], sc: &mut [i16; 16], mins
                 mins[2 * s] = mv as i16;
                 mins[2 * s + 1] = mv as i16;
             }
-            (d.to_f32(), dmin.to_f32())
+            (d, dmin)
         }
         GgmlType::Q6_K => {
             let b: BlockQ6_K = bytemuck::pod_read_unaligned(blk);
@@ -276,7 +286,7 @@ fn k_block(ty: GgmlType, blk: &[u8], q: &mut [i8; 256], sc: &mut [i16; 16], mins
                 *s = v as i16;
             }
             mins.fill(0);
-            (b.d.to_f32(), 0.0)
+            (b.d, f16::ZERO)
         }
         _ => unreachable!("K kinds only"),
     }
