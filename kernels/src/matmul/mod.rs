@@ -1,13 +1,30 @@
 //! Matrix products for the inference core with the weights in their stored GGML type.
 //!
 //! Scheme (ggml-cpu `ggml_compute_forward_mul_mat`): activations are converted ONCE per matmul
-//! to the weight type's `vec_dot_type` (ggml `type_traits_cpu`; Q4_0 → Q8_0, Q4_1 → Q8_1,
-//! K-quants → Q8_K, F16 → F16, …) with the quantizers ggml runs on x86 AVX2 ([`act`]), then
-//! every output is a dot product of a weight row with an activation row.
+//! to the weight type's `vec_dot_type` (ggml `type_traits_cpu`; Q4_0/Q5_0/Q8_0/IQ4_NL → Q8_0,
+//! Q4_1/Q5_1 → Q8_1, Q2_K…Q6_K → Q8_K, F16 → F16, BF16 → BF16, F32 → F32) with the quantizers
+//! ggml runs on x86 AVX2 (`act.rs`: byte-identical, judged against llama.cpp's own
+//! `from_float`), then every output is a dot product of a weight row with an activation row
+//! whose integer part per block equals ggml's `vec_dot` exactly; only the f32 accumulation
+//! order across blocks differs (relative effect ~1e-7).
 //!
-//! - [`vec_dot_reference`]: the scalar reference of one such dot product ([`reference`]).
-//! - [`matmul`]: the fast path; see [`matmul`] for the tiling and the SIMD kernels.
+//! ggml's x86 repacked path (`repack.cpp`, Q4_0 → `q4_0_8x8` and Q4_K → `q4_K_8x8` when
+//! rows % 8 == 0, AVX2) quantizes activations with `ggml_quantize_mat_q8_0_4x8` /
+//! `_q8_K_4x8`, which compute the same scale (amax/127 and 127/amax) and the same
+//! half-to-even rounding as `quantize_row_q8_0` / the Q8_K reference — the "mirror"
+//! comments in ggml say so — and the same exact integer block sums: numerically it changes
+//! only the f32 summation order, like our kernels.
+//!
+//! - [`vec_dot_reference`]: the scalar reference of one dot product (`reference.rs`; decodes
+//!   the integer weights through the crate's dequantizers, independent of the fast path).
+//! - [`matmul`]: the fast path (`driver.rs`): rayon over tiles of 16 weight rows; a tile is
+//!   unpacked once (`unpack.rs`: i8/u8 weights + scales) and multiplied by every token with
+//!   the AVX2 kernels (`kernel.rs`: `maddubs`/`madd` or AVX-VNNI `vpdpbusd`, 4 weight rows per
+//!   activation load, runtime detection, scalar fallback). F32/F16/BF16 weights: tiles widened
+//!   to f32 (F16C) and `matrixmultiply` sgemm, dot products below 4 tokens.
 //! - [`gemm_f32`]: plain f32 products (attention), `matrixmultiply` sgemm split with rayon.
+//!   Chosen over the `gemm` crate: on this machine (2 threads, 576×576·576×512) the issue
+//!   measured `matrixmultiply` ≈ 124 GFLOP/s against `gemm` ≈ 107.
 
 mod act;
 mod driver;
@@ -176,7 +193,7 @@ fn check_shapes(w: &WeightView, x: &Activations, out_len: usize) -> Result<(), K
 ///
 /// Quantized weights: tiles of weight rows are unpacked once to i8 + scales and multiplied
 /// by every token (AVX2 `maddubs` integer kernels, 4 weight rows per activation load; scalar
-/// fallback), rayon over row tiles. F32/F16/BF16 weights: see [`driver`]'s float path
+/// fallback), rayon over row tiles. F32/F16/BF16 weights: see `driver.rs`'s float path
 /// (weight tiles widened to f32, `matrixmultiply` sgemm).
 pub fn matmul(w: &WeightView, x: &Activations, out: &mut [f32]) -> Result<(), KernelError> {
     matmul_with(w, x, out, Isa::best())
