@@ -37,6 +37,15 @@ fn values(seed: &mut u64, n: usize) -> Vec<f32> {
 /// Runs per measurement (the minimum is kept): the shared machine is noisy.
 const REPEATS: usize = 5;
 
+/// CPU time of this process (all threads), from /proc/self/stat utime + stime (clock ticks,
+/// 100 per second on Linux): insensitive to the time slices other processes take.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+}
+
 fn best_of(mut f: impl FnMut()) -> f64 {
     (0..REPEATS)
         .map(|_| {
@@ -69,8 +78,8 @@ fn main() {
     };
     println!("kernels: {isa:?}");
     if let Ok(reps) = std::env::var("BENCH_REPEAT_ONLY") {
-        // Profiling mode: only `reps` matmuls of the first listed type, 576x1536 by 512 tokens
-        // (compare CPU time across builds with `perf stat -e task-clock`).
+        // Profiling mode: only `reps` matmuls of the first listed type, 576x1536 by 512 tokens,
+        // reported per CPU-second (robust on a shared machine) and per wall second.
         let ty = filter.as_ref().and_then(|f| f.first().copied()).unwrap_or(GgmlType::Q4_1);
         let (rows, k) = (576, 1536);
         let mut seed = 3u64;
@@ -81,9 +90,19 @@ fn main() {
         let w = WeightView { ty, rows, k, bytes: &wb };
         let acts = prepare_activations(ty, &x, k).unwrap();
         let mut out = vec![0f32; rows * 512];
-        for _ in 0..reps.parse::<usize>().expect("a count") {
+        let reps: usize = reps.parse().expect("a count");
+        let (c0, t0) = (cpu_seconds(), Instant::now());
+        for _ in 0..reps {
             matmul_with(&w, &acts, &mut out, isa).unwrap();
         }
+        let (cpu, wall) = (cpu_seconds() - c0, t0.elapsed().as_secs_f64());
+        let gflop = 2.0 * (rows * k * 512 * reps) as f64 / 1e9;
+        println!(
+            "{} 576x1536x512 x{reps}: {:.1} GFLOP per CPU-second, {:.1} GFLOP/s wall (threads {threads})",
+            ty.name(),
+            gflop / cpu,
+            gflop / wall
+        );
         return;
     }
     println!("threads {threads}, tokens {n_tokens}, best of 5; GFLOP/s = 2*rows*k*tokens / time (matmul incl. activation prep)");

@@ -128,7 +128,8 @@ pub fn prepare_activations(w_ty: GgmlType, x: &[f32], k: usize) -> Result<Activa
         GgmlType::Q8_K => {
             // ggml x86 `quantize_row_q8_K` is `quantize_row_q8_K_ref`: the crate's quantizer.
             let mut b = Vec::with_capacity(x.len() / 256 * 292);
-            quant::quantize(GgmlType::Q8_K, x, &mut b)?;
+            // Parallel over chunks of 16 blocks: byte-identical to the serial quantizer.
+            quant::quantize_parallel(GgmlType::Q8_K, x, &mut b, 16)?;
             ActData::Q8_K(b.chunks_exact(292).map(bytemuck::pod_read_unaligned).collect())
         }
         _ => unreachable!("vec_dot_type returns only the types above"),
