@@ -357,3 +357,35 @@ fn float_types_with_odd_k() {
         }
     }
 }
+
+/// `PackedWeights` (tiles unpacked once) gives the same bits as `matmul`, for 1 and many
+/// tokens, and rejects float types, bad lengths and mismatched activations.
+#[test]
+fn packed_weights_equal_matmul() {
+    use matmul::PackedWeights;
+    let mut rng = Rng(77);
+    for ty in [GgmlType::Q4_1, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q6_K, GgmlType::Q4_K] {
+        let (rows, k) = (37, if ty.block_size() == 256 { 512 } else { 576 });
+        let wb = weights(&mut rng, ty, rows, k);
+        let w = WeightView { ty, rows, k, bytes: &wb };
+        let packed = PackedWeights::new(&w).unwrap();
+        for n in [1, 6] {
+            let acts = prepare_activations(ty, &values(&mut rng, n * k, 1.0), k).unwrap();
+            let mut a = vec![f32::NAN; rows * n];
+            let mut b = vec![f32::NAN; rows * n];
+            matmul::matmul(&w, &acts, &mut a).unwrap();
+            packed.matmul(&acts, &mut b).unwrap();
+            assert_eq!(
+                a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                b.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{ty} n {n}"
+            );
+            assert!(packed.matmul(&acts, &mut b[1..]).is_err());
+        }
+        let other = prepare_activations(GgmlType::F32, &[0.0; 576], 576).unwrap();
+        assert!(packed.matmul(&other, &mut [0.0; 37]).is_err());
+    }
+    let f = vec![0u8; 64];
+    assert!(PackedWeights::new(&WeightView { ty: GgmlType::F16, rows: 1, k: 32, bytes: &f }).is_err());
+    assert!(PackedWeights::new(&WeightView { ty: GgmlType::Q4_0, rows: 2, k: 32, bytes: &f[..35] }).is_err());
+}

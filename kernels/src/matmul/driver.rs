@@ -106,35 +106,77 @@ fn act_ints(x: &Activations) -> ActInts {
 }
 
 fn run_quant(w: &WeightView, x: &Activations, out: &mut [f32], isa: Isa, kind: Kind) {
-    let acts = act_ints(x);
-    let (rows, n) = (w.rows, x.rows);
     let row_bytes = w.k / w.ty.block_size() * w.ty.type_size();
+    let rows = w.rows;
+    run_tiles(rows, x, out, isa, kind, |task, local, f| {
+        let r0 = task * QUANT_ROWS_PER_TASK;
+        let nr = QUANT_ROWS_PER_TASK.min(rows - r0);
+        local.fill(w.ty, &w.bytes[r0 * row_bytes..(r0 + nr) * row_bytes], nr, w.k);
+        f(local)
+    });
+}
+
+/// Unpacks every tile of `w` once (see [`super::PackedWeights`]).
+pub(super) fn pack(w: &WeightView) -> Vec<Tile> {
+    let row_bytes = w.k / w.ty.block_size() * w.ty.type_size();
+    (0..w.rows.div_ceil(QUANT_ROWS_PER_TASK))
+        .into_par_iter()
+        .map(|task| {
+            let r0 = task * QUANT_ROWS_PER_TASK;
+            let nr = QUANT_ROWS_PER_TASK.min(w.rows - r0);
+            let mut tile = Tile::default();
+            tile.fill(w.ty, &w.bytes[r0 * row_bytes..(r0 + nr) * row_bytes], nr, w.k);
+            tile.shrink();
+            tile
+        })
+        .collect()
+}
+
+/// `matmul` on tiles unpacked by [`pack`] (shapes checked by the caller).
+pub(super) fn run_packed(tiles: &[Tile], rows: usize, x: &Activations, out: &mut [f32], isa: Isa, kind: Kind) {
+    run_tiles(rows, x, out, isa, kind, |task, _, f| f(&tiles[task]));
+}
+
+/// The quantized product over tiles of `QUANT_ROWS_PER_TASK` weight rows, rayon over tiles;
+/// `tile_of(task, scratch, f)` calls `f` with tile `task` (unpacked into `scratch`, or prepacked).
+fn run_tiles(
+    rows: usize,
+    x: &Activations,
+    out: &mut [f32],
+    isa: Isa,
+    kind: Kind,
+    tile_of: impl Fn(usize, &mut Tile, &mut dyn FnMut(&Tile)) + Sync,
+) {
+    let acts = act_ints(x);
+    let n = x.rows;
     let ptr = OutPtr(out.as_mut_ptr());
     let n_tasks = rows.div_ceil(QUANT_ROWS_PER_TASK);
     let act_rows: Vec<_> = (0..n).map(|t| acts.row(t)).collect();
-    (0..n_tasks).into_par_iter().for_each_init(Tile::default, |tile, task| {
+    (0..n_tasks).into_par_iter().for_each_init(Tile::default, |scratch, task| {
         let r0 = task * QUANT_ROWS_PER_TASK;
-        let nr = QUANT_ROWS_PER_TASK.min(rows - r0);
-        tile.fill(w.ty, &w.bytes[r0 * row_bytes..(r0 + nr) * row_bytes], nr, w.k);
-        let w_rows: Vec<_> = (0..nr).map(|r| tile.row(r, kind)).collect();
-        // SAFETY (all arms): cells (t, r0 + r) for t < n, r < nr lie inside `out` (n × rows)
-        // and rows r0..r0+nr belong to this task alone; every row holds w.k values; the
-        // instruction set was checked by the caller.
-        match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { kernel::avx2::dot_tile(kind, &w_rows, &tile.d4, &act_rows, ptr.get().add(r0), rows) },
-            #[cfg(target_arch = "x86_64")]
-            Isa::AvxVnni => unsafe {
-                kernel::avx2::dot_tile_vnni(kind, &w_rows, &tile.d4, &act_rows, ptr.get().add(r0), rows)
-            },
-            _ => {
-                for (t, a) in act_rows.iter().enumerate() {
-                    for (r, wr) in w_rows.iter().enumerate() {
-                        unsafe { *ptr.get().add(t * rows + r0 + r) = kernel::dot_scalar(kind, *wr, *a) };
+        tile_of(task, scratch, &mut |tile: &Tile| {
+            let w_rows: Vec<_> = (0..tile.rows).map(|r| tile.row(r, kind)).collect();
+            // SAFETY (all arms): cells (t, r0 + r) for t < n, r < tile.rows lie inside `out`
+            // (n × rows) and rows r0..r0+tile.rows belong to this task alone; every row holds
+            // k values; the instruction set was checked by the caller.
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe {
+                    kernel::avx2::dot_tile(kind, &w_rows, &tile.d4, &act_rows, ptr.get().add(r0), rows)
+                },
+                #[cfg(target_arch = "x86_64")]
+                Isa::AvxVnni => unsafe {
+                    kernel::avx2::dot_tile_vnni(kind, &w_rows, &tile.d4, &act_rows, ptr.get().add(r0), rows)
+                },
+                _ => {
+                    for (t, a) in act_rows.iter().enumerate() {
+                        for (r, wr) in w_rows.iter().enumerate() {
+                            unsafe { *ptr.get().add(t * rows + r0 + r) = kernel::dot_scalar(kind, *wr, *a) };
+                        }
                     }
                 }
             }
-        }
+        });
     });
 }
 

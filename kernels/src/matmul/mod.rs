@@ -159,26 +159,30 @@ impl WeightView<'_> {
 
 /// Checks the weight bytes, the activation type/shape and the output length.
 fn check_shapes(w: &WeightView, x: &Activations, out_len: usize) -> Result<(), KernelError> {
-    let act_ty = vec_dot_type(w.ty)?;
+    vec_dot_type(w.ty)?;
     let n_elements = w.rows.checked_mul(w.k).ok_or(KernelError::TooLarge { ty: w.ty, n_elements: usize::MAX })?;
     if w.k == 0 {
         return Err(KernelError::RaggedBlocks { ty: w.ty, n_elements: 0, block_size: w.ty.block_size() });
     }
     KernelError::check_len(w.ty, n_elements, w.bytes.len())?;
-    if x.ty != act_ty {
+    check_acts_out(w.ty, w.rows, w.k, x, out_len)
+}
+
+/// Checks the activations (type, k) against weights of type `ty`, `rows` × `k`, and the output
+/// length.
+fn check_acts_out(ty: GgmlType, rows: usize, k: usize, x: &Activations, out_len: usize) -> Result<(), KernelError> {
+    if x.ty != vec_dot_type(ty)? {
         return Err(KernelError::Unsupported { ty: x.ty, op: "matmul with activations of another vec_dot_type" });
     }
-    if x.k != w.k {
-        let expected = x.k / x.ty.block_size() * x.ty.type_size();
+    if x.k != k {
         return Err(KernelError::ByteLength {
             ty: x.ty,
-            n_elements: w.k,
-            expected: w.k / x.ty.block_size() * x.ty.type_size(),
-            found: expected,
+            n_elements: k,
+            expected: k / x.ty.block_size() * x.ty.type_size(),
+            found: x.k / x.ty.block_size() * x.ty.type_size(),
         });
     }
-    let n_out =
-        x.rows.checked_mul(w.rows).ok_or(KernelError::TooLarge { ty: GgmlType::F32, n_elements: usize::MAX })?;
+    let n_out = x.rows.checked_mul(rows).ok_or(KernelError::TooLarge { ty: GgmlType::F32, n_elements: usize::MAX })?;
     if out_len != n_out {
         return Err(KernelError::ByteLength {
             ty: GgmlType::F32,
@@ -227,6 +231,49 @@ pub fn matmul_reference(w: &WeightView, x: &Activations, out: &mut [f32]) -> Res
         }
         Ok(())
     })
+}
+
+/// Quantized weights unpacked once (i8/u8 per weight + f32 scales: about 1.1–1.6 bytes per
+/// weight), for products repeated on the same weights — generation, where unpacking on every
+/// call would dominate. Same results as [`matmul`] bit for bit (same tiles, same kernels).
+pub struct PackedWeights {
+    ty: GgmlType,
+    rows: usize,
+    k: usize,
+    kind: unpack::Kind,
+    tiles: Vec<unpack::Tile>,
+}
+
+impl PackedWeights {
+    /// Unpacks `w` (a quantized type [`matmul`] supports; float types are `Unsupported`: they
+    /// are already in a directly usable form).
+    pub fn new(w: &WeightView) -> Result<Self, KernelError> {
+        let kind = unpack::kind(w.ty).ok_or(KernelError::Unsupported { ty: w.ty, op: "PackedWeights" })?;
+        let n_elements = w.rows.checked_mul(w.k).ok_or(KernelError::TooLarge { ty: w.ty, n_elements: usize::MAX })?;
+        if w.k == 0 || !w.k.is_multiple_of(w.ty.block_size()) {
+            return Err(KernelError::RaggedBlocks { ty: w.ty, n_elements: w.k, block_size: w.ty.block_size() });
+        }
+        KernelError::check_len(w.ty, n_elements, w.bytes.len())?;
+        Ok(PackedWeights { ty: w.ty, rows: w.rows, k: w.k, kind, tiles: driver::pack(w) })
+    }
+
+    /// [`matmul`] with these weights: `out[t * rows + r]`.
+    pub fn matmul(&self, x: &Activations, out: &mut [f32]) -> Result<(), KernelError> {
+        self.matmul_with(x, out, Isa::best())
+    }
+
+    /// [`matmul_with`] with these weights.
+    pub fn matmul_with(&self, x: &Activations, out: &mut [f32], isa: Isa) -> Result<(), KernelError> {
+        check_acts_out(self.ty, self.rows, self.k, x, out.len())?;
+        if !isa.available() {
+            return Err(KernelError::Unsupported { ty: self.ty, op: "matmul with an instruction set this CPU lacks" });
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        driver::run_packed(&self.tiles, self.rows, x, out, isa, self.kind);
+        Ok(())
+    }
 }
 
 /// Convenience: [`prepare_activations`] + [`matmul`]; `x` holds `n_tokens` rows of `w.k`.

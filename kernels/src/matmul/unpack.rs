@@ -80,6 +80,12 @@ pub(crate) struct Tile {
 }
 
 impl Tile {
+    /// Frees the scratch buffers (for tiles kept across calls).
+    pub fn shrink(&mut self) {
+        self.dh = Vec::new();
+        self.mh = Vec::new();
+    }
+
     /// Unpacks `rows` rows of `k` weights of `ty` from `bytes` (exactly those rows).
     pub fn fill(&mut self, ty: GgmlType, bytes: &[u8], rows: usize, k: usize) {
         let kind = kind(ty).expect("a quantized matmul type");
