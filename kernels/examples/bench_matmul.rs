@@ -159,7 +159,15 @@ fn main() {
                 let acts = prepare_activations(ty, &x, k).unwrap();
                 matmul_with(&w, &acts, &mut out, isa).unwrap();
             });
-            print!(" {} {:.0} us;", ty.name(), t * 1e6);
+            print!(" {} {:.0} us", ty.name(), t * 1e6);
+            if let Ok(packed) = llmtool_kernels::matmul::PackedWeights::new(&w) {
+                let t = best_of(|| {
+                    let acts = prepare_activations(ty, &x, k).unwrap();
+                    packed.matmul_with(&acts, &mut out, isa).unwrap();
+                });
+                print!(" (packed {:.0} us)", t * 1e6);
+            }
+            print!(";");
         }
         println!();
     }
