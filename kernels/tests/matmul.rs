@@ -288,6 +288,13 @@ fn bad_lengths_are_typed_errors() {
     assert!(vec_dot_reference(ty, &bytes[..17], &acts.bytes()[..34], 32).is_err());
     assert!(vec_dot_reference(ty, &bytes[..18], &acts.bytes()[..33], 32).is_err());
     assert!(vec_dot_reference(GgmlType::IQ2_XXS, &[], &[], 0).is_err());
+    // A row length that is not whole blocks, even when the tensor is (2 × 48 = 3 blocks).
+    let w48 = WeightView { ty, rows: 2, k: 48, bytes: &bytes };
+    assert!(matches!(matmul::matmul(&w48, &acts, &mut out[..4]), Err(KernelError::RaggedBlocks { .. })));
+    // Activations whose public shape fields were changed after preparation.
+    let mut bad = acts.clone();
+    bad.rows = 3;
+    assert!(matches!(matmul::matmul(&w, &bad, &mut [0f32; 9]), Err(KernelError::ByteLength { .. })));
     // Zero tokens: nothing to do, no error.
     let empty = prepare_activations(ty, &[], 32).unwrap();
     matmul::matmul(&w, &empty, &mut []).unwrap();

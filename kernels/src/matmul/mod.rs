@@ -161,8 +161,9 @@ impl WeightView<'_> {
 fn check_shapes(w: &WeightView, x: &Activations, out_len: usize) -> Result<(), KernelError> {
     vec_dot_type(w.ty)?;
     let n_elements = w.rows.checked_mul(w.k).ok_or(KernelError::TooLarge { ty: w.ty, n_elements: usize::MAX })?;
-    if w.k == 0 {
-        return Err(KernelError::RaggedBlocks { ty: w.ty, n_elements: 0, block_size: w.ty.block_size() });
+    // Each row must be whole blocks (not only the whole tensor).
+    if w.k == 0 || !w.k.is_multiple_of(w.ty.block_size()) {
+        return Err(KernelError::RaggedBlocks { ty: w.ty, n_elements: w.k, block_size: w.ty.block_size() });
     }
     KernelError::check_len(w.ty, n_elements, w.bytes.len())?;
     check_acts_out(w.ty, w.rows, w.k, x, out_len)
@@ -182,6 +183,9 @@ fn check_acts_out(ty: GgmlType, rows: usize, k: usize, x: &Activations, out_len:
             found: x.k / x.ty.block_size() * x.ty.type_size(),
         });
     }
+    // `rows`/`k` are public fields: the stored data must still match them.
+    let n_act = x.rows.checked_mul(x.k).ok_or(KernelError::TooLarge { ty: x.ty, n_elements: usize::MAX })?;
+    KernelError::check_len(x.ty, n_act, x.bytes().len())?;
     let n_out = x.rows.checked_mul(rows).ok_or(KernelError::TooLarge { ty: GgmlType::F32, n_elements: usize::MAX })?;
     if out_len != n_out {
         return Err(KernelError::ByteLength {
