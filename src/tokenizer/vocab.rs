@@ -61,6 +61,9 @@ pub struct Tokenizer {
     eog: HashSet<u32>,
     /// CONTROL / USER_DEFINED / UNKNOWN tokens, longest text first.
     specials: Vec<u32>,
+    /// All of `specials`' texts (pattern i = `specials[i]`): one pass over the text finds the
+    /// special tokens that occur at all, so the per-token partition skips the others.
+    special_finder: Option<aho_corasick::AhoCorasick>,
 }
 
 /// Text-detected tokens llama.cpp marks CONTROL (llama-vocab.cpp "auto-detect special tokens
@@ -291,6 +294,11 @@ impl Tokenizer {
             }
         }
 
+        // Built over at most the vocabulary's own texts; if it cannot be built (it can only fail
+        // on size limits), every special token is searched for the slow way.
+        let special_finder =
+            aho_corasick::AhoCorasick::new(specials.iter().map(|&id| texts[id as usize].as_str())).ok();
+
         Ok(Tokenizer {
             kind,
             tokens: texts,
@@ -306,6 +314,7 @@ impl Tokenizer {
             eos,
             eog,
             specials,
+            special_finder,
         })
     }
 
@@ -423,15 +432,28 @@ impl Tokenizer {
         let bytes = text.as_bytes();
         // C isspace: the lstrip/rstrip attributes strip ASCII white space only.
         let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r');
-        for &id in &self.specials {
+        let eligible = |id: u32| parse_special || self.attrs[id as usize] & (attr::CONTROL | attr::UNKNOWN) == 0;
+        if !self.specials.iter().any(|&id| eligible(id)) {
+            return frags;
+        }
+        // Which special tokens occur anywhere in the text (fragments are pieces of it).
+        let present: Option<Vec<bool>> = self.special_finder.as_ref().map(|ac| {
+            let mut present = vec![false; self.specials.len()];
+            for m in ac.find_overlapping_iter(text) {
+                present[m.pattern().as_usize()] = true;
+            }
+            present
+        });
+        for (i, &id) in self.specials.iter().enumerate() {
+            if present.as_ref().is_some_and(|p| !p[i]) {
+                continue;
+            }
+            // CONTROL and UNKNOWN tokens only with parse_special; USER_DEFINED ones always.
+            if !eligible(id) {
+                continue;
+            }
             let a = self.attrs[id as usize];
-            if !parse_special && a & (attr::CONTROL | attr::UNKNOWN) != 0 {
-                continue;
-            }
             let tok = self.tokens[id as usize].as_str();
-            if !frags.iter().any(|f| matches!(f, Fragment::Text(s, e) if text[*s..*e].contains(tok))) {
-                continue;
-            }
             let mut next = Vec::with_capacity(frags.len() + 2);
             for f in frags {
                 let Fragment::Text(mut start, end) = f else {
