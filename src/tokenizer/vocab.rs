@@ -531,6 +531,20 @@ impl Tokenizer {
     }
 }
 
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("kind", &self.kind)
+            .field("n_vocab", &self.tokens.len())
+            .field("bos", &self.bos)
+            .field("eos", &self.eos)
+            .field("add_bos", &self.add_bos)
+            .field("add_eos", &self.add_eos)
+            .field("add_space_prefix", &self.add_space_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A piece of the input: raw text (byte range) or a special token cut out of it.
 #[derive(Debug, Clone, Copy)]
 enum Fragment {
