@@ -12,6 +12,8 @@ pub mod dequant;
 pub mod error;
 pub mod ggml_type;
 pub mod quant;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 
 pub use error::KernelError;
 pub use ggml_type::GgmlType;
