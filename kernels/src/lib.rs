@@ -11,9 +11,9 @@ pub mod convert;
 pub mod dequant;
 pub mod error;
 pub mod ggml_type;
-pub mod quant;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+pub mod quant;
 
 pub use error::KernelError;
 pub use ggml_type::GgmlType;

@@ -52,7 +52,8 @@ fn same_blocks(what: &str, ty: GgmlType, gpu: &[u8], cpu: &[u8]) -> Result<(), F
         return Err(format!("{what}: {ty} GPU gave {} bytes, CPU {}", gpu.len(), cpu.len()).into());
     }
     let bs = ty.type_size();
-    let diff: Vec<usize> = (0..cpu.len() / bs).filter(|&i| gpu[i * bs..(i + 1) * bs] != cpu[i * bs..(i + 1) * bs]).collect();
+    let diff: Vec<usize> =
+        (0..cpu.len() / bs).filter(|&i| gpu[i * bs..(i + 1) * bs] != cpu[i * bs..(i + 1) * bs]).collect();
     if let Some(&i) = diff.first() {
         return Err(format!(
             "{what}: {ty} {} of {} blocks differ; first block {i}:\n  gpu {:02x?}\n  cpu {:02x?}",
@@ -236,7 +237,8 @@ fn main() {
             eprintln!("LLMTOOL_REQUIRE_GPU=1 but {e}");
             trials = trials.into_iter().map(|t| t.with_ignored_flag(true)).collect();
             let msg = e.to_string();
-            trials.push(Trial::test("gpu_adapter_present", move || Err(format!("LLMTOOL_REQUIRE_GPU=1: {msg}").into())));
+            trials
+                .push(Trial::test("gpu_adapter_present", move || Err(format!("LLMTOOL_REQUIRE_GPU=1: {msg}").into())));
         }
         Err(e) => {
             println!("skipped: no GPU adapter ({e}); set LLMTOOL_REQUIRE_GPU=1 to make this a failure");

@@ -277,7 +277,8 @@ impl GpuContext {
         };
         let in_buf = buf("codec input", per_slice * in_group, usage_in);
         let out_buf = buf("codec output", per_slice * out_group, usage_out);
-        let read_buf = buf("codec read-back", per_slice * out_group, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
+        let read_buf =
+            buf("codec read-back", per_slice * out_group, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
         let mut g0 = 0;
         while g0 < n_groups {
             let g = per_slice.min(n_groups - g0);
@@ -323,9 +324,8 @@ impl GpuContext {
         let mapped = rx.recv().map_err(|e| GpuError::BufferMap { bytes, message: e.to_string() })?;
         mapped.map_err(|e| GpuError::BufferMap { bytes, message: e.to_string() })?;
         {
-            let view = buf
-                .get_mapped_range(0..bytes)
-                .map_err(|e| GpuError::BufferMap { bytes, message: e.to_string() })?;
+            let view =
+                buf.get_mapped_range(0..bytes).map_err(|e| GpuError::BufferMap { bytes, message: e.to_string() })?;
             dst.copy_from_slice(&view[..dst.len()]);
         }
         buf.unmap();

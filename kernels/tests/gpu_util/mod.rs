@@ -15,11 +15,10 @@ pub fn real_model() -> Result<PathBuf, String> {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("kernels has a parent").to_path_buf();
     let script = root.join("scripts/fetch-models.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .current_dir(&root)
-        .output()
-        .map_err(|e| format!("cannot run {} (set LLMTOOL_MODEL_PATH to the gguf instead): {e}", script.display()))?;
+    let out =
+        Command::new("bash").arg(&script).current_dir(&root).output().map_err(|e| {
+            format!("cannot run {} (set LLMTOOL_MODEL_PATH to the gguf instead): {e}", script.display())
+        })?;
     if !out.status.success() {
         return Err(format!("fetch-models.sh failed:\n{}", String::from_utf8_lossy(&out.stderr)));
     }
@@ -46,7 +45,8 @@ struct Cur<'a> {
 
 impl Cur<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.b.len()).ok_or(format!("gguf truncated at {}", self.at))?;
+        let end =
+            self.at.checked_add(n).filter(|&e| e <= self.b.len()).ok_or(format!("gguf truncated at {}", self.at))?;
         let s = &self.b[self.at..end];
         self.at = end;
         Ok(s)
