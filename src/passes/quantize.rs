@@ -20,11 +20,14 @@
 //! `llama-model-loader.h`); its running counters (`i_attention_wv`, `i_ffn_down`) depend on
 //! that order, and it writes the output in that order. We do both the same way.
 
-use llmtool_formats::{FormatError, GgmlType, Metadata, TensorInfo, TensorSource};
-use llmtool_kernels::convert;
-use std::borrow::Cow;
-
-use crate::passes::convert::retype_bytes;
+use llmtool_formats::{GgmlType, Metadata, TensorInfo};
+#[cfg(feature = "gpu")]
+use {
+    crate::passes::convert::retype_bytes,
+    llmtool_formats::{FormatError, TensorSource},
+    llmtool_kernels::convert,
+    std::borrow::Cow,
+};
 
 /// A llama.cpp file type (`llama_ftype`): the default tensor type plus, for the K mixes,
 /// the rules that give some tensors more bits.
@@ -587,7 +590,10 @@ pub fn plan(infos: &[TensorInfo], facts: &ModelFacts, p: &QuantizeParams) -> Res
 pub fn on_gpu(from: GgmlType, to: GgmlType) -> bool {
     #[cfg(feature = "gpu")]
     {
-        from != to && to.is_quantized() && llmtool_kernels::gpu::GpuContext::supports(to) && convert::can_decode(from)
+        from != to
+            && to.is_quantized()
+            && llmtool_kernels::gpu::GpuContext::supports(to)
+            && llmtool_kernels::convert::can_decode(from)
     }
     #[cfg(not(feature = "gpu"))]
     {
