@@ -179,7 +179,7 @@ fn errors_are_clear() {
     let out = dir.path().join("o.gguf");
     let o = s(&out);
     fails_with(&["quantize", f, o, "-t", "Q7_0"], "unknown type");
-    fails_with(&["quantize", f, o, "-t", "Q8_0", "--device", "gpu"], "GPU kernels are not built yet");
+    fails_with(&["quantize", f, o, "-t", "Q8_0", "--device", "tpu"], "unknown device");
     fails_with(&["quantize", f, s(&dir.path().join("o.safetensors")), "-t", "Q8_0"], "GGUF only");
     fails_with(&["quantize", f, o, "-t", "Q8_0", "--keep", "attn=Q9_9"], "unknown tensor type");
     // A type without a quantizer (i-quants are read, not written, so far).

@@ -11,6 +11,8 @@ pub mod convert;
 pub mod dequant;
 pub mod error;
 pub mod ggml_type;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod matmul;
 pub mod quant;
 

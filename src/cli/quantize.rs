@@ -17,7 +17,9 @@ use llmtool_kernels::{convert, quant};
 
 use crate::model::{Model, ModelFormat};
 use crate::passes::convert::Retyped;
-use crate::passes::quantize::{plan, FileType, ModelFacts, Override, QuantizeParams, Reason, TensorPlan};
+#[cfg(feature = "gpu")]
+use crate::passes::quantize::GpuRetyped;
+use crate::passes::quantize::{on_gpu, plan, FileType, ModelFacts, Override, QuantizeParams, Reason, TensorPlan};
 
 /// ggml's `GGML_QNT_VERSION`, written as `general.quantization_version` like llama.cpp.
 const GGML_QNT_VERSION: u32 = 2;
@@ -45,7 +47,8 @@ pub struct QuantizeArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Where kernels run; only `cpu` for now.
+    /// Where the quantizers run: `cpu`, or `gpu` (Vulkan through wgpu; the types with GPU
+    /// kernels run there, byte-identical to the CPU, the others on the CPU).
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     pub device: String,
     /// Replace an existing output.
@@ -58,11 +61,11 @@ pub struct QuantizeArgs {
 
 pub fn run(args: QuantizeArgs) -> Result<()> {
     let started = Instant::now();
-    match args.device.to_ascii_lowercase().as_str() {
-        "cpu" => {}
-        "gpu" | "cuda" => bail!("--device {}: GPU kernels are not built yet; use --device cpu", args.device),
-        other => bail!("--device {other}: unknown device (expected cpu)"),
-    }
+    let use_gpu = match args.device.to_ascii_lowercase().as_str() {
+        "cpu" => false,
+        "gpu" => true,
+        other => bail!("--device {other}: unknown device (expected cpu or gpu)"),
+    };
     let ftype = FileType::parse(&args.ty)
         .with_context(|| format!("--type {}: unknown type; expected one of {}", args.ty, FileType::names()))?;
     let overrides = args.keep.iter().map(|k| Override::parse(k)).collect::<Result<Vec<_>, _>>()?;
@@ -92,6 +95,8 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         return Ok(());
     }
     check_kernels(&plan, ftype)?;
+    // Opened before anything is written: without an adapter the run fails here.
+    let gpu = if use_gpu { Some(open_gpu()?) } else { None };
     if !args.quiet {
         let requant: Vec<&TensorPlan> =
             plan.iter().filter(|p| p.from != p.to && p.from.is_quantized() && p.to.is_quantized()).collect();
@@ -125,14 +130,69 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         metadata.remove(key);
     }
 
-    let source = Retyped::from_infos(model.tensors.as_ref(), plan.iter().map(TensorPlan::info).collect());
+    let infos: Vec<_> = plan.iter().map(TensorPlan::info).collect();
+    let source: Box<dyn TensorSource + '_> = match &gpu {
+        #[cfg(feature = "gpu")]
+        Some(g) => Box::new(GpuRetyped::new(model.tensors.as_ref(), infos, g)),
+        _ => Box::new(Retyped::from_infos(model.tensors.as_ref(), infos)),
+    };
     let header = GgufHeader::new(metadata, source.tensor_infos().to_vec())?;
-    let written = super::write_gguf_output(&header, &source, &args.output, args.force, args.quiet, "quantize")?;
+    let written = super::write_gguf_output(&header, source.as_ref(), &args.output, args.force, args.quiet, "quantize")?;
     if !args.quiet {
         print_summary(&plan, Some(written), started.elapsed().as_secs_f64());
+        if let Some(g) = &gpu {
+            print_device_split(&plan, &gpu_name(g));
+        }
         eprintln!("wrote {} ({:.1} MiB)", args.output.display(), written as f64 / MIB);
     }
     Ok(())
+}
+
+#[cfg(feature = "gpu")]
+type Gpu = llmtool_kernels::gpu::GpuContext;
+#[cfg(not(feature = "gpu"))]
+type Gpu = std::convert::Infallible;
+
+/// The GPU for `--device gpu`, or an error naming what is missing.
+fn open_gpu() -> Result<Gpu> {
+    #[cfg(feature = "gpu")]
+    {
+        Gpu::new().map_err(|e| {
+            anyhow::anyhow!(
+                "--device gpu: {e}\n(a Vulkan driver is needed, e.g. the GPU vendor's driver or Mesa's \
+                 `mesa-vulkan-drivers`; or use --device cpu)"
+            )
+        })
+    }
+    #[cfg(not(feature = "gpu"))]
+    {
+        bail!("--device gpu: this llmtool was built without the `gpu` feature; use --device cpu")
+    }
+}
+
+#[cfg(feature = "gpu")]
+fn gpu_name(g: &Gpu) -> String {
+    g.describe()
+}
+
+#[cfg(not(feature = "gpu"))]
+fn gpu_name(g: &Gpu) -> String {
+    match *g {}
+}
+
+/// One line: which tensors were quantized on the GPU, and which types stayed on the CPU.
+fn print_device_split(plan: &[TensorPlan], adapter: &str) {
+    let changed = plan.iter().filter(|p| p.from != p.to);
+    let (gpu, cpu): (Vec<&TensorPlan>, Vec<&TensorPlan>) = changed.partition(|p| on_gpu(p.from, p.to));
+    let types = |v: &[&TensorPlan]| {
+        let set: std::collections::BTreeSet<&str> = v.iter().map(|p| p.to.name()).collect();
+        set.into_iter().collect::<Vec<_>>().join(", ")
+    };
+    let mut line = format!("device: GPU {adapter}: {} tensor(s) quantized on the GPU ({})", gpu.len(), types(&gpu));
+    if !cpu.is_empty() {
+        line += &format!("; {} tensor(s) on the CPU ({}: no GPU kernel)", cpu.len(), types(&cpu));
+    }
+    eprintln!("{line}");
 }
 
 /// Every conversion the plan needs must have kernels, checked before anything is written.

@@ -21,6 +21,13 @@
 //! that order, and it writes the output in that order. We do both the same way.
 
 use llmtool_formats::{GgmlType, Metadata, TensorInfo};
+#[cfg(feature = "gpu")]
+use {
+    crate::passes::convert::retype_bytes,
+    llmtool_formats::{FormatError, TensorSource},
+    llmtool_kernels::convert,
+    std::borrow::Cow,
+};
 
 /// A llama.cpp file type (`llama_ftype`): the default tensor type plus, for the K mixes,
 /// the rules that give some tensors more bits.
@@ -576,6 +583,71 @@ pub fn plan(infos: &[TensorInfo], facts: &ModelFacts, p: &QuantizeParams) -> Res
         out.push(tp);
     }
     Ok(out)
+}
+
+/// True when `llmtool quantize --device gpu` encodes a `from` → `to` tensor on the GPU: a
+/// real change to a block type that has a GPU kernel, from a type the CPU can decode.
+pub fn on_gpu(from: GgmlType, to: GgmlType) -> bool {
+    #[cfg(feature = "gpu")]
+    {
+        from != to
+            && to.is_quantized()
+            && llmtool_kernels::gpu::GpuContext::supports(to)
+            && llmtool_kernels::convert::can_decode(from)
+    }
+    #[cfg(not(feature = "gpu"))]
+    {
+        let _ = (from, to);
+        false
+    }
+}
+
+/// `inner`'s tensors re-typed like [`crate::passes::convert::Retyped`], except that targets
+/// the GPU supports ([`on_gpu`]) are decoded to f32 on the CPU and quantized on the GPU
+/// (output byte-identical to the CPU quantizers; see `llmtool_kernels::gpu`).
+#[cfg(feature = "gpu")]
+pub struct GpuRetyped<'a> {
+    inner: &'a dyn TensorSource,
+    infos: Vec<TensorInfo>,
+    gpu: &'a llmtool_kernels::gpu::GpuContext,
+}
+
+#[cfg(feature = "gpu")]
+impl<'a> GpuRetyped<'a> {
+    /// `infos`: the output tensors, same names as `inner`'s.
+    pub fn new(inner: &'a dyn TensorSource, infos: Vec<TensorInfo>, gpu: &'a llmtool_kernels::gpu::GpuContext) -> Self {
+        GpuRetyped { inner, infos, gpu }
+    }
+}
+
+#[cfg(feature = "gpu")]
+impl TensorSource for GpuRetyped<'_> {
+    fn tensor_infos(&self) -> &[TensorInfo] {
+        &self.infos
+    }
+
+    fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, FormatError> {
+        let src = self.inner.tensor_info(name).ok_or_else(|| FormatError::NoSuchTensor(name.to_string()))?;
+        let from = src.ty;
+        let to = self.tensor_info(name).ok_or_else(|| FormatError::NoSuchTensor(name.to_string()))?.ty;
+        let bytes = self.inner.tensor_bytes(name)?;
+        if !on_gpu(from, to) {
+            return retype_bytes(name, from, to, bytes);
+        }
+        let n =
+            src.n_elements().ok_or_else(|| FormatError::Other(format!("tensor '{name}': element count overflows")))?;
+        let n = usize::try_from(n).map_err(|_| FormatError::Other(format!("tensor '{name}': {n} elements")))?;
+        let mut x = vec![0f32; n];
+        convert::to_f32(from, &bytes, &mut x).map_err(|e| FormatError::Other(format!("tensor '{name}': {e}")))?;
+        drop(bytes);
+        let q =
+            self.gpu.quantize(to, &x).map_err(|e| FormatError::Other(format!("tensor '{name}' on the GPU: {e}")))?;
+        Ok(Cow::Owned(q))
+    }
+
+    fn release(&self, name: &str) {
+        self.inner.release(name)
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,40 @@
+// Bindings and byte helpers shared by the block-codec shaders (after common.wgsl).
+// quantize: f32 in, whole u32 words of GGUF block bytes out; dequantize: the reverse.
+// One invocation owns one group of blocks whose byte size is a multiple of 4, assembles it
+// in `ow` and stores whole words: no two invocations share a word, no atomics needed.
+
+@group(0) @binding(1) var<storage, read> qsrc: array<f32>;
+@group(0) @binding(2) var<storage, read_write> qdst: array<u32>;
+@group(0) @binding(3) var<storage, read> dsrc: array<u32>;
+@group(0) @binding(4) var<storage, read_write> ddst: array<f32>;
+
+// Byte i of the group being written (zeroed by `clear_out`).
+fn put(i: u32, b: u32) {
+    ow[i >> 2u] = ow[i >> 2u] | ((b & 0xffu) << ((i & 3u) * 8u));
+}
+
+fn put16(i: u32, h: u32) {
+    put(i, h);
+    put(i + 1u, h >> 8u);
+}
+
+fn clear_out() {
+    for (var i = 0u; i < GROUP_WORDS; i = i + 1u) {
+        ow[i] = 0u;
+    }
+}
+
+fn store_out(g: u32) {
+    for (var i = 0u; i < GROUP_WORDS; i = i + 1u) {
+        qdst[g * GROUP_WORDS + i] = ow[i];
+    }
+}
+
+// Byte i of the input bytes (dequantize).
+fn gb(i: u32) -> u32 {
+    return (dsrc[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu;
+}
+
+fn g16(i: u32) -> u32 {
+    return gb(i) | (gb(i + 1u) << 8u);
+}

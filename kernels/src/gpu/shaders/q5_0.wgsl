@@ -1,0 +1,61 @@
+// Q5_0 (22-byte blocks of 32), two blocks (44 bytes, 11 words) per invocation.
+// ggml quantize_row_q5_0_ref / dequantize_row_q5_0; CPU spec kernels/src/quant/q5_0.rs.
+const GROUP_BLOCKS: u32 = 2u;
+const GROUP_WORDS: u32 = 11u;
+var<private> ow: array<u32, 11>;
+
+@compute @workgroup_size(64)
+fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let g = group_index(gid, nwg);
+    if (g >= P.n_groups) {
+        return;
+    }
+    clear_out();
+    for (var b = 0u; b < GROUP_BLOCKS; b = b + 1u) {
+        let base = (g * GROUP_BLOCKS + b) * 32u;
+        var amax = 0.0;
+        var mx = 0.0;
+        for (var i = 0u; i < 32u; i = i + 1u) {
+            let v = qsrc[base + i];
+            if (amax < abs(v)) {
+                amax = abs(v);
+                mx = v;
+            }
+        }
+        let d = div_rn(mx, -16.0);
+        let id = inverse(d);
+        let o = b * 22u;
+        put16(o, f32_to_f16(d));
+        var qh = 0u;
+        for (var j = 0u; j < 16u; j = j + 1u) {
+            let q0 = trunc_capped(ox(qsrc[base + j] * id) + 16.5, 31);
+            let q1 = trunc_capped(ox(qsrc[base + 16u + j] * id) + 16.5, 31);
+            put(o + 6u + j, (q0 & 15u) | ((q1 & 15u) << 4u));
+            qh = qh | ((q0 >> 4u) << j) | ((q1 >> 4u) << (j + 16u));
+        }
+        put16(o + 2u, qh);
+        put16(o + 4u, qh >> 16u);
+    }
+    store_out(g);
+}
+
+@compute @workgroup_size(64)
+fn dequantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let g = group_index(gid, nwg);
+    if (g >= P.n_groups) {
+        return;
+    }
+    for (var b = 0u; b < GROUP_BLOCKS; b = b + 1u) {
+        let blk = g * GROUP_BLOCKS + b;
+        let o = blk * 22u;
+        let d = f16_to_f32(g16(o));
+        let qh = g16(o + 2u) | (g16(o + 4u) << 16u);
+        for (var j = 0u; j < 16u; j = j + 1u) {
+            let q = gb(o + 6u + j);
+            let x0 = i32((q & 15u) | (((qh >> j) & 1u) << 4u)) - 16;
+            let x1 = i32((q >> 4u) | (((qh >> (j + 16u)) & 1u) << 4u)) - 16;
+            ddst[blk * 32u + j] = f32(x0) * d;
+            ddst[blk * 32u + 16u + j] = f32(x1) * d;
+        }
+    }
+}
