@@ -89,7 +89,8 @@ pub fn bench_codec(
                     beginning_of_pass_write_index: Some(0),
                     end_of_pass_write_index: Some(1),
                 });
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: tw });
+                let mut pass =
+                    enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: tw });
                 pass.set_pipeline(&pipeline);
                 for ((g, ..), bind) in slices.iter().zip(&binds) {
                     pass.set_bind_group(0, bind, &[]);

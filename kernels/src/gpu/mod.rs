@@ -10,8 +10,10 @@ mod bench;
 mod codec;
 mod context;
 mod error;
+mod special;
 
 pub use bench::{bench_codec, BenchResult};
 pub use codec::supported_types;
 pub use context::{GpuContext, GpuOptions, Op, DEFAULT_SLICE_BYTES};
 pub use error::GpuError;
+pub use special::{dequantize_cpu_blocks, quantize_cpu_blocks};
