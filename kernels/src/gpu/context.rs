@@ -94,7 +94,7 @@ impl GpuContext {
             ..Default::default()
         }))
         .map_err(|e| GpuError::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
-        let binding = u64::from(limits.max_storage_buffer_binding_size).min(limits.max_buffer_size);
+        let binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         let cap = options.max_slice_bytes.unwrap_or(DEFAULT_SLICE_BYTES);
         Ok(GpuContext { adapter, device, queue, info, slice_cap: binding.min(cap), pipelines: Mutex::default() })
     }

@@ -4,7 +4,9 @@
 //! [`GpuContext`] holds the adapter, device and queue; its [`GpuContext::quantize`] and
 //! [`GpuContext::dequantize`] run one of [`supported_types`] over a whole tensor, in slices
 //! that fit the device's storage-binding limit. How the shaders stay bit-exact on drivers that
-//! may fuse multiply-adds or round division loosely is described in `shaders/common.wgsl`.
+//! may fuse or reassociate float operations, round division loosely, flush denormals or assume
+//! no NaN/infinity is described in `shaders/common.wgsl`; the blocks left to the CPU reference
+//! (non-finite or extreme inputs, non-finite f16 scales) in `special.rs`.
 
 mod bench;
 mod codec;

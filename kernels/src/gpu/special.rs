@@ -60,8 +60,7 @@ pub(crate) fn quant_block_is_special(ty: GgmlType, block: &[f32]) -> bool {
         let mut amax = 0.0f32;
         for &x in sub {
             let a = x.abs();
-            // `!(a <= QUANT_MAX)` is also true for NaN.
-            if !(a <= QUANT_MAX) || (a != 0.0 && a < QUANT_TINY) {
+            if !a.is_finite() || a > QUANT_MAX || (a != 0.0 && a < QUANT_TINY) {
                 return true;
             }
             amax = amax.max(a);
