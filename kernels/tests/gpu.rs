@@ -278,6 +278,33 @@ fn trial_special(ty: GgmlType) -> Result<(), Failed> {
     same_bits("block bytes with non-finite scales", ty, &gpu, &cpu_dequantize(ty, &bytes))
 }
 
+/// Many blocks of normal data, each at its own log-uniform scale (1e-4 to 1e3), against the
+/// CPU reference: rare float-rounding differences (1 block in a few hundred on a driver
+/// that fuses or reassociates) need volume. `LLMTOOL_GPU_STRESS_ELEMS` sets the floats per
+/// type (default 2^19, small enough for lavapipe; the GPU check raises it).
+fn trial_stress(ty: GgmlType) -> Result<(), Failed> {
+    use rayon::prelude::*;
+    let elems: usize = std::env::var("LLMTOOL_GPU_STRESS_ELEMS").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 19);
+    let bs = ty.block_size();
+    let n_blocks = (elems / bs).max(1);
+    let x: Vec<f32> = (0..n_blocks)
+        .into_par_iter()
+        .flat_map_iter(|b| {
+            let mut rng = Rng(0x5eed_0000 + b as u64 * 7919 + ty.id() as u64);
+            let scale = 10f32.powf(-4.0 + 7.0 * (rng.next_u32() as f32 / u32::MAX as f32));
+            (0..bs).map(move |_| scale * normal(&mut rng)).collect::<Vec<_>>()
+        })
+        .collect();
+    let cpu: Vec<u8> = x.par_chunks(bs * 256).flat_map_iter(|c| cpu_quantize(ty, c)).collect();
+    let gpu = ctx()?.quantize(ty, &x).map_err(|e| e.to_string())?;
+    let on_cpu = llmtool_kernels::gpu::quantize_cpu_blocks(ty, &x).len();
+    eprintln!("{ty} stress: {n_blocks} blocks, {on_cpu} left to the CPU");
+    if on_cpu > n_blocks / 20 {
+        return Err(format!("{ty}: {on_cpu} of {n_blocks} blocks left to the CPU: the GPU is hardly tested").into());
+    }
+    same_blocks(&format!("{n_blocks} scaled normal blocks ({on_cpu} left to the CPU)"), ty, &gpu, &cpu)
+}
+
 /// Random f32 bits: every exponent, both signs; finite only.
 fn finite_bits(rng: &mut Rng) -> f32 {
     loop {
@@ -466,6 +493,7 @@ fn main() {
     for ty in supported_types() {
         let n = ty.name().to_lowercase();
         trials.push(Trial::test(format!("{n}_special_blocks"), move || trial_special(ty)));
+        trials.push(Trial::test(format!("{n}_stress"), move || trial_stress(ty)));
     }
     trials.push(Trial::test("exact_division", trial_division));
     trials.push(Trial::test("exact_sqrt", trial_sqrt));
