@@ -35,6 +35,11 @@ impl Codec {
     }
 }
 
+/// The module of the exact-arithmetic probes (tests only; see `GpuContext::probe`).
+pub(crate) fn probe_source() -> String {
+    format!("{COMMON}\n{IO}\n{}", include_str!("shaders/probe.wgsl"))
+}
+
 const CODECS: &[Codec] = &[
     Codec { ty: GgmlType::Q8_0, shader: include_str!("shaders/q8_0.wgsl"), group_blocks: 2 },
     Codec { ty: GgmlType::Q4_0, shader: include_str!("shaders/q4_0.wgsl"), group_blocks: 2 },

@@ -3,6 +3,7 @@
 //! whole block groups, one dispatch each, reusing the same buffers.
 
 use super::codec::{codec, supported_types, Codec};
+use super::special;
 use super::GpuError;
 use crate::GgmlType;
 use std::collections::HashMap;
@@ -125,7 +126,8 @@ impl GpuContext {
     }
 
     /// Quantizes `src` (a whole number of `ty` blocks) into GGUF block bytes, byte-identical
-    /// to `quant::quantize_reference` (see the shaders' notes for the unspecified cases).
+    /// to `quant::quantize_reference` (blocks listed by [`super::quantize_cpu_blocks`] are
+    /// computed by that reference on the CPU).
     pub fn quantize(&self, ty: GgmlType, src: &[f32]) -> Result<Vec<u8>, GpuError> {
         let c = find(ty, "quantize")?;
         if !src.len().is_multiple_of(ty.block_size()) {
@@ -138,7 +140,11 @@ impl GpuContext {
             });
         }
         let n_blocks = src.len() / ty.block_size();
-        let out = self.run(c, Op::Quantize, bytemuck::cast_slice(src), n_blocks)?;
+        // Blocks with values the GPU may not honour (non-finite, extreme magnitudes) are
+        // computed by the CPU reference and patched in (special.rs).
+        let cpu_blocks = special::quantize_cpu_blocks(ty, src);
+        let mut out = self.run(c, Op::Quantize, bytemuck::cast_slice(src), n_blocks)?;
+        special::patch_quantize(ty, src, &cpu_blocks, &mut out)?;
         Ok(out)
     }
 
@@ -156,8 +162,12 @@ impl GpuContext {
             });
         }
         let n_blocks = src.len() / ty.type_size();
+        // Blocks with infinite or NaN f16 scales are decoded by the CPU reference (special.rs).
+        let cpu_blocks = special::dequantize_cpu_blocks(ty, src);
         let bytes = self.run(c, Op::Dequantize, src, n_blocks)?;
-        Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        let mut out: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        special::patch_dequantize(ty, src, &cpu_blocks, &mut out)?;
+        Ok(out)
     }
 
     /// The pipeline of (`ty`, `op`), created on first use.
@@ -312,6 +322,68 @@ impl GpuContext {
             g0 += g;
         }
         Ok(out)
+    }
+
+    /// Runs one probe of the shaders' exact-arithmetic helpers (`shaders/probe.wgsl`) over
+    /// `input` and returns `n_out` result words; for the tests only (entries `probe_div`:
+    /// pairs (a, b) -> bits of a / b; `probe_sqrt`; `probe_to_f16`: f16 bits; `probe_from_f16`:
+    /// f16 bits given as f32 values -> f32 bits; `probe_round`: (nearest_int, roundf) per value).
+    #[doc(hidden)]
+    pub fn probe(&self, entry: &str, input: &[f32], n_out: usize) -> Result<Vec<u32>, GpuError> {
+        let label = format!("probe {entry}");
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(&label),
+            source: wgpu::ShaderSource::Wgsl(super::codec::probe_source().into()),
+        });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&label),
+            layout: None,
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        if let Some(e) = block_on(scope.pop()) {
+            return Err(GpuError::Pipeline { label, message: e.to_string() });
+        }
+        let mut out = vec![0u8; n_out * 4];
+        if n_out == 0 {
+            return Ok(vec![]);
+        }
+        let in_bytes: &[u8] = bytemuck::cast_slice(input);
+        let input_buf = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("probe input"),
+            contents: if in_bytes.is_empty() { &[0; 4] } else { in_bytes },
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+        let size = (n_out * 4) as u64;
+        let out_buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("probe output"),
+            size,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let read_buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("probe read-back"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let params = self.params(n_out);
+        let bind = self.bind(&pipeline, Op::Quantize, &params, &input_buf, &out_buf);
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            let (x, y) = self.workgroups(n_out);
+            pass.dispatch_workgroups(x, y, 1);
+        }
+        enc.copy_buffer_to_buffer(&out_buf, 0, &read_buf, 0, size);
+        self.queue.submit([enc.finish()]);
+        self.read(&read_buf, size, &mut out)?;
+        Ok(out.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
     }
 
     /// Maps the first `bytes` of `buf`, copies `dst.len()` of them out, unmaps.

@@ -26,6 +26,9 @@ pub enum GpuError {
     /// The input is not a whole number of blocks.
     #[error("{op} {ty}: input of {len} {unit} is not a multiple of {multiple}")]
     BadLength { ty: GgmlType, op: &'static str, len: usize, unit: &'static str, multiple: usize },
+    /// The CPU reference failed on a block the GPU leaves to it (a bug: the block is whole).
+    #[error("{op} {ty}: CPU reference for block {block} failed: {message}")]
+    Reference { ty: GgmlType, op: &'static str, block: usize, message: String },
     /// The device limits leave no room for even one block group in a storage binding.
     #[error("{ty}: a block group needs {needed} bytes but the device binds at most {limit} bytes")]
     LimitTooSmall { ty: GgmlType, needed: u64, limit: u64 },

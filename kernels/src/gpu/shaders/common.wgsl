@@ -1,18 +1,29 @@
-// Shared by every block-codec shader (prepended to each one by src/gpu/pipelines.rs).
+// Shared by every block-codec shader (prepended to each one by src/gpu/codec.rs).
 //
-// Bit-exactness with the CPU reference (kernels/src/quant): Vulkan rounds f32 add, sub and
-// mul correctly, but lets a driver contract `a * b + c` into a fused multiply-add and gives
-// division and sqrt only a few ULP of accuracy. So:
-// - every product that feeds an addition or subtraction goes through `ox` first: OR-ing its
-//   bits with `P.zero` (a uniform that is 0 at run time, unknown to the compiler) makes the
-//   rounded product an opaque value that cannot be fused into the add;
+// Bit-exactness with the CPU reference (kernels/src/quant), whatever the Vulkan driver.
+// Vulkan (SPIR-V without `NoContraction`, which WGSL cannot express) rounds a single f32
+// add, sub and mul correctly, but lets the compiler *combine* operations: contract
+// `a * b + c` into a fused multiply-add and reassociate (`(w * l) * l` -> `w * (l * l)`,
+// `(a + c1) + c2` -> `a + (c1 + c2)`); division and sqrt are only accurate to a few ULP; and
+// it may flush denormals and assume no NaN, no infinity and no signed zero. So:
+// - every float add, sub and mul is written `fadd`/`fsub`/`fmul`: its correctly rounded
+//   result goes through `ox`, which ORs its bits with `P.zero` (a uniform that is 0 at run
+//   time, unknown to the compiler). An OR of integers is opaque to float rewriting, so no
+//   two float operations can be fused or reassociated: each one is the single correctly
+//   rounded IEEE operation the CPU performs, in the CPU's order;
 // - divisions and square roots are done in integer arithmetic, correctly rounded to nearest
-//   even (`div_rn`, `sqrt_rn`), like the CPU's IEEE `/` and `sqrt`;
+//   even (`div_rn`, `sqrt_rn`), like the CPU's IEEE `/` and `sqrt` (integer operations are
+//   exact on every driver; no `fma` is needed, and Vulkan does not even promise that
+//   `fma` is fused);
 // - f32 <-> f16 conversions are done in integer arithmetic (round to nearest even, like
-//   `half::f16::from_f32` and ggml's GGML_FP32_TO_FP16);
+//   `half::f16::from_f32` and ggml's GGML_FP32_TO_FP16), never `pack2x16float`;
+// - the min/max searches whose *bits* are stored (Q4_1/Q5_1 `m`) are integer searches
+//   (`first_min`/`first_max`), so a driver's fmin/fmax cannot pick the other signed zero;
 // - rounding helpers use only exact operations (trunc, exact differences, comparisons).
-// Not covered (the CPU side does not specify them either): NaN/inf inputs, and subnormal
-// intermediates, which a Vulkan driver may flush to zero.
+// What the GPU is never given (the host computes those blocks with the CPU reference and
+// patches them in, kernels/src/gpu/special.rs): quantize blocks with a non-finite input or
+// magnitudes outside the range in which no intermediate can overflow or be subnormal, and
+// dequantize blocks whose f16 scales are infinite or NaN.
 
 struct Params {
     // Block groups in this dispatch (one invocation each).
@@ -25,9 +36,34 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> P: Params;
 
-// The rounded value of `x`, opaque to the compiler (no FMA contraction across it).
+// The rounded value of `x`, opaque to the compiler (no contraction or reassociation across it).
 fn ox(x: f32) -> f32 {
     return bitcast<f32>(bitcast<u32>(x) | P.zero);
+}
+
+// One correctly rounded IEEE operation each, never combined with a neighbour (see above).
+fn fadd(a: f32, b: f32) -> f32 {
+    return ox(a + b);
+}
+
+fn fsub(a: f32, b: f32) -> f32 {
+    return ox(a - b);
+}
+
+fn fmul(a: f32, b: f32) -> f32 {
+    return ox(a * b);
+}
+
+// Order key of the bits of a finite f32 for IEEE `<`: monotone, with -0 and +0 equal.
+fn fkey(u_in: u32) -> u32 {
+    var u = u_in;
+    if ((u & 0x7fffffffu) == 0u) {
+        u = 0u;
+    }
+    if ((u & 0x80000000u) != 0u) {
+        return ~u;
+    }
+    return u | 0x80000000u;
 }
 
 // Flat group index of a 2-D dispatch of 64-wide workgroups.
@@ -205,7 +241,7 @@ fn f16_to_f32(h: u32) -> f32 {
     let m = h & 0x3ffu;
     if (e == 0u) {
         // m · 2^-24: both factors exact, the product a normal f32.
-        return bitcast<f32>(sign | bitcast<u32>(f32(m) * bitcast<f32>(0x33800000u)));
+        return bitcast<f32>(sign | bitcast<u32>(fmul(f32(m), bitcast<f32>(0x33800000u))));
     }
     if (e == 31u) {
         return bitcast<f32>(sign | 0x7f800000u | (m << 13u));
@@ -216,16 +252,16 @@ fn f16_to_f32(h: u32) -> f32 {
 // C's roundf (half away from zero), like Rust's f32::round: t = trunc(v), v - t is exact.
 fn round_away(v_in: f32) -> f32 {
     let v = ox(v_in);
-    let t = trunc(v);
-    if (abs(v - t) >= 0.5) {
-        return t + sign(v);
+    let t = ox(trunc(v));
+    if (abs(fsub(v, t)) >= 0.5) {
+        return fadd(t, sign(v));
     }
     return t;
 }
 
 // ggml nearest_int: v + 1.5 · 2^23 rounds to nearest even in the low mantissa bits.
 fn nearest_int(v: f32) -> i32 {
-    let b = bitcast<u32>(ox(v) + 12582912.0);
+    let b = bitcast<u32>(fadd(ox(v), 12582912.0));
     return i32(b & 0x7fffffu) - 0x400000;
 }
 

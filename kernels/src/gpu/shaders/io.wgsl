@@ -38,3 +38,30 @@ fn gb(i: u32) -> u32 {
 fn g16(i: u32) -> u32 {
     return gb(i) | (gb(i + 1u) << 8u);
 }
+
+// The bits of the first of qsrc[base..base+n] that is IEEE-smaller than every earlier one
+// and than f32::MAX (kernels/src/quant min_max: `if v < min { min = v }` from f32::MAX),
+// found by integer comparisons of order keys, so the stored bits (signed zero included)
+// are the CPU's whatever fmin the driver has. Inputs are finite (special.rs).
+fn first_min(base: u32, n: u32) -> f32 {
+    var best = 0x7f7fffffu;
+    for (var i = 0u; i < n; i = i + 1u) {
+        let u = bitcast<u32>(qsrc[base + i]);
+        if (fkey(u) < fkey(best)) {
+            best = u;
+        }
+    }
+    return bitcast<f32>(best);
+}
+
+// Like `first_min` for `if v > max { max = v }` from -f32::MAX.
+fn first_max(base: u32, n: u32) -> f32 {
+    var best = 0xff7fffffu;
+    for (var i = 0u; i < n; i = i + 1u) {
+        let u = bitcast<u32>(qsrc[base + i]);
+        if (fkey(u) > fkey(best)) {
+            best = u;
+        }
+    }
+    return bitcast<f32>(best);
+}

@@ -28,8 +28,8 @@ fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         let o = b * 18u;
         put16(o, f32_to_f16(d));
         for (var j = 0u; j < 16u; j = j + 1u) {
-            let q0 = trunc_capped(ox(qsrc[base + j] * id) + 8.5, 15);
-            let q1 = trunc_capped(ox(qsrc[base + 16u + j] * id) + 8.5, 15);
+            let q0 = trunc_capped(fadd(fmul(qsrc[base + j], id), 8.5), 15);
+            let q1 = trunc_capped(fadd(fmul(qsrc[base + 16u + j], id), 8.5), 15);
             put(o + 2u + j, q0 | (q1 << 4u));
         }
     }
@@ -48,8 +48,8 @@ fn dequantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         let d = f16_to_f32(g16(o));
         for (var j = 0u; j < 16u; j = j + 1u) {
             let q = gb(o + 2u + j);
-            ddst[blk * 32u + j] = f32(i32(q & 15u) - 8) * d;
-            ddst[blk * 32u + 16u + j] = f32(i32(q >> 4u) - 8) * d;
+            ddst[blk * 32u + j] = fmul(f32(i32(q & 15u) - 8), d);
+            ddst[blk * 32u + 16u + j] = fmul(f32(i32(q >> 4u) - 8), d);
         }
     }
 }

@@ -12,24 +12,16 @@ fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     }
     clear_out();
     let base = g * 32u;
-    var mn = 3.40282347e38;
-    var mx = -3.40282347e38;
-    for (var i = 0u; i < 32u; i = i + 1u) {
-        let v = qsrc[base + i];
-        if (v < mn) {
-            mn = v;
-        }
-        if (v > mx) {
-            mx = v;
-        }
-    }
-    let d = div_rn(mx - mn, 15.0);
+    // Integer searches: `m` stores mn's bits, signed zero included.
+    let mn = first_min(base, 32u);
+    let mx = first_max(base, 32u);
+    let d = div_rn(fsub(mx, mn), 15.0);
     let id = inverse(d);
     put16(0u, f32_to_f16(d));
     put16(2u, f32_to_f16(mn));
     for (var j = 0u; j < 16u; j = j + 1u) {
-        let q0 = trunc_capped(ox((qsrc[base + j] - mn) * id) + 0.5, 15);
-        let q1 = trunc_capped(ox((qsrc[base + 16u + j] - mn) * id) + 0.5, 15);
+        let q0 = trunc_capped(fadd(fmul(fsub(qsrc[base + j], mn), id), 0.5), 15);
+        let q1 = trunc_capped(fadd(fmul(fsub(qsrc[base + 16u + j], mn), id), 0.5), 15);
         put(4u + j, q0 | (q1 << 4u));
     }
     store_out(g);
@@ -46,8 +38,8 @@ fn dequantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let m = f16_to_f32(g16(o + 2u));
     for (var j = 0u; j < 16u; j = j + 1u) {
         let q = gb(o + 4u + j);
-        // q · d is exact (4-bit times 11-bit significand): one rounding, fused or not.
-        ddst[g * 32u + j] = ox(f32(q & 15u) * d) + m;
-        ddst[g * 32u + 16u + j] = ox(f32(q >> 4u) * d) + m;
+        // q · d + m: two roundings, like the CPU (fmul/fadd are never fused).
+        ddst[g * 32u + j] = fadd(fmul(f32(q & 15u), d), m);
+        ddst[g * 32u + 16u + j] = fadd(fmul(f32(q >> 4u), d), m);
     }
 }

@@ -1,7 +1,7 @@
 // Q4_K (144-byte super-blocks of 256), one super-block (36 words) per invocation.
 // ggml quantize_row_q4_K_ref (make_qkx2_quants: nmax 15, rmin -1, rdelta 0.1, nstep 20,
 // squared errors) / dequantize_row_q4_K; CPU spec kernels/src/quant/{q4_k.rs,k_search.rs},
-// followed operation for operation (products feeding sums through `ox`, `div_rn`, `sqrt_rn`).
+// followed operation for operation (`fadd`/`fsub`/`fmul`, `div_rn`, `sqrt_rn`).
 const GROUP_BLOCKS: u32 = 1u;
 const GROUP_WORDS: u32 = 36u;
 var<private> ow: array<u32, 36>;
@@ -15,9 +15,11 @@ fn make_qkx2(xb: u32, lo: u32) -> vec2<f32> {
     var mn = qsrc[xb];
     var mx = mn;
     var sum_w = W[0];
-    var sum_x = sum_w * mn;
+    var sum_x = fmul(sum_w, mn);
     for (var i = 1u; i < 32u; i = i + 1u) {
         let x = qsrc[xb + i];
+        // Only mn's value matters here (its sign of zero never reaches the output), so a
+        // driver turning these into fmin/fmax is harmless.
         if (x < mn) {
             mn = x;
         }
@@ -25,8 +27,8 @@ fn make_qkx2(xb: u32, lo: u32) -> vec2<f32> {
             mx = x;
         }
         let w = W[i];
-        sum_w = sum_w + w;
-        sum_x = sum_x + ox(w * x);
+        sum_w = fadd(sum_w, w);
+        sum_x = fadd(sum_x, fmul(w, x));
     }
     if (mn > 0.0) {
         mn = 0.0;
@@ -37,43 +39,44 @@ fn make_qkx2(xb: u32, lo: u32) -> vec2<f32> {
         }
         return vec2<f32>(0.0, -mn);
     }
-    var iscale = div_rn(15.0, mx - mn);
+    var iscale = div_rn(15.0, fsub(mx, mn));
     var scale = div_rn(1.0, iscale);
     var best_error = 0.0;
     for (var i = 0u; i < 32u; i = i + 1u) {
         let x = qsrc[xb + i];
-        let l = clamp(nearest_int(iscale * (x - mn)), 0, 15);
+        let l = clamp(nearest_int(fmul(iscale, fsub(x, mn))), 0, 15);
         L[lo + i] = u32(l);
-        let diff = (ox(scale * f32(l)) + mn) - x;
-        best_error = best_error + ox(W[i] * (diff * diff));
+        let diff = fsub(fadd(fmul(scale, f32(l)), mn), x);
+        best_error = fadd(best_error, fmul(W[i], fmul(diff, diff)));
     }
     for (var is = 0; is <= 20; is = is + 1) {
-        iscale = div_rn((-1.0 + ox(0.1 * f32(is))) + 15.0, mx - mn);
+        iscale = div_rn(fadd(fadd(-1.0, fmul(0.1, ox(f32(is)))), 15.0), fsub(mx, mn));
         var sum_l = 0.0;
         var sum_l2 = 0.0;
         var sum_xl = 0.0;
         for (var i = 0u; i < 32u; i = i + 1u) {
             let x = qsrc[xb + i];
-            let li = clamp(nearest_int(iscale * (x - mn)), 0, 15);
+            let li = clamp(nearest_int(fmul(iscale, fsub(x, mn))), 0, 15);
             LAUX[i] = u32(li);
             let w = W[i];
             let l = f32(li);
-            sum_l = sum_l + ox(w * l);
-            sum_l2 = sum_l2 + ox((w * l) * l);
-            sum_xl = sum_xl + ox((w * l) * x);
+            let wl = fmul(w, l);
+            sum_l = fadd(sum_l, wl);
+            sum_l2 = fadd(sum_l2, fmul(wl, l));
+            sum_xl = fadd(sum_xl, fmul(wl, x));
         }
-        let d = ox(sum_w * sum_l2) - ox(sum_l * sum_l);
+        let d = fsub(fmul(sum_w, sum_l2), fmul(sum_l, sum_l));
         if (d > 0.0) {
-            var this_scale = div_rn(ox(sum_w * sum_xl) - ox(sum_x * sum_l), d);
-            var this_min = div_rn(ox(sum_l2 * sum_x) - ox(sum_l * sum_xl), d);
+            var this_scale = div_rn(fsub(fmul(sum_w, sum_xl), fmul(sum_x, sum_l)), d);
+            var this_min = div_rn(fsub(fmul(sum_l2, sum_x), fmul(sum_l, sum_xl)), d);
             if (this_min > 0.0) {
                 this_min = 0.0;
                 this_scale = div_rn(sum_xl, sum_l2);
             }
             var cur_error = 0.0;
             for (var i = 0u; i < 32u; i = i + 1u) {
-                let diff = (ox(this_scale * f32(LAUX[i])) + this_min) - qsrc[xb + i];
-                cur_error = cur_error + ox(W[i] * (diff * diff));
+                let diff = fsub(fadd(fmul(this_scale, f32(LAUX[i])), this_min), qsrc[xb + i]);
+                cur_error = fadd(cur_error, fmul(W[i], fmul(diff, diff)));
             }
             if (cur_error < best_error) {
                 for (var i = 0u; i < 32u; i = i + 1u) {
@@ -105,11 +108,11 @@ fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         var sum_x2 = 0.0;
         for (var i = 0u; i < 32u; i = i + 1u) {
             let v = qsrc[xb + i];
-            sum_x2 = sum_x2 + ox(v * v);
+            sum_x2 = fadd(sum_x2, fmul(v, v));
         }
         let av_x = sqrt_rn(div_rn(sum_x2, 32.0));
         for (var i = 0u; i < 32u; i = i + 1u) {
-            W[i] = av_x + abs(qsrc[xb + i]);
+            W[i] = fadd(av_x, abs(qsrc[xb + i]));
         }
         let sm = make_qkx2(xb, 32u * j);
         scales[j] = sm.x;
@@ -137,8 +140,8 @@ fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     }
     for (var j = 0u; j < 8u; j = j + 1u) {
         // ggml stores nearest_int into a uint8_t (wrapping) before capping at 63.
-        let ls = min(u32(nearest_int(inv_scale * scales[j])) & 0xffu, 63u);
-        let lm = min(u32(nearest_int(inv_min * mins[j])) & 0xffu, 63u);
+        let ls = min(u32(nearest_int(fmul(inv_scale, scales[j]))) & 0xffu, 63u);
+        let lm = min(u32(nearest_int(fmul(inv_min, mins[j]))) & 0xffu, 63u);
         ls_all[j] = ls;
         lm_all[j] = lm;
         if (j < 4u) {
@@ -155,14 +158,14 @@ fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     let df = f16_to_f32(dh);
     let dminf = f16_to_f32(dminh);
     for (var j = 0u; j < 8u; j = j + 1u) {
-        let dj = df * f32(ls_all[j]);
+        let dj = fmul(df, f32(ls_all[j]));
         if (dj == 0.0) {
             continue;
         }
-        let dm = ox(dminf * f32(lm_all[j]));
+        let dm = fmul(dminf, f32(lm_all[j]));
         for (var i = 0u; i < 32u; i = i + 1u) {
             let v = qsrc[base + 32u * j + i];
-            L[32u * j + i] = u32(clamp(nearest_int(div_rn(v + dm, dj)), 0, 15));
+            L[32u * j + i] = u32(clamp(nearest_int(div_rn(fadd(v, dm), dj)), 0, 15));
         }
     }
     put16(0u, dh);
@@ -198,13 +201,12 @@ fn dequantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let dmin = f16_to_f32(g16(o + 2u));
     for (var j = 0u; j < 8u; j = j + 1u) {
         let sm = scale_min_k4(j, o + 4u);
-        let d1 = d * f32(sm.x);
-        let m1 = dmin * f32(sm.y);
+        let d1 = fmul(d, f32(sm.x));
+        let m1 = fmul(dmin, f32(sm.y));
         let qo = o + 16u + 32u * (j / 2u);
         let shift = 4u * (j % 2u);
         for (var i = 0u; i < 32u; i = i + 1u) {
-            // d1 · q is exact (17-bit times 4-bit): one rounding, fused or not.
-            ddst[g * 256u + 32u * j + i] = ox(d1 * f32((gb(qo + i) >> shift) & 15u)) - m1;
+            ddst[g * 256u + 32u * j + i] = fsub(fmul(d1, f32((gb(qo + i) >> shift) & 15u)), m1);
         }
     }
 }

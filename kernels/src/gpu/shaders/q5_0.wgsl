@@ -28,8 +28,8 @@ fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         put16(o, f32_to_f16(d));
         var qh = 0u;
         for (var j = 0u; j < 16u; j = j + 1u) {
-            let q0 = trunc_capped(ox(qsrc[base + j] * id) + 16.5, 31);
-            let q1 = trunc_capped(ox(qsrc[base + 16u + j] * id) + 16.5, 31);
+            let q0 = trunc_capped(fadd(fmul(qsrc[base + j], id), 16.5), 31);
+            let q1 = trunc_capped(fadd(fmul(qsrc[base + 16u + j], id), 16.5), 31);
             put(o + 6u + j, (q0 & 15u) | ((q1 & 15u) << 4u));
             qh = qh | ((q0 >> 4u) << j) | ((q1 >> 4u) << (j + 16u));
         }
@@ -54,8 +54,8 @@ fn dequantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
             let q = gb(o + 6u + j);
             let x0 = i32((q & 15u) | (((qh >> j) & 1u) << 4u)) - 16;
             let x1 = i32((q >> 4u) | (((qh >> (j + 16u)) & 1u) << 4u)) - 16;
-            ddst[blk * 32u + j] = f32(x0) * d;
-            ddst[blk * 32u + 16u + j] = f32(x1) * d;
+            ddst[blk * 32u + j] = fmul(f32(x0), d);
+            ddst[blk * 32u + 16u + j] = fmul(f32(x1), d);
         }
     }
 }

@@ -12,25 +12,17 @@ fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     }
     clear_out();
     let base = g * 32u;
-    var mn = 3.40282347e38;
-    var mx = -3.40282347e38;
-    for (var i = 0u; i < 32u; i = i + 1u) {
-        let v = qsrc[base + i];
-        if (v < mn) {
-            mn = v;
-        }
-        if (v > mx) {
-            mx = v;
-        }
-    }
-    let d = div_rn(mx - mn, 31.0);
+    // Integer searches: `m` stores mn's bits, signed zero included.
+    let mn = first_min(base, 32u);
+    let mx = first_max(base, 32u);
+    let d = div_rn(fsub(mx, mn), 31.0);
     let id = inverse(d);
     put16(0u, f32_to_f16(d));
     put16(2u, f32_to_f16(mn));
     var qh = 0u;
     for (var j = 0u; j < 16u; j = j + 1u) {
-        let q0 = trunc_capped(ox((qsrc[base + j] - mn) * id) + 0.5, 31);
-        let q1 = trunc_capped(ox((qsrc[base + 16u + j] - mn) * id) + 0.5, 31);
+        let q0 = trunc_capped(fadd(fmul(fsub(qsrc[base + j], mn), id), 0.5), 31);
+        let q1 = trunc_capped(fadd(fmul(fsub(qsrc[base + 16u + j], mn), id), 0.5), 31);
         put(8u + j, (q0 & 15u) | ((q1 & 15u) << 4u));
         qh = qh | ((q0 >> 4u) << j) | ((q1 >> 4u) << (j + 16u));
     }
@@ -53,7 +45,7 @@ fn dequantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         let q = gb(o + 8u + j);
         let x0 = (q & 15u) | (((qh >> j) & 1u) << 4u);
         let x1 = (q >> 4u) | (((qh >> (j + 16u)) & 1u) << 4u);
-        ddst[g * 32u + j] = ox(f32(x0) * d) + m;
-        ddst[g * 32u + 16u + j] = ox(f32(x1) * d) + m;
+        ddst[g * 32u + j] = fadd(fmul(f32(x0), d), m);
+        ddst[g * 32u + 16u + j] = fadd(fmul(f32(x1), d), m);
     }
 }

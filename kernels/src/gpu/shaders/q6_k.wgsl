@@ -7,7 +7,7 @@ var<private> ow: array<u32, 105>;
 var<private> L: array<i32, 256>;
 
 fn qx_quant(iscale: f32, v: f32) -> i32 {
-    return clamp(nearest_int(iscale * v), -32, 31);
+    return clamp(nearest_int(fmul(iscale, v)), -32, 31);
 }
 
 // (sumlx, suml2) of make_qx_quants for one inverse scale over qsrc[xb..xb+16].
@@ -17,9 +17,9 @@ fn qx_sums(xb: u32, iscale: f32) -> vec2<f32> {
     for (var i = 0u; i < 16u; i = i + 1u) {
         let v = qsrc[xb + i];
         let l = f32(qx_quant(iscale, v));
-        let w = v * v;
-        sumlx = sumlx + ox((w * v) * l);
-        suml2 = suml2 + ox((w * l) * l);
+        let w = fmul(v, v);
+        sumlx = fadd(sumlx, fmul(fmul(w, v), l));
+        suml2 = fadd(suml2, fmul(fmul(w, l), l));
     }
     return vec2<f32>(sumlx, suml2);
 }
@@ -50,19 +50,19 @@ fn make_qx(xb: u32, lo: u32) -> f32 {
     if (s0.y != 0.0) {
         scale = div_rn(s0.x, s0.y);
     }
-    var best = ox(scale * s0.x);
+    var best = fmul(scale, s0.x);
     for (var is = -9; is <= 9; is = is + 1) {
         if (is == 0) {
             continue;
         }
-        iscale = div_rn(-(32.0 + ox(0.1 * f32(is))), mx);
+        iscale = div_rn(-fadd(32.0, fmul(0.1, ox(f32(is)))), mx);
         let s = qx_sums(xb, iscale);
-        if (s.y > 0.0 && ox(s.x * s.x) > ox(best * s.y)) {
+        if (s.y > 0.0 && fmul(s.x, s.x) > fmul(best, s.y)) {
             for (var i = 0u; i < 16u; i = i + 1u) {
                 L[lo + i] = qx_quant(iscale, qsrc[xb + i]) + 32;
             }
             scale = div_rn(s.x, s.y);
-            best = ox(scale * s.x);
+            best = fmul(scale, s.x);
         }
     }
     return scale;
@@ -97,9 +97,9 @@ fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         let dh = f32_to_f16(div_rn(1.0, iscale));
         let df = f16_to_f32(dh);
         for (var ib = 0u; ib < 16u; ib = ib + 1u) {
-            let sc = min(nearest_int(iscale * scales[ib]), 127);
+            let sc = min(nearest_int(fmul(iscale, scales[ib])), 127);
             put(o + 192u + ib, u32(sc));
-            let dj = df * f32(sext8(u32(sc)));
+            let dj = fmul(df, f32(sext8(u32(sc))));
             if (dj == 0.0) {
                 continue;
             }
@@ -140,8 +140,8 @@ fn dequantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
             let low = (gb(o + 64u * hf + r % 64u) >> (4u * (r / 64u))) & 15u;
             let high = (gb(o + 128u + 32u * hf + r % 32u) >> (2u * (r / 32u))) & 3u;
             let q = i32(low | (high << 4u)) - 32;
-            let dl = d * f32(sext8(gb(o + 192u + e / 16u)));
-            ddst[blk * 256u + e] = dl * f32(q);
+            let dl = fmul(d, f32(sext8(gb(o + 192u + e / 16u))));
+            ddst[blk * 256u + e] = fmul(dl, f32(q));
         }
     }
 }

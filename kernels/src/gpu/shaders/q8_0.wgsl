@@ -22,7 +22,7 @@ fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         let o = b * 34u;
         put16(o, f32_to_f16(d));
         for (var i = 0u; i < 32u; i = i + 1u) {
-            put(o + 2u + i, u32(i32(round_away(qsrc[base + i] * id))));
+            put(o + 2u + i, u32(i32(round_away(fmul(qsrc[base + i], id)))));
         }
     }
     store_out(g);
@@ -39,7 +39,7 @@ fn dequantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         let o = blk * 34u;
         let d = f16_to_f32(g16(o));
         for (var i = 0u; i < 32u; i = i + 1u) {
-            ddst[blk * 32u + i] = f32(sext8(gb(o + 2u + i))) * d;
+            ddst[blk * 32u + i] = fmul(f32(sext8(gb(o + 2u + i))), d);
         }
     }
 }
