@@ -6,8 +6,8 @@
 #   scripts/gpu-check.sh --prepare DIR          build and copy into DIR what a machine without
 #                                               Rust needs: gpu-tests, gpu_bench (stripped),
 #                                               model.gguf (the test tensors of the real model)
-#                                               and lib/libvulkan.so.1 (the Vulkan loader, used
-#                                               only where the machine has none)
+#                                               and lib/ (the Vulkan loader and glvnd, used
+#                                               only where the machine has no loader)
 #   GPU_CHECK_BIN_DIR=DIR scripts/gpu-check.sh  run the executables prepared in DIR
 #   DIR/gpu-check.sh                            the same (--prepare copies this script there)
 #
@@ -44,6 +44,13 @@ prepare() {
   local lib
   lib="$(ldc | awk '/libvulkan.so.1 .*x86-64/ { print $NF; exit }')"
   if [[ -n "$lib" ]]; then cp -L "$lib" "$dir/lib/libvulkan.so.1"; fi
+  # NVIDIA's Vulkan driver (libGLX_nvidia.so.0) links against glvnd; GPU images without a
+  # desktop stack lack it ("Could not get 'vkCreateInstance'"), so carry it too.
+  local glvnd
+  for glvnd in libGLdispatch.so.0 libGLX.so.0 libEGL.so.1 libOpenGL.so.0; do
+    lib="$(ldc | awk -v n="$glvnd" '$1 == n && /x86-64/ { print $NF; exit }')"
+    if [[ -n "$lib" ]]; then cp -L "$lib" "$dir/lib/$glvnd"; fi
+  done
   # A GGUF holding only the test tensors (the whole model is 98 MB).
   python3 - "$(scripts/fetch-models.sh)" "$dir/model.gguf" "${tensors[@]}" <<'PY'
 import struct, sys
