@@ -1,5 +1,5 @@
 //! Block quantization: f32 → GGML bytes, for the legacy formats Q4_0, Q4_1, Q5_0, Q5_1
-//! and Q8_0, and the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and Q8_K.
+//! and Q8_0, the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and Q8_K, and IQ4_NL.
 //!
 //! Each format's per-block `quantize` (one file per format) follows ggml `ggml-quants.c`
 //! `quantize_row_*_ref` operation for operation, in f32, with no fused multiply-adds, and
@@ -11,9 +11,11 @@
 //! either). These signs never change a dequantized value. The parallel path splits the
 //! input into chunks of whole blocks and runs the same per-block function on each chunk, so
 //! its output is identical by construction (and tested so on odd block counts). The fast
-//! path also uses a format's SIMD kernel where one exists and the CPU has it (AVX2 for Q8_0,
-//! Q4_0, Q4_1, Q5_0 and Q5_1: `q8_0.rs`, `legacy_avx2.rs`),
-//! tested byte for byte against the reference.
+//! path also uses a format's SIMD kernel where one exists and the CPU has it (x86_64 AVX2,
+//! detected at run time: row kernels for Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 in `q8_0.rs` and
+//! `legacy_avx2.rs`; 8-candidates-per-vector scale searches for Q2_K, Q4_K, Q5_K and Q6_K
+//! in `k_search_avx2.rs`), tested byte for byte against the reference (which never uses
+//! them) in `tests/quant_simd.rs`, NaN, ±∞ and subnormal inputs included.
 //!
 //! The K-quant quantizers (`q*_k.rs`, searches in `k_search.rs`) follow ggml's
 //! `quantize_row_q*_K_ref` (no importance matrix) the same way. gguf-py has no quantizer
@@ -24,6 +26,9 @@
 //! differs from its own plain-C output in some blocks — 2, 2 and 1 of the 45 fixture blocks
 //! for Q2_K, Q4_K and Q6_K; we follow plain C.)
 //!
+//! IQ4_NL (`iq4_nl.rs`) follows ggml `quantize_iq4_nl` without an importance matrix (what
+//! llama-quantize writes), judged the same way (`tests/quant_iq4_nl.rs`).
+//!
 //! Scales (and Q4_1/Q5_1 minima) are computed in f32 and stored as f16 rounded to nearest,
 //! ties to even (`half::f16::from_f32`, like ggml's `GGML_FP32_TO_FP16` and numpy's
 //! `astype(float16)`); the legacy formats compute their quants from the f32 scale, not the
@@ -33,7 +38,8 @@
 //! Not specified (ggml's C is undefined behaviour there, numpy platform-dependent): NaN or
 //! infinite inputs, and blocks whose scale is so small (|max| below about 1e-37) that its
 //! reciprocal overflows to infinity. We produce *some* valid block for them (Rust float → int
-//! casts saturate and map NaN to 0); no test compares them.
+//! casts saturate and map NaN to 0), the same one on the SIMD and the scalar path; no judge
+//! compares them.
 
 mod iq4_nl;
 mod k_search;
