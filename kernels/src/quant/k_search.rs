@@ -80,6 +80,8 @@ pub(super) fn make_qx_quants_rmse1(nmax: i32, x: &[f32], l_out: &mut [i8], simd:
         unsafe { super::k_search_avx2::qx_candidates(nmax, x, max, &mut scale, &mut best, l_out) };
         return scale;
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = simd;
     for is in (-9..=9).filter(|&is| is != 0) {
         iscale = -(nmax as f32 + 0.1f32 * is as f32) / max;
         let (sumlx, suml2) = sums(iscale);
@@ -207,6 +209,8 @@ pub(super) fn make_qkx2_quants(p: &Qkx2, x: &[f32], weights: &[f32], l_out: &mut
         unsafe { qkx2_candidates(p, x, weights, &mut s, l_out) };
         return (s.scale, -s.min);
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = simd;
     let mut laux = [0u8; 32];
     let laux = &mut laux[..n];
     for is in 0..=p.nstep {
