@@ -9,33 +9,13 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="${1:-$root/.cache/bench}"
 mkdir -p "$work"
-command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+# shellcheck source=bench-lib.sh
+source "$root/scripts/bench-lib.sh"
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 bin="$root/target/release/llmtool"
 model="$("$root/scripts/fetch-models.sh")"
 synth="$work/synthetic-7b-layers"
 [[ -f "$synth/model.safetensors" ]] || python3 "$root/scripts/gen-synthetic-model.py" "$synth" --layers 4
-
-# measure LABEL BYTES CMD... : best of $REPS runs (the machine is shared and noisy); prints
-# seconds, MB/s and the peak RSS of that run. Outputs of the previous run are removed first.
-REPS="${REPS:-3}"
-measure() {
-  local label="$1" bytes="$2"; shift 2
-  local log="$work/time.log" best="" best_rss=""
-  for _ in $(seq "$REPS"); do
-    rm -rf "$work/cp.tmp" ${CLEAN:+"$CLEAN"}
-    sync
-    /usr/bin/time -v "$@" 2>"$log" >/dev/null || { cat "$log" >&2; exit 1; }
-    local wall rss
-    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$log" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
-    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")
-    if [[ -z "$best" ]] || (( $(echo "$wall < $best" | bc -l) )); then best="$wall"; best_rss="$rss"; fi
-  done
-  [[ "$best" == "0" || "$best" == "0.00" ]] && best=0.005
-  printf '%-46s %7.2f s %8.1f MB/s   peak RSS %7.1f MB\n' "$label" "$best" "$(echo "$bytes / 1000000 / $best" | bc -l)" "$(echo "$best_rss / 1024" | bc -l)"
-  echo "$best" > "$work/last.wall"
-}
-ratio() { echo "scale=2; $1 / $2" | bc -l; }
 
 # llmtool fsyncs its output (temp + fsync + rename), so besides plain `cp` (which returns
 # with the data still in the page cache) the fair baselines are `cp` + fsync of the copy and

@@ -11,7 +11,7 @@ use half::f16;
 const QK4_NL: usize = 32;
 
 /// ggml `kvalues_iq4nl`.
-const KVALUES_IQ4NL: [i8; 16] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+pub(crate) const KVALUES_IQ4NL: [i8; 16] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
 
 /// Writes one 32-element group: `dl · kvalues[nibble]`.
 fn nibbles_32(dl: f32, qs: &[u8], out: &mut [f32]) {

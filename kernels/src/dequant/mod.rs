@@ -7,11 +7,18 @@
 //! chunks of whole blocks and runs that same per-block function on each chunk, so its
 //! output is bit-identical by construction (and tested so on odd block counts).
 //!
+//! The fast path (`dequantize`, `dequantize_parallel`) also uses an AVX2 row kernel where
+//! one exists and the CPU has it (x86_64, detected at run time; `avx2.rs`: Q4_0, Q4_1,
+//! Q5_0, Q5_1, Q8_0, Q2_K…Q6_K), bit-identical to the per-block reference (tested in
+//! `tests/dequant_simd.rs`); `dequantize_reference` never uses it.
+//!
 //! Input slices may be unaligned (a GGUF tensor's data in an mmap is only guaranteed to
 //! be 32-byte aligned relative to the data section, and callers may hand us sub-slices):
 //! aligned input is cast with `bytemuck` in place, unaligned input is read block by block
 //! with `bytemuck::pod_read_unaligned` (an 18–34 byte copy).
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod iq1;
 mod iq2;
 mod iq3;
@@ -30,6 +37,7 @@ mod tq;
 pub use iq1::{BlockIQ1_M, BlockIQ1_S};
 pub use iq2::{BlockIQ2_S, BlockIQ2_XS, BlockIQ2_XXS};
 pub use iq3::{BlockIQ3_S, BlockIQ3_XXS};
+pub(crate) use iq4::KVALUES_IQ4NL;
 pub use iq4::{BlockIQ4_NL, BlockIQ4_XS};
 pub use k_quants::{BlockQ2_K, BlockQ3_K, BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_K};
 pub use mxfp4::BlockMXFP4;
@@ -66,17 +74,42 @@ pub const PARALLEL_CHUNK_BLOCKS: usize = 1024;
 pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), KernelError> {
     let n_blocks = dst.len() / ty.block_size().max(1);
     let chunk = if n_blocks >= PARALLEL_MIN_BLOCKS { Some(PARALLEL_CHUNK_BLOCKS) } else { None };
-    dispatch(ty, src, dst, chunk)
+    dispatch(ty, src, dst, Mode::Fast(chunk))
 }
 
-/// The scalar reference: one block after another on this thread.
+/// The scalar reference: one block after another on this thread, no SIMD.
 pub fn dequantize_reference(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), KernelError> {
-    dispatch(ty, src, dst, None)
+    dispatch(ty, src, dst, Mode::Reference)
 }
 
-/// The parallel path with an explicit chunk size in blocks (exposed for tests and tuning).
+/// The parallel path (with SIMD kernels where available) with an explicit chunk size in
+/// blocks (exposed for tests and tuning).
 pub fn dequantize_parallel(ty: GgmlType, src: &[u8], dst: &mut [f32], chunk_blocks: usize) -> Result<(), KernelError> {
-    dispatch(ty, src, dst, Some(chunk_blocks.max(1)))
+    dispatch(ty, src, dst, Mode::Fast(Some(chunk_blocks.max(1))))
+}
+
+/// True when `ty` has a SIMD dequantization kernel that this CPU runs (the fast path then
+/// uses it).
+pub fn has_simd(ty: GgmlType) -> bool {
+    row_kernel(ty).is_some()
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    /// The scalar per-block reference on this thread.
+    Reference,
+    /// SIMD where available; in parallel chunks of this many blocks if `Some`.
+    Fast(Option<usize>),
+}
+
+#[cfg(target_arch = "x86_64")]
+fn row_kernel(ty: GgmlType) -> Option<avx2::RowKernel> {
+    avx2::row_kernel(ty)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn row_kernel(_: GgmlType) -> Option<unsafe fn(&[u8], &mut [f32])> {
+    None
 }
 
 /// True for the block types this module decodes.
@@ -95,44 +128,52 @@ fn has_k_or_i_codec(ty: GgmlType) -> bool {
     TYPES.contains(&ty)
 }
 
-fn dispatch(ty: GgmlType, src: &[u8], dst: &mut [f32], chunk: Option<usize>) -> Result<(), KernelError> {
+fn dispatch(ty: GgmlType, src: &[u8], dst: &mut [f32], mode: Mode) -> Result<(), KernelError> {
     match ty {
-        GgmlType::Q4_0 => run::<BlockQ4_0>(src, dst, chunk),
-        GgmlType::Q4_1 => run::<BlockQ4_1>(src, dst, chunk),
-        GgmlType::Q5_0 => run::<BlockQ5_0>(src, dst, chunk),
-        GgmlType::Q5_1 => run::<BlockQ5_1>(src, dst, chunk),
-        GgmlType::Q8_0 => run::<BlockQ8_0>(src, dst, chunk),
-        GgmlType::Q2_K => run::<BlockQ2_K>(src, dst, chunk),
-        GgmlType::Q3_K => run::<BlockQ3_K>(src, dst, chunk),
-        GgmlType::Q4_K => run::<BlockQ4_K>(src, dst, chunk),
-        GgmlType::Q5_K => run::<BlockQ5_K>(src, dst, chunk),
-        GgmlType::Q6_K => run::<BlockQ6_K>(src, dst, chunk),
-        GgmlType::Q8_K => run::<BlockQ8_K>(src, dst, chunk),
-        GgmlType::IQ4_NL => run::<BlockIQ4_NL>(src, dst, chunk),
-        GgmlType::IQ4_XS => run::<BlockIQ4_XS>(src, dst, chunk),
-        GgmlType::TQ1_0 => run::<BlockTQ1_0>(src, dst, chunk),
-        GgmlType::TQ2_0 => run::<BlockTQ2_0>(src, dst, chunk),
-        GgmlType::MXFP4 => run::<BlockMXFP4>(src, dst, chunk),
-        GgmlType::IQ2_XXS => run::<BlockIQ2_XXS>(src, dst, chunk),
-        GgmlType::IQ2_XS => run::<BlockIQ2_XS>(src, dst, chunk),
-        GgmlType::IQ2_S => run::<BlockIQ2_S>(src, dst, chunk),
-        GgmlType::IQ3_XXS => run::<BlockIQ3_XXS>(src, dst, chunk),
-        GgmlType::IQ3_S => run::<BlockIQ3_S>(src, dst, chunk),
-        GgmlType::IQ1_S => run::<BlockIQ1_S>(src, dst, chunk),
-        GgmlType::IQ1_M => run::<BlockIQ1_M>(src, dst, chunk),
+        GgmlType::Q4_0 => run::<BlockQ4_0>(src, dst, mode),
+        GgmlType::Q4_1 => run::<BlockQ4_1>(src, dst, mode),
+        GgmlType::Q5_0 => run::<BlockQ5_0>(src, dst, mode),
+        GgmlType::Q5_1 => run::<BlockQ5_1>(src, dst, mode),
+        GgmlType::Q8_0 => run::<BlockQ8_0>(src, dst, mode),
+        GgmlType::Q2_K => run::<BlockQ2_K>(src, dst, mode),
+        GgmlType::Q3_K => run::<BlockQ3_K>(src, dst, mode),
+        GgmlType::Q4_K => run::<BlockQ4_K>(src, dst, mode),
+        GgmlType::Q5_K => run::<BlockQ5_K>(src, dst, mode),
+        GgmlType::Q6_K => run::<BlockQ6_K>(src, dst, mode),
+        GgmlType::Q8_K => run::<BlockQ8_K>(src, dst, mode),
+        GgmlType::IQ4_NL => run::<BlockIQ4_NL>(src, dst, mode),
+        GgmlType::IQ4_XS => run::<BlockIQ4_XS>(src, dst, mode),
+        GgmlType::TQ1_0 => run::<BlockTQ1_0>(src, dst, mode),
+        GgmlType::TQ2_0 => run::<BlockTQ2_0>(src, dst, mode),
+        GgmlType::MXFP4 => run::<BlockMXFP4>(src, dst, mode),
+        GgmlType::IQ2_XXS => run::<BlockIQ2_XXS>(src, dst, mode),
+        GgmlType::IQ2_XS => run::<BlockIQ2_XS>(src, dst, mode),
+        GgmlType::IQ2_S => run::<BlockIQ2_S>(src, dst, mode),
+        GgmlType::IQ3_XXS => run::<BlockIQ3_XXS>(src, dst, mode),
+        GgmlType::IQ3_S => run::<BlockIQ3_S>(src, dst, mode),
+        GgmlType::IQ1_S => run::<BlockIQ1_S>(src, dst, mode),
+        GgmlType::IQ1_M => run::<BlockIQ1_M>(src, dst, mode),
         _ if !ty.is_quantized() => convert::to_f32(ty, src, dst),
         _ => Err(KernelError::Unsupported { ty, op: "dequantize" }),
     }
 }
 
-fn run<B: QuantBlock>(src: &[u8], dst: &mut [f32], chunk: Option<usize>) -> Result<(), KernelError> {
+fn run<B: QuantBlock>(src: &[u8], dst: &mut [f32], mode: Mode) -> Result<(), KernelError> {
     KernelError::check_len(B::TYPE, dst.len(), src.len())?;
-    match chunk {
-        None => dequantize_blocks::<B>(src, dst),
-        Some(chunk) => {
+    let kernel = row_kernel(B::TYPE);
+    let fast = |s: &[u8], d: &mut [f32]| match kernel {
+        // SAFETY: `row_kernel` only returns a kernel whose CPU features this CPU has; the
+        // lengths are whole blocks (checked above, chunks are whole blocks).
+        Some(k) => unsafe { k(s, d) },
+        None => dequantize_blocks::<B>(s, d),
+    };
+    match mode {
+        Mode::Reference => dequantize_blocks::<B>(src, dst),
+        Mode::Fast(None) => fast(src, dst),
+        Mode::Fast(Some(chunk)) => {
             let bytes = chunk * std::mem::size_of::<B>();
             let elems = chunk * B::BLOCK_SIZE;
-            src.par_chunks(bytes).zip(dst.par_chunks_mut(elems)).for_each(|(s, d)| dequantize_blocks::<B>(s, d));
+            src.par_chunks(bytes).zip(dst.par_chunks_mut(elems)).for_each(|(s, d)| fast(s, d));
         }
     }
     Ok(())

@@ -3,6 +3,25 @@
 //! operation in f32 and in C's evaluation order (left to right, `int` operands converted to
 //! `float`), without fused multiply-adds. Only the variants the `quantize_row_q*_K_ref`
 //! functions use are implemented (no importance weights `qw`).
+//!
+//! With `simd` set (the fast path) and an AVX2 CPU, the candidate-scale loops of
+//! `make_qx_quants` and `make_qkx2_quants` run 8 candidates per vector
+//! (`k_search_avx2.rs`) with bit-identical results; the reference path passes `false`.
+
+/// True when this CPU runs the SIMD candidate loops.
+pub(super) fn simd_available() -> bool {
+    use_avx2(true)
+}
+
+/// True when the AVX2 candidate loops may run.
+fn use_avx2(simd: bool) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        return std::arch::is_x86_feature_detected!("avx2");
+    }
+    let _ = simd;
+    false
+}
 
 /// Below this |max| a group counts as all zero (ggml `GROUP_MAX_EPS`).
 pub(super) const GROUP_MAX_EPS: f32 = 1e-15;
@@ -31,7 +50,7 @@ fn signed_max(x: &[f32]) -> (f32, f32) {
 /// ggml `make_qx_quants(n, nmax, x, L, rmse_type = 1, qw = NULL)`: symmetric quants
 /// `L[i] ∈ [0, 2·nmax)` (offset by nmax) and their scale, weighting errors by x²; tries
 /// the 19 inverse scales −(nmax + 0.1·is)/max and keeps the best weighted least-squares fit.
-pub(super) fn make_qx_quants_rmse1(nmax: i32, x: &[f32], l_out: &mut [i8]) -> f32 {
+pub(super) fn make_qx_quants_rmse1(nmax: i32, x: &[f32], l_out: &mut [i8], simd: bool) -> f32 {
     let (max, amax) = signed_max(x);
     if amax < GROUP_MAX_EPS {
         l_out.fill(0);
@@ -55,6 +74,14 @@ pub(super) fn make_qx_quants_rmse1(nmax: i32, x: &[f32], l_out: &mut [i8]) -> f3
     let (sumlx, suml2) = sums(iscale);
     let mut scale = if suml2 != 0.0 { sumlx / suml2 } else { 0.0 };
     let mut best = scale * sumlx;
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2(simd) {
+        // SAFETY: the CPU supports AVX2 (checked by `use_avx2`).
+        unsafe { super::k_search_avx2::qx_candidates(nmax, x, max, &mut scale, &mut best, l_out) };
+        return scale;
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = simd;
     for is in (-9..=9).filter(|&is| is != 0) {
         iscale = -(nmax as f32 + 0.1f32 * is as f32) / max;
         let (sumlx, suml2) = sums(iscale);
@@ -137,7 +164,7 @@ pub(super) struct Qkx2 {
 /// (`the_min ≥ 0` unless the weighted fit says otherwise), searching the inverse scales
 /// (rmin + rdelta·is + nmax)/(max − min), is = 0..=nstep, with a weighted least-squares
 /// scale and minimum for each, keeping the smallest weighted error. Returns (scale, the_min).
-pub(super) fn make_qkx2_quants(p: &Qkx2, x: &[f32], weights: &[f32], l_out: &mut [u8]) -> (f32, f32) {
+pub(super) fn make_qkx2_quants(p: &Qkx2, x: &[f32], weights: &[f32], l_out: &mut [u8], simd: bool) -> (f32, f32) {
     let n = x.len();
     let (mut min, mut max) = (x[0], x[0]);
     let mut sum_w = weights[0];
@@ -174,6 +201,16 @@ pub(super) fn make_qkx2_quants(p: &Qkx2, x: &[f32], weights: &[f32], l_out: &mut
     if p.nstep < 1 {
         return (scale, -min);
     }
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2(simd) {
+        use super::k_search_avx2::{qkx2_candidates, Qkx2State};
+        let mut s = Qkx2State { max, min, scale, best_error, sum_w, sum_x };
+        // SAFETY: the CPU supports AVX2 (checked by `use_avx2`).
+        unsafe { qkx2_candidates(p, x, weights, &mut s, l_out) };
+        return (s.scale, -s.min);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = simd;
     let mut laux = [0u8; 32];
     let laux = &mut laux[..n];
     for is in 0..=p.nstep {

@@ -11,51 +11,60 @@ use half::f16;
 
 impl QuantizeBlock for BlockQ2_K {
     fn quantize(x: &[f32]) -> Self {
-        let p = Qkx2 { nmax: 3, rmin: -0.5, rdelta: 0.1, nstep: 15, use_mad: true };
-        let mut l = [0u8; 256];
-        let (mut scales, mut mins) = ([0.0f32; 16], [0.0f32; 16]);
-        let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
-        for j in 0..16 {
-            let xs = &x[16 * j..16 * j + 16];
-            let weights: [f32; 16] = std::array::from_fn(|i| xs[i].abs());
-            (scales[j], mins[j]) = make_qkx2_quants(&p, xs, &weights, &mut l[16 * j..16 * j + 16]);
-            if scales[j] > max_scale {
-                max_scale = scales[j];
-            }
-            if mins[j] > max_min {
-                max_min = mins[j];
-            }
-        }
-        let mut packed = [0u8; 16];
-        let d = if max_scale > 0.0 {
-            let iscale = 15.0f32 / max_scale;
-            for (o, &s) in packed.iter_mut().zip(&scales) {
-                // ggml assigns the int to a uint8_t: it wraps.
-                *o = nearest_int(iscale * s) as u8;
-            }
-            f16::from_f32(max_scale / 15.0)
-        } else {
-            f16::from_f32(0.0)
-        };
-        let dmin = if max_min > 0.0 {
-            let iscale = 15.0f32 / max_min;
-            for (o, &m) in packed.iter_mut().zip(&mins) {
-                *o |= (nearest_int(iscale * m) << 4) as u8;
-            }
-            f16::from_f32(max_min / 15.0)
-        } else {
-            f16::from_f32(0.0)
-        };
-        for (j, &sc) in packed.iter().enumerate() {
-            let dj = d.to_f32() * (sc & 0xF) as f32;
-            if dj == 0.0 {
-                continue;
-            }
-            let dm = dmin.to_f32() * (sc >> 4) as f32;
-            for (o, &v) in l[16 * j..16 * j + 16].iter_mut().zip(&x[16 * j..16 * j + 16]) {
-                *o = nearest_int((v + dm) / dj).clamp(0, 3) as u8;
-            }
-        }
-        BlockQ2_K { scales: packed, qs: pack_2bit(&l), d, dmin }
+        quantize_q2_k(x, false)
     }
+
+    fn quantize_row_fast(src: &[f32], out: &mut [u8]) -> bool {
+        super::k_row_fast(src, out, |x| quantize_q2_k(x, true))
+    }
+}
+
+/// One block; `simd` selects the SIMD scale search (same bytes).
+fn quantize_q2_k(x: &[f32], simd: bool) -> BlockQ2_K {
+    let p = Qkx2 { nmax: 3, rmin: -0.5, rdelta: 0.1, nstep: 15, use_mad: true };
+    let mut l = [0u8; 256];
+    let (mut scales, mut mins) = ([0.0f32; 16], [0.0f32; 16]);
+    let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
+    for j in 0..16 {
+        let xs = &x[16 * j..16 * j + 16];
+        let weights: [f32; 16] = std::array::from_fn(|i| xs[i].abs());
+        (scales[j], mins[j]) = make_qkx2_quants(&p, xs, &weights, &mut l[16 * j..16 * j + 16], simd);
+        if scales[j] > max_scale {
+            max_scale = scales[j];
+        }
+        if mins[j] > max_min {
+            max_min = mins[j];
+        }
+    }
+    let mut packed = [0u8; 16];
+    let d = if max_scale > 0.0 {
+        let iscale = 15.0f32 / max_scale;
+        for (o, &s) in packed.iter_mut().zip(&scales) {
+            // ggml assigns the int to a uint8_t: it wraps.
+            *o = nearest_int(iscale * s) as u8;
+        }
+        f16::from_f32(max_scale / 15.0)
+    } else {
+        f16::from_f32(0.0)
+    };
+    let dmin = if max_min > 0.0 {
+        let iscale = 15.0f32 / max_min;
+        for (o, &m) in packed.iter_mut().zip(&mins) {
+            *o |= (nearest_int(iscale * m) << 4) as u8;
+        }
+        f16::from_f32(max_min / 15.0)
+    } else {
+        f16::from_f32(0.0)
+    };
+    for (j, &sc) in packed.iter().enumerate() {
+        let dj = d.to_f32() * (sc & 0xF) as f32;
+        if dj == 0.0 {
+            continue;
+        }
+        let dm = dmin.to_f32() * (sc >> 4) as f32;
+        for (o, &v) in l[16 * j..16 * j + 16].iter_mut().zip(&x[16 * j..16 * j + 16]) {
+            *o = nearest_int((v + dm) / dj).clamp(0, 3) as u8;
+        }
+    }
+    BlockQ2_K { scales: packed, qs: pack_2bit(&l), d, dmin }
 }

@@ -19,4 +19,15 @@ impl QuantizeBlock for BlockQ4_1 {
         }
         BlockQ4_1 { d: f16::from_f32(d), m: f16::from_f32(min), qs }
     }
+
+    fn quantize_row_fast(src: &[f32], out: &mut [u8]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            unsafe { super::legacy_avx2::quantize_row_q4_1(src, out) };
+            return true;
+        }
+        let _ = (src, out);
+        false
+    }
 }

@@ -18,7 +18,7 @@ pub(super) struct K4Scales {
     pub l: [u8; 256],
 }
 
-pub(super) fn quantize_k4(x: &[f32], p: &Qkx2) -> K4Scales {
+pub(super) fn quantize_k4(x: &[f32], p: &Qkx2, simd: bool) -> K4Scales {
     let mut l = [0u8; 256];
     let (mut scales, mut mins) = ([0.0f32; 8], [0.0f32; 8]);
     let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
@@ -30,7 +30,7 @@ pub(super) fn quantize_k4(x: &[f32], p: &Qkx2) -> K4Scales {
         }
         let av_x = (sum_x2 / 32.0).sqrt();
         let weights: [f32; 32] = std::array::from_fn(|i| av_x + xs[i].abs());
-        (scales[j], mins[j]) = make_qkx2_quants(p, xs, &weights, &mut l[32 * j..32 * j + 32]);
+        (scales[j], mins[j]) = make_qkx2_quants(p, xs, &weights, &mut l[32 * j..32 * j + 32], simd);
         if scales[j] > max_scale {
             max_scale = scales[j];
         }
@@ -76,15 +76,24 @@ pub(super) fn quantize_k4(x: &[f32], p: &Qkx2) -> K4Scales {
 
 impl QuantizeBlock for BlockQ4_K {
     fn quantize(x: &[f32]) -> Self {
-        let p = Qkx2 { nmax: 15, rmin: -1.0, rdelta: 0.1, nstep: 20, use_mad: false };
-        let k = quantize_k4(x, &p);
-        let mut qs = [0u8; 128];
-        for (g, q) in qs.chunks_exact_mut(32).enumerate() {
-            let l = &k.l[64 * g..64 * g + 64];
-            for i in 0..32 {
-                q[i] = l[i] | (l[i + 32] << 4);
-            }
-        }
-        BlockQ4_K { d: k.d, dmin: k.dmin, scales: k.scales, qs }
+        quantize_q4_k(x, false)
     }
+
+    fn quantize_row_fast(src: &[f32], out: &mut [u8]) -> bool {
+        super::k_row_fast(src, out, |x| quantize_q4_k(x, true))
+    }
+}
+
+/// One block; `simd` selects the SIMD scale search (same bytes).
+fn quantize_q4_k(x: &[f32], simd: bool) -> BlockQ4_K {
+    let p = Qkx2 { nmax: 15, rmin: -1.0, rdelta: 0.1, nstep: 20, use_mad: false };
+    let k = quantize_k4(x, &p, simd);
+    let mut qs = [0u8; 128];
+    for (g, q) in qs.chunks_exact_mut(32).enumerate() {
+        let l = &k.l[64 * g..64 * g + 64];
+        for i in 0..32 {
+            q[i] = l[i] | (l[i + 32] << 4);
+        }
+    }
+    BlockQ4_K { d: k.d, dmin: k.dmin, scales: k.scales, qs }
 }

@@ -14,6 +14,17 @@ impl QuantizeBlock for BlockQ5_0 {
         let (qh, qs) = pack5(x, |v| trunc_capped(v * id + 16.5, 31));
         BlockQ5_0 { d: f16::from_f32(d), qh, qs }
     }
+
+    fn quantize_row_fast(src: &[f32], out: &mut [u8]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            unsafe { super::legacy_avx2::quantize_row_q5_0(src, out) };
+            return true;
+        }
+        let _ = (src, out);
+        false
+    }
 }
 
 /// Packs 32 five-bit values `q(x[i])` into (`qh`, `qs`) as ggml's Q5_0/Q5_1 do.

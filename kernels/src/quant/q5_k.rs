@@ -9,17 +9,26 @@ use crate::dequant::BlockQ5_K;
 
 impl QuantizeBlock for BlockQ5_K {
     fn quantize(x: &[f32]) -> Self {
-        let p = Qkx2 { nmax: 31, rmin: -0.5, rdelta: 0.1, nstep: 15, use_mad: false };
-        let k = quantize_k4(x, &p);
-        let (mut qs, mut qh) = ([0u8; 128], [0u8; 32]);
-        for (g, q) in qs.chunks_exact_mut(32).enumerate() {
-            let l = &k.l[64 * g..64 * g + 64];
-            for i in 0..32 {
-                let (l1, l2) = (l[i], l[i + 32]);
-                qh[i] |= ((l1 >> 4) << (2 * g)) | ((l2 >> 4) << (2 * g + 1));
-                q[i] = (l1 & 0xF) | ((l2 & 0xF) << 4);
-            }
-        }
-        BlockQ5_K { d: k.d, dmin: k.dmin, scales: k.scales, qh, qs }
+        quantize_q5_k(x, false)
     }
+
+    fn quantize_row_fast(src: &[f32], out: &mut [u8]) -> bool {
+        super::k_row_fast(src, out, |x| quantize_q5_k(x, true))
+    }
+}
+
+/// One block; `simd` selects the SIMD scale search (same bytes).
+fn quantize_q5_k(x: &[f32], simd: bool) -> BlockQ5_K {
+    let p = Qkx2 { nmax: 31, rmin: -0.5, rdelta: 0.1, nstep: 15, use_mad: false };
+    let k = quantize_k4(x, &p, simd);
+    let (mut qs, mut qh) = ([0u8; 128], [0u8; 32]);
+    for (g, q) in qs.chunks_exact_mut(32).enumerate() {
+        let l = &k.l[64 * g..64 * g + 64];
+        for i in 0..32 {
+            let (l1, l2) = (l[i], l[i + 32]);
+            qh[i] |= ((l1 >> 4) << (2 * g)) | ((l2 >> 4) << (2 * g + 1));
+            q[i] = (l1 & 0xF) | ((l2 & 0xF) << 4);
+        }
+    }
+    BlockQ5_K { d: k.d, dmin: k.dmin, scales: k.scales, qh, qs }
 }

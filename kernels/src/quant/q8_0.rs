@@ -53,9 +53,11 @@ mod avx2 {
         for (x, o) in src.chunks_exact(32).zip(out.chunks_exact_mut(34)) {
             // SAFETY: `x` holds 32 f32, read as four unaligned 8-lane vectors.
             let v: [__m256; 4] = std::array::from_fn(|k| unsafe { _mm256_loadu_ps(x.as_ptr().add(8 * k)) });
-            let m01 = _mm256_max_ps(_mm256_and_ps(v[0], abs_mask), _mm256_and_ps(v[1], abs_mask));
-            let m23 = _mm256_max_ps(_mm256_and_ps(v[2], abs_mask), _mm256_and_ps(v[3], abs_mask));
-            let m = _mm256_max_ps(m01, m23);
+            // max_ps(a, acc) returns acc when a is NaN: NaN is skipped like `f32::max` does.
+            let mut m = _mm256_setzero_ps();
+            for vk in v {
+                m = _mm256_max_ps(_mm256_and_ps(vk, abs_mask), m);
+            }
             let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
             let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
             let m1 = _mm_max_ss(m2, _mm_shuffle_ps::<0b01>(m2, m2));
@@ -64,6 +66,11 @@ mod avx2 {
             let id = _mm256_set1_ps(inverse(d));
             let q: [__m256i; 4] = std::array::from_fn(|k| {
                 let p = _mm256_mul_ps(v[k], id);
+                // Rust's saturating `as i8` (NaN → 0, beyond ±127.5 → the end of the range;
+                // reached when 1/d overflows for a tiny block): NaN to 0, then clamp to
+                // [−129, 128], whose rounded values the signed packs below saturate alike.
+                let p = _mm256_and_ps(p, _mm256_cmp_ps::<_CMP_ORD_Q>(p, p));
+                let p = _mm256_min_ps(_mm256_max_ps(p, _mm256_set1_ps(-129.0)), _mm256_set1_ps(128.0));
                 let t = _mm256_round_ps::<TRUNC>(p);
                 let frac2 = _mm256_mul_ps(_mm256_sub_ps(p, t), _mm256_set1_ps(2.0));
                 _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_round_ps::<TRUNC>(frac2)))

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Expected K-quant bytes from llama.cpp itself (ggml `quantize_row_q*_K_ref`).
+"""Expected K-quant and IQ4_NL bytes from llama.cpp itself (ggml `quantize_row_q*_K_ref`,
+and for IQ4_NL `quantize_iq4_nl` without an importance matrix, what llama-quantize runs).
 
 gguf-py has no K-quant quantizer, so this script compiles ggml's `ggml-quants.c` from a
 llama.cpp source tree (e.g. the PyPI sdist of llama-cpp-python 0.3.36, whose C sources are
@@ -9,7 +10,7 @@ Rust port follows). Not run by `cargo test`; it generated the committed fixture:
 
   kquant_llamacpp.py fixture GGML_DIR OUTDIR
       writes OUTDIR/kquant_input.f32 (fixed-seed test blocks, see make_input) and
-      OUTDIR/kquant_expected.QTYPE.bin for Q2_K..Q6_K, Q8_K.
+      OUTDIR/kquant_expected.QTYPE.bin for Q2_K..Q6_K, Q8_K, IQ4_NL.
   kquant_llamacpp.py quantize GGML_DIR IN.f32 OUTPREFIX QTYPE...
       writes OUTPREFIX.QTYPE.bin for any input (multiple of 256 float32 values).
 """
@@ -21,7 +22,7 @@ import tempfile
 
 import numpy as np
 
-TYPES = {"Q2_K": 84, "Q3_K": 110, "Q4_K": 144, "Q5_K": 176, "Q6_K": 210, "Q8_K": 292}
+TYPES = {"Q2_K": 84, "Q3_K": 110, "Q4_K": 144, "Q5_K": 176, "Q6_K": 210, "Q8_K": 292, "IQ4_NL": 18}
 
 STUBS = r"""
 #include <stdlib.h>
@@ -50,9 +51,16 @@ def build(ggml_dir):
 def quantize(lib, x, name):
     x = np.ascontiguousarray(x, dtype=np.float32)
     assert x.size % 256 == 0
-    out = np.zeros(x.size // 256 * TYPES[name], dtype=np.uint8)  # zeroed: ggml leaves Q8_K bsums of zero blocks unset
-    fn = getattr(lib, f"quantize_row_{name[:2].lower()}_K_ref")
-    fn(x.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p), ctypes.c_int64(x.size))
+    qk = 32 if name == "IQ4_NL" else 256
+    out = np.zeros(x.size // qk * TYPES[name], dtype=np.uint8)  # zeroed: ggml leaves Q8_K bsums of zero blocks unset
+    src, dst = x.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p)
+    if name == "IQ4_NL":
+        # quantize_iq4_nl(src, dst, nrow, n_per_row, quant_weights = NULL): ntry = 7, weights x²
+        # (ggml_quantize_chunk's path; quantize_row_iq4_nl_ref uses ntry = -1 and is not used
+        # for model files).
+        lib.quantize_iq4_nl(src, dst, ctypes.c_int64(1), ctypes.c_int64(x.size), ctypes.c_void_p(None))
+    else:
+        getattr(lib, f"quantize_row_{name[:2].lower()}_K_ref")(src, dst, ctypes.c_int64(x.size))
     return out
 
 

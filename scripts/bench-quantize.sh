@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Quantization benchmark (not a test): MB/s (of input) and peak RSS of `llmtool quantize`
+# F16 → Q8_0, Q4_0 and Q4_K_M with --threads 2, on SmolLM2 converted to F16 and on a
+# synthetic Llama with 7B-sized layers (gen-synthetic-model.py, converted to an F16 GGUF),
+# each against `cp` of the same bytes measured in the same run (best of $REPS). If
+# LLAMA_QUANTIZE names a llama-quantize binary, it is timed on the same inputs with 2
+# threads, and the ratio of throughputs (ours / llama-quantize; target ≥ 1.5) is printed.
+#
+# usage: [LLAMA_QUANTIZE=.../llama-quantize] [SYNTH_LAYERS=4] scripts/bench-quantize.sh [WORK_DIR]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+work="${1:-$root/.cache/bench}"
+mkdir -p "$work"
+# shellcheck source=bench-lib.sh
+source "$root/scripts/bench-lib.sh"
+cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+bin="$root/target/release/llmtool"
+lq="${LLAMA_QUANTIZE:-}"
+[[ -z "$lq" || -x "$lq" ]] || { echo "LLAMA_QUANTIZE=$lq is not an executable" >&2; exit 1; }
+
+model="$("$root/scripts/fetch-models.sh")"
+smol="$work/smol-f16.gguf"
+[[ -f "$smol" ]] || "$bin" quantize --quiet "$model" "$smol" --type F16 2>/dev/null
+layers="${SYNTH_LAYERS:-4}"
+synth_hf="$work/synthetic-7b-layers-$layers"
+[[ -f "$synth_hf/model.safetensors" ]] || python3 "$root/scripts/gen-synthetic-model.py" "$synth_hf" --layers "$layers"
+synth="$work/synth-$layers-f16.gguf"
+[[ -f "$synth" ]] || "$bin" convert --quiet "$synth_hf" "$synth"
+
+bench_input() {  # NAME INPUT.gguf
+  local name="$1" in="$2" bytes; bytes=$(stat -c %s "$in")
+  echo "== $name ($bytes bytes)"
+  measure "$name: cp" "$bytes" cp "$in" "$work/cp.tmp"
+  local cpt; cpt=$(cat "$work/last.wall")
+  for t in Q8_0 Q4_0 Q4_K_M; do
+    local out="$work/q.$t.gguf"
+    CLEAN="$out" measure "$name → $t: llmtool" "$bytes" "$bin" quantize --quiet --threads 2 --type "$t" "$in" "$out"
+    local ours; ours=$(cat "$work/last.wall")
+    local line="    llmtool / cp time = $(ratio "$ours" "$cpt")"
+    if [[ -n "$lq" ]]; then
+      CLEAN="$out" measure "$name → $t: llama-quantize" "$bytes" "$lq" "$in" "$out" "$t" 2
+      local theirs; theirs=$(cat "$work/last.wall")
+      line+="; throughput llmtool / llama-quantize = $(ratio "$theirs" "$ours")"
+    fi
+    echo "$line"
+    rm -f "$out"
+  done
+}
+
+bench_input "SmolLM2 F16" "$smol"
+bench_input "synthetic $layers×7B-layer F16" "$synth"
+rm -f "$work/cp.tmp"
