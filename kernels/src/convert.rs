@@ -51,7 +51,7 @@ pub fn to_f32(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), KernelErr
             #[cfg(not(target_endian = "little"))]
             decode::<4>(src, dst, f32::from_le_bytes);
         }
-        GgmlType::F16 => decode::<2>(src, dst, |b| f16::from_le_bytes(b).to_f32()),
+        GgmlType::F16 => decode_f16(src, dst),
         GgmlType::BF16 => decode::<2>(src, dst, |b| bf16::from_le_bytes(b).to_f32()),
         GgmlType::F64 => decode::<8>(src, dst, |b| f64::from_le_bytes(b) as f32),
         GgmlType::I8 => decode::<1>(src, dst, |b| b[0] as i8 as f32),
@@ -138,6 +138,25 @@ fn array<const N: usize>(c: &[u8]) -> [u8; N] {
     let mut a = [0u8; N];
     a.copy_from_slice(c);
     a
+}
+
+/// F16 → f32. From 2-byte-aligned little-endian input (mmap slices are), half's bulk slice
+/// conversion (F16C when the CPU has it, ~8× the per-value path); otherwise per value.
+fn decode_f16(src: &[u8], dst: &mut [f32]) {
+    #[cfg(target_endian = "little")]
+    if let Ok(halves) = bytemuck::try_cast_slice::<u8, f16>(src) {
+        use half::slice::HalfFloatSliceExt;
+        if dst.len() >= PARALLEL_MIN_ELEMENTS {
+            halves
+                .par_chunks(PARALLEL_CHUNK_ELEMENTS)
+                .zip(dst.par_chunks_mut(PARALLEL_CHUNK_ELEMENTS))
+                .for_each(|(h, d)| h.convert_to_f32_slice(d));
+        } else {
+            halves.convert_to_f32_slice(dst);
+        }
+        return;
+    }
+    decode::<2>(src, dst, |b| f16::from_le_bytes(b).to_f32())
 }
 
 fn decode<const N: usize>(src: &[u8], dst: &mut [f32], f: impl Fn([u8; N]) -> f32 + Sync) {
