@@ -8,6 +8,8 @@
 
 pub mod arch;
 pub mod cli;
+pub mod eval;
+pub mod infer;
 pub mod meta_carry;
 pub mod model;
 pub mod passes;

@@ -1,0 +1,1 @@
+//! Evaluation passes on the inference core: perplexity and KL divergence.
