@@ -11,6 +11,7 @@ pub mod convert;
 pub mod dequant;
 pub mod error;
 pub mod ggml_type;
+pub mod matmul;
 pub mod quant;
 
 pub use error::KernelError;

@@ -1,0 +1,255 @@
+//! Weight rows → one integer form shared by every quantized type, so that one pair of SIMD
+//! kernels serves them all. A row tile is unpacked once and then multiplied by every token
+//! of the batch, so the unpacking is amortized over the batch (ggml instead unpacks inside
+//! each `vec_dot`, once per (row, token) pair).
+//!
+//! Per row of `k` weights:
+//! - `q`: the `k` integer weights as i8 (offsets such as Q4_0's −8 and Q6_K's −32 applied);
+//! - legacy 32-blocks (Q4_0 … Q8_0, IQ4_NL): `d` (f16 scale as f32) and, for Q4_1/Q5_1,
+//!   `m` (the minimum) per block; weight = d·q + m;
+//! - K super-blocks of 256: `d`, `dmin` per super-block and per 16-weight group an integer
+//!   scale and minimum; weight = d·sc·q − dmin·min. The scales are stored expanded for the
+//!   SIMD kernel: `sc` holds, per 32 weights, 16 i16 lanes (8 × the scale of the first
+//!   16-weight group, 8 × the second), matching `_mm256_madd_epi16` of `_mm256_maddubs_epi16`
+//!   pairs.
+//!
+//! Bit layouts from ggml `ggml-quants.c` `dequantize_row_*` (the crate's `dequant` modules).
+
+use crate::dequant::k_quants::scale_min_k4;
+use crate::dequant::{
+    BlockIQ4_NL, BlockQ2_K, BlockQ3_K, BlockQ4_0, BlockQ4_1, BlockQ4_K, BlockQ5_0, BlockQ5_1, BlockQ5_K, BlockQ6_K,
+    BlockQ8_0,
+};
+use crate::GgmlType;
+
+/// ggml `kvalues_iq4nl`.
+const KVALUES_IQ4NL: [i8; 16] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
+/// How a type's integer weights combine with their scales.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// 32-weight blocks with an f32 scale (and a minimum when `has_min`), activations Q8_0/Q8_1.
+    Legacy { has_min: bool },
+    /// 256-weight super-blocks with per-16 integer scales (and minimums), activations Q8_K.
+    K { has_min: bool },
+}
+
+pub(crate) fn kind(ty: GgmlType) -> Option<Kind> {
+    use GgmlType::*;
+    Some(match ty {
+        Q4_0 | Q5_0 | Q8_0 | IQ4_NL => Kind::Legacy { has_min: false },
+        Q4_1 | Q5_1 => Kind::Legacy { has_min: true },
+        Q2_K | Q4_K | Q5_K => Kind::K { has_min: true },
+        Q3_K | Q6_K => Kind::K { has_min: false },
+        _ => return None,
+    })
+}
+
+/// Unpacked rows (`rows` × `k`), reused across tiles.
+#[derive(Default)]
+pub(crate) struct Tile {
+    pub k: usize,
+    pub rows: usize,
+    pub q: Vec<i8>,
+    /// Legacy: per 32-block scale; K: per super-block `d`.
+    pub d: Vec<f32>,
+    /// Legacy: per 32-block minimum; K: per super-block `dmin`.
+    pub m: Vec<f32>,
+    /// K: expanded scales, k/2 i16 per row (see the module doc).
+    pub sc: Vec<i16>,
+    /// K: minimum per 16-weight group, k/16 per row.
+    pub mins: Vec<i16>,
+}
+
+impl Tile {
+    /// Unpacks `rows` rows of `k` weights of `ty` from `bytes` (exactly those rows).
+    pub fn fill(&mut self, ty: GgmlType, bytes: &[u8], rows: usize, k: usize) {
+        let kind = kind(ty).expect("a quantized matmul type");
+        let nb = k / ty.block_size();
+        self.k = k;
+        self.rows = rows;
+        self.q.resize(rows * k, 0);
+        self.d.resize(rows * nb, 0.0);
+        self.m.resize(rows * nb, 0.0);
+        if let Kind::K { .. } = kind {
+            self.sc.resize(rows * k / 2, 0);
+            self.mins.resize(rows * k / 16, 0);
+        }
+        let ts = ty.type_size();
+        for (r, wrow) in bytes.chunks_exact(nb * ts).enumerate().take(rows) {
+            for (b, blk) in wrow.chunks_exact(ts).enumerate() {
+                let bi = r * nb + b;
+                let q: &mut [i8] = &mut self.q[bi * ty.block_size()..(bi + 1) * ty.block_size()];
+                match kind {
+                    Kind::Legacy { .. } => {
+                        let (d, m) = legacy(ty, blk, q.try_into().expect("32"));
+                        self.d[bi] = d;
+                        self.m[bi] = m;
+                    }
+                    Kind::K { .. } => {
+                        let mut sc = [0i16; 16];
+                        let mut mins = [0i16; 16];
+                        let (d, dmin) = k_block(ty, blk, q.try_into().expect("256"), &mut sc, &mut mins);
+                        self.d[bi] = d;
+                        self.m[bi] = dmin;
+                        let sce = &mut self.sc[bi * 128..(bi + 1) * 128];
+                        for (g, lanes) in sce.chunks_exact_mut(8).enumerate() {
+                            lanes.fill(sc[g]);
+                        }
+                        self.mins[bi * 16..(bi + 1) * 16].copy_from_slice(&mins);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One 32-weight block: integer weights into `q`, returns (d, m).
+fn legacy(ty: GgmlType, blk: &[u8], q: &mut [i8; 32]) -> (f32, f32) {
+    match ty {
+        GgmlType::Q4_0 => {
+            let b: BlockQ4_0 = bytemuck::pod_read_unaligned(blk);
+            for j in 0..16 {
+                q[j] = (b.qs[j] & 0x0F) as i8 - 8;
+                q[j + 16] = (b.qs[j] >> 4) as i8 - 8;
+            }
+            (b.d.to_f32(), 0.0)
+        }
+        GgmlType::Q4_1 => {
+            let b: BlockQ4_1 = bytemuck::pod_read_unaligned(blk);
+            for j in 0..16 {
+                q[j] = (b.qs[j] & 0x0F) as i8;
+                q[j + 16] = (b.qs[j] >> 4) as i8;
+            }
+            (b.d.to_f32(), b.m.to_f32())
+        }
+        GgmlType::Q5_0 | GgmlType::Q5_1 => {
+            let (d, m, qh, qs, off) = if ty == GgmlType::Q5_0 {
+                let b: BlockQ5_0 = bytemuck::pod_read_unaligned(blk);
+                (b.d.to_f32(), 0.0, u32::from_le_bytes(b.qh), b.qs, 16)
+            } else {
+                let b: BlockQ5_1 = bytemuck::pod_read_unaligned(blk);
+                (b.d.to_f32(), b.m.to_f32(), u32::from_le_bytes(b.qh), b.qs, 0)
+            };
+            for j in 0..16 {
+                let h0 = ((qh >> j) << 4) & 0x10;
+                let h1 = (qh >> (j + 12)) & 0x10;
+                q[j] = (((qs[j] & 0x0F) as u32 | h0) as i32 - off) as i8;
+                q[j + 16] = (((qs[j] >> 4) as u32 | h1) as i32 - off) as i8;
+            }
+            (d, m)
+        }
+        GgmlType::Q8_0 => {
+            let b: BlockQ8_0 = bytemuck::pod_read_unaligned(blk);
+            *q = b.qs;
+            (b.d.to_f32(), 0.0)
+        }
+        GgmlType::IQ4_NL => {
+            let b: BlockIQ4_NL = bytemuck::pod_read_unaligned(blk);
+            for j in 0..16 {
+                q[j] = KVALUES_IQ4NL[(b.qs[j] & 0x0F) as usize];
+                q[j + 16] = KVALUES_IQ4NL[(b.qs[j] >> 4) as usize];
+            }
+            (b.d.to_f32(), 0.0)
+        }
+        _ => unreachable!("legacy kinds only"),
+    }
+}
+
+/// One 256-weight super-block: integer weights into `q`, per-16 scales and minimums; returns
+/// (d, dmin).
+fn k_block(ty: GgmlType, blk: &[u8], q: &mut [i8; 256], sc: &mut [i16; 16], mins: &mut [i16; 16]) -> (f32, f32) {
+    match ty {
+        GgmlType::Q2_K => {
+            let b: BlockQ2_K = bytemuck::pod_read_unaligned(blk);
+            for n in 0..2 {
+                for j in 0..4 {
+                    for l in 0..32 {
+                        q[n * 128 + j * 32 + l] = ((b.qs[n * 32 + l] >> (2 * j)) & 3) as i8;
+                    }
+                }
+            }
+            for g in 0..16 {
+                sc[g] = (b.scales[g] & 0x0F) as i16;
+                mins[g] = (b.scales[g] >> 4) as i16;
+            }
+            (b.d.to_f32(), b.dmin.to_f32())
+        }
+        GgmlType::Q3_K => {
+            let b: BlockQ3_K = bytemuck::pod_read_unaligned(blk);
+            for n in 0..2 {
+                for j in 0..4 {
+                    let hbit = 1u8 << (n * 4 + j);
+                    for l in 0..32 {
+                        let low = ((b.qs[n * 32 + l] >> (2 * j)) & 3) as i8;
+                        q[n * 128 + j * 32 + l] = low - if b.hmask[l] & hbit != 0 { 0 } else { 4 };
+                    }
+                }
+            }
+            // ggml dequantize_row_q3_K: 16 six-bit scales from 12 bytes (kmask1/kmask2 shuffle).
+            let w = |i: usize| u32::from_le_bytes(b.scales[4 * i..4 * i + 4].try_into().expect("4"));
+            let (a0, a1, tmp) = (w(0), w(1), w(2));
+            const KM1: u32 = 0x0303_0303;
+            const KM2: u32 = 0x0f0f_0f0f;
+            let aux = [
+                (a0 & KM2) | ((tmp & KM1) << 4),
+                (a1 & KM2) | (((tmp >> 2) & KM1) << 4),
+                ((a0 >> 4) & KM2) | (((tmp >> 4) & KM1) << 4),
+                ((a1 >> 4) & KM2) | (((tmp >> 6) & KM1) << 4),
+            ];
+            for g in 0..16 {
+                sc[g] = ((aux[g / 4] >> (8 * (g % 4))) & 0xFF) as i16 - 32;
+            }
+            mins.fill(0);
+            (b.d.to_f32(), 0.0)
+        }
+        GgmlType::Q4_K | GgmlType::Q5_K => {
+            let (d, dmin, scales, qs, qh) = if ty == GgmlType::Q4_K {
+                let b: BlockQ4_K = bytemuck::pod_read_unaligned(blk);
+                (b.d, b.dmin, b.scales, b.qs, None)
+            } else {
+                let b: BlockQ5_K = bytemuck::pod_read_unaligned(blk);
+                (b.d, b.dmin, b.scales, b.qs, Some(b.qh))
+            };
+            for j in 0..4 {
+                for l in 0..32 {
+                    let lo = qs[j * 32 + l] & 0x0F;
+                    let hi = qs[j * 32 + l] >> 4;
+                    let (h0, h1) = match &qh {
+                        Some(qh) => (((qh[l] >> (2 * j)) & 1) << 4, ((qh[l] >> (2 * j + 1)) & 1) << 4),
+                        None => (0, 0),
+                    };
+                    q[j * 64 + l] = (lo | h0) as i8;
+                    q[j * 64 + 32 + l] = (hi | h1) as i8;
+                }
+            }
+            for s in 0..8 {
+                let (scv, mv) = scale_min_k4(s, &scales);
+                sc[2 * s] = scv as i16;
+                sc[2 * s + 1] = scv as i16;
+                mins[2 * s] = mv as i16;
+                mins[2 * s + 1] = mv as i16;
+            }
+            (d.to_f32(), dmin.to_f32())
+        }
+        GgmlType::Q6_K => {
+            let b: BlockQ6_K = bytemuck::pod_read_unaligned(blk);
+            for n in 0..2 {
+                let (ql, qh) = (&b.ql[n * 64..n * 64 + 64], &b.qh[n * 32..n * 32 + 32]);
+                for l in 0..32 {
+                    let base = n * 128 + l;
+                    q[base] = ((ql[l] & 0x0F) | ((qh[l] & 3) << 4)) as i8 - 32;
+                    q[base + 32] = ((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) as i8 - 32;
+                    q[base + 64] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i8 - 32;
+                    q[base + 96] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i8 - 32;
+                }
+            }
+            for g in 0..16 {
+                sc[g] = b.scales[g] as i16;
+            }
+            mins.fill(0);
+            (b.d.to_f32(), 0.0)
+        }
+        _ => unreachable!("K kinds only"),
+    }
+}

@@ -1,0 +1,327 @@
+//! Matrix products with weights in their stored type (`llmtool_kernels::matmul`).
+//!
+//! Judges: (1) the activation quantizers against hand-derived values of ggml's x86 AVX2
+//! scheme (ties to even, 127/amax multiplier); (2) `matmul` against an f64 product of the
+//! dequantized weights and the dequantized activations (the crate's dequantizers are judged
+//! against gguf-py in dequant*.rs); (3) the fast path against `vec_dot_reference` row by row.
+
+mod common;
+
+use common::Rng;
+use half::{bf16, f16};
+use llmtool_kernels::matmul::{
+    self, prepare_activations, vec_dot_reference, vec_dot_type, Activations, Isa, WeightView,
+};
+use llmtool_kernels::{dequant, quant, GgmlType, KernelError};
+
+const WEIGHT_TYPES: &[GgmlType] = &[
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q8_0,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+    GgmlType::IQ4_NL,
+];
+
+/// Gaussian-ish values (sum of uniforms) with a few outliers, like real activations.
+fn values(rng: &mut Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            let u: f32 = (0..4).map(|_| (rng.next_u32() as f32 / u32::MAX as f32) - 0.5).sum();
+            if i % 97 == 13 {
+                u * scale * 8.0
+            } else {
+                u * scale
+            }
+        })
+        .collect()
+}
+
+/// Weight bytes of `ty` for `rows × k` values (quantized by the crate's quantizers; IQ4_NL,
+/// which has none, from random indices with sane f16 scales).
+fn weights(rng: &mut Rng, ty: GgmlType, rows: usize, k: usize) -> Vec<u8> {
+    let x = values(rng, rows * k, 0.05);
+    let mut out = Vec::new();
+    match ty {
+        GgmlType::IQ4_NL => {
+            for _ in 0..rows * k / 32 {
+                let d = f16::from_f32(0.001 + (rng.next_u32() % 1000) as f32 * 1e-5);
+                out.extend_from_slice(&d.to_le_bytes());
+                let mut qs = [0u8; 16];
+                rng.fill(&mut qs);
+                out.extend_from_slice(&qs);
+            }
+        }
+        _ => quant::quantize(ty, &x, &mut out).unwrap(),
+    }
+    out
+}
+
+/// The activation rows as the f32 values the product uses (dequantized / decoded).
+fn act_values(a: &Activations) -> Vec<f32> {
+    let b = a.bytes();
+    match a.ty {
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::Q8_0 | GgmlType::Q8_K => {
+            let mut v = vec![f32::NAN; a.k * a.rows];
+            dequant::dequantize(a.ty, b, &mut v).unwrap();
+            v
+        }
+        GgmlType::Q8_1 => b
+            .chunks_exact(36)
+            .flat_map(|blk| {
+                let d = f16::from_le_bytes([blk[0], blk[1]]).to_f32();
+                blk[4..].iter().map(move |&q| q as i8 as f32 * d).collect::<Vec<_>>()
+            })
+            .collect(),
+        t => panic!("unexpected activation type {t}"),
+    }
+}
+
+/// Σ_b |m_b·s_b| of a Q4_1/Q5_1 weight row and its Q8_1 activation row (the minimum term
+/// ggml adds per block), 0 for other types.
+fn min_terms(w_ty: GgmlType, wrow: &[u8], arow: &[u8]) -> f64 {
+    if !matches!(w_ty, GgmlType::Q4_1 | GgmlType::Q5_1) {
+        return 0.0;
+    }
+    let h = |b: &[u8], o: usize| f16::from_le_bytes([b[o], b[o + 1]]).to_f32().abs() as f64;
+    wrow.chunks(w_ty.type_size()).zip(arow.chunks(36)).map(|(wb, ab)| h(wb, 2) * h(ab, 2)).sum()
+}
+
+/// Checks `matmul` (both instruction sets), `matmul_reference` and `vec_dot_reference`:
+/// - against the f64 product of the dequantized operands, within: f32 rounding of the per-block
+///   scale products and of the sum over blocks (bounded by (nb + 2)·2⁻²³ of Σ|w·a| + Σ|m·s|),
+///   plus for Q8_1 the term `m·s` ggml uses for the weight minimum: `s = f16(d32·Σq)` differs
+///   from the dequantized `f16(d32)·Σq` by ≤ 2⁻¹¹ (rounding of s) + 2⁻¹¹ (rounding of d);
+/// - fast against reference within the f32-rounding part only: both compute the same exact
+///   integer sum per block (ggml's scheme) and differ only in the f32 accumulation order.
+fn check_product(ty: GgmlType, rows: usize, k: usize, n_tokens: usize, seed: u64) {
+    let mut rng = Rng(seed);
+    let wbytes = weights(&mut rng, ty, rows, k);
+    let x = values(&mut rng, n_tokens * k, 1.0);
+    let w = WeightView { ty, rows, k, bytes: &wbytes };
+    let acts = prepare_activations(ty, &x, k).unwrap();
+    assert_eq!((acts.ty, acts.k, acts.rows), (vec_dot_type(ty).unwrap(), k, n_tokens));
+    let mut results = Vec::new();
+    for isa in [Isa::Scalar, Isa::Avx2] {
+        if isa == Isa::Avx2 && Isa::best() != Isa::Avx2 {
+            eprintln!("no AVX2 on this CPU: the AVX2 kernels are not tested");
+            continue;
+        }
+        let mut out = vec![f32::NAN; rows * n_tokens];
+        matmul::matmul_with(&w, &acts, &mut out, isa).unwrap();
+        results.push((format!("{isa:?}"), out));
+    }
+    let mut out = vec![f32::NAN; rows * n_tokens];
+    matmul::matmul_reference(&w, &acts, &mut out).unwrap();
+    let reference = out;
+
+    let wv = common::dequantized(ty, &wbytes);
+    let av = act_values(&acts);
+    let wrb = wbytes.len() / rows;
+    let nb = (k / ty.block_size()) as f64;
+    for t in 0..n_tokens {
+        let arow = &av[t * k..(t + 1) * k];
+        for r in 0..rows {
+            let wrow = &wv[r * k..(r + 1) * k];
+            let exact: f64 = wrow.iter().zip(arow).map(|(&w, &a)| w as f64 * a as f64).sum();
+            let abs: f64 = wrow.iter().zip(arow).map(|(&w, &a)| (w as f64 * a as f64).abs()).sum();
+            let ms = min_terms(ty, &wbytes[r * wrb..(r + 1) * wrb], acts.row(t));
+            let f32_tol = (nb + 2.0) * 2f64.powi(-23) * (abs + ms) + 1e-30;
+            let tol = f32_tol + ms * 2f64.powi(-10) * 1.01;
+            let want = reference[t * rows + r] as f64;
+            let rf = vec_dot_reference(ty, &wbytes[r * wrb..(r + 1) * wrb], acts.row(t), k).unwrap() as f64;
+            assert_eq!(rf, want, "matmul_reference == vec_dot_reference");
+            assert!(
+                (want - exact).abs() <= tol,
+                "{ty} rows {rows} k {k} tokens {n_tokens}: reference [{t}][{r}] = {want}, f64 product {exact}, tolerance {tol}"
+            );
+            for (name, out) in &results {
+                let got = out[t * rows + r] as f64;
+                assert!(
+                    (got - want).abs() <= 2.0 * f32_tol,
+                    "{ty} rows {rows} k {k} tokens {n_tokens}: {name} [{t}][{r}] = {got}, reference {want}, tolerance {}",
+                    2.0 * f32_tol
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn vec_dot_types_follow_ggml_type_traits_cpu() {
+    use GgmlType::*;
+    let table = [
+        (F32, F32),
+        (F16, F16),
+        (BF16, BF16),
+        (Q4_0, Q8_0),
+        (Q4_1, Q8_1),
+        (Q5_0, Q8_0),
+        (Q5_1, Q8_1),
+        (Q8_0, Q8_0),
+        (Q2_K, Q8_K),
+        (Q3_K, Q8_K),
+        (Q4_K, Q8_K),
+        (Q5_K, Q8_K),
+        (Q6_K, Q8_K),
+        (IQ4_NL, Q8_0),
+    ];
+    for (w, a) in table {
+        assert_eq!(vec_dot_type(w).unwrap(), a, "{w}");
+    }
+    assert_eq!(vec_dot_type(IQ2_XXS), Err(KernelError::Unsupported { ty: IQ2_XXS, op: "matmul" }));
+}
+
+/// ggml x86 AVX2 `quantize_row_q8_0`: id = 127/amax, then round to nearest EVEN. With
+/// amax = 127 the multiplier is exactly 1, so the quants are the inputs rounded half-even —
+/// where `quantize_row_q8_0_ref` (roundf) would round 2.5 → 3 and −3.5 → −4 … and 0.5 → 1.
+#[test]
+fn q8_0_activations_round_half_to_even_like_avx2() {
+    let mut x = [0f32; 32];
+    x[0] = 127.0;
+    x[1] = 2.5;
+    x[2] = -3.5;
+    x[3] = 0.5;
+    x[4] = -0.5;
+    x[5] = 1.5;
+    x[6] = -126.5;
+    let a = prepare_activations(GgmlType::Q8_0, &x, 32).unwrap();
+    let b = a.bytes();
+    assert_eq!(b.len(), 34);
+    assert_eq!(f16::from_le_bytes([b[0], b[1]]), f16::from_f32(1.0));
+    let q: Vec<i8> = b[2..9].iter().map(|&v| v as i8).collect();
+    assert_eq!(q, [127, 2, -4, 0, 0, 2, -126]);
+
+    // Q8_1 keeps s = f16(d · Σq) with the f32 d = amax/127.
+    let mut y = [0f32; 32];
+    for (i, v) in y.iter_mut().enumerate() {
+        *v = (i as f32 - 10.0) * 0.37;
+    }
+    let a = prepare_activations(GgmlType::Q4_1, &y, 32).unwrap();
+    let b = a.bytes();
+    assert_eq!(b.len(), 36);
+    let amax = 21.0f32 * 0.37;
+    let d = amax / 127.0;
+    let id = 127.0 / amax;
+    let q: Vec<i32> = y.iter().map(|&v| (v * id).round_ties_even() as i32).collect();
+    assert_eq!(f16::from_le_bytes([b[0], b[1]]), f16::from_f32(d));
+    assert_eq!(f16::from_le_bytes([b[2], b[3]]), f16::from_f32(d * q.iter().sum::<i32>() as f32));
+    assert_eq!(b[4..].iter().map(|&v| v as i8 as i32).collect::<Vec<_>>(), q);
+
+    // An all-zero block: d = 0, quants 0 (ggml: id = 0).
+    let a = prepare_activations(GgmlType::Q4_0, &[0.0; 32], 32).unwrap();
+    assert!(a.bytes().iter().all(|&v| v == 0));
+}
+
+/// F16 / BF16 activations are the f32 inputs rounded to nearest-even (ggml `from_float`).
+#[test]
+fn half_activations_round_like_ggml() {
+    let x: Vec<f32> = (0..8).map(|i| 1.0 + i as f32 * 1.37e-4).collect();
+    let a = prepare_activations(GgmlType::F16, &x, 8).unwrap();
+    let want: Vec<u8> = x.iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect();
+    assert_eq!(a.bytes(), &want[..]);
+    let a = prepare_activations(GgmlType::BF16, &x, 8).unwrap();
+    let want: Vec<u8> = x.iter().flat_map(|&v| bf16::from_f32(v).to_le_bytes()).collect();
+    assert_eq!(a.bytes(), &want[..]);
+}
+
+#[test]
+fn matmul_matches_f64_product_of_dequantized_operands() {
+    for (i, &ty) in WEIGHT_TYPES.iter().enumerate() {
+        let bs = ty.block_size().max(if ty.is_quantized() { 1 } else { 32 });
+        for (j, &(rows, tokens)) in [(1, 1), (3, 5), (17, 33)].iter().enumerate() {
+            for blocks in [1, 3] {
+                check_product(ty, rows, bs * blocks, tokens, (i * 100 + j * 10 + blocks) as u64);
+            }
+        }
+    }
+}
+
+#[test]
+fn smollm_like_shape_matches_reference() {
+    // k = 576 (SmolLM2 n_embd), more rows than one task's tile (16 quantized, 64 float rows),
+    // a row count that is not a multiple of the 4-row kernel.
+    for &ty in WEIGHT_TYPES {
+        let k = if ty.block_size() == 256 { 768 } else { 576 };
+        check_product(ty, 70, k, 9, 7);
+    }
+}
+
+#[test]
+fn bad_lengths_are_typed_errors() {
+    let ty = GgmlType::Q4_0;
+    // k not a multiple of the block size.
+    assert_eq!(
+        prepare_activations(ty, &[0.0; 48], 48).unwrap_err(),
+        KernelError::RaggedBlocks { ty, n_elements: 48, block_size: 32 }
+    );
+    // x not whole rows.
+    assert!(matches!(prepare_activations(ty, &[0.0; 65], 32), Err(KernelError::RaggedBlocks { .. })));
+    let acts = prepare_activations(ty, &[0.5; 64], 32).unwrap();
+    let bytes = vec![0u8; 3 * 18];
+    // Weight bytes short by one.
+    let w = WeightView { ty, rows: 3, k: 32, bytes: &bytes[..53] };
+    let mut out = vec![0f32; 6];
+    assert_eq!(
+        matmul::matmul(&w, &acts, &mut out).unwrap_err(),
+        KernelError::ByteLength { ty, n_elements: 96, expected: 54, found: 53 }
+    );
+    // Output of the wrong length.
+    let w = WeightView { ty, rows: 3, k: 32, bytes: &bytes };
+    assert!(matches!(matmul::matmul(&w, &acts, &mut out[..5]), Err(KernelError::ByteLength { .. })));
+    // Activations of another k, or of another type.
+    let w64 = WeightView { ty, rows: 1, k: 64, bytes: &bytes[..36] };
+    assert!(matches!(matmul::matmul(&w64, &acts, &mut out[..2]), Err(KernelError::ByteLength { .. })));
+    let acts_q81 = prepare_activations(GgmlType::Q4_1, &[0.5; 64], 32).unwrap();
+    assert!(matches!(matmul::matmul(&w, &acts_q81, &mut out), Err(KernelError::Unsupported { .. })));
+    // matmul_f32 with x of the wrong length.
+    assert!(matches!(matmul::matmul_f32(&w, &[0.0; 63], 2, &mut out), Err(KernelError::ByteLength { .. })));
+    // vec_dot_reference with rows of the wrong length; unsupported type.
+    assert!(vec_dot_reference(ty, &bytes[..17], &acts.bytes()[..34], 32).is_err());
+    assert!(vec_dot_reference(ty, &bytes[..18], &acts.bytes()[..33], 32).is_err());
+    assert!(vec_dot_reference(GgmlType::IQ2_XXS, &[], &[], 0).is_err());
+    // Zero tokens: nothing to do, no error.
+    let empty = prepare_activations(ty, &[], 32).unwrap();
+    matmul::matmul(&w, &empty, &mut []).unwrap();
+}
+
+#[test]
+fn gemm_f32_matches_f64_for_all_transposes() {
+    use matmul::{gemm_f32, Trans};
+    let mut rng = Rng(99);
+    // Attention-like (n×64 · 64×n) and odd shapes; the large one takes the parallel path.
+    for &(m, n, k) in &[(1, 1, 1), (5, 3, 7), (33, 17, 64), (300, 200, 64)] {
+        let a = values(&mut rng, m * k, 1.0);
+        let b = values(&mut rng, k * n, 1.0);
+        for ta in [Trans::N, Trans::T] {
+            for tb in [Trans::N, Trans::T] {
+                let at = |i: usize, p: usize| if ta == Trans::N { a[i * k + p] } else { a[p * m + i] };
+                let bt = |p: usize, j: usize| if tb == Trans::N { b[p * n + j] } else { b[j * k + p] };
+                let mut c = vec![1.0f32; m * n];
+                gemm_f32(&a, ta, &b, tb, &mut c, m, n, k, 0.5, 2.0).unwrap();
+                for i in 0..m {
+                    for j in 0..n {
+                        let dot: f64 = (0..k).map(|p| at(i, p) as f64 * bt(p, j) as f64).sum();
+                        let abs: f64 = (0..k).map(|p| (at(i, p) as f64 * bt(p, j) as f64).abs()).sum();
+                        let want = 0.5 * dot + 2.0;
+                        let got = c[i * n + j] as f64;
+                        assert!(
+                            (got - want).abs() <= 1e-6 * (abs + 2.0),
+                            "{m}x{n}x{k} {ta:?}{tb:?} [{i},{j}]: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let mut c = vec![0f32; 4];
+    assert!(gemm_f32(&[0.0; 3], Trans::N, &[0.0; 4], Trans::N, &mut c, 2, 2, 2, 1.0, 0.0).is_err());
+}
