@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 
 use llmtool_formats::{GgmlType, TensorSource};
+use llmtool_kernels::matmul as mm;
 use rayon::prelude::*;
 
 use super::InferError;
@@ -76,10 +77,22 @@ impl<'a> Weight<'a> {
 /// Rows of `W` decoded per task by the f32 path.
 const ROW_BLOCK: usize = 16;
 
-/// out[t][r] = Σ_i x[t][i] · W[r][i].
+/// out[t][r] = Σ_i x[t][i] · W[r][i], computed like ggml: the activations are converted to
+/// the weight type's `vec_dot_type` (Q8_0, Q8_1, Q8_K, F16, …) and multiplied with the stored
+/// blocks (`llmtool_kernels::matmul`). Types without such a kernel (i-quants, …) take the
+/// f32 path: tiles of rows decoded to f32.
 pub fn matmul(w: &Weight<'_>, x: &[f32], n_tokens: usize, out: &mut [f32]) -> Result<(), InferError> {
     debug_assert_eq!(x.len(), n_tokens * w.k);
     debug_assert_eq!(out.len(), n_tokens * w.rows);
+    if mm::vec_dot_type(w.ty).is_ok() {
+        let view = mm::WeightView { ty: w.ty, rows: w.rows, k: w.k, bytes: &w.bytes };
+        return mm::matmul_f32(&view, x, n_tokens, out).map_err(|source| InferError::Kernel { name: w.name.clone(), source });
+    }
+    matmul_dequant(w, x, n_tokens, out)
+}
+
+/// The f32 path: tiles of rows decoded to f32, dotted with every token.
+pub fn matmul_dequant(w: &Weight<'_>, x: &[f32], n_tokens: usize, out: &mut [f32]) -> Result<(), InferError> {
     let k = w.k;
     let rb = w.row_bytes();
     let n_blocks = w.rows.div_ceil(ROW_BLOCK);

@@ -261,6 +261,9 @@ impl<'a> InferModel<'a> {
 
         // output: only rows first..n
         let m = n - first;
+        if m == 0 {
+            return Ok(Vec::new());
+        }
         let mut hn = vec![0.0f32; m * d];
         ops::rmsnorm(&x[first * d..], &self.output_norm, cfg.rms_eps, &mut hn);
         let mut logits = vec![0.0f32; m * cfg.n_vocab];
