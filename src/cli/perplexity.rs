@@ -217,6 +217,7 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
         bar.set(c.chunk as u64, format!("PPL {:.4}", c.running_ppl));
     })?;
     bar.finish();
+    crate::infer::timing::report(r.seconds);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {

@@ -31,8 +31,14 @@ pub use linear::Weight;
 
 use llmtool_formats::TensorSource;
 
+pub mod timing;
+
 use crate::model::Model;
-use linear::matmul;
+use linear::matmul as matmul_untimed;
+
+fn matmul(w: &Weight<'_>, x: &[f32], n: usize, out: &mut [f32]) -> Result<(), InferError> {
+    timing::span(timing::Op::Matmul, || matmul_untimed(w, x, n, out))
+}
 
 /// Q, K, V projections: separate, or phi3's fused `attn_qkv` (rows: Q, then K, then V).
 enum Qkv<'a> {
@@ -218,7 +224,7 @@ impl<'a> InferModel<'a> {
                 softcap: cfg.attn_softcap,
                 window: cfg.layer_window(il),
             };
-            ops::attention(&p, &q, &kv.k[il], &kv.v[il], kv.cap, pos, &mut att);
+            timing::span(timing::Op::Attention, || ops::attention(&p, &q, &kv.k[il], &kv.v[il], kv.cap, pos, &mut att));
             matmul(&l.wo, &att, n, &mut o)?;
             if let Some(b) = &l.bo {
                 ops::add_bias(&mut o, b);

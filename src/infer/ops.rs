@@ -5,7 +5,7 @@
 use rayon::prelude::*;
 
 use super::config::{Rope, RopeStyle};
-use super::linear::dot;
+use llmtool_kernels::matmul::{gemm_f32, Trans};
 
 /// RMSNorm of each row, times `w`: y = x / sqrt(mean(x²) + eps) · w. The sum of squares is
 /// accumulated in f64 like ggml's `ggml_compute_forward_rms_norm_f32`.
@@ -122,45 +122,73 @@ pub struct AttnParams {
     pub window: Option<usize>,
 }
 
+/// Queries per attention task: the keys a tile needs stop at its last query's position,
+/// so the masked upper triangle is mostly skipped.
+const Q_TILE: usize = 64;
+
 /// Causal multi-head attention with grouped KV heads. `q` is `n_tokens × n_head·head_dim`,
 /// query t at absolute position `pos0 + t`; the caches are `[kv_head][position][head_dim]`
 /// with `cap` positions per head, holding at least positions `0..pos0 + n_tokens`.
 /// `out` is `n_tokens × n_head·head_dim`.
+///
+/// Per (head, tile of queries): S = Q·Kᵀ·scale (f32 sgemm), soft-cap, mask, softmax per row
+/// (f64 sum), O = P·V (sgemm).
 pub fn attention(p: &AttnParams, q: &[f32], k_cache: &[f32], v_cache: &[f32], cap: usize, pos0: usize, out: &mut [f32]) {
     let hd = p.head_dim;
+    let n = q.len() / (p.n_head * hd);
     let group = p.n_head / p.n_head_kv;
-    out.par_chunks_mut(p.n_head * hd).enumerate().for_each(|(t, orow)| {
-        let i = pos0 + t;
-        let j0 = p.window.map_or(0, |w| (i + 1).saturating_sub(w));
-        let mut scores = vec![0.0f32; i + 1 - j0];
-        for h in 0..p.n_head {
+    let n_tiles = n.div_ceil(Q_TILE);
+    let blocks: Vec<(usize, usize, Vec<f32>)> = (0..p.n_head * n_tiles)
+        .into_par_iter()
+        .map(|job| {
+            let (h, tile) = (job / n_tiles, job % n_tiles);
             let g = h / group;
-            let qh = &q[t * p.n_head * hd + h * hd..][..hd];
-            let kh = &k_cache[g * cap * hd..];
-            let vh = &v_cache[g * cap * hd..];
-            let mut max = f32::NEG_INFINITY;
-            for (s, j) in scores.iter_mut().zip(j0..=i) {
-                let mut v = dot(qh, &kh[j * hd..(j + 1) * hd]) * p.scale;
+            let t0 = tile * Q_TILE;
+            let t1 = (t0 + Q_TILE).min(n);
+            let m = t1 - t0;
+            let l = pos0 + t1; // keys 0..l
+            let j_lo = p.window.map_or(0, |w| (pos0 + t0 + 1).saturating_sub(w));
+            let nk = l - j_lo;
+            let mut qh = vec![0.0f32; m * hd];
+            for t in t0..t1 {
+                qh[(t - t0) * hd..(t - t0 + 1) * hd].copy_from_slice(&q[t * p.n_head * hd + h * hd..][..hd]);
+            }
+            let kh = &k_cache[(g * cap + j_lo) * hd..(g * cap + l) * hd];
+            let vh = &v_cache[(g * cap + j_lo) * hd..(g * cap + l) * hd];
+            let mut s = vec![0.0f32; m * nk];
+            gemm(&qh, Trans::N, kh, Trans::T, &mut s, m, nk, hd, p.scale);
+            for (r, row) in s.chunks_exact_mut(nk).enumerate() {
+                let i = pos0 + t0 + r; // this query's position
+                let lo = p.window.map_or(0, |w| (i + 1).saturating_sub(w)) - j_lo;
+                let hi = i + 1 - j_lo; // keys lo..hi are visible
                 if let Some(c) = p.softcap {
-                    v = c * (v / c).tanh();
+                    row[lo..hi].iter_mut().for_each(|v| *v = c * (*v / c).tanh());
                 }
-                *s = v;
-                max = max.max(v);
-            }
-            let mut sum = 0.0f64;
-            for s in scores.iter_mut() {
-                *s = (*s - max).exp();
-                sum += *s as f64;
-            }
-            let inv = (1.0 / sum) as f32;
-            let oh = &mut orow[h * hd..(h + 1) * hd];
-            oh.fill(0.0);
-            for (&s, j) in scores.iter().zip(j0..=i) {
-                let w = s * inv;
-                for (o, &v) in oh.iter_mut().zip(&vh[j * hd..(j + 1) * hd]) {
-                    *o += w * v;
+                let max = row[lo..hi].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0.0f64;
+                for v in &mut row[lo..hi] {
+                    *v = (*v - max).exp();
+                    sum += *v as f64;
                 }
+                let inv = (1.0 / sum) as f32;
+                row[lo..hi].iter_mut().for_each(|v| *v *= inv);
+                row[..lo].fill(0.0);
+                row[hi..].fill(0.0);
             }
+            let mut o = vec![0.0f32; m * hd];
+            gemm(&s, Trans::N, vh, Trans::N, &mut o, m, hd, nk, 1.0);
+            (h, t0, o)
+        })
+        .collect();
+    for (h, t0, o) in blocks {
+        for (r, orow) in o.chunks_exact(hd).enumerate() {
+            out[(t0 + r) * p.n_head * hd + h * hd..][..hd].copy_from_slice(orow);
         }
-    });
+    }
+}
+
+/// C = alpha·op(A)·op(B) (shapes checked by construction above).
+#[allow(clippy::too_many_arguments)]
+fn gemm(a: &[f32], ta: Trans, b: &[f32], tb: Trans, c: &mut [f32], m: usize, n: usize, k: usize, alpha: f32) {
+    gemm_f32(a, ta, b, tb, c, m, n, k, alpha, 0.0).expect("attention operands have consistent shapes");
 }
