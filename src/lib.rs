@@ -1,7 +1,8 @@
 //! llmtool: convert, quantize, merge and validate LLM weights.
 //!
 //! - [`arch`]: architecture registry (HF ⇄ GGUF names, config keys, layout fixes).
-//! - [`tokenizer`]: tokenizer metadata ⇄ `tokenizer.ggml.*`.
+//! - [`tokenizer`]: tokenizer metadata ⇄ `tokenizer.ggml.*`; encode/decode ([`tokenizer::Tokenizer`]).
+//! - [`sample`]: greedy / temperature / top-k / top-p sampling.
 //! - [`model`]: opening a GGUF file or HF dir in the internal (GGUF) form.
 //! - [`passes`]: lazy transformations of tensor sources.
 //! - [`cli`]: the command line.
@@ -14,5 +15,6 @@ pub mod meta_carry;
 pub mod model;
 pub mod passes;
 pub mod progress;
+pub mod sample;
 pub mod stream;
 pub mod tokenizer;

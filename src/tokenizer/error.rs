@@ -48,3 +48,21 @@ impl TokenizerMetaError {
         TokenizerMetaError::BadValue { file, key: key.into(), expected: expected.into(), found }
     }
 }
+
+/// Errors of the tokenizer proper (encode/decode), including a vocabulary that cannot be
+/// loaded from GGUF metadata.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TokenizerError {
+    #[error(transparent)]
+    Meta(#[from] TokenizerMetaError),
+    #[error("GGUF metadata: tokenizer.ggml.pre {found:?} has no pre-tokenizer here (supported: {known})")]
+    UnsupportedPre { found: String, known: String },
+    #[error("token id {id} is out of range: the vocabulary has {n_vocab} tokens")]
+    UnknownTokenId { id: u32, n_vocab: usize },
+    #[error("the tokenizer must add a {kind} token ({key} is true) but the vocabulary has none")]
+    MissingSpecial { kind: &'static str, key: &'static str },
+    #[error("byte fallback: the vocabulary has neither <0x{byte:02X}> nor the byte itself as a token")]
+    NoByteToken { byte: u8 },
+    #[error("token {id} ({text:?}) has type BYTE but is not spelled <0xXX>")]
+    BadByteToken { id: u32, text: String },
+}

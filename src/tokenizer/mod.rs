@@ -7,18 +7,27 @@
 //! - [`pre`]: the table of pre-tokenizer names and their JSON.
 //! - [`TokenizerSummary`]: a short summary for `inspect`.
 //!
+//! - [`Tokenizer`]: encode/decode from GGUF tokenizer metadata, token-identical to llama.cpp.
+//!
 //! Supported: byte-level BPE (`gpt2` model) and SentencePiece-style BPE with byte fallback
 //! (`llama` model). WordPiece, Unigram and others are reported as unsupported.
 
+mod bpe;
 mod error;
 pub mod keys;
 pub mod pre;
+pub mod split;
+mod spm;
 mod summary;
 mod to_gguf;
 mod to_hf;
+mod unicode;
+mod vocab;
 
-pub use error::TokenizerMetaError;
+pub use error::{TokenizerError, TokenizerMetaError};
 pub use keys::TokenType;
+pub use split::PreSplit;
 pub use summary::TokenizerSummary;
 pub use to_gguf::{hf_to_gguf_metadata, MAX_VOCAB};
 pub use to_hf::{gguf_metadata_to_hf, HfTokenizerFiles};
+pub use vocab::{Tokenizer, TokenizerKind};

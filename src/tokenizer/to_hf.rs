@@ -33,7 +33,7 @@ pub(crate) fn string_array<'a>(md: &'a Metadata, key: &str) -> Result<Option<&'a
     }
 }
 
-fn int_array(md: &Metadata, key: &str) -> Result<Option<Vec<i64>>, E> {
+pub(crate) fn int_array(md: &Metadata, key: &str) -> Result<Option<Vec<i64>>, E> {
     let Some(v) = md.get(key) else { return Ok(None) };
     let bad = || E::bad(GGUF, key, "an array of integers", format!("{:?}", v.value_type()));
     Ok(Some(match v.as_array().ok_or_else(bad)? {
@@ -48,7 +48,7 @@ fn int_array(md: &Metadata, key: &str) -> Result<Option<Vec<i64>>, E> {
     }))
 }
 
-fn float_array(md: &Metadata, key: &str) -> Result<Option<Vec<f64>>, E> {
+pub(crate) fn float_array(md: &Metadata, key: &str) -> Result<Option<Vec<f64>>, E> {
     let Some(v) = md.get(key) else { return Ok(None) };
     match v.as_array() {
         Some(MetaArray::F32(a)) => Ok(Some(a.iter().map(|&x| x as f64).collect())),
@@ -57,7 +57,7 @@ fn float_array(md: &Metadata, key: &str) -> Result<Option<Vec<f64>>, E> {
     }
 }
 
-fn bool_key(md: &Metadata, key: &str) -> Result<Option<bool>, E> {
+pub(crate) fn bool_key(md: &Metadata, key: &str) -> Result<Option<bool>, E> {
     match md.get(key) {
         None => Ok(None),
         Some(v) => v.as_bool().map(Some).ok_or_else(|| E::bad(GGUF, key, "a bool", format!("{v:?}"))),
