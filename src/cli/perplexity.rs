@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use crate::eval::{self, Base, BaseFile, PplOptions};
 use crate::infer::{InferModel, KvPrecision};
 use crate::model::Model;
+use crate::tokenizer::Tokenizer;
 
 #[derive(clap::Args, Debug)]
 pub struct PerplexityArgs {
@@ -73,24 +74,23 @@ fn read_token_ids(path: &Path) -> Result<Vec<u32>> {
     s.split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']')
         .filter(|w| !w.is_empty())
         .enumerate()
-        .map(|(i, w)| w.parse::<u32>().with_context(|| format!("{}: token {i}: {w:?} is not a token id", path.display())))
+        .map(|(i, w)| {
+            w.parse::<u32>().with_context(|| format!("{}: token {i}: {w:?} is not a token id", path.display()))
+        })
         .collect()
 }
 
-/// BOS id when the model's tokenizer adds one (`tokenizer.ggml.add_bos_token`).
-fn bos_of(model: &Model) -> Option<u32> {
-    let add = model.metadata.get("tokenizer.ggml.add_bos_token").and_then(|v| v.as_bool()).unwrap_or(false);
-    let id = model.metadata.get("tokenizer.ggml.bos_token_id").and_then(|v| v.as_u64()).map(|v| v as u32);
-    if add {
-        id
-    } else {
-        None
-    }
+/// BOS id when the model's tokenizer adds one (llama.cpp's add_bos, with its defaults).
+fn bos_of(tok: Option<&Tokenizer>) -> Option<u32> {
+    tok.filter(|t| t.add_bos()).and_then(|t| t.bos())
 }
 
-fn tokenize(model: &Model, text: &str, bos: Option<u32>) -> Result<Vec<u32>> {
-    let _ = (model, text, bos);
-    bail!("text input needs the tokenizer (not merged yet); pass --token-ids")
+/// llama.cpp `common_tokenize(ctx, text, add_special = true, parse_special = false)`.
+fn tokenize(tok: Option<&Tokenizer>, model: &Path, text: &str) -> Result<Vec<u32>> {
+    let Some(tok) = tok else {
+        bail!("{}: the model has no usable tokenizer metadata; pass --token-ids", model.display())
+    };
+    Ok(tok.encode(text, true, false)?)
 }
 
 struct Bar(Option<indicatif::ProgressBar>);
@@ -133,8 +133,26 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
     if args.kv_f16 {
         im.set_kv_precision(KvPrecision::F16);
     }
-    let bos = bos_of(&model);
+    let tok = match Tokenizer::from_model(&model) {
+        Ok(t) => Some(t),
+        Err(e) if args.token_ids.is_some() => {
+            if !args.quiet {
+                eprintln!("warning: {}: tokenizer not loaded ({e}); no BOS is added", args.model.display());
+            }
+            None
+        }
+        Err(e) if args.text.is_some() => {
+            return Err(e).with_context(|| format!("tokenizer of {}", args.model.display()))
+        }
+        Err(_) => None,
+    };
+    let bos = bos_of(tok.as_ref());
     let opts = PplOptions { n_ctx: args.ctx, n_chunks: args.chunks, batch: args.batch.unwrap_or(args.ctx), bos };
+
+    // Geometry errors before the (possibly long) tokenization.
+    if args.ctx > im.cfg.n_ctx_train {
+        return Err(eval::EvalError::ContextTooLarge { n_ctx: args.ctx, n_ctx_train: im.cfg.n_ctx_train }.into());
+    }
 
     // A saved base file brings its own windows.
     let base_file = match &args.kl_base {
@@ -148,7 +166,7 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
     } else {
         let path = args.text.as_ref().expect("clap requires --text");
         let text = read_text(path)?;
-        tokenize(&model, &text, bos)?
+        tokenize(tok.as_ref(), &args.model, &text)?
     };
 
     if let Some(base_path) = &args.kl_base {
@@ -158,7 +176,8 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
             Some(f) => Base::File(f),
             None => {
                 base_model = Model::open(base_path).with_context(|| format!("opening {}", base_path.display()))?;
-                let mut b = InferModel::load(&base_model).with_context(|| format!("loading {}", base_path.display()))?;
+                let mut b =
+                    InferModel::load(&base_model).with_context(|| format!("loading {}", base_path.display()))?;
                 if args.kv_f16 {
                     b.set_kv_precision(KvPrecision::F16);
                 }
@@ -198,7 +217,10 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
     if let Some(out) = &args.save_logits {
         let sums = eval::save_base(&im, &tokens, &opts, out)?;
         if args.json {
-            println!("{}", serde_json::json!({"ppl": sums.ppl(), "ppl_uncertainty": sums.ppl_uncertainty(), "saved": out}));
+            println!(
+                "{}",
+                serde_json::json!({"ppl": sums.ppl(), "ppl_uncertainty": sums.ppl_uncertainty(), "saved": out})
+            );
         } else {
             println!("Final estimate: PPL = {:.4} +/- {:.5}", sums.ppl(), sums.ppl_uncertainty());
             eprintln!("saved log-probabilities to {}", out.display());

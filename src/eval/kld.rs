@@ -16,7 +16,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use super::perplexity::{nll_of, plan, window_logits, EvalError, NllSums, PplOptions};
+use super::perplexity::{plan, window_logits, EvalError, NllSums, PplOptions};
 use crate::infer::InferModel;
 
 const MAGIC: &[u8; 8] = b"_logits_";
@@ -97,7 +97,9 @@ impl BaseFile {
         let expected = 20u64
             .checked_add(n_chunk.checked_mul(n_ctx).and_then(|t| t.checked_mul(4)).unwrap_or(u64::MAX))
             .and_then(|s| {
-                s.checked_add(n_chunk.checked_mul(scored)?.checked_mul(row_words(n_vocab as usize) as u64)?.checked_mul(2)?)
+                s.checked_add(
+                    n_chunk.checked_mul(scored)?.checked_mul(row_words(n_vocab as usize) as u64)?.checked_mul(2)?,
+                )
             });
         if expected != Some(len) {
             return Err(bad(format!(
@@ -417,7 +419,48 @@ pub fn save_base(model: &InferModel, tokens: &[u32], opts: &PplOptions, path: &P
     Ok(sums)
 }
 
-/// −log p of `tok` from raw logits (re-exported for callers that score single rows).
-pub fn nll(logits: &[f32], tok: u32) -> f64 {
-    nll_of(logits, tok)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_int_rounds_half_to_even() {
+        assert_eq!(nearest_int(0.0), 0);
+        assert_eq!(nearest_int(1.4), 1);
+        assert_eq!(nearest_int(2.5), 2);
+        assert_eq!(nearest_int(3.5), 4);
+        assert_eq!(nearest_int(65535.0), 65535);
+    }
+
+    #[test]
+    fn encoded_row_decodes_to_log_probs() {
+        let logits: Vec<f32> = (0..101).map(|i| ((i * 37) % 101) as f32 * 0.25 - 12.0).collect();
+        let nv = row_words(logits.len());
+        let mut w = vec![0u16; nv];
+        let nll = encode_row(&logits, 7, &mut w);
+        let max = logits.iter().copied().fold(f32::MIN, f32::max);
+        let lse = max as f64 + logits.iter().map(|&l| ((l - max) as f64).exp()).sum::<f64>().ln();
+        assert!((nll - (lse - logits[7] as f64)).abs() < 1e-5);
+        let f = BaseFile { n_ctx: 4, n_vocab: logits.len(), n_chunk: 1, tokens: vec![], rows: w };
+        let mut lp = vec![0.0f32; logits.len()];
+        f.row(0, &mut lp);
+        for (i, (&l, &p)) in logits.iter().zip(&lp).enumerate() {
+            let exact = (l as f64 - lse) as f32;
+            // within the 16-nat window the step is (max − min)/65535
+            if exact > lp.iter().copied().fold(f32::MAX, f32::min) {
+                assert!((p - exact).abs() < 2e-4, "{i}: {p} vs {exact}");
+            }
+        }
+        // identical distributions: zero divergence, same top token
+        let c = compare_row(&logits, &lp, 7, -16.0);
+        assert!(c.kld.abs() < 1e-4 && c.same_top, "{c:?}");
+    }
+
+    #[test]
+    fn percentile_interpolates() {
+        let v = [0.0, 1.0, 2.0, 3.0, 4.0];
+        assert_eq!(percentile(&v, 0.5), 2.0);
+        assert!((percentile(&v, 0.99) - 3.96).abs() < 1e-12);
+        assert_eq!(percentile(&v, 1.0), 4.0);
+    }
 }

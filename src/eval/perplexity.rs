@@ -12,7 +12,9 @@ use crate::infer::{InferError, InferModel, KvCache};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    #[error("the text has {n_tokens} tokens; perplexity with a context of {n_ctx} needs at least {need} (two windows)")]
+    #[error(
+        "the text has {n_tokens} tokens; perplexity with a context of {n_ctx} needs at least {need} (two windows)"
+    )]
     TooShort { n_tokens: usize, n_ctx: usize, need: usize },
     #[error("context {n_ctx} is larger than the model's training context {n_ctx_train}")]
     ContextTooLarge { n_ctx: usize, n_ctx_train: usize },

@@ -24,11 +24,8 @@ pub struct Weight<'a> {
 impl<'a> Weight<'a> {
     /// Loads `name` and checks its shape is `[k, rows]` (GGUF order).
     pub fn load(src: &'a dyn TensorSource, name: &str, k: usize, rows: usize) -> Result<Self, InferError> {
-        let info = src
-            .tensor_infos()
-            .iter()
-            .find(|t| t.name == name)
-            .ok_or_else(|| InferError::MissingTensor(name.into()))?;
+        let info =
+            src.tensor_infos().iter().find(|t| t.name == name).ok_or_else(|| InferError::MissingTensor(name.into()))?;
         let expected = if rows == 1 { vec![k as u64] } else { vec![k as u64, rows as u64] };
         let found: Vec<u64> = {
             let mut ne = info.ne.clone();
@@ -40,7 +37,8 @@ impl<'a> Weight<'a> {
         if found != expected {
             return Err(InferError::Shape { name: name.into(), expected, found: info.ne.clone() });
         }
-        let row_bytes = info.ty.row_bytes(k as u64).filter(|_| info.ty.block_size() > 0 && k % info.ty.block_size() == 0);
+        let row_bytes =
+            info.ty.row_bytes(k as u64).filter(|_| info.ty.block_size() > 0 && k % info.ty.block_size() == 0);
         let Some(row_bytes) = row_bytes else {
             return Err(InferError::TensorType { name: name.into(), ty: info.ty });
         };
@@ -49,7 +47,11 @@ impl<'a> Weight<'a> {
         }
         let bytes = src.tensor_bytes(name)?;
         if bytes.len() as u64 != row_bytes * rows as u64 {
-            return Err(InferError::Shape { name: name.into(), expected: vec![row_bytes * rows as u64], found: vec![bytes.len() as u64] });
+            return Err(InferError::Shape {
+                name: name.into(),
+                expected: vec![row_bytes * rows as u64],
+                found: vec![bytes.len() as u64],
+            });
         }
         Ok(Weight { name: name.into(), ty: info.ty, rows, k, bytes })
     }
@@ -86,7 +88,8 @@ pub fn matmul(w: &Weight<'_>, x: &[f32], n_tokens: usize, out: &mut [f32]) -> Re
     debug_assert_eq!(out.len(), n_tokens * w.rows);
     if mm::vec_dot_type(w.ty).is_ok() {
         let view = mm::WeightView { ty: w.ty, rows: w.rows, k: w.k, bytes: &w.bytes };
-        return mm::matmul_f32(&view, x, n_tokens, out).map_err(|source| InferError::Kernel { name: w.name.clone(), source });
+        return mm::matmul_f32(&view, x, n_tokens, out)
+            .map_err(|source| InferError::Kernel { name: w.name.clone(), source });
     }
     matmul_dequant(w, x, n_tokens, out)
 }

@@ -72,7 +72,7 @@ pub struct InferModel<'a> {
     pub cfg: InferConfig,
     token_embd: Weight<'a>, // [n_vocab × n_embd]
     layers: Vec<Layer<'a>>,
-    output_norm: Vec<f32>,     // [n_embd]
+    output_norm: Vec<f32>,      // [n_embd]
     output: Option<Weight<'a>>, // [n_embd → n_vocab]; None: tied to token_embd
     kv_precision: KvPrecision,
 }
@@ -95,7 +95,8 @@ impl<'a> InferModel<'a> {
         let src: &'a dyn TensorSource = model.tensors.as_ref();
         let cfg = InferConfig::from_metadata(&model.metadata, src.tensor_infos())?;
         let (d, qd, kvd, ff) = (cfg.n_embd, cfg.q_dim(), cfg.kv_dim(), cfg.n_ff);
-        let vec = |name: &str, n: usize| -> Result<Vec<f32>, InferError> { Weight::load(src, name, n, 1)?.to_f32_vec() };
+        let vec =
+            |name: &str, n: usize| -> Result<Vec<f32>, InferError> { Weight::load(src, name, n, 1)?.to_f32_vec() };
         let token_embd = Weight::load(src, "token_embd.weight", d, cfg.n_vocab)?;
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for il in 0..cfg.n_layer {
@@ -133,7 +134,8 @@ impl<'a> InferModel<'a> {
                 post_ffn_norm: if post { Some(vec(&n("post_ffw_norm.weight"), d)?) } else { None },
             });
         }
-        let output = if has(src, "output.weight") { Some(Weight::load(src, "output.weight", d, cfg.n_vocab)?) } else { None };
+        let output =
+            if has(src, "output.weight") { Some(Weight::load(src, "output.weight", d, cfg.n_vocab)?) } else { None };
         Ok(InferModel {
             output_norm: vec("output_norm.weight", d)?,
             cfg,
@@ -162,7 +164,13 @@ impl<'a> InferModel<'a> {
 
     /// Like [`Self::forward`], but returns logits only for tokens `first..n`
     /// (`(n - first) × n_vocab`): the output projection is skipped for the others.
-    pub fn forward_from(&self, tokens: &[u32], kv: &mut KvCache, pos: usize, first: usize) -> Result<Vec<f32>, InferError> {
+    pub fn forward_from(
+        &self,
+        tokens: &[u32],
+        kv: &mut KvCache,
+        pos: usize,
+        first: usize,
+    ) -> Result<Vec<f32>, InferError> {
         let cfg = &self.cfg;
         let n = tokens.len();
         let (d, qd, kvd, ff) = (cfg.n_embd, cfg.q_dim(), cfg.kv_dim(), cfg.n_ff);

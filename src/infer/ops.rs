@@ -133,7 +133,15 @@ const Q_TILE: usize = 64;
 ///
 /// Per (head, tile of queries): S = Q·Kᵀ·scale (f32 sgemm), soft-cap, mask, softmax per row
 /// (f64 sum), O = P·V (sgemm).
-pub fn attention(p: &AttnParams, q: &[f32], k_cache: &[f32], v_cache: &[f32], cap: usize, pos0: usize, out: &mut [f32]) {
+pub fn attention(
+    p: &AttnParams,
+    q: &[f32],
+    k_cache: &[f32],
+    v_cache: &[f32],
+    cap: usize,
+    pos0: usize,
+    out: &mut [f32],
+) {
     let hd = p.head_dim;
     let n = q.len() / (p.n_head * hd);
     let group = p.n_head / p.n_head_kv;
