@@ -70,7 +70,7 @@ fn bad_inputs_are_clear_errors() {
 
     let bad = tmp.path().join("bad.txt");
     std::fs::write(&bad, b"hello \xff\xfe world").unwrap();
-    let e = stderr_of(&["perplexity", m, "--text", bad.to_str().unwrap()]);
+    let e = stderr_of(&["perplexity", m, "--ctx", "64", "--text", bad.to_str().unwrap()]);
     assert!(e.contains("not valid UTF-8") && e.contains("byte offset 6"), "{e}");
 
     let short = tmp.path().join("short.txt");
@@ -85,7 +85,7 @@ fn bad_inputs_are_clear_errors() {
     let e = stderr_of(&["perplexity", m, "--text", t, "--ctx", "64", "--batch", "65"]);
     assert!(e.contains("batch size 65"), "{e}");
 
-    let e = stderr_of(&["perplexity", m, "--text", tmp.path().join("missing.txt").to_str().unwrap()]);
+    let e = stderr_of(&["perplexity", m, "--ctx", "64", "--text", tmp.path().join("missing.txt").to_str().unwrap()]);
     assert!(e.contains("missing.txt"), "{e}");
 
     let e = stderr_of(&["perplexity", m, "--ctx", "64", "--kl-base", t]);
@@ -104,9 +104,12 @@ fn kl_divergence_self_quantized_and_saved() {
     let mut a = vec!["perplexity", ms, "--kl-base", ms];
     a.extend(common);
     let v = run_json(&a);
-    assert_eq!(v["kld_mean"].as_f64().unwrap(), 0.0, "{v}");
+    // (not bit-exact: the base's log-softmax and the model's are computed in other orders)
+    assert!(v["kld_mean"].as_f64().unwrap().abs() < 1e-7, "{v}");
+    assert!(v["kld_max"].as_f64().unwrap().abs() < 1e-5, "{v}");
     assert_eq!(v["same_top"].as_f64().unwrap(), 1.0);
-    assert_eq!(v["ppl"], v["ppl_base"]);
+    let (p, pb) = (v["ppl"].as_f64().unwrap(), v["ppl_base"].as_f64().unwrap());
+    assert!((p - pb).abs() / p < 1e-6, "{p} vs {pb}");
     assert_eq!(v["n_tokens"], 4 * 31);
 
     // a Q4_0 copy: positive KLD, fewer top-1 agreements, PPL moved
@@ -120,14 +123,14 @@ fn kl_divergence_self_quantized_and_saved() {
     assert!(vq["kld_p99"].as_f64().unwrap() >= vq["kld_median"].as_f64().unwrap());
     assert!(vq["kld_max"].as_f64().unwrap() >= vq["kld_p99"].as_f64().unwrap());
     assert!(vq["same_top"].as_f64().unwrap() < 1.0);
-    assert!((vq["ppl_base"].as_f64().unwrap() - v["ppl"].as_f64().unwrap()).abs() < 1e-9);
+    assert!((vq["ppl_base"].as_f64().unwrap() - pb).abs() < 1e-9);
 
     // save the base's log-probs (llama.cpp format), then compare against the file
     let f = tmp.path().join("base.kld");
     let mut a = vec!["perplexity", ms, "--save-logits", f.to_str().unwrap()];
     a.extend(common);
     let saved = run_json(&a);
-    assert!((saved["ppl"].as_f64().unwrap() - v["ppl"].as_f64().unwrap()).abs() < 1e-9);
+    assert!((saved["ppl"].as_f64().unwrap() - p).abs() / p < 1e-6);
     let bytes = std::fs::read(&f).unwrap();
     assert_eq!(&bytes[..8], b"_logits_");
     assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 64);

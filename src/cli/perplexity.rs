@@ -149,16 +149,15 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
     let bos = bos_of(tok.as_ref());
     let opts = PplOptions { n_ctx: args.ctx, n_chunks: args.chunks, batch: args.batch.unwrap_or(args.ctx), bos };
 
-    // Geometry errors before the (possibly long) tokenization.
-    if args.ctx > im.cfg.n_ctx_train {
-        return Err(eval::EvalError::ContextTooLarge { n_ctx: args.ctx, n_ctx_train: im.cfg.n_ctx_train }.into());
-    }
-
     // A saved base file brings its own windows.
     let base_file = match &args.kl_base {
         Some(p) if p.is_file() && !is_model_file(p) => Some(BaseFile::read(p)?),
         _ => None,
     };
+    // Geometry errors before the (possibly long) tokenization; a base file brings its n_ctx.
+    if base_file.is_none() && args.ctx > im.cfg.n_ctx_train {
+        return Err(eval::EvalError::ContextTooLarge { n_ctx: args.ctx, n_ctx_train: im.cfg.n_ctx_train }.into());
+    }
     let tokens = if base_file.is_some() {
         Vec::new()
     } else if let Some(p) = &args.token_ids {

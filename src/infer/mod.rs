@@ -238,7 +238,7 @@ impl<'a> InferModel<'a> {
                 ops::add_bias(&mut o, b);
             }
             if let Some(w) = &l.post_attn_norm {
-                ops::rmsnorm(&o.clone(), w, cfg.rms_eps, &mut o);
+                ops::rmsnorm_in_place(&mut o, w, cfg.rms_eps);
             }
             ops::add_in_place(&mut x, &o);
 
@@ -267,7 +267,7 @@ impl<'a> InferModel<'a> {
             }
             matmul(&l.down, &g, n, &mut o)?;
             if let Some(w) = &l.post_ffn_norm {
-                ops::rmsnorm(&o.clone(), w, cfg.rms_eps, &mut o);
+                ops::rmsnorm_in_place(&mut o, w, cfg.rms_eps);
             }
             ops::add_in_place(&mut x, &o);
         }

@@ -20,6 +20,18 @@ pub fn rmsnorm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
+/// [`rmsnorm`] in place.
+pub fn rmsnorm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
+    let d = w.len();
+    for row in x.chunks_exact_mut(d) {
+        let sum: f64 = row.iter().map(|&v| (v * v) as f64).sum();
+        let scale = 1.0 / ((sum / d as f64) as f32 + eps).sqrt();
+        for (v, &g) in row.iter_mut().zip(w) {
+            *v = (*v * scale) * g;
+        }
+    }
+}
+
 /// Adds `b` to each row of `x`.
 pub fn add_bias(x: &mut [f32], b: &[f32]) {
     for row in x.chunks_exact_mut(b.len()) {
