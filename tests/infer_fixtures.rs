@@ -12,12 +12,13 @@ use llmtool::model::Model;
 
 const ARCHS: [&str; 5] = ["llama", "phi3", "gemma", "gemma2", "qwen2"];
 
-/// Measured bounds (max |Δlogit|) per stored weight type. f32 is the 1e-4; f16 and
-/// bf16 round every matrix (and, for bf16, the norms too when stored so) and the bounds
-/// hold with a margin over the worst architecture measured.
+/// Bounds on max |Δlogit| per stored weight type. f32 is the 1e-4 (measured: 4e-6 …
+/// 7e-6). With F16/BF16 matrices the products also round the activations to f16/bf16 (ggml's
+/// `vec_dot_type`), which dominates: measured 0.9e-2 … 2.0e-2 (f16) and 5e-2 … 1.5e-1 (bf16)
+/// over the five fixtures, whose random weights (std 0.2) give logits of magnitude ~5.
 const TOL_F32: f32 = 1e-4;
-const TOL_F16: f32 = 3e-2;
-const TOL_BF16: f32 = 1.5e-1;
+const TOL_F16: f32 = 4e-2;
+const TOL_BF16: f32 = 2.5e-1;
 
 fn expected(arch: &str) -> (Vec<u32>, Vec<f32>, usize) {
     let path = common::root().join("fixtures/models").join(arch).join("expected_logits.json");

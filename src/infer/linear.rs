@@ -38,7 +38,7 @@ impl<'a> Weight<'a> {
             return Err(InferError::Shape { name: name.into(), expected, found: info.ne.clone() });
         }
         let row_bytes =
-            info.ty.row_bytes(k as u64).filter(|_| info.ty.block_size() > 0 && k % info.ty.block_size() == 0);
+            info.ty.row_bytes(k as u64).filter(|_| info.ty.block_size() > 0 && k.is_multiple_of(info.ty.block_size()));
         let Some(row_bytes) = row_bytes else {
             return Err(InferError::TensorType { name: name.into(), ty: info.ty });
         };
