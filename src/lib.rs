@@ -11,6 +11,8 @@
 pub mod arch;
 pub mod chat_template;
 pub mod cli;
+pub mod eval;
+pub mod infer;
 pub mod meta_carry;
 pub mod model;
 pub mod passes;

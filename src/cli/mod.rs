@@ -2,6 +2,7 @@
 
 mod convert;
 mod inspect;
+mod perplexity;
 mod quantize;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,8 @@ enum Command {
     Convert(convert::ConvertArgs),
     /// Quantize a GGUF file or HF dir to a GGUF file with llama.cpp's per-tensor type rules.
     Quantize(quantize::QuantizeArgs),
+    /// Perplexity of a text (llama.cpp's method) and KL divergence against a base model.
+    Perplexity(perplexity::PerplexityArgs),
 }
 
 /// Parses `std::env::args` and runs the chosen subcommand.
@@ -30,6 +33,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Inspect(args) => inspect::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Quantize(args) => quantize::run(args),
+        Command::Perplexity(args) => perplexity::run(args),
     }
 }
 

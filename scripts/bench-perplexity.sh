@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Perplexity benchmark (not a test): tokens/s and peak RSS of
+# `llmtool perplexity --ctx 512 --chunks 10 --threads 2` on SmolLM2-135M-Instruct Q4_1 and on
+# Q8_0, Q4_0 and F16 copies made from it by `llmtool quantize` (like llama-quantize
+# --allow-requantize). With LLAMA_PERPLEXITY=/path/to/llama-perplexity the same files run
+# through llama.cpp in the same run (-c 512 --chunks 10 -t 2 -b 512) and the ratio is printed.
+# Target: llmtool tok/s >= llama.cpp's (reference, -b 512: Q4_1 159, F16 301, Q8_0 251,
+# Q4_0 323 tok/s on a 2-core AVX2 machine).
+#
+# usage: scripts/bench-perplexity.sh [WORK_DIR]      env: REPS (default 3), CHUNKS (10),
+#        TYPES ("Q4_1 Q8_0 Q4_0 F16"), TEXT (wiki.test.raw), LLAMA_PERPLEXITY
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+work="${1:-$root/.cache/bench}"
+mkdir -p "$work"
+command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+REPS="${REPS:-3}"
+CHUNKS="${CHUNKS:-10}"
+TYPES="${TYPES:-Q4_1 Q8_0 Q4_0 F16}"
+TEXT="${TEXT:-$root/../shared/data/wiki.test.raw}"
+[[ -f "$TEXT" ]] || TEXT=/work/shared/data/wiki.test.raw
+[[ -f "$TEXT" ]] || { echo "WikiText-2 test text not found (set TEXT=)" >&2; exit 1; }
+
+cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+bin="$root/target/release/llmtool"
+q41="$("$root/scripts/fetch-models.sh")"
+
+model_of() {  # TYPE -> path
+  if [[ "$1" == Q4_1 ]]; then echo "$q41"; return; fi
+  local out="$work/SmolLM2-135M-Instruct.$1.gguf"
+  [[ -f "$out" ]] || "$bin" quantize "$q41" "$out" --type "$1" --quiet --force >&2
+  echo "$out"
+}
+
+# run_best LABEL TOKS_FROM_LOG_CMD CMD... : best tok/s of $REPS runs and that run's peak RSS
+run_best() {
+  local label="$1" parse="$2"; shift 2
+  local best="" best_rss="" log="$work/run.log" tlog="$work/time.log"
+  for _ in $(seq "$REPS"); do
+    /usr/bin/time -v "$@" >"$log" 2>"$tlog.all" || { tail -n 20 "$tlog.all" >&2; exit 1; }
+    local tps rss
+    tps=$("$parse" "$log" "$tlog.all")
+    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$tlog.all")
+    if [[ -z "$best" ]] || (( $(echo "$tps > $best" | bc -l) )); then best="$tps"; best_rss="$rss"; fi
+  done
+  printf '%-34s %8.1f tok/s   peak RSS %7.1f MiB\n' "$label" "$best" "$(echo "$best_rss / 1024" | bc -l)" >&2
+  echo "$best"
+}
+
+# llmtool --json prints tokens_per_second (evaluated tokens / wall time of the windows).
+parse_llmtool() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tokens_per_second"])' "$1"; }
+# llama.cpp: "prompt eval time = X ms / N tokens ( ... ms per token, Y tokens per second)"
+parse_llama() { grep -h "prompt eval time" "$2" "$1" | tail -n 1 | sed -E 's/.*, *([0-9.]+) tokens per second.*/\1/'; }
+
+echo "perplexity --ctx 512 --chunks $CHUNKS, 2 threads, best of $REPS" >&2
+for ty in $TYPES; do
+  m="$(model_of "$ty")"
+  ours=$(run_best "llmtool $ty" parse_llmtool "$bin" perplexity "$m" --text "$TEXT" --ctx 512 --chunks "$CHUNKS" \
+    --threads 2 --kv-f16 --json --quiet)
+  if [[ -n "${LLAMA_PERPLEXITY:-}" ]]; then
+    theirs=$(run_best "llama-perplexity $ty (-b 512)" parse_llama "$LLAMA_PERPLEXITY" -m "$m" -f "$TEXT" -c 512 \
+      --chunks "$CHUNKS" -t 2 -b 512)
+    printf '%-34s %8.2f x llama.cpp\n' "ratio $ty" "$(echo "$ours / $theirs" | bc -l)" >&2
+  fi
+done

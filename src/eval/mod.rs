@@ -1,0 +1,8 @@
+//! Evaluation passes on the inference core: perplexity and KL divergence, computed the way
+//! llama.cpp's `llama-perplexity` does so the figures compare.
+
+pub mod kld;
+pub mod perplexity;
+
+pub use kld::{kl_divergence, save_base, Base, BaseFile, KldResult};
+pub use perplexity::{perplexity, ChunkStat, EvalError, NllSums, PplOptions, PplResult};

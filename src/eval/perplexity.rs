@@ -1,0 +1,204 @@
+//! Perplexity exactly as llama.cpp's `llama-perplexity` computes it (tools/perplexity/
+//! perplexity.cpp, `perplexity()`): the token stream is cut into non-overlapping windows of
+//! `n_ctx` tokens (a partial tail is dropped), the cache is cleared per window, the first
+//! token of each window is replaced by BOS when the model adds one, and the second half of
+//! each window is scored: the logits at positions n_ctx/2 … n_ctx-2 predict the tokens at
+//! n_ctx/2+1 … n_ctx-1 (255 tokens per 512-window). PPL = exp(mean NLL); the ± is
+//! PPL · sqrt((E[nll²] − E[nll]²) / (N − 1)).
+
+use rayon::prelude::*;
+
+use crate::infer::{InferError, InferModel, KvCache};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error(
+        "the text has {n_tokens} tokens; perplexity with a context of {n_ctx} needs at least {need} (two windows)"
+    )]
+    TooShort { n_tokens: usize, n_ctx: usize, need: usize },
+    #[error("context {n_ctx} is larger than the model's training context {n_ctx_train}")]
+    ContextTooLarge { n_ctx: usize, n_ctx_train: usize },
+    #[error("context {0} is too small (at least 4 tokens: half of it is scored)")]
+    ContextTooSmall(usize),
+    #[error("batch size {batch} must be >= 1 and <= the context {n_ctx}")]
+    BadBatch { batch: usize, n_ctx: usize },
+    #[error(transparent)]
+    Infer(#[from] InferError),
+    #[error("KL divergence base: {0}")]
+    Base(String),
+    #[error("KL divergence base {path}: {source}")]
+    BaseIo { path: std::path::PathBuf, source: std::io::Error },
+}
+
+/// How to cut and run the windows.
+#[derive(Debug, Clone)]
+pub struct PplOptions {
+    pub n_ctx: usize,
+    /// At most this many windows (None: all).
+    pub n_chunks: Option<usize>,
+    /// Tokens per forward call (positions continue within a window), 1..=n_ctx.
+    pub batch: usize,
+    /// The BOS id written over each window's first token (the model's add_bos), if any.
+    pub bos: Option<u32>,
+}
+
+/// What one window contributed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChunkStat {
+    /// 1-based window index.
+    pub chunk: usize,
+    /// PPL over all windows so far (llama.cpp's `[i]` values).
+    pub running_ppl: f64,
+    /// Seconds this window took.
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PplResult {
+    pub ppl: f64,
+    pub ppl_uncertainty: f64,
+    pub n_ctx: usize,
+    pub n_chunks: usize,
+    /// Tokens scored (n_chunks · (n_ctx − 1 − n_ctx/2)).
+    pub n_scored: usize,
+    /// Tokens evaluated (n_chunks · n_ctx).
+    pub n_evaluated: usize,
+    pub seconds: f64,
+    pub tokens_per_second: f64,
+    pub chunks: Vec<ChunkStat>,
+}
+
+/// Running sums of negative log-likelihoods.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NllSums {
+    pub nll: f64,
+    pub nll2: f64,
+    pub count: usize,
+}
+
+impl NllSums {
+    pub fn add(&mut self, v: f64) {
+        self.nll += v;
+        self.nll2 += v * v;
+        self.count += 1;
+    }
+
+    pub fn ppl(&self) -> f64 {
+        (self.nll / self.count as f64).exp()
+    }
+
+    /// llama.cpp's ± : PPL · sqrt(var(nll) / (N − 1)).
+    pub fn ppl_uncertainty(&self) -> f64 {
+        let n = self.count as f64;
+        let mean = self.nll / n;
+        let var = self.nll2 / n - mean * mean;
+        if var > 0.0 && self.count > 1 {
+            (var / (n - 1.0)).sqrt() * self.ppl()
+        } else {
+            0.0
+        }
+    }
+}
+
+/// −log softmax(logits)[tok], as perplexity.cpp's `log_softmax`: f32 max, Σ expf(l − max)
+/// accumulated in f64.
+pub fn nll_of(logits: &[f32], tok: u32) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| (l - max).exp() as f64).sum();
+    -((logits[tok as usize] - max) as f64 - sum.ln())
+}
+
+/// The geometry checks shared by perplexity and KL divergence; returns the window count.
+pub fn plan(model: &InferModel, n_tokens: usize, opts: &PplOptions) -> Result<usize, EvalError> {
+    let n_ctx = opts.n_ctx;
+    if n_ctx < 4 {
+        return Err(EvalError::ContextTooSmall(n_ctx));
+    }
+    if n_ctx > model.cfg.n_ctx_train {
+        return Err(EvalError::ContextTooLarge { n_ctx, n_ctx_train: model.cfg.n_ctx_train });
+    }
+    if opts.batch == 0 || opts.batch > n_ctx {
+        return Err(EvalError::BadBatch { batch: opts.batch, n_ctx });
+    }
+    if n_tokens < 2 * n_ctx {
+        return Err(EvalError::TooShort { n_tokens, n_ctx, need: 2 * n_ctx });
+    }
+    let max = n_tokens / n_ctx;
+    Ok(opts.n_chunks.map_or(max, |c| c.clamp(1, max)))
+}
+
+/// Runs window `i` and returns the logits of positions n_ctx/2 … n_ctx−2
+/// (`(n_ctx − 1 − n_ctx/2) × n_vocab`).
+pub fn window_logits(
+    model: &InferModel,
+    kv: &mut KvCache,
+    tokens: &[u32],
+    i: usize,
+    opts: &PplOptions,
+) -> Result<Vec<f32>, EvalError> {
+    let n_ctx = opts.n_ctx;
+    let first = n_ctx / 2;
+    let mut win = tokens[i * n_ctx..(i + 1) * n_ctx].to_vec();
+    if let Some(bos) = opts.bos {
+        win[0] = bos;
+    }
+    kv.clear();
+    let n_vocab = model.cfg.n_vocab;
+    let mut logits = Vec::with_capacity((n_ctx - first) * n_vocab);
+    let mut pos = 0;
+    while pos < n_ctx {
+        let end = (pos + opts.batch).min(n_ctx);
+        // Only positions >= first need logits; the last position's logits predict nothing.
+        let want_end = end.min(n_ctx - 1);
+        if want_end <= first {
+            model.forward_from(&win[pos..end], kv, pos, end - pos)?;
+        } else {
+            let from = first.saturating_sub(pos);
+            let l = model.forward_from(&win[pos..end], kv, pos, from)?;
+            let keep = (want_end - (pos + from)) * n_vocab;
+            logits.extend_from_slice(&l[..keep]);
+        }
+        pos = end;
+    }
+    Ok(logits)
+}
+
+/// Computes the perplexity of `tokens`; `on_chunk` sees each window's running value.
+pub fn perplexity(
+    model: &InferModel,
+    tokens: &[u32],
+    opts: &PplOptions,
+    mut on_chunk: impl FnMut(&ChunkStat),
+) -> Result<PplResult, EvalError> {
+    let n_chunks = plan(model, tokens.len(), opts)?;
+    let n_ctx = opts.n_ctx;
+    let first = n_ctx / 2;
+    let n_vocab = model.cfg.n_vocab;
+    let mut kv = model.new_cache(n_ctx);
+    let mut sums = NllSums::default();
+    let mut chunks = Vec::with_capacity(n_chunks);
+    let t0 = std::time::Instant::now();
+    for i in 0..n_chunks {
+        let tc = std::time::Instant::now();
+        let logits = window_logits(model, &mut kv, tokens, i, opts)?;
+        let targets = &tokens[i * n_ctx + first + 1..(i + 1) * n_ctx];
+        let nlls: Vec<f64> =
+            logits.par_chunks_exact(n_vocab).zip(targets.par_iter()).map(|(row, &t)| nll_of(row, t)).collect();
+        nlls.iter().for_each(|&v| sums.add(v));
+        let stat = ChunkStat { chunk: i + 1, running_ppl: sums.ppl(), seconds: tc.elapsed().as_secs_f64() };
+        on_chunk(&stat);
+        chunks.push(stat);
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    Ok(PplResult {
+        ppl: sums.ppl(),
+        ppl_uncertainty: sums.ppl_uncertainty(),
+        n_ctx,
+        n_chunks,
+        n_scored: sums.count,
+        n_evaluated: n_chunks * n_ctx,
+        seconds,
+        tokens_per_second: (n_chunks * n_ctx) as f64 / seconds.max(1e-9),
+        chunks,
+    })
+}

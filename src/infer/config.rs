@@ -1,0 +1,287 @@
+//! Hyper-parameters of the forward pass, read from GGUF-form metadata (`<arch>.*` keys) and
+//! the tensor list. Defaults and per-family choices follow llama.cpp `src/llama-model.cpp`
+//! (`load_hparams`) and `src/models/<arch>.cpp`.
+
+use llmtool_formats::{Metadata, TensorInfo};
+
+use super::InferError;
+
+/// The model families with a forward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Llama,
+    Phi3,
+    Gemma,
+    Gemma2,
+    Qwen2,
+}
+
+/// How RoPE pairs the dimensions of a head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// Adjacent pairs (x[2i], x[2i+1]): llama.cpp's LLAMA_ROPE_TYPE_NORM, used for `llama`
+    /// because the converter permutes the Q/K rows of HF checkpoints into that order.
+    Normal,
+    /// Halves (x[i], x[i + n_rot/2]): LLAMA_ROPE_TYPE_NEOX (phi3, gemma, gemma2, qwen2).
+    Neox,
+}
+
+/// RoPE scaling as written in `<arch>.rope.scaling.*` (ggml `ggml_rope_ext` parameters).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rope {
+    pub style: RopeStyle,
+    /// Rotated dimensions per head (`rope.dimension_count`, default head_dim).
+    pub n_rot: usize,
+    pub freq_base: f32,
+    /// 1 / linear factor (1 = no scaling).
+    pub freq_scale: f32,
+    /// YaRN: extrapolation mix (0 = plain linear interpolation), attention factor, betas,
+    /// and the original training context.
+    pub ext_factor: f32,
+    pub attn_factor: f32,
+    pub beta_fast: f32,
+    pub beta_slow: f32,
+    pub n_ctx_orig: usize,
+}
+
+/// Feed-forward activation of the gated FFN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// SwiGLU: silu(gate) * up.
+    Silu,
+    /// GeGLU with the tanh approximation (`gelu_pytorch_tanh`).
+    GeluTanh,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InferConfig {
+    pub family: Family,
+    pub n_embd: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    pub n_ff: usize,
+    pub n_vocab: usize,
+    /// Training context (`context_length`): the largest context the model supports.
+    pub n_ctx_train: usize,
+    pub rms_eps: f32,
+    pub rope: Rope,
+    /// Multiplier of q·k (1/sqrt(head_dim); gemma2: 1/sqrt(query_pre_attn_scalar) = 1/sqrt(head_dim)
+    /// for the sizes llama.cpp knows except 27B).
+    pub attn_scale: f32,
+    /// gemma2: tanh soft-capping of the attention scores and of the final logits.
+    pub attn_softcap: Option<f32>,
+    pub final_softcap: Option<f32>,
+    /// Sliding attention window (a key at distance >= window is masked) and which layers use it.
+    pub sliding_window: Option<usize>,
+    pub swa_every_other: bool,
+    /// gemma: the token embeddings are multiplied by sqrt(n_embd).
+    pub embed_scale: Option<f32>,
+    pub activation: Activation,
+    /// gemma2: extra RMSNorms after attention and after the FFN.
+    pub post_norms: bool,
+}
+
+fn get_u64(md: &Metadata, key: &str) -> Result<Option<u64>, InferError> {
+    match md.get(key) {
+        None => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| InferError::BadKey {
+            key: key.into(),
+            expected: "an unsigned integer",
+            found: format!("{v:?}"),
+        }),
+    }
+}
+
+fn get_f32(md: &Metadata, key: &str) -> Result<Option<f32>, InferError> {
+    match md.get(key) {
+        None => Ok(None),
+        Some(v) => v.as_f64().map(|x| Some(x as f32)).ok_or_else(|| InferError::BadKey {
+            key: key.into(),
+            expected: "a number",
+            found: format!("{v:?}"),
+        }),
+    }
+}
+
+fn need_usize(md: &Metadata, key: &str) -> Result<usize, InferError> {
+    let v = get_u64(md, key)?.ok_or_else(|| InferError::MissingKey(key.into()))?;
+    if v == 0 || v > (1 << 24) {
+        return Err(InferError::BadKey { key: key.into(), expected: "a value in 1..=2^24", found: v.to_string() });
+    }
+    Ok(v as usize)
+}
+
+impl InferConfig {
+    /// Reads the configuration of a GGUF-form model.
+    pub fn from_metadata(md: &Metadata, tensors: &[TensorInfo]) -> Result<Self, InferError> {
+        let arch = md
+            .get("general.architecture")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| InferError::MissingKey("general.architecture".into()))?;
+        let family = match arch {
+            "llama" => Family::Llama,
+            "phi3" => Family::Phi3,
+            "gemma" => Family::Gemma,
+            "gemma2" => Family::Gemma2,
+            "qwen2" => Family::Qwen2,
+            other => return Err(InferError::UnsupportedArch(other.into())),
+        };
+        let k = |s: &str| format!("{arch}.{s}");
+        let n_embd = need_usize(md, &k("embedding_length"))?;
+        let n_layer = need_usize(md, &k("block_count"))?;
+        let n_head = need_usize(md, &k("attention.head_count"))?;
+        let n_head_kv = match get_u64(md, &k("attention.head_count_kv"))? {
+            Some(_) => need_usize(md, &k("attention.head_count_kv"))?,
+            None => n_head,
+        };
+        if !n_head.is_multiple_of(n_head_kv) {
+            return Err(InferError::BadKey {
+                key: k("attention.head_count_kv"),
+                expected: "a divisor of attention.head_count",
+                found: n_head_kv.to_string(),
+            });
+        }
+        let head_dim = match get_u64(md, &k("attention.key_length"))? {
+            Some(_) => need_usize(md, &k("attention.key_length"))?,
+            None if n_embd.is_multiple_of(n_head) => n_embd / n_head,
+            None => {
+                return Err(InferError::BadKey {
+                    key: k("embedding_length"),
+                    expected: "a multiple of attention.head_count (no key_length given)",
+                    found: n_embd.to_string(),
+                })
+            }
+        };
+        let n_ff = need_usize(md, &k("feed_forward_length"))?;
+        let n_ctx_train = need_usize(md, &k("context_length"))?;
+        let rms_eps = get_f32(md, &k("attention.layer_norm_rms_epsilon"))?
+            .ok_or_else(|| InferError::MissingKey(k("attention.layer_norm_rms_epsilon")))?;
+        let n_vocab = tensors
+            .iter()
+            .find(|t| t.name == "token_embd.weight")
+            .and_then(|t| t.ne.get(1).copied())
+            .ok_or_else(|| InferError::MissingTensor("token_embd.weight".into()))? as usize;
+
+        let style = if family == Family::Llama { RopeStyle::Normal } else { RopeStyle::Neox };
+        let n_rot = match get_u64(md, &k("rope.dimension_count"))? {
+            Some(_) => need_usize(md, &k("rope.dimension_count"))?,
+            None => head_dim,
+        };
+        if n_rot > head_dim || !n_rot.is_multiple_of(2) {
+            return Err(InferError::BadKey {
+                key: k("rope.dimension_count"),
+                expected: "an even number <= the head dimension",
+                found: n_rot.to_string(),
+            });
+        }
+        let mut rope = Rope {
+            style,
+            n_rot,
+            freq_base: get_f32(md, &k("rope.freq_base"))?.unwrap_or(10000.0),
+            freq_scale: 1.0,
+            ext_factor: 0.0,
+            attn_factor: 1.0,
+            beta_fast: 32.0,
+            beta_slow: 1.0,
+            n_ctx_orig: n_ctx_train,
+        };
+        let scaling = md.get(&k("rope.scaling.type")).and_then(|v| v.as_str()).unwrap_or("none");
+        // llama.cpp: rope.scaling.factor, else the legacy rope.scale_linear.
+        let factor = get_f32(md, &k("rope.scaling.factor"))?.or(get_f32(md, &k("rope.scale_linear"))?);
+        match scaling {
+            "none" => {}
+            "linear" | "yarn" => {
+                if let Some(f) = factor.filter(|f| *f > 0.0) {
+                    rope.freq_scale = 1.0 / f;
+                }
+                if let Some(n) = get_u64(md, &k("rope.scaling.original_context_length"))? {
+                    rope.n_ctx_orig = n as usize;
+                }
+                if scaling == "yarn" {
+                    // llama.cpp llama-context.cpp: yarn_ext_factor < 0 means 1.0 for YaRN.
+                    rope.ext_factor = get_f32(md, &k("rope.scaling.yarn_ext_factor"))?.unwrap_or(1.0);
+                    rope.attn_factor = get_f32(md, &k("rope.scaling.yarn_attn_factor"))?.unwrap_or(1.0);
+                    rope.beta_fast = get_f32(md, &k("rope.scaling.yarn_beta_fast"))?.unwrap_or(32.0);
+                    rope.beta_slow = get_f32(md, &k("rope.scaling.yarn_beta_slow"))?.unwrap_or(1.0);
+                }
+            }
+            other => {
+                return Err(InferError::Unsupported {
+                    what: "rope scaling",
+                    detail: format!("{} = {other:?} (the inference core does linear and yarn)", k("rope.scaling.type")),
+                })
+            }
+        }
+        if tensors.iter().any(|t| t.name == "rope_freqs.weight" || t.name.starts_with("rope_factors_")) {
+            return Err(InferError::Unsupported {
+                what: "rope scaling",
+                detail: "rope frequency factor tensors (llama3 / longrope) are not applied".into(),
+            });
+        }
+
+        let mut window = get_u64(md, &k("attention.sliding_window"))?.filter(|&w| w > 0).map(|w| w as usize);
+        if family == Family::Gemma2 && window.is_none() {
+            window = Some(4096); // llama.cpp gemma2.cpp: "default value of gemma 2"
+        }
+        // llama.cpp gemma2.cpp: 27B (46 layers) scales by 1/sqrt(n_embd/n_head), the rest by
+        // 1/sqrt(head_dim) (= query_pre_attn_scalar).
+        let attn_scale = if family == Family::Gemma2 && n_layer == 46 {
+            1.0 / ((n_embd / n_head) as f32).sqrt()
+        } else {
+            1.0 / (head_dim as f32).sqrt()
+        };
+        let (attn_softcap, final_softcap) = if family == Family::Gemma2 {
+            (
+                get_f32(md, &k("attn_logit_softcapping"))?.filter(|c| *c > 0.0),
+                get_f32(md, &k("final_logit_softcapping"))?.filter(|c| *c > 0.0),
+            )
+        } else {
+            (None, None)
+        };
+        Ok(InferConfig {
+            family,
+            n_embd,
+            n_layer,
+            n_head,
+            n_head_kv,
+            head_dim,
+            n_ff,
+            n_vocab,
+            n_ctx_train,
+            rms_eps,
+            rope,
+            attn_scale,
+            attn_softcap,
+            final_softcap,
+            // gemma2: every other (even) layer (llama.cpp swa pattern 2). phi3: every layer, as
+            // transformers does (llama.cpp currently disables Phi-3's window, phi3.cpp).
+            sliding_window: if matches!(family, Family::Phi3 | Family::Gemma2) { window } else { None },
+            swa_every_other: family == Family::Gemma2,
+            embed_scale: matches!(family, Family::Gemma | Family::Gemma2).then(|| (n_embd as f32).sqrt()),
+            activation: if matches!(family, Family::Gemma | Family::Gemma2) {
+                Activation::GeluTanh
+            } else {
+                Activation::Silu
+            },
+            post_norms: family == Family::Gemma2,
+        })
+    }
+
+    /// Whether layer `il` uses the sliding window.
+    pub fn layer_window(&self, il: usize) -> Option<usize> {
+        match self.sliding_window {
+            Some(w) if !self.swa_every_other || il.is_multiple_of(2) => Some(w),
+            _ => None,
+        }
+    }
+
+    pub fn q_dim(&self) -> usize {
+        self.n_head * self.head_dim
+    }
+
+    pub fn kv_dim(&self) -> usize {
+        self.n_head_kv * self.head_dim
+    }
+}

@@ -1,0 +1,101 @@
+//! The key/value cache: per layer, per KV head, `cap` positions of `head_dim` values.
+//! Positions continue across `forward` calls, so a prompt can be followed by one token at
+//! a time (incremental decoding).
+
+use super::{InferConfig, InferError};
+
+/// How cached keys and values are held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KvPrecision {
+    /// Exact f32 (transformers' numbers).
+    #[default]
+    F32,
+    /// Values rounded to f16 on the way in, as llama.cpp's default F16 KV cache stores them
+    /// (`--cache-type-k/v f16`); held as f32 here, so only the rounding is reproduced.
+    F16,
+}
+
+pub struct KvCache {
+    pub(crate) n_layer: usize,
+    pub(crate) n_head_kv: usize,
+    pub(crate) head_dim: usize,
+    pub(crate) cap: usize,
+    len: usize,
+    precision: KvPrecision,
+    /// `[layer][kv_head][position][head_dim]`
+    pub(crate) k: Vec<Vec<f32>>,
+    pub(crate) v: Vec<Vec<f32>>,
+}
+
+impl KvCache {
+    /// A cache for `cap` positions of a model with configuration `cfg`.
+    pub fn new(cfg: &InferConfig, cap: usize, precision: KvPrecision) -> Self {
+        let per_layer = cfg.n_head_kv * cap * cfg.head_dim;
+        KvCache {
+            n_layer: cfg.n_layer,
+            n_head_kv: cfg.n_head_kv,
+            head_dim: cfg.head_dim,
+            cap,
+            len: 0,
+            precision,
+            k: (0..cfg.n_layer).map(|_| vec![0.0; per_layer]).collect(),
+            v: (0..cfg.n_layer).map(|_| vec![0.0; per_layer]).collect(),
+        }
+    }
+
+    /// Positions filled so far (the next `forward` usually starts here).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Forgets every position (the memory is kept).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    pub(crate) fn check(&self, cfg: &InferConfig, pos: usize, n: usize) -> Result<(), InferError> {
+        let geom = |l: usize, h: usize, d: usize| format!("{l} layers, {h} KV heads of {d}");
+        if (self.n_layer, self.n_head_kv, self.head_dim) != (cfg.n_layer, cfg.n_head_kv, cfg.head_dim) {
+            return Err(InferError::CacheGeometry {
+                expected: geom(cfg.n_layer, cfg.n_head_kv, cfg.head_dim),
+                found: geom(self.n_layer, self.n_head_kv, self.head_dim),
+            });
+        }
+        if pos > self.len {
+            return Err(InferError::CacheGap { pos, len: self.len });
+        }
+        if pos + n > self.cap {
+            return Err(InferError::CacheOverflow { pos, end: pos + n, cap: self.cap });
+        }
+        Ok(())
+    }
+
+    /// Stores rows of `k`/`v` (`n × n_head_kv·head_dim`) for layer `il` at positions `pos..`.
+    pub(crate) fn store(&mut self, il: usize, pos: usize, k: &[f32], v: &[f32]) {
+        let hd = self.head_dim;
+        let kvd = self.n_head_kv * hd;
+        let f16 = self.precision == KvPrecision::F16;
+        let round = |x: f32| if f16 { half::f16::from_f32(x).to_f32() } else { x };
+        for (t, (kr, vr)) in k.chunks_exact(kvd).zip(v.chunks_exact(kvd)).enumerate() {
+            for g in 0..self.n_head_kv {
+                let at = (g * self.cap + pos + t) * hd;
+                for d in 0..hd {
+                    self.k[il][at + d] = round(kr[g * hd + d]);
+                    self.v[il][at + d] = round(vr[g * hd + d]);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn set_len(&mut self, len: usize) {
+        self.len = len;
+    }
+}

@@ -1,0 +1,290 @@
+//! The inference core: one forward pass for the llama, phi3, gemma, gemma2 and qwen2
+//! families, on weights in their stored type, with a KV cache.
+//!
+//! Activations are row-major f32 `n_tokens × width`; a prompt chunk goes through every
+//! matrix product as one batch. The graph per family follows llama.cpp `src/models/*.cpp`
+//! (and transformers' modeling files, which agree):
+//!
+//! ```text
+//! x = embed(tokens) [· sqrt(n_embd): gemma*]
+//! per layer:  h = rmsnorm(x)·w_attn_norm
+//!             q,k,v = h·Wq, h·Wk, h·Wv (+ bias: qwen2)    phi3: one fused h·Wqkv
+//!             rope(q, k) (normal: llama; neox: the rest)
+//!             a = softmax(q·kᵀ·scale [softcap: gemma2] + causal mask [window]) · v
+//!             o = a·Wo [rmsnorm: gemma2 post-attention norm];  x += o
+//!             h = rmsnorm(x)·w_ffn_norm
+//!             f = (act(h·Wgate) ⊙ h·Wup)·Wdown  (silu; gelu-tanh: gemma*)  phi3: fused gate‖up
+//!             [rmsnorm: gemma2 post-FFN norm];  x += f
+//! logits = rmsnorm(x)·w_out_norm · Wout (tied: token_embd) [softcap: gemma2]
+//! ```
+
+mod config;
+mod error;
+mod kv;
+mod linear;
+pub mod ops;
+
+pub use config::{Activation, Family, InferConfig, Rope, RopeStyle};
+pub use error::InferError;
+pub use kv::{KvCache, KvPrecision};
+pub use linear::Weight;
+
+use llmtool_formats::TensorSource;
+
+pub mod timing;
+
+use crate::model::Model;
+use linear::matmul as matmul_untimed;
+
+fn matmul(w: &Weight<'_>, x: &[f32], n: usize, out: &mut [f32]) -> Result<(), InferError> {
+    timing::span(timing::Op::Matmul, || matmul_untimed(w, x, n, out))
+}
+
+/// Q, K, V projections: separate, or phi3's fused `attn_qkv` (rows: Q, then K, then V).
+enum Qkv<'a> {
+    Split { q: Weight<'a>, k: Weight<'a>, v: Weight<'a> },
+    Fused(Weight<'a>),
+}
+
+/// Gate and up projections: separate, or phi3's fused `ffn_up` (rows: gate, then up).
+enum GateUp<'a> {
+    Split { gate: Weight<'a>, up: Weight<'a> },
+    Fused(Weight<'a>),
+}
+
+struct Layer<'a> {
+    attn_norm: Vec<f32>, // [n_embd]
+    qkv: Qkv<'a>,        // q: [n_embd → n_head·hd], k/v: [n_embd → n_head_kv·hd]
+    bq: Option<Vec<f32>>,
+    bk: Option<Vec<f32>>,
+    bv: Option<Vec<f32>>,
+    wo: Weight<'a>, // [n_head·hd → n_embd]
+    bo: Option<Vec<f32>>,
+    post_attn_norm: Option<Vec<f32>>, // [n_embd] gemma2
+    ffn_norm: Vec<f32>,               // [n_embd]
+    gate_up: GateUp<'a>,              // [n_embd → n_ff] each
+    down: Weight<'a>,                 // [n_ff → n_embd]
+    post_ffn_norm: Option<Vec<f32>>,  // [n_embd] gemma2
+}
+
+/// A model ready to run: configuration plus weights borrowed from the opened [`Model`].
+pub struct InferModel<'a> {
+    pub cfg: InferConfig,
+    token_embd: Weight<'a>, // [n_vocab × n_embd]
+    layers: Vec<Layer<'a>>,
+    output_norm: Vec<f32>,      // [n_embd]
+    output: Option<Weight<'a>>, // [n_embd → n_vocab]; None: tied to token_embd
+    kv_precision: KvPrecision,
+}
+
+fn opt_vec(src: &dyn TensorSource, name: &str, n: usize) -> Result<Option<Vec<f32>>, InferError> {
+    if !src.tensor_infos().iter().any(|t| t.name == name) {
+        return Ok(None);
+    }
+    Ok(Some(Weight::load(src, name, n, 1)?.to_f32_vec()?))
+}
+
+fn has(src: &dyn TensorSource, name: &str) -> bool {
+    src.tensor_infos().iter().any(|t| t.name == name)
+}
+
+impl<'a> InferModel<'a> {
+    /// Reads the configuration and maps every weight (norms and biases decoded to f32,
+    /// matrices kept as stored).
+    pub fn load(model: &'a Model) -> Result<Self, InferError> {
+        let src: &'a dyn TensorSource = model.tensors.as_ref();
+        let cfg = InferConfig::from_metadata(&model.metadata, src.tensor_infos())?;
+        let (d, qd, kvd, ff) = (cfg.n_embd, cfg.q_dim(), cfg.kv_dim(), cfg.n_ff);
+        let vec =
+            |name: &str, n: usize| -> Result<Vec<f32>, InferError> { Weight::load(src, name, n, 1)?.to_f32_vec() };
+        let token_embd = Weight::load(src, "token_embd.weight", d, cfg.n_vocab)?;
+        let mut layers = Vec::with_capacity(cfg.n_layer);
+        for il in 0..cfg.n_layer {
+            let n = |s: &str| format!("blk.{il}.{s}");
+            let qkv = if has(src, &n("attn_qkv.weight")) {
+                Qkv::Fused(Weight::load(src, &n("attn_qkv.weight"), d, qd + 2 * kvd)?)
+            } else {
+                Qkv::Split {
+                    q: Weight::load(src, &n("attn_q.weight"), d, qd)?,
+                    k: Weight::load(src, &n("attn_k.weight"), d, kvd)?,
+                    v: Weight::load(src, &n("attn_v.weight"), d, kvd)?,
+                }
+            };
+            let gate_up = if has(src, &n("ffn_gate.weight")) {
+                GateUp::Split {
+                    gate: Weight::load(src, &n("ffn_gate.weight"), d, ff)?,
+                    up: Weight::load(src, &n("ffn_up.weight"), d, ff)?,
+                }
+            } else {
+                GateUp::Fused(Weight::load(src, &n("ffn_up.weight"), d, 2 * ff)?)
+            };
+            let post = cfg.post_norms;
+            layers.push(Layer {
+                attn_norm: vec(&n("attn_norm.weight"), d)?,
+                qkv,
+                bq: opt_vec(src, &n("attn_q.bias"), qd)?,
+                bk: opt_vec(src, &n("attn_k.bias"), kvd)?,
+                bv: opt_vec(src, &n("attn_v.bias"), kvd)?,
+                wo: Weight::load(src, &n("attn_output.weight"), qd, d)?,
+                bo: opt_vec(src, &n("attn_output.bias"), d)?,
+                post_attn_norm: if post { Some(vec(&n("post_attention_norm.weight"), d)?) } else { None },
+                ffn_norm: vec(&n("ffn_norm.weight"), d)?,
+                gate_up,
+                down: Weight::load(src, &n("ffn_down.weight"), ff, d)?,
+                post_ffn_norm: if post { Some(vec(&n("post_ffw_norm.weight"), d)?) } else { None },
+            });
+        }
+        let output =
+            if has(src, "output.weight") { Some(Weight::load(src, "output.weight", d, cfg.n_vocab)?) } else { None };
+        Ok(InferModel {
+            output_norm: vec("output_norm.weight", d)?,
+            cfg,
+            token_embd,
+            layers,
+            output,
+            kv_precision: KvPrecision::F32,
+        })
+    }
+
+    /// A KV cache for `cap` positions with this model's default precision.
+    pub fn new_cache(&self, cap: usize) -> KvCache {
+        KvCache::new(&self.cfg, cap, self.kv_precision)
+    }
+
+    /// Sets the precision of caches made by [`Self::new_cache`].
+    pub fn set_kv_precision(&mut self, p: KvPrecision) {
+        self.kv_precision = p;
+    }
+
+    /// Runs `tokens` at positions `pos..pos + n` (the cache must hold `0..pos`) and returns
+    /// the logits of every token, `n × n_vocab`.
+    pub fn forward(&self, tokens: &[u32], kv: &mut KvCache, pos: usize) -> Result<Vec<f32>, InferError> {
+        self.forward_from(tokens, kv, pos, 0)
+    }
+
+    /// Like [`Self::forward`], but returns logits only for tokens `first..n`
+    /// (`(n - first) × n_vocab`): the output projection is skipped for the others.
+    pub fn forward_from(
+        &self,
+        tokens: &[u32],
+        kv: &mut KvCache,
+        pos: usize,
+        first: usize,
+    ) -> Result<Vec<f32>, InferError> {
+        let cfg = &self.cfg;
+        let n = tokens.len();
+        let (d, qd, kvd, ff) = (cfg.n_embd, cfg.q_dim(), cfg.kv_dim(), cfg.n_ff);
+        kv.check(cfg, pos, n)?;
+        let first = first.min(n);
+
+        // x: [n × d]
+        let mut x = vec![0.0f32; n * d];
+        for (i, (&id, row)) in tokens.iter().zip(x.chunks_exact_mut(d)).enumerate() {
+            if id as usize >= cfg.n_vocab {
+                return Err(InferError::TokenOutOfRange { id, index: i, n_vocab: cfg.n_vocab });
+            }
+            self.token_embd.row_f32(id as usize, row)?;
+            if let Some(s) = cfg.embed_scale {
+                row.iter_mut().for_each(|v| *v *= s);
+            }
+        }
+
+        let mut h = vec![0.0f32; n * d];
+        let mut q = vec![0.0f32; n * qd];
+        let mut k = vec![0.0f32; n * kvd];
+        let mut v = vec![0.0f32; n * kvd];
+        let mut att = vec![0.0f32; n * qd];
+        let mut o = vec![0.0f32; n * d];
+        let mut g = vec![0.0f32; n * ff];
+        let mut u = vec![0.0f32; n * ff];
+        for (il, l) in self.layers.iter().enumerate() {
+            // attention
+            ops::rmsnorm(&x, &l.attn_norm, cfg.rms_eps, &mut h);
+            match &l.qkv {
+                Qkv::Split { q: wq, k: wk, v: wv } => {
+                    matmul(wq, &h, n, &mut q)?;
+                    matmul(wk, &h, n, &mut k)?;
+                    matmul(wv, &h, n, &mut v)?;
+                }
+                Qkv::Fused(w) => {
+                    let mut qkv = vec![0.0f32; n * (qd + 2 * kvd)];
+                    matmul(w, &h, n, &mut qkv)?;
+                    for (t, row) in qkv.chunks_exact(qd + 2 * kvd).enumerate() {
+                        q[t * qd..(t + 1) * qd].copy_from_slice(&row[..qd]);
+                        k[t * kvd..(t + 1) * kvd].copy_from_slice(&row[qd..qd + kvd]);
+                        v[t * kvd..(t + 1) * kvd].copy_from_slice(&row[qd + kvd..]);
+                    }
+                }
+            }
+            for (buf, b) in [(&mut q, &l.bq), (&mut k, &l.bk), (&mut v, &l.bv)] {
+                if let Some(b) = b {
+                    ops::add_bias(buf, b);
+                }
+            }
+            ops::apply_rope(&cfg.rope, &mut q, cfg.n_head, cfg.head_dim, pos);
+            ops::apply_rope(&cfg.rope, &mut k, cfg.n_head_kv, cfg.head_dim, pos);
+            kv.store(il, pos, &k, &v);
+            let p = ops::AttnParams {
+                n_head: cfg.n_head,
+                n_head_kv: cfg.n_head_kv,
+                head_dim: cfg.head_dim,
+                scale: cfg.attn_scale,
+                softcap: cfg.attn_softcap,
+                window: cfg.layer_window(il),
+            };
+            timing::span(timing::Op::Attention, || ops::attention(&p, &q, &kv.k[il], &kv.v[il], kv.cap, pos, &mut att));
+            matmul(&l.wo, &att, n, &mut o)?;
+            if let Some(b) = &l.bo {
+                ops::add_bias(&mut o, b);
+            }
+            if let Some(w) = &l.post_attn_norm {
+                ops::rmsnorm_in_place(&mut o, w, cfg.rms_eps);
+            }
+            ops::add_in_place(&mut x, &o);
+
+            // feed-forward
+            ops::rmsnorm(&x, &l.ffn_norm, cfg.rms_eps, &mut h);
+            match &l.gate_up {
+                GateUp::Split { gate, up } => {
+                    matmul(gate, &h, n, &mut g)?;
+                    matmul(up, &h, n, &mut u)?;
+                }
+                GateUp::Fused(w) => {
+                    let mut gu = vec![0.0f32; n * 2 * ff];
+                    matmul(w, &h, n, &mut gu)?;
+                    for (t, row) in gu.chunks_exact(2 * ff).enumerate() {
+                        g[t * ff..(t + 1) * ff].copy_from_slice(&row[..ff]);
+                        u[t * ff..(t + 1) * ff].copy_from_slice(&row[ff..]);
+                    }
+                }
+            }
+            let act = match cfg.activation {
+                Activation::Silu => ops::silu,
+                Activation::GeluTanh => ops::gelu_tanh,
+            };
+            for (gv, &uv) in g.iter_mut().zip(&u) {
+                *gv = act(*gv) * uv;
+            }
+            matmul(&l.down, &g, n, &mut o)?;
+            if let Some(w) = &l.post_ffn_norm {
+                ops::rmsnorm_in_place(&mut o, w, cfg.rms_eps);
+            }
+            ops::add_in_place(&mut x, &o);
+        }
+        kv.set_len(pos + n);
+
+        // output: only rows first..n
+        let m = n - first;
+        if m == 0 {
+            return Ok(Vec::new());
+        }
+        let mut hn = vec![0.0f32; m * d];
+        ops::rmsnorm(&x[first * d..], &self.output_norm, cfg.rms_eps, &mut hn);
+        let mut logits = vec![0.0f32; m * cfg.n_vocab];
+        matmul(self.output.as_ref().unwrap_or(&self.token_embd), &hn, m, &mut logits)?;
+        if let Some(c) = cfg.final_softcap {
+            ops::softcap(&mut logits, c);
+        }
+        Ok(logits)
+    }
+}

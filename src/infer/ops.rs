@@ -1,0 +1,214 @@
+//! The building blocks of every forward pass, on row-major f32 activations
+//! (`n_tokens × width`). Where llama.cpp (ggml-cpu `ops.cpp`) and transformers agree on the
+//! maths, the order of operations follows ggml so perplexities can be compared.
+
+use rayon::prelude::*;
+
+use super::config::{Rope, RopeStyle};
+use llmtool_kernels::matmul::{gemm_f32, Trans};
+
+/// RMSNorm of each row, times `w`: y = x / sqrt(mean(x²) + eps) · w. The sum of squares is
+/// accumulated in f64 like ggml's `ggml_compute_forward_rms_norm_f32`.
+pub fn rmsnorm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let d = w.len();
+    for (xr, yr) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let sum: f64 = xr.iter().map(|&v| (v * v) as f64).sum();
+        let scale = 1.0 / ((sum / d as f64) as f32 + eps).sqrt();
+        for ((y, &v), &g) in yr.iter_mut().zip(xr).zip(w) {
+            *y = (v * scale) * g;
+        }
+    }
+}
+
+/// [`rmsnorm`] in place.
+pub fn rmsnorm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
+    let d = w.len();
+    for row in x.chunks_exact_mut(d) {
+        let sum: f64 = row.iter().map(|&v| (v * v) as f64).sum();
+        let scale = 1.0 / ((sum / d as f64) as f32 + eps).sqrt();
+        for (v, &g) in row.iter_mut().zip(w) {
+            *v = (*v * scale) * g;
+        }
+    }
+}
+
+/// Adds `b` to each row of `x`.
+pub fn add_bias(x: &mut [f32], b: &[f32]) {
+    for row in x.chunks_exact_mut(b.len()) {
+        for (v, &bb) in row.iter_mut().zip(b) {
+            *v += bb;
+        }
+    }
+}
+
+/// x += y.
+pub fn add_in_place(x: &mut [f32], y: &[f32]) {
+    for (a, &b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// GELU, tanh approximation (transformers `gelu_pytorch_tanh`, ggml `ggml_gelu`).
+pub fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044715 * x * x)).tanh())
+}
+
+/// c · tanh(x / c) (gemma2 soft-capping).
+pub fn softcap(x: &mut [f32], c: f32) {
+    for v in x {
+        *v = c * (*v / c).tanh();
+    }
+}
+
+/// cos/sin of every rotated pair at position `pos`: `cache[2i] = cos θ_i`, `cache[2i+1] = sin θ_i`
+/// with θ_i = pos · base^(-2i/n_rot), computed like ggml `ggml_rope_cache_init` (θ multiplied
+/// by the step in f32) including YaRN (`rope_yarn`).
+pub fn rope_cache(rope: &Rope, pos: usize, cache: &mut [f32]) {
+    let n = rope.n_rot;
+    let theta_scale = rope.freq_base.powf(-2.0 / n as f32);
+    let corr = yarn_corr_dims(rope);
+    let mut theta = pos as f32;
+    for i0 in (0..n).step_by(2) {
+        let theta_extrap = theta;
+        let theta_interp = rope.freq_scale * theta_extrap;
+        let (mut th, mut mscale) = (theta_interp, rope.attn_factor);
+        if rope.ext_factor != 0.0 {
+            let y = ((i0 / 2) as f32 - corr[0]) / (corr[1] - corr[0]).max(0.001);
+            let ramp_mix = (1.0 - y.clamp(0.0, 1.0)) * rope.ext_factor;
+            th = theta_interp * (1.0 - ramp_mix) + theta_extrap * ramp_mix;
+            mscale *= 1.0 + 0.1 * (1.0 / rope.freq_scale).ln();
+        }
+        cache[i0] = th.cos() * mscale;
+        cache[i0 + 1] = th.sin() * mscale;
+        theta *= theta_scale;
+    }
+}
+
+/// ggml `ggml_rope_yarn_corr_dims`.
+fn yarn_corr_dims(rope: &Rope) -> [f32; 2] {
+    let n = rope.n_rot as f32;
+    let corr_dim = |n_rot: f32| {
+        n * (rope.n_ctx_orig as f32 / (n_rot * 2.0 * std::f32::consts::PI)).ln() / (2.0 * rope.freq_base.ln())
+    };
+    let start = corr_dim(rope.beta_fast).floor();
+    let end = corr_dim(rope.beta_slow).ceil();
+    [start.max(0.0), end.min(n - 1.0)]
+}
+
+/// Rotates every head of every row of `x` (`n_tokens × n_heads·head_dim`); row t is at
+/// position `pos0 + t`.
+pub fn apply_rope(rope: &Rope, x: &mut [f32], n_heads: usize, head_dim: usize, pos0: usize) {
+    let n = rope.n_rot;
+    x.par_chunks_mut(n_heads * head_dim).enumerate().for_each(|(t, row)| {
+        let mut cache = vec![0.0f32; n];
+        rope_cache(rope, pos0 + t, &mut cache);
+        for head in row.chunks_exact_mut(head_dim) {
+            for i0 in (0..n).step_by(2) {
+                let (c, s) = (cache[i0], cache[i0 + 1]);
+                let (a, b) = match rope.style {
+                    RopeStyle::Normal => (i0, i0 + 1),
+                    RopeStyle::Neox => (i0 / 2, i0 / 2 + n / 2),
+                };
+                let (x0, x1) = (head[a], head[b]);
+                head[a] = x0 * c - x1 * s;
+                head[b] = x0 * s + x1 * c;
+            }
+        }
+    });
+}
+
+/// Geometry and options of one attention call.
+#[derive(Debug, Clone, Copy)]
+pub struct AttnParams {
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    pub scale: f32,
+    pub softcap: Option<f32>,
+    /// Keys at distance >= window from the query are masked.
+    pub window: Option<usize>,
+}
+
+/// Queries per attention task: the keys a tile needs stop at its last query's position,
+/// so the masked upper triangle is mostly skipped.
+const Q_TILE: usize = 64;
+
+/// Causal multi-head attention with grouped KV heads. `q` is `n_tokens × n_head·head_dim`,
+/// query t at absolute position `pos0 + t`; the caches are `[kv_head][position][head_dim]`
+/// with `cap` positions per head, holding at least positions `0..pos0 + n_tokens`.
+/// `out` is `n_tokens × n_head·head_dim`.
+///
+/// Per (head, tile of queries): S = Q·Kᵀ·scale (f32 sgemm), soft-cap, mask, softmax per row
+/// (f64 sum), O = P·V (sgemm).
+pub fn attention(
+    p: &AttnParams,
+    q: &[f32],
+    k_cache: &[f32],
+    v_cache: &[f32],
+    cap: usize,
+    pos0: usize,
+    out: &mut [f32],
+) {
+    let hd = p.head_dim;
+    let n = q.len() / (p.n_head * hd);
+    let group = p.n_head / p.n_head_kv;
+    let n_tiles = n.div_ceil(Q_TILE);
+    let blocks: Vec<(usize, usize, Vec<f32>)> = (0..p.n_head * n_tiles)
+        .into_par_iter()
+        .map(|job| {
+            let (h, tile) = (job / n_tiles, job % n_tiles);
+            let g = h / group;
+            let t0 = tile * Q_TILE;
+            let t1 = (t0 + Q_TILE).min(n);
+            let m = t1 - t0;
+            let l = pos0 + t1; // keys 0..l
+            let j_lo = p.window.map_or(0, |w| (pos0 + t0 + 1).saturating_sub(w));
+            let nk = l - j_lo;
+            let mut qh = vec![0.0f32; m * hd];
+            for t in t0..t1 {
+                qh[(t - t0) * hd..(t - t0 + 1) * hd].copy_from_slice(&q[t * p.n_head * hd + h * hd..][..hd]);
+            }
+            let kh = &k_cache[(g * cap + j_lo) * hd..(g * cap + l) * hd];
+            let vh = &v_cache[(g * cap + j_lo) * hd..(g * cap + l) * hd];
+            let mut s = vec![0.0f32; m * nk];
+            gemm(&qh, Trans::N, kh, Trans::T, &mut s, m, nk, hd, p.scale);
+            for (r, row) in s.chunks_exact_mut(nk).enumerate() {
+                let i = pos0 + t0 + r; // this query's position
+                let lo = p.window.map_or(0, |w| (i + 1).saturating_sub(w)) - j_lo;
+                let hi = i + 1 - j_lo; // keys lo..hi are visible
+                if let Some(c) = p.softcap {
+                    row[lo..hi].iter_mut().for_each(|v| *v = c * (*v / c).tanh());
+                }
+                let max = row[lo..hi].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0.0f64;
+                for v in &mut row[lo..hi] {
+                    *v = (*v - max).exp();
+                    sum += *v as f64;
+                }
+                let inv = (1.0 / sum) as f32;
+                row[lo..hi].iter_mut().for_each(|v| *v *= inv);
+                row[..lo].fill(0.0);
+                row[hi..].fill(0.0);
+            }
+            let mut o = vec![0.0f32; m * hd];
+            gemm(&s, Trans::N, vh, Trans::N, &mut o, m, hd, nk, 1.0);
+            (h, t0, o)
+        })
+        .collect();
+    for (h, t0, o) in blocks {
+        for (r, orow) in o.chunks_exact(hd).enumerate() {
+            out[(t0 + r) * p.n_head * hd + h * hd..][..hd].copy_from_slice(orow);
+        }
+    }
+}
+
+/// C = alpha·op(A)·op(B) (shapes checked by construction above).
+#[allow(clippy::too_many_arguments)]
+fn gemm(a: &[f32], ta: Trans, b: &[f32], tb: Trans, c: &mut [f32], m: usize, n: usize, k: usize, alpha: f32) {
+    gemm_f32(a, ta, b, tb, c, m, n, k, alpha, 0.0).expect("attention operands have consistent shapes");
+}

@@ -1,0 +1,133 @@
+//! The forward pass against transformers: for each fixture architecture, the logits of
+//! `expected_logits.json`'s `input_ids` (computed by transformers in f32 eager mode, see
+//! fixtures/README.md) from the HF dir and from its GGUF conversions by `llmtool convert`.
+//! Also: incremental decoding with the KV cache gives the same logits as one batch.
+
+mod common;
+
+use std::path::Path;
+
+use llmtool::infer::{InferModel, KvPrecision};
+use llmtool::model::Model;
+
+const ARCHS: [&str; 5] = ["llama", "phi3", "gemma", "gemma2", "qwen2"];
+
+/// Bounds on max |Δlogit| per stored weight type. f32 is the 1e-4 (measured: 4e-6 …
+/// 7e-6). With F16/BF16 matrices the products also round the activations to f16/bf16 (ggml's
+/// `vec_dot_type`), which dominates: measured 0.9e-2 … 2.0e-2 (f16) and 5e-2 … 1.5e-1 (bf16)
+/// over the five fixtures, whose random weights (std 0.2) give logits of magnitude ~5.
+const TOL_F32: f32 = 1e-4;
+const TOL_F16: f32 = 4e-2;
+const TOL_BF16: f32 = 2.5e-1;
+
+fn expected(arch: &str) -> (Vec<u32>, Vec<f32>, usize) {
+    let path = common::root().join("fixtures/models").join(arch).join("expected_logits.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let ids: Vec<u32> = v["input_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+    let rows = v["logits"].as_array().unwrap();
+    let n_vocab = rows[0].as_array().unwrap().len();
+    let logits = rows.iter().flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32)).collect();
+    (ids, logits, n_vocab)
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn logits_of(path: &Path, ids: &[u32]) -> Vec<f32> {
+    let model = Model::open(path).unwrap();
+    let m = InferModel::load(&model).unwrap();
+    let mut kv = m.new_cache(ids.len());
+    m.forward(ids, &mut kv, 0).unwrap()
+}
+
+fn check(arch: &str, path: &Path, what: &str, tol: f32) -> f32 {
+    let (ids, want, n_vocab) = expected(arch);
+    let got = logits_of(path, &ids);
+    assert_eq!(got.len(), ids.len() * n_vocab);
+    let d = max_abs_diff(&got, &want);
+    eprintln!("{arch} {what}: max |Δlogit| = {d:.3e}");
+    assert!(d <= tol, "{arch} {what}: max |Δlogit| = {d} > {tol}");
+    d
+}
+
+#[test]
+fn hf_dirs_match_transformers() {
+    for arch in ARCHS {
+        check(arch, &common::root().join("fixtures/models").join(arch), "HF f32", TOL_F32);
+    }
+}
+
+#[test]
+fn gguf_conversions_match_transformers() {
+    let tmp = tempfile::tempdir().unwrap();
+    for arch in ARCHS {
+        let dir = common::root().join("fixtures/models").join(arch);
+        for (ty, tol) in [("f32", TOL_F32), ("f16", TOL_F16), ("bf16", TOL_BF16)] {
+            let out = tmp.path().join(format!("{arch}-{ty}.gguf"));
+            common::llmtool_ok(&["convert", dir.to_str().unwrap(), out.to_str().unwrap(), "--outtype", ty, "--quiet"]);
+            check(arch, &out, &format!("GGUF {ty}"), tol);
+        }
+    }
+}
+
+#[test]
+fn llama_cpp_reference_conversions_match_transformers() {
+    // The same fixtures converted by llama.cpp's own convert_hf_to_gguf.py (f32) — without
+    // tokenizer keys, which the forward pass does not need.
+    for arch in ARCHS {
+        check(arch, &common::root().join("fixtures/llama_cpp").join(format!("{arch}.gguf")), "llama.cpp GGUF", TOL_F32);
+    }
+}
+
+#[test]
+fn incremental_decoding_matches_one_batch() {
+    for arch in ARCHS {
+        let dir = common::root().join("fixtures/models").join(arch);
+        let (ids, want, n_vocab) = expected(arch);
+        let model = Model::open(&dir).unwrap();
+        let m = InferModel::load(&model).unwrap();
+        let mut kv = m.new_cache(ids.len());
+        // a 7-token prompt, then one token at a time
+        let mut got = m.forward(&ids[..7], &mut kv, 0).unwrap();
+        for (i, &id) in ids.iter().enumerate().skip(7) {
+            got.extend(m.forward(&[id], &mut kv, i).unwrap());
+        }
+        assert_eq!(kv.len(), ids.len());
+        let d = max_abs_diff(&got, &want);
+        assert!(d <= TOL_F32, "{arch}: incremental max |Δ| {d}");
+        // forward_from returns the tail rows only, equal to the full call's
+        kv.clear();
+        let tail = m.forward_from(&ids, &mut kv, 0, ids.len() - 3).unwrap();
+        assert_eq!(tail.len(), 3 * n_vocab);
+        assert!(max_abs_diff(&tail, &want[(ids.len() - 3) * n_vocab..]) <= TOL_F32);
+    }
+}
+
+#[test]
+fn f16_kv_cache_changes_logits_slightly() {
+    let dir = common::root().join("fixtures/models/llama");
+    let (ids, want, _) = expected("llama");
+    let model = Model::open(&dir).unwrap();
+    let mut m = InferModel::load(&model).unwrap();
+    m.set_kv_precision(KvPrecision::F16);
+    let mut kv = m.new_cache(ids.len());
+    let got = m.forward(&ids, &mut kv, 0).unwrap();
+    let d = max_abs_diff(&got, &want);
+    assert!(d > 0.0 && d < 2e-2, "f16 KV cache: max |Δ| {d}");
+}
+
+#[test]
+fn errors_are_typed() {
+    let dir = common::root().join("fixtures/models/llama");
+    let model = Model::open(&dir).unwrap();
+    let m = InferModel::load(&model).unwrap();
+    let mut kv = m.new_cache(4);
+    let e = m.forward(&[1, 2, 3, 4, 5], &mut kv, 0).unwrap_err().to_string();
+    assert!(e.contains("KV cache overflow"), "{e}");
+    let e = m.forward(&[1], &mut kv, 2).unwrap_err().to_string();
+    assert!(e.contains("holds only 0 positions"), "{e}");
+    let e = m.forward(&[100_000], &mut kv, 0).unwrap_err().to_string();
+    assert!(e.contains("out of range"), "{e}");
+}
