@@ -2,12 +2,14 @@
 //!
 //! - [`arch`]: architecture registry (HF ⇄ GGUF names, config keys, layout fixes).
 //! - [`tokenizer`]: tokenizer metadata ⇄ `tokenizer.ggml.*`; encode/decode ([`tokenizer::Tokenizer`]).
+//! - [`chat_template`]: rendering a model's Jinja chat template.
 //! - [`sample`]: greedy / temperature / top-k / top-p sampling.
 //! - [`model`]: opening a GGUF file or HF dir in the internal (GGUF) form.
 //! - [`passes`]: lazy transformations of tensor sources.
 //! - [`cli`]: the command line.
 
 pub mod arch;
+pub mod chat_template;
 pub mod cli;
 pub mod eval;
 pub mod infer;

@@ -81,3 +81,42 @@ fn strings_ids_equal_llama_cpp_for_every_vocabulary() {
     }
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// SmolLM2's vocabulary under other `tokenizer.ggml.pre` names: llama.cpp's Llama 3, Qwen2,
+/// GPT-2 and `default` splitters on the strings and on the head of wiki.test.raw.
+#[test]
+fn other_pre_tokenizers_on_smollm2_vocabulary_equal_llama_cpp() {
+    let fx = fixture("llama_cpp_pre.json");
+    let strings: Vec<String> = serde_json::from_value(fixture("strings.json")).unwrap();
+    let raw = wiki_test_raw();
+    let head_len = fx["wiki_head_bytes"].as_u64().unwrap() as usize;
+    let head = std::str::from_utf8(&raw[..head_len]).unwrap();
+    let model = Model::open(&real_model()).unwrap();
+    let mut failures = Vec::new();
+    for (pre, want) in fx["pre"].as_object().unwrap() {
+        let mut md = model.metadata.clone();
+        md.insert("tokenizer.ggml.pre", llmtool_formats::MetaValue::String(pre.clone()));
+        let tok = Tokenizer::from_gguf_metadata(&md).unwrap();
+        for (s, row) in strings.iter().zip(want["strings"].as_array().unwrap()) {
+            for (mode, add_special, parse_special) in [("special", true, true), ("plain", false, false)] {
+                let want = ids_of(&row[mode]);
+                let got = tok.encode(s, add_special, parse_special).unwrap();
+                if got != want {
+                    failures.push(format!("pre {pre} {mode} {s:?}:\n  llama.cpp {want:?}\n  llmtool   {got:?}"));
+                }
+            }
+        }
+        let ids = tok.encode(head, true, false).unwrap();
+        let bytes: Vec<u8> = ids.iter().flat_map(|i| i.to_le_bytes()).collect();
+        if ids.len() as u64 != want["wiki_head"]["n_tokens"].as_u64().unwrap()
+            || sha256_hex(&bytes) != want["wiki_head"]["ids_sha256_u32le"].as_str().unwrap()
+        {
+            failures.push(format!(
+                "pre {pre}: wiki head differs ({} tokens, llama.cpp {})",
+                ids.len(),
+                want["wiki_head"]["n_tokens"]
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+}

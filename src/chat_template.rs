@@ -1,0 +1,233 @@
+//! Chat templates: renders a model's Jinja chat template (GGUF `tokenizer.chat_template`, HF
+//! `chat_template.jinja` / tokenizer_config.json `chat_template`) over a list of messages the
+//! way transformers' `apply_chat_template` does (`render_jinja_template` in
+//! transformers/utils/chat_template_utils.py): Jinja with `trim_blocks` and `lstrip_blocks`,
+//! loop controls, `raise_exception(msg)`, `strftime_now(fmt)`, the `tojson` filter, and the
+//! variables `messages`, `add_generation_prompt`, `bos_token`, `eos_token` (plus any extra
+//! ones the caller passes). Python string methods the templates call (`.strip()`,
+//! `.startswith()`, …) come from minijinja-contrib's pycompat layer.
+
+use std::path::PathBuf;
+
+use llmtool_formats::{MetaArray, Metadata};
+use minijinja::{Environment, Error, ErrorKind, Value};
+use serde::Serialize;
+
+use crate::model::{Model, ModelFormat};
+use crate::tokenizer::keys;
+
+/// The file transformers saves an HF tokenizer's chat template in.
+pub const CHAT_TEMPLATE_JINJA: &str = "chat_template.jinja";
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+impl Message {
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        Message { role: role.into(), content: content.into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatTemplateError {
+    #[error("GGUF metadata has no {0} (the model has no chat template)")]
+    Missing(&'static str),
+    #[error("{path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("chat template does not compile: {0:#}")]
+    Syntax(Error),
+    #[error("chat template raised an exception: {0}")]
+    Raised(String),
+    #[error("rendering the chat template failed: {0:#}")]
+    Render(Error),
+}
+
+/// A compiled chat template with the special-token texts it is rendered with.
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    bos_token: String,
+    eos_token: String,
+}
+
+const NAME: &str = "chat_template";
+
+impl ChatTemplate {
+    /// Compiles `source`; `bos_token` / `eos_token` are the texts the template sees.
+    pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self, ChatTemplateError> {
+        let mut env = Environment::new();
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function("raise_exception", |msg: String| -> Result<Value, Error> {
+            Err(Error::new(ErrorKind::InvalidOperation, msg))
+        });
+        env.add_function("strftime_now", |fmt: String| -> String { strftime_now(&fmt) });
+        env.add_template_owned(NAME, source.to_string()).map_err(ChatTemplateError::Syntax)?;
+        Ok(ChatTemplate { env, bos_token: bos_token.to_string(), eos_token: eos_token.to_string() })
+    }
+
+    /// The default template of GGUF metadata (`tokenizer.chat_template`), with the BOS/EOS
+    /// texts of `tokenizer.ggml.bos_token_id` / `eos_token_id` (empty when absent).
+    pub fn from_gguf_metadata(md: &Metadata) -> Result<Self, ChatTemplateError> {
+        let source = md.get_str(keys::CHAT_TEMPLATE).ok_or(ChatTemplateError::Missing(keys::CHAT_TEMPLATE))?;
+        Self::with_metadata_tokens(source, md)
+    }
+
+    /// The template of an opened model: `tokenizer.chat_template`, or for an HF dir whose
+    /// tokenizer_config.json has none, its `chat_template.jinja` (where transformers ≥ 4.50
+    /// saves it).
+    pub fn from_model(model: &Model) -> Result<Self, ChatTemplateError> {
+        if model.metadata.get_str(keys::CHAT_TEMPLATE).is_none() && model.format == ModelFormat::HfDir {
+            let path = model.path.join(CHAT_TEMPLATE_JINJA);
+            match std::fs::read_to_string(&path) {
+                Ok(source) => return Self::with_metadata_tokens(&source, &model.metadata),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ChatTemplateError::Read { path, source: e }),
+            }
+        }
+        Self::from_gguf_metadata(&model.metadata)
+    }
+
+    fn with_metadata_tokens(source: &str, md: &Metadata) -> Result<Self, ChatTemplateError> {
+        let tokens = md.get_array(keys::TOKENS);
+        let text = |kind: &str| -> String {
+            let id = md.get(keys::special_key(kind)).and_then(|v| v.as_u64());
+            match (tokens, id) {
+                (Some(MetaArray::String(t)), Some(id)) => t.get(id as usize).cloned().unwrap_or_default(),
+                _ => String::new(),
+            }
+        };
+        Self::new(source, &text("bos"), &text("eos"))
+    }
+
+    pub fn bos_token(&self) -> &str {
+        &self.bos_token
+    }
+
+    pub fn eos_token(&self) -> &str {
+        &self.eos_token
+    }
+
+    /// Renders the conversation; `add_generation_prompt` appends the assistant turn header.
+    pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, ChatTemplateError> {
+        self.render_with(messages, add_generation_prompt, Value::from(()))
+    }
+
+    /// Like [`render`](Self::render) with extra template variables (a map, e.g.
+    /// `minijinja::context! { tools => … }`); they override the standard ones.
+    pub fn render_with(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+        extra: Value,
+    ) -> Result<String, ChatTemplateError> {
+        let tmpl = self.env.get_template(NAME).map_err(ChatTemplateError::Render)?;
+        let base = minijinja::context! {
+            messages => Value::from_serialize(messages),
+            add_generation_prompt => add_generation_prompt,
+            bos_token => self.bos_token.as_str(),
+            eos_token => self.eos_token.as_str(),
+        };
+        let ctx = if extra.is_undefined() || extra.is_none() {
+            base
+        } else {
+            minijinja::context! { ..extra, ..base }
+        };
+        tmpl.render(ctx).map_err(|e| {
+            if e.kind() == ErrorKind::InvalidOperation {
+                ChatTemplateError::Raised(e.detail().unwrap_or_default().to_string())
+            } else {
+                ChatTemplateError::Render(e)
+            }
+        })
+    }
+}
+
+/// `strftime_now(fmt)` for the formats chat templates use ("%d %b %Y", "%Y-%m-%d"), in UTC.
+fn strftime_now(fmt: &str) -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const FULL: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let mut out = String::new();
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('Y') => out.push_str(&y.to_string()),
+            Some('m') => out.push_str(&format!("{m:02}")),
+            Some('d') => out.push_str(&format!("{d:02}")),
+            Some('b') => out.push_str(MONTHS[(m - 1) as usize]),
+            Some('B') => out.push_str(FULL[(m - 1) as usize]),
+            Some('%') => out.push('%'),
+            Some(o) => {
+                out.push('%');
+                out.push(o);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
+}
+
+/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's `civil_from_days` algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn raise_exception_is_a_typed_error() {
+        let t = ChatTemplate::new("{{ raise_exception('no system role') }}", "", "").unwrap();
+        match t.render(&[], false) {
+            Err(ChatTemplateError::Raised(m)) => assert_eq!(m, "no system role"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn trims_blocks_like_transformers() {
+        let src = "{% for m in messages %}\n  {{ m.role }}:{{ m.content.strip() }}\n{% endfor %}";
+        let t = ChatTemplate::new(src, "<s>", "</s>").unwrap();
+        assert_eq!(t.render(&[Message::new("user", " hi ")], false).unwrap(), "  user:hi\n");
+    }
+}
