@@ -3,6 +3,8 @@
 //! - [`arch`]: architecture registry (HF ⇄ GGUF names, config keys, layout fixes).
 //! - [`tokenizer`]: tokenizer metadata ⇄ `tokenizer.ggml.*`; encode/decode ([`tokenizer::Tokenizer`]).
 //! - [`chat_template`]: rendering a model's Jinja chat template.
+//! - [`infer`]: the inference core (forward pass, KV cache); [`generate`]: text generation on it.
+//! - [`eval`]: perplexity and KL divergence.
 //! - [`sample`]: greedy / temperature / top-k / top-p sampling.
 //! - [`model`]: opening a GGUF file or HF dir in the internal (GGUF) form.
 //! - [`passes`]: lazy transformations of tensor sources.
@@ -12,6 +14,7 @@ pub mod arch;
 pub mod chat_template;
 pub mod cli;
 pub mod eval;
+pub mod generate;
 pub mod infer;
 pub mod meta_carry;
 pub mod model;

@@ -1,6 +1,7 @@
 //! Command-line interface: one module per subcommand; `anyhow` lives only here and in main.
 
 mod convert;
+mod generate;
 mod inspect;
 mod perplexity;
 mod quantize;
@@ -24,6 +25,8 @@ enum Command {
     Quantize(quantize::QuantizeArgs),
     /// Perplexity of a text (llama.cpp's method) and KL divergence against a base model.
     Perplexity(perplexity::PerplexityArgs),
+    /// Continue a prompt (greedy or sampled), optionally through the model's chat template.
+    Generate(generate::GenerateArgs),
 }
 
 /// Parses `std::env::args` and runs the chosen subcommand.
@@ -34,6 +37,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Convert(args) => convert::run(args),
         Command::Quantize(args) => quantize::run(args),
         Command::Perplexity(args) => perplexity::run(args),
+        Command::Generate(args) => generate::run(args),
     }
 }
 
