@@ -53,13 +53,15 @@ parse_llmtool() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1])
 parse_llama() { grep -h "prompt eval time" "$2" "$1" | tail -n 1 | sed -E 's/.*, *([0-9.]+) tokens per second.*/\1/'; }
 
 echo "perplexity --ctx 512 --chunks $CHUNKS, 2 threads, best of $REPS" >&2
+# --no-repack: on CPUs with AMX, llama.cpp's repacked weight buffers need a kernel permission
+# that sandboxes lack (SIGILL); on AVX2-only CPUs it only changes Q4_0's kernel layout.
 for ty in $TYPES; do
   m="$(model_of "$ty")"
   ours=$(run_best "llmtool $ty" parse_llmtool "$bin" perplexity "$m" --text "$TEXT" --ctx 512 --chunks "$CHUNKS" \
     --threads 2 --kv-f16 --json --quiet)
   if [[ -n "${LLAMA_PERPLEXITY:-}" ]]; then
     theirs=$(run_best "llama-perplexity $ty (-b 512)" parse_llama "$LLAMA_PERPLEXITY" -m "$m" -f "$TEXT" -c 512 \
-      --chunks "$CHUNKS" -t 2 -b 512)
+      --chunks "$CHUNKS" -t 2 -b 512 --no-repack)
     printf '%-34s %8.2f x llama.cpp\n' "ratio $ty" "$(echo "$ours / $theirs" | bc -l)" >&2
   fi
 done
