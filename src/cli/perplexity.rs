@@ -54,7 +54,7 @@ pub struct PerplexityArgs {
 }
 
 /// The text of `path`, checked to be UTF-8, with one trailing newline dropped.
-fn read_text(path: &Path) -> Result<String> {
+pub(super) fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let mut text = match String::from_utf8(bytes) {
         Ok(t) => t,
@@ -256,4 +256,43 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
 fn is_model_file(p: &Path) -> bool {
     let mut magic = [0u8; 4];
     std::fs::File::open(p).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok() && &magic == b"GGUF"
+}
+
+/// What `quantize --validate` measured: the output (Q) against the input (base) on one text.
+pub(super) struct Validation {
+    pub text: PathBuf,
+    pub result: eval::KldResult,
+}
+
+/// Perplexity of `input` and `output` on `text` (llama.cpp's method, `ctx`-token windows,
+/// at most `chunks`) and the output's KL divergence from the input: both models run on the
+/// same windows of the input's tokenization.
+pub(super) fn validate(
+    input: &Path,
+    output: &Path,
+    text: &Path,
+    ctx: usize,
+    chunks: usize,
+    quiet: bool,
+) -> Result<Validation> {
+    let text_str = read_text(text)?;
+    let base_model = Model::open(input).with_context(|| format!("opening {}", input.display()))?;
+    let base = InferModel::load(&base_model).with_context(|| format!("loading {}", input.display()))?;
+    let model = Model::open(output).with_context(|| format!("opening {}", output.display()))?;
+    let im = InferModel::load(&model).with_context(|| format!("loading {}", output.display()))?;
+    if ctx > base.cfg.n_ctx_train {
+        return Err(eval::EvalError::ContextTooLarge { n_ctx: ctx, n_ctx_train: base.cfg.n_ctx_train }.into());
+    }
+    let tok = Tokenizer::from_model(&base_model).with_context(|| format!("tokenizer of {}", input.display()))?;
+    let tokens = tokenize(Some(&tok), input, &text_str)?;
+    let opts = PplOptions { n_ctx: ctx, n_chunks: Some(chunks), batch: ctx, bos: bos_of(Some(&tok)) };
+    let bar = Bar::new(0, quiet);
+    let result = eval::kl_divergence(&im, Base::Model(&base), &tokens, &opts, |i, n, kld| {
+        if let Some(b) = &bar.0 {
+            b.set_length(n as u64);
+        }
+        bar.set(i as u64, format!("validating: mean KLD {kld:.6}"));
+    })?;
+    bar.finish();
+    Ok(Validation { text: text.to_path_buf(), result })
 }

@@ -1,9 +1,9 @@
 //! `llmtool quantize IN OUT --type T`: a GGUF file or HF dir → a quantized GGUF file, with
 //! llama.cpp's per-tensor type rules (`passes::quantize`).
 //!
-//! Designed so that a `--validate TEXT` step (perplexity / KL divergence of OUT against IN)
-//! can run after the output is committed, once the inference core exists: `run` ends with
-//! the written path and both models' tensor sources are still openable then.
+//! `--validate TEXT` runs after the output is committed: perplexity of IN and OUT on the text
+//! and OUT's KL divergence from IN, on the inference core (`--max-ppl-increase` turns it into
+//! a gate for pipelines).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -57,6 +57,20 @@ pub struct QuantizeArgs {
     /// No progress bar, warnings or summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// After writing, validate on this UTF-8 text: perplexity of IN and OUT (llama.cpp's
+    /// method) and OUT's KL divergence from IN.
+    #[arg(long, value_name = "TEXT")]
+    pub validate: Option<PathBuf>,
+    /// Windows scored by --validate.
+    #[arg(long, default_value_t = 10, value_name = "N", requires = "validate")]
+    pub validate_chunks: usize,
+    /// Window length of --validate.
+    #[arg(long, default_value_t = 512, value_name = "N", requires = "validate")]
+    pub validate_ctx: usize,
+    /// With --validate: fail (exit 1, the output is kept) when OUT's perplexity exceeds IN's
+    /// by more than PCT percent.
+    #[arg(long, value_name = "PCT", requires = "validate")]
+    pub max_ppl_increase: Option<f64>,
 }
 
 pub fn run(args: QuantizeArgs) -> Result<()> {
@@ -83,6 +97,13 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("setting up the thread pool")?;
     }
 
+    if let Some(text) = &args.validate {
+        if args.dry_run {
+            bail!("--validate needs an output: it cannot be combined with --dry-run");
+        }
+        // Fail before the (long) quantization when the text cannot be used.
+        super::perplexity::read_text(text)?;
+    }
     let model = Model::open(&args.input).with_context(|| format!("cannot open {}", args.input.display()))?;
     let params =
         QuantizeParams { ftype, pure: args.pure, overrides, widen_vectors: model.format == ModelFormat::HfDir };
@@ -144,6 +165,42 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
             print_device_split(&plan, &gpu_name(g));
         }
         eprintln!("wrote {} ({:.1} MiB)", args.output.display(), written as f64 / MIB);
+    }
+    drop(source);
+    drop(model);
+    if let Some(text) = &args.validate {
+        let v = super::perplexity::validate(
+            &args.input,
+            &args.output,
+            text,
+            args.validate_ctx,
+            args.validate_chunks,
+            args.quiet,
+        )?;
+        let r = &v.result;
+        let increase = 100.0 * (r.ppl / r.ppl_base - 1.0);
+        println!(
+            "validation on {} ({} windows of {} tokens, {} scored):",
+            v.text.display(),
+            r.n_chunks,
+            args.validate_ctx,
+            r.n_tokens
+        );
+        println!("  PPL before (IN):  {:.4} +/- {:.5}", r.ppl_base, r.ppl_base_uncertainty);
+        println!("  PPL after (OUT):  {:.4} +/- {:.5}  ({increase:+.3} %)", r.ppl, r.ppl_uncertainty);
+        println!(
+            "  KLD mean {:.6} ± {:.6}, median {:.6}, 99 % {:.6}",
+            r.kld_mean, r.kld_uncertainty, r.kld_median, r.kld_p99
+        );
+        println!("  same top-1 token: {:.3} %", 100.0 * r.same_top);
+        if let Some(max) = args.max_ppl_increase {
+            if increase > max {
+                bail!(
+                    "validation failed: perplexity rose by {increase:.3} % (> --max-ppl-increase {max} %); {} is kept",
+                    args.output.display()
+                );
+            }
+        }
     }
     Ok(())
 }
