@@ -7,12 +7,9 @@
 # usage: scripts/bench-convert.sh [WORK_DIR]    (needs ~8 GB free in WORK_DIR)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-work="${1:-$root/.cache/bench}"
-mkdir -p "$work"
 # shellcheck source=bench-lib.sh
 source "$root/scripts/bench-lib.sh"
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-bin="$root/target/release/llmtool"
+bench_setup "${1:-}"
 model="$("$root/scripts/fetch-models.sh")"
 synth="$work/synthetic-7b-layers"
 [[ -f "$synth/model.safetensors" ]] || python3 "$root/scripts/gen-synthetic-model.py" "$synth" --layers 4

@@ -1,5 +1,14 @@
 # Shared helpers of the benchmarks (sourced by bench-convert.sh and bench-quantize.sh).
-# Callers set `work` (a scratch directory) before calling.
+# Callers set `root` (the workspace root) and call `bench_setup` first.
+
+# bench_setup [WORK_DIR]: sets `work` (the scratch directory, default .cache/bench, created)
+# and `bin` (llmtool, built in release mode).
+bench_setup() {
+  work="${1:-$root/.cache/bench}"
+  mkdir -p "$work"
+  cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+  bin="$root/target/release/llmtool"
+}
 
 command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 

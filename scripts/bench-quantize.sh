@@ -9,12 +9,9 @@
 # usage: [LLAMA_QUANTIZE=.../llama-quantize] [SYNTH_LAYERS=4] scripts/bench-quantize.sh [WORK_DIR]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-work="${1:-$root/.cache/bench}"
-mkdir -p "$work"
 # shellcheck source=bench-lib.sh
 source "$root/scripts/bench-lib.sh"
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-bin="$root/target/release/llmtool"
+bench_setup "${1:-}"
 lq="${LLAMA_QUANTIZE:-}"
 [[ -z "$lq" || -x "$lq" ]] || { echo "LLAMA_QUANTIZE=$lq is not an executable" >&2; exit 1; }
 

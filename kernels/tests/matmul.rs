@@ -14,23 +14,6 @@ use llmtool_kernels::matmul::{
 };
 use llmtool_kernels::{dequant, quant, GgmlType, KernelError};
 
-const WEIGHT_TYPES: &[GgmlType] = &[
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q8_0,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q2_K,
-    GgmlType::Q3_K,
-    GgmlType::Q4_K,
-    GgmlType::Q5_K,
-    GgmlType::Q6_K,
-    GgmlType::IQ4_NL,
-];
-
 /// Gaussian-ish values (sum of uniforms) with a few outliers, like real activations.
 fn values(rng: &mut Rng, n: usize, scale: f32) -> Vec<f32> {
     (0..n)
@@ -235,7 +218,7 @@ fn half_activations_round_like_ggml() {
 
 #[test]
 fn matmul_matches_f64_product_of_dequantized_operands() {
-    for (i, &ty) in WEIGHT_TYPES.iter().enumerate() {
+    for (i, &ty) in common::MATMUL_WEIGHT_TYPES.iter().enumerate() {
         let bs = ty.block_size().max(if ty.is_quantized() { 1 } else { 32 });
         for (j, &(rows, tokens)) in [(1, 1), (3, 5), (17, 33)].iter().enumerate() {
             for blocks in [1, 3] {
@@ -249,7 +232,7 @@ fn matmul_matches_f64_product_of_dequantized_operands() {
 fn smollm_like_shape_matches_reference() {
     // k = 576 (SmolLM2 n_embd), more rows than one task's tile (16 quantized, 64 float rows),
     // a row count that is not a multiple of the 4-row kernel.
-    for &ty in WEIGHT_TYPES {
+    for &ty in common::MATMUL_WEIGHT_TYPES {
         let k = if ty.block_size() == 256 { 768 } else { 576 };
         check_product(ty, 70, k, 9, 7);
     }

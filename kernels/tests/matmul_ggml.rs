@@ -49,26 +49,9 @@ fn load(ty: GgmlType) -> Fixture {
     Fixture { k, rows, tokens, x, w, act, dots }
 }
 
-const TYPES: &[GgmlType] = &[
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q8_0,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q2_K,
-    GgmlType::Q3_K,
-    GgmlType::Q4_K,
-    GgmlType::Q5_K,
-    GgmlType::Q6_K,
-    GgmlType::IQ4_NL,
-];
-
 #[test]
 fn activations_are_byte_identical_to_ggml_cpu_from_float() {
-    for &ty in TYPES {
+    for &ty in common::MATMUL_WEIGHT_TYPES {
         let f = load(ty);
         let a = prepare_activations(ty, &f.x, f.k).unwrap();
         if let Some(i) = (0..f.act.len()).find(|&i| a.bytes()[i] != f.act[i]) {
@@ -80,7 +63,7 @@ fn activations_are_byte_identical_to_ggml_cpu_from_float() {
 
 #[test]
 fn matmul_matches_ggml_vec_dot() {
-    for &ty in TYPES {
+    for &ty in common::MATMUL_WEIGHT_TYPES {
         let f = load(ty);
         let w = WeightView { ty, rows: f.rows, k: f.k, bytes: &f.w };
         let acts = prepare_activations(ty, &f.x, f.k).unwrap();

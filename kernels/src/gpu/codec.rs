@@ -7,12 +7,14 @@ use crate::GgmlType;
 const COMMON: &str = include_str!("shaders/common.wgsl");
 /// Shared bindings and byte helpers.
 const IO: &str = include_str!("shaders/io.wgsl");
+/// The `quantize`/`dequantize` entry points, calling the codec's `quantize_group`/`dequantize_group`.
+const ENTRY: &str = include_str!("shaders/entry.wgsl");
 
 /// One GPU block codec.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Codec {
     pub ty: GgmlType,
-    /// The type's own shader (entry points `quantize` and `dequantize`).
+    /// The type's own shader (`quantize_group` and `dequantize_group`; ENTRY adds the entry points).
     pub shader: &'static str,
     /// Blocks per invocation.
     pub group_blocks: usize,
@@ -31,7 +33,7 @@ impl Codec {
 
     /// The full WGSL source of this codec's module.
     pub fn source(&self) -> String {
-        format!("{COMMON}\n{IO}\n{}", self.shader)
+        format!("{COMMON}\n{IO}\n{}\n{ENTRY}", self.shader)
     }
 }
 

@@ -144,6 +144,26 @@ pub(crate) mod avx2 {
         _mm_cvtss_f32(s)
     }
 
+    /// `v` + Σ_b m_w·s_a over `nb` blocks (the Q4_1/Q5_1 min term, Q8_1 `s`), 8 blocks at a
+    /// time plus a tail, added to `v` in that order. Callers guarantee `m.len()`, `s.len()` ≥ `nb`.
+    #[inline(always)]
+    unsafe fn add_min_dot(mut v: f32, m: &[f32], s: &[f32], nb: usize) -> f32 {
+        let mut accm = _mm256_setzero_ps();
+        let mut b = 0;
+        while b + 8 <= nb {
+            let mv = _mm256_loadu_ps(m.as_ptr().add(b));
+            let sv = _mm256_loadu_ps(s.as_ptr().add(b));
+            accm = _mm256_fmadd_ps(mv, sv, accm);
+            b += 8;
+        }
+        v += hsum(accm);
+        while b < nb {
+            v += *m.get_unchecked(b) * *s.get_unchecked(b);
+            b += 1;
+        }
+        v
+    }
+
     /// Σ x·y of 32 bytes as 8 i32 lanes (lane j: bytes 4j..4j+4). `x` unsigned (0..255) or,
     /// with `SIGNED`, i8 whose sign moves onto `y` (ggml's `mul_sum_i8_pairs`). Without VNNI:
     /// `_mm256_maddubs_epi16` then `_mm256_madd_epi16` by 1 — no i16 saturation since the
@@ -192,20 +212,7 @@ pub(crate) mod avx2 {
         for r in 0..R {
             let mut v = hsum(acc[r]);
             if has_min {
-                // Σ_b m_w·s_a (Q8_1 `s`), 8 blocks at a time plus a tail.
-                let mut accm = _mm256_setzero_ps();
-                let mut b = 0;
-                while b + 8 <= nb {
-                    let m = _mm256_loadu_ps(w[r].m.as_ptr().add(b));
-                    let s = _mm256_loadu_ps(a.s.as_ptr().add(b));
-                    accm = _mm256_fmadd_ps(m, s, accm);
-                    b += 8;
-                }
-                v += hsum(accm);
-                while b < nb {
-                    v += *w[r].m.get_unchecked(b) * *a.s.get_unchecked(b);
-                    b += 1;
-                }
+                v = add_min_dot(v, w[r].m, a.s, nb);
             }
             *out.get_unchecked_mut(r) = v;
         }
@@ -256,19 +263,7 @@ pub(crate) mod avx2 {
         for r in 0..4 {
             let mut v = r4[r];
             if has_min {
-                let mut accm = _mm256_setzero_ps();
-                let mut b = 0;
-                while b + 8 <= nb {
-                    let m = _mm256_loadu_ps(w[r].m.as_ptr().add(b));
-                    let s = _mm256_loadu_ps(a.s.as_ptr().add(b));
-                    accm = _mm256_fmadd_ps(m, s, accm);
-                    b += 8;
-                }
-                v += hsum(accm);
-                while b < nb {
-                    v += *w[r].m.get_unchecked(b) * *a.s.get_unchecked(b);
-                    b += 1;
-                }
+                v = add_min_dot(v, w[r].m, a.s, nb);
             }
             *out.get_unchecked_mut(r) = v;
         }

@@ -1,6 +1,7 @@
 //! Test helpers: python judges, a deterministic PRNG, file helpers.
 #![allow(dead_code)]
 
+use llmtool_kernels::GgmlType;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -108,3 +109,22 @@ pub fn dequantized(ty: llmtool_kernels::GgmlType, src: &[u8]) -> Vec<f32> {
     llmtool_kernels::dequant::dequantize(ty, src, &mut out).unwrap();
     out
 }
+
+/// The weight types `llmtool_kernels::matmul` supports (every type ggml-cpu gives a
+/// `vec_dot_type`), listed independently of the library so a dropped type fails the tests.
+pub const MATMUL_WEIGHT_TYPES: &[GgmlType] = &[
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q8_0,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+    GgmlType::IQ4_NL,
+];

@@ -65,3 +65,31 @@ fn first_max(base: u32, n: u32) -> f32 {
     }
     return bitcast<f32>(best);
 }
+
+// (amax, mx) of qsrc[base..base+n]: the largest |v| and the first v that reaches it (signed
+// absmax, first on ties: ggml's `if (amax < fabsf(v)) { amax = fabsf(v); max = v; }`).
+fn signed_absmax(base: u32, n: u32) -> vec2<f32> {
+    var amax = 0.0;
+    var mx = 0.0;
+    for (var i = 0u; i < n; i = i + 1u) {
+        let v = qsrc[base + i];
+        if (amax < abs(v)) {
+            amax = abs(v);
+            mx = v;
+        }
+    }
+    return vec2<f32>(amax, mx);
+}
+
+// Head of a Q4_1/Q5_1 block of 32 at qsrc[base..]: d = (max - min) / nmax as f16 at byte 0,
+// m = min as f16 at byte 2. Integer searches: `m` stores mn's bits, signed zero included.
+// Returns (mn, 1/d).
+fn put_min_scale(base: u32, nmax: f32) -> vec2<f32> {
+    let mn = first_min(base, 32u);
+    let mx = first_max(base, 32u);
+    let d = div_rn(fsub(mx, mn), nmax);
+    let id = inverse(d);
+    put16(0u, f32_to_f16(d));
+    put16(2u, f32_to_f16(mn));
+    return vec2<f32>(mn, id);
+}

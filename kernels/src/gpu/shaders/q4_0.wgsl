@@ -4,25 +4,11 @@ const GROUP_BLOCKS: u32 = 2u;
 const GROUP_WORDS: u32 = 9u;
 var<private> ow: array<u32, 9>;
 
-@compute @workgroup_size(64)
-fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let g = group_index(gid, nwg);
-    if (g >= P.n_groups) {
-        return;
-    }
-    clear_out();
+// Group g of the quantize entry point (shaders/entry.wgsl): ow is cleared, stored after.
+fn quantize_group(g: u32) {
     for (var b = 0u; b < GROUP_BLOCKS; b = b + 1u) {
         let base = (g * GROUP_BLOCKS + b) * 32u;
-        // signed absmax, first on ties
-        var amax = 0.0;
-        var mx = 0.0;
-        for (var i = 0u; i < 32u; i = i + 1u) {
-            let v = qsrc[base + i];
-            if (amax < abs(v)) {
-                amax = abs(v);
-                mx = v;
-            }
-        }
+        let mx = signed_absmax(base, 32u).y;
         let d = div_rn(mx, -8.0);
         let id = inverse(d);
         let o = b * 18u;
@@ -33,15 +19,10 @@ fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
             put(o + 2u + j, q0 | (q1 << 4u));
         }
     }
-    store_out(g);
 }
 
-@compute @workgroup_size(64)
-fn dequantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let g = group_index(gid, nwg);
-    if (g >= P.n_groups) {
-        return;
-    }
+// Group g of the dequantize entry point (shaders/entry.wgsl).
+fn dequantize_group(g: u32) {
     for (var b = 0u; b < GROUP_BLOCKS; b = b + 1u) {
         let blk = g * GROUP_BLOCKS + b;
         let o = blk * 18u;

@@ -4,35 +4,21 @@ const GROUP_BLOCKS: u32 = 1u;
 const GROUP_WORDS: u32 = 5u;
 var<private> ow: array<u32, 5>;
 
-@compute @workgroup_size(64)
-fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let g = group_index(gid, nwg);
-    if (g >= P.n_groups) {
-        return;
-    }
-    clear_out();
+// Group g of the quantize entry point (shaders/entry.wgsl): ow is cleared, stored after.
+fn quantize_group(g: u32) {
     let base = g * 32u;
-    // Integer searches: `m` stores mn's bits, signed zero included.
-    let mn = first_min(base, 32u);
-    let mx = first_max(base, 32u);
-    let d = div_rn(fsub(mx, mn), 15.0);
-    let id = inverse(d);
-    put16(0u, f32_to_f16(d));
-    put16(2u, f32_to_f16(mn));
+    let mi = put_min_scale(base, 15.0);
+    let mn = mi.x;
+    let id = mi.y;
     for (var j = 0u; j < 16u; j = j + 1u) {
         let q0 = trunc_capped(fadd(fmul(fsub(qsrc[base + j], mn), id), 0.5), 15);
         let q1 = trunc_capped(fadd(fmul(fsub(qsrc[base + 16u + j], mn), id), 0.5), 15);
         put(4u + j, q0 | (q1 << 4u));
     }
-    store_out(g);
 }
 
-@compute @workgroup_size(64)
-fn dequantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let g = group_index(gid, nwg);
-    if (g >= P.n_groups) {
-        return;
-    }
+// Group g of the dequantize entry point (shaders/entry.wgsl).
+fn dequantize_group(g: u32) {
     let o = g * 20u;
     let d = f16_to_f32(g16(o));
     let m = f16_to_f32(g16(o + 2u));

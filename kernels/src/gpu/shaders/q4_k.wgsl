@@ -91,13 +91,8 @@ fn make_qkx2(xb: u32, lo: u32) -> vec2<f32> {
     return vec2<f32>(scale, -mn);
 }
 
-@compute @workgroup_size(64)
-fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let g = group_index(gid, nwg);
-    if (g >= P.n_groups) {
-        return;
-    }
-    clear_out();
+// Group g of the quantize entry point (shaders/entry.wgsl): ow is cleared, stored after.
+fn quantize_group(g: u32) {
     let base = g * 256u;
     var scales: array<f32, 8>;
     var mins: array<f32, 8>;
@@ -178,7 +173,6 @@ fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
             put(16u + 32u * gq + i, L[64u * gq + i] | (L[64u * gq + 32u + i] << 4u));
         }
     }
-    store_out(g);
 }
 
 fn scale_min_k4(j: u32, o: u32) -> vec2<u32> {
@@ -190,12 +184,8 @@ fn scale_min_k4(j: u32, o: u32) -> vec2<u32> {
     return vec2<u32>(sc, m);
 }
 
-@compute @workgroup_size(64)
-fn dequantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let g = group_index(gid, nwg);
-    if (g >= P.n_groups) {
-        return;
-    }
+// Group g of the dequantize entry point (shaders/entry.wgsl).
+fn dequantize_group(g: u32) {
     let o = g * 144u;
     let d = f16_to_f32(g16(o));
     let dmin = f16_to_f32(g16(o + 2u));

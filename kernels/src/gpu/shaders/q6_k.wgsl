@@ -26,16 +26,9 @@ fn qx_sums(xb: u32, iscale: f32) -> vec2<f32> {
 
 // make_qx_quants(16, 32, x, L, rmse_type = 1) over qsrc[xb..xb+16], quants into L[lo..].
 fn make_qx(xb: u32, lo: u32) -> f32 {
-    var mx = 0.0;
-    var amax = 0.0;
-    for (var i = 0u; i < 16u; i = i + 1u) {
-        let v = qsrc[xb + i];
-        if (abs(v) > amax) {
-            amax = abs(v);
-            mx = v;
-        }
-    }
-    if (amax < 1e-15) {
+    let am = signed_absmax(xb, 16u);
+    let mx = am.y;
+    if (am.x < 1e-15) {
         for (var i = 0u; i < 16u; i = i + 1u) {
             L[lo + i] = 0;
         }
@@ -68,13 +61,8 @@ fn make_qx(xb: u32, lo: u32) -> f32 {
     return scale;
 }
 
-@compute @workgroup_size(64)
-fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let g = group_index(gid, nwg);
-    if (g >= P.n_groups) {
-        return;
-    }
-    clear_out();
+// Group g of the quantize entry point (shaders/entry.wgsl): ow is cleared, stored after.
+fn quantize_group(g: u32) {
     for (var b = 0u; b < GROUP_BLOCKS; b = b + 1u) {
         let base = (g * GROUP_BLOCKS + b) * 256u;
         let o = b * 210u;
@@ -121,15 +109,10 @@ fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
             }
         }
     }
-    store_out(g);
 }
 
-@compute @workgroup_size(64)
-fn dequantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let g = group_index(gid, nwg);
-    if (g >= P.n_groups) {
-        return;
-    }
+// Group g of the dequantize entry point (shaders/entry.wgsl).
+fn dequantize_group(g: u32) {
     for (var b = 0u; b < GROUP_BLOCKS; b = b + 1u) {
         let blk = g * GROUP_BLOCKS + b;
         let o = blk * 210u;

@@ -4,13 +4,8 @@ const GROUP_BLOCKS: u32 = 2u;
 const GROUP_WORDS: u32 = 17u;
 var<private> ow: array<u32, 17>;
 
-@compute @workgroup_size(64)
-fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let g = group_index(gid, nwg);
-    if (g >= P.n_groups) {
-        return;
-    }
-    clear_out();
+// Group g of the quantize entry point (shaders/entry.wgsl): ow is cleared, stored after.
+fn quantize_group(g: u32) {
     for (var b = 0u; b < GROUP_BLOCKS; b = b + 1u) {
         let base = (g * GROUP_BLOCKS + b) * 32u;
         var amax = 0.0;
@@ -25,15 +20,10 @@ fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
             put(o + 2u + i, u32(i32(round_away(fmul(qsrc[base + i], id)))));
         }
     }
-    store_out(g);
 }
 
-@compute @workgroup_size(64)
-fn dequantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let g = group_index(gid, nwg);
-    if (g >= P.n_groups) {
-        return;
-    }
+// Group g of the dequantize entry point (shaders/entry.wgsl).
+fn dequantize_group(g: u32) {
     for (var b = 0u; b < GROUP_BLOCKS; b = b + 1u) {
         let blk = g * GROUP_BLOCKS + b;
         let o = blk * 34u;
