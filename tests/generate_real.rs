@@ -3,10 +3,9 @@
 //! with llama-completion `--temp 0`), and the CLI's streaming / JSON outputs agree.
 //!
 //! Two engines that sum floats in different orders can pick different tokens where the top
-//! two logits are nearly equal. So a continuation either equals llama.cpp's to the end, or
-//! diverges only at a near-tie: our runner-up there is llama.cpp's token and our top-2
-//! margin is under `NEAR_TIE` logits. Cases that may diverge are named in `MAY_DIVERGE` (a
-//! measured fact of this model and prompt); all others must match exactly.
+//! two logits are nearly equal. So each continuation must equal llama.cpp's up to the end, or
+//! up to a near-tie: there our runner-up is llama.cpp's token and our top-2 margin is under
+//! `NEAR_TIE` logits; and at least `MIN_AGREED` tokens must agree first.
 
 mod common;
 
@@ -17,12 +16,27 @@ use llmtool::tokenizer::Tokenizer;
 use serde_json::Value;
 
 /// The largest top-1/top-2 logit gap accepted where our greedy choice differs from llama.cpp's.
-/// (Measured: 0.12 at "Nova"/"New" below; llama.cpp's own Q4_1 logits differ from its F16
-/// run's by a mean KLD of 0.0028, see shared/reference, so such gaps are within engine noise.)
+/// Measured near-ties on this model: " Nova"/" New" 0.12 after "Once upon a time, the city of";
+/// "2"/"1" after "approximately 3" (France prompt) a few hundredths. llama.cpp's own Q4_1
+/// logits differ from its F16 run's by a mean KLD of 0.0028 (shared/reference), so such gaps
+/// are within engine noise.
 const NEAR_TIE: f32 = 0.2;
-/// "Once upon a time": after ", the city of" our top two are " Nova" 5.877 and " New" 5.756;
-/// llama.cpp picks " New".
-const MAY_DIVERGE: &[&str] = &["Once upon a time"];
+/// Tokens that must agree with llama.cpp before any near-tie.
+const MIN_AGREED: usize = 8;
+
+/// Our greedy continuation (ids) of `prompt`.
+fn greedy_ids(infer: &InferModel, tok: &Tokenizer, prompt: &str, n: usize) -> Vec<u32> {
+    let ids = tok.encode(prompt, true, false).unwrap();
+    let mut kv = infer.new_cache(ids.len() + n);
+    let mut logits = infer.forward_from(&ids, &mut kv, 0, ids.len() - 1).unwrap();
+    let mut out = Vec::new();
+    for pos in ids.len()..ids.len() + n {
+        let id = top2(&logits).0 .0;
+        out.push(id);
+        logits = infer.forward(&[id], &mut kv, pos).unwrap();
+    }
+    out
+}
 
 fn expected() -> Value {
     let text = std::fs::read_to_string(root().join("fixtures/generate/expected.json")).unwrap();
@@ -60,7 +74,7 @@ fn greedy_continuations_equal_llama_cpp() {
         let mut got = String::new();
         let mut pos = ids.len();
         let mut diverged = false;
-        for _ in 0..n_predict {
+        for agreed in 0..n_predict {
             let ((id, l1), (id2, l2)) = top2(&logits);
             assert!(!tok.is_eog(id), "{prompt:?}: unexpected end of generation after {got:?}");
             let piece = String::from_utf8(tok.token_to_piece(id).unwrap()).unwrap();
@@ -68,9 +82,11 @@ fn greedy_continuations_equal_llama_cpp() {
             if !rest.starts_with(&piece) {
                 let runner_up = String::from_utf8(tok.token_to_piece(id2).unwrap()).unwrap();
                 assert!(
-                    MAY_DIVERGE.contains(&prompt),
-                    "{prompt:?}: after {got:?} we chose {piece:?} (logit {l1}), llama.cpp continues {rest:?}"
+                    agreed >= MIN_AGREED,
+                    "{prompt:?}: only {agreed} tokens agree: after {got:?} we chose {piece:?} ({l1}) over \
+                     {runner_up:?} ({l2}); llama.cpp continues {rest:?}"
                 );
+                eprintln!("{prompt:?}: near-tie after {agreed} tokens: {piece:?} {l1} vs {runner_up:?} {l2}");
                 assert!(
                     rest.starts_with(&runner_up) && l1 - l2 < NEAR_TIE,
                     "{prompt:?}: after {got:?} we chose {piece:?} ({l1}) over {runner_up:?} ({l2}); llama.cpp \
@@ -90,18 +106,22 @@ fn greedy_continuations_equal_llama_cpp() {
 }
 
 #[test]
-fn cli_json_and_streamed_text_agree_with_the_fixture() {
+fn cli_json_and_streamed_text_equal_the_library_greedy_run() {
     let path = real_model();
     let fixture = expected();
-    let case = &fixture["cases"][0];
-    let prompt = case["prompt"].as_str().unwrap();
-    let want = case["continuation"].as_str().unwrap();
-    let n = fixture["n_predict"].to_string();
-    let p = path.to_str().unwrap();
+    let prompt = fixture["cases"][0]["prompt"].as_str().unwrap();
+    let n = fixture["n_predict"].as_u64().unwrap() as usize;
+    let model = Model::open(&path).unwrap();
+    let tok = Tokenizer::from_model(&model).unwrap();
+    let infer = InferModel::load(&model).unwrap();
+    let want_ids = greedy_ids(&infer, &tok, prompt, n);
+    let want = tok.decode(&want_ids).unwrap();
+    let (p, n) = (path.to_str().unwrap(), n.to_string());
     let json = llmtool_ok(&["generate", p, "--prompt", prompt, "-n", &n, "--json", "--threads", "2"]);
     let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let ids: Vec<u32> = v["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+    assert_eq!(ids, want_ids);
     assert_eq!(v["text"].as_str().unwrap(), want);
-    assert_eq!(v["ids"].as_array().unwrap().len(), fixture["n_predict"].as_u64().unwrap() as usize);
     assert_eq!(v["stop"], "length");
     let text = llmtool_ok(&["generate", p, "--prompt", prompt, "-n", &n, "--threads", "2"]);
     assert_eq!(String::from_utf8(text.stdout).unwrap(), format!("{want}\n"));
