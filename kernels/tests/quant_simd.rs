@@ -16,8 +16,11 @@ use proptest::prelude::*;
 
 /// The types with a SIMD quantizer on x86_64 (AVX2): row kernels for the legacy formats.
 const SIMD_TYPES: [GgmlType; 5] = [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1];
-/// K-quants whose scale searches have SIMD candidate loops (256-element blocks).
-const K_SIMD_TYPES: [GgmlType; 4] = [GgmlType::Q2_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K];
+/// K-quants whose scale searches have SIMD loops (256-element blocks): candidate scales per
+/// vector, or for Q3_K 8 sub-blocks' `make_q3_quants` per vector.
+const K_SIMD_TYPES: [GgmlType; 5] = [GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K];
+/// 32-element formats with a SIMD scale search (IQ4_NL: 16 candidate scales per block).
+const SEARCH_SIMD_TYPES: [GgmlType; 1] = [GgmlType::IQ4_NL];
 
 fn reference(ty: GgmlType, x: &[f32]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -56,7 +59,7 @@ fn assert_fast_eq_reference(what: &str, ty: GgmlType, x: &[f32], chunks: &[usize
 fn simd_kernels_run_on_avx2() {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
-        for ty in SIMD_TYPES.into_iter().chain(K_SIMD_TYPES) {
+        for ty in SIMD_TYPES.into_iter().chain(K_SIMD_TYPES).chain(SEARCH_SIMD_TYPES) {
             assert!(has_simd(ty), "{ty}: no SIMD kernel on an AVX2 CPU");
         }
         return;
@@ -75,7 +78,7 @@ fn odd_block_counts_and_ragged_chunks() {
     for n_blocks in [1usize, 31, 33, 1023, 4097] {
         let mut rng = Rng(n_blocks as u64);
         let x: Vec<f32> = (0..n_blocks * 32).map(|_| normal(&mut rng) * 0.05).collect();
-        for ty in SIMD_TYPES {
+        for ty in SIMD_TYPES.into_iter().chain(SEARCH_SIMD_TYPES) {
             assert_fast_eq_reference(&format!("{n_blocks} blocks"), ty, &x, &[1, 3, 7, 1000]);
         }
     }
@@ -168,7 +171,7 @@ fn special_blocks() -> Vec<[f32; 32]> {
 fn special_values_equal_reference() {
     let blocks = special_blocks();
     let x: Vec<f32> = blocks.iter().flatten().copied().collect();
-    for ty in SIMD_TYPES {
+    for ty in SIMD_TYPES.into_iter().chain(SEARCH_SIMD_TYPES) {
         assert_fast_eq_reference("special", ty, &x, &[1, 5]);
     }
     // The same blocks, 8 at a time, as K-quant super-blocks (one padded with zeros).
@@ -177,6 +180,10 @@ fn special_values_equal_reference() {
     for ty in K_SIMD_TYPES {
         assert_fast_eq_reference("special", ty, &xk, &[1]);
     }
+    // Q3_K also on raw random bit patterns (NaN, ±∞, subnormals inside sub-blocks).
+    let mut rng = Rng(77);
+    let xb: Vec<f32> = (0..256 * 16).map(|_| f32::from_bits(rng.next_u32())).collect();
+    assert_fast_eq_reference("random bits", GgmlType::Q3_K, &xb, &[1]);
 }
 
 proptest! {
@@ -187,7 +194,7 @@ proptest! {
     fn random_bit_patterns_equal_reference(bits in prop::collection::vec(any::<u32>(), 32..=32 * 40)) {
         let n = bits.len() / 32 * 32;
         let x: Vec<f32> = bits[..n].iter().map(|&b| f32::from_bits(b)).collect();
-        for ty in SIMD_TYPES {
+        for ty in SIMD_TYPES.into_iter().chain(SEARCH_SIMD_TYPES) {
             assert_fast_eq_reference("random bits", ty, &x, &[3]);
         }
     }
@@ -206,7 +213,7 @@ proptest! {
             .enumerate()
             .map(|(i, &v)| if zero_every > 0 && i % (zero_every + 1) == 0 { 0.0 } else { v * scale })
             .collect();
-        for ty in SIMD_TYPES {
+        for ty in SIMD_TYPES.into_iter().chain(SEARCH_SIMD_TYPES) {
             assert_fast_eq_reference("random weights", ty, &x, &[2]);
         }
     }
@@ -239,7 +246,7 @@ fn real_model_tensor_equal_reference() {
     judge("dequant.py", &["model", model.to_str().unwrap(), dir.path().to_str().unwrap(), name]);
     let x = read_f32(&dir.path().join(format!("{name}.f32")));
     assert!(x.len() >= 100_000 && x.len().is_multiple_of(256), "{name}: {} values", x.len());
-    for ty in SIMD_TYPES.into_iter().chain([GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::IQ4_NL]) {
+    for ty in SIMD_TYPES.into_iter().chain([GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::IQ4_NL]) {
         assert_fast_eq_reference(name, ty, &x, &[64]);
     }
 }

@@ -56,6 +56,23 @@ fn fit(x: &[f32; 32], w: &[f32; 32], id: f32) -> (f32, f32) {
 
 impl QuantizeBlock for BlockIQ4_NL {
     fn quantize(x: &[f32]) -> Self {
+        quantize_iq4_nl(x, false)
+    }
+
+    fn quantize_row_fast(src: &[f32], out: &mut [u8]) -> bool {
+        super::k_row_fast(src, out, |x| quantize_iq4_nl(x, true))
+    }
+}
+
+/// One block; `simd` selects the AVX2 search (16 candidate scales per pass, same bytes).
+fn quantize_iq4_nl(x: &[f32], simd: bool) -> BlockIQ4_NL {
+    #[cfg(target_arch = "x86_64")]
+    if simd && super::k_search::simd_available() {
+        // SAFETY: the CPU supports AVX2 (checked by `simd_available`).
+        return unsafe { quantize_avx2(x.try_into().expect("a block of 32")) };
+    }
+    let _ = simd;
+    {
         let x: &[f32; 32] = x.try_into().expect("a block of 32");
         let w: [f32; 32] = std::array::from_fn(|j| x[j] * x[j]);
         let (mut amax, mut max) = (0.0f32, 0.0f32);
@@ -86,6 +103,46 @@ impl QuantizeBlock for BlockIQ4_NL {
         let qs = std::array::from_fn(|j| l[j] | (l[j + 16] << 4));
         BlockIQ4_NL { d: f16::from_f32(d), qs }
     }
+}
+
+/// The reference's steps with the 16 fits (the first scale, then itry = −7..=7) and the
+/// final indices computed 8 lanes at a time; the choice among fits is the reference's loop.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn quantize_avx2(x: &[f32; 32]) -> BlockIQ4_NL {
+    use super::q3_iq4_avx2::{iq4_fits, iq4_indices};
+    let w: [f32; 32] = std::array::from_fn(|j| x[j] * x[j]);
+    let (mut amax, mut max) = (0.0f32, 0.0f32);
+    for &v in x {
+        if v.abs() > amax {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    let v0 = KVALUES_IQ4NL[0] as f32;
+    let mut d = 0.0f32;
+    if amax >= GROUP_MAX_EPS {
+        let ids: [f32; 16] = std::array::from_fn(|k| {
+            if k == 0 {
+                1.0 / (-max / v0)
+            } else {
+                (k as i32 - 1 - NTRY + KVALUES_IQ4NL[0] as i32) as f32 / max
+            }
+        });
+        let (sumqx, sumq2) = iq4_fits(x, &w, &ids);
+        d = if sumq2[0] > 0.0 { sumqx[0] / sumq2[0] } else { 0.0 };
+        let mut best = d * sumqx[0];
+        for k in 1..16 {
+            if sumq2[k] > 0.0 && sumqx[k] * sumqx[k] > best * sumq2[k] {
+                d = sumqx[k] / sumq2[k];
+                best = d * sumqx[k];
+            }
+        }
+    }
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let l = iq4_indices(x, id);
+    let qs = std::array::from_fn(|j| l[j] | (l[j + 16] << 4));
+    BlockIQ4_NL { d: f16::from_f32(d), qs }
 }
 
 #[cfg(test)]

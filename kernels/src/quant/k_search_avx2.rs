@@ -16,7 +16,7 @@ use std::arch::x86_64::*;
 
 /// ggml `nearest_int` lane by lane: the same f32 addition and bit operations.
 #[target_feature(enable = "avx2")]
-fn nearest_int_v(v: __m256) -> __m256i {
+pub(super) fn nearest_int_v(v: __m256) -> __m256i {
     let b = _mm256_castps_si256(_mm256_add_ps(v, _mm256_set1_ps(12_582_912.0)));
     _mm256_sub_epi32(_mm256_and_si256(b, _mm256_set1_epi32(0x007f_ffff)), _mm256_set1_epi32(0x0040_0000))
 }
@@ -28,7 +28,7 @@ fn quant_v(iscale: __m256, v: f32, lo: i32, hi: i32) -> __m256 {
     _mm256_cvtepi32_ps(_mm256_min_epi32(_mm256_max_epi32(l, _mm256_set1_epi32(lo)), _mm256_set1_epi32(hi)))
 }
 
-fn to_array(v: __m256) -> [f32; 8] {
+pub(super) fn to_array(v: __m256) -> [f32; 8] {
     // SAFETY: both are 32 bytes of plain data.
     unsafe { std::mem::transmute::<__m256, [f32; 8]>(v) }
 }

@@ -48,6 +48,8 @@ mod k_search_avx2;
 #[cfg(target_arch = "x86_64")]
 mod legacy_avx2;
 mod q2_k;
+#[cfg(target_arch = "x86_64")]
+mod q3_iq4_avx2;
 mod q3_k;
 mod q4_0;
 mod q4_1;
@@ -109,7 +111,10 @@ pub fn has_simd(ty: GgmlType) -> bool {
     if matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1) {
         return std::arch::is_x86_feature_detected!("avx2");
     }
-    if matches!(ty, GgmlType::Q2_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) {
+    if matches!(
+        ty,
+        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K | GgmlType::IQ4_NL
+    ) {
         return k_search::simd_available();
     }
     let _ = ty;

@@ -12,11 +12,36 @@ use half::f16;
 
 impl QuantizeBlock for BlockQ3_K {
     fn quantize(x: &[f32]) -> Self {
+        quantize_q3_k(x, false)
+    }
+
+    fn quantize_row_fast(src: &[f32], out: &mut [u8]) -> bool {
+        super::k_row_fast(src, out, |x| quantize_q3_k(x, true))
+    }
+}
+
+/// The 16 `make_q3_quants(4, …)` of a block; with `simd` on an AVX2 CPU, 8 sub-blocks per
+/// vector (`q3_iq4_avx2.rs`, same results).
+fn sub_block_quants(x: &[f32], l: &mut [i8; 256], simd: bool) -> [f32; 16] {
+    #[cfg(target_arch = "x86_64")]
+    if simd && super::k_search::simd_available() {
+        use super::q3_iq4_avx2::make_q3_quants_x8;
+        // SAFETY: the CPU supports AVX2 (checked by `simd_available`).
+        let (a, b) =
+            unsafe { (make_q3_quants_x8(&x[..128], &mut l[..128]), make_q3_quants_x8(&x[128..], &mut l[128..])) };
+        return std::array::from_fn(|j| if j < 8 { a[j] } else { b[j - 8] });
+    }
+    let _ = simd;
+    std::array::from_fn(|j| make_q3_quants(4, &x[16 * j..16 * j + 16], &mut l[16 * j..16 * j + 16]))
+}
+
+/// One block; `simd` selects the SIMD sub-block search (same bytes).
+fn quantize_q3_k(x: &[f32], simd: bool) -> BlockQ3_K {
+    {
         let mut l = [0i8; 256];
-        let mut scales = [0.0f32; 16];
+        let scales = sub_block_quants(x, &mut l, simd);
         let (mut max_scale, mut amax) = (0.0f32, 0.0f32);
-        for (j, s) in scales.iter_mut().enumerate() {
-            *s = make_q3_quants(4, &x[16 * j..16 * j + 16], &mut l[16 * j..16 * j + 16]);
+        for s in &scales {
             if s.abs() > amax {
                 amax = s.abs();
                 max_scale = *s;
