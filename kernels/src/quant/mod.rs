@@ -14,7 +14,8 @@
 //! path also uses a format's SIMD kernel where one exists and the CPU has it (x86_64 AVX2,
 //! detected at run time: row kernels for Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 in `q8_0.rs` and
 //! `legacy_avx2.rs`; 8-candidates-per-vector scale searches for Q2_K, Q4_K, Q5_K and Q6_K
-//! in `k_search_avx2.rs`), tested byte for byte against the reference (which never uses
+//! in `k_search_avx2.rs`; Q3_K's search one sub-block per lane and IQ4_NL's 16 candidate
+//! scales per block in `q3_iq4_avx2.rs`), tested byte for byte against the reference (which never uses
 //! them) in `tests/quant_simd.rs`, NaN, ±∞ and subnormal inputs included.
 //!
 //! The K-quant quantizers (`q*_k.rs`, searches in `k_search.rs`) follow ggml's
