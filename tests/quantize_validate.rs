@@ -3,6 +3,9 @@
 
 mod common;
 
+use std::path::Path;
+use std::process::Output;
+
 use common::{llmtool, llmtool_ok, real_model, root};
 
 fn wiki() -> std::path::PathBuf {
@@ -13,6 +16,13 @@ fn wiki() -> std::path::PathBuf {
         p.display()
     );
     p
+}
+
+/// `llmtool quantize MODEL OUT -t TY REST…`.
+fn quantize(model: &Path, out: &Path, ty: &str, rest: &[&str]) -> Output {
+    let mut args = vec!["quantize", model.to_str().unwrap(), out.to_str().unwrap(), "-t", ty];
+    args.extend_from_slice(rest);
+    llmtool(&args)
 }
 
 /// The figure after `label` on the report line starting with it.
@@ -28,15 +38,9 @@ fn validate_reports_perplexity_before_after_and_kld() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("q8.gguf");
     let text = wiki();
-    let args = ["--validate-chunks", "2", "--validate-ctx", "128", "--quiet"];
-    let o = llmtool_ok(
-        &[
-            &["quantize", model.to_str().unwrap(), out.to_str().unwrap(), "-t", "Q8_0", "--validate"][..],
-            &[text.to_str().unwrap()],
-            &args,
-        ]
-        .concat(),
-    );
+    let args = ["--validate", text.to_str().unwrap(), "--validate-chunks", "2", "--validate-ctx", "128", "--quiet"];
+    let o = quantize(&model, &out, "Q8_0", &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let report = String::from_utf8(o.stdout).unwrap();
     let before = figure(&report, "PPL before (IN):");
     let after = figure(&report, "PPL after (OUT):");
@@ -67,22 +71,22 @@ fn max_ppl_increase_fails_a_lossy_pass_and_keeps_the_output() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("q4_0.gguf");
     let text = wiki();
-    let o = llmtool(&[
-        "quantize",
-        model.to_str().unwrap(),
-        out.to_str().unwrap(),
-        "-t",
+    let o = quantize(
+        &model,
+        &out,
         "Q4_0",
-        "--validate",
-        text.to_str().unwrap(),
-        "--validate-chunks",
-        "2",
-        "--validate-ctx",
-        "128",
-        "--max-ppl-increase",
-        "0.5",
-        "--quiet",
-    ]);
+        &[
+            "--validate",
+            text.to_str().unwrap(),
+            "--validate-chunks",
+            "2",
+            "--validate-ctx",
+            "128",
+            "--max-ppl-increase",
+            "0.5",
+            "--quiet",
+        ],
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "Q4_0 from Q4_1 raises perplexity by more than 0.5 %");
     assert!(err.contains("validation failed: perplexity rose by"), "{err}");
@@ -96,30 +100,12 @@ fn validate_errors_come_before_quantizing() {
     let out = dir.path().join("o.gguf");
     let bad = dir.path().join("bad.txt");
     std::fs::write(&bad, b"ok \xff\xfe not utf-8").unwrap();
-    let o = llmtool(&[
-        "quantize",
-        model.to_str().unwrap(),
-        out.to_str().unwrap(),
-        "-t",
-        "Q8_0",
-        "--validate",
-        bad.to_str().unwrap(),
-    ]);
+    let o = quantize(&model, &out, "Q8_0", &["--validate", bad.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("not valid UTF-8") && err.contains("byte offset 3"), "{err}");
     assert!(!out.exists());
-    let o = llmtool(&[
-        "quantize",
-        model.to_str().unwrap(),
-        out.to_str().unwrap(),
-        "-t",
-        "Q8_0",
-        "--dry-run",
-        "--validate",
-        bad.to_str().unwrap(),
-    ]);
+    let o = quantize(&model, &out, "Q8_0", &["--dry-run", "--validate", bad.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("--dry-run"));
-    let o =
-        llmtool(&["quantize", model.to_str().unwrap(), out.to_str().unwrap(), "-t", "Q8_0", "--validate-chunks", "2"]);
+    let o = quantize(&model, &out, "Q8_0", &["--validate-chunks", "2"]);
     assert!(!o.status.success(), "--validate-chunks needs --validate");
 }
