@@ -66,51 +66,32 @@ impl QuantizeBlock for BlockIQ4_NL {
 
 /// One block; `simd` selects the AVX2 search (16 candidate scales per pass, same bytes).
 fn quantize_iq4_nl(x: &[f32], simd: bool) -> BlockIQ4_NL {
+    let x: &[f32; 32] = x.try_into().expect("a block of 32");
     #[cfg(target_arch = "x86_64")]
     if simd && super::k_search::simd_available() {
         // SAFETY: the CPU supports AVX2 (checked by `simd_available`).
-        return unsafe { quantize_avx2(x.try_into().expect("a block of 32")) };
+        return unsafe { quantize_avx2(x) };
     }
     let _ = simd;
-    {
-        let x: &[f32; 32] = x.try_into().expect("a block of 32");
-        let w: [f32; 32] = std::array::from_fn(|j| x[j] * x[j]);
-        let (mut amax, mut max) = (0.0f32, 0.0f32);
-        for &v in x {
-            if v.abs() > amax {
-                amax = v.abs();
-                max = v;
-            }
-        }
-        let v0 = KVALUES_IQ4NL[0] as f32;
-        let mut d = 0.0f32;
-        if amax >= GROUP_MAX_EPS {
-            // ggml: `d = -max/values[0]; id = 1/d;` (ntry > 0).
-            let (sumqx, sumq2) = fit(x, &w, 1.0 / (-max / v0));
-            d = if sumq2 > 0.0 { sumqx / sumq2 } else { 0.0 };
-            let mut best = d * sumqx;
-            for itry in -NTRY..=NTRY {
-                let id = (itry + KVALUES_IQ4NL[0] as i32) as f32 / max;
-                let (sumqx, sumq2) = fit(x, &w, id);
-                if sumq2 > 0.0 && sumqx * sumqx > best * sumq2 {
-                    d = sumqx / sumq2;
-                    best = d * sumqx;
-                }
-            }
-        }
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        let l: [u8; 32] = std::array::from_fn(|j| best_index(id * x[j]));
-        let qs = std::array::from_fn(|j| l[j] | (l[j + 16] << 4));
-        BlockIQ4_NL { d: f16::from_f32(d), qs }
-    }
+    search(
+        x,
+        |x, w, ids| {
+            let fits: [(f32, f32); 16] = std::array::from_fn(|k| fit(x, w, ids[k]));
+            (fits.map(|f| f.0), fits.map(|f| f.1))
+        },
+        |x, id| std::array::from_fn(|j| best_index(id * x[j])),
+    )
 }
 
-/// The reference's steps with the 16 fits (the first scale, then itry = −7..=7) and the
-/// final indices computed 8 lanes at a time; the choice among fits is the reference's loop.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn quantize_avx2(x: &[f32; 32]) -> BlockIQ4_NL {
-    use super::q3_iq4_avx2::{iq4_fits, iq4_indices};
+/// ggml `quantize_iq4_nl_impl` (no imatrix, ntry = 7) with the fits of the 16 candidate
+/// inverse scales and the final indices computed by `fits` and `indices` (scalar or AVX2:
+/// the same values either way).
+#[inline(always)]
+fn search(
+    x: &[f32; 32],
+    fits: impl FnOnce(&[f32; 32], &[f32; 32], &[f32; 16]) -> ([f32; 16], [f32; 16]),
+    indices: impl FnOnce(&[f32; 32], f32) -> [u8; 32],
+) -> BlockIQ4_NL {
     let w: [f32; 32] = std::array::from_fn(|j| x[j] * x[j]);
     let (mut amax, mut max) = (0.0f32, 0.0f32);
     for &v in x {
@@ -122,6 +103,8 @@ fn quantize_avx2(x: &[f32; 32]) -> BlockIQ4_NL {
     let v0 = KVALUES_IQ4NL[0] as f32;
     let mut d = 0.0f32;
     if amax >= GROUP_MAX_EPS {
+        // ggml: first `d = -max/values[0]; id = 1/d;`, then id = (itry + values[0])/max for
+        // itry = −NTRY..=NTRY.
         let ids: [f32; 16] = std::array::from_fn(|k| {
             if k == 0 {
                 1.0 / (-max / v0)
@@ -129,7 +112,7 @@ fn quantize_avx2(x: &[f32; 32]) -> BlockIQ4_NL {
                 (k as i32 - 1 - NTRY + KVALUES_IQ4NL[0] as i32) as f32 / max
             }
         });
-        let (sumqx, sumq2) = iq4_fits(x, &w, &ids);
+        let (sumqx, sumq2) = fits(x, &w, &ids);
         d = if sumq2[0] > 0.0 { sumqx[0] / sumq2[0] } else { 0.0 };
         let mut best = d * sumqx[0];
         for k in 1..16 {
@@ -140,9 +123,18 @@ fn quantize_avx2(x: &[f32; 32]) -> BlockIQ4_NL {
         }
     }
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-    let l = iq4_indices(x, id);
+    let l = indices(x, id);
     let qs = std::array::from_fn(|j| l[j] | (l[j + 16] << 4));
     BlockIQ4_NL { d: f16::from_f32(d), qs }
+}
+
+/// [`search`] with the 16 fits and the final indices computed 8 lanes at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn quantize_avx2(x: &[f32; 32]) -> BlockIQ4_NL {
+    use super::q3_iq4_avx2::{iq4_fits, iq4_indices};
+    // The closures inherit this function's AVX2 target feature.
+    search(x, |x, w, ids| iq4_fits(x, w, ids), |x, id| iq4_indices(x, id))
 }
 
 #[cfg(test)]
