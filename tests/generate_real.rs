@@ -73,9 +73,8 @@ fn greedy_continuations_equal_llama_cpp() {
         let mut kv = infer.new_cache(ids.len() + n_predict);
         let mut logits = infer.forward_from(&ids, &mut kv, 0, ids.len() - 1).unwrap();
         let mut got = String::new();
-        let mut pos = ids.len();
         let mut diverged = false;
-        for agreed in 0..n_predict {
+        for (agreed, pos) in (0..n_predict).zip(ids.len()..) {
             let ((id, l1), (id2, l2)) = top2(&logits);
             assert!(!tok.is_eog(id), "{prompt:?}: unexpected end of generation after {got:?}");
             let piece = String::from_utf8(tok.token_to_piece(id).unwrap()).unwrap();
@@ -98,7 +97,6 @@ fn greedy_continuations_equal_llama_cpp() {
             }
             got.push_str(&piece);
             logits = infer.forward(&[id], &mut kv, pos).unwrap();
-            pos += 1;
         }
         if !diverged {
             assert_eq!(got, want, "{prompt:?}");

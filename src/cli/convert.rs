@@ -8,15 +8,16 @@ use anyhow::{bail, Context, Result};
 use indexmap::IndexMap;
 use llmtool_formats::atomic::{check_output_not_input, AtomicDir};
 use llmtool_formats::gguf::GgufHeader;
-use llmtool_formats::hf::{write_hf_files, HfFiles};
-use llmtool_formats::safetensors::{parse_size, write_sharded, StTensor};
+use llmtool_formats::hf::write_hf_files;
+use llmtool_formats::safetensors::{parse_size, StTensor};
 use llmtool_formats::{FormatError, GgmlType, TensorInfo, TensorSource};
 
+use super::output::{
+    torch_dtype_name, write_hf_from_gguf_form, write_hf_tensors, HfPlanEntry, OutFormat, OutputOptions,
+};
+use crate::arch;
 use crate::model::{dtype_of_ggml_type, set_file_type, Model, ModelFormat};
-use crate::passes::convert::{gguf_types, hf_model_dtype, hf_types, retype_bytes, OutType, Retyped};
-use crate::progress::Progress;
-use crate::stream::with_lookahead;
-use crate::{arch, tokenizer};
+use crate::passes::convert::{gguf_types, hf_model_dtype, OutType, Retyped};
 
 #[derive(clap::Args, Debug)]
 pub struct ConvertArgs {
@@ -41,22 +42,9 @@ pub struct ConvertArgs {
     pub quiet: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutFormat {
-    Gguf,
-    Hf,
-}
-
 pub fn run(args: ConvertArgs) -> Result<()> {
     let started = Instant::now();
-    let out_format = args.to.unwrap_or_else(|| {
-        let is_gguf = args.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
-        if is_gguf {
-            OutFormat::Gguf
-        } else {
-            OutFormat::Hf
-        }
-    });
+    let out_format = OutFormat::for_path(&args.output, args.to);
     if args.shard_size.is_some() && out_format == OutFormat::Gguf {
         bail!("--shard-size applies to HF (safetensors) output only");
     }
@@ -100,7 +88,7 @@ fn to_gguf(model: &Model, args: &ConvertArgs) -> Result<u64> {
         header.version = g.version;
         header.alignment = g.alignment;
     }
-    super::write_gguf_output(&header, source.as_ref(), &args.output, args.force, args.quiet, "convert")
+    super::output::write_gguf_output(&header, source.as_ref(), &args.output, args.force, args.quiet, "convert")
 }
 
 fn types_of(infos: &[TensorInfo]) -> Vec<GgmlType> {
@@ -119,109 +107,40 @@ fn dominant(types: &[GgmlType]) -> GgmlType {
     best.1
 }
 
-/// One output tensor of an HF target: its safetensors entry and where it comes from.
-struct HfPlanEntry {
-    st: StTensor,
-    source: String,
-    fix: arch::TensorFix,
-    out_ty: GgmlType,
-}
-
 fn to_hf(model: &Model, args: &ConvertArgs) -> Result<u64> {
-    let infos = model.tensors.tensor_infos();
-    let model_dtype = hf_model_dtype(infos, args.outtype);
-    let dtype_name = torch_dtype_name(model_dtype);
-    let out_types = hf_types(infos, model_dtype);
-
-    // HF → HF reads the weights in HF form (no renames, no layout fixes); the others read
-    // the model's GGUF-form tensors.
-    let hf_form = match &model.hf {
-        Some(_) => Some(HfFormSource::open(&model.path)?),
-        None => None,
-    };
-    let (files, plan, extra_files) = match &model.hf {
-        Some(hf) => {
-            // HF → HF: same names and layouts, re-typed and re-sharded.
-            let mut files = hf.files.clone();
-            if args.outtype.is_some() {
-                if let Some(obj) = files.config.as_object_mut() {
-                    obj.insert("torch_dtype".into(), dtype_name.into());
-                }
-            }
-            let view = hf_form.as_ref().expect("opened above");
-            (files, hf_passthrough_plan(model, view, args.outtype)?, hf.extra_files.clone())
-        }
-        None => {
-            let arch = model.arch;
-            let config = arch.metadata_to_config(&model.metadata, infos, dtype_name)?;
-            let (tokenizer_json, tokenizer_config, special_tokens_map) =
-                if model.metadata.contains_key("tokenizer.ggml.model") {
-                    let t = tokenizer::gguf_metadata_to_hf(&model.metadata)?;
-                    (Some(t.tokenizer_json), Some(t.tokenizer_config), Some(t.special_tokens_map))
-                } else {
-                    (None, None, None)
-                };
-            let generation_config = generation_config_from(&config);
-            let files = HfFiles { config, generation_config, tokenizer_json, tokenizer_config, special_tokens_map };
-            let mut plan = Vec::with_capacity(infos.len());
-            for (info, &out_ty) in infos.iter().zip(&out_types) {
-                let map = arch.gguf_to_hf_tensor(&info.name, &model.metadata)?;
-                let dtype = dtype_of_ggml_type(out_ty)
-                    .with_context(|| format!("tensor '{}': no safetensors dtype for {out_ty}", info.name))?;
-                plan.push(HfPlanEntry {
-                    st: StTensor { name: map.name, dtype, shape: info.shape() },
-                    source: info.name.clone(),
-                    fix: map.fix,
-                    out_ty,
-                });
-            }
-            (files, plan, Vec::new())
-        }
-    };
-
     let shard_size = args.shard_size.as_deref().map(parse_size).transpose()?;
-    let dir = AtomicDir::create(&args.output, args.force)?;
-    write_hf_files(dir.path(), &files)?;
-    let total: u64 = plan.iter().filter_map(|p| TensorInfo::from_shape("", p.out_ty, &p.st.shape).n_bytes()).sum();
-    let mut progress = Progress::new(total, "convert", args.quiet);
-    let sts: Vec<StTensor> = plan.iter().map(|p| p.st.clone()).collect();
-    let mut st_metadata = IndexMap::new();
-    match &hf_form {
-        // HF → HF keeps the input's __metadata__ (including carried GGUF metadata).
-        Some(view) => st_metadata.extend(view.weights.metadata().iter().map(|(k, v)| (k.clone(), v.clone()))),
-        None => {
-            st_metadata.insert("format".to_string(), "pt".to_string());
-            let fp = crate::meta_carry::fingerprint(&files.json_values());
-            st_metadata
-                .insert(crate::meta_carry::CARRY_KEY.to_string(), crate::meta_carry::encode(&model.metadata, &fp));
+    let Some(hf) = &model.hf else {
+        // GGUF form → HF: config, tokenizer files and tensors mapped back by the architecture.
+        let opts = OutputOptions { force: args.force, quiet: args.quiet, label: "convert", shard_size };
+        return write_hf_from_gguf_form(
+            model.arch,
+            &model.metadata,
+            model.tensors.as_ref(),
+            args.outtype,
+            &args.output,
+            &opts,
+        );
+    };
+    // HF → HF: same names and layouts, re-typed and re-sharded; reads the weights in HF form
+    // (no renames, no layout fixes).
+    let view = HfFormSource::open(&model.path)?;
+    let dtype_name = torch_dtype_name(hf_model_dtype(model.tensors.tensor_infos(), args.outtype));
+    let mut files = hf.files.clone();
+    if args.outtype.is_some() {
+        if let Some(obj) = files.config.as_object_mut() {
+            obj.insert("torch_dtype".into(), dtype_name.into());
         }
     }
-    let source: &dyn TensorSource = match &hf_form {
-        Some(view) => view,
-        None => model.tensors.as_ref(),
-    };
-    let mut done = 0u64;
-    with_lookahead(
-        plan.len(),
-        |i| hf_tensor_bytes(source, &plan[i]),
-        |i| source.release(&plan[i].source),
-        |next| {
-            write_sharded(
-                dir.path(),
-                &sts,
-                Some(&st_metadata),
-                shard_size,
-                |i, _| next(i),
-                |b| {
-                    done += b;
-                    progress.set(done)
-                },
-            )
-        },
-    )
-    .with_context(|| format!("writing {}", args.output.display()))?;
-    progress.finish();
-    for extra in &extra_files {
+    let plan = hf_passthrough_plan(model, &view, args.outtype)?;
+    let dir = AtomicDir::create(&args.output, args.force)?;
+    write_hf_files(dir.path(), &files)?;
+    // HF → HF keeps the input's __metadata__ (including carried GGUF metadata).
+    let st_metadata: IndexMap<String, String> =
+        view.weights.metadata().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let opts = OutputOptions { force: args.force, quiet: args.quiet, label: "convert", shard_size };
+    let total = write_hf_tensors(&dir, &view, &plan, &st_metadata, &opts)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    for extra in &hf.extra_files {
         copy_extra(model.path.as_path(), extra, dir.path())?;
     }
     dir.commit()?;
@@ -252,41 +171,6 @@ fn hf_passthrough_plan(model: &Model, view: &HfFormSource, outtype: Option<OutTy
         });
     }
     Ok(plan)
-}
-
-/// The bytes of one HF output tensor: read in the source's form, dequantized to F32 when a
-/// layout fix needs float math on a block type, fixed, then re-typed to the output dtype.
-fn hf_tensor_bytes<'a>(source: &'a dyn TensorSource, entry: &HfPlanEntry) -> Result<Cow<'a, [u8]>, FormatError> {
-    let info = source.tensor_info(&entry.source).ok_or_else(|| FormatError::NoSuchTensor(entry.source.clone()))?;
-    let bytes = source.tensor_bytes(&entry.source)?;
-    if matches!(entry.fix, arch::TensorFix::Copy) {
-        return retype_bytes(&info.name, info.ty, entry.out_ty, bytes);
-    }
-    let work_ty = if info.ty.is_quantized() { GgmlType::F32 } else { info.ty };
-    let bytes = retype_bytes(&info.name, info.ty, work_ty, bytes)?;
-    let work_info = TensorInfo { name: info.name.clone(), ty: work_ty, ne: info.ne.clone() };
-    let (fixed_info, fixed) = arch::apply_fix(&entry.fix, &work_info, &bytes)
-        .map_err(|e| FormatError::Other(format!("tensor '{}': {e}", info.name)))?;
-    Ok(Cow::Owned(retype_bytes(&info.name, fixed_info.ty, entry.out_ty, Cow::Owned(fixed))?.into_owned()))
-}
-
-fn generation_config_from(config: &serde_json::Value) -> Option<serde_json::Value> {
-    let mut g = serde_json::Map::new();
-    g.insert("_from_model_config".into(), true.into());
-    for key in ["bos_token_id", "eos_token_id", "pad_token_id"] {
-        if let Some(v) = config.get(key) {
-            g.insert(key.into(), v.clone());
-        }
-    }
-    Some(serde_json::Value::Object(g))
-}
-
-fn torch_dtype_name(ty: GgmlType) -> &'static str {
-    match ty {
-        GgmlType::F16 => "float16",
-        GgmlType::BF16 => "bfloat16",
-        _ => "float32",
-    }
 }
 
 fn copy_extra(input_root: &Path, extra: &Path, out_dir: &Path) -> Result<()> {

@@ -3,6 +3,8 @@
 mod convert;
 mod generate;
 mod inspect;
+pub mod output;
+pub mod pass_eval;
 mod perplexity;
 mod quantize;
 
@@ -48,31 +50,4 @@ pub fn install_interrupt_handler() {
         llmtool_formats::atomic::cleanup_temp_outputs();
         std::process::exit(130);
     });
-}
-
-/// Streams `source` into a new GGUF file at `output` (temp file, fsync, rename) with a
-/// progress bar; the tensors are produced one ahead of the writer. Returns bytes written.
-fn write_gguf_output(
-    header: &llmtool_formats::gguf::GgufHeader,
-    source: &dyn llmtool_formats::TensorSource,
-    output: &std::path::Path,
-    force: bool,
-    quiet: bool,
-    label: &str,
-) -> anyhow::Result<u64> {
-    use anyhow::Context;
-    let layout = header.layout()?;
-    let mut out = llmtool_formats::atomic::AtomicFile::create(output, force)?;
-    let mut progress = crate::progress::Progress::new(layout.file_size, label, quiet);
-    let infos = source.tensor_infos().to_vec();
-    let written = crate::stream::with_lookahead(
-        infos.len(),
-        |i| source.tensor_bytes(&infos[i].name),
-        |i| source.release(&infos[i].name),
-        |next| llmtool_formats::gguf::write_gguf(out.writer(), header, |i, _| next(i), |b| progress.set(b)),
-    )
-    .with_context(|| format!("writing {}", output.display()))?;
-    progress.finish();
-    out.commit()?;
-    Ok(written)
 }

@@ -81,22 +81,22 @@ fn read_token_ids(path: &Path) -> Result<Vec<u32>> {
 }
 
 /// BOS id when the model's tokenizer adds one (llama.cpp's add_bos, with its defaults).
-fn bos_of(tok: Option<&Tokenizer>) -> Option<u32> {
+pub(super) fn bos_of(tok: Option<&Tokenizer>) -> Option<u32> {
     tok.filter(|t| t.add_bos()).and_then(|t| t.bos())
 }
 
 /// llama.cpp `common_tokenize(ctx, text, add_special = true, parse_special = false)`.
-fn tokenize(tok: Option<&Tokenizer>, model: &Path, text: &str) -> Result<Vec<u32>> {
+pub(super) fn tokenize(tok: Option<&Tokenizer>, model: &Path, text: &str) -> Result<Vec<u32>> {
     let Some(tok) = tok else {
         bail!("{}: the model has no usable tokenizer metadata; pass --token-ids", model.display())
     };
     Ok(tok.encode(text, true, false)?)
 }
 
-struct Bar(Option<indicatif::ProgressBar>);
+pub(super) struct Bar(pub(super) Option<indicatif::ProgressBar>);
 
 impl Bar {
-    fn new(n: u64, quiet: bool) -> Self {
+    pub(super) fn new(n: u64, quiet: bool) -> Self {
         if quiet {
             return Bar(None);
         }
@@ -108,13 +108,13 @@ impl Bar {
         );
         Bar(Some(b))
     }
-    fn set(&self, pos: u64, msg: String) {
+    pub(super) fn set(&self, pos: u64, msg: String) {
         if let Some(b) = &self.0 {
             b.set_position(pos);
             b.set_message(msg);
         }
     }
-    fn finish(&self) {
+    pub(super) fn finish(&self) {
         if let Some(b) = &self.0 {
             b.finish_and_clear();
         }

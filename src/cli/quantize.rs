@@ -158,7 +158,8 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         _ => Box::new(Retyped::from_infos(model.tensors.as_ref(), infos)),
     };
     let header = GgufHeader::new(metadata, source.tensor_infos().to_vec())?;
-    let written = super::write_gguf_output(&header, source.as_ref(), &args.output, args.force, args.quiet, "quantize")?;
+    let written =
+        super::output::write_gguf_output(&header, source.as_ref(), &args.output, args.force, args.quiet, "quantize")?;
     if !args.quiet {
         print_summary(&plan, Some(written), started.elapsed().as_secs_f64());
         if let Some(g) = &gpu {

@@ -1,0 +1,210 @@
+//! `--eval-text`: every pass that writes a model (lora, chatvector, merge) checks its
+//! result on the built-in core. The inputs and the result are scored by perplexity on the
+//! same text (llama.cpp's method), the result's KL divergence from the pass's reference
+//! input (the base a LoRA is merged into, the ChatVector target, the merge base) is measured
+//! on the reference's windows, and a one-line verdict is printed; `--json` prints the same
+//! report as one JSON object.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use super::perplexity::{bos_of, read_text, tokenize, Bar};
+use crate::eval::{self, Base, KldResult, PplOptions};
+use crate::infer::InferModel;
+use crate::model::Model;
+use crate::tokenizer::Tokenizer;
+
+/// The evaluation flags shared by the model-writing passes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PassEvalArgs {
+    /// After writing, score the inputs and the result on this UTF-8 text (perplexity,
+    /// llama.cpp's method) and the result's KL divergence from the reference input.
+    #[arg(long, value_name = "FILE")]
+    pub eval_text: Option<PathBuf>,
+    /// Windows scored by --eval-text.
+    #[arg(long, default_value_t = 4, value_name = "N", requires = "eval_text")]
+    pub eval_chunks: usize,
+    /// Window length of --eval-text.
+    #[arg(long, default_value_t = 512, value_name = "N", requires = "eval_text")]
+    pub eval_ctx: usize,
+    /// With --eval-text: fail (exit 1; the output is kept) when the result's perplexity
+    /// exceeds the reference input's by more than PCT percent.
+    #[arg(long, value_name = "PCT", requires = "eval_text")]
+    pub max_ppl_increase: Option<f64>,
+    /// Print the evaluation report as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One model's perplexity on the evaluation text.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelScore {
+    /// The input's role in the pass ("base", "chat", "target", "model 2", "result" …).
+    pub role: String,
+    pub path: PathBuf,
+    pub ppl: f64,
+    pub ppl_uncertainty: f64,
+}
+
+/// What `--eval-text` measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PassReport {
+    pub pass: String,
+    pub text: PathBuf,
+    pub n_ctx: usize,
+    pub n_chunks: usize,
+    pub inputs: Vec<ModelScore>,
+    pub result: ModelScore,
+    /// Role of the input the result is compared with.
+    pub reference: String,
+    /// 100 · (PPL(result) / PPL(reference) − 1).
+    pub ppl_change_pct: f64,
+    /// The result against the reference on the reference's windows.
+    pub kld: KldResult,
+    pub max_ppl_increase_pct: Option<f64>,
+    pub passed: bool,
+    pub verdict: String,
+}
+
+/// Scores `inputs` (role, path) and `output` on `args.eval_text`, prints the report (text,
+/// or JSON with `args.json`) and fails when `--max-ppl-increase` is exceeded. `reference`
+/// indexes `inputs`. Does nothing without `--eval-text`. Models are loaded one or two at a
+/// time (the KLD runs the reference and the result side by side).
+pub fn evaluate_pass(
+    pass: &str,
+    args: &PassEvalArgs,
+    inputs: &[(&str, &Path)],
+    reference: usize,
+    output: &Path,
+    quiet: bool,
+) -> Result<Option<PassReport>> {
+    let Some(text_path) = &args.eval_text else { return Ok(None) };
+    let text = read_text(text_path)?;
+    let (ref_role, ref_path) = inputs[reference];
+    let opts_for = |tok: &Tokenizer| PplOptions {
+        n_ctx: args.eval_ctx,
+        n_chunks: Some(args.eval_chunks),
+        batch: args.eval_ctx,
+        bos: bos_of(Some(tok)),
+    };
+
+    let mut scores = Vec::with_capacity(inputs.len());
+    for (i, &(role, path)) in inputs.iter().enumerate() {
+        if i == reference {
+            scores.push(None); // filled from the KLD run below
+            continue;
+        }
+        let model = Model::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let im = InferModel::load(&model).with_context(|| format!("loading {}", path.display()))?;
+        check_ctx(&im, args.eval_ctx, path)?;
+        let tok = Tokenizer::from_model(&model).with_context(|| format!("tokenizer of {}", path.display()))?;
+        let tokens = tokenize(Some(&tok), path, &text)?;
+        let bar = Bar::new(args.eval_chunks as u64, quiet);
+        let r = eval::perplexity(&im, &tokens, &opts_for(&tok), |c| {
+            bar.set(c.chunk as u64, format!("scoring {role}: PPL {:.4}", c.running_ppl))
+        })
+        .with_context(|| format!("perplexity of {} ({role})", path.display()))?;
+        bar.finish();
+        scores.push(Some(ModelScore {
+            role: role.to_string(),
+            path: path.to_path_buf(),
+            ppl: r.ppl,
+            ppl_uncertainty: r.ppl_uncertainty,
+        }));
+    }
+
+    let ref_model = Model::open(ref_path).with_context(|| format!("opening {}", ref_path.display()))?;
+    let ref_im = InferModel::load(&ref_model).with_context(|| format!("loading {}", ref_path.display()))?;
+    check_ctx(&ref_im, args.eval_ctx, ref_path)?;
+    let out_model = Model::open(output).with_context(|| format!("opening {}", output.display()))?;
+    let out_im = InferModel::load(&out_model).with_context(|| format!("loading {}", output.display()))?;
+    let tok = Tokenizer::from_model(&ref_model).with_context(|| format!("tokenizer of {}", ref_path.display()))?;
+    let tokens = tokenize(Some(&tok), ref_path, &text)?;
+    let bar = Bar::new(args.eval_chunks as u64, quiet);
+    let kld = eval::kl_divergence(&out_im, Base::Model(&ref_im), &tokens, &opts_for(&tok), |i, n, k| {
+        if let Some(b) = &bar.0 {
+            b.set_length(n as u64);
+        }
+        bar.set(i as u64, format!("scoring result vs {ref_role}: mean KLD {k:.6}"))
+    })
+    .with_context(|| format!("KL divergence of {} from {}", output.display(), ref_path.display()))?;
+    bar.finish();
+    scores[reference] = Some(ModelScore {
+        role: ref_role.to_string(),
+        path: ref_path.to_path_buf(),
+        ppl: kld.ppl_base,
+        ppl_uncertainty: kld.ppl_base_uncertainty,
+    });
+    let result = ModelScore {
+        role: "result".into(),
+        path: output.to_path_buf(),
+        ppl: kld.ppl,
+        ppl_uncertainty: kld.ppl_uncertainty,
+    };
+    let change = 100.0 * (kld.ppl / kld.ppl_base - 1.0);
+    let passed = args.max_ppl_increase.is_none_or(|max| change <= max);
+    let verdict = verdict(pass, ref_role, change, &kld, args.max_ppl_increase, passed);
+    let report = PassReport {
+        pass: pass.to_string(),
+        text: text_path.clone(),
+        n_ctx: args.eval_ctx,
+        n_chunks: kld.n_chunks,
+        inputs: scores.into_iter().map(|s| s.expect("every input scored")).collect(),
+        result,
+        reference: ref_role.to_string(),
+        ppl_change_pct: change,
+        kld,
+        max_ppl_increase_pct: args.max_ppl_increase,
+        passed,
+        verdict,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    if !report.passed {
+        bail!("{}; {} is kept", report.verdict, output.display());
+    }
+    Ok(Some(report))
+}
+
+fn check_ctx(im: &InferModel, ctx: usize, path: &Path) -> Result<()> {
+    if ctx > im.cfg.n_ctx_train {
+        return Err(eval::EvalError::ContextTooLarge { n_ctx: ctx, n_ctx_train: im.cfg.n_ctx_train })
+            .with_context(|| format!("--eval-ctx for {}", path.display()));
+    }
+    Ok(())
+}
+
+fn verdict(pass: &str, ref_role: &str, change: f64, kld: &KldResult, max: Option<f64>, passed: bool) -> String {
+    let figures = format!(
+        "{pass}: perplexity {:.4} → {:.4} ({change:+.3} % vs {ref_role}), mean KLD {:.6}",
+        kld.ppl_base, kld.ppl, kld.kld_mean
+    );
+    match (max, passed) {
+        (Some(max), true) => format!("PASS {figures} (limit +{max} %)"),
+        (Some(max), false) => format!("FAIL {figures} exceeds --max-ppl-increase {max} %"),
+        (None, _) if change <= 0.0 => format!("BETTER {figures}"),
+        (None, _) => format!("WORSE {figures}"),
+    }
+}
+
+fn print_report(r: &PassReport) {
+    println!("evaluation on {} ({} windows of {} tokens):", r.text.display(), r.n_chunks, r.n_ctx);
+    for s in r.inputs.iter().chain(std::iter::once(&r.result)) {
+        println!("  {:<10} PPL {:>10.4} +/- {:<9.5} {}", s.role, s.ppl, s.ppl_uncertainty, s.path.display());
+    }
+    let k = &r.kld;
+    println!(
+        "  result vs {}: KLD mean {:.6} ± {:.6}, median {:.6}, 99 % {:.6}; same top-1 token {:.3} %",
+        r.reference,
+        k.kld_mean,
+        k.kld_uncertainty,
+        k.kld_median,
+        k.kld_p99,
+        100.0 * k.same_top
+    );
+    println!("verdict: {}", r.verdict);
+}
