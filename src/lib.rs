@@ -11,6 +11,7 @@
 //! - [`cli`]: the command line.
 
 pub mod arch;
+pub mod build;
 pub mod chat_template;
 pub mod cli;
 pub mod eval;

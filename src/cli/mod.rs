@@ -1,5 +1,6 @@
 //! Command-line interface: one module per subcommand; `anyhow` lives only here and in main.
 
+mod build;
 mod convert;
 mod generate;
 mod inspect;
@@ -25,6 +26,8 @@ enum Command {
     Convert(convert::ConvertArgs),
     /// Quantize a GGUF file or HF dir to a GGUF file with llama.cpp's per-tensor type rules.
     Quantize(quantize::QuantizeArgs),
+    /// Run a build recipe: a chain of passes, each validated by perplexity/KLD with quality gates, and a report.
+    Build(build::BuildArgs),
     /// Perplexity of a text (llama.cpp's method) and KL divergence against a base model.
     Perplexity(perplexity::PerplexityArgs),
     /// Continue a prompt (greedy or sampled), optionally through the model's chat template.
@@ -33,8 +36,23 @@ enum Command {
 
 /// Parses `std::env::args` and runs the chosen subcommand.
 pub fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
+    dispatch(Cli::parse().command)
+}
+
+/// Runs the subcommand given by `args` (without the program name) in this process, e.g.
+/// `["quantize", "in.gguf", "out.gguf", "--type", "Q8_0"]`; `build` runs its steps this way.
+pub fn run_args<I, T>(args: I) -> anyhow::Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let argv = std::iter::once(std::ffi::OsString::from("llmtool")).chain(args.into_iter().map(Into::into));
+    dispatch(Cli::try_parse_from(argv)?.command)
+}
+
+fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Build(args) => build::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Quantize(args) => quantize::run(args),

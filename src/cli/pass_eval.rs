@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::perplexity::{bos_of, read_text, tokenize, Bar};
+use super::perplexity::{bos_of, read_text, tokenize_prefix, Bar};
 use crate::eval::{self, Base, KldResult, PplOptions};
 use crate::infer::InferModel;
 use crate::model::Model;
@@ -99,7 +99,7 @@ pub fn evaluate_pass(
         let im = InferModel::load(&model).with_context(|| format!("loading {}", path.display()))?;
         check_ctx(&im, args.eval_ctx, path)?;
         let tok = Tokenizer::from_model(&model).with_context(|| format!("tokenizer of {}", path.display()))?;
-        let tokens = tokenize(Some(&tok), path, &text)?;
+        let tokens = tokenize_prefix(&tok, path, &text, args.eval_ctx * args.eval_chunks)?;
         let bar = Bar::new(args.eval_chunks as u64, quiet);
         let r = eval::perplexity(&im, &tokens, &opts_for(&tok), |c| {
             bar.set(c.chunk as u64, format!("scoring {role}: PPL {:.4}", c.running_ppl))
@@ -114,22 +114,7 @@ pub fn evaluate_pass(
         }));
     }
 
-    let ref_model = Model::open(ref_path).with_context(|| format!("opening {}", ref_path.display()))?;
-    let ref_im = InferModel::load(&ref_model).with_context(|| format!("loading {}", ref_path.display()))?;
-    check_ctx(&ref_im, args.eval_ctx, ref_path)?;
-    let out_model = Model::open(output).with_context(|| format!("opening {}", output.display()))?;
-    let out_im = InferModel::load(&out_model).with_context(|| format!("loading {}", output.display()))?;
-    let tok = Tokenizer::from_model(&ref_model).with_context(|| format!("tokenizer of {}", ref_path.display()))?;
-    let tokens = tokenize(Some(&tok), ref_path, &text)?;
-    let bar = Bar::new(args.eval_chunks as u64, quiet);
-    let kld = eval::kl_divergence(&out_im, Base::Model(&ref_im), &tokens, &opts_for(&tok), |i, n, k| {
-        if let Some(b) = &bar.0 {
-            b.set_length(n as u64);
-        }
-        bar.set(i as u64, format!("scoring result vs {ref_role}: mean KLD {k:.6}"))
-    })
-    .with_context(|| format!("KL divergence of {} from {}", output.display(), ref_path.display()))?;
-    bar.finish();
+    let kld = measure_kld(ref_path, output, text_path, args.eval_ctx, args.eval_chunks, quiet)?;
     scores[reference] = Some(ModelScore {
         role: ref_role.to_string(),
         path: ref_path.to_path_buf(),
@@ -168,6 +153,37 @@ pub fn evaluate_pass(
         bail!("{}; {} is kept", report.verdict, output.display());
     }
     Ok(Some(report))
+}
+
+/// The KL divergence of `output` from `reference` (and both perplexities) on `text`,
+/// `ctx`-token windows, at most `chunks`, on the reference's tokenization.
+pub fn measure_kld(
+    reference: &Path,
+    output: &Path,
+    text: &Path,
+    ctx: usize,
+    chunks: usize,
+    quiet: bool,
+) -> Result<KldResult> {
+    let text = read_text(text)?;
+    let ref_model = Model::open(reference).with_context(|| format!("opening {}", reference.display()))?;
+    let ref_im = InferModel::load(&ref_model).with_context(|| format!("loading {}", reference.display()))?;
+    check_ctx(&ref_im, ctx, reference)?;
+    let out_model = Model::open(output).with_context(|| format!("opening {}", output.display()))?;
+    let out_im = InferModel::load(&out_model).with_context(|| format!("loading {}", output.display()))?;
+    let tok = Tokenizer::from_model(&ref_model).with_context(|| format!("tokenizer of {}", reference.display()))?;
+    let tokens = tokenize_prefix(&tok, reference, &text, ctx * chunks)?;
+    let opts = PplOptions { n_ctx: ctx, n_chunks: Some(chunks), batch: ctx, bos: bos_of(Some(&tok)) };
+    let bar = Bar::new(chunks as u64, quiet);
+    let kld = eval::kl_divergence(&out_im, Base::Model(&ref_im), &tokens, &opts, |i, n, k| {
+        if let Some(b) = &bar.0 {
+            b.set_length(n as u64);
+        }
+        bar.set(i as u64, format!("scoring {} vs {}: mean KLD {k:.6}", output.display(), reference.display()))
+    })
+    .with_context(|| format!("KL divergence of {} from {}", output.display(), reference.display()))?;
+    bar.finish();
+    Ok(kld)
 }
 
 fn check_ctx(im: &InferModel, ctx: usize, path: &Path) -> Result<()> {

@@ -93,6 +93,36 @@ pub(super) fn tokenize(tok: Option<&Tokenizer>, model: &Path, text: &str) -> Res
     Ok(tok.encode(text, true, false)?)
 }
 
+/// The first `need` tokens of `text` as whole-text tokenization gives them, without
+/// tokenizing all of a long text: a prefix cut at a line break is tokenized, and the answer
+/// is taken only when a prefix twice as long agrees on those tokens (a cut can only change
+/// the tokens next to it). Falls back to the whole text. Returns every token of the text
+/// when it is short.
+pub(super) fn tokenize_prefix(tok: &Tokenizer, model: &Path, text: &str, need: usize) -> Result<Vec<u32>> {
+    // WikiText-like English averages about 4.3 bytes per token; start at 8.
+    let mut len = need.saturating_mul(8).max(4096);
+    while len.saturating_mul(2) < text.len() {
+        let cut = |n: usize| -> &str {
+            let mut n = n.min(text.len());
+            while !text.is_char_boundary(n) {
+                n -= 1;
+            }
+            &text[..text[..n].rfind('\n').map_or(n, |i| i + 1)]
+        };
+        let short = tokenize(Some(tok), model, cut(len))?;
+        if short.len() > need + 64 {
+            let long = tokenize(Some(tok), model, cut(2 * len))?;
+            if long.len() > need && long[..need] == short[..need] {
+                let mut t = long;
+                t.truncate(need);
+                return Ok(t);
+            }
+        }
+        len *= 2;
+    }
+    tokenize(Some(tok), model, text)
+}
+
 pub(super) struct Bar(pub(super) Option<indicatif::ProgressBar>);
 
 impl Bar {

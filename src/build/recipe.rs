@@ -1,0 +1,414 @@
+//! The build recipe (`llmtool build RECIPE.yml`): named inputs, a chain of steps, outputs,
+//! and what each step is validated on. Parsed strictly (unknown keys are errors) and checked
+//! before any work: every file exists, every name refers to an input, gates have the data
+//! they need.
+//!
+//! ```yaml
+//! inputs:   {base: ./Llama-3-8B, chat: ./Llama-3-8B-Instruct, target: ./my-ja-cpt}
+//! start: target                        # optional; default: the first input
+//! steps:
+//!   - convert: {outtype: f16}
+//!   - chatvector: {base: base, chat: chat, ratio: 0.5}   # applied to the current model
+//!   - lora: {adapter: ./adapters/support-bot, scale: 1.0}
+//!   - merge: ./merge.yml               # mergekit syntax; `current` names the current model
+//!   - quantize: {type: Q4_K_M}
+//! outputs:  {gguf: ./dist/model-Q4_K_M.gguf, hf: ./dist/model-hf}
+//! validate:
+//!   text: ./eval/wiki.txt
+//!   chunks: 20
+//!   tasks: [./eval/jnli.jsonl]
+//!   gates: {max_ppl_increase_pct: 3, max_kld: 0.05, min_task_acc: 0.6}
+//! ```
+//! Relative paths are relative to the recipe file's directory.
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+/// Errors in a recipe, each naming the recipe file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeError {
+    #[error("{path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {key}: {message}")]
+    Invalid { path: PathBuf, key: String, message: String },
+}
+
+/// A recipe as written.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// Name → model path (GGUF file or HF dir).
+    pub inputs: IndexMap<String, PathBuf>,
+    /// The input the chain starts from (default: the first input).
+    #[serde(default)]
+    pub start: Option<String>,
+    pub steps: Vec<Step>,
+    pub outputs: Outputs,
+    #[serde(default)]
+    pub validate: Option<Validate>,
+    /// Where step results are cached (default: `.llmtool-cache` next to the recipe).
+    #[serde(default)]
+    pub cache: Option<PathBuf>,
+    /// Where report.json and report.md go (default: `build-report` next to the recipe).
+    #[serde(default)]
+    pub report: Option<PathBuf>,
+}
+
+/// One pass. Each takes the current model and produces the next one. Written as a map with
+/// one key, the pass's name (`- quantize: {type: Q8_0}`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase", try_from = "StepMap")]
+pub enum Step {
+    Convert(ConvertStep),
+    Chatvector(ChatVectorStep),
+    Lora(LoraStep),
+    Merge(MergeStep),
+    Quantize(QuantizeStep),
+}
+
+/// A step as written: `{name: settings}` (yaml_serde reads enums from `!tags`, so the
+/// one-key map form is converted here).
+type StepMap = IndexMap<String, yaml_serde::Value>;
+
+impl TryFrom<StepMap> for Step {
+    type Error = String;
+
+    fn try_from(map: StepMap) -> Result<Step, String> {
+        let mut it = map.into_iter();
+        let (Some((kind, v)), None) = (it.next(), it.next()) else {
+            return Err("a step is a map with one key: convert, chatvector, lora, merge or quantize".into());
+        };
+        let err = |e: yaml_serde::Error| format!("{kind}: {e}");
+        Ok(match kind.as_str() {
+            "convert" => Step::Convert(yaml_serde::from_value(v).map_err(err)?),
+            "chatvector" => Step::Chatvector(yaml_serde::from_value(v).map_err(err)?),
+            "lora" => Step::Lora(yaml_serde::from_value(v).map_err(err)?),
+            "merge" => Step::Merge(yaml_serde::from_value(v).map_err(err)?),
+            "quantize" => Step::Quantize(yaml_serde::from_value(v).map_err(err)?),
+            other => {
+                return Err(format!("unknown step '{other}' (expected convert, chatvector, lora, merge or quantize)"))
+            }
+        })
+    }
+}
+
+impl Step {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Convert(_) => "convert",
+            Step::Chatvector(_) => "chatvector",
+            Step::Lora(_) => "lora",
+            Step::Merge(_) => "merge",
+            Step::Quantize(_) => "quantize",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvertStep {
+    /// f32, f16 or bf16 (default: keep the types).
+    #[serde(default)]
+    pub outtype: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatVectorStep {
+    /// Input names of the base and chat models; the vector is chat − base.
+    pub base: String,
+    pub chat: String,
+    /// Input name of the target (default: the current model).
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default = "one")]
+    pub ratio: f64,
+    /// Extra `--skip` globs.
+    #[serde(default)]
+    pub skip: Vec<String>,
+    /// Copy the chat template and EOS from the chat model.
+    #[serde(default)]
+    pub template_from_chat: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoraStep {
+    /// A PEFT adapter dir or a llama.cpp GGUF adapter.
+    pub adapter: PathBuf,
+    #[serde(default = "one")]
+    pub scale: f64,
+}
+
+/// `merge: ./merge.yml` or `merge: {config: ./merge.yml}`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum MergeStep {
+    Path(PathBuf),
+    Config {
+        config: PathBuf,
+        #[serde(default)]
+        seed: Option<u64>,
+    },
+}
+
+impl MergeStep {
+    pub fn config(&self) -> &Path {
+        match self {
+            MergeStep::Path(p) | MergeStep::Config { config: p, .. } => p,
+        }
+    }
+    pub fn seed(&self) -> Option<u64> {
+        match self {
+            MergeStep::Path(_) => None,
+            MergeStep::Config { seed, .. } => *seed,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantizeStep {
+    /// llama.cpp file type name (Q8_0, Q4_K_M, …).
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Per-tensor overrides, `PATTERN=TYPE` like `quantize --keep`.
+    #[serde(default)]
+    pub keep: Vec<String>,
+    #[serde(default)]
+    pub pure: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outputs {
+    #[serde(default)]
+    pub gguf: Option<PathBuf>,
+    #[serde(default)]
+    pub hf: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Validate {
+    /// UTF-8 text scored by perplexity after every step.
+    #[serde(default)]
+    pub text: Option<PathBuf>,
+    #[serde(default = "default_chunks")]
+    pub chunks: usize,
+    #[serde(default = "default_ctx")]
+    pub ctx: usize,
+    /// Multiple-choice task files (`llmtool eval --task` format).
+    #[serde(default)]
+    pub tasks: Vec<PathBuf>,
+    #[serde(default)]
+    pub gates: Gates,
+}
+
+/// Thresholds checked after every step, against the step's input.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gates {
+    /// Largest allowed perplexity rise of a step, in percent of its input's.
+    #[serde(default)]
+    pub max_ppl_increase_pct: Option<f64>,
+    /// Largest allowed mean KL divergence of a step's output from its input.
+    #[serde(default)]
+    pub max_kld: Option<f64>,
+    /// Smallest allowed task accuracy (mean over the task files) after a step.
+    #[serde(default)]
+    pub min_task_acc: Option<f64>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn default_chunks() -> usize {
+    10
+}
+fn default_ctx() -> usize {
+    512
+}
+
+/// A checked recipe with every path made absolute.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub path: PathBuf,
+    pub dir: PathBuf,
+    pub recipe: Recipe,
+    /// The input the chain starts from.
+    pub start: String,
+    pub cache_dir: PathBuf,
+    pub report_dir: PathBuf,
+}
+
+/// File types `quantize` accepts (checked here so a typo fails before any work).
+pub type FileTypeCheck = fn(&str) -> bool;
+
+impl Loaded {
+    /// Reads, parses and checks a recipe.
+    pub fn open(path: &Path, file_type_ok: FileTypeCheck) -> Result<Loaded, RecipeError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RecipeError::Read { path: path.into(), source })?;
+        let mut recipe: Recipe = yaml_serde::from_str(&text)
+            .map_err(|e| RecipeError::Parse { path: path.into(), message: e.to_string() })?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+        let abs = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { dir.join(p) };
+        for p in recipe.inputs.values_mut() {
+            *p = abs(p);
+        }
+        for step in &mut recipe.steps {
+            match step {
+                Step::Lora(l) => l.adapter = abs(&l.adapter),
+                Step::Merge(MergeStep::Path(p)) | Step::Merge(MergeStep::Config { config: p, .. }) => *p = abs(p),
+                _ => {}
+            }
+        }
+        recipe.outputs.gguf = recipe.outputs.gguf.as_deref().map(abs);
+        recipe.outputs.hf = recipe.outputs.hf.as_deref().map(abs);
+        if let Some(v) = &mut recipe.validate {
+            v.text = v.text.as_deref().map(abs);
+            v.tasks = v.tasks.iter().map(|t| abs(t)).collect();
+        }
+        let cache_dir = abs(recipe.cache.as_deref().unwrap_or(Path::new(".llmtool-cache")));
+        let report_dir = abs(recipe.report.as_deref().unwrap_or(Path::new("build-report")));
+        let start = recipe.start.clone().or_else(|| recipe.inputs.keys().next().cloned()).unwrap_or_default();
+        let loaded = Loaded { path: path.to_path_buf(), dir, recipe, start, cache_dir, report_dir };
+        loaded.check(file_type_ok)?;
+        Ok(loaded)
+    }
+
+    fn invalid(&self, key: impl Into<String>, message: impl Into<String>) -> RecipeError {
+        RecipeError::Invalid { path: self.path.clone(), key: key.into(), message: message.into() }
+    }
+
+    fn check(&self, file_type_ok: FileTypeCheck) -> Result<(), RecipeError> {
+        let r = &self.recipe;
+        if r.inputs.is_empty() {
+            return Err(self.invalid("inputs", "at least one input model is needed"));
+        }
+        for (name, p) in &r.inputs {
+            if name == "current" {
+                return Err(self.invalid(format!("inputs.{name}"), "`current` is reserved for the model being built"));
+            }
+            if !p.exists() {
+                return Err(
+                    self.invalid(format!("inputs.{name}"), format!("{}: no such file or directory", p.display()))
+                );
+            }
+        }
+        if !r.inputs.contains_key(&self.start) {
+            return Err(self.invalid("start", format!("'{}' is not one of the inputs", self.start)));
+        }
+        if r.steps.is_empty() {
+            return Err(self.invalid("steps", "the recipe has no steps"));
+        }
+        let input = |key: String, name: &str| -> Result<(), RecipeError> {
+            if r.inputs.contains_key(name) {
+                Ok(())
+            } else {
+                let known: Vec<&str> = r.inputs.keys().map(String::as_str).collect();
+                Err(self.invalid(key, format!("'{name}' is not an input (inputs: {})", known.join(", "))))
+            }
+        };
+        let mut quantized = false;
+        for (i, step) in r.steps.iter().enumerate() {
+            let key = |k: &str| format!("steps[{i}].{}.{k}", step.kind());
+            match step {
+                Step::Convert(c) => {
+                    if let Some(t) = &c.outtype {
+                        if !matches!(t.to_ascii_lowercase().as_str(), "f32" | "f16" | "bf16") {
+                            return Err(self.invalid(key("outtype"), format!("'{t}': expected f32, f16 or bf16")));
+                        }
+                    }
+                    quantized = false;
+                }
+                Step::Chatvector(c) => {
+                    input(key("base"), &c.base)?;
+                    input(key("chat"), &c.chat)?;
+                    if let Some(t) = &c.target {
+                        input(key("target"), t)?;
+                    }
+                    if !c.ratio.is_finite() {
+                        return Err(self.invalid(key("ratio"), "must be a finite number"));
+                    }
+                }
+                Step::Lora(l) => {
+                    if !l.adapter.exists() {
+                        return Err(
+                            self.invalid(key("adapter"), format!("{}: no such file or directory", l.adapter.display()))
+                        );
+                    }
+                    if !l.scale.is_finite() {
+                        return Err(self.invalid(key("scale"), "must be a finite number"));
+                    }
+                }
+                Step::Merge(m) => {
+                    if !m.config().is_file() {
+                        return Err(self.invalid(key("config"), format!("{}: no such file", m.config().display())));
+                    }
+                }
+                Step::Quantize(q) => {
+                    if !file_type_ok(&q.ty) {
+                        return Err(
+                            self.invalid(key("type"), format!("'{}' is not a file type llmtool quantizes", q.ty))
+                        );
+                    }
+                    if quantized {
+                        return Err(self.invalid(
+                            format!("steps[{i}]"),
+                            "a second quantize step on an already quantized model would requantize it; \
+                             convert to f16 first if that is really wanted",
+                        ));
+                    }
+                    quantized = true;
+                }
+            }
+        }
+        if r.outputs.gguf.is_none() && r.outputs.hf.is_none() {
+            return Err(self.invalid("outputs", "name at least one output (gguf: FILE or hf: DIR)"));
+        }
+        if let Some(g) = &r.outputs.gguf {
+            if !g.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+                return Err(self.invalid("outputs.gguf", format!("{}: expected a .gguf file name", g.display())));
+            }
+        }
+        if let (Some(_), true) = (&r.outputs.hf, quantized) {
+            return Err(self.invalid(
+                "outputs.hf",
+                "the last model is block-quantized, which an HF (safetensors) directory cannot hold; \
+                 drop outputs.hf or move it before the quantize step in a separate recipe",
+            ));
+        }
+        if let Some(v) = &r.validate {
+            if let Some(t) = &v.text {
+                if !t.is_file() {
+                    return Err(self.invalid("validate.text", format!("{}: no such file", t.display())));
+                }
+            }
+            for (i, t) in v.tasks.iter().enumerate() {
+                if !t.is_file() {
+                    return Err(self.invalid(format!("validate.tasks[{i}]"), format!("{}: no such file", t.display())));
+                }
+            }
+            if v.chunks == 0 || v.ctx < 4 {
+                return Err(self.invalid("validate", "chunks must be ≥ 1 and ctx ≥ 4"));
+            }
+            let g = &v.gates;
+            if (g.max_ppl_increase_pct.is_some() || g.max_kld.is_some()) && v.text.is_none() {
+                return Err(self.invalid("validate.gates", "max_ppl_increase_pct and max_kld need validate.text"));
+            }
+            if g.min_task_acc.is_some() && v.tasks.is_empty() {
+                return Err(self.invalid("validate.gates.min_task_acc", "needs validate.tasks"));
+            }
+            if v.text.is_none() && v.tasks.is_empty() {
+                return Err(self.invalid("validate", "give a text, tasks, or drop the section"));
+            }
+        }
+        Ok(())
+    }
+}
