@@ -1,5 +1,6 @@
 //! Command-line interface: one module per subcommand; `anyhow` lives only here and in main.
 
+mod chatvector;
 mod convert;
 mod generate;
 mod inspect;
@@ -29,6 +30,8 @@ enum Command {
     Perplexity(perplexity::PerplexityArgs),
     /// Continue a prompt (greedy or sampled), optionally through the model's chat template.
     Generate(generate::GenerateArgs),
+    /// ChatVector: add Σ ratio·(chat − base) to a target model, or extract the vector.
+    Chatvector(chatvector::ChatVectorArgs),
 }
 
 /// Parses `std::env::args` and runs the chosen subcommand.
@@ -40,6 +43,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Quantize(args) => quantize::run(args),
         Command::Perplexity(args) => perplexity::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Chatvector(args) => chatvector::run(args),
     }
 }
 
