@@ -405,7 +405,19 @@ fn quantized_target_keeps_types() {
     llmtool_ok(&["convert", s(&b), s(&bg), "-q"]);
     llmtool_ok(&["convert", s(&c), s(&cg), "-q"]);
     let out = dir.join("out.gguf");
-    llmtool_ok(&["chatvector", "--base", s(&bg), "--chat", s(&cg), "--target", s(&tq), "--ratio", "0.8", s(&out), "-q"]);
+    llmtool_ok(&[
+        "chatvector",
+        "--base",
+        s(&bg),
+        "--chat",
+        s(&cg),
+        "--target",
+        s(&tq),
+        "--ratio",
+        "0.8",
+        s(&out),
+        "-q",
+    ]);
     let (tf, of) = (GgufFile::open(&tq).unwrap(), GgufFile::open(&out).unwrap());
     assert_eq!(tf.tensors, of.tensors, "names, types and shapes kept");
     assert!(tf.tensors.iter().any(|t| t.ty == GgmlType::Q8_0));
@@ -436,7 +448,19 @@ fn quantized_target_keeps_types() {
     }
     // --outtype f16: matrices F16, vectors F32.
     let o16 = dir.join("out16.gguf");
-    llmtool_ok(&["chatvector", "--base", s(&bg), "--chat", s(&cg), "--target", s(&tq), "--outtype", "f16", s(&o16), "-q"]);
+    llmtool_ok(&[
+        "chatvector",
+        "--base",
+        s(&bg),
+        "--chat",
+        s(&cg),
+        "--target",
+        s(&tq),
+        "--outtype",
+        "f16",
+        s(&o16),
+        "-q",
+    ]);
     let f16 = GgufFile::open(&o16).unwrap();
     for t in &f16.tensors {
         let want = if t.ne.len() >= 2 { GgmlType::F16 } else { GgmlType::F32 };
@@ -491,14 +515,20 @@ fn errors_name_the_tensor_and_write_nothing() {
         &["chatvector", "--base", s(&b), "--chat", s(&bad_shape), "--target", s(&t), o],
         &["blk.0.ffn_up.weight", "[129, 64]", "[128, 64]"],
     );
-    fails_with(&["chatvector", "--base", s(&missing), "--chat", s(&c), "--target", s(&t), o], &["blk.1.attn_output.weight", "missing"]);
+    fails_with(
+        &["chatvector", "--base", s(&missing), "--chat", s(&c), "--target", s(&t), o],
+        &["blk.1.attn_output.weight", "missing"],
+    );
     fails_with(&["chatvector", "--base", s(&b), "--target", s(&t), o], &["1 --base and 0 --chat"]);
     fails_with(
         &["chatvector", "--base", s(&b), "--chat", s(&c), "--ratio", "1", "--ratio", "2", "--target", s(&t), o],
         &["2 --ratio values for 1 vectors"],
     );
     fails_with(&["chatvector", "--target", s(&t), o], &["no vector"]);
-    fails_with(&["chatvector", "--vector", s(&dir.join("nope.safetensors")), "--target", s(&t), o], &["nope.safetensors"]);
+    fails_with(
+        &["chatvector", "--vector", s(&dir.join("nope.safetensors")), "--target", s(&t), o],
+        &["nope.safetensors"],
+    );
     fails_with(
         &["chatvector", "--base", s(&b), "--chat", s(&c), "--target", s(&t), "--token-map", "x", o],
         &["--token-map x"],
@@ -546,7 +576,12 @@ fn real_smollm2_ratio_one_gives_chat() {
         write_gguf(&mut w, &header, |i, _| Ok(std::borrow::Cow::Borrowed(&data[i][..])), |_| {}).unwrap();
     }
     let out = dir.join("out.gguf");
-    let text = root().join("../shared/data/wiki.test.raw");
+    // The first lines of WikiText-2 (tokenizing the whole file for each of the four models
+    // would dominate the test); two 128-token windows keep it around a minute.
+    let full = std::fs::read_to_string(root().join("../shared/data/wiki.test.raw"))
+        .expect("WikiText-2 test text at ../shared/data/wiki.test.raw");
+    let text = dir.join("wiki-head.txt");
+    std::fs::write(&text, full.lines().take(200).collect::<Vec<_>>().join("\n")).unwrap();
     let o = llmtool_ok(&[
         "chatvector",
         "--base",
@@ -562,6 +597,8 @@ fn real_smollm2_ratio_one_gives_chat() {
         s(&text),
         "--eval-chunks",
         "2",
+        "--eval-ctx",
+        "128",
         "--json",
         "-q",
     ]);

@@ -31,7 +31,7 @@ enum Command {
     /// Continue a prompt (greedy or sampled), optionally through the model's chat template.
     Generate(generate::GenerateArgs),
     /// ChatVector: add Σ ratio·(chat − base) to a target model, or extract the vector.
-    Chatvector(chatvector::ChatVectorArgs),
+    Chatvector(Box<chatvector::ChatVectorArgs>),
 }
 
 /// Parses `std::env::args` and runs the chosen subcommand.
@@ -43,7 +43,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Quantize(args) => quantize::run(args),
         Command::Perplexity(args) => perplexity::run(args),
         Command::Generate(args) => generate::run(args),
-        Command::Chatvector(args) => chatvector::run(args),
+        Command::Chatvector(args) => chatvector::run(*args),
     }
 }
 

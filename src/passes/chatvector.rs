@@ -684,7 +684,8 @@ pub fn copy_template(target: &mut Metadata, chat: &Metadata) -> Result<Vec<Strin
     }
     target.insert(TEMPLATE, tpl.clone());
     changed.push(TEMPLATE.to_string());
-    for (k, v) in chat.iter().filter(|(k, _)| k.starts_with("tokenizer.chat_template.") || *k == "tokenizer.chat_templates")
+    for (k, v) in
+        chat.iter().filter(|(k, _)| k.starts_with("tokenizer.chat_template.") || *k == "tokenizer.chat_templates")
     {
         target.insert(k, v.clone());
         changed.push(k.to_string());
@@ -701,11 +702,7 @@ pub fn copy_template(target: &mut Metadata, chat: &Metadata) -> Result<Vec<Strin
                 target.insert(key, MetaValue::U32(id as u32));
                 changed.push(key.to_string());
             }
-            None if key != TEMPLATE_ID_KEYS[0] => {
-                if target.remove(key).is_some() {
-                    changed.push(key.to_string());
-                }
-            }
+            None if key != TEMPLATE_ID_KEYS[0] && target.remove(key).is_some() => changed.push(key.to_string()),
             None => {}
         }
     }
