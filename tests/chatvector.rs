@@ -533,6 +533,10 @@ fn errors_name_the_tensor_and_write_nothing() {
         &["chatvector", "--base", s(&b), "--chat", s(&c), "--target", s(&t), "--token-map", "x", o],
         &["--token-map x"],
     );
+    fails_with(
+        &["chatvector", "--base", s(&b), "--chat", s(&c), "--target", s(&t), "--token-map", "1=2", o],
+        &["--token-map", "--no-default-skips"],
+    );
     fails_with(&["chatvector", "extract", "--base", s(&b), "--chat", s(&c), s(&dir.join("v.bin"))], &[".safetensors"]);
     // A qwen2 target for a llama vector.
     let v = dir.join("v.safetensors");

@@ -253,6 +253,16 @@ fn apply(args: ApplyArgs) -> Result<()> {
         }
     }
     let applied = pass.plans().iter().filter(|p| matches!(p.action, Action::Apply(_))).count();
+    let vocab_applied = pass
+        .plans()
+        .iter()
+        .any(|p| cv::VOCAB_TENSORS.contains(&p.name.as_str()) && matches!(p.action, Action::Apply(_)));
+    if !args.token_map.is_empty() && !vocab_applied {
+        bail!(
+            "--token-map maps rows of {}, which are all skipped here (they are by default: add --no-default-skips)",
+            cv::VOCAB_TENSORS.join(" / ")
+        );
+    }
     if applied == 0 {
         bail!("the vectors change no tensor of {} (everything is skipped or absent)", target.path.display());
     }
