@@ -446,6 +446,35 @@ fn quantized_target_keeps_types() {
             }
         }
     }
+    // A quantized chat model is dequantized per tensor: T + r·(deq(Cq) − B) in f32.
+    let (cq, tg, out2) = (dir.join("c.q8_0.gguf"), dir.join("t.gguf"), dir.join("out2.gguf"));
+    llmtool_ok(&["quantize", s(&c), s(&cq), "--type", "Q8_0", "-q"]);
+    llmtool_ok(&["convert", s(&t), s(&tg), "-q"]);
+    llmtool_ok(&[
+        "chatvector",
+        "--base",
+        s(&bg),
+        "--chat",
+        s(&cq),
+        "--target",
+        s(&tg),
+        "--ratio",
+        "0.8",
+        s(&out2),
+        "-q",
+    ]);
+    let (cqt, tgt, o2t) = (read_gguf(&cq), read_gguf(&tg), read_gguf(&out2));
+    assert!(cqt.values().any(|t| t.0 == GgmlType::Q8_0));
+    for (name, (ty, _, o)) in &o2t {
+        assert_eq!(*ty, tgt[name].0, "{name}: the target's type");
+        if name == "token_embd.weight" || name == "output.weight" {
+            continue;
+        }
+        let (e, sc) = expected(&tgt[name].2, &[(0.8, &cqt[name].2, &bt[name].2)]);
+        for i in 0..e.len() {
+            assert_close(name, i, o[i], e[i], sc[i]);
+        }
+    }
     // --outtype f16: matrices F16, vectors F32.
     let o16 = dir.join("out16.gguf");
     llmtool_ok(&[
