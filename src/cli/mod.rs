@@ -1,6 +1,7 @@
 //! Command-line interface: one module per subcommand; `anyhow` lives only here and in main.
 
 mod build;
+mod chatvector;
 mod convert;
 mod generate;
 mod inspect;
@@ -32,6 +33,8 @@ enum Command {
     Perplexity(perplexity::PerplexityArgs),
     /// Continue a prompt (greedy or sampled), optionally through the model's chat template.
     Generate(generate::GenerateArgs),
+    /// ChatVector: add Σ ratio·(chat − base) to a target model, or extract the vector.
+    Chatvector(Box<chatvector::ChatVectorArgs>),
 }
 
 /// Parses `std::env::args` and runs the chosen subcommand.
@@ -58,6 +61,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Quantize(args) => quantize::run(args),
         Command::Perplexity(args) => perplexity::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Chatvector(args) => chatvector::run(*args),
     }
 }
 
