@@ -3,6 +3,7 @@
 mod convert;
 mod generate;
 mod inspect;
+mod merge;
 pub mod output;
 pub mod pass_eval;
 mod perplexity;
@@ -27,6 +28,8 @@ enum Command {
     Quantize(quantize::QuantizeArgs),
     /// Perplexity of a text (llama.cpp's method) and KL divergence against a base model.
     Perplexity(perplexity::PerplexityArgs),
+    /// Merge models as a mergekit YAML configuration says (linear, ties, slerp, passthrough slices …).
+    Merge(merge::MergeArgs),
     /// Continue a prompt (greedy or sampled), optionally through the model's chat template.
     Generate(generate::GenerateArgs),
 }
@@ -40,6 +43,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Quantize(args) => quantize::run(args),
         Command::Perplexity(args) => perplexity::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Merge(args) => merge::run(args),
     }
 }
 
