@@ -419,3 +419,51 @@ fn example_configs_parse() {
     }
     assert!(n >= 4, "linear, ties, slerp and passthrough examples ({n} found)");
 }
+
+/// The evolve entry point: inputs loaded once into an `InputCache`; candidate merges are
+/// computed from it after the input files are gone (no file I/O), equal to the CLI's output.
+#[test]
+fn in_memory_merges_from_the_cache_match_the_cli() {
+    use llmtool::merge::inputs::InputCache;
+    use llmtool::merge::memory::merge_in_memory;
+    use llmtool_formats::TensorSource;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let a = variant(d, "a", 2, 51);
+    let qb = d.join("b.q8.gguf");
+    let b = variant(d, "b", 2, 52);
+    llmtool_ok(&["quantize", "-q", s(&b), s(&qb), "--type", "Q8_0"]);
+    let yaml = |wa: f64| {
+        format!(
+            "merge_method: linear\nmodels:\n  - model: {}\n    parameters: {{weight: {wa}}}\n  - model: {}\n    parameters: {{weight: 0.5}}\n",
+            s(&a),
+            s(&qb)
+        )
+    };
+    let cfg_path = write(d, "c.yml", &yaml(0.25));
+    let out = d.join("cli.gguf");
+    llmtool_ok(&["merge", "-q", s(&cfg_path), s(&out), "--seed", "3"]);
+    let cli = llmtool::model::Model::open(&out).unwrap();
+    let cli_tensors: Vec<(String, Vec<u8>)> = cli
+        .tensors
+        .tensor_infos()
+        .iter()
+        .map(|t| (t.name.clone(), cli.tensors.tensor_bytes(&t.name).unwrap().into_owned()))
+        .collect();
+    drop(cli);
+
+    let cfg = MergeConfig::parse(&yaml(0.25), "c.yml").unwrap();
+    let cache = InputCache::load(&cfg).unwrap();
+    std::fs::remove_dir_all(&a).unwrap();
+    std::fs::remove_file(&qb).unwrap();
+    let m = merge_in_memory(&cfg, &cache, 3).unwrap();
+    assert_eq!(m.tensors.tensor_infos().len(), cli_tensors.len());
+    for (name, bytes) in &cli_tensors {
+        assert_eq!(&*m.tensors.tensor_bytes(name).unwrap(), &bytes[..], "{name}");
+    }
+    // A second candidate with other weights, from the same cache.
+    let cfg2 = MergeConfig::parse(&yaml(1.5), "c.yml").unwrap();
+    let m2 = merge_in_memory(&cfg2, &cache, 3).unwrap();
+    let differ = cli_tensors.iter().filter(|(n, b)| &*m2.tensors.tensor_bytes(n).unwrap() != &b[..]).count();
+    assert!(differ >= cli_tensors.len() - 1, "other weights give other tensors ({differ})");
+}
