@@ -348,7 +348,7 @@ fn config_errors_are_clear() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let a = variant(d, "a", 2, 41);
-    let m = format!("models:\n  - model: a\n    parameters: {{weight: 1}}\n");
+    let m = "models:\n  - model: a\n    parameters: {weight: 1}\n";
     let cases: Vec<(String, &[&str])> = vec![
         (format!("merge_method: linear\n{m}colour: red\n"), &["unknown key 'colour'", "merge_method"]),
         (format!("merge_method: lineer\n{m}"), &["merge_method 'lineer' is not known", "linear"]),
@@ -464,6 +464,6 @@ fn in_memory_merges_from_the_cache_match_the_cli() {
     // A second candidate with other weights, from the same cache.
     let cfg2 = MergeConfig::parse(&yaml(1.5), "c.yml").unwrap();
     let m2 = merge_in_memory(&cfg2, &cache, 3).unwrap();
-    let differ = cli_tensors.iter().filter(|(n, b)| &*m2.tensors.tensor_bytes(n).unwrap() != &b[..]).count();
+    let differ = cli_tensors.iter().filter(|(n, b)| *m2.tensors.tensor_bytes(n).unwrap() != b[..]).count();
     assert!(differ >= cli_tensors.len() - 1, "other weights give other tensors ({differ})");
 }

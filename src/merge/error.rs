@@ -12,7 +12,7 @@ pub enum MergeRunError {
     #[error(transparent)]
     Resolve(#[from] ResolveError),
     #[error("cannot open {path}: {source}")]
-    Open { path: PathBuf, source: crate::model::ModelError },
+    Open { path: PathBuf, source: Box<crate::model::ModelError> },
     #[error("{path}: tensor '{tensor}': {reason}")]
     Read { path: PathBuf, tensor: String, reason: String },
     #[error("{0}")]

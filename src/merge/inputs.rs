@@ -119,7 +119,7 @@ impl FileInputs {
         let (paths, index) = resolve_all(config)?;
         let models = paths
             .iter()
-            .map(|p| Model::open(p).map_err(|source| MergeRunError::Open { path: p.clone(), source }))
+            .map(|p| Model::open(p).map_err(|source| MergeRunError::Open { path: p.clone(), source: Box::new(source) }))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(FileInputs { models, index })
     }
@@ -200,7 +200,8 @@ impl InputCache {
             index,
         };
         for p in paths {
-            let model = Model::open(&p).map_err(|source| MergeRunError::Open { path: p.clone(), source })?;
+            let model =
+                Model::open(&p).map_err(|source| MergeRunError::Open { path: p.clone(), source: Box::new(source) })?;
             let infos = model.tensors.tensor_infos().to_vec();
             let loaded = infos
                 .par_iter()
