@@ -68,7 +68,10 @@ fn write_st(path: &Path, tensors: &Tensors) {
 /// A variant of the llama fixture with `n_layers` layers (layer i from fixture layer i % 2),
 /// every value perturbed by the generator seeded with `seed`.
 fn variant(dir: &Path, name: &str, n_layers: usize, seed: u64) -> PathBuf {
-    let src = fixture();
+    variant_of(&fixture(), dir, name, n_layers, seed)
+}
+
+fn variant_of(src: &Path, dir: &Path, name: &str, n_layers: usize, seed: u64) -> PathBuf {
     let out = dir.join(name);
     std::fs::create_dir_all(&out).unwrap();
     for f in ["tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
@@ -466,4 +469,67 @@ fn in_memory_merges_from_the_cache_match_the_cli() {
     let m2 = merge_in_memory(&cfg2, &cache, 3).unwrap();
     let differ = cli_tensors.iter().filter(|(n, b)| *m2.tensors.tensor_bytes(n).unwrap() != b[..]).count();
     assert!(differ >= cli_tensors.len() - 1, "other weights give other tensors ({differ})");
+}
+
+/// Every architecture: the merge runs in HF layout (Q/K permutation, Gemma's `w + 1` norms
+/// undone and redone), so an HF output is the weighted mean of the HF inputs.
+#[test]
+fn linear_merge_in_hf_layout_for_every_architecture() {
+    let tmp = tempfile::tempdir().unwrap();
+    for arch in ["gemma", "gemma2", "qwen2", "phi3"] {
+        let d = tmp.path().join(arch);
+        std::fs::create_dir_all(&d).unwrap();
+        let src = root().join("fixtures/models").join(arch);
+        let a = variant_of(&src, &d, "a", 2, 61);
+        let b = variant_of(&src, &d, "b", 2, 62);
+        let cfg = write(
+            &d,
+            "m.yml",
+            "merge_method: linear\nparameters: {normalize: false}\nmodels:\n  - model: a\n    parameters: {weight: 0.7}\n  - model: b\n    parameters: {weight: 0.6}\n",
+        );
+        let out = d.join("out");
+        llmtool_ok(&["merge", "-q", s(&cfg), s(&out)]);
+        let (ta, tb, merged) = (
+            read_st(&a.join("model.safetensors")),
+            read_st(&b.join("model.safetensors")),
+            read_st(&out.join("model.safetensors")),
+        );
+        for (name, (_, got)) in &merged {
+            let want: Vec<f64> =
+                ta[name].1.iter().zip(&tb[name].1).map(|(x, y)| 0.7 * *x as f64 + 0.6 * *y as f64).collect();
+            assert_close(&format!("{arch} {name}"), got, &want, 1e-6);
+        }
+    }
+}
+
+#[test]
+fn eval_text_scores_inputs_and_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    variant(d, "a", 2, 71);
+    variant(d, "b", 2, 72);
+    let cfg = write(
+        d,
+        "e.yml",
+        "merge_method: linear\nbase_model: a\nmodels:\n  - model: a\n    parameters: {weight: 0.5}\n  - model: b\n    parameters: {weight: 0.5}\n",
+    );
+    let text = write(d, "text.txt", &"The quick brown fox jumps over the lazy dog. ".repeat(60));
+    let out = llmtool_ok(&[
+        "merge",
+        "-q",
+        s(&cfg),
+        s(&d.join("e.gguf")),
+        "--eval-text",
+        s(&text),
+        "--eval-ctx",
+        "64",
+        "--eval-chunks",
+        "2",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["pass"], "merge");
+    assert_eq!(v["reference"], "base");
+    assert_eq!(v["inputs"].as_array().unwrap().len(), 2);
+    assert!(v["result"]["ppl"].as_f64().unwrap().is_finite() && v["kld"]["kld_mean"].as_f64().unwrap() >= 0.0, "{v}");
 }
