@@ -17,6 +17,7 @@ pub mod cli;
 pub mod eval;
 pub mod generate;
 pub mod infer;
+pub mod merge;
 pub mod meta_carry;
 pub mod model;
 pub mod passes;

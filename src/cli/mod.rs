@@ -5,6 +5,7 @@ mod chatvector;
 mod convert;
 mod generate;
 mod inspect;
+mod merge;
 pub mod output;
 pub mod pass_eval;
 mod perplexity;
@@ -31,6 +32,8 @@ enum Command {
     Build(build::BuildArgs),
     /// Perplexity of a text (llama.cpp's method) and KL divergence against a base model.
     Perplexity(perplexity::PerplexityArgs),
+    /// Merge models as a mergekit YAML configuration says (linear, ties, slerp, passthrough slices …).
+    Merge(merge::MergeArgs),
     /// Continue a prompt (greedy or sampled), optionally through the model's chat template.
     Generate(generate::GenerateArgs),
     /// ChatVector: add Σ ratio·(chat − base) to a target model, or extract the vector.
@@ -62,6 +65,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Perplexity(args) => perplexity::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Chatvector(args) => chatvector::run(*args),
+        Command::Merge(args) => merge::run(args),
     }
 }
 

@@ -1,0 +1,103 @@
+//! The merged model as a lazy [`TensorSource`]: each tensor is computed when the writer asks
+//! for it (the writer's one-ahead look-ahead computes tensor i+1 while tensor i is written,
+//! `crate::stream`), so memory holds the f32 inputs and result of about one tensor at a time.
+
+use std::borrow::Cow;
+
+use llmtool_formats::{FormatError, GgmlType, TensorInfo, TensorSource};
+use llmtool_kernels::convert;
+use rayon::prelude::*;
+
+use super::error::MergeRunError;
+use super::inputs::{apply_fix_f32, F32Tensor, InputTensors};
+use super::methods::{merge_tensor, ModelTensor, TensorInputs};
+use super::plan::{MergePlan, TensorPlan};
+
+/// A merge computed on demand.
+pub struct MergedSource<'a, I: InputTensors + ?Sized> {
+    pub plan: MergePlan,
+    inputs: &'a I,
+    infos: Vec<TensorInfo>,
+}
+
+impl<'a, I: InputTensors + ?Sized> MergedSource<'a, I> {
+    pub fn new(plan: MergePlan, inputs: &'a I) -> Self {
+        let infos = plan.tensors.iter().map(|t| t.out.clone()).collect();
+        MergedSource { plan, inputs, infos }
+    }
+
+    /// The merged tensor as f32 in HF layout (before the GGUF fix and the output type).
+    pub fn merged_f32(&self, tp: &TensorPlan) -> Result<Vec<f32>, MergeRunError> {
+        let mut data: Vec<F32Tensor> = Vec::with_capacity(tp.inputs.len());
+        for input in &tp.inputs {
+            let mut d = self.inputs.tensor_f32(input.model, &input.tensor)?;
+            if let Some(ty) = self.plan.input_round {
+                let owned = std::sync::Arc::make_mut(&mut d);
+                round_through(owned, ty);
+            }
+            data.push(d);
+        }
+        let base = tp.inputs.iter().position(|p| p.is_base).map(|i| data[i].as_slice());
+        let models = tp
+            .inputs
+            .iter()
+            .zip(&data)
+            .map(|(p, d)| ModelTensor { data: d.as_slice(), params: p.params.clone(), is_base: p.is_base })
+            .collect();
+        let ti = TensorInputs { name: &tp.hf_name, shape: &tp.shape, base, models };
+        let mut out = merge_tensor(self.plan.method, &ti, &tp.global, tp.seed)?;
+        drop(ti);
+        drop(data);
+        if let Some(scale) = tp.inputs.first().and_then(|p| p.scale) {
+            let s = scale as f32;
+            out.par_iter_mut().for_each(|x| *x *= s);
+        }
+        Ok(out)
+    }
+
+    fn compute(&self, tp: &TensorPlan) -> Result<Vec<u8>, MergeRunError> {
+        if let Some((model, name)) = &tp.copy_from {
+            return self.inputs.raw_bytes(*model, name);
+        }
+        let merged = self.merged_f32(tp)?;
+        let fixed = apply_fix_f32(&tp.out, merged, tp.to_gguf)
+            .map_err(|e| MergeRunError::Plan(format!("tensor '{}': {e}", tp.out.name)))?;
+        let mut bytes = Vec::new();
+        convert::from_f32(tp.out.ty, &fixed, &mut bytes)
+            .map_err(|e| MergeRunError::Plan(format!("tensor '{}': {e}", tp.out.name)))?;
+        Ok(bytes)
+    }
+}
+
+/// Rounds every value to `ty` and back (mergekit casts inputs to `dtype` before merging).
+fn round_through(data: &mut [f32], ty: GgmlType) {
+    match ty {
+        GgmlType::F16 => data.par_iter_mut().for_each(|x| *x = half::f16::from_f32(*x).to_f32()),
+        GgmlType::BF16 => data.par_iter_mut().for_each(|x| *x = half::bf16::from_f32(*x).to_f32()),
+        _ => {}
+    }
+}
+
+impl<I: InputTensors + ?Sized> TensorSource for MergedSource<'_, I> {
+    fn tensor_infos(&self) -> &[TensorInfo] {
+        &self.infos
+    }
+
+    fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, FormatError> {
+        let tp = self
+            .plan
+            .tensors
+            .iter()
+            .find(|t| t.out.name == name)
+            .ok_or_else(|| FormatError::NoSuchTensor(name.to_string()))?;
+        self.compute(tp).map(Cow::Owned).map_err(|e| FormatError::Other(e.to_string()))
+    }
+
+    fn release(&self, name: &str) {
+        if let Some(tp) = self.plan.tensors.iter().find(|t| t.out.name == name) {
+            for p in &tp.inputs {
+                self.inputs.release(p.model, &p.tensor);
+            }
+        }
+    }
+}
