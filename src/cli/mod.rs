@@ -3,6 +3,7 @@
 mod convert;
 mod generate;
 mod inspect;
+mod lora;
 pub mod output;
 pub mod pass_eval;
 mod perplexity;
@@ -29,6 +30,8 @@ enum Command {
     Perplexity(perplexity::PerplexityArgs),
     /// Continue a prompt (greedy or sampled), optionally through the model's chat template.
     Generate(generate::GenerateArgs),
+    /// LoRA adapters: `lora merge` folds PEFT or GGUF LoRA adapters into a base model.
+    Lora(lora::LoraArgs),
 }
 
 /// Parses `std::env::args` and runs the chosen subcommand.
@@ -40,6 +43,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Quantize(args) => quantize::run(args),
         Command::Perplexity(args) => perplexity::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Lora(args) => lora::run(args),
     }
 }
 

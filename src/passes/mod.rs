@@ -1,4 +1,5 @@
 //! Passes: lazy transformations of a tensor source (convert now; quantize, lora, merge later).
 
 pub mod convert;
+pub mod lora;
 pub mod quantize;
