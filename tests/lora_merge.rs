@@ -392,5 +392,20 @@ fn smollm2_adapter_on_real_model_with_eval() {
     assert!(base_ppl.is_finite() && ppl.is_finite() && ppl > 1.0, "{v}");
     assert!(ppl != base_ppl, "the adapter changed nothing: {v}");
     assert!((ppl / base_ppl - 1.0).abs() < 0.5, "the adapter changed perplexity wildly: {v}");
+    // The same adapter as a GGUF LoRA (Q rows permuted by the generator for 9 heads) gives
+    // the very same file: the HF → GGUF map and the GGUF reader agree.
+    let out2 = tmp("smollm2-lora-gguf-adapter.gguf");
+    llmtool_ok(&[
+        "lora",
+        "merge",
+        "--base",
+        model.to_str().unwrap(),
+        "--adapter",
+        root().join("fixtures/lora/smollm2-r2/adapter.gguf").to_str().unwrap(),
+        out2.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(&out2).unwrap(), "PEFT and GGUF adapters differ");
     std::fs::remove_file(&out).unwrap();
+    std::fs::remove_file(&out2).unwrap();
 }
