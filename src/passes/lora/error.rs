@@ -19,7 +19,7 @@ pub enum LoraError {
     #[error("{path}: tensor '{tensor}': {reason}")]
     Tensor { path: PathBuf, tensor: String, reason: String },
     #[error("{path}: {source}")]
-    Format { path: PathBuf, source: llmtool_formats::FormatError },
+    Format { path: PathBuf, source: Box<llmtool_formats::FormatError> },
     #[error("{path}: module '{module}' (tensor '{tensor}'): {reason}")]
     Target { path: PathBuf, module: String, tensor: String, reason: String },
     #[error("base tensor '{tensor}': {reason}")]

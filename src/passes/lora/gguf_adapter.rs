@@ -58,8 +58,8 @@ fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 
 impl GgufAdapter {
     pub fn open(path: &Path) -> Result<GgufAdapter, LoraError> {
-        let file =
-            GgufFile::open(path).map_err(|e| LoraError::Format { path: path.to_path_buf(), source: e.into() })?;
+        let file = GgufFile::open(path)
+            .map_err(|e| LoraError::Format { path: path.to_path_buf(), source: Box::new(e.into()) })?;
         let key_err =
             |key: &str, reason: String| LoraError::Config { path: path.to_path_buf(), key: key.into(), reason };
         let md = &file.metadata;

@@ -246,7 +246,7 @@ impl PeftAdapter {
             });
         }
         let set = SafetensorsSet::open_file(&st_path)
-            .map_err(|e| LoraError::Format { path: st_path.clone(), source: e.into() })?;
+            .map_err(|e| LoraError::Format { path: st_path.clone(), source: Box::new(e.into()) })?;
         Self::from_tensors(dir, &st_path, &set, &rules)
     }
 
