@@ -342,9 +342,28 @@ fn bad_adapters_are_refused_clearly() {
     // phi3's fused qkv_proj does not exist in a llama base
     let e = bad_adapter("phi3_fused", "llama", |_| {});
     assert!(e.contains("adapter_model.safetensors") && (e.contains("qkv_proj") || e.contains("gate_up_proj")), "{e}");
-    // a llama adapter on the phi3 base: phi3 has no separate q_proj / gate_proj
-    let e = bad_adapter("llama_plain", "phi3", |_| {});
-    assert!(e.contains("q_proj") || e.contains("gate_proj"), "{e}");
+    // lora_bias needs a base bias: the llama base has none
+    let e = bad_adapter("qwen2_bias", "llama", |_| {});
+    assert!(e.contains("_proj.bias") && e.contains(".bias', which is not in the base"), "{e}");
+    // an adapter for other shapes (SmolLM2's GGUF LoRA on the tiny llama)
+    let base = llama_f32_gguf("bad-shape-base.gguf");
+    let out = tmp("bad-shape.gguf");
+    let adapter = root().join("fixtures/lora/smollm2-r2/adapter.gguf");
+    let o = llmtool(&[
+        "lora",
+        "merge",
+        "--base",
+        base.to_str().unwrap(),
+        "--adapter",
+        adapter.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("adapter.gguf") && e.contains("shape mismatch") && e.contains("576"),
+        "{e}"
+    );
+    std::fs::remove_file(&base).unwrap();
     // scales must pair with adapters
     let o = llmtool(&[
         "lora",
@@ -408,4 +427,12 @@ fn smollm2_adapter_on_real_model_with_eval() {
     assert!(std::fs::read(&out).unwrap() == std::fs::read(&out2).unwrap(), "PEFT and GGUF adapters differ");
     std::fs::remove_file(&out).unwrap();
     std::fs::remove_file(&out2).unwrap();
+}
+
+/// Separate q/k/v and gate/up LoRAs on Phi-3 land on the row ranges of the fused tensors:
+/// judged by PEFT's merge of the equivalent fused adapter.
+#[test]
+fn peft_phi3_split_parts_onto_fused() {
+    check_hf_case("phi3_split");
+    check_gguf_case("phi3_split");
 }

@@ -4,7 +4,8 @@
 //! the architecture registry maps to a GGUF name and a layout fix. ΔW = s·B·A in HF layout
 //! becomes ΔW in GGUF layout by the same fix: for Llama Q/K (`PermuteQk`) the rows of ΔW are
 //! permuted like W's, which is permuting the rows of B (and of a DoRA magnitude vector).
-//! Phi-3's `qkv_proj` / `gate_up_proj` are fused in HF as in GGUF, so they map 1:1.
+//! Phi-3's `qkv_proj` / `gate_up_proj` are fused in HF as in GGUF, so they map 1:1; a LoRA on
+//! separate q/k/v (gate/up) modules lands on its row range of the fused tensor.
 
 use std::collections::HashMap;
 
@@ -201,23 +202,41 @@ fn plan_peft(
     }
     for m in &p.modules {
         let hf = format!("{}.weight", m.module);
-        let (name, fix, info) = map(&m.module, &hf)?;
         let target = |reason: String| LoraError::Target {
             path: path.clone(),
             module: m.module.clone(),
             tensor: hf.clone(),
             reason,
         };
-        check_shape(&info, m.n_in, m.n_out).map_err(&target)?;
-        let b = fix_rows(&fix, &name, m.n_out, m.r, m.b.clone()).map_err(&target)?;
-        let lr = LowRank {
-            r: m.r,
-            n_in: m.n_in,
-            n_out: m.n_out,
-            a: m.a.clone(),
-            b,
-            scale: (m.scaling * user_scale as f64) as f32,
+        let (name, fix, info, n_out, b) = match fused_part(arch, config, &m.module).map_err(&target)? {
+            Some((fused_hf, rows)) => {
+                // q/k/v (gate/up) LoRA of a model whose GGUF (and HF Phi-3) fuses them: the
+                // delta fills its row range of the fused tensor, zeros elsewhere.
+                let (name, fix, info) = map(&m.module, &fused_hf)?;
+                let n_fused = info.ne.get(1).copied().unwrap_or(0) as usize;
+                if m.magnitude.is_some() || m.bias.is_some() {
+                    return Err(target("DoRA / lora_bias on one part of a fused tensor is not supported".into()));
+                }
+                if rows.len() != m.n_out || rows.end > n_fused {
+                    return Err(target(format!(
+                        "{} output rows; its part {rows:?} of '{name}' ({n_fused} rows) has {}",
+                        m.n_out,
+                        rows.len()
+                    )));
+                }
+                let mut b = vec![0f32; n_fused * m.r];
+                b[rows.start * m.r..rows.end * m.r].copy_from_slice(&m.b);
+                (name, fix, info, n_fused, b)
+            }
+            None => {
+                let (name, fix, info) = map(&m.module, &hf)?;
+                (name, fix, info, m.n_out, m.b.clone())
+            }
         };
+        check_shape(&info, m.n_in, n_out).map_err(&target)?;
+        let b = fix_rows(&fix, &name, n_out, m.r, b).map_err(&target)?;
+        let lr =
+            LowRank { r: m.r, n_in: m.n_in, n_out, a: m.a.clone(), b, scale: (m.scaling * user_scale as f64) as f32 };
         let kind = match &m.magnitude {
             Some(mag) => EditKind::Dora(lr, fix_rows(&fix, &name, m.n_out, 1, mag.clone()).map_err(&target)?),
             None => EditKind::Add(lr),
@@ -243,4 +262,45 @@ fn plan_peft(
         }
     }
     Ok(())
+}
+
+/// For Phi-3 (fused `qkv_proj` and `gate_up_proj` in HF and GGUF): the fused HF tensor and the
+/// row range that a separate `q_proj`/`k_proj`/`v_proj` (`gate_proj`/`up_proj`) LoRA covers.
+/// Rows: Q for all heads, then K, then V; gate, then up (src/arch/phi3.rs).
+fn fused_part(
+    arch: &dyn Arch,
+    config: &serde_json::Value,
+    module: &str,
+) -> Result<Option<(String, std::ops::Range<usize>)>, String> {
+    if arch.gguf_arch() != "phi3" {
+        return Ok(None);
+    }
+    let Some((prefix, last)) = module.rsplit_once('.') else { return Ok(None) };
+    let get = |k: &str| {
+        config.get(k).and_then(serde_json::Value::as_u64).map(|v| v as usize).ok_or(format!("config has no {k}"))
+    };
+    let (fused, rows) = match last {
+        "q_proj" | "k_proj" | "v_proj" => {
+            let n_head = get("num_attention_heads")?;
+            let n_kv =
+                config.get("num_key_value_heads").and_then(serde_json::Value::as_u64).map_or(n_head, |v| v as usize);
+            let hd = match config.get("head_dim").and_then(serde_json::Value::as_u64) {
+                Some(h) => h as usize,
+                None => get("hidden_size")? / n_head.max(1),
+            };
+            let (q, kv) = (n_head * hd, n_kv * hd);
+            let rows = match last {
+                "q_proj" => 0..q,
+                "k_proj" => q..q + kv,
+                _ => q + kv..q + 2 * kv,
+            };
+            ("qkv_proj", rows)
+        }
+        "gate_proj" | "up_proj" => {
+            let ff = get("intermediate_size")?;
+            ("gate_up_proj", if last == "gate_proj" { 0..ff } else { ff..2 * ff })
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some((format!("{prefix}.{fused}.weight"), rows)))
 }
