@@ -41,6 +41,10 @@ fn read_f32(file: &GgufFile, path: &Path, name: &str) -> Result<(Vec<u64>, Vec<f
     let info = file.tensor_info(name).ok_or_else(|| bad("missing".into()))?.clone();
     let n = info.n_elements().ok_or_else(|| bad("shape overflows".into()))?;
     let bytes = file.tensor_data(name).ok_or_else(|| bad("no data".into()))?;
+    // checked against the bytes present before allocating the f32 copy
+    if info.n_bytes() != Some(bytes.len() as u64) {
+        return Err(bad(format!("{} bytes for ne {:?} {}", bytes.len(), info.ne, info.ty.name())));
+    }
     let mut out = vec![0f32; n as usize];
     llmtool_kernels::dequant::dequantize(info.ty, bytes, &mut out).map_err(|e| bad(e.to_string()))?;
     Ok((info.ne.clone(), out))
