@@ -6,6 +6,7 @@ mod convert;
 mod generate;
 mod inspect;
 mod merge;
+mod lora;
 pub mod output;
 pub mod pass_eval;
 mod perplexity;
@@ -38,6 +39,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// ChatVector: add Σ ratio·(chat − base) to a target model, or extract the vector.
     Chatvector(Box<chatvector::ChatVectorArgs>),
+    /// LoRA adapters: `lora merge` folds PEFT or GGUF LoRA adapters into a base model.
+    Lora(lora::LoraArgs),
 }
 
 /// Parses `std::env::args` and runs the chosen subcommand.
@@ -66,6 +69,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::Chatvector(args) => chatvector::run(*args),
         Command::Merge(args) => merge::run(args),
+        Command::Lora(args) => lora::run(args),
     }
 }
 

@@ -2,4 +2,5 @@
 
 pub mod chatvector;
 pub mod convert;
+pub mod lora;
 pub mod quantize;
