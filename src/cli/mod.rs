@@ -1,6 +1,7 @@
 //! Command-line interface: one module per subcommand; `anyhow` lives only here and in main.
 
 mod convert;
+mod eval;
 mod generate;
 mod inspect;
 mod perplexity;
@@ -27,6 +28,8 @@ enum Command {
     Perplexity(perplexity::PerplexityArgs),
     /// Continue a prompt (greedy or sampled), optionally through the model's chat template.
     Generate(generate::GenerateArgs),
+    /// Multiple-choice tasks (JSON lines) scored by log-likelihood like lm-eval's acc / acc_norm.
+    Eval(eval::EvalArgs),
 }
 
 /// Parses `std::env::args` and runs the chosen subcommand.
@@ -38,6 +41,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Quantize(args) => quantize::run(args),
         Command::Perplexity(args) => perplexity::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Eval(args) => eval::run(args),
     }
 }
 
