@@ -65,6 +65,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
+    crate::infer::timing::report(report.seconds);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
