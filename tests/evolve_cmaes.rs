@@ -48,7 +48,8 @@ fn converges_on_sphere_ellipsoid_rosenbrock() {
     // Budgets: about twice the evaluations measured with seeds 1..=3 (printed below; to
     // f < 1e-10: sphere-10 ≈ 1,800, ellipsoid-10 ≈ 6,100, Rosenbrock-10 ≈ 6,500 — the
     // magnitudes Hansen's tutorial and purecma report for these functions).
-    let cases: [(&str, fn(&[f64]) -> f64, usize, f64, Vec<f64>, u64); 7] = [
+    type Case = (&'static str, fn(&[f64]) -> f64, usize, f64, Vec<f64>, u64);
+    let cases: [Case; 7] = [
         ("sphere", sphere, 2, 1.0, vec![0.0; 2], 1_000),
         ("sphere", sphere, 10, 1.0, vec![0.0; 10], 4_000),
         ("ellipsoid", ellipsoid, 2, 1.0, vec![0.0; 2], 1_500),

@@ -55,7 +55,7 @@ pub enum TaskError {
     #[error("{}:{line}: tokenizing: {source}", path.display())]
     Tokenize { path: PathBuf, line: usize, source: TokenizerError },
     #[error("{}:{line}: {source}", path.display())]
-    Infer { path: PathBuf, line: usize, source: InferError },
+    Infer { path: PathBuf, line: usize, source: Box<InferError> },
 }
 
 /// How to run the tasks.
@@ -237,7 +237,7 @@ fn score_item(
     e: &Encoded,
     path: &std::path::Path,
 ) -> Result<ItemResult, TaskError> {
-    let ierr = |source| TaskError::Infer { path: path.to_path_buf(), line: e.line, source };
+    let ierr = |source| TaskError::Infer { path: path.to_path_buf(), line: e.line, source: Box::new(source) };
     let nv = model.cfg.n_vocab;
     kv.clear();
     let n = e.ctx.len();

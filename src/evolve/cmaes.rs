@@ -455,8 +455,8 @@ impl Cmaes {
         let g = self.generation as f64;
         let hsig = ps_norm / (1.0 - (1.0 - self.cs).powf(2.0 * g)).sqrt() / self.chi_n < 1.4 + 2.0 / (n as f64 + 1.0);
         let k_c = (self.cc * (2.0 - self.cc) * self.mueff).sqrt();
-        for i in 0..n {
-            self.pc[i] = (1.0 - self.cc) * self.pc[i] + if hsig { k_c * yw[i] } else { 0.0 };
+        for (p, y) in self.pc.iter_mut().zip(&yw) {
+            *p = (1.0 - self.cc) * *p + if hsig { k_c * y } else { 0.0 };
         }
 
         // C ← (1 + c_1 δ(h_σ) − c_1 − c_μ Σw) C + c_1 p_c p_cᵀ + c_μ Σ w_i y_i y_iᵀ
