@@ -52,14 +52,19 @@ fn direct_logliks(m: &InferModel, tok: &Tokenizer, it: &TaskItem, delim: &str) -
         v.extend(tok.encode(s, false, false).unwrap());
         v
     };
-    let ctx = enc(trimmed);
-    assert!(!ctx.is_empty());
+    let mut ctx = enc(trimmed);
+    // An empty context: lm-eval's prefix token (BOS, else EOS) and the continuation alone.
+    let prefix = ctx.is_empty();
+    if prefix {
+        ctx.push(tok.bos().or(tok.eos()).unwrap());
+    }
     let nv = m.cfg.n_vocab;
     it.choices
         .iter()
         .map(|c| {
-            let whole = enc(&format!("{trimmed}{moved}{delim}{c}"));
-            let cont = &whole[ctx.len()..];
+            let text = format!("{trimmed}{moved}{delim}{c}");
+            let whole = if prefix { tok.encode(&text, false, false).unwrap() } else { enc(&text) };
+            let cont = if prefix { &whole[..] } else { &whole[ctx.len()..] };
             let seq: Vec<u32> = ctx.iter().chain(cont).copied().collect();
             let mut kv = m.new_cache(seq.len());
             let logits = m.forward(&seq, &mut kv, 0).unwrap();
@@ -91,6 +96,21 @@ fn logliks_match_full_forward_passes() {
             }
         }
         eprintln!("{arch}: max relative |Δloglik| = {worst:.2e}");
+    }
+}
+
+#[test]
+fn empty_context_is_scored_after_the_prefix_token() {
+    for arch in ARCHS {
+        let model = Model::open(&fixture(arch)).unwrap();
+        let m = InferModel::load(&model).unwrap();
+        let tok = Tokenizer::from_model(&model).unwrap();
+        let it = item(1, "", &["The cat", "sat on the mat"], 0);
+        let report = evaluate_tasks(&m, &tok, &[set(vec![it.clone()])], &TaskOptions::default()).unwrap();
+        let want = direct_logliks(&m, &tok, &it, " ");
+        for (g, w) in report.tasks[0].items[0].loglik.iter().zip(&want) {
+            assert!((g - w).abs() / w.abs().max(1.0) < 1e-5, "{arch}: {g} vs {w}");
+        }
     }
 }
 
