@@ -4,7 +4,8 @@
 //! - [`tokenizer`]: tokenizer metadata ⇄ `tokenizer.ggml.*`; encode/decode ([`tokenizer::Tokenizer`]).
 //! - [`chat_template`]: rendering a model's Jinja chat template.
 //! - [`infer`]: the inference core (forward pass, KV cache); [`generate`]: text generation on it.
-//! - [`eval`]: perplexity and KL divergence.
+//! - [`eval`]: perplexity, KL divergence, multiple-choice tasks.
+//! - [`evolve`]: the evolutionary merge search's building blocks (CMA-ES).
 //! - [`sample`]: greedy / temperature / top-k / top-p sampling.
 //! - [`model`]: opening a GGUF file or HF dir in the internal (GGUF) form.
 //! - [`passes`]: lazy transformations of tensor sources.
@@ -15,6 +16,7 @@ pub mod build;
 pub mod chat_template;
 pub mod cli;
 pub mod eval;
+pub mod evolve;
 pub mod generate;
 pub mod infer;
 pub mod merge;

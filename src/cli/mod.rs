@@ -3,6 +3,7 @@
 mod build;
 mod chatvector;
 mod convert;
+mod eval;
 mod generate;
 mod inspect;
 mod merge;
@@ -41,6 +42,8 @@ enum Command {
     Chatvector(Box<chatvector::ChatVectorArgs>),
     /// LoRA adapters: `lora merge` folds PEFT or GGUF LoRA adapters into a base model.
     Lora(lora::LoraArgs),
+    /// Multiple-choice tasks (JSON lines) scored by log-likelihood like lm-eval's acc / acc_norm.
+    Eval(eval::EvalArgs),
 }
 
 /// Parses `std::env::args` and runs the chosen subcommand.
@@ -70,6 +73,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Chatvector(args) => chatvector::run(*args),
         Command::Merge(args) => merge::run(args),
         Command::Lora(args) => lora::run(args),
+        Command::Eval(args) => eval::run(args),
     }
 }
 

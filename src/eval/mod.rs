@@ -3,6 +3,7 @@
 
 pub mod kld;
 pub mod perplexity;
+pub mod tasks;
 
 pub use kld::{kl_divergence, save_base, Base, BaseFile, KldResult};
 pub use perplexity::{perplexity, ChunkStat, EvalError, NllSums, PplOptions, PplResult};
