@@ -55,6 +55,9 @@ impl Planned {
 pub fn run(args: BuildArgs) -> Result<()> {
     let started = Instant::now();
     let loaded = Loaded::open(&args.recipe, |t| FileType::parse(t).is_some())?;
+    if let Some(v) = &loaded.recipe.validate {
+        read_tasks(&v.tasks).with_context(|| format!("{}: validate.tasks", loaded.path.display()))?;
+    }
     std::fs::create_dir_all(&loaded.cache_dir)
         .with_context(|| format!("creating the cache {}", loaded.cache_dir.display()))?;
     let mut memo = HashMemo::load(&loaded.cache_dir);
@@ -506,8 +509,22 @@ fn write_outputs(loaded: &Loaded, plan: &[Planned], quiet: bool) -> Result<Vec<P
     Ok(written)
 }
 
-/// Mean accuracy over the task files and each file's accuracy, on the model at `path`.
+/// Accuracy (lm-eval's `acc`) pooled over all items of the task files, and each file's, on
+/// the model at `path`.
 fn task_accuracy(tasks: &[PathBuf], path: &Path, quiet: bool) -> Result<(f64, Vec<(String, f64)>)> {
-    let _ = (tasks, path, quiet);
-    bail!("validate.tasks: task evaluation is not built into this version yet")
+    let sets = read_tasks(tasks)?;
+    let model = Model::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let im = crate::infer::InferModel::load(&model).with_context(|| format!("loading {}", path.display()))?;
+    let tok = crate::tokenizer::Tokenizer::from_model(&model).with_context(|| format!("tokenizer of {}", path.display()))?;
+    if !quiet {
+        eprintln!("scoring tasks on {}", path.display());
+    }
+    let r = crate::eval::tasks::evaluate_tasks(&im, &tok, &sets, &Default::default())
+        .with_context(|| format!("task evaluation of {}", path.display()))?;
+    let per = r.tasks.iter().map(|t| (t.name.clone(), t.scores.acc.value)).collect();
+    Ok((r.overall.acc.value, per))
+}
+
+fn read_tasks(tasks: &[PathBuf]) -> Result<Vec<crate::eval::tasks::TaskSet>> {
+    tasks.iter().map(|t| crate::eval::tasks::TaskSet::read(t).map_err(anyhow::Error::from)).collect()
 }
