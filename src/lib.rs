@@ -7,6 +7,7 @@
 //! - [`eval`]: perplexity and KL divergence.
 //! - [`sample`]: greedy / temperature / top-k / top-p sampling.
 //! - [`model`]: opening a GGUF file or HF dir in the internal (GGUF) form.
+//! - [`merge`]: mergekit-style model merging (per-tensor methods).
 //! - [`passes`]: lazy transformations of tensor sources.
 //! - [`cli`]: the command line.
 
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod eval;
 pub mod generate;
 pub mod infer;
+pub mod merge;
 pub mod meta_carry;
 pub mod model;
 pub mod passes;

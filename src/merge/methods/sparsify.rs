@@ -1,0 +1,192 @@
+//! Sparsification of task vectors: which elements to keep (masks), and the masked vector
+//! with its rescale. mergekit `mergekit/sparsify.py`:
+//! - `magnitude` (TIES): keep the k = ⌊density·n⌋ largest |x|;
+//! - `magnitude_outliers` (breadcrumbs): drop the ⌊gamma·n⌋ largest and the smallest to keep
+//!   ⌊density·n⌋ ([`outlier_range`]);
+//! - `bernoulli` (DARE): keep each element with probability density ([`random_mask`]);
+//! - `della_magprune` (DELLA): keep with a probability rising linearly with the element's
+//!   magnitude rank in its row, from density−ε to density+ε ([`della_probabilities`]);
+//! - `rescaled_masked_tensor` with `RescaleNorm.l1` (mergekit's `rescale: true`): the masked
+//!   vector times ‖x‖₁/‖masked‖₁, unless either norm is below 1e-7. The legacy convention
+//!   (older mergekit, the DARE/DELLA papers) divides by the keep probability instead.
+//!
+//! Ties in magnitude are broken by position (lower index ranks lower), a deterministic choice
+//! where torch's argsort leaves the order unspecified.
+
+use std::cmp::Ordering;
+
+use rayon::prelude::*;
+
+use crate::sample::Rng;
+
+/// Elements per random stream: each chunk draws from its own seeded stream, so masks are the
+/// same whatever the number of threads.
+pub const RNG_CHUNK: usize = 1 << 16;
+
+/// mergekit's `rescaled_masked_tensor` eps.
+const RESCALE_EPS: f64 = 1e-7;
+
+/// A seed for stream `stream` derived from `seed` (SplitMix64 of the mix).
+pub fn stream_seed(seed: u64, stream: u64) -> u64 {
+    Rng::new(seed ^ stream.wrapping_add(1).wrapping_mul(0xD1B5_4A32_D192_ED03)).next_u64()
+}
+
+/// Keep-mask of the elements whose ascending rank by |x| lies in `lo..hi` (ties: lower index
+/// ranks lower). Two `select_nth_unstable` passes and one linear pass, no full sort.
+pub fn rank_range_mask(x: &[f32], lo: usize, hi: usize) -> Vec<bool> {
+    let n = x.len();
+    let hi = hi.min(n);
+    if lo >= hi {
+        return vec![false; n];
+    }
+    if lo == 0 && hi == n {
+        return vec![true; n];
+    }
+    let cmp = |a: &f32, b: &f32| a.total_cmp(b);
+    let mut mags: Vec<f32> = x.par_iter().map(|v| v.abs()).collect();
+    let (_, vlo, rest) = mags.select_nth_unstable_by(lo, cmp);
+    let vlo = *vlo;
+    let vhi = if hi - 1 == lo { vlo } else { *rest.select_nth_unstable_by(hi - 2 - lo, cmp).1 };
+    drop(mags);
+    let count_below = |v: f32| x.par_iter().filter(|a| a.abs().total_cmp(&v) == Ordering::Less).count();
+    let (below_lo, below_hi) = (count_below(vlo), count_below(vhi));
+    let (mut seen_lo, mut seen_hi) = (0usize, 0usize);
+    x.iter()
+        .map(|v| {
+            let a = v.abs();
+            match (a.total_cmp(&vlo), a.total_cmp(&vhi)) {
+                (Ordering::Less, _) | (_, Ordering::Greater) => false,
+                (Ordering::Equal, _) => {
+                    let r = below_lo + seen_lo;
+                    seen_lo += 1;
+                    r >= lo && r < hi
+                }
+                (_, Ordering::Equal) => {
+                    let r = below_hi + seen_hi;
+                    seen_hi += 1;
+                    r < hi
+                }
+                _ => true,
+            }
+        })
+        .collect()
+}
+
+/// `magnitude`: k = ⌊density·n⌋ elements kept (mergekit asserts k > 0).
+pub fn magnitude_keep(n: usize, density: f64) -> usize {
+    (density * n as f64).max(0.0) as usize
+}
+
+/// `magnitude_outliers`: the ascending-rank range kept. mergekit: target = ⌊density·n⌋,
+/// n_top = ⌊gamma·n⌋, n_bot = n − target − n_top (if negative, n_top shrinks by it and n_bot = 0);
+/// kept `indices[n_bot:-n_top]`. With n_top = 0 Python's `[n_bot:-0]` is empty and mergekit
+/// zeroes the whole task vector — a slicing accident, not the method: we keep
+/// `n_bot..n − n_top` in every case (the `target` largest when n_top = 0).
+pub fn outlier_range(n: usize, density: f64, gamma: f64) -> (usize, usize) {
+    let target = (density * n as f64).max(0.0) as i64;
+    let mut n_top = (gamma * n as f64).max(0.0) as i64;
+    let mut n_bot = n as i64 - target - n_top;
+    if n_bot < 0 {
+        n_top += n_bot;
+        n_bot = 0;
+    }
+    let n_top = n_top.max(0) as usize;
+    (n_bot as usize, n - n_top.min(n))
+}
+
+/// DELLA keep probabilities: per row along axis 1 (mergekit ranks along `dim=1`; a 1-D tensor
+/// is one row), p = (density − ε) + 2ε·(rank−1)/(len−1), rank 1 the smallest |x|. A row of one
+/// element (mergekit: 0/0) gets rank_norm 0.
+pub fn della_probabilities(x: &[f32], shape: &[usize], density: f64, epsilon: f64) -> Vec<f64> {
+    let n = x.len();
+    let (len, inner) = if shape.len() < 2 { (n, 1) } else { (shape[1], shape[2..].iter().product::<usize>()) };
+    let mut probs = vec![0f64; n];
+    if n == 0 || len == 0 || inner == 0 {
+        return probs;
+    }
+    let block = len * inner;
+    probs.par_chunks_mut(block).zip(x.par_chunks(block)).for_each(|(p, xs)| {
+        let mut idx: Vec<usize> = Vec::with_capacity(len);
+        for r in 0..inner {
+            idx.clear();
+            idx.extend((0..len).map(|k| k * inner + r));
+            // stable: equal magnitudes keep index order.
+            idx.sort_by(|&a, &b| xs[a].abs().total_cmp(&xs[b].abs()));
+            for (pos, &i) in idx.iter().enumerate() {
+                let rank_norm = if len > 1 { pos as f64 / (len - 1) as f64 } else { 0.0 };
+                p[i] = (density - epsilon) + rank_norm * 2.0 * epsilon;
+            }
+        }
+    });
+    probs
+}
+
+/// Bernoulli keep-mask: element i kept when a uniform draw in [0, 1) is below `p(i)`.
+pub fn bernoulli_mask(n: usize, seed: u64, p: impl Fn(usize) -> f64 + Sync) -> Vec<bool> {
+    let mut mask = vec![false; n];
+    mask.par_chunks_mut(RNG_CHUNK).enumerate().for_each(|(c, m)| {
+        let mut rng = Rng::new(stream_seed(seed, c as u64));
+        let start = c * RNG_CHUNK;
+        for (k, m) in m.iter_mut().enumerate() {
+            *m = rng.next_f64() < p(start + k);
+        }
+    });
+    mask
+}
+
+/// DARE's mask: each element kept with probability `density`.
+pub fn random_mask(n: usize, density: f64, seed: u64) -> Vec<bool> {
+    bernoulli_mask(n, seed, |_| density)
+}
+
+/// How a masked task vector is rescaled.
+#[derive(Clone, Copy, Debug)]
+pub enum Rescale<'a> {
+    None,
+    /// mergekit's `RescaleNorm.l1`.
+    L1,
+    /// Legacy DARE: divide by the density.
+    Density(f64),
+    /// Legacy DELLA: divide each element by its keep probability.
+    Probs(&'a [f64]),
+}
+
+/// The masked (and rescaled) task vector, rounded to f32 like mergekit's f32 tensors.
+pub fn apply_mask(x: &[f32], mask: &[bool], rescale: Rescale) -> Vec<f32> {
+    let scale = match rescale {
+        Rescale::L1 => {
+            let (before, after) = x
+                .par_chunks(RNG_CHUNK)
+                .zip(mask.par_chunks(RNG_CHUNK))
+                .map(|(x, m)| {
+                    x.iter().zip(m).fold((0f64, 0f64), |(b, a), (&v, &k)| {
+                        let v = (v as f64).abs();
+                        (b + v, if k { a + v } else { a })
+                    })
+                })
+                .reduce(|| (0.0, 0.0), |u, v| (u.0 + v.0, u.1 + v.1));
+            if before < RESCALE_EPS || after < RESCALE_EPS {
+                1.0
+            } else {
+                before / after
+            }
+        }
+        Rescale::Density(d) => 1.0 / d,
+        Rescale::None | Rescale::Probs(_) => 1.0,
+    };
+    x.par_iter()
+        .zip(mask.par_iter())
+        .enumerate()
+        .map(|(i, (&v, &k))| {
+            if !k {
+                0.0
+            } else if let Rescale::Probs(p) = rescale {
+                (v as f64 / p[i]) as f32
+            } else if scale == 1.0 {
+                v
+            } else {
+                (v as f64 * scale) as f32
+            }
+        })
+        .collect()
+}
