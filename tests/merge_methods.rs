@@ -256,10 +256,11 @@ fn bad_inputs_are_clear_errors() {
     let inp = inputs("w", &shape, &base, &ms, pd);
     let e = merge_tensor(MergeMethod::Della, &inp, &g, 0).unwrap_err();
     assert!(e.to_string().contains("epsilon"), "{e}");
-    // TIES density keeping nothing
-    let pt = ModelParams { weight: Some(1.0), density: Some(0.1), ..Default::default() };
+    // breadcrumbs with a negative gamma
+    let pt = ModelParams { weight: Some(1.0), density: Some(0.5), gamma: Some(-0.1), ..Default::default() };
     let inp = inputs("w", &shape, &base, &ms, pt);
-    assert!(matches!(merge_tensor(MergeMethod::Ties, &inp, &g, 0), Err(MergeError::BadParam { .. })));
+    let e = merge_tensor(MergeMethod::Breadcrumbs, &inp, &g, 0).unwrap_err();
+    assert!(matches!(e, MergeError::BadParam { .. }) && e.to_string().contains("gamma"), "{e}");
     // size mismatch
     let short = vec![vec![1.0f32; 5]];
     let inp = inputs("w", &shape, &base, &short, p.clone());

@@ -3,7 +3,8 @@
 //! mergekit `merge_methods/model_stock.py` `ModelStockMergeTask.execute`: per row (last axis;
 //! a 1-D tensor is one row) with `filter_wise`, else on the flattened tensor; cosine
 //! Σab / max(‖a‖·‖b‖, 1e-6) clamped to [−1, 1]; needs the base plus at least two models (only
-//! the base: the base is returned).
+//! the base: the base is returned). Where 1+(N−1)·cos is within 1e-6 of 0, t = 0 (mergekit
+//! ≥ 0.1.5 keeps the base rather than divide by ~0).
 
 use rayon::prelude::*;
 
@@ -35,7 +36,6 @@ pub(crate) fn merge(inputs: &TensorInputs, global: &GlobalParams) -> Result<Vec<
     }
     let k = ws.len() as f64;
     let mut out = vec![0f32; n];
-    let bad = std::sync::atomic::AtomicBool::new(false);
     out.par_chunks_mut(row).enumerate().for_each(|(r, o)| {
         let range = r * row..(r + 1) * row;
         let base = &w0[range.clone()];
@@ -52,21 +52,13 @@ pub(crate) fn merge(inputs: &TensorInputs, global: &GlobalParams) -> Result<Vec<
             }
         }
         let cos = cos_sum / pairs as f64;
-        let t = k * cos / (1.0 + (k - 1.0) * cos);
-        if !t.is_finite() {
-            bad.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
+        let den = 1.0 + (k - 1.0) * cos;
+        // mergekit ≥ 0.1.5: at the singularity (|den| < 1e-6) keep the base (t = 0).
+        let t = if den.abs() < 1e-6 { 0.0 } else { k * cos / den };
         for (c, o) in o.iter_mut().enumerate() {
             let avg = ws.iter().map(|w| w[range.start + c] as f64).sum::<f64>() / k;
             *o = (t * avg + (1.0 - t) * base[c] as f64) as f32;
         }
     });
-    if bad.into_inner() {
-        // 1 + (N−1)·cos = 0: mergekit would write inf/NaN.
-        return Err(MergeError::Degenerate {
-            tensor: inputs.name.into(),
-            why: "model_stock: mean cosine of the task vectors is −1/(N−1), t is infinite".into(),
-        });
-    }
     Ok(out)
 }

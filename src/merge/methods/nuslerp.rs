@@ -6,7 +6,7 @@
 //!   last axis, or along axis 0 with `nuslerp_row_wise` (default false; mergekit transposes
 //!   dim 0 with the last one);
 //! - unit vectors x/max(‖x‖, 1e-7), cos θ = Σ u₀u₁ clamped to [−1, 1], θ = acos;
-//! - (sin((1−t)θ)·v₀ + sin(tθ)·v₁)/sin θ on the unnormalized vectors, lerp where |sin θ| < 1e-8.
+//! - (sin((1−t)θ)·v₀ + sin(tθ)·v₁)/sin θ on the unnormalized vectors, lerp where 1 − cos²θ ≤ (1e-8)².
 
 use rayon::prelude::*;
 
@@ -103,11 +103,12 @@ fn nuslerp(t: f64, v0: &[f32], v1: &[f32], layout: &Layout) -> Vec<f64> {
                 s01 += p * q;
             }
             let cos = (s01 / (s00.sqrt().max(NORM_EPS) * s11.sqrt().max(NORM_EPS))).clamp(-1.0, 1.0);
-            let theta = cos.acos();
-            let sin = theta.sin();
-            if sin.abs() < SIN_EPS {
+            // mergekit ≥ 0.1.5: colinear when 1 − cos² ≤ eps² (i.e. |sin θ| ≤ 1e-8).
+            if 1.0 - cos * cos <= SIN_EPS * SIN_EPS {
                 (1.0 - t, t)
             } else {
+                let theta = cos.acos();
+                let sin = theta.sin();
                 (((1.0 - t) * theta).sin() / sin, (t * theta).sin() / sin)
             }
         })

@@ -1,6 +1,6 @@
 //! Sparsification of task vectors: which elements to keep (masks), and the masked vector
 //! with its rescale. mergekit `mergekit/sparsify.py`:
-//! - `magnitude` (TIES): keep the k = ⌊density·n⌋ largest |x|;
+//! - `magnitude` (TIES): keep the k = max(1, ⌊density·n⌋) largest |x|;
 //! - `magnitude_outliers` (breadcrumbs): drop the ⌊gamma·n⌋ largest and the smallest to keep
 //!   ⌊density·n⌋ ([`outlier_range`]);
 //! - `bernoulli` (DARE): keep each element with probability density ([`random_mask`]);
@@ -72,26 +72,20 @@ pub fn rank_range_mask(x: &[f32], lo: usize, hi: usize) -> Vec<bool> {
         .collect()
 }
 
-/// `magnitude`: k = ⌊density·n⌋ elements kept (mergekit asserts k > 0).
+/// `magnitude`: the number of elements kept, k = max(1, ⌊density·n⌋) (mergekit ≥ 0.1.5
+/// `magnitude`; density ≤ 0 zeroes the task vector, handled by the caller).
 pub fn magnitude_keep(n: usize, density: f64) -> usize {
-    (density * n as f64).max(0.0) as usize
+    ((density * n as f64).max(0.0) as usize).clamp(1, n.max(1))
 }
 
-/// `magnitude_outliers`: the ascending-rank range kept. mergekit: target = ⌊density·n⌋,
-/// n_top = ⌊gamma·n⌋, n_bot = n − target − n_top (if negative, n_top shrinks by it and n_bot = 0);
-/// kept `indices[n_bot:-n_top]`. With n_top = 0 Python's `[n_bot:-0]` is empty and mergekit
-/// zeroes the whole task vector — a slicing accident, not the method: we keep
-/// `n_bot..n − n_top` in every case (the `target` largest when n_top = 0).
+/// `magnitude_outliers`: the ascending-rank range kept. mergekit ≥ 0.1.5: target = ⌊density·n⌋,
+/// n_top = ⌊gamma·n⌋, n_bot = max(0, n − target − n_top), kept `indices[n_bot : n_bot + target]`
+/// (older mergekit sliced `[n_bot:-n_top]`, which kept nothing when n_top = 0).
 pub fn outlier_range(n: usize, density: f64, gamma: f64) -> (usize, usize) {
-    let target = (density * n as f64).max(0.0) as i64;
-    let mut n_top = (gamma * n as f64).max(0.0) as i64;
-    let mut n_bot = n as i64 - target - n_top;
-    if n_bot < 0 {
-        n_top += n_bot;
-        n_bot = 0;
-    }
-    let n_top = n_top.max(0) as usize;
-    (n_bot as usize, n - n_top.min(n))
+    let target = ((density * n as f64).max(0.0) as usize).min(n);
+    let n_top = (gamma * n as f64).max(0.0) as usize;
+    let n_bot = n.saturating_sub(target).saturating_sub(n_top);
+    (n_bot, n_bot + target)
 }
 
 /// DELLA keep probabilities: per row along axis 1 (mergekit ranks along `dim=1`; a 1-D tensor

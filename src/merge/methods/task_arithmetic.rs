@@ -117,11 +117,11 @@ pub(crate) fn merge(
         };
         let out = match sp {
             Sparsification::Magnitude => {
-                let k = sparsify::magnitude_keep(n, density);
-                if k == 0 {
-                    // mergekit: assert k > 0, "not gonna zero out the whole tensor buddy"
-                    return Err(bad("density", density, i, &format!("keeps no element of {n}")));
+                if density <= 0.0 || n == 0 {
+                    deltas.push(Delta::Owned(vec![0.0; n]));
+                    continue;
                 }
+                let k = sparsify::magnitude_keep(n, density);
                 let mask = sparsify::rank_range_mask(&delta, n - k, n);
                 sparsify::apply_mask(&delta, &mask, l1)
             }
