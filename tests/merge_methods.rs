@@ -13,7 +13,8 @@ const TOL: f64 = 1e-6;
 
 fn fixture() -> Vec<Value> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/merge/expected.json");
-    let text = std::fs::read_to_string(path).expect("fixtures/merge/expected.json (run fixtures/merge/gen_merge_expected.py)");
+    let text =
+        std::fs::read_to_string(path).expect("fixtures/merge/expected.json (run fixtures/merge/gen_merge_expected.py)");
     serde_json::from_str(&text).expect("expected.json parses")
 }
 
@@ -54,7 +55,8 @@ fn every_method_matches_the_numpy_judge() {
         let name = case["name"].as_str().unwrap();
         let method = MergeMethod::from_name(case["method"].as_str().unwrap()).expect("known method");
         seen.insert(method.name());
-        let shape: Vec<usize> = case["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+        let shape: Vec<usize> =
+            case["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
         let base = if case["base"].is_null() { None } else { Some(floats(&case["base"])) };
         let datas: Vec<Vec<f32>> = case["models"].as_array().unwrap().iter().map(|m| floats(&m["data"])).collect();
         let models = case["models"]
@@ -105,7 +107,13 @@ fn lcg(seed: u64, n: usize, scale: f32) -> Vec<f32> {
     (0..n).map(|_| (rng.next_f64() as f32 * 2.0 - 1.0) * scale).collect()
 }
 
-fn inputs<'a>(name: &'a str, shape: &'a [usize], base: &'a [f32], ms: &'a [Vec<f32>], p: ModelParams) -> TensorInputs<'a> {
+fn inputs<'a>(
+    name: &'a str,
+    shape: &'a [usize],
+    base: &'a [f32],
+    ms: &'a [Vec<f32>],
+    p: ModelParams,
+) -> TensorInputs<'a> {
     TensorInputs {
         name,
         shape,
@@ -119,7 +127,8 @@ fn random_methods_are_deterministic_per_seed_and_thread_count() {
     let shape = [300, 700]; // several RNG chunks
     let n = 300 * 700;
     let base = lcg(1, n, 1.0);
-    let ms: Vec<Vec<f32>> = (0..3).map(|s| base.iter().zip(lcg(10 + s, n, 0.1)).map(|(b, d)| b + d).collect()).collect();
+    let ms: Vec<Vec<f32>> =
+        (0..3).map(|s| base.iter().zip(lcg(10 + s, n, 0.1)).map(|(b, d)| b + d).collect()).collect();
     let p = ModelParams { weight: Some(0.5), density: Some(0.4), ..Default::default() };
     let g = GlobalParams::default();
     for method in [MergeMethod::DareTies, MergeMethod::DareLinear, MergeMethod::Della, MergeMethod::DellaLinear] {
@@ -270,7 +279,10 @@ fn bad_inputs_are_clear_errors() {
     let inp = inputs("w", &shape, &base, &ms[..1], p.clone());
     assert!(matches!(merge_tensor(MergeMethod::ModelStock, &inp, &g, 0), Err(MergeError::ModelCount { .. })));
     // linear, normalize, weights summing to 0
-    let pn = [ModelParams { weight: Some(1.0), ..Default::default() }, ModelParams { weight: Some(-1.0), ..Default::default() }];
+    let pn = [
+        ModelParams { weight: Some(1.0), ..Default::default() },
+        ModelParams { weight: Some(-1.0), ..Default::default() },
+    ];
     let inp = TensorInputs {
         name: "w",
         shape: &shape,
@@ -291,7 +303,13 @@ fn bad_inputs_are_clear_errors() {
 fn only_the_base_gives_the_base() {
     let shape = [4];
     let base = vec![1.0f32, -2.0, 3.0, 0.5];
-    for m in [MergeMethod::TaskArithmetic, MergeMethod::Ties, MergeMethod::Slerp, MergeMethod::ModelStock, MergeMethod::Della] {
+    for m in [
+        MergeMethod::TaskArithmetic,
+        MergeMethod::Ties,
+        MergeMethod::Slerp,
+        MergeMethod::ModelStock,
+        MergeMethod::Della,
+    ] {
         let inp = TensorInputs {
             name: "w",
             shape: &shape,

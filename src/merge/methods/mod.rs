@@ -239,7 +239,12 @@ pub(crate) enum Masks<'a> {
     Given(&'a [Vec<bool>]),
 }
 
-fn dispatch(method: MergeMethod, inputs: &TensorInputs, global: &GlobalParams, masks: Masks) -> Result<Vec<f32>, MergeError> {
+fn dispatch(
+    method: MergeMethod,
+    inputs: &TensorInputs,
+    global: &GlobalParams,
+    masks: Masks,
+) -> Result<Vec<f32>, MergeError> {
     check_sizes(inputs)?;
     match method {
         MergeMethod::Linear => linear::merge(inputs, global),

@@ -40,7 +40,8 @@ pub(crate) fn merge(inputs: &TensorInputs, global: &GlobalParams) -> Result<Vec<
         let range = r * row..(r + 1) * row;
         let base = &w0[range.clone()];
         // task vectors of this row, as f32 differences like mergekit's `w - w_0`.
-        let offs: Vec<Vec<f32>> = ws.iter().map(|w| w[range.clone()].iter().zip(base).map(|(a, b)| a - b).collect()).collect();
+        let offs: Vec<Vec<f32>> =
+            ws.iter().map(|w| w[range.clone()].iter().zip(base).map(|(a, b)| a - b).collect()).collect();
         let norms: Vec<f64> = offs.iter().map(|v| v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt()).collect();
         let mut cos_sum = 0f64;
         let mut pairs = 0usize;

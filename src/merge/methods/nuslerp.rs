@@ -76,7 +76,7 @@ impl Layout {
             Layout { len: shape[0], stride: r, count: r }
         } else {
             let len = shape[shape.len() - 1];
-            Layout { len, stride: 1, count: if len == 0 { 0 } else { n / len } }
+            Layout { len, stride: 1, count: n.checked_div(len).unwrap_or(0) }
         }
     }
 

@@ -127,7 +127,7 @@ pub(crate) fn merge(
             }
             Sparsification::MagnitudeOutliers => {
                 let gamma = m.params.gamma.unwrap_or(0.01);
-                if !(gamma >= 0.0) {
+                if gamma.is_nan() || gamma < 0.0 {
                     return Err(bad("gamma", gamma, i, "must be ≥ 0"));
                 }
                 let (lo, hi) = sparsify::outlier_range(n, density, gamma);
