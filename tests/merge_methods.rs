@@ -319,3 +319,44 @@ fn only_the_base_gives_the_base() {
         assert_eq!(merge_tensor(m, &inp, &GlobalParams::default(), 0).unwrap(), base, "{m}");
     }
 }
+
+/// Timing on 7B-layer-shaped tensors (ffn 4096×11008, three models and a base); run with
+/// `cargo test --test merge_methods -- --ignored --nocapture bench`. Prints MB/s of input.
+#[test]
+#[ignore]
+fn bench_7b_layer_shapes() {
+    let shape = [4096, 11008];
+    let n = shape[0] * shape[1];
+    let base = lcg(1, n, 1.0);
+    let ms: Vec<Vec<f32>> =
+        (0..3).map(|s| base.iter().zip(lcg(10 + s, n, 0.01)).map(|(b, d)| b + d).collect()).collect();
+    let p = ModelParams { weight: Some(0.5), density: Some(0.5), ..Default::default() };
+    let g = GlobalParams { t: Some(0.5), ..Default::default() };
+    for method in [
+        MergeMethod::Linear,
+        MergeMethod::TaskArithmetic,
+        MergeMethod::Ties,
+        MergeMethod::DareTies,
+        MergeMethod::Breadcrumbs,
+        MergeMethod::Della,
+        MergeMethod::ModelStock,
+        MergeMethod::Nuslerp,
+        MergeMethod::Slerp,
+    ] {
+        let k = match method {
+            MergeMethod::Slerp => 1,
+            MergeMethod::Nuslerp => 2,
+            _ => 3,
+        };
+        let inp = inputs("ffn", &shape, &base, &ms[..k], p.clone());
+        let mut best = f64::INFINITY;
+        for _ in 0..2 {
+            let t = std::time::Instant::now();
+            let out = merge_tensor(method, &inp, &g, 1).unwrap();
+            best = best.min(t.elapsed().as_secs_f64());
+            assert_eq!(out.len(), n);
+        }
+        let mb = ((k + 1) * n * 4) as f64 / 1e6;
+        eprintln!("{:<16} {:>7.3} s  {:>7.0} MB/s of f32 input ({} models + base)", method.name(), best, mb / best, k);
+    }
+}

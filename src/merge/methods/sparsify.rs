@@ -13,8 +13,6 @@
 //! Ties in magnitude are broken by position (lower index ranks lower), a deterministic choice
 //! where torch's argsort leaves the order unspecified.
 
-use std::cmp::Ordering;
-
 use rayon::prelude::*;
 
 use crate::sample::Rng;
@@ -31,8 +29,15 @@ pub fn stream_seed(seed: u64, stream: u64) -> u64 {
     Rng::new(seed ^ stream.wrapping_add(1).wrapping_mul(0xD1B5_4A32_D192_ED03)).next_u64()
 }
 
+/// |x| as ordered bits: for a float with the sign bit cleared, the bit pattern orders like the
+/// value (NaN above +inf, as `f32::total_cmp`), and integer comparisons are cheaper.
+#[inline]
+fn mag_bits(v: f32) -> u32 {
+    v.to_bits() & 0x7FFF_FFFF
+}
+
 /// Keep-mask of the elements whose ascending rank by |x| lies in `lo..hi` (ties: lower index
-/// ranks lower). Two `select_nth_unstable` passes and one linear pass, no full sort.
+/// ranks lower). `select_nth_unstable` passes and linear passes, no full sort.
 pub fn rank_range_mask(x: &[f32], lo: usize, hi: usize) -> Vec<bool> {
     let n = x.len();
     let hi = hi.min(n);
@@ -42,31 +47,35 @@ pub fn rank_range_mask(x: &[f32], lo: usize, hi: usize) -> Vec<bool> {
     if lo == 0 && hi == n {
         return vec![true; n];
     }
-    let cmp = |a: &f32, b: &f32| a.total_cmp(b);
-    let mut mags: Vec<f32> = x.par_iter().map(|v| v.abs()).collect();
-    let (_, vlo, rest) = mags.select_nth_unstable_by(lo, cmp);
+    let mut mags: Vec<u32> = x.par_iter().map(|&v| mag_bits(v)).collect();
+    let (_, vlo, rest) = mags.select_nth_unstable(lo);
     let vlo = *vlo;
-    let vhi = if hi - 1 == lo { vlo } else { *rest.select_nth_unstable_by(hi - 2 - lo, cmp).1 };
+    let vhi = if hi - 1 == lo {
+        vlo
+    } else if hi == n {
+        *rest.iter().max().expect("hi - 1 > lo, so rest is not empty")
+    } else {
+        *rest.select_nth_unstable(hi - 2 - lo).1
+    };
     drop(mags);
-    let count_below = |v: f32| x.par_iter().filter(|a| a.abs().total_cmp(&v) == Ordering::Less).count();
+    let count_below = |v: u32| x.par_iter().filter(|&&a| mag_bits(a) < v).count();
     let (below_lo, below_hi) = (count_below(vlo), count_below(vhi));
     let (mut seen_lo, mut seen_hi) = (0usize, 0usize);
     x.iter()
-        .map(|v| {
-            let a = v.abs();
-            match (a.total_cmp(&vlo), a.total_cmp(&vhi)) {
-                (Ordering::Less, _) | (_, Ordering::Greater) => false,
-                (Ordering::Equal, _) => {
-                    let r = below_lo + seen_lo;
-                    seen_lo += 1;
-                    r >= lo && r < hi
-                }
-                (_, Ordering::Equal) => {
-                    let r = below_hi + seen_hi;
-                    seen_hi += 1;
-                    r < hi
-                }
-                _ => true,
+        .map(|&v| {
+            let a = mag_bits(v);
+            if a < vlo || a > vhi {
+                false
+            } else if a == vlo {
+                let r = below_lo + seen_lo;
+                seen_lo += 1;
+                r >= lo && r < hi
+            } else if a == vhi {
+                let r = below_hi + seen_hi;
+                seen_hi += 1;
+                r < hi
+            } else {
+                true
             }
         })
         .collect()
@@ -99,16 +108,19 @@ pub fn della_probabilities(x: &[f32], shape: &[usize], density: f64, epsilon: f6
         return probs;
     }
     let block = len * inner;
+    assert!(len < (1 << 32), "row of {len} elements"); // the sort key packs the position in 32 bits
     probs.par_chunks_mut(block).zip(x.par_chunks(block)).for_each(|(p, xs)| {
-        let mut idx: Vec<usize> = Vec::with_capacity(len);
+        // (|x| bits, position) packed in a u64: an unstable sort of integers gives the
+        // ascending magnitude order with ties by position.
+        let mut keys: Vec<u64> = Vec::with_capacity(len);
         for r in 0..inner {
-            idx.clear();
-            idx.extend((0..len).map(|k| k * inner + r));
-            // stable: equal magnitudes keep index order.
-            idx.sort_by(|&a, &b| xs[a].abs().total_cmp(&xs[b].abs()));
-            for (pos, &i) in idx.iter().enumerate() {
+            keys.clear();
+            keys.extend((0..len).map(|k| ((mag_bits(xs[k * inner + r]) as u64) << 32) | k as u64));
+            keys.sort_unstable();
+            for (pos, &key) in keys.iter().enumerate() {
+                let k = (key & 0xFFFF_FFFF) as usize;
                 let rank_norm = if len > 1 { pos as f64 / (len - 1) as f64 } else { 0.0 };
-                p[i] = (density - epsilon) + rank_norm * 2.0 * epsilon;
+                p[k * inner + r] = (density - epsilon) + rank_norm * 2.0 * epsilon;
             }
         }
     });
@@ -168,19 +180,32 @@ pub fn apply_mask(x: &[f32], mask: &[bool], rescale: Rescale) -> Vec<f32> {
         Rescale::Density(d) => 1.0 / d,
         Rescale::None | Rescale::Probs(_) => 1.0,
     };
-    x.par_iter()
-        .zip(mask.par_iter())
-        .enumerate()
-        .map(|(i, (&v, &k))| {
-            if !k {
-                0.0
-            } else if let Rescale::Probs(p) = rescale {
-                (v as f64 / p[i]) as f32
-            } else if scale == 1.0 {
-                v
-            } else {
-                (v as f64 * scale) as f32
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(RNG_CHUNK).zip(x.par_chunks(RNG_CHUNK)).zip(mask.par_chunks(RNG_CHUNK)).enumerate().for_each(
+        |(c, ((o, x), m))| match rescale {
+            Rescale::Probs(p) => {
+                let p = &p[c * RNG_CHUNK..];
+                for (i, ((o, &v), &k)) in o.iter_mut().zip(x).zip(m).enumerate() {
+                    if k {
+                        *o = (v as f64 / p[i]) as f32;
+                    }
+                }
             }
-        })
-        .collect()
+            _ if scale == 1.0 => {
+                for ((o, &v), &k) in o.iter_mut().zip(x).zip(m) {
+                    if k {
+                        *o = v;
+                    }
+                }
+            }
+            _ => {
+                for ((o, &v), &k) in o.iter_mut().zip(x).zip(m) {
+                    if k {
+                        *o = (v as f64 * scale) as f32;
+                    }
+                }
+            }
+        },
+    );
+    out
 }
