@@ -21,7 +21,7 @@ fn stages() {
     let p = sparsify::della_probabilities(&x, &[4096, 11008], 0.5, 0.1);
     eprintln!("della_probabilities {:.3}", t.elapsed().as_secs_f64());
     let t = std::time::Instant::now();
-    let q = sparsify::bernoulli_mask(n, 1, |i| p[i]);
+    let q = sparsify::bernoulli_mask(n, 1, |i| p[i] as f64);
     eprintln!("bernoulli_mask {:.3}", t.elapsed().as_secs_f64());
     assert_eq!(y.len() + r.len() + q.len(), 3 * n);
 }

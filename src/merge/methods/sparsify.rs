@@ -100,10 +100,10 @@ pub fn outlier_range(n: usize, density: f64, gamma: f64) -> (usize, usize) {
 /// DELLA keep probabilities: per row along axis 1 (mergekit ranks along `dim=1`; a 1-D tensor
 /// is one row), p = (density − ε) + 2ε·(rank−1)/(len−1), rank 1 the smallest |x|. A row of one
 /// element (mergekit: 0/0) gets rank_norm 0.
-pub fn della_probabilities(x: &[f32], shape: &[usize], density: f64, epsilon: f64) -> Vec<f64> {
+pub fn della_probabilities(x: &[f32], shape: &[usize], density: f64, epsilon: f64) -> Vec<f32> {
     let n = x.len();
     let (len, inner) = if shape.len() < 2 { (n, 1) } else { (shape[1], shape[2..].iter().product::<usize>()) };
-    let mut probs = vec![0f64; n];
+    let mut probs = vec![0f32; n];
     if n == 0 || len == 0 || inner == 0 {
         return probs;
     }
@@ -120,7 +120,7 @@ pub fn della_probabilities(x: &[f32], shape: &[usize], density: f64, epsilon: f6
             for (pos, &key) in keys.iter().enumerate() {
                 let k = (key & 0xFFFF_FFFF) as usize;
                 let rank_norm = if len > 1 { pos as f64 / (len - 1) as f64 } else { 0.0 };
-                p[k * inner + r] = (density - epsilon) + rank_norm * 2.0 * epsilon;
+                p[k * inner + r] = ((density - epsilon) + rank_norm * 2.0 * epsilon) as f32;
             }
         }
     });
@@ -154,11 +154,18 @@ pub enum Rescale<'a> {
     /// Legacy DARE: divide by the density.
     Density(f64),
     /// Legacy DELLA: divide each element by its keep probability.
-    Probs(&'a [f64]),
+    Probs(&'a [f32]),
 }
 
 /// The masked (and rescaled) task vector, rounded to f32 like mergekit's f32 tensors.
 pub fn apply_mask(x: &[f32], mask: &[bool], rescale: Rescale) -> Vec<f32> {
+    let mut out = x.to_vec();
+    apply_mask_in_place(&mut out, mask, rescale);
+    out
+}
+
+/// [`apply_mask`] overwriting the task vector (no second tensor-sized buffer).
+pub fn apply_mask_in_place(x: &mut [f32], mask: &[bool], rescale: Rescale) {
     let scale = match rescale {
         Rescale::L1 => {
             let (before, after) = x
@@ -180,32 +187,17 @@ pub fn apply_mask(x: &[f32], mask: &[bool], rescale: Rescale) -> Vec<f32> {
         Rescale::Density(d) => 1.0 / d,
         Rescale::None | Rescale::Probs(_) => 1.0,
     };
-    let mut out = vec![0f32; x.len()];
-    out.par_chunks_mut(RNG_CHUNK).zip(x.par_chunks(RNG_CHUNK)).zip(mask.par_chunks(RNG_CHUNK)).enumerate().for_each(
-        |(c, ((o, x), m))| match rescale {
-            Rescale::Probs(p) => {
-                let p = &p[c * RNG_CHUNK..];
-                for (i, ((o, &v), &k)) in o.iter_mut().zip(x).zip(m).enumerate() {
-                    if k {
-                        *o = (v as f64 / p[i]) as f32;
-                    }
+    x.par_chunks_mut(RNG_CHUNK).zip(mask.par_chunks(RNG_CHUNK)).enumerate().for_each(|(c, (x, m))| {
+        for (i, (v, &k)) in x.iter_mut().zip(m).enumerate() {
+            *v = if !k {
+                0.0
+            } else {
+                match rescale {
+                    Rescale::Probs(p) => (*v as f64 / p[c * RNG_CHUNK + i] as f64) as f32,
+                    _ if scale == 1.0 => *v,
+                    _ => (*v as f64 * scale) as f32,
                 }
-            }
-            _ if scale == 1.0 => {
-                for ((o, &v), &k) in o.iter_mut().zip(x).zip(m) {
-                    if k {
-                        *o = v;
-                    }
-                }
-            }
-            _ => {
-                for ((o, &v), &k) in o.iter_mut().zip(x).zip(m) {
-                    if k {
-                        *o = (v as f64 * scale) as f32;
-                    }
-                }
-            }
-        },
-    );
-    out
+            };
+        }
+    });
 }

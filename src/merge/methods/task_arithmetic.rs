@@ -99,7 +99,7 @@ pub(crate) fn merge(
             deltas.push(Delta::Raw(m.data));
             continue;
         }
-        let delta: Vec<f32> = m.data.par_iter().zip(base.par_iter()).map(|(x, b)| x - b).collect();
+        let mut delta: Vec<f32> = m.data.par_iter().zip(base.par_iter()).map(|(x, b)| x - b).collect();
         let l1 = if rescale { Rescale::L1 } else { Rescale::None };
         let given = |j: usize| -> Result<&[bool], MergeError> {
             let Masks::Given(ms) = masks else { unreachable!() };
@@ -115,7 +115,7 @@ pub(crate) fn merge(
             }
             Ok(mask)
         };
-        let out = match sp {
+        match sp {
             Sparsification::Magnitude => {
                 if density <= 0.0 || n == 0 {
                     deltas.push(Delta::Owned(vec![0.0; n]));
@@ -123,7 +123,7 @@ pub(crate) fn merge(
                 }
                 let k = sparsify::magnitude_keep(n, density);
                 let mask = sparsify::rank_range_mask(&delta, n - k, n);
-                sparsify::apply_mask(&delta, &mask, l1)
+                sparsify::apply_mask_in_place(&mut delta, &mask, l1)
             }
             Sparsification::MagnitudeOutliers => {
                 let gamma = m.params.gamma.unwrap_or(0.01);
@@ -132,7 +132,7 @@ pub(crate) fn merge(
                 }
                 let (lo, hi) = sparsify::outlier_range(n, density, gamma);
                 let mask = sparsify::rank_range_mask(&delta, lo, hi);
-                sparsify::apply_mask(&delta, &mask, l1)
+                sparsify::apply_mask_in_place(&mut delta, &mask, l1)
             }
             Sparsification::Random => {
                 if density < 0.0 {
@@ -147,7 +147,7 @@ pub(crate) fn merge(
                     Masks::Given(_) => given(j)?,
                 };
                 let r = if rescale && legacy { Rescale::Density(density) } else { l1 };
-                sparsify::apply_mask(&delta, mask, r)
+                sparsify::apply_mask_in_place(&mut delta, mask, r)
             }
             Sparsification::DellaMagprune => {
                 if density <= 0.0 {
@@ -167,16 +167,16 @@ pub(crate) fn merge(
                 let drawn;
                 let mask = match masks {
                     Masks::Seeded(seed) => {
-                        drawn = sparsify::bernoulli_mask(n, sparsify::stream_seed(seed, j as u64), |k| probs[k]);
+                        drawn = sparsify::bernoulli_mask(n, sparsify::stream_seed(seed, j as u64), |k| probs[k] as f64);
                         &drawn[..]
                     }
                     Masks::Given(_) => given(j)?,
                 };
                 let r = if rescale && legacy { Rescale::Probs(&probs) } else { l1 };
-                sparsify::apply_mask(&delta, mask, r)
+                sparsify::apply_mask_in_place(&mut delta, mask, r)
             }
-        };
-        deltas.push(Delta::Owned(out));
+        }
+        deltas.push(Delta::Owned(delta));
     }
 
     let wsum: f64 = weights.iter().sum();
