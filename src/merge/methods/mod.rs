@@ -2,8 +2,9 @@
 //!
 //! One entry point, [`merge_tensor`]: the tensors of one weight in every input model, the
 //! method, its resolved parameters and a seed in; the merged tensor out. Formulas follow
-//! mergekit (arcee-ai/mergekit, `mergekit/merge_methods/*.py` and `mergekit/sparsify.py`);
-//! each module cites the function it follows.
+//! mergekit 0.1.5 (arcee-ai/mergekit, `mergekit/merge_methods/*.py` and `mergekit/sparsify.py`);
+//! each module cites the function it follows. `fixtures/merge/crosscheck_mergekit.py` runs
+//! mergekit itself on the judge's cases.
 //!
 //! Precision: inputs and outputs are f32; task vectors (model − base) are f32 differences,
 //! as mergekit's torch code computes them in an f32 merge; every reduction (sums, norms, dot
@@ -165,7 +166,8 @@ pub struct GlobalParams {
     pub nuslerp_flatten: Option<bool>,
     pub nuslerp_row_wise: Option<bool>,
     pub filter_wise: Option<bool>,
-    /// 1/density (DARE) or 1/p (DELLA) instead of mergekit's L1-norm rescale.
+    /// With `rescale` on: 1/density (DARE) or 1/p (DELLA) instead of mergekit's L1-norm
+    /// rescale (the older mergekit and the papers' convention). Default false.
     pub dare_rescale_legacy: Option<bool>,
     /// passthrough's `scale` (multiplies the tensor).
     pub scale: Option<f64>,

@@ -172,10 +172,23 @@ pub fn apply_mask_in_place(x: &mut [f32], mask: &[bool], rescale: Rescale) {
                 .par_chunks(RNG_CHUNK)
                 .zip(mask.par_chunks(RNG_CHUNK))
                 .map(|(x, m)| {
-                    x.iter().zip(m).fold((0f64, 0f64), |(b, a), (&v, &k)| {
+                    // four independent accumulators: the sums are latency-bound otherwise.
+                    let (mut b, mut a) = ([0f64; 4], [0f64; 4]);
+                    let (xc, mc) = (x.chunks_exact(4), m.chunks_exact(4));
+                    let (xr, mr) = (xc.remainder(), mc.remainder());
+                    for (x4, m4) in xc.zip(mc) {
+                        for l in 0..4 {
+                            let v = (x4[l] as f64).abs();
+                            b[l] += v;
+                            a[l] += if m4[l] { v } else { 0.0 };
+                        }
+                    }
+                    for (&v, &k) in xr.iter().zip(mr) {
                         let v = (v as f64).abs();
-                        (b + v, if k { a + v } else { a })
-                    })
+                        b[0] += v;
+                        a[0] += if k { v } else { 0.0 };
+                    }
+                    (b.iter().sum::<f64>(), a.iter().sum::<f64>())
                 })
                 .reduce(|| (0.0, 0.0), |u, v| (u.0 + v.0, u.1 + v.1));
             if before < RESCALE_EPS || after < RESCALE_EPS {
@@ -187,17 +200,24 @@ pub fn apply_mask_in_place(x: &mut [f32], mask: &[bool], rescale: Rescale) {
         Rescale::Density(d) => 1.0 / d,
         Rescale::None | Rescale::Probs(_) => 1.0,
     };
-    x.par_chunks_mut(RNG_CHUNK).zip(mask.par_chunks(RNG_CHUNK)).enumerate().for_each(|(c, (x, m))| {
-        for (i, (v, &k)) in x.iter_mut().zip(m).enumerate() {
-            *v = if !k {
-                0.0
-            } else {
-                match rescale {
-                    Rescale::Probs(p) => (*v as f64 / p[c * RNG_CHUNK + i] as f64) as f32,
-                    _ if scale == 1.0 => *v,
-                    _ => (*v as f64 * scale) as f32,
+    x.par_chunks_mut(RNG_CHUNK).zip(mask.par_chunks(RNG_CHUNK)).enumerate().for_each(|(c, (x, m))| match rescale {
+        Rescale::Probs(p) => {
+            let p = &p[c * RNG_CHUNK..];
+            for ((v, &k), &p) in x.iter_mut().zip(m).zip(p) {
+                *v = if k { (*v as f64 / p as f64) as f32 } else { 0.0 };
+            }
+        }
+        _ if scale == 1.0 => {
+            for (v, &k) in x.iter_mut().zip(m) {
+                if !k {
+                    *v = 0.0;
                 }
-            };
+            }
+        }
+        _ => {
+            for (v, &k) in x.iter_mut().zip(m) {
+                *v = if k { (*v as f64 * scale) as f32 } else { 0.0 };
+            }
         }
     });
 }
