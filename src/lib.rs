@@ -8,6 +8,7 @@
 //! - [`evolve`]: the evolutionary merge search's building blocks (CMA-ES).
 //! - [`sample`]: greedy / temperature / top-k / top-p sampling.
 //! - [`model`]: opening a GGUF file or HF dir in the internal (GGUF) form.
+//! - [`merge`]: mergekit-style model merging (per-tensor methods).
 //! - [`passes`]: lazy transformations of tensor sources.
 //! - [`cli`]: the command line.
 
