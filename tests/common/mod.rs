@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: the binary, the real model, the python judges.
 #![allow(dead_code)]
 
+pub mod variant;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

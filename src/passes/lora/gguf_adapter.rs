@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use llmtool_formats::gguf::GgufFile;
 use llmtool_formats::TensorSource;
 
-use super::LoraError;
+use super::{transpose, LoraError};
 
 /// One adapted base tensor: ΔW = scale · b·a, `b` `[n_out, r]`, `a` `[r, n_in]` row-major.
 #[derive(Debug, Clone)]
@@ -48,16 +48,6 @@ fn read_f32(file: &GgufFile, path: &Path, name: &str) -> Result<(Vec<u64>, Vec<f
     let mut out = vec![0f32; n as usize];
     llmtool_kernels::dequant::dequantize(info.ty, bytes, &mut out).map_err(|e| bad(e.to_string()))?;
     Ok((info.ne.clone(), out))
-}
-
-fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0f32; src.len()];
-    for i in 0..rows {
-        for j in 0..cols {
-            out[j * rows + i] = src[i * cols + j];
-        }
-    }
-    out
 }
 
 impl GgufAdapter {

@@ -44,3 +44,14 @@ impl Adapter {
         Err(LoraError::UnknownAdapter { path: path.to_path_buf() })
     }
 }
+
+/// `src` (row-major `rows × cols`) transposed to `cols × rows`.
+pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; src.len()];
+    for i in 0..rows {
+        for j in 0..cols {
+            out[j * rows + i] = src[i * cols + j];
+        }
+    }
+    out
+}

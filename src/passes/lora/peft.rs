@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use llmtool_formats::safetensors::{ggml_type, SafetensorsSet};
 use serde_json::Value;
 
-use super::LoraError;
+use super::{transpose, LoraError};
 
 const CONFIG_FILE: &str = "adapter_config.json";
 const WEIGHTS_FILE: &str = "adapter_model.safetensors";
@@ -216,16 +216,6 @@ fn read_f32(set: &SafetensorsSet, path: &Path, name: &str) -> Result<(Vec<u64>, 
     let mut out = vec![0f32; n as usize];
     llmtool_kernels::convert::to_f32(ty, bytes, &mut out).map_err(|e| bad(e.to_string()))?;
     Ok((t.shape.clone(), out))
-}
-
-fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0f32; src.len()];
-    for i in 0..rows {
-        for j in 0..cols {
-            out[j * rows + i] = src[i * cols + j];
-        }
-    }
-    out
 }
 
 impl PeftAdapter {
