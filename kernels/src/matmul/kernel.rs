@@ -253,9 +253,9 @@ pub(crate) mod avx2 {
                 }
             }
         }
-        for r in 0..R {
-            for t in 0..T {
-                *out.add(t * stride + r) = hsum(accf[r][t]);
+        for (r, row) in accf.iter().enumerate() {
+            for (t, &acc) in row.iter().enumerate() {
+                *out.add(t * stride + r) = hsum(acc);
             }
         }
     }
