@@ -49,8 +49,29 @@ run_best() {
 
 # llmtool --json prints tokens_per_second (evaluated tokens / wall time of the windows).
 parse_llmtool() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tokens_per_second"])' "$1"; }
-# llama.cpp: "prompt eval time = X ms / N tokens ( ... ms per token, Y tokens per second)"
-parse_llama() { grep -h "prompt eval time" "$2" "$1" | tail -n 1 | sed -E 's/.*, *([0-9.]+) tokens per second.*/\1/'; }
+# llama.cpp: "prompt eval time = X ms / N tokens (..., Y tokens per second)" when its build prints
+# libllama's perf summary; otherwise (builds that do not) the evaluated tokens (chunks x n_ctx)
+# over the wall time between the log lines "calculating perplexity over N chunks, n_ctx=C" and
+# "Final estimate" (log timestamps M.SS.mmm.uuu), which also covers the log-softmax scoring, as
+# llmtool's figure does.
+parse_llama() {
+  if grep -q "prompt eval time" "$2" "$1"; then
+    grep -h "prompt eval time" "$2" "$1" | tail -n 1 | sed -E 's/.*, *([0-9.]+) tokens per second.*/\1/'
+    return
+  fi
+  cat "$2" "$1" | python3 -c '
+import re, sys
+log = sys.stdin.read()
+def ts(pattern):
+    # Not anchored: the progress output ("[1]…,[2]…,") shares lines with the log.
+    m = re.search(r"(\d+)\.(\d{2})\.(\d{3})\.(\d{3}) I " + pattern, log)
+    if not m:
+        sys.exit("llama-perplexity log: no line matching " + pattern)
+    return int(m[1]) * 60 + int(m[2]) + int(m[3]) / 1e3 + int(m[4]) / 1e6, m
+t0, m = ts(r"perplexity: calculating perplexity over (\d+) chunks, n_ctx=(\d+)")
+t1, _ = ts(r"Final estimate")
+print(int(m[5]) * int(m[6]) / (t1 - t0))'
+}
 
 echo "perplexity --ctx 512 --chunks $CHUNKS, 2 threads, best of $REPS" >&2
 # --no-repack: on CPUs with AMX, llama.cpp's repacked weight buffers need a kernel permission

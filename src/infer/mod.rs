@@ -23,6 +23,7 @@ mod error;
 mod kv;
 mod linear;
 pub mod ops;
+mod vexp;
 
 pub use config::{Activation, Family, InferConfig, Rope, RopeStyle};
 pub use error::InferError;
@@ -258,12 +259,13 @@ impl<'a> InferModel<'a> {
                     }
                 }
             }
-            let act = match cfg.activation {
-                Activation::Silu => ops::silu,
-                Activation::GeluTanh => ops::gelu_tanh,
-            };
-            for (gv, &uv) in g.iter_mut().zip(&u) {
-                *gv = act(*gv) * uv;
+            match cfg.activation {
+                Activation::Silu => ops::swiglu_in_place(&mut g, &u),
+                Activation::GeluTanh => {
+                    for (gv, &uv) in g.iter_mut().zip(&u) {
+                        *gv = ops::gelu_tanh(*gv) * uv;
+                    }
+                }
             }
             matmul(&l.down, &g, n, &mut o)?;
             if let Some(w) = &l.post_ffn_norm {

@@ -5,6 +5,7 @@
 use rayon::prelude::*;
 
 use super::config::{Rope, RopeStyle};
+use super::vexp;
 use llmtool_kernels::matmul::{gemm_f32, Trans};
 
 /// RMSNorm of each row, times `w`: y = x / sqrt(mean(x²) + eps) · w. The sum of squares is
@@ -50,6 +51,20 @@ pub fn add_in_place(x: &mut [f32], y: &[f32]) {
 
 pub fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
+}
+
+/// `g ← silu(g) · u` elementwise (SwiGLU), with the vectorized `exp` of [`vexp`]; same
+/// formula as [`silu`].
+pub fn swiglu_in_place(g: &mut [f32], u: &[f32]) {
+    let mut e = [0f32; 256];
+    for (gc, uc) in g.chunks_mut(256).zip(u.chunks(256)) {
+        let e = &mut e[..gc.len()];
+        e.iter_mut().zip(gc.iter()).for_each(|(e, &x)| *e = -x);
+        vexp::exp_in_place(e);
+        for ((x, &ev), &uv) in gc.iter_mut().zip(e.iter()).zip(uc) {
+            *x = *x / (1.0 + ev) * uv;
+        }
+    }
 }
 
 /// GELU, tanh approximation (transformers `gelu_pytorch_tanh`, ggml `ggml_gelu`).
@@ -185,11 +200,7 @@ pub fn attention(
                     row[lo..hi].iter_mut().for_each(|v| *v = c * (*v / c).tanh());
                 }
                 let max = row[lo..hi].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0f64;
-                for v in &mut row[lo..hi] {
-                    *v = (*v - max).exp();
-                    sum += *v as f64;
-                }
+                let sum = vexp::exp_sub_sum(&mut row[lo..hi], max);
                 let inv = (1.0 / sum) as f32;
                 row[lo..hi].iter_mut().for_each(|v| *v *= inv);
                 row[..lo].fill(0.0);

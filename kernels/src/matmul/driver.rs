@@ -79,28 +79,74 @@ fn widen_f16(h: impl Iterator<Item = half::f16>) -> Vec<f32> {
     out
 }
 
-/// Activations in integer form.
-fn act_ints(x: &Activations) -> ActInts {
+/// Activations in integer form for weights of `kind` multiplied with `isa`'s kernels (legacy
+/// kinds: the grouped layout of `unpack::interleaved`, padded like the weight tiles, and the
+/// per-block correction for weights stored with an offset).
+fn act_ints(x: &Activations, kind: Kind, isa: Isa) -> ActInts {
     let mut a = ActInts { k: x.k, ..Default::default() };
+    if let Kind::Legacy { signed, off, .. } = kind {
+        // Weights multiplied as q + c: Q4_0/Q5_0 store q + off; with VNNI the signed weights
+        // are flipped to q + 128 (vpdpbusd takes them unsigned). AVX2 and the scalar kernel
+        // use signed weights as they are.
+        let c: i32 = if signed {
+            if isa == Isa::AvxVnni {
+                128
+            } else {
+                0
+            }
+        } else {
+            off as i32
+        };
+        let (nb, nbp) = (x.k / 32, unpack::padded_blocks(x.k));
+        a.bs = 32;
+        a.nb = nbp;
+        a.q = vec![0; x.rows * nbp * 32];
+        a.d = vec![0.0; x.rows * nbp];
+        let (qs, dh, sh): (Vec<&[i8; 32]>, Vec<half::f16>, Option<Vec<half::f16>>) = match &x.data {
+            ActData::Q8_0(v) => (v.iter().map(|b| &b.qs).collect(), v.iter().map(|b| b.d).collect(), None),
+            ActData::Q8_1(v) => (
+                v.iter().map(|b| &b.qs).collect(),
+                v.iter().map(|b| b.d).collect(),
+                Some(v.iter().map(|b| b.s).collect()),
+            ),
+            _ => unreachable!("legacy weights pair with Q8_0/Q8_1 activations"),
+        };
+        let d = widen_f16(dh.into_iter());
+        let s = sh.map(|sh| widen_f16(sh.into_iter()));
+        if s.is_some() {
+            a.s = vec![0.0; x.rows * nbp];
+        }
+        if c != 0 {
+            a.corr = vec![0; x.rows * nbp];
+        }
+        for t in 0..x.rows {
+            let row = &mut a.q[t * nbp * 32..(t + 1) * nbp * 32];
+            for b in 0..nb {
+                let src = qs[t * nb + b];
+                for (i4, q4) in src.chunks_exact(4).enumerate() {
+                    let at = unpack::interleaved(b, 4 * i4);
+                    row[at..at + 4].copy_from_slice(q4);
+                }
+                a.d[t * nbp + b] = d[t * nb + b];
+                if let Some(s) = &s {
+                    a.s[t * nbp + b] = s[t * nb + b];
+                }
+                if c != 0 {
+                    a.corr[t * nbp + b] = c * src.iter().map(|&v| v as i32).sum::<i32>();
+                }
+            }
+        }
+        return a;
+    }
     match &x.data {
-        ActData::Q8_0(v) => {
-            a.bs = 32;
-            a.q = v.iter().flat_map(|b| b.qs).collect();
-            a.d = widen_f16(v.iter().map(|b| b.d));
-        }
-        ActData::Q8_1(v) => {
-            a.bs = 32;
-            a.q = v.iter().flat_map(|b| b.qs).collect();
-            a.d = widen_f16(v.iter().map(|b| b.d));
-            a.s = widen_f16(v.iter().map(|b| b.s));
-        }
         ActData::Q8_K(v) => {
             a.bs = 256;
+            a.nb = x.k / 256;
             a.q = v.iter().flat_map(|b| b.qs).collect();
             a.d = v.iter().map(|b| b.d).collect();
             a.bsums = v.iter().flat_map(|b| b.bsums).collect();
         }
-        _ => unreachable!("quantized weights pair with Q8 activations"),
+        _ => unreachable!("K-quant weights pair with Q8_K activations"),
     }
     a
 }
@@ -147,7 +193,7 @@ fn run_tiles(
     kind: Kind,
     tile_of: impl Fn(usize, &mut Tile, &mut dyn FnMut(&Tile)) + Sync,
 ) {
-    let acts = act_ints(x);
+    let acts = act_ints(x, kind, isa);
     let n = x.rows;
     let ptr = OutPtr(out.as_mut_ptr());
     let n_tasks = rows.div_ceil(QUANT_ROWS_PER_TASK);
@@ -161,17 +207,15 @@ fn run_tiles(
             // k values; the instruction set was checked by the caller.
             match isa {
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => unsafe {
-                    kernel::avx2::dot_tile(kind, &w_rows, &tile.d4, &act_rows, ptr.get().add(r0), rows)
-                },
+                Isa::Avx2 => unsafe { kernel::avx2::dot_tile(kind, &w_rows, &act_rows, ptr.get().add(r0), rows) },
                 #[cfg(target_arch = "x86_64")]
                 Isa::AvxVnni => unsafe {
-                    kernel::avx2::dot_tile_vnni(kind, &w_rows, &tile.d4, &act_rows, ptr.get().add(r0), rows)
+                    kernel::avx2::dot_tile_vnni(kind, &w_rows, &act_rows, ptr.get().add(r0), rows)
                 },
                 _ => {
                     for (t, a) in act_rows.iter().enumerate() {
                         for (r, wr) in w_rows.iter().enumerate() {
-                            unsafe { *ptr.get().add(t * rows + r0 + r) = kernel::dot_scalar(kind, *wr, *a) };
+                            unsafe { *ptr.get().add(t * rows + r0 + r) = kernel::dot_scalar(kind, x.k, *wr, *a) };
                         }
                     }
                 }

@@ -116,3 +116,36 @@ unsafe fn widen_f16c(src: &[u8], dst: &mut [f32]) {
         dst[j] = half::f16::from_le_bytes([src[2 * j], src[2 * j + 1]]).to_f32();
     }
 }
+
+/// f32 → F16 bits, round to nearest even (ggml `GGML_CPU_FP32_TO_FP16`: F16C `vcvtps2ph`;
+/// `half`'s conversion, the fallback, rounds the same way).
+pub(crate) fn narrow_f16(src: &[f32], dst: &mut [u16]) {
+    assert_eq!(src.len(), dst.len(), "one F16 per f32");
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("f16c") && std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: F16C and AVX detected; lengths equal.
+        unsafe { narrow_f16c(src, dst) };
+        return;
+    }
+    for (d, &x) in dst.iter_mut().zip(src) {
+        *d = half::f16::from_f32(x).to_bits();
+    }
+}
+
+/// # Safety
+/// F16C and AVX must be available; `src.len() == dst.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,f16c")]
+unsafe fn narrow_f16c(src: &[f32], dst: &mut [u16]) {
+    use std::arch::x86_64::*;
+    let n = src.len();
+    let mut i = 0;
+    while i + 8 <= n {
+        let h = _mm256_cvtps_ph(_mm256_loadu_ps(src.as_ptr().add(i)), _MM_FROUND_TO_NEAREST_INT);
+        _mm_storeu_si128(dst.as_mut_ptr().add(i) as *mut __m128i, h);
+        i += 8;
+    }
+    for j in i..n {
+        dst[j] = half::f16::from_f32(src[j]).to_bits();
+    }
+}

@@ -1,10 +1,17 @@
 //! Integer dot-product kernels over unpacked weights ([`super::unpack::Tile`]) and activations
-//! in integer form ([`ActInts`]): a portable scalar kernel and an AVX2 one (picked at run
-//! time). Both compute, per block, the exact integer sum Σ q_w·q_a (times the per-16 integer
-//! scales for K types) like ggml's `ggml_vec_dot_*`; they differ only in the order of the f32
-//! accumulation across blocks (the AVX2 kernel keeps 8 f32 lanes, ggml-style).
+//! in integer form ([`ActInts`]): a portable scalar kernel and AVX2 / AVX-VNNI ones (picked at
+//! run time). All compute, per block, the exact integer sum Σ q_w·q_a (times the per-16
+//! integer scales for K types) like ggml's `ggml_vec_dot_*`; they differ only in the order of
+//! the f32 accumulation across blocks.
+//!
+//! Legacy 32-blocks use the grouped layout of [`super::unpack::interleaved`] on both sides, and
+//! the SIMD kernel is a register tile of R weight rows × T tokens (llamafile tinyBLAS-style
+//! reuse: each loaded weight vector serves T tokens, each activation vector R rows): per group
+//! of 8 blocks, 8 rounds of `vpdpbusd` (or `maddubs`+`madd`) leave the 8 blocks' integer sums
+//! in the 8 i32 lanes of one accumulator per (row, token), then one convert and one FMA with
+//! the 8 blocks' scale products fold them into an f32 accumulator (ggml folds per block).
 
-use super::unpack::{Kind, Tile};
+use super::unpack::{interleaved, padded_blocks, Kind, Tile};
 
 /// Activation rows as integers plus per-block f32 scales (decoded once from Q8_0/Q8_1/Q8_K).
 #[derive(Default)]
@@ -12,10 +19,16 @@ pub(crate) struct ActInts {
     pub k: usize,
     /// Elements per block (32 or 256).
     pub bs: usize,
+    /// Blocks per row as stored (legacy: padded to whole groups).
+    pub nb: usize,
+    /// Legacy: grouped layout (see `unpack::interleaved`), `nb·32` per row; K: natural.
     pub q: Vec<i8>,
     pub d: Vec<f32>,
     /// Q8_1 `s` per block (empty otherwise).
     pub s: Vec<f32>,
+    /// Legacy: `c·Σ q` per block, subtracted from each block's integer sum when the kernel
+    /// multiplies weights stored as `q + c` (empty when it does not).
+    pub corr: Vec<i32>,
     /// Q8_K sums per 16 quants (empty otherwise).
     pub bsums: Vec<i16>,
 }
@@ -33,16 +46,16 @@ pub(crate) struct RowRef<'a> {
 impl Tile {
     pub fn row(&self, r: usize, kind: Kind) -> RowRef<'_> {
         let k = self.k;
-        let nb = match kind {
-            Kind::Legacy { .. } => k / 32,
-            Kind::K { .. } => k / 256,
+        let (nb, row_q) = match kind {
+            Kind::Legacy { .. } => (padded_blocks(k), padded_blocks(k) * 32),
+            Kind::K { .. } => (k / 256, k),
         };
         let (sc, mins): (&[i16], &[i16]) = match kind {
             Kind::Legacy { .. } => (&[], &[]),
             Kind::K { .. } => (&self.sc[r * k / 2..(r + 1) * k / 2], &self.mins[r * k / 16..(r + 1) * k / 16]),
         };
         RowRef {
-            q: &self.q[r * k..(r + 1) * k],
+            q: &self.q[r * row_q..(r + 1) * row_q],
             d: &self.d[r * nb..(r + 1) * nb],
             m: &self.m[r * nb..(r + 1) * nb],
             sc,
@@ -56,29 +69,37 @@ pub(crate) struct ActRef<'a> {
     pub q: &'a [i8],
     pub d: &'a [f32],
     pub s: &'a [f32],
+    pub corr: &'a [i32],
     pub bsums: &'a [i16],
 }
 
 impl ActInts {
     pub fn row(&self, t: usize) -> ActRef<'_> {
-        let (k, nb) = (self.k, self.k / self.bs);
+        let (nb, row_q) = (self.nb, self.nb * self.bs);
+        let per_block = |v: usize| t * nb * v..(t + 1) * nb * v;
         ActRef {
-            q: &self.q[t * k..(t + 1) * k],
-            d: &self.d[t * nb..(t + 1) * nb],
-            s: if self.s.is_empty() { &[] } else { &self.s[t * nb..(t + 1) * nb] },
-            bsums: if self.bsums.is_empty() { &[] } else { &self.bsums[t * k / 16..(t + 1) * k / 16] },
+            q: &self.q[t * row_q..(t + 1) * row_q],
+            d: &self.d[per_block(1)],
+            s: if self.s.is_empty() { &[] } else { &self.s[per_block(1)] },
+            corr: if self.corr.is_empty() { &[] } else { &self.corr[per_block(1)] },
+            bsums: if self.bsums.is_empty() { &[] } else { &self.bsums[t * self.k / 16..(t + 1) * self.k / 16] },
         }
     }
 }
 
-/// Scalar kernel: one weight row · one activation row.
-pub(crate) fn dot_scalar(kind: Kind, w: RowRef, a: ActRef) -> f32 {
+/// Scalar kernel: one weight row · one activation row (`k` elements).
+pub(crate) fn dot_scalar(kind: Kind, k: usize, w: RowRef, a: ActRef) -> f32 {
     let mut sumf = 0f32;
     match kind {
-        Kind::Legacy { signed, off, has_min } => {
-            for (b, (wq, aq)) in w.q.chunks_exact(32).zip(a.q.chunks_exact(32)).enumerate() {
-                let wv = |x: i8| if signed { x as i32 } else { x as u8 as i32 - off as i32 };
-                let sumi: i32 = wq.iter().zip(aq).map(|(&x, &y)| wv(x) * y as i32).sum();
+        Kind::Legacy { signed, off, has_min, .. } => {
+            let wv = |x: i8| if signed { x as i32 } else { x as u8 as i32 - off as i32 };
+            for b in 0..k / 32 {
+                let sumi: i32 = (0..32)
+                    .map(|i| {
+                        let at = interleaved(b, i);
+                        wv(w.q[at]) * a.q[at] as i32
+                    })
+                    .sum();
                 sumf += (w.d[b] * a.d[b]) * sumi as f32;
                 if has_min {
                     sumf += w.m[b] * a.s[b];
@@ -144,128 +165,153 @@ pub(crate) mod avx2 {
         _mm_cvtss_f32(s)
     }
 
-    /// `v` + Σ_b m_w·s_a over `nb` blocks (the Q4_1/Q5_1 min term, Q8_1 `s`), 8 blocks at a
-    /// time plus a tail, added to `v` in that order. Callers guarantee `m.len()`, `s.len()` ≥ `nb`.
+    /// Legacy grouped layout: `R` weight rows (`w[..R]`) × `T` tokens (`a[..T]`) →
+    /// `out[t·stride + r]`. Per group of 8 blocks, one i32 accumulator per (row, token) collects
+    /// the 8 blocks' exact integer sums in its 8 lanes over 8 rounds; then
+    /// `acc += f32(Σ − corr) · (d_w · d_a)` (+ `m_w · s_a` for Q4_1/Q5_1) on 8 lanes at once.
+    ///
+    /// Products: `VNNI`: `vpdpbusd` (signed weights flipped to `q + 128`, the activations'
+    /// `corr` holding `128·Σy`); else `maddubs` + `madd` by 1, signed weights through ggml's
+    /// sign trick (`mul_sum_i8_pairs`); with `I16` (4-bit weights ≤ 15: 8 rounds of pairs stay
+    /// below 8·2·15·128 < 2¹⁵) the i16 pairs are summed over the whole group before one `madd`.
     #[inline(always)]
-    unsafe fn add_min_dot(mut v: f32, m: &[f32], s: &[f32], nb: usize) -> f32 {
-        let mut accm = _mm256_setzero_ps();
-        let mut b = 0;
-        while b + 8 <= nb {
-            let mv = _mm256_loadu_ps(m.as_ptr().add(b));
-            let sv = _mm256_loadu_ps(s.as_ptr().add(b));
-            accm = _mm256_fmadd_ps(mv, sv, accm);
-            b += 8;
-        }
-        v += hsum(accm);
-        while b < nb {
-            v += *m.get_unchecked(b) * *s.get_unchecked(b);
-            b += 1;
-        }
-        v
-    }
-
-    /// Σ x·y of 32 bytes as 8 i32 lanes (lane j: bytes 4j..4j+4). `x` unsigned (0..255) or,
-    /// with `SIGNED`, i8 whose sign moves onto `y` (ggml's `mul_sum_i8_pairs`). Without VNNI:
-    /// `_mm256_maddubs_epi16` then `_mm256_madd_epi16` by 1 — no i16 saturation since the
-    /// weights stay ≤ 128 (≤ 63 unsigned) and |y| ≤ 127 (≤ 32512 per pair); with VNNI one
-    /// `vpdpbusd` (same sums, no intermediate saturation at all).
-    #[inline(always)]
-    unsafe fn dot32<const SIGNED: bool, const VNNI: bool>(x: __m256i, y: __m256i) -> __m256i {
-        let (u, v) = if SIGNED { (_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x)) } else { (x, y) };
-        if VNNI {
-            _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, v)
-        } else {
-            _mm256_madd_epi16(_mm256_maddubs_epi16(u, v), _mm256_set1_epi16(1))
-        }
-    }
-
-    /// Legacy 32-blocks: `R` weight rows · one activation row → `out[..R]`.
-    #[inline(always)]
-    unsafe fn legacy<const R: usize, const SIGNED: bool, const VNNI: bool>(
-        off: u8,
-        has_min: bool,
-        w: &[RowRef; R],
-        a: &ActRef,
-        out: &mut [f32],
+    unsafe fn legacy_rt<
+        const R: usize,
+        const T: usize,
+        const SIGNED: bool,
+        const VNNI: bool,
+        const I16: bool,
+        const MIN: bool,
+    >(
+        w: &[RowRef],
+        a: &[ActRef],
+        out: *mut f32,
+        stride: usize,
     ) {
-        let k = a.q.len();
-        let nb = k / 32;
-        let mut acc = [_mm256_setzero_ps(); R];
-        let aq = a.q.as_ptr();
-        for b in 0..nb {
-            let y = _mm256_loadu_si256(aq.add(32 * b) as *const __m256i);
-            let da = *a.d.get_unchecked(b);
-            // Weights stored as q + off: each lane of Σ stored·y minus the same lane of
-            // Σ off·y (computed once for all rows) is the exact lane of Σ q·y, as in ggml.
-            let corr =
-                if off != 0 { dot32::<false, VNNI>(_mm256_set1_epi8(off as i8), y) } else { _mm256_setzero_si256() };
-            for r in 0..R {
-                let x = _mm256_loadu_si256(w[r].q.as_ptr().add(32 * b) as *const __m256i);
-                let mut p = dot32::<SIGNED, VNNI>(x, y);
-                if off != 0 {
-                    p = _mm256_sub_epi32(p, corr);
-                }
-                let scale = _mm256_set1_ps(*w[r].d.get_unchecked(b) * da);
-                acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(p), acc[r]);
-            }
-        }
-        for r in 0..R {
-            let mut v = hsum(acc[r]);
-            if has_min {
-                v = add_min_dot(v, w[r].m, a.s, nb);
-            }
-            *out.get_unchecked_mut(r) = v;
-        }
-    }
-
-    /// Legacy 32-blocks, 4 weight rows at once: the 4 rows' integer block sums are folded into
-    /// one vector by `hadd` (lanes r and r + 4 hold row r), so the f32 work per block is one
-    /// convert and one FMA for all 4 rows, with the rows' scales loaded from `d4` (the tile's
-    /// interleaved copy). The integer sums are still exact per block.
-    #[inline(always)]
-    unsafe fn legacy4<const SIGNED: bool, const VNNI: bool>(
-        off: u8,
-        has_min: bool,
-        w: &[RowRef; 4],
-        d4: &[f32],
-        a: &ActRef,
-        out: &mut [f32],
-    ) {
-        let nb = a.q.len() / 32;
-        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let aq = a.q.as_ptr();
-        let d4 = d4.as_ptr();
-        for b in 0..nb {
-            let y = _mm256_loadu_si256(aq.add(32 * b) as *const __m256i);
-            let corr =
-                if off != 0 { dot32::<false, VNNI>(_mm256_set1_epi8(off as i8), y) } else { _mm256_setzero_si256() };
-            let mut p = [_mm256_setzero_si256(); 4];
-            for r in 0..4 {
-                let x = _mm256_loadu_si256(w[r].q.as_ptr().add(32 * b) as *const __m256i);
-                p[r] = dot32::<SIGNED, VNNI>(x, y);
-                if off != 0 {
-                    p[r] = _mm256_sub_epi32(p[r], corr);
+        let ng = a[0].d.len() / 8;
+        let has_corr = !a[0].corr.is_empty();
+        let ones = _mm256_set1_epi16(1);
+        let flip = _mm256_set1_epi8(-128);
+        let wq: [*const i8; R] = std::array::from_fn(|r| w[r].q.as_ptr());
+        let aq: [*const i8; T] = std::array::from_fn(|t| a[t].q.as_ptr());
+        let mut accf = [[_mm256_setzero_ps(); T]; R];
+        for g in 0..ng {
+            let mut isum = [[_mm256_setzero_si256(); T]; R];
+            for round in 0..8 {
+                let o = g * 256 + round * 32;
+                for r in 0..R {
+                    let x = _mm256_loadu_si256(wq[r].add(o) as *const __m256i);
+                    if VNNI {
+                        let u = if SIGNED { _mm256_xor_si256(x, flip) } else { x };
+                        for t in 0..T {
+                            let y = _mm256_loadu_si256(aq[t].add(o) as *const __m256i);
+                            isum[r][t] = _mm256_dpbusd_avx_epi32(isum[r][t], u, y);
+                        }
+                    } else if SIGNED {
+                        let u = _mm256_sign_epi8(x, x);
+                        for t in 0..T {
+                            let y = _mm256_loadu_si256(aq[t].add(o) as *const __m256i);
+                            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_sign_epi8(y, x)), ones);
+                            isum[r][t] = _mm256_add_epi32(isum[r][t], p);
+                        }
+                    } else if I16 {
+                        for t in 0..T {
+                            let y = _mm256_loadu_si256(aq[t].add(o) as *const __m256i);
+                            isum[r][t] = _mm256_add_epi16(isum[r][t], _mm256_maddubs_epi16(x, y));
+                        }
+                    } else {
+                        for t in 0..T {
+                            let y = _mm256_loadu_si256(aq[t].add(o) as *const __m256i);
+                            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), ones);
+                            isum[r][t] = _mm256_add_epi32(isum[r][t], p);
+                        }
+                    }
                 }
             }
-            // [r0 r1 r2 r3 | r0 r1 r2 r3] partial sums (low / high 128-bit halves).
-            let h = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
-            let s4 = _mm_loadu_ps(d4.add(4 * b));
-            let scale = _mm256_mul_ps(_mm256_set_m128(s4, s4), _mm256_set1_ps(*a.d.get_unchecked(b)));
-            if b % 2 == 0 {
-                acc0 = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(h), acc0);
-            } else {
-                acc1 = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(h), acc1);
+            let b = 8 * g;
+            for t in 0..T {
+                let da = _mm256_loadu_ps(a[t].d.as_ptr().add(b));
+                let c = if has_corr {
+                    _mm256_loadu_si256(a[t].corr.as_ptr().add(b) as *const __m256i)
+                } else {
+                    _mm256_setzero_si256()
+                };
+                for r in 0..R {
+                    let mut p = isum[r][t];
+                    if I16 && !VNNI && !SIGNED {
+                        p = _mm256_madd_epi16(p, ones);
+                    }
+                    if has_corr {
+                        p = _mm256_sub_epi32(p, c);
+                    }
+                    let scale = _mm256_mul_ps(_mm256_loadu_ps(w[r].d.as_ptr().add(b)), da);
+                    accf[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, accf[r][t]);
+                    if MIN {
+                        let mw = _mm256_loadu_ps(w[r].m.as_ptr().add(b));
+                        accf[r][t] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(a[t].s.as_ptr().add(b)), accf[r][t]);
+                    }
+                }
             }
         }
-        let acc = _mm256_add_ps(acc0, acc1);
-        let mut r4 = [0f32; 4];
-        _mm_storeu_ps(r4.as_mut_ptr(), _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
-        for r in 0..4 {
-            let mut v = r4[r];
-            if has_min {
-                v = add_min_dot(v, w[r].m, a.s, nb);
+        for (r, row) in accf.iter().enumerate() {
+            for (t, &acc) in row.iter().enumerate() {
+                *out.add(t * stride + r) = hsum(acc);
             }
-            *out.get_unchecked_mut(r) = v;
+        }
+    }
+
+    /// Every weight row of `w` × every token of `acts` in register tiles of `R` rows × `T`
+    /// tokens (then the leftover rows and tokens with smaller tiles); tokens outer so the tile
+    /// of weight rows stays in L1 while the tokens stream past.
+    #[inline(always)]
+    unsafe fn legacy_tile<
+        const R: usize,
+        const T: usize,
+        const SIGNED: bool,
+        const VNNI: bool,
+        const I16: bool,
+        const MIN: bool,
+    >(
+        w: &[RowRef],
+        acts: &[ActRef],
+        out: *mut f32,
+        stride: usize,
+    ) {
+        let mut t = 0;
+        while t + T <= acts.len() {
+            legacy_rows::<R, T, SIGNED, VNNI, I16, MIN>(w, &acts[t..], out.add(t * stride), stride);
+            t += T;
+        }
+        while t < acts.len() {
+            legacy_rows::<R, 1, SIGNED, VNNI, I16, MIN>(w, &acts[t..], out.add(t * stride), stride);
+            t += 1;
+        }
+    }
+
+    /// All rows of `w` × tokens `a[..T]` (a plain function, not a closure: closures do not
+    /// inherit `target_feature`, and the kernels must inline into the feature-enabled caller).
+    #[inline(always)]
+    unsafe fn legacy_rows<
+        const R: usize,
+        const T: usize,
+        const SIGNED: bool,
+        const VNNI: bool,
+        const I16: bool,
+        const MIN: bool,
+    >(
+        w: &[RowRef],
+        a: &[ActRef],
+        out: *mut f32,
+        stride: usize,
+    ) {
+        let mut r = 0;
+        while r + R <= w.len() {
+            legacy_rt::<R, T, SIGNED, VNNI, I16, MIN>(&w[r..], a, out.add(r), stride);
+            r += R;
+        }
+        while r < w.len() {
+            legacy_rt::<1, T, SIGNED, VNNI, I16, MIN>(&w[r..], a, out.add(r), stride);
+            r += 1;
         }
     }
 
@@ -319,64 +365,62 @@ pub(crate) mod avx2 {
     }
 
     #[inline(always)]
-    unsafe fn dispatch<const R: usize, const VNNI: bool>(kind: Kind, w: &[RowRef; R], a: &ActRef, out: &mut [f32]) {
-        match kind {
-            Kind::Legacy { signed: true, off, has_min } => legacy::<R, true, VNNI>(off, has_min, w, a, out),
-            Kind::Legacy { signed: false, off, has_min } => legacy::<R, false, VNNI>(off, has_min, w, a, out),
-            Kind::K { float_min, off } => k_quant::<R>(float_min, off, w, a, out),
+    unsafe fn dispatch<const R: usize>(kind: Kind, w: &[RowRef; R], a: &ActRef, out: &mut [f32]) {
+        if let Kind::K { float_min, off } = kind {
+            k_quant::<R>(float_min, off, w, a, out)
         }
     }
 
     /// Every weight row of `w` · every activation row of `acts`: `out[t·stride + r]`.
     #[inline(always)]
-    unsafe fn tile<const VNNI: bool>(
-        kind: Kind,
-        w: &[RowRef],
-        d4: &[f32],
-        acts: &[ActRef],
-        out: *mut f32,
-        stride: usize,
-    ) {
-        let mut res = [0f32; 4];
-        for (t, a) in acts.iter().enumerate() {
-            let o = out.add(t * stride);
-            let mut r = 0;
-            while r + 4 <= w.len() {
-                let rows = [w[r], w[r + 1], w[r + 2], w[r + 3]];
-                let nb4 = a.q.len() / 32 * 4;
-                match kind {
-                    Kind::Legacy { signed: true, off, has_min } => {
-                        legacy4::<true, VNNI>(off, has_min, &rows, &d4[r / 4 * nb4..], a, &mut res)
+    unsafe fn tile<const VNNI: bool>(kind: Kind, w: &[RowRef], acts: &[ActRef], out: *mut f32, stride: usize) {
+        // Register tiles of 4 rows × 2 tokens: 8 i32 accumulators. Measured (bench_matmul,
+        // 576×1536·512, VNNI): 4 × 3 and 3 × 3 spill accumulators to the stack and run slower.
+        match kind {
+            Kind::Legacy { signed, has_min, narrow, .. } => match (signed, VNNI, narrow && !VNNI, has_min) {
+                (true, true, _, _) => legacy_tile::<4, 2, true, true, false, false>(w, acts, out, stride),
+                (true, false, _, _) => legacy_tile::<4, 2, true, false, false, false>(w, acts, out, stride),
+                (false, true, _, false) => legacy_tile::<4, 2, false, true, false, false>(w, acts, out, stride),
+                (false, true, _, true) => legacy_tile::<4, 2, false, true, false, true>(w, acts, out, stride),
+                (false, false, true, false) => legacy_tile::<4, 2, false, false, true, false>(w, acts, out, stride),
+                (false, false, true, true) => legacy_tile::<4, 2, false, false, true, true>(w, acts, out, stride),
+                (false, false, false, false) => legacy_tile::<4, 2, false, false, false, false>(w, acts, out, stride),
+                (false, false, false, true) => legacy_tile::<4, 2, false, false, false, true>(w, acts, out, stride),
+            },
+            Kind::K { .. } => {
+                let mut res = [0f32; 4];
+                for (t, a) in acts.iter().enumerate() {
+                    let o = out.add(t * stride);
+                    let mut r = 0;
+                    while r + 4 <= w.len() {
+                        let rows = [w[r], w[r + 1], w[r + 2], w[r + 3]];
+                        dispatch::<4>(kind, &rows, a, &mut res);
+                        for (i, &v) in res.iter().enumerate() {
+                            *o.add(r + i) = v;
+                        }
+                        r += 4;
                     }
-                    Kind::Legacy { signed: false, off, has_min } => {
-                        legacy4::<false, VNNI>(off, has_min, &rows, &d4[r / 4 * nb4..], a, &mut res)
+                    while r < w.len() {
+                        dispatch::<1>(kind, &[w[r]], a, &mut res);
+                        *o.add(r) = res[0];
+                        r += 1;
                     }
-                    Kind::K { .. } => dispatch::<4, VNNI>(kind, &rows, a, &mut res),
                 }
-                for (i, &v) in res.iter().enumerate() {
-                    *o.add(r + i) = v;
-                }
-                r += 4;
-            }
-            while r < w.len() {
-                dispatch::<1, VNNI>(kind, &[w[r]], a, &mut res);
-                *o.add(r) = res[0];
-                r += 1;
             }
         }
     }
 
     /// Every weight row of `w` · every activation row of `acts` → `out[t·stride + r]`
-    /// (AVX2 + FMA), 4 weight rows per activation load.
+    /// (AVX2 + FMA).
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA; every row and activation holds the same `k` (whole
-    /// blocks) with the per-block arrays `Tile`/`ActInts` build (`d4`: the tile's interleaved
-    /// scales for the legacy kinds); `out[t·stride + r]` is
+    /// blocks) with the per-block arrays `Tile`/`ActInts` build for this `kind` (and, for the
+    /// legacy kinds, the activations' `corr` built for this instruction set); `out[t·stride + r]` is
     /// writable for every t < acts.len(), r < w.len().
     #[target_feature(enable = "avx2,fma")]
-    pub(crate) unsafe fn dot_tile(kind: Kind, w: &[RowRef], d4: &[f32], acts: &[ActRef], out: *mut f32, stride: usize) {
-        tile::<false>(kind, w, d4, acts, out, stride)
+    pub(crate) unsafe fn dot_tile(kind: Kind, w: &[RowRef], acts: &[ActRef], out: *mut f32, stride: usize) {
+        tile::<false>(kind, w, acts, out, stride)
     }
 
     /// As [`dot_tile`], with AVX-VNNI `vpdpbusd` for the 32-block types.
@@ -384,14 +428,7 @@ pub(crate) mod avx2 {
     /// # Safety
     /// As [`dot_tile`], and the CPU must support AVX-VNNI.
     #[target_feature(enable = "avx2,fma,avxvnni")]
-    pub(crate) unsafe fn dot_tile_vnni(
-        kind: Kind,
-        w: &[RowRef],
-        d4: &[f32],
-        acts: &[ActRef],
-        out: *mut f32,
-        stride: usize,
-    ) {
-        tile::<true>(kind, w, d4, acts, out, stride)
+    pub(crate) unsafe fn dot_tile_vnni(kind: Kind, w: &[RowRef], acts: &[ActRef], out: *mut f32, stride: usize) {
+        tile::<true>(kind, w, acts, out, stride)
     }
 }

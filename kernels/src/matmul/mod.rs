@@ -118,7 +118,12 @@ pub fn prepare_activations(w_ty: GgmlType, x: &[f32], k: usize) -> Result<Activa
     let rows = x.len() / k;
     let data = match ty {
         GgmlType::F32 => ActData::F32(x.to_vec()),
-        GgmlType::F16 | GgmlType::BF16 => {
+        GgmlType::F16 => {
+            let mut h = vec![0u16; x.len()];
+            float::narrow_f16(x, &mut h);
+            ActData::Half(h)
+        }
+        GgmlType::BF16 => {
             let mut b = Vec::with_capacity(x.len() * 2);
             convert::from_f32(ty, x, &mut b)?;
             ActData::Half(b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect())

@@ -36,8 +36,9 @@ const KVALUES_IQ4NL: [i8; 16] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// 32-weight blocks with an f32 scale, activations Q8_0/Q8_1. `signed`: i8 weights
-    /// (Q8_0, IQ4_NL); else stored weight = q + `off`; `has_min`: + m per block (Q8_1 `s`).
-    Legacy { signed: bool, off: u8, has_min: bool },
+    /// (Q8_0, IQ4_NL); else stored weight = q + `off`; `has_min`: + m per block (Q8_1 `s`);
+    /// `narrow`: stored weights ≤ 15 (4-bit types).
+    Legacy { signed: bool, off: u8, has_min: bool, narrow: bool },
     /// 256-weight super-blocks with per-16 integer scales, activations Q8_K; stored weight =
     /// q + `off` (unsigned). `float_min`: − dmin·Σ min·bsum (Q2_K/Q4_K/Q5_K).
     K { float_min: bool, off: u8 },
@@ -46,10 +47,11 @@ pub(crate) enum Kind {
 pub(crate) fn kind(ty: GgmlType) -> Option<Kind> {
     use GgmlType::*;
     Some(match ty {
-        Q8_0 | IQ4_NL => Kind::Legacy { signed: true, off: 0, has_min: false },
-        Q4_0 => Kind::Legacy { signed: false, off: 8, has_min: false },
-        Q5_0 => Kind::Legacy { signed: false, off: 16, has_min: false },
-        Q4_1 | Q5_1 => Kind::Legacy { signed: false, off: 0, has_min: true },
+        Q8_0 | IQ4_NL => Kind::Legacy { signed: true, off: 0, has_min: false, narrow: false },
+        Q4_0 => Kind::Legacy { signed: false, off: 8, has_min: false, narrow: true },
+        Q5_0 => Kind::Legacy { signed: false, off: 16, has_min: false, narrow: false },
+        Q4_1 => Kind::Legacy { signed: false, off: 0, has_min: true, narrow: true },
+        Q5_1 => Kind::Legacy { signed: false, off: 0, has_min: true, narrow: false },
         Q2_K | Q4_K | Q5_K => Kind::K { float_min: true, off: 0 },
         Q3_K => Kind::K { float_min: false, off: 4 },
         Q6_K => Kind::K { float_min: false, off: 32 },
@@ -57,19 +59,39 @@ pub(crate) fn kind(ty: GgmlType) -> Option<Kind> {
     })
 }
 
+/// Blocks per interleaved group of the legacy layout (one i32 lane per block in a 256-bit
+/// vector).
+pub(crate) const GROUP: usize = 8;
+
+/// Legacy 32-blocks per row, padded to whole groups of [`GROUP`] (the padding blocks hold zero
+/// weights, activations and scales, so they add exact zeros).
+pub(crate) fn padded_blocks(k: usize) -> usize {
+    (k / 32).next_multiple_of(GROUP)
+}
+
+/// Position of element `i` (< 32) of block `b` in a legacy row laid out by groups of
+/// [`GROUP`] blocks: within a group, "round" `i / 4` holds bytes `4·(i/4)..4·(i/4)+4` of each
+/// of the 8 blocks side by side (block `b % 8` at bytes `4·(b % 8)..`), so that one 32-byte
+/// load per round feeds one `vpdpbusd` / `maddubs`+`madd` whose i32 lane `j` accumulates
+/// block `j`: after the 8 rounds, lane `j` holds block `j`'s exact integer sum, with no
+/// horizontal reduction per block.
+#[inline(always)]
+pub(crate) fn interleaved(b: usize, i: usize) -> usize {
+    (b / GROUP) * GROUP * 32 + (i / 4) * 32 + (b % GROUP) * 4 + i % 4
+}
+
 /// Unpacked rows (`rows` × `k`), reused across tiles.
 #[derive(Default)]
 pub(crate) struct Tile {
     pub k: usize,
     pub rows: usize,
+    /// Legacy: `padded_blocks(k)·32` bytes per row in the [`interleaved`] order; K: `k`
+    /// bytes per row in natural order.
     pub q: Vec<i8>,
-    /// Legacy: per 32-block scale; K: per super-block `d`.
+    /// Legacy: per 32-block scale (`padded_blocks(k)` per row); K: per super-block `d`.
     pub d: Vec<f32>,
     /// Legacy: per 32-block minimum; K: per super-block `dmin`.
     pub m: Vec<f32>,
-    /// Legacy: the scales of each group of 4 rows interleaved, `d4[(g·nb + b)·4 + i]` =
-    /// `d` of row 4g + i, block b (one 128-bit load per block in the 4-row kernel).
-    pub d4: Vec<f32>,
     /// Scratch: the f16 scales / minimums before their bulk conversion.
     dh: Vec<f16>,
     mh: Vec<f16>,
@@ -90,13 +112,22 @@ impl Tile {
     pub fn fill(&mut self, ty: GgmlType, bytes: &[u8], rows: usize, k: usize) {
         let kind = kind(ty).expect("a quantized matmul type");
         let nb = k / ty.block_size();
+        // Legacy rows are padded to whole groups (scales stay 0 in the padding).
+        let nbp = match kind {
+            Kind::Legacy { .. } => padded_blocks(k),
+            Kind::K { .. } => nb,
+        };
+        let row_q = nbp * ty.block_size();
         self.k = k;
         self.rows = rows;
-        self.q.resize(rows * k, 0);
-        self.d.resize(rows * nb, 0.0);
-        self.m.resize(rows * nb, 0.0);
-        self.dh.resize(rows * nb, f16::ZERO);
-        self.mh.resize(rows * nb, f16::ZERO);
+        self.q.clear();
+        self.q.resize(rows * row_q, 0);
+        self.d.resize(rows * nbp, 0.0);
+        self.m.resize(rows * nbp, 0.0);
+        self.dh.clear();
+        self.dh.resize(rows * nbp, f16::ZERO);
+        self.mh.clear();
+        self.mh.resize(rows * nbp, f16::ZERO);
         if let Kind::K { .. } = kind {
             self.sc.resize(rows * k / 2, 0);
             self.mins.resize(rows * k / 16, 0);
@@ -104,15 +135,21 @@ impl Tile {
         let ts = ty.type_size();
         for (r, wrow) in bytes.chunks_exact(nb * ts).enumerate().take(rows) {
             for (b, blk) in wrow.chunks_exact(ts).enumerate() {
-                let bi = r * nb + b;
-                let q: &mut [i8] = &mut self.q[bi * ty.block_size()..(bi + 1) * ty.block_size()];
+                let bi = r * nbp + b;
                 match kind {
                     Kind::Legacy { .. } => {
-                        let (d, m) = legacy(ty, blk, q.try_into().expect("32"));
+                        let mut q = [0i8; 32];
+                        let (d, m) = legacy(ty, blk, &mut q);
                         self.dh[bi] = d;
                         self.mh[bi] = m;
+                        let row = &mut self.q[r * row_q..(r + 1) * row_q];
+                        for (c, q4) in q.chunks_exact(4).enumerate() {
+                            let at = interleaved(b, 4 * c);
+                            row[at..at + 4].copy_from_slice(q4);
+                        }
                     }
                     Kind::K { .. } => {
+                        let q: &mut [i8] = &mut self.q[bi * 256..(bi + 1) * 256];
                         let mut sc = [0i16; 16];
                         let mut mins = [0i16; 16];
                         let (d, dmin) = k_block(ty, blk, q.try_into().expect("256"), &mut sc, &mut mins);
@@ -130,17 +167,6 @@ impl Tile {
         // The f16 scales converted in bulk (F16C when available; `half` is software otherwise).
         float::widen(GgmlType::F16, bytemuck::cast_slice(&self.dh), &mut self.d);
         float::widen(GgmlType::F16, bytemuck::cast_slice(&self.mh), &mut self.m);
-        if let Kind::Legacy { .. } = kind {
-            let groups = rows / 4;
-            self.d4.resize(groups * nb * 4, 0.0);
-            for g in 0..groups {
-                for b in 0..nb {
-                    for i in 0..4 {
-                        self.d4[(g * nb + b) * 4 + i] = self.d[(4 * g + i) * nb + b];
-                    }
-                }
-            }
-        }
     }
 }
 
