@@ -6,8 +6,8 @@
 //! value within 0.5 %. The per-window spread is llama.cpp's own numerical noise: activations
 //! are rounded to Q8_1 blocks before each Q4_1 product, so any change in summation order
 //! flips some roundings (measured: re-ordering only the attention sums moves window 1 by
-//! 0.18 %); over 20 windows it averages out. Measured here: 28.7363 ± 1.25981 with the f32
-//! KV cache (+0.033 %), 28.7507 ± 1.25937 with `--kv-f16` (+0.083 %; llama.cpp's F16 cache).
+//! 0.18 %); over 20 windows it averages out. Measured here: 28.7174 with the f32 KV cache
+//! (−0.033 %), 28.7378 with `--kv-f16` (+0.038 %; llama.cpp's F16 cache).
 
 mod common;
 
