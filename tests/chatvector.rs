@@ -5,10 +5,10 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::variant::{perturbed, read_hf, write_variant, Rng, Tensors};
+use common::variant::{perturbed, read_hf, write_variant, Rng};
 use common::{llmtool, llmtool_ok, real_model, root};
 use llmtool_formats::gguf::{write_gguf, GgufFile, GgufHeader};
 use llmtool_formats::{GgmlType, MetaValue, TensorInfo};
