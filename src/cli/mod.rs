@@ -16,6 +16,9 @@ mod quantize;
 
 use clap::{Parser, Subcommand};
 
+/// The merge seed when `--seed` is not given (`merge`, `merge --evolve`, `eval-candidate`).
+pub use merge::DEFAULT_SEED as MERGE_DEFAULT_SEED;
+
 #[derive(Parser, Debug)]
 #[command(name = "llmtool", version, about = "Convert, quantize, merge and validate LLM weights (GGUF / safetensors)")]
 struct Cli {
