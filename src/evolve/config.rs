@@ -15,7 +15,7 @@
 //!   tasks: [{file: rte.jsonl, metric: acc_norm, weight: 1.0, limit: 100}]
 //!   perplexity: [{file: wiki.txt, weight: 1.0}]
 //! eval: {ctx: 256, chunks: 2}   # perplexity windows
-//! search: {max_evals: 40, max_seconds: 3600, population: 8, sigma: 0.2, seed: 1}
+//! search: {max_evals: 40, max_seconds: 3600, population: 8, sigma: 0.2, seed: 1, x0: [0.5, 0.5]}
 //! ```
 //!
 //! Perplexity enters the fitness as −ln PPL (the negated mean negative log-likelihood per
@@ -109,6 +109,8 @@ pub struct SearchSpec {
     pub seed: u64,
     /// Seed of the random merge methods (DARE), as `llmtool merge --seed`.
     pub merge_seed: Option<u64>,
+    /// Initial genome (default mergekit-evolve's: weights 1/n_models, densities 1, t 0.5).
+    pub x0: Option<Vec<f64>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -290,6 +292,12 @@ impl EvolveConfig {
         if s.population.is_some_and(|p| p < 2) {
             return Err(bad("search.population", "must be at least 2".into()));
         }
+        if let Some(x0) = &s.x0 {
+            let n = if method == MergeMethod::Slerp { raw.layer_groups } else { raw.layer_groups * raw.models.len() * evolve.len() };
+            if x0.len() != n || x0.iter().any(|x| !x.is_finite()) {
+                return Err(bad("search.x0", format!("expected {n} finite numbers (the genome length), found {x0:?}")));
+            }
+        }
         if let Some(d) = &raw.dtype {
             if crate::merge::config::FloatDtype::parse(d).is_none() {
                 return Err(bad("dtype", format!("unknown dtype '{d}' (expected float32, float16 or bfloat16)")));
@@ -331,6 +339,9 @@ impl EvolveConfig {
 
     /// mergekit-evolve's initial genome: weight 1/n_models, density 1; slerp t = 0.5.
     pub fn initial_genome(&self) -> Vec<f64> {
+        if let Some(x0) = &self.search.x0 {
+            return x0.clone();
+        }
         if self.method == MergeMethod::Slerp {
             return vec![0.5; self.layer_groups];
         }
