@@ -233,3 +233,23 @@ fn config_errors_name_the_key() {
     assert_eq!(t.genome_len(), 3 * 2 * 2);
     assert_eq!(&t.initial_genome()[..4], &[0.5, 1.0, 0.5, 1.0]);
 }
+
+#[test]
+fn layer_groups_give_one_parameter_set_per_group_of_layers() {
+    let st = setup();
+    let y = yaml(6).replace("models: [a, b]", "models: [a, b]\nlayer_groups: 2\nnormalize: false");
+    let ev = Evaluator::new(EvolveConfig::parse(&y, "g.yml", Some(&st.dir)).unwrap(), 0).unwrap();
+    assert_eq!(ev.cfg.genome_len(), 4);
+    // Group 0 (layer 0): A only; group 1 (layer 1): B only.
+    let (d, mc) = ev.decode(&[1.0, 0.0, 0.0, -1.0]).unwrap();
+    assert!(d.yaml.contains("layer_range: [0, 1]") && d.yaml.contains("layer_range: [1, 2]"), "{}", d.yaml);
+    assert_eq!(d.params.iter().map(|p| p.1).collect::<Vec<_>>(), vec![1.0, 0.0, 0.0, 1.0], "weights are |x|");
+    let m = llmtool::merge::memory::merge_in_memory(&mc, &ev.cache, 0).unwrap();
+    let a = llmtool::model::Model::open(&st.dir.join("a")).unwrap();
+    let b = llmtool::model::Model::open(&st.dir.join("b")).unwrap();
+    for (name, want) in [("blk.0.attn_q.weight", &a), ("blk.1.ffn_down.weight", &b), ("blk.1.attn_norm.weight", &b)] {
+        assert_eq!(m.tensors.tensor_bytes(name).unwrap(), want.tensors.tensor_bytes(name).unwrap(), "{name}");
+    }
+    let e = ev.evaluate(&[0.5, 0.5, 0.5, 0.5]).unwrap();
+    assert!(e.score.fitness.is_finite());
+}

@@ -105,7 +105,11 @@ impl Evaluator {
     /// Loads every model once (dequantized to f32 in memory), reads and tokenizes the texts
     /// and task files. `merge_seed` seeds the random methods (DARE) as `llmtool merge --seed`.
     pub fn new(cfg: EvolveConfig, merge_seed: u64) -> Result<Self, SearchError> {
-        let probe = decode(&cfg, &cfg.initial_genome(), 1);
+        // Any genome references every model; one group avoids needing the layer count yet.
+        let mut one = cfg.clone();
+        one.layer_groups = 1;
+        one.search.x0 = None;
+        let probe = decode(&one, &one.initial_genome(), 1);
         let mc = MergeConfig::parse(&probe.yaml, &cfg.origin)?;
         let cache = InputCache::load(&mc)?;
         let md = cache.metadata(0);
