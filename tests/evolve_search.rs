@@ -125,8 +125,8 @@ fn search_finds_the_landscape_optimum() {
     eprintln!("scan optimum r* = {r_star}, fitness {f_star}; edges {f_edge}");
     assert!(f_star > f_edge + 0.05, "the perturbation must hurt: optimum {f_star} vs edges {f_edge}");
     let out = st.dir.join("out");
-    let state = run_search(&ev, &out, &SearchOptions { resume: false, quiet: true, max_generations_this_run: None })
-        .unwrap();
+    let state =
+        run_search(&ev, &out, &SearchOptions { resume: false, quiet: true, max_generations_this_run: None }).unwrap();
     assert_eq!(state.history.len(), 36);
     let best = state.best().unwrap();
     let r = r_of(&best.genome);
@@ -145,16 +145,21 @@ fn search_finds_the_landscape_optimum() {
 fn resume_continues_like_the_uninterrupted_run() {
     let st = setup();
     let ev = Evaluator::new(config(&st.dir, 24), 0).unwrap();
-    let full = run_search(&ev, &st.dir.join("full"), &SearchOptions { resume: false, quiet: true, max_generations_this_run: None })
-        .unwrap();
+    let full = run_search(
+        &ev,
+        &st.dir.join("full"),
+        &SearchOptions { resume: false, quiet: true, max_generations_this_run: None },
+    )
+    .unwrap();
     let part = st.dir.join("part");
-    let first = run_search(&ev, &part, &SearchOptions { resume: false, quiet: true, max_generations_this_run: Some(2) })
-        .unwrap();
+    let first =
+        run_search(&ev, &part, &SearchOptions { resume: false, quiet: true, max_generations_this_run: Some(2) })
+            .unwrap();
     assert_eq!(first.history.len(), 12);
     // A fresh evaluator, as a new process would have.
     let ev2 = Evaluator::new(config(&st.dir, 24), 0).unwrap();
-    let resumed = run_search(&ev2, &part, &SearchOptions { resume: true, quiet: true, max_generations_this_run: None })
-        .unwrap();
+    let resumed =
+        run_search(&ev2, &part, &SearchOptions { resume: true, quiet: true, max_generations_this_run: None }).unwrap();
     assert_eq!(resumed.history.len(), full.history.len());
     for (a, b) in full.history.iter().zip(&resumed.history) {
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();

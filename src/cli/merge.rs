@@ -17,8 +17,8 @@ use super::pass_eval::{evaluate_pass, PassEvalArgs};
 use crate::evolve::search::{self, run_search, Evaluator, SearchOptions};
 use crate::evolve::EvolveConfig;
 use crate::merge::config::MergeConfig;
-use crate::merge::memory::merge_in_memory;
 use crate::merge::inputs::{FileInputs, InputTensors};
+use crate::merge::memory::merge_in_memory;
 use crate::merge::plan::plan;
 use crate::merge::source::MergedSource;
 

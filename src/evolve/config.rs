@@ -201,15 +201,18 @@ impl EvolveConfig {
 
     /// Parses YAML text; relative paths resolve against `dir`, then the current directory.
     pub fn parse(text: &str, origin: &str, dir: Option<&Path>) -> Result<Self, EvolveConfigError> {
-        let raw: RawConfig =
-            yaml_serde::from_str(text).map_err(|e| EvolveConfigError::Yaml { origin: origin.into(), msg: e.to_string() })?;
-        let bad = |key: &str, reason: String| EvolveConfigError::Invalid { origin: origin.into(), key: key.into(), reason };
-        let method = MergeMethod::from_name(&raw.merge_method)
-            .filter(|m| method_params(*m).is_some())
-            .ok_or_else(|| {
+        let raw: RawConfig = yaml_serde::from_str(text)
+            .map_err(|e| EvolveConfigError::Yaml { origin: origin.into(), msg: e.to_string() })?;
+        let bad =
+            |key: &str, reason: String| EvolveConfigError::Invalid { origin: origin.into(), key: key.into(), reason };
+        let method =
+            MergeMethod::from_name(&raw.merge_method).filter(|m| method_params(*m).is_some()).ok_or_else(|| {
                 bad(
                     "merge_method",
-                    format!("'{}' is not searchable (expected linear, task_arithmetic, ties, dare_ties or slerp)", raw.merge_method),
+                    format!(
+                        "'{}' is not searchable (expected linear, task_arithmetic, ties, dare_ties or slerp)",
+                        raw.merge_method
+                    ),
                 )
             })?;
         let params = method_params(method).unwrap_or(&[]);
@@ -273,7 +276,10 @@ impl EvolveConfig {
         }
         for (i, t) in raw.fitness.perplexity.iter().enumerate() {
             if !t.weight.is_finite() {
-                return Err(bad(&format!("fitness.perplexity[{i}].weight"), format!("must be finite, found {}", t.weight)));
+                return Err(bad(
+                    &format!("fitness.perplexity[{i}].weight"),
+                    format!("must be finite, found {}", t.weight),
+                ));
             }
         }
         if raw.eval.ctx < 8 {
@@ -293,7 +299,11 @@ impl EvolveConfig {
             return Err(bad("search.population", "must be at least 2".into()));
         }
         if let Some(x0) = &s.x0 {
-            let n = if method == MergeMethod::Slerp { raw.layer_groups } else { raw.layer_groups * raw.models.len() * evolve.len() };
+            let n = if method == MergeMethod::Slerp {
+                raw.layer_groups
+            } else {
+                raw.layer_groups * raw.models.len() * evolve.len()
+            };
             if x0.len() != n || x0.iter().any(|x| !x.is_finite()) {
                 return Err(bad("search.x0", format!("expected {n} finite numbers (the genome length), found {x0:?}")));
             }

@@ -38,7 +38,8 @@ fn q(p: &Path) -> String {
 
 fn model_label(p: &Path, i: usize) -> String {
     let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let clean: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let clean: String =
+        stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
     format!("m{i}_{clean}")
 }
 
@@ -85,9 +86,9 @@ pub fn decode(cfg: &EvolveConfig, genome: &[f64], n_layers: usize) -> Decoded {
     if let Some(b) = &cfg.base_model {
         let _ = writeln!(y, "base_model: {}", q(b));
     }
-    let normalize = cfg
-        .normalize
-        .or(matches!(cfg.method, MergeMethod::Linear | MergeMethod::Ties | MergeMethod::DareTies).then_some(true));
+    let normalize =
+        cfg.normalize
+            .or(matches!(cfg.method, MergeMethod::Linear | MergeMethod::Ties | MergeMethod::DareTies).then_some(true));
     if let Some(n) = normalize {
         let _ = writeln!(y, "parameters:\n  normalize: {n}");
     }
@@ -120,8 +121,11 @@ pub fn decode(cfg: &EvolveConfig, genome: &[f64], n_layers: usize) -> Decoded {
             let _ = writeln!(y, "  - sources:");
             for m in 0..n_models {
                 let p = model_params(g, m, &mut params);
-                let _ =
-                    writeln!(y, "      - model: {}\n        layer_range: [{lo}, {hi}]\n        parameters: {p}", q(&cfg.models[m]));
+                let _ = writeln!(
+                    y,
+                    "      - model: {}\n        layer_range: [{lo}, {hi}]\n        parameters: {p}",
+                    q(&cfg.models[m])
+                );
             }
             if let Some(b) = cfg.base_model.as_ref().filter(|b| !cfg.models.contains(b)) {
                 let _ = writeln!(y, "      - model: {}\n        layer_range: [{lo}, {hi}]", q(b));

@@ -151,8 +151,12 @@ impl Evaluator {
         let mut components = Vec::new();
         let bos = self.tok.bos().filter(|_| self.tok.add_bos());
         for (path, weight, tokens) in &self.ppl {
-            let opts =
-                PplOptions { n_ctx: self.cfg.eval.ctx, n_chunks: Some(self.cfg.eval.chunks), batch: self.cfg.eval.ctx, bos };
+            let opts = PplOptions {
+                n_ctx: self.cfg.eval.ctx,
+                n_chunks: Some(self.cfg.eval.chunks),
+                batch: self.cfg.eval.ctx,
+                bos,
+            };
             let r = perplexity(model, tokens, &opts, |_| {})
                 .map_err(|e| SearchError::Ppl { path: path.clone(), msg: e.to_string() })?;
             let c = if r.ppl.is_finite() { -weight * r.ppl.ln() } else { f64::NEG_INFINITY };
@@ -300,7 +304,8 @@ pub fn history_csv(state: &SearchState) -> String {
 }
 
 fn write_outputs(dir: &Path, state: &SearchState) -> Result<(), SearchError> {
-    let json = serde_json::to_vec_pretty(state).map_err(|e| SearchError::Io { path: dir.join(CHECKPOINT), msg: e.to_string() })?;
+    let json = serde_json::to_vec_pretty(state)
+        .map_err(|e| SearchError::Io { path: dir.join(CHECKPOINT), msg: e.to_string() })?;
     write_atomic(&dir.join(CHECKPOINT), &json)?;
     write_atomic(&dir.join("history.csv"), history_csv(state).as_bytes())?;
     let svg = fitness_svg(&state.stats, "merge --evolve: fitness per generation", "fitness (higher is better)");
