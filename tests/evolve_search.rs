@@ -258,3 +258,51 @@ fn layer_groups_give_one_parameter_set_per_group_of_layers() {
     let e = ev.evaluate(&[0.5, 0.5, 0.5, 0.5]).unwrap();
     assert!(e.score.fitness.is_finite());
 }
+
+/// A fitness of a task (acc_norm) and a perplexity term: the components the search records for
+/// its best candidate equal what `llmtool eval` and `llmtool perplexity` say of `best.gguf`,
+/// and the fitness is their weighted sum (−ln PPL for the text).
+#[test]
+fn task_and_perplexity_fitness_match_the_eval_commands() {
+    let st = setup();
+    let task = root().join("examples/tasks/continuation.jsonl");
+    let y = format!(
+        "merge_method: linear\nmodels: [a, b]\nfitness:\n  tasks: [{{file: {}, metric: acc_norm, weight: 2.0}}]\n  \
+         perplexity: [{{file: text.txt, weight: 0.5}}]\neval: {{ctx: 64, chunks: 2}}\n\
+         search: {{max_evals: 6, population: 6, sigma: 0.3, seed: 2}}\n",
+        task.display()
+    );
+    let cfg = st.dir.join("tp.yml");
+    std::fs::write(&cfg, y).unwrap();
+    let out = st.dir.join("tp");
+    llmtool_ok(&["merge", "--evolve", "-q", s(&cfg), s(&out)]);
+    let state: llmtool::evolve::SearchState =
+        serde_json::from_slice(&std::fs::read(out.join("checkpoint.json")).unwrap()).unwrap();
+    let best = state.best().unwrap();
+    let c = &best.score.components;
+    assert_eq!(c.len(), 2);
+    let best_gguf = out.join("best.gguf");
+    let o = llmtool_ok(&["eval", s(&best_gguf), "--task", s(&task), "--json", "--quiet"]);
+    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let acc_norm = rep["overall"]["acc_norm"]["value"].as_f64().unwrap();
+    let ci = c.iter().find(|c| c.name.starts_with("acc_norm:")).unwrap();
+    assert_eq!(ci.value, acc_norm);
+    let o = llmtool_ok(&[
+        "perplexity",
+        s(&best_gguf),
+        "--text",
+        s(&st.dir.join("text.txt")),
+        "--ctx",
+        "64",
+        "--chunks",
+        "2",
+        "--json",
+        "--quiet",
+    ]);
+    let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ppl = p["ppl"].as_f64().unwrap();
+    let cp = c.iter().find(|c| c.name.starts_with("ppl:")).unwrap();
+    assert!((cp.value / ppl - 1.0).abs() < 1e-9, "search {} vs perplexity command {ppl}", cp.value);
+    let want = 2.0 * acc_norm - 0.5 * ppl.ln();
+    assert!((best.score.fitness - want).abs() < 1e-9, "fitness {} vs {want}", best.score.fitness);
+}
