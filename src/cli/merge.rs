@@ -1,6 +1,10 @@
 //! `llmtool merge CONFIG.yml OUT`: a mergekit YAML configuration over local HF dirs and GGUF
 //! files (quantized inputs are dequantized per tensor), written as a GGUF file or an HF dir,
 //! tensor by tensor (`crate::merge`).
+//!
+//! `llmtool merge --evolve EVOLVE.yml OUT_DIR [--resume]`: the evolutionary search
+//! (`crate::evolve`); OUT_DIR receives `best.yml`, `best.gguf`, `history.csv`, `fitness.svg`
+//! and `checkpoint.json`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -10,8 +14,11 @@ use llmtool_formats::atomic::check_output_not_input;
 
 use super::output::{write_model, OutFormat, OutputOptions};
 use super::pass_eval::{evaluate_pass, PassEvalArgs};
+use crate::evolve::search::{self, run_search, Evaluator, SearchOptions};
+use crate::evolve::EvolveConfig;
 use crate::merge::config::MergeConfig;
 use crate::merge::inputs::{FileInputs, InputTensors};
+use crate::merge::memory::merge_in_memory;
 use crate::merge::plan::plan;
 use crate::merge::source::MergedSource;
 
@@ -22,10 +29,16 @@ pub const DEFAULT_SEED: u64 = 0x6c6c_6d74_6f6f_6c00;
 #[derive(clap::Args, Debug)]
 pub struct MergeArgs {
     /// mergekit YAML configuration. Model paths are local HF dirs or GGUF files, relative to
-    /// the config file's directory, then to the current directory.
+    /// the config file's directory, then to the current directory. With --evolve: EVOLVE.yml.
     pub config: PathBuf,
-    /// Output: a `.gguf` file, or an HF model directory.
+    /// Output: a `.gguf` file, or an HF model directory. With --evolve: the output directory.
     pub output: PathBuf,
+    /// Evolutionary search (CMA-ES) over merge parameters as EVOLVE.yml says.
+    #[arg(long)]
+    pub evolve: bool,
+    /// With --evolve: continue from OUT_DIR/checkpoint.json.
+    #[arg(long, requires = "evolve")]
+    pub resume: bool,
     /// Output format (default: GGUF for a `.gguf` path, else an HF dir).
     #[arg(long, value_name = "FORMAT")]
     pub to: Option<OutFormat>,
@@ -44,6 +57,9 @@ pub struct MergeArgs {
 }
 
 pub fn run(args: MergeArgs) -> Result<()> {
+    if args.evolve {
+        return run_evolve(&args);
+    }
     let started = Instant::now();
     let config = MergeConfig::load(&args.config)?;
     let inputs = FileInputs::open(&config)?;
@@ -93,5 +109,60 @@ pub fn run(args: MergeArgs) -> Result<()> {
         .collect();
     let with_roles: Vec<(&str, &Path)> = roles.iter().map(String::as_str).zip(path_refs.iter().copied()).collect();
     evaluate_pass("merge", &args.eval, &with_roles, reference, &args.output, args.quiet)?;
+    Ok(())
+}
+
+/// `merge --evolve EVOLVE.yml OUT_DIR`: search, then write the best recipe and model.
+fn run_evolve(args: &MergeArgs) -> Result<()> {
+    let cfg = EvolveConfig::load(&args.config)?;
+    let seed = args.seed.or(cfg.search.merge_seed).unwrap_or(DEFAULT_SEED);
+    let out = &args.output;
+    if out.exists() && !out.is_dir() {
+        anyhow::bail!("{}: --evolve writes into a directory, and this is a file", out.display());
+    }
+    if out.join(search::CHECKPOINT).exists() && !args.resume && !args.force {
+        anyhow::bail!(
+            "{}: holds a search checkpoint; pass --resume to continue it or --force to start over",
+            out.display()
+        );
+    }
+    let t0 = Instant::now();
+    let ev = Evaluator::new(cfg, seed).with_context(|| format!("preparing {}", args.config.display()))?;
+    if !args.quiet {
+        eprintln!(
+            "evolve: {} models cached ({:.1} MiB f32) in {:.1} s; genome of {} values",
+            ev.cfg.models.len() + ev.cfg.base_model.iter().filter(|b| !ev.cfg.models.contains(b)).count(),
+            ev.cache.resident_bytes() as f64 / 1048576.0,
+            t0.elapsed().as_secs_f64(),
+            ev.cfg.genome_len()
+        );
+    }
+    let opts = SearchOptions { resume: args.resume, quiet: args.quiet, max_generations_this_run: None };
+    let state = run_search(&ev, out, &opts)?;
+    let best = state.best().context("the search evaluated no candidate (budget 0?)")?;
+    let (decoded, mc) = ev.decode(&best.genome)?;
+    let header = format!(
+        "# best of {} evaluations by `llmtool merge --evolve {}` (fitness {:?}; merge with --seed {seed})\n",
+        state.history.len(),
+        args.config.display(),
+        best.score.fitness
+    );
+    let recipe = out.join("best.yml");
+    std::fs::write(&recipe, format!("{header}{}", decoded.yaml)).with_context(|| recipe.display().to_string())?;
+    let merged = merge_in_memory(&mc, &ev.cache, seed)?;
+    let model_path = out.join("best.gguf");
+    let oopts = OutputOptions { force: true, quiet: args.quiet, label: "merge", shard_size: None };
+    write_model(merged.arch, &merged.metadata, &merged.tensors, None, &model_path, OutFormat::Gguf, &oopts)?;
+    if !args.quiet {
+        eprintln!(
+            "evolve: {} evaluations in {:.1} s; best fitness {:.6} ({}) -> {}, {}",
+            state.history.len(),
+            state.elapsed,
+            best.score.fitness,
+            best.score.components.iter().map(|c| format!("{} {:.4}", c.name, c.value)).collect::<Vec<_>>().join(", "),
+            recipe.display(),
+            model_path.display()
+        );
+    }
     Ok(())
 }

@@ -4,6 +4,7 @@ mod build;
 mod chatvector;
 mod convert;
 mod eval;
+mod eval_candidate;
 mod generate;
 mod inspect;
 mod lora;
@@ -14,6 +15,9 @@ mod perplexity;
 mod quantize;
 
 use clap::{Parser, Subcommand};
+
+/// The merge seed when `--seed` is not given (`merge`, `merge --evolve`, `eval-candidate`).
+pub use merge::DEFAULT_SEED as MERGE_DEFAULT_SEED;
 
 #[derive(Parser, Debug)]
 #[command(name = "llmtool", version, about = "Convert, quantize, merge and validate LLM weights (GGUF / safetensors)")]
@@ -44,6 +48,8 @@ enum Command {
     Lora(lora::LoraArgs),
     /// Multiple-choice tasks (JSON lines) scored by log-likelihood like lm-eval's acc / acc_norm.
     Eval(eval::EvalArgs),
+    /// Fitness of one genome of a `merge --evolve` search (a worker for distributed searches).
+    EvalCandidate(eval_candidate::EvalCandidateArgs),
 }
 
 /// Parses `std::env::args` and runs the chosen subcommand.
@@ -74,6 +80,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Merge(args) => merge::run(args),
         Command::Lora(args) => lora::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::EvalCandidate(args) => eval_candidate::run(args),
     }
 }
 

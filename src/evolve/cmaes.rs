@@ -68,7 +68,7 @@ pub enum StopReason {
 }
 
 /// Exact (de)serialization of floats as shortest round-trip strings ("0.1", "1e-300", "inf").
-mod exact {
+pub mod exact {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {

@@ -1,9 +1,15 @@
-//! Building blocks of the evolutionary merge search (`merge --evolve`): the search strategy
-//! ([`cmaes`]: CMA-ES with ask/tell and exact checkpoints) and the fitness chart ([`plot`]).
+//! The evolutionary merge search (`merge --evolve`): the search strategy ([`cmaes`]: CMA-ES
+//! with ask/tell and exact checkpoints), the EVOLVE.yml schema ([`config`]), genome decoding
+//! into mergekit configurations ([`genome`]), the search loop with in-memory merges and
+//! checkpoints ([`search`]) and the fitness chart ([`plot`]).
 
 pub mod cmaes;
+pub mod config;
+pub mod genome;
+pub mod plot;
+pub mod search;
 
 pub use cmaes::{Cmaes, CmaesError, CmaesOptions, StopReason};
-pub mod plot;
-
+pub use config::EvolveConfig;
 pub use plot::{fitness_svg, GenerationStat};
+pub use search::{run_search, Evaluator, SearchOptions, SearchState};

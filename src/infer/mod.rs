@@ -93,8 +93,13 @@ impl<'a> InferModel<'a> {
     /// Reads the configuration and maps every weight (norms and biases decoded to f32,
     /// matrices kept as stored).
     pub fn load(model: &'a Model) -> Result<Self, InferError> {
-        let src: &'a dyn TensorSource = model.tensors.as_ref();
-        let cfg = InferConfig::from_metadata(&model.metadata, src.tensor_infos())?;
+        Self::from_source(&model.metadata, model.tensors.as_ref())
+    }
+
+    /// Like [`Self::load`] over any tensor source (e.g. a model merged in memory); weights the
+    /// source returns owned are kept by their [`Weight`].
+    pub fn from_source(metadata: &llmtool_formats::Metadata, src: &'a dyn TensorSource) -> Result<Self, InferError> {
+        let cfg = InferConfig::from_metadata(metadata, src.tensor_infos())?;
         let (d, qd, kvd, ff) = (cfg.n_embd, cfg.q_dim(), cfg.kv_dim(), cfg.n_ff);
         let vec =
             |name: &str, n: usize| -> Result<Vec<f32>, InferError> { Weight::load(src, name, n, 1)?.to_f32_vec() };
