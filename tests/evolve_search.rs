@@ -7,44 +7,16 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use common::variant::{read_st_f32 as read_st, write_st_f32 as write_st};
 use common::*;
 use llmtool::evolve::search::{run_search, Evaluator, SearchOptions};
 use llmtool::evolve::EvolveConfig;
 use llmtool_formats::TensorSource;
-use safetensors::{Dtype, SafeTensors};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
-
-fn read_st(path: &Path) -> Tensors {
-    let bytes = std::fs::read(path).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let mut out = Tensors::new();
-    for name in st.names() {
-        let t = st.tensor(name).unwrap();
-        assert_eq!(t.dtype(), Dtype::F32, "{name}");
-        let data = t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-        out.insert(name.to_string(), (t.shape().to_vec(), data));
-    }
-    out
-}
-
-fn write_st(path: &Path, tensors: &Tensors) {
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
-        .iter()
-        .map(|(n, (shape, d))| (n.clone(), d.iter().flat_map(|x| x.to_le_bytes()).collect(), shape.clone()))
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
-        .iter()
-        .map(|(n, b, shape)| (n.clone(), safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), b).unwrap()))
-        .collect();
-    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
 }
 
 /// Writes W + sign·δ as an HF dir (δ uniform in ±amp·|scale| per tensor, seeded; δ is the

@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use common::variant::{read_st_f32 as read_st, write_st_f32 as write_st, TensorsF32 as Tensors};
 use common::*;
 use llmtool::merge::config::MergeConfig;
-use safetensors::{Dtype, SafeTensors};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -30,39 +29,6 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         ((self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1u64 << 24) as f32) - 0.5
     }
-}
-
-type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
-
-fn read_st(path: &Path) -> Tensors {
-    let bytes = std::fs::read(path).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let mut out = Tensors::new();
-    for name in st.names() {
-        let t = st.tensor(name).unwrap();
-        let data: Vec<f32> = match t.dtype() {
-            Dtype::F32 => t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
-            Dtype::F16 => {
-                t.data().chunks_exact(2).map(|c| half::f16::from_le_bytes(c.try_into().unwrap()).to_f32()).collect()
-            }
-            other => panic!("{name}: unexpected dtype {other:?}"),
-        };
-        out.insert(name.to_string(), (t.shape().to_vec(), data));
-    }
-    out
-}
-
-fn write_st(path: &Path, tensors: &Tensors) {
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
-        .iter()
-        .map(|(n, (shape, d))| (n.clone(), d.iter().flat_map(|x| x.to_le_bytes()).collect(), shape.clone()))
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
-        .iter()
-        .map(|(n, b, shape)| (n.clone(), safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), b).unwrap()))
-        .collect();
-    let out = safetensors::serialize(views, None).unwrap();
-    std::fs::write(path, out).unwrap();
 }
 
 /// A variant of the llama fixture with `n_layers` layers (layer i from fixture layer i % 2),

@@ -83,3 +83,38 @@ pub fn perturbed(src: &Path, dst: &Path, seed: u64, scale: f64) {
     let mut rng = Rng(seed);
     write_variant(src, dst, |_, _, v| v.iter_mut().for_each(|x| *x += scale * rng.unit()), |_| {});
 }
+
+/// Safetensors tensors as f32: name → (PyTorch shape, values).
+pub type TensorsF32 = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// Every tensor of a safetensors file (F32 or F16) as f32.
+pub fn read_st_f32(path: &Path) -> TensorsF32 {
+    let bytes = std::fs::read(path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut out = TensorsF32::new();
+    for name in st.names() {
+        let t = st.tensor(name).unwrap();
+        let data: Vec<f32> = match t.dtype() {
+            Dtype::F32 => t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+            Dtype::F16 => {
+                t.data().chunks_exact(2).map(|c| half::f16::from_le_bytes(c.try_into().unwrap()).to_f32()).collect()
+            }
+            other => panic!("{name}: unexpected dtype {other:?}"),
+        };
+        out.insert(name.to_string(), (t.shape().to_vec(), data));
+    }
+    out
+}
+
+/// Writes `tensors` as an F32 safetensors file.
+pub fn write_st_f32(path: &Path, tensors: &TensorsF32) {
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .iter()
+        .map(|(n, (shape, d))| (n.clone(), d.iter().flat_map(|x| x.to_le_bytes()).collect(), shape.clone()))
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
+        .iter()
+        .map(|(n, b, shape)| (n.clone(), safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), b).unwrap()))
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
