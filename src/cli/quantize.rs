@@ -170,7 +170,8 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     drop(source);
     drop(model);
     if let Some(text) = &args.validate {
-        let v = super::perplexity::validate(
+        // The output against the input on the input's tokenization (shared with --eval-text).
+        let r = &super::pass_eval::measure_kld(
             &args.input,
             &args.output,
             text,
@@ -178,11 +179,10 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
             args.validate_chunks,
             args.quiet,
         )?;
-        let r = &v.result;
         let increase = 100.0 * (r.ppl / r.ppl_base - 1.0);
         println!(
             "validation on {} ({} windows of {} tokens, {} scored):",
-            v.text.display(),
+            text.display(),
             r.n_chunks,
             args.validate_ctx,
             r.n_tokens
