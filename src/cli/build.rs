@@ -163,8 +163,11 @@ fn plan(loaded: &Loaded, memo: &mut HashMemo, start_hash: &Hash) -> Result<Vec<P
             }
             Step::Merge(m) => {
                 reads.push(("config".into(), memo.hash_path(m.config())?));
+                // Parsed by the merge command's own parser: a bad config fails before any work.
                 let resolved = resolve_merge_config(loaded, m.config(), &prev_path)?;
-                for (j, model) in referenced_models(&resolved).iter().enumerate() {
+                let origin = m.config().display().to_string();
+                let merge = crate::merge::config::MergeConfig::parse(&yaml_serde::to_string(&resolved)?, &origin)?;
+                for (j, model) in merge.referenced_models().iter().enumerate() {
                     let h = if Path::new(model) == prev_path {
                         prev_hash.clone()
                     } else {
@@ -399,31 +402,6 @@ fn resolve_merge_config(loaded: &Loaded, config: &Path, current: &Path) -> Resul
     }
     walk(&mut v, &resolve);
     Ok(v)
-}
-
-/// Every model path a resolved merge config names, in order, without repeats.
-fn referenced_models(v: &yaml_serde::Value) -> Vec<String> {
-    fn walk(v: &yaml_serde::Value, out: &mut Vec<String>) {
-        match v {
-            yaml_serde::Value::Mapping(m) => {
-                for (k, val) in m {
-                    match (k.as_str(), val) {
-                        (Some("model") | Some("base_model"), yaml_serde::Value::String(s)) => {
-                            if !out.contains(s) {
-                                out.push(s.clone())
-                            }
-                        }
-                        _ => walk(val, out),
-                    }
-                }
-            }
-            yaml_serde::Value::Sequence(s) => s.iter().for_each(|x| walk(x, out)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    walk(v, &mut out);
-    out
 }
 
 fn read_figures(path: &Path) -> Option<Figures> {
