@@ -222,14 +222,15 @@ fn extra_files_rule() {
     assert_eq!(names, ["LICENSE", "README.md", "chat_template.jinja", "merges.txt", "tokenizer.model", "vocab.json"]);
 }
 
-/// A tiny model saved by transformers (sharded) is read, written back by us (same shard
-/// size), and transformers loads ours to identical weights and config.
+/// A tiny model saved by transformers (sharded; tests/data/hf_tiny, made by
+/// tests/data/gen_hf_tiny.py) is read, written back by us (same shard size), and ours holds the
+/// same model: transformers' AutoConfig derives the same config, and the `safetensors`
+/// package reads the same tensors byte for byte (tests/judges/hf_compare.py, no torch).
 #[test]
 fn transformers_sharded_model_roundtrip() {
     let d = tempfile::tempdir().unwrap();
-    let judge = format!("{}/tests/judges/hf_tiny.py", env!("CARGO_MANIFEST_DIR"));
-    let src = d.path().join("src");
-    python(&[&judge, "save", src.to_str().unwrap()]);
+    let judge = format!("{}/tests/judges/hf_compare.py", env!("CARGO_MANIFEST_DIR"));
+    let src = std::path::PathBuf::from(format!("{}/tests/data/hf_tiny", env!("CARGO_MANIFEST_DIR")));
     let hf = HfDir::open(&src).unwrap();
     assert!(hf.weights.index_path().is_some(), "transformers wrote a sharded set");
     assert!(hf.weights.shards().len() > 1);
@@ -265,6 +266,6 @@ fn transformers_sharded_model_roundtrip() {
     for f in ["config.json", "generation_config.json"] {
         assert_eq!(fs::read(target.join(f)).unwrap(), fs::read(src.join(f)).unwrap(), "{f}");
     }
-    let res = python(&[&judge, "compare", src.to_str().unwrap(), target.to_str().unwrap()]);
+    let res = python(&[&judge, src.to_str().unwrap(), target.to_str().unwrap()]);
     assert_eq!(res.trim(), format!("same {}", w.tensors().len()));
 }

@@ -25,7 +25,7 @@ fn judge(script: &str, args: &[&str]) -> String {
         .unwrap_or_else(|e| panic!("python3 is required for the safetensors judges: {e}"));
     assert!(
         out.status.success(),
-        "judge {script} failed (are python3 `safetensors`, `torch` installed?):\n{}",
+        "judge {script} failed (are python3 `safetensors`, `numpy`, `ml_dtypes` installed?):\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()

@@ -1,5 +1,6 @@
 #![allow(clippy::excessive_precision)] // near-tie test values are written out in full on purpose
-//! f16/bf16 conversion against numpy (f16) and torch (bf16), and convert_bytes paths.
+//! f16/bf16 conversion against numpy (f16) and ml_dtypes (bf16, numpy's bfloat16 dtype), and
+//! convert_bytes paths.
 
 mod common;
 
@@ -65,7 +66,7 @@ fn same(a: u16, b: u16, nan_exp: u16) -> bool {
 }
 
 #[test]
-fn f32_to_f16_and_bf16_match_numpy_and_torch() {
+fn f32_to_f16_and_bf16_match_numpy_and_ml_dtypes() {
     let dir = tempfile::tempdir().unwrap();
     let vals = values();
     let inp = dir.path().join("in.f32");
@@ -106,7 +107,7 @@ fn f32_to_f16_and_bf16_match_numpy_and_torch() {
 }
 
 #[test]
-fn every_f16_and_bf16_pattern_decodes_like_numpy_and_torch() {
+fn every_f16_and_bf16_pattern_decodes_like_numpy_and_ml_dtypes() {
     let dir = tempfile::tempdir().unwrap();
     let (o16, obf) = (dir.path().join("f16.f32"), dir.path().join("bf16.f32"));
     judge("convert.py", &["decode", o16.to_str().unwrap(), obf.to_str().unwrap()]);

@@ -1,29 +1,39 @@
 #!/usr/bin/env python3
 """Judge: read a safetensors file (or a sharded set via its index.json) with the PyPI
-`safetensors` package and print, as JSON, the metadata and every tensor's dtype, shape and
-raw bytes (hex). framework="pt" so that BF16 is readable (numpy has no bfloat16)."""
+`safetensors` package's numpy API and print, as JSON, the metadata and every tensor's dtype,
+shape and raw bytes (hex). BF16 reads as ml_dtypes.bfloat16 (importing ml_dtypes registers
+numpy's "bfloat16" dtype, which safetensors' numpy backend asks for)."""
 import json
 import os
 import sys
 
-import torch
+import ml_dtypes  # noqa: F401  (registers the bfloat16 dtype with numpy)
+import numpy as np
 from safetensors import safe_open
 
+# safetensors dtype name -> the numpy dtype its numpy API must hand back.
+NP_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16,
+             "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8, "U64": np.uint64,
+             "U32": np.uint32, "U16": np.uint16, "U8": np.uint8, "BOOL": np.bool_}
 
-def raw_bytes(t):
-    t = t.contiguous().reshape(-1)
-    return t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
+
+def raw_bytes(a):
+    return np.ascontiguousarray(a).tobytes()
 
 
 def dump_file(path, out):
-    with safe_open(path, framework="pt") as f:
+    with safe_open(path, framework="np") as f:
         meta = f.metadata()
         for name in f.keys():
             sl = f.get_slice(name)
+            dtype = sl.get_dtype()
+            a = f.get_tensor(name)
+            assert a.dtype == np.dtype(NP_DTYPES[dtype]), (name, dtype, a.dtype)
+            assert list(a.shape) == list(sl.get_shape()), (name, a.shape, sl.get_shape())
             out[name] = {
-                "dtype": sl.get_dtype(),
+                "dtype": dtype,
                 "shape": list(sl.get_shape()),
-                "hex": raw_bytes(f.get_tensor(name)).hex(),
+                "hex": raw_bytes(a).hex(),
                 "file": os.path.basename(path),
             }
     return meta
