@@ -208,11 +208,15 @@ impl Model {
 }
 
 /// The tensors of an HF dir seen under GGUF names and layouts: each GGUF tensor is one HF
-/// tensor with a layout fix (row permutation, Gemma's +1) applied when its bytes are asked for.
+/// tensor with a layout fix (row permutation, Gemma's +1) applied when its bytes are asked for,
+/// after the tensors the architecture computes from config.json (rope factors, F32).
 pub struct HfTensorView {
     weights: llmtool_formats::safetensors::SafetensorsSet,
     infos: Vec<TensorInfo>,
-    /// Per GGUF tensor: the HF tensor it comes from, its info there and the fix to apply.
+    /// The bytes of the computed tensors, which are `infos[..computed.len()]`.
+    computed: Vec<Vec<u8>>,
+    /// Per HF-backed GGUF tensor (`infos[computed.len()..]`): the HF tensor it comes from,
+    /// its info there and the fix to apply.
     plan: Vec<(TensorInfo, TensorFix)>,
 }
 
@@ -225,7 +229,15 @@ impl HfTensorView {
     ) -> Result<Self, ModelError> {
         let mut infos = Vec::new();
         let mut plan = Vec::new();
-        let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        let mut computed = Vec::new();
+        let extra =
+            arch.extra_tensors(config).map_err(|source| ModelError::Arch { path: path.to_path_buf(), source })?;
+        for (name, values) in extra {
+            infos.push(TensorInfo::new(name, GgmlType::F32, vec![values.len() as u64]));
+            computed.push(values.iter().flat_map(|x| x.to_le_bytes()).collect());
+        }
+        let mut seen: std::collections::HashMap<String, String> =
+            infos.iter().map(|t| (t.name.clone(), "(computed from config.json)".to_string())).collect();
         for st in weights.tensors() {
             let Some(map) = arch
                 .hf_to_gguf_tensor(&st.name, config)
@@ -251,7 +263,7 @@ impl HfTensorView {
             infos.push(TensorInfo { name: map.name, ty: out_ty, ne: hf_info.ne.clone() });
             plan.push((hf_info, map.fix));
         }
-        Ok(HfTensorView { weights, infos, plan })
+        Ok(HfTensorView { weights, infos, computed, plan })
     }
 }
 
@@ -266,6 +278,9 @@ impl TensorSource for HfTensorView {
             .iter()
             .position(|t| t.name == name)
             .ok_or_else(|| FormatError::NoSuchTensor(name.to_string()))?;
+        let Some(i) = i.checked_sub(self.computed.len()) else {
+            return Ok(Cow::Borrowed(&self.computed[i]));
+        };
         let (hf_info, fix) = &self.plan[i];
         let bytes =
             self.weights.tensor_data(&hf_info.name).ok_or_else(|| FormatError::NoSuchTensor(hf_info.name.clone()))?;
@@ -278,7 +293,8 @@ impl TensorSource for HfTensorView {
     }
 
     fn release(&self, name: &str) {
-        if let Some(i) = self.infos.iter().position(|t| t.name == name) {
+        if let Some(i) = self.infos.iter().position(|t| t.name == name).and_then(|i| i.checked_sub(self.computed.len()))
+        {
             self.weights.release(&self.plan[i].0.name);
         }
     }

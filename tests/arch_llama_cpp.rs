@@ -225,7 +225,8 @@ fn reference(arch: &str, dir: &std::path::Path) -> Reference {
 fn fixture_conversion_matches_llama_cpp_converter_output() {
     use safetensors::SafeTensors;
     let tmp = tempfile::tempdir().unwrap();
-    for name in ["llama", "phi3", "gemma", "gemma2", "qwen2"] {
+    // llama31: llama3 rope (rope_freqs.weight); phi35 / phi4mini: longrope (+ partial rotary)
+    for name in ["llama", "phi3", "gemma", "gemma2", "qwen2", "llama31", "phi35", "phi4mini"] {
         let dir = root().join("fixtures/models").join(name);
         let cfg: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
         let a = arch::from_hf_config(&cfg).unwrap();
@@ -234,9 +235,13 @@ fn fixture_conversion_matches_llama_cpp_converter_output() {
         // metadata: general.architecture/type, then the <arch>.* keys in order, types, values
         let mut md = Metadata::new();
         a.config_to_metadata(&cfg, &mut md).unwrap();
-        assert_eq!(md.get_str("general.architecture"), Some(name));
+        let gguf_arch = a.gguf_arch();
+        assert_eq!(
+            md.get_str("general.architecture"),
+            r.kv.iter().find(|k| k.0 == "general.architecture").unwrap().2.as_str()
+        );
         assert_eq!(md.get_str("general.type"), r.kv.iter().find(|k| k.0 == "general.type").unwrap().2.as_str());
-        let prefix = format!("{name}.");
+        let prefix = format!("{gguf_arch}.");
         let ours: Vec<(&str, &MetaValue)> = md.iter().filter(|(k, _)| k.starts_with(&prefix)).collect();
         let theirs: Vec<_> = r.kv.iter().filter(|(k, _, _)| k.starts_with(&prefix)).collect();
         assert_eq!(
@@ -274,6 +279,18 @@ fn fixture_conversion_matches_llama_cpp_converter_output() {
                 map.name
             );
             produced.push(map.name);
+        }
+        // tensors computed from config.json (rope factors): F32, the converter's bytes
+        for (ename, values) in a.extra_tensors(&cfg).unwrap() {
+            let want = r.tensors.iter().find(|t| t.name == ename);
+            let want = want.unwrap_or_else(|| panic!("{name}: llama.cpp wrote no {ename}"));
+            assert_eq!((&want.ne, want.ty), (&vec![values.len() as u64], GgmlType::F32), "{name}: {ename}");
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            assert!(
+                bytes == refdata.tensor(&ename).unwrap().data(),
+                "{name}: bytes of {ename} differ from llama.cpp's"
+            );
+            produced.push(ename);
         }
         produced.sort();
         let mut expected: Vec<String> = r.tensors.iter().map(|t| t.name.clone()).collect();

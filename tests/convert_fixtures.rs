@@ -9,7 +9,7 @@ use std::path::Path;
 use common::*;
 use llmtool_formats::hf::HfDir;
 
-const ARCHES: &[&str] = &["llama", "phi3", "gemma", "gemma2", "qwen2"];
+const ARCHES: &[&str] = &["llama", "phi3", "gemma", "gemma2", "qwen2", "llama31", "phi35", "phi4mini"];
 
 fn round_trip(arch: &str) {
     let src = root().join("fixtures/models").join(arch);
@@ -76,6 +76,86 @@ fn gemma2_fixture_round_trips() {
 #[test]
 fn qwen2_fixture_round_trips() {
     round_trip(ARCHES[4]);
+}
+
+#[test]
+fn llama31_fixture_round_trips() {
+    round_trip(ARCHES[5]);
+}
+
+#[test]
+fn phi35_fixture_round_trips() {
+    round_trip(ARCHES[6]);
+}
+
+#[test]
+fn phi4mini_fixture_round_trips() {
+    round_trip(ARCHES[7]);
+}
+
+/// transformers' standardized rope parameters of two HF dirs agree: the same keys, strings
+/// equal, numbers equal to f32 precision (the GGUF stores them as f32), lists elementwise.
+fn assert_rope_parameters_agree(what: &str, orig: &serde_json::Value, back: &serde_json::Value) {
+    use serde_json::Value;
+    let (Some(o), Some(b)) = (orig.as_object(), back.as_object()) else {
+        panic!("{what}: rope parameters {orig} vs {back}");
+    };
+    // transformers 5 keeps unknown extras; the ones that matter are in the original
+    for (k, ov) in o {
+        let bv = b.get(k).unwrap_or_else(|| panic!("{what}: rope parameter {k} lost ({back})"));
+        let close = |x: &Value, y: &Value| match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => x as f32 == y as f32,
+            _ => x == y,
+        };
+        let same = match (ov.as_array(), bv.as_array()) {
+            (Some(x), Some(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| close(x, y)),
+            _ => close(ov, bv),
+        };
+        assert!(same, "{what}: rope parameter {k}: {ov} vs {bv}");
+    }
+}
+
+#[test]
+fn rope_scaling_comes_back_from_our_gguf_and_from_llama_cpp_s() {
+    // GGUF → HF drops the factor tensors and writes rope_scaling (solved from
+    // rope_freqs.weight for llama3; the factor lists for longrope) that transformers'
+    // AutoConfig reads as the original's rope parameters. From our GGUF and from llama.cpp's.
+    let dir = tempfile::tempdir().unwrap();
+    for arch in ["llama31", "phi35", "phi4mini"] {
+        let src = root().join("fixtures/models").join(arch);
+        let orig = judge("st_dump.py", &[src.as_path()]);
+        let ours = dir.path().join(format!("{arch}.gguf"));
+        llmtool_ok(&["convert", "--quiet", src.to_str().unwrap(), ours.to_str().unwrap()]);
+        let theirs = root().join("fixtures/llama_cpp").join(format!("{arch}.gguf"));
+        for (what, gguf) in [("ours", &ours), ("llama.cpp", &theirs)] {
+            let back = dir.path().join(format!("{arch}-{what}"));
+            llmtool_ok(&["convert", "--quiet", gguf.to_str().unwrap(), back.to_str().unwrap()]);
+            let b = HfDir::open(&back).unwrap();
+            assert!(
+                b.weights.tensors().iter().all(|t| !t.name.contains("rope")),
+                "{arch} ({what}): a rope factor tensor reached the HF dir"
+            );
+            let st = judge("st_dump.py", &[back.as_path()]);
+            assert_rope_parameters_agree(
+                &format!("{arch} ({what})"),
+                &orig["config_rope_parameters"],
+                &st["config_rope_parameters"],
+            );
+            // and back to GGUF: the same factor tensors again
+            let again = dir.path().join(format!("{arch}-{what}-again.gguf"));
+            llmtool_ok(&["convert", "--quiet", back.to_str().unwrap(), again.to_str().unwrap()]);
+            let (g0, g1) = (
+                llmtool_formats::gguf::GgufFile::open(gguf).unwrap(),
+                llmtool_formats::gguf::GgufFile::open(&again).unwrap(),
+            );
+            let mut n = 0;
+            for t in g0.tensors.iter().filter(|t| llmtool::arch::is_rope_factor_tensor(&t.name)) {
+                assert!(g0.tensor_data(&t.name) == g1.tensor_data(&t.name), "{arch} ({what}): {} changed", t.name);
+                n += 1;
+            }
+            assert_eq!(n, if arch == "llama31" { 1 } else { 2 }, "{arch} ({what}): factor tensors");
+        }
+    }
 }
 
 /// bf16 rounding of an f32 (round to nearest even), computed here independently of the

@@ -10,7 +10,11 @@ use std::path::Path;
 use llmtool::infer::{InferModel, KvPrecision};
 use llmtool::model::Model;
 
-const ARCHS: [&str; 5] = ["llama", "phi3", "gemma", "gemma2", "qwen2"];
+const ARCHS: [&str; 8] = ["llama", "phi3", "gemma", "gemma2", "qwen2", "llama31", "phi35", "phi4mini"];
+
+/// Fixtures with rope scaling (fixtures/README.md): their expected_logits.json also holds a
+/// `long` text, longer than the longrope fixtures' original context (32).
+const ROPE_SCALED: [&str; 3] = ["llama31", "phi35", "phi4mini"];
 
 /// Bounds on max |Δlogit| per stored weight type. f32 is the 1e-4 (measured: 4e-6 …
 /// 7e-6). With F16/BF16 matrices the products also round the activations to f16/bf16 (ggml's
@@ -130,4 +134,102 @@ fn errors_are_typed() {
     assert!(e.contains("holds only 0 positions"), "{e}");
     let e = m.forward(&[100_000], &mut kv, 0).unwrap_err().to_string();
     assert!(e.contains("out of range"), "{e}");
+}
+
+fn expected_long(arch: &str) -> (Vec<u32>, Vec<f32>) {
+    let path = common::root().join("fixtures/models").join(arch).join("expected_logits.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let long = &v["long"];
+    let ids = long["input_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+    let logits = long["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32))
+        .collect();
+    (ids, logits)
+}
+
+/// Logits of `ids` with a KV cache of `cap` positions (the context longrope chooses by).
+fn logits_with_cap(m: &InferModel<'_>, ids: &[u32], cap: usize) -> Vec<f32> {
+    let mut kv = m.new_cache(cap);
+    m.forward(ids, &mut kv, 0).unwrap()
+}
+
+#[test]
+fn rope_scaled_long_texts_match_transformers() {
+    // HF dir, our GGUF and llama.cpp's GGUF: rope factors applied as ggml does. For longrope
+    // the 72-token text runs in a 72-position context > original 32: long factors, which is
+    // also transformers' choice (its sequence length 72 > 32).
+    let tmp = tempfile::tempdir().unwrap();
+    for arch in ROPE_SCALED {
+        let (ids, want) = expected_long(arch);
+        let dir = common::root().join("fixtures/models").join(arch);
+        let gguf = tmp.path().join(format!("{arch}.gguf"));
+        common::llmtool_ok(&["convert", dir.to_str().unwrap(), gguf.to_str().unwrap(), "--quiet"]);
+        let reference = common::root().join("fixtures/llama_cpp").join(format!("{arch}.gguf"));
+        for (what, path) in [("HF", dir.as_path()), ("GGUF", gguf.as_path()), ("llama.cpp GGUF", reference.as_path())] {
+            let got = logits_of(path, &ids);
+            let d = max_abs_diff(&got, &want);
+            eprintln!("{arch} long text {what}: max |Δlogit| = {d:.3e}");
+            assert!(d <= TOL_F32, "{arch} long text {what}: max |Δlogit| = {d} > {TOL_F32}");
+        }
+    }
+}
+
+/// A tensor source without the rope factor tensors (the model as if they were ignored).
+struct WithoutRopeFactors<'a> {
+    inner: &'a dyn llmtool_formats::TensorSource,
+    infos: Vec<llmtool_formats::TensorInfo>,
+}
+
+impl llmtool_formats::TensorSource for WithoutRopeFactors<'_> {
+    fn tensor_infos(&self) -> &[llmtool_formats::TensorInfo] {
+        &self.infos
+    }
+    fn tensor_bytes(&self, name: &str) -> Result<std::borrow::Cow<'_, [u8]>, llmtool_formats::FormatError> {
+        self.inner.tensor_bytes(name)
+    }
+    fn release(&self, name: &str) {
+        self.inner.release(name)
+    }
+}
+
+#[test]
+fn llama3_rope_factors_change_the_logits_far_beyond_the_tolerance() {
+    // Not vacuous: the same model without rope_freqs.weight is far from transformers.
+    let dir = common::root().join("fixtures/models/llama31");
+    let (ids, want) = expected_long("llama31");
+    let model = Model::open(&dir).unwrap();
+    assert!(model.tensors.tensor_info("rope_freqs.weight").is_some());
+    let src = WithoutRopeFactors {
+        inner: model.tensors.as_ref(),
+        infos: model.tensors.tensor_infos().iter().filter(|t| t.name != "rope_freqs.weight").cloned().collect(),
+    };
+    let plain = InferModel::from_source(&model.metadata, &src).unwrap();
+    let d = max_abs_diff(&logits_with_cap(&plain, &ids, ids.len()), &want);
+    eprintln!("llama31 without rope factors: max |Δlogit| = {d:.3e}");
+    assert!(d > 1000.0 * TOL_F32, "rope factors barely matter: max |Δlogit| {d}");
+}
+
+#[test]
+fn longrope_factors_follow_the_context_length() {
+    for arch in ["phi35", "phi4mini"] {
+        let dir = common::root().join("fixtures/models").join(arch);
+        let model = Model::open(&dir).unwrap();
+        let m = InferModel::load(&model).unwrap();
+        assert_eq!(m.cfg.rope.n_ctx_orig, 32);
+        assert_eq!(m.cfg.rope.n_rot, if arch == "phi4mini" { 12 } else { 16 }, "{arch}: partial rotary");
+        assert!(m.rope_factors_for(32) != m.rope_factors_for(33), "{arch}: short factors up to 32, long above");
+        // The 19-token prompt in a 19-position context: short factors, as transformers (19 <= 32).
+        let (ids, want, _) = expected(arch);
+        let d = max_abs_diff(&logits_with_cap(&m, &ids, ids.len()), &want);
+        assert!(d <= TOL_F32, "{arch}: short prompt, short factors: {d}");
+        // The same prompt in a 256-position context takes the long factors (llama.cpp's rule:
+        // n_ctx > n_ctx_orig), which transformers does not do for a 19-token sequence: the
+        // logits move far beyond the tolerance, so the choice is tested, not incidental.
+        let d = max_abs_diff(&logits_with_cap(&m, &ids, 256), &want);
+        eprintln!("{arch}: short prompt with long factors: max |Δlogit| = {d:.3e}");
+        assert!(d > 1000.0 * TOL_F32, "{arch}: long factors change little: {d}");
+    }
 }

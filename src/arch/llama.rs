@@ -5,14 +5,19 @@
 //! rotary halves to llama.cpp's interleaved pairs (`LlamaModel.permute`), K with the KV head
 //! count. Mistral checkpoints map here too (llama.cpp converts them as `llama`; their
 //! `sliding_window` is dropped by llama.cpp as well), and come back as LlamaForCausalLM.
+//! Llama 3.x `rope_type: "llama3"` becomes a `rope_freqs.weight` tensor (no metadata key), as
+//! llama.cpp `LlamaModel.generate_extra_tensors` makes it; GGUF → HF solves the parameters
+//! back from it. llama.cpp ignores `partial_rotary_factor` for llama (rope.dimension_count is
+//! the head size), so a config with one is refused.
 
-use llmtool_formats::{MetaValue, Metadata, TensorInfo};
+use llmtool_formats::{MetaValue, Metadata, TensorInfo, TensorSource};
 use serde_json::{json, Value};
 
 use super::common::{assemble, key, write_base_counts, write_general, write_rope_eps_head_dim, MdBase};
 use super::hparams::{cfg_bool_opt, md_u32, md_u32_opt, Base};
 use super::names::{self, gguf_suffix, LLAMA_BLOCK};
-use super::rope::Rope;
+use super::rope::{Rope, RopeScaling};
+use super::rope_factors::{llama3_factors, llama3_params_from_factors, read_factors, ROPE_FREQS};
 use super::{Arch, ArchError, TensorFix, TensorMap};
 
 const ARCH: &str = "llama";
@@ -44,6 +49,14 @@ impl Arch for Llama {
             return Err(ArchError::Unsupported {
                 what: "llama partial rotary factor",
                 detail: format!("partial_rotary_factor = {f}"),
+            });
+        }
+        if let Some(RopeScaling::LongRope { .. }) = rope.scaling {
+            return Err(ArchError::Unsupported {
+                what: "llama rope scaling",
+                detail: "longrope (llama.cpp's llama converter writes no rope_factors_long/short tensors; \
+                         longrope is converted for phi3)"
+                    .into(),
             });
         }
         write_general(ARCH, config, md)?;
@@ -82,6 +95,37 @@ impl Arch for Llama {
         };
         let fix = llama_fix(&name, b.n_head, b.n_head_kv);
         Ok(Some(TensorMap { name, fix }))
+    }
+
+    fn extra_tensors(&self, config: &Value) -> Result<Vec<(String, Vec<f32>)>, ArchError> {
+        let rope = Rope::from_config(config)?;
+        let Some(RopeScaling::Llama3(p)) = &rope.scaling else {
+            return Ok(Vec::new());
+        };
+        let dim = Base::from_config(config)?.head_dim();
+        Ok(vec![(ROPE_FREQS.to_string(), llama3_factors(rope.theta.unwrap_or(10000.0), dim, p))])
+    }
+
+    fn config_from_tensors(
+        &self,
+        md: &Metadata,
+        tensors: &dyn TensorSource,
+        config: &mut Value,
+    ) -> Result<(), ArchError> {
+        let Some(ff) = read_factors(tensors, ROPE_FREQS)? else {
+            return Ok(());
+        };
+        if let Some(s) = config.get("rope_scaling") {
+            return Err(ArchError::Unsupported {
+                what: "rope scaling",
+                detail: format!("{ROPE_FREQS} together with {ARCH}.rope.scaling.* ({s})"),
+            });
+        }
+        let m = MdBase::read(ARCH, md, tensors.tensor_infos())?;
+        let dim = m.rope_dim.unwrap_or(m.base.head_dim());
+        let p = llama3_params_from_factors(m.rope_theta.unwrap_or(10000.0) as f64, dim, &ff)?;
+        config["rope_scaling"] = p.to_config();
+        Ok(())
     }
 
     fn gguf_to_hf_tensor(&self, gguf_name: &str, md: &Metadata) -> Result<TensorMap, ArchError> {

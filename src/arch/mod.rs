@@ -25,6 +25,7 @@ mod names;
 mod phi3;
 mod qwen2;
 mod rope;
+mod rope_factors;
 
 pub use error::ArchError;
 pub use fix::apply_fix;
@@ -33,8 +34,9 @@ pub use llama::Llama;
 pub use llmtool_formats::GgmlType;
 pub use phi3::Phi3;
 pub use qwen2::Qwen2;
+pub use rope_factors::is_rope_factor_tensor;
 
-use llmtool_formats::{Metadata, TensorInfo};
+use llmtool_formats::{Metadata, TensorInfo, TensorSource};
 
 /// One model family.
 pub trait Arch: Send + Sync {
@@ -67,6 +69,25 @@ pub trait Arch: Send + Sync {
 
     /// GGUF tensor name -> HF name + the inverse fix.
     fn gguf_to_hf_tensor(&self, gguf_name: &str, md: &Metadata) -> Result<TensorMap, ArchError>;
+
+    /// Tensors a GGUF holds that the HF checkpoint does not, computed from config.json (F32,
+    /// 1-D), in the order llama.cpp's converter writes them (`generate_extra_tensors`, before
+    /// the model's own): the rope factor tensors.
+    fn extra_tensors(&self, _config: &serde_json::Value) -> Result<Vec<(String, Vec<f32>)>, ArchError> {
+        Ok(Vec::new())
+    }
+
+    /// Completes a config.json made by [`Self::metadata_to_config`] with what only tensor data
+    /// tells (the rope scaling behind rope factor tensors, which have no HF equivalent and
+    /// are dropped).
+    fn config_from_tensors(
+        &self,
+        _md: &Metadata,
+        _tensors: &dyn TensorSource,
+        _config: &mut serde_json::Value,
+    ) -> Result<(), ArchError> {
+        Ok(())
+    }
 }
 
 /// Where a tensor goes and what to do to its bytes on the way.

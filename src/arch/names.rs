@@ -88,7 +88,7 @@ pub(crate) fn gguf_to_hf(
     if gguf == "rope_freqs.weight" || gguf.starts_with("rope_factors_") {
         return Err(ArchError::Unsupported {
             what: "tensor",
-            detail: format!("`{gguf}` holds llama3/longrope rope factors, which HF configs express as rope_scaling parameters; llmtool does not convert them back"),
+            detail: format!("`{gguf}` holds llama3/longrope rope factors, which have no HF tensor (config.json's rope_scaling holds their parameters)"),
         });
     }
     if let Some((bid, rest)) = split_block(gguf, "blk.") {

@@ -5,15 +5,20 @@
 //! `mlp.gate_up_proj` (rows: gate, then up) is `blk.N.ffn_up.weight` — there is no
 //! `ffn_gate`; the split happens at inference time (llama.cpp's phi3 graph views the halves)
 //! and must happen in a LoRA pass that targets one half. RoPE is NeoX style: no permutation.
-//! The long-context (longrope) variants need `rope_factors_long/short` tensors: refused.
+//! The long-context (longrope / su) variants: `long_factor` / `short_factor` become the
+//! `rope_factors_long/short.weight` tensors and the attention factor
+//! `phi3.rope.scaling.attn_factor` (`Phi3MiniModel.generate_extra_tensors`; its
+//! set_gguf_parameters does not call the base, so no `rope.scaling.type` is written). Phi-4-mini's
+//! `partial_rotary_factor` sets rope.dimension_count = int(factor · n_embd) / n_head.
 
-use llmtool_formats::{MetaValue, Metadata, TensorInfo};
+use llmtool_formats::{MetaValue, Metadata, TensorInfo, TensorSource};
 use serde_json::{json, Value};
 
 use super::common::{assemble, key, write_general, MdBase};
-use super::hparams::{cfg_bool_opt, cfg_get, cfg_u32_opt, md_u32, md_u32_opt, Base};
+use super::hparams::{cfg_bool_opt, cfg_get, cfg_u32_opt, f32_json, md_f32_opt, md_u32, md_u32_opt, Base};
 use super::names;
-use super::rope::Rope;
+use super::rope::{Rope, RopeScaling};
+use super::rope_factors::{longrope_attn_factor, read_factors, ROPE_FACTORS_LONG, ROPE_FACTORS_SHORT};
 use super::{Arch, ArchError, TensorFix, TensorMap};
 
 const ARCH: &str = "phi3";
@@ -29,6 +34,73 @@ const BLOCK: &[(&str, &str)] = &[
 
 pub struct Phi3;
 
+/// The original training context: top-level `original_max_position_embeddings`, else the one
+/// in transformers 5's `rope_parameters`.
+fn orig_ctx(config: &Value) -> Result<u32, ArchError> {
+    match cfg_u32_opt(config, "original_max_position_embeddings")? {
+        Some(v) => Ok(v),
+        None => cfg_get(config, "rope_parameters")
+            .and_then(|p| p.get("original_max_position_embeddings"))
+            .and_then(Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| ArchError::MissingKey {
+                what: "config.json",
+                key: "original_max_position_embeddings".into(),
+            }),
+    }
+}
+
+/// Rotated dimensions per head (Phi3MiniModel: int(rot_pct · n_embd) // n_head).
+fn rope_dims(b: &Base, rope: &Rope) -> Result<u32, ArchError> {
+    let pct = rope.partial_rotary_factor.unwrap_or(1.0);
+    if !(pct > 0.0 && pct <= 1.0) {
+        return Err(ArchError::InvalidValue {
+            key: "partial_rotary_factor".into(),
+            reason: format!("must be in (0, 1], found {pct}"),
+        });
+    }
+    Ok(((pct * b.n_embd as f64) as u64 / b.n_head as u64) as u32)
+}
+
+/// The longrope factor lists and attention factor, checked against the rotary size
+/// (`None`: no scaling, or an empty `long_factor`, which llama.cpp also ignores).
+#[allow(clippy::type_complexity)]
+fn longrope(config: &Value) -> Result<Option<(Vec<f32>, Vec<f32>, f64)>, ArchError> {
+    let b = Base::from_config(config)?;
+    let rope = Rope::from_config(config)?;
+    let (long, short, attn) = match &rope.scaling {
+        None => return Ok(None),
+        Some(RopeScaling::LongRope { long_factor, short_factor, attention_factor }) => {
+            (long_factor, short_factor, attention_factor)
+        }
+        Some(s) => {
+            return Err(ArchError::Unsupported {
+                what: "phi3 rope scaling",
+                detail: format!("{s:?} (llama.cpp's phi3 converter takes longrope only)"),
+            })
+        }
+    };
+    if long.is_empty() {
+        return Ok(None);
+    }
+    let half = rope_dims(&b, &rope)? / 2;
+    if long.len() != half as usize || short.len() != half as usize {
+        return Err(ArchError::InvalidValue {
+            key: "rope_scaling.long_factor / short_factor".into(),
+            reason: format!(
+                "{} long and {} short factors; the rotary dimension {} needs {half} each",
+                long.len(),
+                short.len(),
+                2 * half
+            ),
+        });
+    }
+    // The converter's attention factor; a config that states one is followed (transformers does).
+    let attn = attn.unwrap_or_else(|| longrope_attn_factor(b.n_ctx, orig_ctx(config).unwrap_or(b.n_ctx)));
+    let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    Ok(Some((f32s(long), f32s(short), attn)))
+}
+
 impl Arch for Phi3 {
     fn gguf_arch(&self) -> &'static str {
         ARCH
@@ -41,35 +113,16 @@ impl Arch for Phi3 {
     fn config_to_metadata(&self, config: &Value, md: &mut Metadata) -> Result<(), ArchError> {
         let b = Base::from_config(config)?;
         let rope = Rope::from_config(config)?;
-        if let Some(s) = &rope.scaling {
-            return Err(ArchError::Unsupported {
-                what: "phi3 rope scaling",
-                detail: format!("{s:?} (llama.cpp's phi3 converter writes none)"),
-            });
-        }
-        let orig_ctx = match cfg_u32_opt(config, "original_max_position_embeddings")? {
-            Some(v) => v,
-            None => cfg_get(config, "rope_parameters")
-                .and_then(|p| p.get("original_max_position_embeddings"))
-                .and_then(Value::as_u64)
-                .and_then(|v| u32::try_from(v).ok())
-                .ok_or_else(|| ArchError::MissingKey {
-                    what: "config.json",
-                    key: "original_max_position_embeddings".into(),
-                })?,
-        };
-        let pct = rope.partial_rotary_factor.unwrap_or(1.0);
-        if !(pct > 0.0 && pct <= 1.0) {
-            return Err(ArchError::InvalidValue {
-                key: "partial_rotary_factor".into(),
-                reason: format!("must be in (0, 1], found {pct}"),
-            });
-        }
-        // Phi3MiniModel: rope_dims = int(rot_pct * n_embd) // n_head
-        let rope_dims = ((pct * b.n_embd as f64) as u64 / b.n_head as u64) as u32;
+        let longrope = longrope(config)?;
+        let orig_ctx = orig_ctx(config)?;
+        let rope_dims = rope_dims(&b, &rope)?;
         // Phi-4 has no sliding window: llama.cpp writes 0 for a null one.
         let sliding_window = cfg_u32_opt(config, "sliding_window")?.unwrap_or(0);
         write_general(ARCH, config, md)?;
+        if let Some((_, _, attn)) = longrope {
+            // written while the factor tensors are generated, before set_gguf_parameters
+            md.insert(key(ARCH, "rope.scaling.attn_factor"), MetaValue::F32(attn as f32));
+        }
         md.insert(key(ARCH, "context_length"), MetaValue::U32(b.n_ctx));
         md.insert(key(ARCH, "rope.scaling.original_context_length"), MetaValue::U32(orig_ctx));
         md.insert(key(ARCH, "embedding_length"), MetaValue::U32(b.n_embd));
@@ -110,6 +163,49 @@ impl Arch for Phi3 {
             return Ok(None);
         }
         Ok(names::hf_to_gguf(ARCH, BLOCK, hf_name, b.n_layer)?.map(|name| TensorMap { name, fix: TensorFix::Copy }))
+    }
+
+    fn extra_tensors(&self, config: &Value) -> Result<Vec<(String, Vec<f32>)>, ArchError> {
+        Ok(match longrope(config)? {
+            Some((long, short, _)) => vec![(ROPE_FACTORS_LONG.into(), long), (ROPE_FACTORS_SHORT.into(), short)],
+            None => Vec::new(),
+        })
+    }
+
+    fn config_from_tensors(
+        &self,
+        md: &Metadata,
+        tensors: &dyn TensorSource,
+        config: &mut Value,
+    ) -> Result<(), ArchError> {
+        let long = read_factors(tensors, ROPE_FACTORS_LONG)?;
+        let short = read_factors(tensors, ROPE_FACTORS_SHORT)?;
+        let (long, short) = match (long, short) {
+            (None, None) => return Ok(()),
+            (Some(l), Some(s)) => (l, s),
+            (l, _) => {
+                let missing = if l.is_none() { ROPE_FACTORS_LONG } else { ROPE_FACTORS_SHORT };
+                return Err(ArchError::Unsupported {
+                    what: "phi3 rope scaling",
+                    detail: format!("longrope needs both factor tensors; `{missing}` is missing"),
+                });
+            }
+        };
+        let list = |v: &[f32]| Value::Array(v.iter().map(|&x| f32_json(x)).collect());
+        // The form of Phi-3.5's published config.json (transformers 4.x and 5.x read it).
+        let mut s = serde_json::Map::new();
+        s.insert("long_factor".into(), list(&long));
+        s.insert("short_factor".into(), list(&short));
+        s.insert("type".into(), json!("longrope"));
+        let n_ctx = md_u32(md, &key(ARCH, "context_length"))?;
+        let orig = md_u32_opt(md, &key(ARCH, "rope.scaling.original_context_length"))?.unwrap_or(n_ctx);
+        if let Some(a) = md_f32_opt(md, &key(ARCH, "rope.scaling.attn_factor"))? {
+            if a != longrope_attn_factor(n_ctx, orig) as f32 {
+                s.insert("attention_factor".into(), f32_json(a));
+            }
+        }
+        config["rope_scaling"] = Value::Object(s);
+        Ok(())
     }
 
     fn gguf_to_hf_tensor(&self, gguf_name: &str, md: &Metadata) -> Result<TensorMap, ArchError> {

@@ -3,15 +3,16 @@
 //! under `full_attention`) and the legacy form (`rope_theta` + `rope_scaling`), written to the
 //! GGUF keys llama.cpp's `TextModel.set_gguf_parameters` writes, and back.
 //!
-//! Supported scaling: `linear` and `yarn` (metadata only, as llama.cpp). Refused with a clear
-//! error: `llama3` (llama.cpp stores computed factors in a `rope_freqs.weight` tensor),
-//! `longrope`/`su` (Phi-3 128k: `rope_factors_long/short` tensors), `dynamic` (llama.cpp drops
-//! it silently, which would change the model) and any other type.
+//! Supported scaling: `linear` and `yarn` (metadata only, as llama.cpp), `llama3` and
+//! `longrope`/`su` (factor tensors, see [`super::rope_factors`]; the families that take them
+//! say so). Refused with a clear error naming the key: `dynamic` (llama.cpp drops it
+//! silently, which would change the model) and any other type.
 
 use llmtool_formats::{MetaValue, Metadata};
 use serde_json::{json, Map, Value};
 
 use super::hparams::{cfg_get, f32_json, md_f32_opt, md_str_opt, md_u32_opt};
+use super::rope_factors::Llama3Params;
 use super::ArchError;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +27,14 @@ pub(crate) enum RopeScaling {
         attn_factor: Option<f64>,
         beta_fast: Option<f64>,
         beta_slow: Option<f64>,
+    },
+    /// Llama 3.x: stored as `rope_freqs.weight`, no metadata key (llama.cpp).
+    Llama3(Llama3Params),
+    /// Phi-3 long context: per-pair factors for contexts above / up to the original one.
+    LongRope {
+        long_factor: Vec<f64>,
+        short_factor: Vec<f64>,
+        attention_factor: Option<f64>,
     },
 }
 
@@ -85,7 +94,15 @@ impl Rope {
         };
         let mut scaling = None;
         if let Some(p) = params {
-            let ty = p.get("rope_type").or_else(|| p.get("type")).and_then(Value::as_str).unwrap_or("default");
+            // transformers >= 4.45 writes `rope_type`, older configs (Phi-3.5) `type`.
+            let ty_key = if p.get("rope_type").is_some() { "rope_type" } else { "type" };
+            let ty = p.get(ty_key).and_then(Value::as_str).unwrap_or("default");
+            let orig_ctx = || {
+                p.get("original_max_position_embeddings")
+                    .or_else(|| config.get("original_max_position_embeddings"))
+                    .and_then(Value::as_u64)
+                    .and_then(|v| u32::try_from(v).ok())
+            };
             let factor = || -> Result<f64, ArchError> {
                 let f = num(p, "factor", ctx)?
                     .ok_or_else(|| ArchError::MissingKey { what: "config.json", key: format!("{ctx}.factor") })?;
@@ -101,15 +118,10 @@ impl Rope {
                 "default" => None,
                 "linear" => Some(RopeScaling::Linear { factor: factor()? }),
                 "yarn" => {
-                    let orig = p
-                        .get("original_max_position_embeddings")
-                        .or_else(|| config.get("original_max_position_embeddings"))
-                        .and_then(Value::as_u64)
-                        .and_then(|v| u32::try_from(v).ok())
-                        .ok_or_else(|| ArchError::MissingKey {
-                            what: "config.json",
-                            key: format!("{ctx}.original_max_position_embeddings"),
-                        })?;
+                    let orig = orig_ctx().ok_or_else(|| ArchError::MissingKey {
+                        what: "config.json",
+                        key: format!("{ctx}.original_max_position_embeddings"),
+                    })?;
                     Some(RopeScaling::Yarn {
                         factor: factor()?,
                         orig_ctx: orig,
@@ -122,12 +134,40 @@ impl Rope {
                         beta_slow: num(p, "beta_slow", ctx)?,
                     })
                 }
+                // llama.cpp LlamaModel.generate_extra_tensors: the same defaults.
+                "llama3" => Some(RopeScaling::Llama3(Llama3Params {
+                    factor: num(p, "factor", ctx)?.unwrap_or(8.0),
+                    low_freq_factor: num(p, "low_freq_factor", ctx)?.unwrap_or(1.0),
+                    high_freq_factor: num(p, "high_freq_factor", ctx)?.unwrap_or(4.0),
+                    orig_ctx: orig_ctx().unwrap_or(8192) as f64,
+                })),
+                "longrope" | "su" => {
+                    let list = |key: &str| -> Result<Vec<f64>, ArchError> {
+                        let v = p.get(key).ok_or_else(|| ArchError::MissingKey {
+                            what: "config.json",
+                            key: format!("{ctx}.{key}"),
+                        })?;
+                        v.as_array()
+                            .and_then(|a| a.iter().map(|x| x.as_f64().filter(|x| x.is_finite())).collect())
+                            .ok_or_else(|| ArchError::WrongType {
+                                what: "config.json",
+                                key: format!("{ctx}.{key}"),
+                                expected: "an array of numbers",
+                                found: v.to_string(),
+                            })
+                    };
+                    Some(RopeScaling::LongRope {
+                        long_factor: list("long_factor")?,
+                        short_factor: list("short_factor")?,
+                        attention_factor: num(p, "attention_factor", ctx)?,
+                    })
+                }
                 other => {
                     return Err(ArchError::Unsupported {
                         what: "rope scaling",
                         detail: format!(
-                            "{ctx}.rope_type = {other:?} (llmtool converts \"default\", \"linear\" and \"yarn\"; \
-                             llama3/longrope need rope factor tensors)"
+                            "{ctx}.{ty_key} = {other:?} (llmtool converts \"default\", \"linear\", \"yarn\", \
+                             \"llama3\" and \"longrope\")"
                         ),
                     })
                 }
@@ -141,7 +181,9 @@ impl Rope {
     pub fn write_scaling(&self, arch: &str, md: &mut Metadata) {
         let k = |s: &str| format!("{arch}.rope.scaling.{s}");
         match &self.scaling {
-            None => {}
+            // llama3: factors in rope_freqs.weight, no key (llama.cpp TextModel skips it);
+            // longrope: phi3 writes its own keys (Phi3MiniModel does not call the base).
+            None | Some(RopeScaling::Llama3(_)) | Some(RopeScaling::LongRope { .. }) => {}
             Some(RopeScaling::Linear { factor }) => {
                 md.insert(k("type"), MetaValue::String("linear".into()));
                 md.insert(k("factor"), MetaValue::F32(*factor as f32));

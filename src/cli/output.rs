@@ -132,7 +132,8 @@ pub fn write_hf_from_gguf_form(
 ) -> Result<u64> {
     let infos = source.tensor_infos();
     let model_dtype = hf_model_dtype(infos, outtype);
-    let config = arch.metadata_to_config(metadata, infos, torch_dtype_name(model_dtype))?;
+    let mut config = arch.metadata_to_config(metadata, infos, torch_dtype_name(model_dtype))?;
+    arch.config_from_tensors(metadata, source, &mut config)?;
     let (tokenizer_json, tokenizer_config, special_tokens_map) = if metadata.contains_key("tokenizer.ggml.model") {
         let t = tokenizer::gguf_metadata_to_hf(metadata)?;
         (Some(t.tokenizer_json), Some(t.tokenizer_config), Some(t.special_tokens_map))
@@ -143,6 +144,9 @@ pub fn write_hf_from_gguf_form(
     let files = HfFiles { config, generation_config, tokenizer_json, tokenizer_config, special_tokens_map };
     let mut plan = Vec::with_capacity(infos.len());
     for (info, out_ty) in infos.iter().zip(hf_types(infos, model_dtype)) {
+        if arch::is_rope_factor_tensor(&info.name) {
+            continue; // config.json's rope_scaling holds their parameters
+        }
         let map = arch.gguf_to_hf_tensor(&info.name, metadata)?;
         let dtype = dtype_of_ggml_type(out_ty)
             .with_context(|| format!("tensor '{}': no safetensors dtype for {out_ty}", info.name))?;

@@ -44,6 +44,19 @@ pub struct Rope {
     pub n_ctx_orig: usize,
 }
 
+/// Which frequency factors divide the rope angles (ggml `ggml_rope_ext`'s `freq_factors`:
+/// θ_i = pos · base^(−2i/n_rot) / ff[i]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RopeFactors {
+    None,
+    /// Llama 3.x: `rope_freqs.weight`, always.
+    Freqs,
+    /// Phi-3 longrope: `rope_factors_long.weight` when the context exceeds the original
+    /// training context (`n_ctx_orig`), else `rope_factors_short.weight`
+    /// (llama.cpp `llama_model::get_rope_factors`).
+    LongShort,
+}
+
 /// Feed-forward activation of the gated FFN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
@@ -67,6 +80,7 @@ pub struct InferConfig {
     pub n_ctx_train: usize,
     pub rms_eps: f32,
     pub rope: Rope,
+    pub rope_factors: RopeFactors,
     /// Multiplier of q·k (1/sqrt(head_dim); gemma2: 1/sqrt(query_pre_attn_scalar) = 1/sqrt(head_dim)
     /// for the sizes llama.cpp knows except 27B).
     pub attn_scale: f32,
@@ -187,6 +201,15 @@ impl InferConfig {
             beta_slow: 1.0,
             n_ctx_orig: n_ctx_train,
         };
+        // llama.cpp llama-model.cpp: n_ctx_orig_yarn = original_context_length, else n_ctx_train
+        // (read whatever the scaling type: longrope chooses its factors by it).
+        if let Some(n) = get_u64(md, &k("rope.scaling.original_context_length"))? {
+            rope.n_ctx_orig = n as usize;
+        }
+        // llama.cpp llama-context.cpp: yarn_attn_factor *= rope.scaling.attn_factor (longrope).
+        if let Some(a) = get_f32(md, &k("rope.scaling.attn_factor"))? {
+            rope.attn_factor *= a;
+        }
         let scaling = md.get(&k("rope.scaling.type")).and_then(|v| v.as_str()).unwrap_or("none");
         // llama.cpp: rope.scaling.factor, else the legacy rope.scale_linear.
         let factor = get_f32(md, &k("rope.scaling.factor"))?.or(get_f32(md, &k("rope.scale_linear"))?);
@@ -196,13 +219,10 @@ impl InferConfig {
                 if let Some(f) = factor.filter(|f| *f > 0.0) {
                     rope.freq_scale = 1.0 / f;
                 }
-                if let Some(n) = get_u64(md, &k("rope.scaling.original_context_length"))? {
-                    rope.n_ctx_orig = n as usize;
-                }
                 if scaling == "yarn" {
                     // llama.cpp llama-context.cpp: yarn_ext_factor < 0 means 1.0 for YaRN.
                     rope.ext_factor = get_f32(md, &k("rope.scaling.yarn_ext_factor"))?.unwrap_or(1.0);
-                    rope.attn_factor = get_f32(md, &k("rope.scaling.yarn_attn_factor"))?.unwrap_or(1.0);
+                    rope.attn_factor *= get_f32(md, &k("rope.scaling.yarn_attn_factor"))?.unwrap_or(1.0);
                     rope.beta_fast = get_f32(md, &k("rope.scaling.yarn_beta_fast"))?.unwrap_or(32.0);
                     rope.beta_slow = get_f32(md, &k("rope.scaling.yarn_beta_slow"))?.unwrap_or(1.0);
                 }
@@ -214,12 +234,21 @@ impl InferConfig {
                 })
             }
         }
-        if tensors.iter().any(|t| t.name == "rope_freqs.weight" || t.name.starts_with("rope_factors_")) {
-            return Err(InferError::Unsupported {
-                what: "rope scaling",
-                detail: "rope frequency factor tensors (llama3 / longrope) are not applied".into(),
-            });
-        }
+        let has = |name: &str| tensors.iter().any(|t| t.name == name);
+        let rope_factors =
+            match (has("rope_freqs.weight"), has("rope_factors_long.weight"), has("rope_factors_short.weight")) {
+                (false, false, false) => RopeFactors::None,
+                (true, false, false) => RopeFactors::Freqs,
+                (false, true, true) => RopeFactors::LongShort,
+                _ => {
+                    return Err(InferError::Unsupported {
+                        what: "rope scaling",
+                        detail: "rope factor tensors: expected rope_freqs.weight alone, or rope_factors_long.weight \
+                             with rope_factors_short.weight"
+                            .into(),
+                    })
+                }
+            };
 
         let mut window = get_u64(md, &k("attention.sliding_window"))?.filter(|&w| w > 0).map(|w| w as usize);
         if family == Family::Gemma2 && window.is_none() {
@@ -252,6 +281,7 @@ impl InferConfig {
             n_ctx_train,
             rms_eps,
             rope,
+            rope_factors,
             attn_scale,
             attn_softcap,
             final_softcap,

@@ -25,7 +25,7 @@ mod linear;
 pub mod ops;
 mod vexp;
 
-pub use config::{Activation, Family, InferConfig, Rope, RopeStyle};
+pub use config::{Activation, Family, InferConfig, Rope, RopeFactors, RopeStyle};
 pub use error::InferError;
 pub use kv::{KvCache, KvPrecision};
 pub use linear::Weight;
@@ -76,6 +76,9 @@ pub struct InferModel<'a> {
     output_norm: Vec<f32>,      // [n_embd]
     output: Option<Weight<'a>>, // [n_embd → n_vocab]; None: tied to token_embd
     kv_precision: KvPrecision,
+    /// Rope frequency factors [n_rot/2]: (always, or short) and (long) — see [`RopeFactors`].
+    rope_ff: Option<Vec<f32>>,
+    rope_ff_long: Option<Vec<f32>>,
 }
 
 fn opt_vec(src: &dyn TensorSource, name: &str, n: usize) -> Result<Option<Vec<f32>>, InferError> {
@@ -142,6 +145,24 @@ impl<'a> InferModel<'a> {
         }
         let output =
             if has(src, "output.weight") { Some(Weight::load(src, "output.weight", d, cfg.n_vocab)?) } else { None };
+        let half = cfg.rope.n_rot / 2;
+        let factors = |name: &str| -> Result<Vec<f32>, InferError> {
+            let n = src.tensor_info(name).and_then(|t| t.ne.first().copied()).unwrap_or(0) as usize;
+            if n < half {
+                return Err(InferError::Unsupported {
+                    what: "rope scaling",
+                    detail: format!("`{name}` holds {n} factors; rope.dimension_count {} needs {half}", cfg.rope.n_rot),
+                });
+            }
+            Ok(vec(name, n)?[..half].to_vec())
+        };
+        let (rope_ff, rope_ff_long) = match cfg.rope_factors {
+            RopeFactors::None => (None, None),
+            RopeFactors::Freqs => (Some(factors("rope_freqs.weight")?), None),
+            RopeFactors::LongShort => {
+                (Some(factors("rope_factors_short.weight")?), Some(factors("rope_factors_long.weight")?))
+            }
+        };
         Ok(InferModel {
             output_norm: vec("output_norm.weight", d)?,
             cfg,
@@ -149,7 +170,19 @@ impl<'a> InferModel<'a> {
             layers,
             output,
             kv_precision: KvPrecision::F32,
+            rope_ff,
+            rope_ff_long,
         })
+    }
+
+    /// The rope frequency factors for a run whose context (KV cache) holds `n_ctx` positions:
+    /// longrope takes its long factors when `n_ctx` exceeds the original training context
+    /// (llama.cpp `get_rope_factors`: n_ctx_seq > n_ctx_orig_yarn).
+    pub fn rope_factors_for(&self, n_ctx: usize) -> Option<&[f32]> {
+        match &self.rope_ff_long {
+            Some(long) if n_ctx > self.cfg.rope.n_ctx_orig => Some(long),
+            _ => self.rope_ff.as_deref(),
+        }
     }
 
     /// A KV cache for `cap` positions with this model's default precision.
@@ -227,8 +260,9 @@ impl<'a> InferModel<'a> {
                     ops::add_bias(buf, b);
                 }
             }
-            ops::apply_rope(&cfg.rope, &mut q, cfg.n_head, cfg.head_dim, pos);
-            ops::apply_rope(&cfg.rope, &mut k, cfg.n_head_kv, cfg.head_dim, pos);
+            let rope_ff = self.rope_factors_for(kv.cap);
+            ops::apply_rope_ff(&cfg.rope, rope_ff, &mut q, cfg.n_head, cfg.head_dim, pos);
+            ops::apply_rope_ff(&cfg.rope, rope_ff, &mut k, cfg.n_head_kv, cfg.head_dim, pos);
             kv.store(il, pos, &k, &v);
             let p = ops::AttnParams {
                 n_head: cfg.n_head,

@@ -84,12 +84,18 @@ pub fn softcap(x: &mut [f32], c: f32) {
 /// with θ_i = pos · base^(-2i/n_rot), computed like ggml `ggml_rope_cache_init` (θ multiplied
 /// by the step in f32) including YaRN (`rope_yarn`).
 pub fn rope_cache(rope: &Rope, pos: usize, cache: &mut [f32]) {
+    rope_cache_ff(rope, None, pos, cache)
+}
+
+/// [`rope_cache`] with frequency factors (ggml `ggml_rope_cache_init`'s `freq_factors`):
+/// pair i turns by θ_i / ff[i] (Llama 3.x `rope_freqs`, Phi-3 longrope factors).
+pub fn rope_cache_ff(rope: &Rope, ff: Option<&[f32]>, pos: usize, cache: &mut [f32]) {
     let n = rope.n_rot;
     let theta_scale = rope.freq_base.powf(-2.0 / n as f32);
     let corr = yarn_corr_dims(rope);
     let mut theta = pos as f32;
     for i0 in (0..n).step_by(2) {
-        let theta_extrap = theta;
+        let theta_extrap = ff.map_or(theta, |f| theta / f[i0 / 2]);
         let theta_interp = rope.freq_scale * theta_extrap;
         let (mut th, mut mscale) = (theta_interp, rope.attn_factor);
         if rope.ext_factor != 0.0 {
@@ -118,10 +124,17 @@ fn yarn_corr_dims(rope: &Rope) -> [f32; 2] {
 /// Rotates every head of every row of `x` (`n_tokens × n_heads·head_dim`); row t is at
 /// position `pos0 + t`.
 pub fn apply_rope(rope: &Rope, x: &mut [f32], n_heads: usize, head_dim: usize, pos0: usize) {
+    apply_rope_ff(rope, None, x, n_heads, head_dim, pos0)
+}
+
+/// [`apply_rope`] with frequency factors (see [`rope_cache_ff`]; `ff` holds at least
+/// `n_rot / 2` values). Only the first `n_rot` dimensions of a head turn (partial rotary:
+/// Phi-4-mini), NeoX pairs taken within them, the rest pass through (ggml rope).
+pub fn apply_rope_ff(rope: &Rope, ff: Option<&[f32]>, x: &mut [f32], n_heads: usize, head_dim: usize, pos0: usize) {
     let n = rope.n_rot;
     x.par_chunks_mut(n_heads * head_dim).enumerate().for_each(|(t, row)| {
         let mut cache = vec![0.0f32; n];
-        rope_cache(rope, pos0 + t, &mut cache);
+        rope_cache_ff(rope, ff, pos0 + t, &mut cache);
         for head in row.chunks_exact_mut(head_dim) {
             for i0 in (0..n).step_by(2) {
                 let (c, s) = (cache[i0], cache[i0 + 1]);

@@ -3,7 +3,8 @@ its tokenizer.json with `tokenizers` and its config.json with `transformers.Auto
 
 usage: st_dump.py DIR -> JSON on stdout:
   {"tensors": {name: {"dtype", "shape", "sha256"}}, "metadata": {...} | null,
-   "config_model_type": str, "tokenizer_vocab_size": int | null}
+   "config_model_type": str, "config_rope_parameters": {...} | null,
+   "tokenizer_vocab_size": int | null}
 """
 import glob
 import hashlib
@@ -51,7 +52,10 @@ def main() -> None:
             assert tensors[name]["file"] == file, name
     out = {"tensors": tensors, "metadata": metadata}
     from transformers import AutoConfig
-    out["config_model_type"] = AutoConfig.from_pretrained(root).model_type
+    config = AutoConfig.from_pretrained(root)
+    out["config_model_type"] = config.model_type
+    # transformers' standardized rope parameters (rope_type, rope_theta, factors, ...)
+    out["config_rope_parameters"] = getattr(config, "rope_parameters", None)
     tok_path = os.path.join(root, "tokenizer.json")
     if os.path.exists(tok_path):
         from tokenizers import Tokenizer
