@@ -121,6 +121,15 @@ pub struct HfDirInfo {
     /// config.json, generation_config.json and the tokenizer files.
     pub files: HfFiles,
     pub extra_files: Vec<PathBuf>,
+    /// Module prefixes whose tensors the family leaves out (e.g. a vision tower), sorted.
+    pub skipped_prefixes: Vec<String>,
+}
+
+/// The distinct [`Arch::skipped_prefix`] values of the HF tensors, sorted.
+fn skipped_prefixes(arch: &dyn Arch, weights: &llmtool_formats::safetensors::SafetensorsSet) -> Vec<String> {
+    let set: std::collections::BTreeSet<String> =
+        weights.tensors().iter().filter_map(|t| arch.skipped_prefix(&t.name)).collect();
+    set.into_iter().collect()
 }
 
 impl Model {
@@ -183,8 +192,9 @@ impl Model {
                 metadata.insert_at(at, "general.name", MetaValue::String(name.to_string()));
             }
         }
+        let skipped_prefixes = skipped_prefixes(arch, &dir.weights);
         let view = HfTensorView::new(path, dir.weights, arch, &files.config)?;
-        let hf = HfDirInfo { files, extra_files };
+        let hf = HfDirInfo { files, extra_files, skipped_prefixes };
         Ok(Model {
             path: path.to_path_buf(),
             format: ModelFormat::HfDir,

@@ -10,7 +10,7 @@ use llmtool_formats::{GgmlType, MetaValue, Metadata, TensorInfo};
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
-const FIXTURES: [&str; 5] = ["llama", "phi3", "gemma", "gemma2", "qwen2"];
+const FIXTURES: [&str; 7] = ["llama", "phi3", "gemma", "gemma2", "qwen2", "qwen3", "gemma3"];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -93,7 +93,7 @@ fn registry_finds_every_fixture_both_ways() {
         assert_eq!(c.md.get_str("general.architecture"), Some(name));
         assert_eq!(arch::from_gguf_metadata(&c.md).unwrap().gguf_arch(), name);
     }
-    assert_eq!(arch::supported().len(), 5);
+    assert_eq!(arch::supported().len(), 7);
 }
 
 #[test]
@@ -122,6 +122,8 @@ fn names_and_bytes_round_trip_exactly() {
             "llama" => assert_eq!(count(|f| matches!(f, TensorFix::PermuteQk { .. })), 4),
             "gemma" => assert_eq!(count(|f| *f == TensorFix::AddOne), 2 * 2 + 1),
             "gemma2" => assert_eq!(count(|f| *f == TensorFix::AddOne), 2 * 4 + 1),
+            // 6 layers x (attn, q, k, post-attention, ffn, post-ffw norms) + output_norm
+            "gemma3" => assert_eq!(count(|f| *f == TensorFix::AddOne), 6 * 6 + 1),
             _ => assert_eq!(count(|f| *f != TensorFix::Copy), 0),
         }
     }
@@ -166,7 +168,10 @@ fn dropped_and_unknown_tensors() {
 /// rope_parameters there.
 fn original_value<'a>(config: &'a Value, key: &str) -> Option<&'a Value> {
     if key == "rope_theta" {
-        return config.get("rope_parameters").and_then(|p| p.get("rope_theta"));
+        let p = config.get("rope_parameters");
+        // gemma3: per layer type; the global layers' value is the model's rope_theta
+        let p = p.and_then(|p| p.get("full_attention")).or(p);
+        return p.and_then(|p| p.get("rope_theta"));
     }
     config.get(key)
 }
@@ -295,7 +300,7 @@ fn names_and_keys_match_gguf_py() {
         let c = to_gguf(a, &f);
         let hf: Vec<&str> = f.tensors.iter().map(|(i, _)| i.name.as_str()).collect();
         let out = run_judge(
-            python().arg(judge("gguf_names.py")).arg(name).arg("2"),
+            python().arg(judge("gguf_names.py")).arg(name).arg(f.config["num_hidden_layers"].to_string()),
             Some(serde_json::to_string(&hf).unwrap().as_bytes()),
         );
         let j: Value = serde_json::from_str(&out).unwrap();
@@ -353,4 +358,132 @@ fn rebuilt_hf_dir_loads_in_transformers_with_expected_logits() {
     // one python process for all fixtures (importing torch dominates the time)
     let out = run_judge(python().arg(judge("hf_roundtrip.py")).args(&args), None);
     assert_eq!(out.lines().filter(|l| l.starts_with("ok ")).count(), FIXTURES.len(), "{out}");
+}
+
+/// The gemma3 fixture's config (transformers 5: per-layer-type `rope_parameters`,
+/// `layer_types`) rewritten in the transformers 4.x form real Gemma 3 checkpoints ship
+/// (`rope_theta`, `rope_local_base_freq`, `rope_scaling`, `sliding_window_pattern`).
+fn gemma3_legacy_config(c: &Value) -> Value {
+    let mut m = c.as_object().unwrap().clone();
+    let rp = m.remove("rope_parameters").unwrap();
+    m.remove("layer_types");
+    m.insert("rope_theta".into(), rp["full_attention"]["rope_theta"].clone());
+    m.insert("rope_local_base_freq".into(), rp["sliding_attention"]["rope_theta"].clone());
+    m.insert("rope_scaling".into(), serde_json::json!({"rope_type": "linear", "factor": 8.0}));
+    m.insert("sliding_window_pattern".into(), serde_json::json!(6));
+    Value::Object(m)
+}
+
+fn metadata_of(config: &Value) -> Result<Metadata, arch::ArchError> {
+    let a = arch::from_hf_config(config)?;
+    let mut md = Metadata::new();
+    a.config_to_metadata(config, &mut md)?;
+    Ok(md)
+}
+
+#[test]
+fn gemma3_and_qwen3_config_forms_give_the_same_metadata() {
+    let g = load("gemma3").config;
+    let want = metadata_of(&g).unwrap();
+    assert_eq!(metadata_of(&gemma3_legacy_config(&g)).unwrap(), want);
+    assert_eq!(want.get("gemma3.rope.freq_base_swa"), Some(&MetaValue::F32(10000.0)));
+    assert_eq!(want.get("gemma3.rope.scaling.factor"), Some(&MetaValue::F32(8.0)));
+    // the multimodal wrapper: hyper-parameters under text_config
+    let mm: Value =
+        serde_json::from_slice(&std::fs::read(fixture_dir("gemma3_mm").join("config.json")).unwrap()).unwrap();
+    let mut mm_md = metadata_of(&mm).unwrap();
+    mm_md.remove("general.name");
+    let mut w = want.clone();
+    w.remove("general.name");
+    assert_eq!(mm_md, w);
+    // a config without the keys transformers fills in (Gemma3TextConfig defaults)
+    let mut sparse = gemma3_legacy_config(&g);
+    for k in ["max_position_embeddings", "rms_norm_eps"] {
+        sparse.as_object_mut().unwrap().remove(k);
+    }
+    let md = metadata_of(&sparse).unwrap();
+    assert_eq!(md.get("gemma3.context_length"), Some(&MetaValue::U32(131_072)));
+    // qwen3: top-level rope_theta (4.x) = rope_parameters (5.x)
+    let q = load("qwen3").config;
+    let mut legacy = q.as_object().unwrap().clone();
+    let rp = legacy.remove("rope_parameters").unwrap();
+    legacy.insert("rope_theta".into(), rp["rope_theta"].clone());
+    assert_eq!(metadata_of(&Value::Object(legacy)).unwrap(), metadata_of(&q).unwrap());
+}
+
+#[test]
+fn gemma3_layer_patterns_other_than_llama_cpps_default_are_written() {
+    let g = load("gemma3").config;
+    let with = |f: &dyn Fn(&mut serde_json::Map<String, Value>)| {
+        let mut c = g.as_object().unwrap().clone();
+        f(&mut c);
+        metadata_of(&Value::Object(c))
+    };
+    // the fixture's layout is llama.cpp's default: no key
+    assert_eq!(metadata_of(&g).unwrap().get("gemma3.attention.sliding_window_pattern"), None);
+    let md = with(&|c| {
+        c.insert("layer_types".into(), serde_json::json!(["sliding_attention", "full_attention"].repeat(3)));
+    })
+    .unwrap();
+    assert_eq!(md.get("gemma3.attention.sliding_window_pattern"), Some(&MetaValue::U32(2)));
+    let md = with(&|c| {
+        let t = [
+            "full_attention",
+            "sliding_attention",
+            "sliding_attention",
+            "full_attention",
+            "full_attention",
+            "sliding_attention",
+        ];
+        c.insert("layer_types".into(), serde_json::json!(t));
+    })
+    .unwrap();
+    assert_eq!(
+        md.get("gemma3.attention.sliding_window_pattern"),
+        Some(&MetaValue::Array(llmtool_formats::MetaArray::Bool(vec![false, true, true, false, false, true])))
+    );
+    // and back: the rebuilt config states the same layer types
+    let a = arch::from_gguf_metadata(&md).unwrap();
+    let f = load("gemma3");
+    let infos: Vec<TensorInfo> = to_gguf(a, &f).gguf.into_iter().map(|(i, _)| i).collect();
+    let back = a.metadata_to_config(&md, &infos, "float32").unwrap();
+    assert_eq!(back["layer_types"][0], "full_attention");
+    assert_eq!(back["layer_types"][1], "sliding_attention");
+    // refused: an attention scale llama.cpp would not use, soft-capped attention, odd layer types
+    let e = with(&|c| {
+        c.insert("query_pre_attn_scalar".into(), serde_json::json!(256));
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("query_pre_attn_scalar"), "{e}");
+    let e = with(&|c| {
+        c.insert("attn_logit_softcapping".into(), serde_json::json!(50.0));
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("attn_logit_softcapping"), "{e}");
+    let e = with(&|c| {
+        c.insert("layer_types".into(), serde_json::json!(vec!["chunked_attention"; 6]));
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("layer_types[0]"), "{e}");
+}
+
+#[test]
+fn gemma3_wrapper_skips_towers_and_names_unknown_tensors() {
+    let mm: Value =
+        serde_json::from_slice(&std::fs::read(fixture_dir("gemma3_mm").join("config.json")).unwrap()).unwrap();
+    let a = arch::from_hf_config(&mm).unwrap();
+    assert_eq!(a.gguf_arch(), "gemma3");
+    for (hf, gguf) in [
+        ("language_model.model.layers.3.self_attn.q_norm.weight", Some("blk.3.attn_q_norm.weight")),
+        ("model.language_model.layers.5.post_feedforward_layernorm.weight", Some("blk.5.post_ffw_norm.weight")),
+        ("model.language_model.embed_tokens.weight", Some("token_embd.weight")),
+        ("vision_tower.encoder.layers.0.mlp.fc1.weight", None),
+        ("model.multi_modal_projector.mm_soft_emb_norm.weight", None),
+        ("lm_head.weight", None),
+    ] {
+        assert_eq!(a.hf_to_gguf_tensor(hf, &mm).unwrap().map(|m| m.name).as_deref(), gguf, "{hf}");
+    }
+    assert_eq!(a.skipped_prefix("model.vision_tower.x.weight").as_deref(), Some("model.vision_tower."));
+    let e = a.hf_to_gguf_tensor("language_model.model.layers.0.self_attn.rel_bias.weight", &mm).unwrap_err();
+    assert!(matches!(&e, arch::ArchError::UnknownTensor { name, .. } if name.contains("rel_bias")), "{e}");
 }

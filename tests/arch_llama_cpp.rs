@@ -226,7 +226,10 @@ fn fixture_conversion_matches_llama_cpp_converter_output() {
     use safetensors::SafeTensors;
     let tmp = tempfile::tempdir().unwrap();
     // llama31: llama3 rope (rope_freqs.weight); phi35 / phi4mini: longrope (+ partial rotary)
-    for name in ["llama", "phi3", "gemma", "gemma2", "qwen2", "llama31", "phi35", "phi4mini"] {
+    // gemma3_mm: Gemma3ForConditionalGeneration, whose text tower is a gemma3 model
+    for name in [
+        "llama", "phi3", "gemma", "gemma2", "qwen2", "llama31", "phi35", "phi4mini", "qwen3", "gemma3", "gemma3_mm",
+    ] {
         let dir = root().join("fixtures/models").join(name);
         let cfg: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
         let a = arch::from_hf_config(&cfg).unwrap();
@@ -254,6 +257,7 @@ fn fixture_conversion_matches_llama_cpp_converter_output() {
             match v {
                 MetaValue::U32(x) => assert_eq!(Some(*x as u64), tv.as_u64(), "{k}"),
                 MetaValue::F32(x) => assert_eq!(*x, tv.as_f64().unwrap() as f32, "{k}"),
+                MetaValue::String(x) => assert_eq!(Some(x.as_str()), tv.as_str(), "{k}"),
                 other => panic!("unexpected {k} = {other:?}"),
             }
         }

@@ -9,7 +9,8 @@ use std::path::Path;
 use common::*;
 use llmtool_formats::hf::HfDir;
 
-const ARCHES: &[&str] = &["llama", "phi3", "gemma", "gemma2", "qwen2", "llama31", "phi35", "phi4mini"];
+const ARCHES: &[&str] =
+    &["llama", "phi3", "gemma", "gemma2", "qwen2", "llama31", "phi35", "phi4mini", "qwen3", "gemma3"];
 
 fn round_trip(arch: &str) {
     let src = root().join("fixtures/models").join(arch);
@@ -81,6 +82,11 @@ fn qwen2_fixture_round_trips() {
 #[test]
 fn llama31_fixture_round_trips() {
     round_trip(ARCHES[5]);
+}
+
+#[test]
+fn qwen3_fixture_round_trips() {
+    round_trip(ARCHES[8]);
 }
 
 #[test]
@@ -156,6 +162,43 @@ fn rope_scaling_comes_back_from_our_gguf_and_from_llama_cpp_s() {
             assert_eq!(n, if arch == "llama31" { 1 } else { 2 }, "{arch} ({what}): factor tensors");
         }
     }
+}
+
+#[test]
+fn gemma3_fixture_round_trips() {
+    round_trip(ARCHES[9]);
+}
+
+/// Gemma3ForConditionalGeneration: the text tower is converted (as llama.cpp does), the
+/// vision tower and projector are skipped with a note naming them; the GGUF equals the
+/// text-only fixture's conversion except for the name, and comes back as Gemma3ForCausalLM.
+#[test]
+fn gemma3_multimodal_wrapper_converts_its_text_tower() {
+    let src = root().join("fixtures/models/gemma3_mm");
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("mm.gguf");
+    let out = llmtool_ok(&["convert", src.to_str().unwrap(), gguf.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("multi_modal_projector.") && err.contains("vision_tower."), "{err}");
+    assert_gguf_py_agrees(&gguf);
+    let g = llmtool_formats::gguf::GgufFile::open(&gguf).unwrap();
+    assert_eq!(g.metadata.get_str("general.architecture"), Some("gemma3"));
+    assert_eq!(g.tensors.len(), 1 + 1 + 6 * 13, "token_embd, output_norm, 13 per layer");
+    assert!(!g.tensors.iter().any(|t| t.name.contains("vision") || t.name.contains("mm_")));
+    let back = dir.path().join("back");
+    llmtool_ok(&["convert", "--quiet", gguf.to_str().unwrap(), back.to_str().unwrap()]);
+    let b = HfDir::open(&back).unwrap();
+    assert_eq!(b.config["architectures"][0], "Gemma3ForCausalLM");
+    let a = HfDir::open(&src).unwrap();
+    // Values, not bytes: a norm weight of -0.0 comes back as +0.0 through w + 1 (as in llama.cpp).
+    let f32s = |d: &[u8]| d.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect::<Vec<f32>>();
+    for t in b.weights.tensors() {
+        let hf = t.name.replacen("model.", "language_model.model.", 1);
+        let want = f32s(a.weights.tensor_data(&hf).unwrap_or_else(|| panic!("no {hf}")));
+        assert_eq!(want, f32s(b.weights.tensor_data(&t.name).unwrap()), "values of {}", t.name);
+    }
+    let st = judge("st_dump.py", &[back.as_path() as &Path]);
+    assert_eq!(st["config_model_type"], "gemma3_text", "transformers reads our config");
 }
 
 /// bf16 rounding of an f32 (round to nearest even), computed here independently of the

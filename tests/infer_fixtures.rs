@@ -10,7 +10,8 @@ use std::path::Path;
 use llmtool::infer::{InferModel, KvPrecision};
 use llmtool::model::Model;
 
-const ARCHS: [&str; 8] = ["llama", "phi3", "gemma", "gemma2", "qwen2", "llama31", "phi35", "phi4mini"];
+const ARCHS: [&str; 11] =
+    ["llama", "phi3", "gemma", "gemma2", "qwen2", "llama31", "phi35", "phi4mini", "qwen3", "gemma3", "gemma3_mm"];
 
 /// Fixtures with rope scaling (fixtures/README.md): their expected_logits.json also holds a
 /// `long` text, longer than the longrope fixtures' original context (32).
@@ -106,6 +107,36 @@ fn incremental_decoding_matches_one_batch() {
         let tail = m.forward_from(&ids, &mut kv, 0, ids.len() - 3).unwrap();
         assert_eq!(tail.len(), 3 * n_vocab);
         assert!(max_abs_diff(&tail, &want[(ids.len() - 3) * n_vocab..]) <= TOL_F32);
+    }
+}
+
+/// The gemma3 fixtures' prompt is longer than their sliding window (4) and layers 0-4 slide:
+/// without the window, or with the global RoPE on the sliding layers, the logits move far
+/// beyond the tolerance — so the match above really tests both.
+#[test]
+fn gemma3_window_and_local_rope_are_exercised() {
+    for arch in ["gemma3", "gemma3_mm"] {
+        let (ids, want, _) = expected(arch);
+        let window = 4;
+        assert!(ids.len() > 2 * window, "{arch}: prompt of {} tokens", ids.len());
+        let model = Model::open(&common::root().join("fixtures/models").join(arch)).unwrap();
+        let mut m = InferModel::load(&model).unwrap();
+        assert_eq!(m.cfg.sliding_window, Some(window));
+        let slides: Vec<bool> = (0..m.cfg.n_layer).map(|il| m.cfg.layer_window(il).is_some()).collect();
+        assert_eq!(slides, [true, true, true, true, true, false]);
+        assert_ne!(m.cfg.layer_rope(0), m.cfg.layer_rope(5));
+        let run = |m: &InferModel| {
+            let mut kv = m.new_cache(ids.len());
+            m.forward(&ids, &mut kv, 0).unwrap()
+        };
+        assert!(max_abs_diff(&run(&m), &want) <= TOL_F32);
+        let rope_swa = m.cfg.rope_swa.take();
+        let d = max_abs_diff(&run(&m), &want);
+        assert!(d > 100.0 * TOL_F32, "{arch}: global rope on sliding layers changes the logits by only {d}");
+        m.cfg.rope_swa = rope_swa;
+        m.cfg.sliding_window = None;
+        let d = max_abs_diff(&run(&m), &want);
+        assert!(d > 100.0 * TOL_F32, "{arch}: no window changes the logits by only {d}");
     }
 }
 

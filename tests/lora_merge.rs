@@ -171,6 +171,14 @@ fn peft_two_adapters_with_scales() {
 }
 
 #[test]
+fn peft_lora_qwen3_and_gemma3() {
+    for case in ["qwen3_all", "gemma3_all"] {
+        check_hf_case(case);
+        check_gguf_case(case);
+    }
+}
+
+#[test]
 fn peft_lora_bias_qwen2() {
     check_hf_case("qwen2_bias");
     check_gguf_case("qwen2_bias");

@@ -153,3 +153,40 @@ fn kl_divergence_self_quantized_and_saved() {
     let kf = vqf["kld_mean"].as_f64().unwrap();
     assert!((kf - kld).abs() / kld < 0.02, "file {kf} vs live {kld}");
 }
+
+/// qwen3 and gemma3 through the commands that run the inference core: perplexity of the HF
+/// dir and of a Q8_0 quantization with the KL divergence between them, `generate --chat`
+/// (the fixtures' chat templates) and `eval`.
+#[test]
+fn qwen3_and_gemma3_run_through_perplexity_generate_and_eval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = write_text(tmp.path());
+    let t = text.to_str().unwrap();
+    let task = tmp.path().join("t.jsonl");
+    std::fs::write(&task, "{\"context\": \"The quick brown\", \"choices\": [\"fox\", \"dog\"], \"label\": 0}\n")
+        .unwrap();
+    for arch in ["qwen3", "gemma3"] {
+        let hf = fixture(arch);
+        let m = hf.to_str().unwrap();
+        let q8 = tmp.path().join(format!("{arch}-q8.gguf"));
+        common::llmtool_ok(&["quantize", "-q", m, q8.to_str().unwrap(), "--type", "Q8_0"]);
+        let q = q8.to_str().unwrap();
+        let base = run_json(&["perplexity", m, "--text", t, "--ctx", "64", "--chunks", "2", "--json", "-q"]);
+        let v =
+            run_json(&["perplexity", q, "--text", t, "--ctx", "64", "--chunks", "2", "--kl-base", m, "--json", "-q"]);
+        let (p0, p1) = (base["ppl"].as_f64().unwrap(), v["ppl"].as_f64().unwrap());
+        assert!(p0.is_finite() && p0 > 1.0, "{arch}: {base}");
+        assert!((p1 - p0).abs() / p0 < 0.02, "{arch}: Q8_0 ppl {p1} vs HF {p0}");
+        let pb = v["ppl_base"].as_f64().unwrap();
+        assert!((pb - p0).abs() / p0 < 1e-5, "{arch}: PPL(base) {pb} in the KLD run vs {p0}");
+        let kld = v["kld_mean"].as_f64().unwrap_or_else(|| panic!("{arch}: no kld_mean in {v}"));
+        assert!(kld > 0.0 && kld < 0.01, "{arch}: mean KLD {kld}");
+        let g = common::llmtool_ok(&["generate", q, "--chat", "--prompt", "hello", "-n", "6", "--json"]);
+        let g: Value = serde_json::from_slice(&g.stdout).unwrap();
+        // the chat template wraps the prompt: more prompt ids than "hello" alone has tokens
+        assert!(g["prompt_ids"].as_array().unwrap().len() > 3, "{arch}: {g}");
+        assert!(!g["ids"].as_array().unwrap().is_empty(), "{arch}: {g}");
+        let e = run_json(&["eval", q, "--task", task.to_str().unwrap(), "--json", "-q"]);
+        assert_eq!(e["tasks"][0]["n"], 1, "{arch}: {e}");
+    }
+}

@@ -211,3 +211,33 @@ fn negative_zero_blocks_match_ggml_not_gguf_py_sign() {
         assert!(q["how"].as_str().unwrap().contains("all-zero blocks"), "{ty}: {q}");
     }
 }
+
+/// qwen3 (untied) and gemma3 (tied): every tensor gets the type llama.cpp's rules give
+/// (quant_plan.py), the per-head q/k norms stay F32, and the output head — gemma3's tied
+/// token_embd — gets the output type; every quantized tensor decodes as gguf-py decodes it.
+#[test]
+fn qwen3_and_gemma3_follow_llama_cpp_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    for arch in ["qwen3", "gemma3"] {
+        let f32 = dir.path().join(format!("{arch}.gguf"));
+        llmtool_ok(&["convert", "--quiet", s(&root().join("fixtures/models").join(arch)), s(&f32)]);
+        for (ty, file_type) in [("Q8_0", 7), ("Q4_K_M", 15), ("Q4_0", 2)] {
+            let out = dir.path().join(format!("{arch}-{ty}.gguf"));
+            llmtool_ok(&["quantize", "--quiet", s(&f32), s(&out), "--type", ty]);
+            assert_gguf_py_agrees(&out);
+            let r = check_against_gguf_py(&f32, &out, file_type);
+            let plan = judge_plan(&f32, ty);
+            let types = r["tensors"].as_object().unwrap();
+            for (name, t) in types {
+                assert_eq!(t["type"], plan["types"][name], "{arch} {ty}: {name}");
+            }
+            assert_eq!(types["blk.0.attn_q_norm.weight"]["type"], "F32", "{arch} {ty}");
+            assert_eq!(types["blk.1.attn_k_norm.weight"]["type"], "F32", "{arch} {ty}");
+            let head = if arch == "gemma3" { "token_embd.weight" } else { "output.weight" };
+            // K mixes: the output head takes Q6_K, or Q8_0 when its 64-wide rows do not fill
+            // a 256-block (llama-quant.cpp); the legacy types keep the file's type.
+            let want = if ty == "Q4_K_M" { "Q8_0" } else { ty };
+            assert_eq!(types[head]["type"], want, "{arch} {ty}: {head}");
+        }
+    }
+}

@@ -14,26 +14,32 @@
 //! | `gemma` | GemmaForCausalLM | norms stored as w + 1; always tied |
 //! | `gemma2` | Gemma2ForCausalLM | + post-attention/post-FFN norms, soft-capping |
 //! | `qwen2` | Qwen2ForCausalLM | q/k/v biases |
+//! | `qwen3` | Qwen3ForCausalLM | per-head q/k norms, explicit head_dim |
+//! | `gemma3` | Gemma3ForCausalLM, Gemma3ForConditionalGeneration (text tower) | gemma2 norms + q/k norms, sliding/global layers |
 
 mod common;
 mod error;
 mod fix;
 mod gemma;
+mod gemma3;
 mod hparams;
 mod llama;
 mod names;
 mod phi3;
 mod qwen2;
+mod qwen3;
 mod rope;
 mod rope_factors;
 
 pub use error::ArchError;
 pub use fix::apply_fix;
 pub use gemma::{Gemma, Gemma2};
+pub use gemma3::Gemma3;
 pub use llama::Llama;
 pub use llmtool_formats::GgmlType;
 pub use phi3::Phi3;
 pub use qwen2::Qwen2;
+pub use qwen3::Qwen3;
 pub use rope_factors::is_rope_factor_tensor;
 
 use llmtool_formats::{Metadata, TensorInfo, TensorSource};
@@ -87,6 +93,13 @@ pub trait Arch: Send + Sync {
         _config: &mut serde_json::Value,
     ) -> Result<(), ArchError> {
         Ok(())
+    }
+
+    /// For an HF tensor this family skips as a whole module that is not part of the model
+    /// converted (e.g. the vision tower of a multimodal wrapper, as llama.cpp's text GGUF
+    /// omits it): that module's name prefix, for the user to be told. `None` otherwise.
+    fn skipped_prefix(&self, _hf_name: &str) -> Option<String> {
+        None
     }
 }
 
@@ -144,7 +157,9 @@ static PHI3: Phi3 = Phi3;
 static GEMMA: Gemma = Gemma;
 static GEMMA2: Gemma2 = Gemma2;
 static QWEN2: Qwen2 = Qwen2;
-static ALL: [&'static dyn Arch; 5] = [&LLAMA, &PHI3, &GEMMA, &GEMMA2, &QWEN2];
+static QWEN3: Qwen3 = Qwen3;
+static GEMMA3: Gemma3 = Gemma3;
+static ALL: [&'static dyn Arch; 7] = [&LLAMA, &PHI3, &GEMMA, &GEMMA2, &QWEN2, &QWEN3, &GEMMA3];
 
 /// Every supported family.
 pub fn supported() -> &'static [&'static dyn Arch] {
@@ -179,7 +194,11 @@ pub fn from_hf_config(config: &serde_json::Value) -> Result<&'static dyn Arch, A
     }
     match config.get("model_type") {
         Some(serde_json::Value::String(mt)) => {
-            let mt = if mt == "mistral" { "llama" } else { mt.as_str() };
+            let mt = match mt.as_str() {
+                "mistral" => "llama",
+                "gemma3_text" => "gemma3",
+                other => other,
+            };
             ALL.iter().copied().find(|a| a.gguf_arch() == mt).ok_or_else(|| ArchError::UnknownArchitecture {
                 source_key: "config.json model_type",
                 found: mt.into(),

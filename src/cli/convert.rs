@@ -50,6 +50,13 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     }
     check_output_not_input(&args.output, &[args.input.as_path()])?;
     let model = Model::open(&args.input).with_context(|| format!("cannot open {}", args.input.display()))?;
+    if let Some(hf) = model.hf.as_ref().filter(|hf| !hf.skipped_prefixes.is_empty()) {
+        eprintln!(
+            "note: skipped the tensors under {} (not part of the {} text model, as in llama.cpp's conversion)",
+            hf.skipped_prefixes.join(", "),
+            model.arch.gguf_arch()
+        );
+    }
     let written = match out_format {
         OutFormat::Gguf => to_gguf(&model, &args)?,
         OutFormat::Hf => to_hf(&model, &args)?,

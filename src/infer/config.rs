@@ -14,6 +14,8 @@ pub enum Family {
     Gemma,
     Gemma2,
     Qwen2,
+    Qwen3,
+    Gemma3,
 }
 
 /// How RoPE pairs the dimensions of a head.
@@ -90,6 +92,12 @@ pub struct InferConfig {
     /// Sliding attention window (a key at distance >= window is masked) and which layers use it.
     pub sliding_window: Option<usize>,
     pub swa_every_other: bool,
+    /// gemma3: per layer, whether it slides (`swa_every_other` is then unused).
+    pub swa_layers: Option<Vec<bool>>,
+    /// gemma3: the RoPE of the sliding layers (local base, no scaling); None: `rope` everywhere.
+    pub rope_swa: Option<Rope>,
+    /// qwen3, gemma3: RMSNorm of each query and key head (`attn_q_norm`, `attn_k_norm`) before RoPE.
+    pub qk_norm: bool,
     /// gemma: the token embeddings are multiplied by sqrt(n_embd).
     pub embed_scale: Option<f32>,
     pub activation: Activation,
@@ -140,6 +148,8 @@ impl InferConfig {
             "gemma" => Family::Gemma,
             "gemma2" => Family::Gemma2,
             "qwen2" => Family::Qwen2,
+            "qwen3" => Family::Qwen3,
+            "gemma3" => Family::Gemma3,
             other => return Err(InferError::UnsupportedArch(other.into())),
         };
         let k = |s: &str| format!("{arch}.{s}");
@@ -256,16 +266,33 @@ impl InferConfig {
         }
         // llama.cpp gemma2.cpp: 27B (46 layers) scales by 1/sqrt(n_embd/n_head), the rest by
         // 1/sqrt(head_dim) (= query_pre_attn_scalar).
-        let attn_scale = if family == Family::Gemma2 && n_layer == 46 {
+        // gemma3.cpp: 27B (62 layers) likewise; query_pre_attn_scalar is not stored.
+        let attn_scale = if (family == Family::Gemma2 && n_layer == 46) || (family == Family::Gemma3 && n_layer == 62) {
             1.0 / ((n_embd / n_head) as f32).sqrt()
         } else {
             1.0 / (head_dim as f32).sqrt()
         };
-        let (attn_softcap, final_softcap) = if family == Family::Gemma2 {
-            (
+        let (attn_softcap, final_softcap) = match family {
+            Family::Gemma2 => (
                 get_f32(md, &k("attn_logit_softcapping"))?.filter(|c| *c > 0.0),
                 get_f32(md, &k("final_logit_softcapping"))?.filter(|c| *c > 0.0),
-            )
+            ),
+            // gemma3.cpp: no attention soft-capping; final soft-capping when the key is set.
+            Family::Gemma3 => (None, get_f32(md, &k("final_logit_softcapping"))?.filter(|c| *c > 0.0)),
+            _ => (None, None),
+        };
+        let (swa_layers, rope_swa) = if family == Family::Gemma3 && window.is_some() {
+            let layers = gemma3_swa_layers(md, &k("attention.sliding_window_pattern"), n_layer)?;
+            // llama.cpp llama-hparams.h: rope_freq_base_train_swa defaults to 10000, and the
+            // sliding layers' frequency scale is 1 (the linear factor is for global layers).
+            let local = Rope {
+                freq_base: get_f32(md, &k("rope.freq_base_swa"))?.unwrap_or(10000.0),
+                freq_scale: 1.0,
+                ext_factor: 0.0,
+                attn_factor: 1.0,
+                ..rope
+            };
+            (Some(layers), Some(local))
         } else {
             (None, None)
         };
@@ -287,23 +314,42 @@ impl InferConfig {
             final_softcap,
             // gemma2: every other (even) layer (llama.cpp swa pattern 2). phi3: every layer, as
             // transformers does (llama.cpp currently disables Phi-3's window, phi3.cpp).
-            sliding_window: if matches!(family, Family::Phi3 | Family::Gemma2) { window } else { None },
+            sliding_window: if matches!(family, Family::Phi3 | Family::Gemma2 | Family::Gemma3) {
+                window
+            } else {
+                None
+            },
             swa_every_other: family == Family::Gemma2,
-            embed_scale: matches!(family, Family::Gemma | Family::Gemma2).then(|| (n_embd as f32).sqrt()),
-            activation: if matches!(family, Family::Gemma | Family::Gemma2) {
+            swa_layers,
+            rope_swa,
+            qk_norm: matches!(family, Family::Qwen3 | Family::Gemma3),
+            embed_scale: matches!(family, Family::Gemma | Family::Gemma2 | Family::Gemma3)
+                .then(|| (n_embd as f32).sqrt()),
+            activation: if matches!(family, Family::Gemma | Family::Gemma2 | Family::Gemma3) {
                 Activation::GeluTanh
             } else {
                 Activation::Silu
             },
-            post_norms: family == Family::Gemma2,
+            post_norms: matches!(family, Family::Gemma2 | Family::Gemma3),
         })
     }
 
     /// Whether layer `il` uses the sliding window.
     pub fn layer_window(&self, il: usize) -> Option<usize> {
+        if let (Some(w), Some(layers)) = (self.sliding_window, &self.swa_layers) {
+            return layers.get(il).copied().unwrap_or(false).then_some(w);
+        }
         match self.sliding_window {
             Some(w) if !self.swa_every_other || il.is_multiple_of(2) => Some(w),
             _ => None,
+        }
+    }
+
+    /// The RoPE of layer `il`: `rope_swa` on sliding layers when set, else `rope`.
+    pub fn layer_rope(&self, il: usize) -> &Rope {
+        match &self.rope_swa {
+            Some(r) if self.layer_window(il).is_some() => r,
+            _ => &self.rope,
         }
     }
 
@@ -314,4 +360,22 @@ impl InferConfig {
     pub fn kv_dim(&self) -> usize {
         self.n_head_kv * self.head_dim
     }
+}
+
+/// gemma3's sliding layers (llama.cpp `load_swa_pattern(ml, 6)`): the pattern key as a
+/// per-layer bool array, or a period p (layer il slides iff il % p < p - 1), default 6.
+fn gemma3_swa_layers(md: &Metadata, key: &str, n_layer: usize) -> Result<Vec<bool>, InferError> {
+    use llmtool_formats::{MetaArray, MetaValue};
+    if let Some(MetaValue::Array(MetaArray::Bool(v))) = md.get(key) {
+        if v.len() != n_layer {
+            return Err(InferError::BadKey {
+                key: key.into(),
+                expected: "one bool per layer",
+                found: format!("{} values for {n_layer} layers", v.len()),
+            });
+        }
+        return Ok(v.clone());
+    }
+    let p = get_u64(md, key)?.unwrap_or(6) as usize;
+    Ok((0..n_layer).map(|il| p == 0 || il % p < p - 1).collect())
 }

@@ -1,5 +1,5 @@
-//! The inference core: one forward pass for the llama, phi3, gemma, gemma2 and qwen2
-//! families, on weights in their stored type, with a KV cache.
+//! The inference core: one forward pass for the llama, phi3, gemma, gemma2, gemma3, qwen2
+//! and qwen3 families, on weights in their stored type, with a KV cache.
 //!
 //! Activations are row-major f32 `n_tokens × width`; a prompt chunk goes through every
 //! matrix product as one batch. The graph per family follows llama.cpp `src/models/*.cpp`
@@ -9,12 +9,13 @@
 //! x = embed(tokens) [· sqrt(n_embd): gemma*]
 //! per layer:  h = rmsnorm(x)·w_attn_norm
 //!             q,k,v = h·Wq, h·Wk, h·Wv (+ bias: qwen2)    phi3: one fused h·Wqkv
-//!             rope(q, k) (normal: llama; neox: the rest)
+//!             [per-head rmsnorm(q), rmsnorm(k): qwen3, gemma3]
+//!             rope(q, k) (normal: llama; neox: the rest; gemma3: local base on sliding layers)
 //!             a = softmax(q·kᵀ·scale [softcap: gemma2] + causal mask [window]) · v
-//!             o = a·Wo [rmsnorm: gemma2 post-attention norm];  x += o
+//!             o = a·Wo [rmsnorm: gemma2/3 post-attention norm];  x += o
 //!             h = rmsnorm(x)·w_ffn_norm
 //!             f = (act(h·Wgate) ⊙ h·Wup)·Wdown  (silu; gelu-tanh: gemma*)  phi3: fused gate‖up
-//!             [rmsnorm: gemma2 post-FFN norm];  x += f
+//!             [rmsnorm: gemma2/3 post-FFN norm];  x += f
 //! logits = rmsnorm(x)·w_out_norm · Wout (tied: token_embd) [softcap: gemma2]
 //! ```
 
@@ -59,7 +60,9 @@ struct Layer<'a> {
     bq: Option<Vec<f32>>,
     bk: Option<Vec<f32>>,
     bv: Option<Vec<f32>>,
-    wo: Weight<'a>, // [n_head·hd → n_embd]
+    q_norm: Option<Vec<f32>>, // [head_dim] qwen3, gemma3
+    k_norm: Option<Vec<f32>>, // [head_dim] qwen3, gemma3
+    wo: Weight<'a>,           // [n_head·hd → n_embd]
     bo: Option<Vec<f32>>,
     post_attn_norm: Option<Vec<f32>>, // [n_embd] gemma2
     ffn_norm: Vec<f32>,               // [n_embd]
@@ -128,12 +131,15 @@ impl<'a> InferModel<'a> {
                 GateUp::Fused(Weight::load(src, &n("ffn_up.weight"), d, 2 * ff)?)
             };
             let post = cfg.post_norms;
+            let hd = cfg.head_dim;
             layers.push(Layer {
                 attn_norm: vec(&n("attn_norm.weight"), d)?,
                 qkv,
                 bq: opt_vec(src, &n("attn_q.bias"), qd)?,
                 bk: opt_vec(src, &n("attn_k.bias"), kvd)?,
                 bv: opt_vec(src, &n("attn_v.bias"), kvd)?,
+                q_norm: if cfg.qk_norm { Some(vec(&n("attn_q_norm.weight"), hd)?) } else { None },
+                k_norm: if cfg.qk_norm { Some(vec(&n("attn_k_norm.weight"), hd)?) } else { None },
                 wo: Weight::load(src, &n("attn_output.weight"), qd, d)?,
                 bo: opt_vec(src, &n("attn_output.bias"), d)?,
                 post_attn_norm: if post { Some(vec(&n("post_attention_norm.weight"), d)?) } else { None },
@@ -260,9 +266,15 @@ impl<'a> InferModel<'a> {
                     ops::add_bias(buf, b);
                 }
             }
+            // qwen3/gemma3: RMSNorm over each head (rows of head_dim) before RoPE.
+            if let (Some(qn), Some(kn)) = (&l.q_norm, &l.k_norm) {
+                ops::rmsnorm_in_place(&mut q, qn, cfg.rms_eps);
+                ops::rmsnorm_in_place(&mut k, kn, cfg.rms_eps);
+            }
+            let rope = cfg.layer_rope(il);
             let rope_ff = self.rope_factors_for(kv.cap);
-            ops::apply_rope_ff(&cfg.rope, rope_ff, &mut q, cfg.n_head, cfg.head_dim, pos);
-            ops::apply_rope_ff(&cfg.rope, rope_ff, &mut k, cfg.n_head_kv, cfg.head_dim, pos);
+            ops::apply_rope_ff(rope, rope_ff, &mut q, cfg.n_head, cfg.head_dim, pos);
+            ops::apply_rope_ff(rope, rope_ff, &mut k, cfg.n_head_kv, cfg.head_dim, pos);
             kv.store(il, pos, &k, &v);
             let p = ops::AttnParams {
                 n_head: cfg.n_head,
