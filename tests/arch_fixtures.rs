@@ -10,7 +10,16 @@ use llmtool_formats::{GgmlType, MetaValue, Metadata, TensorInfo};
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
-const FIXTURES: [&str; 5] = ["llama", "phi3", "gemma", "gemma2", "qwen2"];
+const FIXTURES: [&str; 7] = ["llama", "phi3", "gemma", "gemma2", "qwen2", "command_r", "cohere2"];
+
+/// The GGUF architecture of a fixture directory (they are the same but for `command-r`).
+fn gguf_arch(fixture: &str) -> &str {
+    if fixture == "command_r" {
+        "command-r"
+    } else {
+        fixture
+    }
+}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -88,12 +97,12 @@ fn registry_finds_every_fixture_both_ways() {
     for name in FIXTURES {
         let f = load(name);
         let a = arch::from_hf_config(&f.config).unwrap();
-        assert_eq!(a.gguf_arch(), name);
+        assert_eq!(a.gguf_arch(), gguf_arch(name));
         let c = to_gguf(a, &f);
-        assert_eq!(c.md.get_str("general.architecture"), Some(name));
-        assert_eq!(arch::from_gguf_metadata(&c.md).unwrap().gguf_arch(), name);
+        assert_eq!(c.md.get_str("general.architecture"), Some(gguf_arch(name)));
+        assert_eq!(arch::from_gguf_metadata(&c.md).unwrap().gguf_arch(), gguf_arch(name));
     }
-    assert_eq!(arch::supported().len(), 5);
+    assert_eq!(arch::supported().len(), 7);
 }
 
 #[test]
@@ -198,6 +207,11 @@ fn config_round_trips_key_by_key() {
         "hidden_act",
         "hidden_activation",
         "attention_bias",
+        "layer_norm_eps",
+        "logit_scale",
+        "use_qk_norm",
+        "layer_types",
+        "rotary_pct",
     ];
     for name in FIXTURES {
         let f = load(name);
@@ -295,7 +309,7 @@ fn names_and_keys_match_gguf_py() {
         let c = to_gguf(a, &f);
         let hf: Vec<&str> = f.tensors.iter().map(|(i, _)| i.name.as_str()).collect();
         let out = run_judge(
-            python().arg(judge("gguf_names.py")).arg(name).arg("2"),
+            python().arg(judge("gguf_names.py")).arg(gguf_arch(name)).arg(f.config["num_hidden_layers"].to_string()),
             Some(serde_json::to_string(&hf).unwrap().as_bytes()),
         );
         let j: Value = serde_json::from_str(&out).unwrap();

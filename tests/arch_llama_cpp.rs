@@ -225,7 +225,9 @@ fn reference(arch: &str, dir: &std::path::Path) -> Reference {
 fn fixture_conversion_matches_llama_cpp_converter_output() {
     use safetensors::SafeTensors;
     let tmp = tempfile::tempdir().unwrap();
-    for name in ["llama", "phi3", "gemma", "gemma2", "qwen2"] {
+    for name in ["llama", "phi3", "gemma", "gemma2", "qwen2", "command_r", "cohere2"] {
+        // fixture directory names are the GGUF arch names, but for command-r
+        let gguf_arch = if name == "command_r" { "command-r" } else { name };
         let dir = root().join("fixtures/models").join(name);
         let cfg: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
         let a = arch::from_hf_config(&cfg).unwrap();
@@ -234,9 +236,9 @@ fn fixture_conversion_matches_llama_cpp_converter_output() {
         // metadata: general.architecture/type, then the <arch>.* keys in order, types, values
         let mut md = Metadata::new();
         a.config_to_metadata(&cfg, &mut md).unwrap();
-        assert_eq!(md.get_str("general.architecture"), Some(name));
+        assert_eq!(md.get_str("general.architecture"), Some(gguf_arch));
         assert_eq!(md.get_str("general.type"), r.kv.iter().find(|k| k.0 == "general.type").unwrap().2.as_str());
-        let prefix = format!("{name}.");
+        let prefix = format!("{gguf_arch}.");
         let ours: Vec<(&str, &MetaValue)> = md.iter().filter(|(k, _)| k.starts_with(&prefix)).collect();
         let theirs: Vec<_> = r.kv.iter().filter(|(k, _, _)| k.starts_with(&prefix)).collect();
         assert_eq!(
@@ -249,6 +251,7 @@ fn fixture_conversion_matches_llama_cpp_converter_output() {
             match v {
                 MetaValue::U32(x) => assert_eq!(Some(*x as u64), tv.as_u64(), "{k}"),
                 MetaValue::F32(x) => assert_eq!(*x, tv.as_f64().unwrap() as f32, "{k}"),
+                MetaValue::String(x) => assert_eq!(Some(x.as_str()), tv.as_str(), "{k}"),
                 other => panic!("unexpected {k} = {other:?}"),
             }
         }

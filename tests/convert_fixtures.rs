@@ -9,7 +9,7 @@ use std::path::Path;
 use common::*;
 use llmtool_formats::hf::HfDir;
 
-const ARCHES: &[&str] = &["llama", "phi3", "gemma", "gemma2", "qwen2"];
+const ARCHES: &[&str] = &["llama", "phi3", "gemma", "gemma2", "qwen2", "command_r", "cohere2"];
 
 fn round_trip(arch: &str) {
     let src = root().join("fixtures/models").join(arch);
@@ -76,6 +76,16 @@ fn gemma2_fixture_round_trips() {
 #[test]
 fn qwen2_fixture_round_trips() {
     round_trip(ARCHES[4]);
+}
+
+#[test]
+fn command_r_fixture_round_trips() {
+    round_trip(ARCHES[5]);
+}
+
+#[test]
+fn cohere2_fixture_round_trips() {
+    round_trip(ARCHES[6]);
 }
 
 /// bf16 rounding of an f32 (round to nearest even), computed here independently of the

@@ -12,15 +12,18 @@ fixtures' llmtool `add_bos` must agree, which the Rust test checks); the model r
 enc(context) ++ continuation tokens.
 
 Run from the repository root:  python3 tests/eval_tasks_ref.py > tests/eval_tasks_ref.json
+or, to (re)compute some architectures only and keep the others' committed values:
+  python3 tests/eval_tasks_ref.py ARCH ... > new.json && mv new.json tests/eval_tasks_ref.json
 Needs torch, transformers (not CI: the output is committed).
 """
 
 import json
+import sys
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-ARCHS = ["llama", "phi3", "gemma", "gemma2", "qwen2"]
+ARCHS = ["llama", "phi3", "gemma", "gemma2", "qwen2", "command_r", "cohere2"]
 ITEMS = [
     ("The cat sat on the", ["mat.", "roof of the old house.", "x"]),
     ("Question: is the sky blue?\nAnswer:", ["Yes", "No"]),
@@ -31,7 +34,11 @@ ITEMS = [
 
 def main():
     out = {"generated_by": "tests/eval_tasks_ref.py", "items": [[c, ch] for c, ch in ITEMS], "archs": {}}
-    for arch in ARCHS:
+    archs = sys.argv[1:] or ARCHS
+    if sys.argv[1:]:
+        with open("tests/eval_tasks_ref.json") as f:
+            out["archs"] = json.load(f)["archs"]
+    for arch in archs:
         d = f"fixtures/models/{arch}"
         tok = AutoTokenizer.from_pretrained(d)
         model = AutoModelForCausalLM.from_pretrained(d, torch_dtype=torch.float32, attn_implementation="eager").eval()

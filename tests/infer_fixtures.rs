@@ -10,7 +10,7 @@ use std::path::Path;
 use llmtool::infer::{InferModel, KvPrecision};
 use llmtool::model::Model;
 
-const ARCHS: [&str; 5] = ["llama", "phi3", "gemma", "gemma2", "qwen2"];
+const ARCHS: [&str; 7] = ["llama", "phi3", "gemma", "gemma2", "qwen2", "command_r", "cohere2"];
 
 /// Bounds on max |Δlogit| per stored weight type. f32 is the 1e-4 (measured: 4e-6 …
 /// 7e-6). With F16/BF16 matrices the products also round the activations to f16/bf16 (ggml's
@@ -103,6 +103,55 @@ fn incremental_decoding_matches_one_batch() {
         assert_eq!(tail.len(), 3 * n_vocab);
         assert!(max_abs_diff(&tail, &want[(ids.len() - 3) * n_vocab..]) <= TOL_F32);
     }
+}
+
+/// The cohere2 fixture's prompt (19 tokens) is longer than its window (4) and it has both
+/// layer kinds (3 sliding with rope, 1 global without): without the window, or with rope on
+/// every layer, the logits move far from transformers', so the matching test is not vacuous.
+#[test]
+fn cohere2_window_and_global_no_rope_matter() {
+    let dir = common::root().join("fixtures/models/cohere2");
+    let (ids, want, _) = expected("cohere2");
+    let model = Model::open(&dir).unwrap();
+    let mut m = InferModel::load(&model).unwrap();
+    assert_eq!(m.cfg.sliding_window, Some(4));
+    assert!(ids.len() > 4);
+    assert_eq!(m.cfg.swa_layers.as_deref(), Some(&[true, true, true, false][..]));
+    assert!(!m.cfg.layer_rope(3) && m.cfg.layer_rope(0));
+    let run = |m: &InferModel| {
+        let mut kv = m.new_cache(ids.len());
+        m.forward(&ids, &mut kv, 0).unwrap()
+    };
+    assert!(max_abs_diff(&run(&m), &want) <= TOL_F32);
+    m.cfg.sliding_window = None;
+    let d = max_abs_diff(&run(&m), &want);
+    assert!(d > 0.1, "logits without the window: max |Δ| {d}");
+    m.cfg.sliding_window = Some(4);
+    m.cfg.rope_swa_only = false;
+    let d = max_abs_diff(&run(&m), &want);
+    assert!(d > 0.1, "logits with rope on the global layer: max |Δ| {d}");
+}
+
+/// Command R: the logit scale, the q/k norms (the fixture is R+-shaped) and the LayerNorm are
+/// really used: dropping either moves the logits.
+#[test]
+fn command_r_logit_scale_and_qk_norms_matter() {
+    let dir = common::root().join("fixtures/models/command_r");
+    let (ids, want, _) = expected("command_r");
+    let model = Model::open(&dir).unwrap();
+    let mut m = InferModel::load(&model).unwrap();
+    assert_eq!(m.cfg.logit_scale, Some(0.5));
+    assert!(m.cfg.parallel_block);
+    let run = |m: &InferModel| {
+        let mut kv = m.new_cache(ids.len());
+        m.forward(&ids, &mut kv, 0).unwrap()
+    };
+    assert!(max_abs_diff(&run(&m), &want) <= TOL_F32);
+    m.cfg.logit_scale = None;
+    assert!(max_abs_diff(&run(&m), &want) > 0.1);
+    m.cfg.logit_scale = Some(0.5);
+    m.cfg.norm = llmtool::infer::NormKind::Rms;
+    assert!(max_abs_diff(&run(&m), &want) > 0.01);
 }
 
 #[test]

@@ -14,7 +14,10 @@
 //! | `gemma` | GemmaForCausalLM | norms stored as w + 1; always tied |
 //! | `gemma2` | Gemma2ForCausalLM | + post-attention/post-FFN norms, soft-capping |
 //! | `qwen2` | Qwen2ForCausalLM | q/k/v biases |
+//! | `command-r` | CohereForCausalLM | LayerNorm, parallel block, logit scale, tied; R+ q/k norms |
+//! | `cohere2` | Cohere2ForCausalLM | as command-r, sliding-window layers (global ones without rope) |
 
+mod cohere;
 mod common;
 mod error;
 mod fix;
@@ -26,6 +29,7 @@ mod phi3;
 mod qwen2;
 mod rope;
 
+pub use cohere::{Cohere2, CommandR};
 pub use error::ArchError;
 pub use fix::apply_fix;
 pub use gemma::{Gemma, Gemma2};
@@ -123,7 +127,9 @@ static PHI3: Phi3 = Phi3;
 static GEMMA: Gemma = Gemma;
 static GEMMA2: Gemma2 = Gemma2;
 static QWEN2: Qwen2 = Qwen2;
-static ALL: [&'static dyn Arch; 5] = [&LLAMA, &PHI3, &GEMMA, &GEMMA2, &QWEN2];
+static COMMAND_R: CommandR = CommandR;
+static COHERE2: Cohere2 = Cohere2;
+static ALL: [&'static dyn Arch; 7] = [&LLAMA, &PHI3, &GEMMA, &GEMMA2, &QWEN2, &COMMAND_R, &COHERE2];
 
 /// Every supported family.
 pub fn supported() -> &'static [&'static dyn Arch] {
@@ -139,7 +145,7 @@ fn supported_list() -> String {
 
 /// The family of an HF config: by `architectures[0]`, else by `model_type` (matched against
 /// the GGUF arch names, which equal transformers' model types for these families, plus
-/// "mistral").
+/// "mistral" and "cohere" = `command-r`).
 pub fn from_hf_config(config: &serde_json::Value) -> Result<&'static dyn Arch, ArchError> {
     if let Some(first) = config.get("architectures").and_then(|a| a.as_array()).and_then(|a| a.first()) {
         let name = first.as_str().ok_or_else(|| ArchError::WrongType {
@@ -158,7 +164,11 @@ pub fn from_hf_config(config: &serde_json::Value) -> Result<&'static dyn Arch, A
     }
     match config.get("model_type") {
         Some(serde_json::Value::String(mt)) => {
-            let mt = if mt == "mistral" { "llama" } else { mt.as_str() };
+            let mt = match mt.as_str() {
+                "mistral" => "llama",
+                "cohere" => "command-r",
+                other => other,
+            };
             ALL.iter().copied().find(|a| a.gguf_arch() == mt).ok_or_else(|| ArchError::UnknownArchitecture {
                 source_key: "config.json model_type",
                 found: mt.into(),

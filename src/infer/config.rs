@@ -14,6 +14,19 @@ pub enum Family {
     Gemma,
     Gemma2,
     Qwen2,
+    /// Cohere Command R / R+ (`command-r`).
+    CommandR,
+    /// Cohere Command R7B (`cohere2`).
+    Cohere2,
+}
+
+/// Which normalization the blocks use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NormKind {
+    /// x / sqrt(mean(x²) + eps) · w.
+    Rms,
+    /// Mean-centred LayerNorm with a weight and no bias (Cohere; llama.cpp LLM_NORM).
+    Layer,
 }
 
 /// How RoPE pairs the dimensions of a head.
@@ -81,6 +94,17 @@ pub struct InferConfig {
     pub activation: Activation,
     /// gemma2: extra RMSNorms after attention and after the FFN.
     pub post_norms: bool,
+    /// The norm of every block and of the output (`rms_eps` is its epsilon).
+    pub norm: NormKind,
+    /// Cohere: attention and FFN both read the one input norm, x += attn(n) + ffn(n); no
+    /// `ffn_norm`.
+    pub parallel_block: bool,
+    /// Cohere: logits are multiplied by `logit_scale`.
+    pub logit_scale: Option<f32>,
+    /// cohere2: which layers use the sliding window (overrides `swa_every_other`); the
+    /// others are global layers that also skip RoPE (`rope_swa_only`).
+    pub swa_layers: Option<Vec<bool>>,
+    pub rope_swa_only: bool,
 }
 
 fn get_u64(md: &Metadata, key: &str) -> Result<Option<u64>, InferError> {
@@ -113,6 +137,25 @@ fn need_usize(md: &Metadata, key: &str) -> Result<usize, InferError> {
     Ok(v as usize)
 }
 
+/// The sliding layers: `key` as one bool per layer or a period (llama.cpp `load_swa_pattern`:
+/// layer il slides iff il % n < n - 1; 0 = all), absent: llama.cpp cohere2's default of 4.
+fn swa_pattern(md: &Metadata, key: &str, n_layer: usize) -> Result<Vec<bool>, InferError> {
+    use llmtool_formats::{MetaArray, MetaValue};
+    let period = |n: usize| (0..n_layer).map(|il| n == 0 || il % n < n - 1).collect();
+    match md.get(key) {
+        None => Ok(period(4)),
+        Some(MetaValue::Array(MetaArray::Bool(v))) if v.len() == n_layer => Ok(v.clone()),
+        Some(v) => match v.as_u64() {
+            Some(n) if n <= 1 << 24 => Ok(period(n as usize)),
+            _ => Err(InferError::BadKey {
+                key: key.into(),
+                expected: "one bool per layer or an unsigned period",
+                found: format!("{v:?}"),
+            }),
+        },
+    }
+}
+
 impl InferConfig {
     /// Reads the configuration of a GGUF-form model.
     pub fn from_metadata(md: &Metadata, tensors: &[TensorInfo]) -> Result<Self, InferError> {
@@ -126,6 +169,8 @@ impl InferConfig {
             "gemma" => Family::Gemma,
             "gemma2" => Family::Gemma2,
             "qwen2" => Family::Qwen2,
+            "command-r" => Family::CommandR,
+            "cohere2" => Family::Cohere2,
             other => return Err(InferError::UnsupportedArch(other.into())),
         };
         let k = |s: &str| format!("{arch}.{s}");
@@ -156,15 +201,22 @@ impl InferConfig {
         };
         let n_ff = need_usize(md, &k("feed_forward_length"))?;
         let n_ctx_train = need_usize(md, &k("context_length"))?;
-        let rms_eps = get_f32(md, &k("attention.layer_norm_rms_epsilon"))?
-            .ok_or_else(|| InferError::MissingKey(k("attention.layer_norm_rms_epsilon")))?;
+        let cohere = matches!(family, Family::CommandR | Family::Cohere2);
+        // Cohere's LayerNorm epsilon has its own key (llama.cpp LLM_KV_ATTENTION_LAYERNORM_EPS).
+        let eps_key = if cohere { k("attention.layer_norm_epsilon") } else { k("attention.layer_norm_rms_epsilon") };
+        let rms_eps = get_f32(md, &eps_key)?.ok_or_else(|| InferError::MissingKey(eps_key.clone()))?;
         let n_vocab = tensors
             .iter()
             .find(|t| t.name == "token_embd.weight")
             .and_then(|t| t.ne.get(1).copied())
             .ok_or_else(|| InferError::MissingTensor("token_embd.weight".into()))? as usize;
 
-        let style = if family == Family::Llama { RopeStyle::Normal } else { RopeStyle::Neox };
+        // Cohere: HF rotates adjacent pairs natively (llama.cpp LLAMA_ROPE_TYPE_NORM, unpermuted).
+        let style = if matches!(family, Family::Llama | Family::CommandR | Family::Cohere2) {
+            RopeStyle::Normal
+        } else {
+            RopeStyle::Neox
+        };
         let n_rot = match get_u64(md, &k("rope.dimension_count"))? {
             Some(_) => need_usize(md, &k("rope.dimension_count"))?,
             None => head_dim,
@@ -232,6 +284,15 @@ impl InferConfig {
         } else {
             1.0 / (head_dim as f32).sqrt()
         };
+        let swa_layers = if family == Family::Cohere2 {
+            if window.is_none() {
+                return Err(InferError::MissingKey(k("attention.sliding_window")));
+            }
+            Some(swa_pattern(md, &k("attention.sliding_window_pattern"), n_layer)?)
+        } else {
+            None
+        };
+        let logit_scale = if cohere { get_f32(md, &k("logit_scale"))?.filter(|s| *s != 0.0) } else { None };
         let (attn_softcap, final_softcap) = if family == Family::Gemma2 {
             (
                 get_f32(md, &k("attn_logit_softcapping"))?.filter(|c| *c > 0.0),
@@ -257,7 +318,11 @@ impl InferConfig {
             final_softcap,
             // gemma2: every other (even) layer (llama.cpp swa pattern 2). phi3: every layer, as
             // transformers does (llama.cpp currently disables Phi-3's window, phi3.cpp).
-            sliding_window: if matches!(family, Family::Phi3 | Family::Gemma2) { window } else { None },
+            sliding_window: if matches!(family, Family::Phi3 | Family::Gemma2 | Family::Cohere2) {
+                window
+            } else {
+                None
+            },
             swa_every_other: family == Family::Gemma2,
             embed_scale: matches!(family, Family::Gemma | Family::Gemma2).then(|| (n_embd as f32).sqrt()),
             activation: if matches!(family, Family::Gemma | Family::Gemma2) {
@@ -266,15 +331,28 @@ impl InferConfig {
                 Activation::Silu
             },
             post_norms: family == Family::Gemma2,
+            norm: if cohere { NormKind::Layer } else { NormKind::Rms },
+            parallel_block: cohere,
+            logit_scale,
+            swa_layers,
+            rope_swa_only: family == Family::Cohere2,
         })
     }
 
     /// Whether layer `il` uses the sliding window.
     pub fn layer_window(&self, il: usize) -> Option<usize> {
+        if let Some(p) = &self.swa_layers {
+            return self.sliding_window.filter(|_| p.get(il).copied().unwrap_or(false));
+        }
         match self.sliding_window {
             Some(w) if !self.swa_every_other || il.is_multiple_of(2) => Some(w),
             _ => None,
         }
+    }
+
+    /// Whether layer `il` rotates q and k (cohere2: only its sliding layers, cohere2.cpp).
+    pub fn layer_rope(&self, il: usize) -> bool {
+        !self.rope_swa_only || self.swa_layers.as_ref().is_some_and(|p| p.get(il).copied().unwrap_or(false))
     }
 
     pub fn q_dim(&self) -> usize {
