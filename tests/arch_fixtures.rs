@@ -222,6 +222,10 @@ fn config_round_trips_key_by_key() {
         assert_eq!(back["torch_dtype"], "float32");
         let mut compared = 0;
         for key in KEYS {
+            // Only cohere2's mapping carries layer_types (gemma2 / qwen2 derive theirs).
+            if *key == "layer_types" && name != "cohere2" {
+                continue;
+            }
             let Some(orig) = original_value(&f.config, key) else {
                 continue;
             };
