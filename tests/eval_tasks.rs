@@ -17,7 +17,7 @@ use llmtool::infer::InferModel;
 use llmtool::model::Model;
 use llmtool::tokenizer::Tokenizer;
 
-const ARCHS: [&str; 7] = ["llama", "phi3", "gemma", "gemma2", "qwen2", "qwen3", "gemma3"];
+const ARCHS: [&str; 9] = ["llama", "phi3", "gemma", "gemma2", "qwen2", "qwen3", "gemma3", "command_r", "cohere2"];
 
 fn fixture(arch: &str) -> PathBuf {
     common::root().join("fixtures/models").join(arch)

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-ARCHS = ["llama", "phi3", "gemma", "gemma2", "qwen2", "qwen3", "gemma3"]
+ARCHS = ["llama", "phi3", "gemma", "gemma2", "qwen2", "qwen3", "gemma3", "command_r", "cohere2"]
 REF = Path(__file__).resolve().parent / "eval_tasks_ref.json"
 ITEMS = [
     ("The cat sat on the", ["mat.", "roof of the old house.", "x"]),

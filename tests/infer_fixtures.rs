@@ -10,8 +10,10 @@ use std::path::Path;
 use llmtool::infer::{InferModel, KvPrecision};
 use llmtool::model::Model;
 
-const ARCHS: [&str; 11] =
-    ["llama", "phi3", "gemma", "gemma2", "qwen2", "llama31", "phi35", "phi4mini", "qwen3", "gemma3", "gemma3_mm"];
+const ARCHS: [&str; 13] = [
+    "llama", "phi3", "gemma", "gemma2", "qwen2", "llama31", "phi35", "phi4mini", "qwen3", "gemma3", "gemma3_mm", "command_r",
+    "cohere2",
+];
 
 /// Fixtures with rope scaling (fixtures/README.md): their expected_logits.json also holds a
 /// `long` text, longer than the longrope fixtures' original context (32).
@@ -138,6 +140,55 @@ fn gemma3_window_and_local_rope_are_exercised() {
         let d = max_abs_diff(&run(&m), &want);
         assert!(d > 100.0 * TOL_F32, "{arch}: no window changes the logits by only {d}");
     }
+}
+
+/// The cohere2 fixture's prompt (19 tokens) is longer than its window (4) and it has both
+/// layer kinds (3 sliding with rope, 1 global without): without the window, or with rope on
+/// every layer, the logits move far from transformers', so the matching test is not vacuous.
+#[test]
+fn cohere2_window_and_global_no_rope_matter() {
+    let dir = common::root().join("fixtures/models/cohere2");
+    let (ids, want, _) = expected("cohere2");
+    let model = Model::open(&dir).unwrap();
+    let mut m = InferModel::load(&model).unwrap();
+    assert_eq!(m.cfg.sliding_window, Some(4));
+    assert!(ids.len() > 4);
+    assert_eq!(m.cfg.swa_layers.as_deref(), Some(&[true, true, true, false][..]));
+    assert!(!m.cfg.layer_rotates(3) && m.cfg.layer_rotates(0));
+    let run = |m: &InferModel| {
+        let mut kv = m.new_cache(ids.len());
+        m.forward(&ids, &mut kv, 0).unwrap()
+    };
+    assert!(max_abs_diff(&run(&m), &want) <= TOL_F32);
+    m.cfg.sliding_window = None;
+    let d = max_abs_diff(&run(&m), &want);
+    assert!(d > 0.1, "logits without the window: max |Δ| {d}");
+    m.cfg.sliding_window = Some(4);
+    m.cfg.rope_swa_only = false;
+    let d = max_abs_diff(&run(&m), &want);
+    assert!(d > 0.1, "logits with rope on the global layer: max |Δ| {d}");
+}
+
+/// Command R: the logit scale, the q/k norms (the fixture is R+-shaped) and the LayerNorm are
+/// really used: dropping either moves the logits.
+#[test]
+fn command_r_logit_scale_and_qk_norms_matter() {
+    let dir = common::root().join("fixtures/models/command_r");
+    let (ids, want, _) = expected("command_r");
+    let model = Model::open(&dir).unwrap();
+    let mut m = InferModel::load(&model).unwrap();
+    assert_eq!(m.cfg.logit_scale, Some(0.5));
+    assert!(m.cfg.parallel_block);
+    let run = |m: &InferModel| {
+        let mut kv = m.new_cache(ids.len());
+        m.forward(&ids, &mut kv, 0).unwrap()
+    };
+    assert!(max_abs_diff(&run(&m), &want) <= TOL_F32);
+    m.cfg.logit_scale = None;
+    assert!(max_abs_diff(&run(&m), &want) > 0.1);
+    m.cfg.logit_scale = Some(0.5);
+    m.cfg.norm = llmtool::infer::NormKind::Rms;
+    assert!(max_abs_diff(&run(&m), &want) > 0.01);
 }
 
 #[test]

@@ -73,6 +73,12 @@ pub(crate) struct MdBase {
 
 impl MdBase {
     pub fn read(arch: &str, md: &Metadata, tensors: &[TensorInfo]) -> Result<Self, ArchError> {
+        Self::read_eps(arch, md, tensors, "attention.layer_norm_rms_epsilon")
+    }
+
+    /// Like [`Self::read`], with the norm epsilon under `{arch}.{eps_suffix}` (Cohere's
+    /// LayerNorm: `attention.layer_norm_epsilon`).
+    pub fn read_eps(arch: &str, md: &Metadata, tensors: &[TensorInfo], eps_suffix: &str) -> Result<Self, ArchError> {
         let n_head = md_u32(md, &key(arch, "attention.head_count"))?;
         let key_length = md_u32_opt(md, &key(arch, "attention.key_length"))?;
         if let Some(v) = md_u32_opt(md, &key(arch, "attention.value_length"))? {
@@ -83,7 +89,7 @@ impl MdBase {
                 });
             }
         }
-        let rms_eps = md_f32(md, &key(arch, "attention.layer_norm_rms_epsilon"))?;
+        let rms_eps = md_f32(md, &key(arch, eps_suffix))?;
         let base = Base {
             n_ctx: md_u32(md, &key(arch, "context_length"))?,
             n_embd: md_u32(md, &key(arch, "embedding_length"))?,

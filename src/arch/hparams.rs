@@ -167,6 +167,12 @@ pub(crate) struct Base {
 
 impl Base {
     pub fn from_config(config: &Value) -> Result<Self, ArchError> {
+        Self::from_config_eps(config, "rms_norm_eps")
+    }
+
+    /// Like [`Self::from_config`], with the norm epsilon read from `eps_key` (Cohere's
+    /// LayerNorm: `layer_norm_eps`); it lands in `rms_eps`, the family's one norm epsilon.
+    pub fn from_config_eps(config: &Value, eps_key: &str) -> Result<Self, ArchError> {
         let n_head = cfg_u32(config, "num_attention_heads")?;
         let n_embd = cfg_u32(config, "hidden_size")?;
         // HF: num_key_value_heads defaults to num_attention_heads (no GQA).
@@ -179,7 +185,7 @@ impl Base {
             n_layer: cfg_u32(config, "num_hidden_layers")?,
             n_head,
             n_head_kv,
-            rms_eps: cfg_f64(config, "rms_norm_eps")?,
+            rms_eps: cfg_f64(config, eps_key)?,
             head_dim_cfg,
             vocab: cfg_u32(config, "vocab_size")?,
         };

@@ -16,7 +16,10 @@
 //! | `qwen2` | Qwen2ForCausalLM | q/k/v biases |
 //! | `qwen3` | Qwen3ForCausalLM | per-head q/k norms, explicit head_dim |
 //! | `gemma3` | Gemma3ForCausalLM, Gemma3ForConditionalGeneration (text tower) | gemma2 norms + q/k norms, sliding/global layers |
+//! | `command-r` | CohereForCausalLM | LayerNorm, parallel block, logit scale, tied; R+ q/k norms |
+//! | `cohere2` | Cohere2ForCausalLM | as command-r, sliding-window layers (global ones without rope) |
 
+mod cohere;
 mod common;
 mod error;
 mod fix;
@@ -31,6 +34,7 @@ mod qwen3;
 mod rope;
 mod rope_factors;
 
+pub use cohere::{Cohere2, CommandR};
 pub use error::ArchError;
 pub use fix::apply_fix;
 pub use gemma::{Gemma, Gemma2};
@@ -159,7 +163,9 @@ static GEMMA2: Gemma2 = Gemma2;
 static QWEN2: Qwen2 = Qwen2;
 static QWEN3: Qwen3 = Qwen3;
 static GEMMA3: Gemma3 = Gemma3;
-static ALL: [&'static dyn Arch; 7] = [&LLAMA, &PHI3, &GEMMA, &GEMMA2, &QWEN2, &QWEN3, &GEMMA3];
+static COMMAND_R: CommandR = CommandR;
+static COHERE2: Cohere2 = Cohere2;
+static ALL: [&'static dyn Arch; 9] = [&LLAMA, &PHI3, &GEMMA, &GEMMA2, &QWEN2, &QWEN3, &GEMMA3, &COMMAND_R, &COHERE2];
 
 /// Every supported family.
 pub fn supported() -> &'static [&'static dyn Arch] {
@@ -175,7 +181,7 @@ fn supported_list() -> String {
 
 /// The family of an HF config: by `architectures[0]`, else by `model_type` (matched against
 /// the GGUF arch names, which equal transformers' model types for these families, plus
-/// "mistral").
+/// "mistral" and "cohere" = `command-r`).
 pub fn from_hf_config(config: &serde_json::Value) -> Result<&'static dyn Arch, ArchError> {
     if let Some(first) = config.get("architectures").and_then(|a| a.as_array()).and_then(|a| a.first()) {
         let name = first.as_str().ok_or_else(|| ArchError::WrongType {
@@ -197,6 +203,7 @@ pub fn from_hf_config(config: &serde_json::Value) -> Result<&'static dyn Arch, A
             let mt = match mt.as_str() {
                 "mistral" => "llama",
                 "gemma3_text" => "gemma3",
+                "cohere" => "command-r",
                 other => other,
             };
             ALL.iter().copied().find(|a| a.gguf_arch() == mt).ok_or_else(|| ArchError::UnknownArchitecture {

@@ -16,6 +16,19 @@ pub enum Family {
     Qwen2,
     Qwen3,
     Gemma3,
+    /// Cohere Command R / R+ (`command-r`).
+    CommandR,
+    /// Cohere Command R7B (`cohere2`).
+    Cohere2,
+}
+
+/// Which normalization the blocks use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NormKind {
+    /// x / sqrt(mean(x²) + eps) · w.
+    Rms,
+    /// Mean-centred LayerNorm with a weight and no bias (Cohere; llama.cpp LLM_NORM).
+    Layer,
 }
 
 /// How RoPE pairs the dimensions of a head.
@@ -92,7 +105,7 @@ pub struct InferConfig {
     /// Sliding attention window (a key at distance >= window is masked) and which layers use it.
     pub sliding_window: Option<usize>,
     pub swa_every_other: bool,
-    /// gemma3: per layer, whether it slides (`swa_every_other` is then unused).
+    /// gemma3, cohere2: per layer, whether it slides (`swa_every_other` is then unused).
     pub swa_layers: Option<Vec<bool>>,
     /// gemma3: the RoPE of the sliding layers (local base, no scaling); None: `rope` everywhere.
     pub rope_swa: Option<Rope>,
@@ -103,6 +116,15 @@ pub struct InferConfig {
     pub activation: Activation,
     /// gemma2: extra RMSNorms after attention and after the FFN.
     pub post_norms: bool,
+    /// The norm of every block and of the output (`rms_eps` is its epsilon).
+    pub norm: NormKind,
+    /// Cohere: attention and FFN both read the one input norm, x += attn(n) + ffn(n); no
+    /// `ffn_norm`.
+    pub parallel_block: bool,
+    /// Cohere: logits are multiplied by `logit_scale`.
+    pub logit_scale: Option<f32>,
+    /// cohere2: the global (non-sliding, per `swa_layers`) layers skip RoPE.
+    pub rope_swa_only: bool,
 }
 
 fn get_u64(md: &Metadata, key: &str) -> Result<Option<u64>, InferError> {
@@ -135,6 +157,26 @@ fn need_usize(md: &Metadata, key: &str) -> Result<usize, InferError> {
     Ok(v as usize)
 }
 
+/// The sliding layers: `key` as one bool per layer or a period (llama.cpp `load_swa_pattern`:
+/// layer il slides iff il % n < n - 1; 0 = all), absent: the family's default period
+/// (llama.cpp: gemma3 6, cohere2 4).
+fn swa_pattern(md: &Metadata, key: &str, n_layer: usize, default_period: usize) -> Result<Vec<bool>, InferError> {
+    use llmtool_formats::{MetaArray, MetaValue};
+    let period = |n: usize| (0..n_layer).map(|il| n == 0 || il % n < n - 1).collect();
+    match md.get(key) {
+        None => Ok(period(default_period)),
+        Some(MetaValue::Array(MetaArray::Bool(v))) if v.len() == n_layer => Ok(v.clone()),
+        Some(v) => match v.as_u64() {
+            Some(n) if n <= 1 << 24 => Ok(period(n as usize)),
+            _ => Err(InferError::BadKey {
+                key: key.into(),
+                expected: "one bool per layer or an unsigned period",
+                found: format!("{v:?}"),
+            }),
+        },
+    }
+}
+
 impl InferConfig {
     /// Reads the configuration of a GGUF-form model.
     pub fn from_metadata(md: &Metadata, tensors: &[TensorInfo]) -> Result<Self, InferError> {
@@ -150,6 +192,8 @@ impl InferConfig {
             "qwen2" => Family::Qwen2,
             "qwen3" => Family::Qwen3,
             "gemma3" => Family::Gemma3,
+            "command-r" => Family::CommandR,
+            "cohere2" => Family::Cohere2,
             other => return Err(InferError::UnsupportedArch(other.into())),
         };
         let k = |s: &str| format!("{arch}.{s}");
@@ -180,15 +224,22 @@ impl InferConfig {
         };
         let n_ff = need_usize(md, &k("feed_forward_length"))?;
         let n_ctx_train = need_usize(md, &k("context_length"))?;
-        let rms_eps = get_f32(md, &k("attention.layer_norm_rms_epsilon"))?
-            .ok_or_else(|| InferError::MissingKey(k("attention.layer_norm_rms_epsilon")))?;
+        let cohere = matches!(family, Family::CommandR | Family::Cohere2);
+        // Cohere's LayerNorm epsilon has its own key (llama.cpp LLM_KV_ATTENTION_LAYERNORM_EPS).
+        let eps_key = if cohere { k("attention.layer_norm_epsilon") } else { k("attention.layer_norm_rms_epsilon") };
+        let rms_eps = get_f32(md, &eps_key)?.ok_or_else(|| InferError::MissingKey(eps_key.clone()))?;
         let n_vocab = tensors
             .iter()
             .find(|t| t.name == "token_embd.weight")
             .and_then(|t| t.ne.get(1).copied())
             .ok_or_else(|| InferError::MissingTensor("token_embd.weight".into()))? as usize;
 
-        let style = if family == Family::Llama { RopeStyle::Normal } else { RopeStyle::Neox };
+        // Cohere: HF rotates adjacent pairs natively (llama.cpp LLAMA_ROPE_TYPE_NORM, unpermuted).
+        let style = if matches!(family, Family::Llama | Family::CommandR | Family::Cohere2) {
+            RopeStyle::Normal
+        } else {
+            RopeStyle::Neox
+        };
         let n_rot = match get_u64(md, &k("rope.dimension_count"))? {
             Some(_) => need_usize(md, &k("rope.dimension_count"))?,
             None => head_dim,
@@ -272,6 +323,7 @@ impl InferConfig {
         } else {
             1.0 / (head_dim as f32).sqrt()
         };
+        let logit_scale = if cohere { get_f32(md, &k("logit_scale"))?.filter(|s| *s != 0.0) } else { None };
         let (attn_softcap, final_softcap) = match family {
             Family::Gemma2 => (
                 get_f32(md, &k("attn_logit_softcapping"))?.filter(|c| *c > 0.0),
@@ -282,7 +334,7 @@ impl InferConfig {
             _ => (None, None),
         };
         let (swa_layers, rope_swa) = if family == Family::Gemma3 && window.is_some() {
-            let layers = gemma3_swa_layers(md, &k("attention.sliding_window_pattern"), n_layer)?;
+            let layers = swa_pattern(md, &k("attention.sliding_window_pattern"), n_layer, 6)?;
             // llama.cpp llama-hparams.h: rope_freq_base_train_swa defaults to 10000, and the
             // sliding layers' frequency scale is 1 (the linear factor is for global layers).
             let local = Rope {
@@ -293,6 +345,11 @@ impl InferConfig {
                 ..rope
             };
             (Some(layers), Some(local))
+        } else if family == Family::Cohere2 {
+            if window.is_none() {
+                return Err(InferError::MissingKey(k("attention.sliding_window")));
+            }
+            (Some(swa_pattern(md, &k("attention.sliding_window_pattern"), n_layer, 4)?), None)
         } else {
             (None, None)
         };
@@ -314,7 +371,7 @@ impl InferConfig {
             final_softcap,
             // gemma2: every other (even) layer (llama.cpp swa pattern 2). phi3: every layer, as
             // transformers does (llama.cpp currently disables Phi-3's window, phi3.cpp).
-            sliding_window: if matches!(family, Family::Phi3 | Family::Gemma2 | Family::Gemma3) {
+            sliding_window: if matches!(family, Family::Phi3 | Family::Gemma2 | Family::Gemma3 | Family::Cohere2) {
                 window
             } else {
                 None
@@ -331,6 +388,10 @@ impl InferConfig {
                 Activation::Silu
             },
             post_norms: matches!(family, Family::Gemma2 | Family::Gemma3),
+            norm: if cohere { NormKind::Layer } else { NormKind::Rms },
+            parallel_block: cohere,
+            logit_scale,
+            rope_swa_only: family == Family::Cohere2,
         })
     }
 
@@ -353,6 +414,11 @@ impl InferConfig {
         }
     }
 
+    /// Whether layer `il` rotates q and k (cohere2: only its sliding layers, cohere2.cpp).
+    pub fn layer_rotates(&self, il: usize) -> bool {
+        !self.rope_swa_only || self.swa_layers.as_ref().is_some_and(|p| p.get(il).copied().unwrap_or(false))
+    }
+
     pub fn q_dim(&self) -> usize {
         self.n_head * self.head_dim
     }
@@ -360,22 +426,4 @@ impl InferConfig {
     pub fn kv_dim(&self) -> usize {
         self.n_head_kv * self.head_dim
     }
-}
-
-/// gemma3's sliding layers (llama.cpp `load_swa_pattern(ml, 6)`): the pattern key as a
-/// per-layer bool array, or a period p (layer il slides iff il % p < p - 1), default 6.
-fn gemma3_swa_layers(md: &Metadata, key: &str, n_layer: usize) -> Result<Vec<bool>, InferError> {
-    use llmtool_formats::{MetaArray, MetaValue};
-    if let Some(MetaValue::Array(MetaArray::Bool(v))) = md.get(key) {
-        if v.len() != n_layer {
-            return Err(InferError::BadKey {
-                key: key.into(),
-                expected: "one bool per layer",
-                found: format!("{} values for {n_layer} layers", v.len()),
-            });
-        }
-        return Ok(v.clone());
-    }
-    let p = get_u64(md, key)?.unwrap_or(6) as usize;
-    Ok((0..n_layer).map(|il| p == 0 || il % p < p - 1).collect())
 }

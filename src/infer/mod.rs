@@ -1,5 +1,5 @@
-//! The inference core: one forward pass for the llama, phi3, gemma, gemma2, gemma3, qwen2
-//! and qwen3 families, on weights in their stored type, with a KV cache.
+//! The inference core: one forward pass for the llama, phi3, gemma, gemma2, gemma3, qwen2,
+//! qwen3, command-r and cohere2 families, on weights in their stored type, with a KV cache.
 //!
 //! Activations are row-major f32 `n_tokens × width`; a prompt chunk goes through every
 //! matrix product as one batch. The graph per family follows llama.cpp `src/models/*.cpp`
@@ -7,16 +7,17 @@
 //!
 //! ```text
 //! x = embed(tokens) [· sqrt(n_embd): gemma*]
-//! per layer:  h = rmsnorm(x)·w_attn_norm
+//! per layer:  h = rmsnorm(x)·w_attn_norm                  [layernorm: command-r, cohere2]
 //!             q,k,v = h·Wq, h·Wk, h·Wv (+ bias: qwen2)    phi3: one fused h·Wqkv
-//!             [per-head rmsnorm(q), rmsnorm(k): qwen3, gemma3]
-//!             rope(q, k) (normal: llama; neox: the rest; gemma3: local base on sliding layers)
+//!             [per-head rmsnorm(q), rmsnorm(k): qwen3, gemma3; per-head layernorm: command-r+]
+//!             rope(q, k) (normal: llama, cohere*; neox: the rest; gemma3: local base on sliding
+//!                         layers; cohere2: sliding layers only)
 //!             a = softmax(q·kᵀ·scale [softcap: gemma2] + causal mask [window]) · v
 //!             o = a·Wo [rmsnorm: gemma2/3 post-attention norm];  x += o
-//!             h = rmsnorm(x)·w_ffn_norm
+//!             h = rmsnorm(x)·w_ffn_norm      [cohere*: parallel block, h = the attention's input norm]
 //!             f = (act(h·Wgate) ⊙ h·Wup)·Wdown  (silu; gelu-tanh: gemma*)  phi3: fused gate‖up
 //!             [rmsnorm: gemma2/3 post-FFN norm];  x += f
-//! logits = rmsnorm(x)·w_out_norm · Wout (tied: token_embd) [softcap: gemma2]
+//! logits = rmsnorm(x)·w_out_norm · Wout (tied: token_embd) [softcap: gemma2] [· logit_scale: cohere*]
 //! ```
 
 mod config;
@@ -26,7 +27,7 @@ mod linear;
 pub mod ops;
 mod vexp;
 
-pub use config::{Activation, Family, InferConfig, Rope, RopeFactors, RopeStyle};
+pub use config::{Activation, Family, InferConfig, NormKind, Rope, RopeFactors, RopeStyle};
 pub use error::InferError;
 pub use kv::{KvCache, KvPrecision};
 pub use linear::Weight;
@@ -40,6 +41,14 @@ use linear::matmul as matmul_untimed;
 
 fn matmul(w: &Weight<'_>, x: &[f32], n: usize, out: &mut [f32]) -> Result<(), InferError> {
     timing::span(timing::Op::Matmul, || matmul_untimed(w, x, n, out))
+}
+
+/// The family's block norm of each row of `x`, times `w`.
+fn norm(cfg: &InferConfig, x: &[f32], w: &[f32], out: &mut [f32]) {
+    match cfg.norm {
+        NormKind::Rms => ops::rmsnorm(x, w, cfg.rms_eps, out),
+        NormKind::Layer => ops::layernorm(x, w, cfg.rms_eps, out),
+    }
 }
 
 /// Q, K, V projections: separate, or phi3's fused `attn_qkv` (rows: Q, then K, then V).
@@ -60,12 +69,14 @@ struct Layer<'a> {
     bq: Option<Vec<f32>>,
     bk: Option<Vec<f32>>,
     bv: Option<Vec<f32>>,
-    q_norm: Option<Vec<f32>>, // [head_dim] qwen3, gemma3
-    k_norm: Option<Vec<f32>>, // [head_dim] qwen3, gemma3
+    // q/k norms per head: [head_dim] RMSNorm weights shared by the heads (qwen3, gemma3), or
+    // LayerNorm weights [n_head × hd] / [n_head_kv × hd], one row per head (command-r+)
+    q_norm: Option<Vec<f32>>,
+    k_norm: Option<Vec<f32>>,
     wo: Weight<'a>,           // [n_head·hd → n_embd]
     bo: Option<Vec<f32>>,
     post_attn_norm: Option<Vec<f32>>, // [n_embd] gemma2
-    ffn_norm: Vec<f32>,               // [n_embd]
+    ffn_norm: Option<Vec<f32>>,       // [n_embd]; None: parallel block (cohere)
     gate_up: GateUp<'a>,              // [n_embd → n_ff] each
     down: Weight<'a>,                 // [n_ff → n_embd]
     post_ffn_norm: Option<Vec<f32>>,  // [n_embd] gemma2
@@ -89,6 +100,19 @@ fn opt_vec(src: &dyn TensorSource, name: &str, n: usize) -> Result<Option<Vec<f3
         return Ok(None);
     }
     Ok(Some(Weight::load(src, name, n, 1)?.to_f32_vec()?))
+}
+
+/// A per-head norm weight, ne = [head_dim, n_heads] (llama.cpp command-r.cpp), as f32.
+fn head_norm(
+    src: &dyn TensorSource,
+    name: &str,
+    head_dim: usize,
+    n_heads: usize,
+) -> Result<Option<Vec<f32>>, InferError> {
+    if !has(src, name) {
+        return Ok(None);
+    }
+    Ok(Some(Weight::load(src, name, head_dim, n_heads)?.to_f32_vec()?))
 }
 
 fn has(src: &dyn TensorSource, name: &str) -> bool {
@@ -132,18 +156,25 @@ impl<'a> InferModel<'a> {
             };
             let post = cfg.post_norms;
             let hd = cfg.head_dim;
+            let (qn, kn) = (n("attn_q_norm.weight"), n("attn_k_norm.weight"));
+            let (q_norm, k_norm) = match cfg.norm {
+                // command-r+ (use_qk_norm): optional, one LayerNorm weight row per head
+                NormKind::Layer => (head_norm(src, &qn, hd, cfg.n_head)?, head_norm(src, &kn, hd, cfg.n_head_kv)?),
+                NormKind::Rms if cfg.qk_norm => (Some(vec(&qn, hd)?), Some(vec(&kn, hd)?)),
+                NormKind::Rms => (None, None),
+            };
             layers.push(Layer {
                 attn_norm: vec(&n("attn_norm.weight"), d)?,
                 qkv,
                 bq: opt_vec(src, &n("attn_q.bias"), qd)?,
                 bk: opt_vec(src, &n("attn_k.bias"), kvd)?,
                 bv: opt_vec(src, &n("attn_v.bias"), kvd)?,
-                q_norm: if cfg.qk_norm { Some(vec(&n("attn_q_norm.weight"), hd)?) } else { None },
-                k_norm: if cfg.qk_norm { Some(vec(&n("attn_k_norm.weight"), hd)?) } else { None },
+                q_norm,
+                k_norm,
                 wo: Weight::load(src, &n("attn_output.weight"), qd, d)?,
                 bo: opt_vec(src, &n("attn_output.bias"), d)?,
                 post_attn_norm: if post { Some(vec(&n("post_attention_norm.weight"), d)?) } else { None },
-                ffn_norm: vec(&n("ffn_norm.weight"), d)?,
+                ffn_norm: if cfg.parallel_block { None } else { Some(vec(&n("ffn_norm.weight"), d)?) },
                 gate_up,
                 down: Weight::load(src, &n("ffn_down.weight"), ff, d)?,
                 post_ffn_norm: if post { Some(vec(&n("post_ffw_norm.weight"), d)?) } else { None },
@@ -244,7 +275,7 @@ impl<'a> InferModel<'a> {
         let mut u = vec![0.0f32; n * ff];
         for (il, l) in self.layers.iter().enumerate() {
             // attention
-            ops::rmsnorm(&x, &l.attn_norm, cfg.rms_eps, &mut h);
+            norm(cfg, &x, &l.attn_norm, &mut h);
             match &l.qkv {
                 Qkv::Split { q: wq, k: wk, v: wv } => {
                     matmul(wq, &h, n, &mut q)?;
@@ -266,15 +297,26 @@ impl<'a> InferModel<'a> {
                     ops::add_bias(buf, b);
                 }
             }
-            // qwen3/gemma3: RMSNorm over each head (rows of head_dim) before RoPE.
+            // Norm of each head before RoPE: qwen3/gemma3 RMSNorm (rows of head_dim, one shared
+            // weight), command-r+ LayerNorm (one weight row per head).
             if let (Some(qn), Some(kn)) = (&l.q_norm, &l.k_norm) {
-                ops::rmsnorm_in_place(&mut q, qn, cfg.rms_eps);
-                ops::rmsnorm_in_place(&mut k, kn, cfg.rms_eps);
+                match cfg.norm {
+                    NormKind::Rms => {
+                        ops::rmsnorm_in_place(&mut q, qn, cfg.rms_eps);
+                        ops::rmsnorm_in_place(&mut k, kn, cfg.rms_eps);
+                    }
+                    NormKind::Layer => {
+                        ops::layernorm_heads_in_place(&mut q, qn, cfg.head_dim, cfg.rms_eps);
+                        ops::layernorm_heads_in_place(&mut k, kn, cfg.head_dim, cfg.rms_eps);
+                    }
+                }
             }
-            let rope = cfg.layer_rope(il);
-            let rope_ff = self.rope_factors_for(kv.cap);
-            ops::apply_rope_ff(rope, rope_ff, &mut q, cfg.n_head, cfg.head_dim, pos);
-            ops::apply_rope_ff(rope, rope_ff, &mut k, cfg.n_head_kv, cfg.head_dim, pos);
+            if cfg.layer_rotates(il) {
+                let rope = cfg.layer_rope(il);
+                let rope_ff = self.rope_factors_for(kv.cap);
+                ops::apply_rope_ff(rope, rope_ff, &mut q, cfg.n_head, cfg.head_dim, pos);
+                ops::apply_rope_ff(rope, rope_ff, &mut k, cfg.n_head_kv, cfg.head_dim, pos);
+            }
             kv.store(il, pos, &k, &v);
             let p = ops::AttnParams {
                 n_head: cfg.n_head,
@@ -294,8 +336,10 @@ impl<'a> InferModel<'a> {
             }
             ops::add_in_place(&mut x, &o);
 
-            // feed-forward
-            ops::rmsnorm(&x, &l.ffn_norm, cfg.rms_eps, &mut h);
+            // feed-forward (parallel block: h still holds the attention's input norm)
+            if let Some(w) = &l.ffn_norm {
+                norm(cfg, &x, w, &mut h);
+            }
             match &l.gate_up {
                 GateUp::Split { gate, up } => {
                     matmul(gate, &h, n, &mut g)?;
@@ -332,11 +376,14 @@ impl<'a> InferModel<'a> {
             return Ok(Vec::new());
         }
         let mut hn = vec![0.0f32; m * d];
-        ops::rmsnorm(&x[first * d..], &self.output_norm, cfg.rms_eps, &mut hn);
+        norm(cfg, &x[first * d..], &self.output_norm, &mut hn);
         let mut logits = vec![0.0f32; m * cfg.n_vocab];
         matmul(self.output.as_ref().unwrap_or(&self.token_embd), &hn, m, &mut logits)?;
         if let Some(c) = cfg.final_softcap {
             ops::softcap(&mut logits, c);
+        }
+        if let Some(s) = cfg.logit_scale {
+            logits.iter_mut().for_each(|v| *v *= s);
         }
         Ok(logits)
     }

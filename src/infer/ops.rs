@@ -33,6 +33,43 @@ pub fn rmsnorm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
     }
 }
 
+/// LayerNorm without bias of each row, times `w`: y = (x - mean) / sqrt(var + eps) · w
+/// (Cohere; ggml `ggml_compute_forward_norm_f32`: mean and variance summed in f64).
+pub fn layernorm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let d = w.len();
+    for (xr, yr) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        yr.copy_from_slice(xr);
+        layernorm_row(yr, w, eps);
+    }
+}
+
+/// One row of [`layernorm`], in place.
+fn layernorm_row(row: &mut [f32], w: &[f32], eps: f32) {
+    let d = row.len();
+    let mean = (row.iter().map(|&v| v as f64).sum::<f64>() / d as f64) as f32;
+    let mut sum2 = 0.0f64;
+    for v in row.iter_mut() {
+        *v -= mean;
+        sum2 += (*v * *v) as f64;
+    }
+    let scale = 1.0 / ((sum2 / d as f64) as f32 + eps).sqrt();
+    for (v, &g) in row.iter_mut().zip(w) {
+        *v = (*v * scale) * g;
+    }
+}
+
+/// Per-head LayerNorm in place (Command R+ q/k norms): `x` is `n_tokens × n_heads·head_dim`,
+/// `w` is `[n_heads × head_dim]`, one weight row per head; each head is normalized over its
+/// `head_dim` values (transformers `CohereLayerNorm((n_heads, head_dim))`, llama.cpp
+/// command-r.cpp `build_norm(Qcur, attn_q_norm, LLM_NORM)`).
+pub fn layernorm_heads_in_place(x: &mut [f32], w: &[f32], head_dim: usize, eps: f32) {
+    for row in x.chunks_exact_mut(w.len()) {
+        for (head, wh) in row.chunks_exact_mut(head_dim).zip(w.chunks_exact(head_dim)) {
+            layernorm_row(head, wh, eps);
+        }
+    }
+}
+
 /// Adds `b` to each row of `x`.
 pub fn add_bias(x: &mut [f32], b: &[f32]) {
     for row in x.chunks_exact_mut(b.len()) {

@@ -19,7 +19,7 @@ ATTRS = [
     "tie_word_embeddings", "bos_token_id", "eos_token_id", "pad_token_id", "rope_parameters",
     "sliding_window", "attn_logit_softcapping", "final_logit_softcapping", "query_pre_attn_scalar",
     "original_max_position_embeddings", "hidden_act", "hidden_activation", "attention_bias",
-    "layer_types",
+    "layer_norm_eps", "logit_scale", "use_qk_norm", "layer_types",
 ]
 
 
