@@ -183,6 +183,7 @@ fn rope_scaling_supported_and_refused() {
         json!({"rope_theta": 10000.0, "rope_type": "longrope", "long_factor": [1.0], "short_factor": [1.0]});
     let e = to_md(&c).unwrap_err();
     assert!(matches!(&e, ArchError::InvalidValue { .. }) && e.to_string().contains("needs 8 each"), "{e}");
+    assert!(e.to_string().contains("rope_parameters.long_factor"), "{e}");
     // ... and longrope on llama is refused (llama.cpp's llama converter writes no factors)
     let mut c = config("llama");
     c["rope_parameters"] =
