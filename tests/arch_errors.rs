@@ -165,17 +165,37 @@ fn gemma_requires_head_dim_and_gemma2_softcapping() {
 
 #[test]
 fn rope_scaling_supported_and_refused() {
-    // llama3 needs rope_freqs.weight: refused clearly
+    // llama3: no rope.scaling.* key (llama.cpp writes rope_freqs.weight only), one tensor
     let mut c = config("llama");
     c["rope_parameters"] = json!({"rope_theta": 500000.0, "rope_type": "llama3", "factor": 8.0});
+    let md = to_md(&c).unwrap();
+    assert!(!md.keys().any(|k| k.contains("rope.scaling")), "{:?}", md.keys().collect::<Vec<_>>());
+    let extra = arch::from_hf_config(&c).unwrap().extra_tensors(&c).unwrap();
+    assert_eq!(extra.iter().map(|(n, v)| (n.as_str(), v.len())).collect::<Vec<_>>(), [("rope_freqs.weight", 8)]);
+    // ... but not for qwen2, whose llama.cpp converter writes no factor tensor
+    let mut c = config("qwen2");
+    c["rope_parameters"] = json!({"rope_theta": 500000.0, "rope_type": "llama3", "factor": 8.0});
     let e = to_md(&c).unwrap_err();
-    assert!(matches!(&e, ArchError::Unsupported { .. }), "{e:?}");
-    assert!(e.to_string().contains("llama3"), "{e}");
-    // longrope on phi3
+    assert!(matches!(&e, ArchError::Unsupported { .. }) && e.to_string().contains("qwen2"), "{e}");
+    // longrope on phi3: one factor per rotated pair (head_dim 16: 8)
     let mut c = config("phi3");
     c["rope_parameters"] =
         json!({"rope_theta": 10000.0, "rope_type": "longrope", "long_factor": [1.0], "short_factor": [1.0]});
+    let e = to_md(&c).unwrap_err();
+    assert!(matches!(&e, ArchError::InvalidValue { .. }) && e.to_string().contains("needs 8 each"), "{e}");
+    assert!(e.to_string().contains("rope_parameters.long_factor"), "{e}");
+    // ... and longrope on llama is refused (llama.cpp's llama converter writes no factors)
+    let mut c = config("llama");
+    c["rope_parameters"] =
+        json!({"rope_theta": 10000.0, "rope_type": "longrope", "long_factor": [1.0], "short_factor": [1.0]});
     assert!(matches!(to_md(&c), Err(ArchError::Unsupported { .. })));
+    // an unknown type is named by the key the file uses (`type` in legacy rope_scaling)
+    let mut c = config("phi3");
+    c.as_object_mut().unwrap().remove("rope_parameters");
+    c["rope_theta"] = json!(10000.0);
+    c["rope_scaling"] = json!({"type": "dynamic", "factor": 2.0});
+    let e = to_md(&c).unwrap_err().to_string();
+    assert!(e.contains("rope_scaling.type = \"dynamic\""), "{e}");
 
     // linear (legacy rope_scaling form) round trips
     let mut c = config("llama");

@@ -444,3 +444,31 @@ fn peft_phi3_split_parts_onto_fused() {
     check_hf_case("phi3_split");
     check_gguf_case("phi3_split");
 }
+
+/// Rope factor tensors (llama3 `rope_freqs.weight`) pass through a LoRA merge unchanged —
+/// from an HF base (computed from config.json) and from llama.cpp's GGUF — and an HF output
+/// gets them back as config.json's rope_scaling. The llama fixture's adapter fits llama31
+/// (same shapes).
+#[test]
+fn rope_factor_tensors_pass_through_unchanged() {
+    let reference = root().join("fixtures/llama_cpp/llama31.gguf");
+    let want = Model::open(&reference).unwrap().tensors.tensor_bytes("rope_freqs.weight").unwrap().into_owned();
+    for (what, base) in [("HF", root().join("fixtures/models/llama31")), ("GGUF", reference.clone())] {
+        let out = tmp(&format!("rope-{what}.gguf"));
+        run_merge(case_args("llama_plain", Some(&base)), &out, &[]);
+        let m = Model::open(&out).unwrap();
+        let info = m.tensors.tensor_info("rope_freqs.weight").expect("rope_freqs.weight kept").clone();
+        assert_eq!(info.ty, GgmlType::F32, "{what}");
+        assert!(m.tensors.tensor_bytes("rope_freqs.weight").unwrap() == want, "{what}: rope_freqs.weight changed");
+        // the adapter did apply
+        let q0 = Model::open(&base).unwrap().tensors.tensor_bytes("blk.0.attn_q.weight").unwrap().into_owned();
+        assert!(m.tensors.tensor_bytes("blk.0.attn_q.weight").unwrap() != q0, "{what}: adapter not applied");
+        let _ = std::fs::remove_file(&out);
+    }
+    let out = tmp("rope-hf-out");
+    run_merge(case_args("llama_plain", Some(&reference)), &out, &[]);
+    let cfg: Value = serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["rope_scaling"]["rope_type"], "llama3", "{cfg}");
+    assert_eq!(cfg["rope_scaling"]["original_max_position_embeddings"], 64);
+    let _ = std::fs::remove_dir_all(&out);
+}

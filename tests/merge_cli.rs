@@ -501,3 +501,42 @@ fn eval_text_scores_inputs_and_result() {
     assert_eq!(v["inputs"].as_array().unwrap().len(), 2);
     assert!(v["result"]["ppl"].as_f64().unwrap().is_finite() && v["kld"]["kld_mean"].as_f64().unwrap() >= 0.0, "{v}");
 }
+
+/// A merge of two llama3-rope models keeps `rope_freqs.weight` as it is (no HF equivalent:
+/// copied from the base, never averaged), F32, and an HF output gets config.json's
+/// rope_scaling back; longrope's two factor tensors likewise.
+#[test]
+fn rope_factor_tensors_pass_through_merges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for (fixture, names) in [
+        ("llama31", &["rope_freqs.weight"][..]),
+        ("phi35", &["rope_factors_long.weight", "rope_factors_short.weight"][..]),
+    ] {
+        let src = root().join("fixtures/models").join(fixture);
+        variant_of(&src, d, &format!("{fixture}-a"), 2, 1);
+        variant_of(&src, d, &format!("{fixture}-b"), 2, 2);
+        let cfg = write(
+            d,
+            &format!("{fixture}.yml"),
+            &format!(
+                "merge_method: linear\nmodels:\n  - model: {fixture}-a\n    parameters: {{weight: 0.5}}\n  - model: {fixture}-b\n    parameters: {{weight: 0.5}}\ndtype: float32\n"
+            ),
+        );
+        let reference =
+            llmtool::model::Model::open(&root().join("fixtures/llama_cpp").join(format!("{fixture}.gguf"))).unwrap();
+        let gguf = d.join(format!("{fixture}.gguf"));
+        llmtool_ok(&["merge", "-q", s(&cfg), s(&gguf)]);
+        let m = llmtool::model::Model::open(&gguf).unwrap();
+        for name in names {
+            let info = m.tensors.tensor_info(name).unwrap_or_else(|| panic!("{fixture}: {name} lost"));
+            assert_eq!(info.ty, llmtool_formats::GgmlType::F32);
+            assert_eq!(m.tensors.tensor_bytes(name).unwrap(), reference.tensors.tensor_bytes(name).unwrap(), "{name}");
+        }
+        let hf = d.join(format!("{fixture}-hf"));
+        llmtool_ok(&["merge", "-q", s(&cfg), s(&hf)]);
+        let c: serde_json::Value = serde_json::from_slice(&std::fs::read(hf.join("config.json")).unwrap()).unwrap();
+        assert!(c["rope_scaling"].is_object(), "{fixture}: {c}");
+        assert!(read_st(&hf.join("model.safetensors")).keys().all(|k| !k.contains("rope")), "{fixture}");
+    }
+}

@@ -241,3 +241,24 @@ fn qwen3_and_gemma3_follow_llama_cpp_rules() {
         }
     }
 }
+
+/// Rope factor tensors stay F32 and unchanged through quantization (1-D: never quantized).
+#[test]
+fn rope_factor_tensors_stay_f32() {
+    let dir = tempfile::tempdir().unwrap();
+    for fixture in ["llama31", "phi4mini"] {
+        let src =
+            llmtool::model::Model::open(&root().join("fixtures/llama_cpp").join(format!("{fixture}.gguf"))).unwrap();
+        let out = dir.path().join(format!("{fixture}-q4_k_m.gguf"));
+        llmtool_ok(&["quantize", "--quiet", src.path.to_str().unwrap(), s(&out), "-t", "Q4_K_M"]);
+        let q = llmtool::model::Model::open(&out).unwrap();
+        let mut n = 0;
+        for t in src.tensors.tensor_infos().iter().filter(|t| llmtool::arch::is_rope_factor_tensor(&t.name)) {
+            let qt = q.tensors.tensor_info(&t.name).unwrap();
+            assert_eq!(qt.ty, llmtool_formats::GgmlType::F32, "{fixture}: {}", t.name);
+            assert_eq!(q.tensors.tensor_bytes(&t.name).unwrap(), src.tensors.tensor_bytes(&t.name).unwrap());
+            n += 1;
+        }
+        assert!(n >= 1, "{fixture}: no rope factor tensor");
+    }
+}

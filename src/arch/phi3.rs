@@ -85,8 +85,9 @@ fn longrope(config: &Value) -> Result<Option<(Vec<f32>, Vec<f32>, f64)>, ArchErr
     }
     let half = rope_dims(&b, &rope)? / 2;
     if long.len() != half as usize || short.len() != half as usize {
+        let ctx = if cfg_get(config, "rope_parameters").is_some() { "rope_parameters" } else { "rope_scaling" };
         return Err(ArchError::InvalidValue {
-            key: "rope_scaling.long_factor / short_factor".into(),
+            key: format!("{ctx}.long_factor / short_factor"),
             reason: format!(
                 "{} long and {} short factors; the rotary dimension {} needs {half} each",
                 long.len(),

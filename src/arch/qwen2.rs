@@ -28,6 +28,7 @@ impl Arch for Qwen2 {
     fn config_to_metadata(&self, config: &Value, md: &mut Metadata) -> Result<(), ArchError> {
         let b = Base::from_config(config)?;
         let rope = Rope::from_config(config)?;
+        rope.refuse_factor_scaling(ARCH)?;
         if cfg_bool_opt(config, "use_sliding_window")?.unwrap_or(false) {
             return Err(ArchError::Unsupported {
                 what: "qwen2 sliding window attention",

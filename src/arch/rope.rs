@@ -176,6 +176,21 @@ impl Rope {
         Ok(Rope { theta, scaling, partial_rotary_factor })
     }
 
+    /// Refuses the scalings that need factor tensors, for a family whose llama.cpp converter
+    /// writes none (it would silently drop the scaling).
+    pub fn refuse_factor_scaling(&self, family: &'static str) -> Result<(), ArchError> {
+        match &self.scaling {
+            Some(RopeScaling::Llama3(_)) | Some(RopeScaling::LongRope { .. }) => Err(ArchError::Unsupported {
+                what: "rope scaling",
+                detail: format!(
+                    "{family}: llama3/longrope rope scaling needs rope factor tensors, which llama.cpp's {family} \
+                     converter does not write (llmtool converts them for llama and phi3)"
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Writes the scaling keys (in llama.cpp's order: type, factor, original context, yarn
     /// extras). The base frequency is written by the caller where its family writes it.
     pub fn write_scaling(&self, arch: &str, md: &mut Metadata) {

@@ -13,7 +13,8 @@
 //! Rules (README, `llmtool chatvector`):
 //! - Skipped tensors (`--skip` globs, matched against the GGUF name and the HF name; by
 //!   default the token embeddings and the output head, [`DEFAULT_SKIPS`]; norms with
-//!   `--skip-norms`) are the target's, re-typed only if the output type says so.
+//!   `--skip-norms`; always the rope factor tensors, which are computed from the config) are
+//!   the target's, re-typed only if the output type says so.
 //! - Vocabulary tensors ([`VOCAB_TENSORS`]) may have different row counts in B, C and T: row
 //!   `r` of T gets vector row `r` when every one of that vector's models has it, so rows
 //!   beyond the shared vocabulary stay T's. A token map `target_id → chat_id` makes row
@@ -124,6 +125,9 @@ impl SkipRules {
     pub fn reason(&self, gguf_name: &str, hf_name: Option<&str>) -> Option<String> {
         if self.default_skips && DEFAULT_SKIPS.contains(&gguf_name) {
             return Some("default skip".into());
+        }
+        if crate::arch::is_rope_factor_tensor(gguf_name) {
+            return Some("rope factors (computed from the config, not weights)".into());
         }
         if self.skip_norms && gguf_name.contains("norm") {
             return Some("--skip-norms".into());
@@ -731,6 +735,11 @@ mod tests {
         assert!(r.reason("token_embd.weight", Some("model.embed_tokens.weight")).is_none());
         let d = SkipRules { default_skips: true, ..Default::default() };
         assert!(d.reason("token_embd.weight", None).is_some());
+        // rope factor tensors are copied from the target whatever the rules
+        let none = SkipRules::default();
+        for name in ["rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight"] {
+            assert!(none.reason(name, None).unwrap().contains("rope factors"), "{name}");
+        }
     }
 
     #[test]
