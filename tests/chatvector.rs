@@ -96,7 +96,12 @@ fn hf_math(arch: &str) {
             assert_eq!(vals, &tt[name].1, "{name} is skipped by default: the target's");
             continue;
         }
-        let (e, sc) = expected(&tt[name].1, &[(0.7, &ct[name].1, &bt[name].1)]);
+        let (e, mut sc) = expected(&tt[name].1, &[(0.7, &ct[name].1, &bt[name].1)]);
+        // gemma3's norms are computed on as stored in GGUF form, w + 1: each of the four
+        // values carries an offset of magnitude 1 in its f32 roundings
+        if arch == "gemma3" && name.ends_with("norm.weight") {
+            sc.iter_mut().for_each(|x| *x += 4.0);
+        }
         assert_ne!(vals, &tt[name].1, "{name} changed");
         for i in 0..e.len() {
             assert_close(name, i, vals[i], e[i], sc[i]);

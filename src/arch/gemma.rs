@@ -20,7 +20,7 @@ use super::names::{self, gguf_suffix, LLAMA_BLOCK};
 use super::rope::Rope;
 use super::{Arch, ArchError, TensorFix, TensorMap};
 
-const GEMMA2_BLOCK: &[(&str, &str)] = &[
+pub(super) const GEMMA2_BLOCK: &[(&str, &str)] = &[
     ("input_layernorm.weight", "attn_norm.weight"),
     ("self_attn.q_proj.weight", "attn_q.weight"),
     ("self_attn.k_proj.weight", "attn_k.weight"),
@@ -53,7 +53,8 @@ fn block(v2: bool) -> &'static [(&'static str, &'static str)] {
     }
 }
 
-fn norm_fix(gguf: &str) -> TensorFix {
+/// Every Gemma RMSNorm weight is stored as w + 1 (gemma3 too).
+pub(super) fn norm_fix(gguf: &str) -> TensorFix {
     if gguf_suffix(gguf).ends_with("norm.weight") {
         TensorFix::AddOne
     } else {

@@ -29,28 +29,13 @@ use llmtool_formats::{MetaArray, MetaValue, Metadata, TensorInfo};
 use serde_json::{json, Value};
 
 use super::common::{assemble, key, write_base_counts, write_general, MdBase};
+use super::gemma::{norm_fix, GEMMA2_BLOCK};
 use super::hparams::{cfg_bool_opt, cfg_f64_opt, cfg_get, cfg_u32_opt, f32_json, md_f32_opt, md_u32, md_u32_opt, Base};
-use super::names::{self, gguf_suffix};
+use super::names::{self, with_qk_norms};
 use super::rope::Rope;
-use super::{Arch, ArchError, TensorFix, TensorMap};
+use super::{Arch, ArchError, TensorMap};
 
 const ARCH: &str = "gemma3";
-
-const BLOCK: &[(&str, &str)] = &[
-    ("input_layernorm.weight", "attn_norm.weight"),
-    ("self_attn.q_proj.weight", "attn_q.weight"),
-    ("self_attn.k_proj.weight", "attn_k.weight"),
-    ("self_attn.v_proj.weight", "attn_v.weight"),
-    ("self_attn.o_proj.weight", "attn_output.weight"),
-    ("self_attn.q_norm.weight", "attn_q_norm.weight"),
-    ("self_attn.k_norm.weight", "attn_k_norm.weight"),
-    ("post_attention_layernorm.weight", "post_attention_norm.weight"),
-    ("pre_feedforward_layernorm.weight", "ffn_norm.weight"),
-    ("post_feedforward_layernorm.weight", "post_ffw_norm.weight"),
-    ("mlp.gate_proj.weight", "ffn_gate.weight"),
-    ("mlp.up_proj.weight", "ffn_up.weight"),
-    ("mlp.down_proj.weight", "ffn_down.weight"),
-];
 
 /// Module names of the ConditionalGeneration wrapper that are not part of the text model.
 const TOWERS: &[&str] = &["vision_tower.", "multi_modal_projector."];
@@ -170,14 +155,6 @@ fn llama_cpp_query_scalar(n_layer: u32, n_embd: u32, n_head: u32, head_dim: u32)
         n_embd / n_head
     } else {
         head_dim
-    }
-}
-
-fn norm_fix(gguf: &str) -> TensorFix {
-    if gguf_suffix(gguf).ends_with("norm.weight") {
-        TensorFix::AddOne
-    } else {
-        TensorFix::Copy
     }
 }
 
@@ -304,7 +281,7 @@ impl Arch for Gemma3 {
         if name == "lm_head.weight" && cfg_bool_opt(&cfg, "tie_word_embeddings")?.unwrap_or(true) {
             return Ok(None);
         }
-        let mapped = names::hf_to_gguf(ARCH, BLOCK, &name, b.n_layer).map_err(|e| match e {
+        let mapped = names::hf_to_gguf(ARCH, &with_qk_norms(GEMMA2_BLOCK), &name, b.n_layer).map_err(|e| match e {
             // name the tensor as the checkpoint does, not with the wrapper prefix removed
             ArchError::UnknownTensor { arch, .. } => ArchError::UnknownTensor { arch, name: hf_name.into() },
             e => e,
@@ -317,7 +294,7 @@ impl Arch for Gemma3 {
 
     fn gguf_to_hf_tensor(&self, gguf_name: &str, md: &Metadata) -> Result<TensorMap, ArchError> {
         let n_layer = md_u32(md, &key(ARCH, "block_count"))?;
-        let name = names::gguf_to_hf(ARCH, BLOCK, gguf_name, n_layer)?;
+        let name = names::gguf_to_hf(ARCH, &with_qk_norms(GEMMA2_BLOCK), gguf_name, n_layer)?;
         Ok(TensorMap { name, fix: norm_fix(gguf_name).inverse() })
     }
 

@@ -50,7 +50,7 @@ use llmtool_formats::{Metadata, TensorInfo, TensorSource};
 
 /// One model family.
 pub trait Arch: Send + Sync {
-    /// `general.architecture` value: "llama", "phi3", "gemma", "gemma2", "qwen2".
+    /// `general.architecture` value: "llama", "phi3", "gemma", "gemma2", "qwen2", "qwen3", "gemma3".
     fn gguf_arch(&self) -> &'static str;
 
     /// HF `architectures[0]` values handled by this family (the first is written back).

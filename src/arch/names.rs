@@ -31,6 +31,16 @@ pub(crate) const LLAMA_BLOCK: &[(&str, &str)] = &[
     ("self_attn.o_proj.bias", "attn_output.bias"),
 ];
 
+/// The per-head query/key RMSNorms of qwen3 and gemma3 (gguf-py `ATTN_Q_NORM`, `ATTN_K_NORM`),
+/// added to a family's block table with [`with_qk_norms`].
+pub(crate) const QK_NORM_BLOCK: &[(&str, &str)] =
+    &[("self_attn.q_norm.weight", "attn_q_norm.weight"), ("self_attn.k_norm.weight", "attn_k_norm.weight")];
+
+/// `block` followed by [`QK_NORM_BLOCK`].
+pub(crate) fn with_qk_norms(block: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    block.iter().chain(QK_NORM_BLOCK).copied().collect()
+}
+
 /// Splits `model.layers.N.rest` (HF) or `blk.N.rest` (GGUF) into (N, rest). N must be a
 /// canonical decimal (no sign, no leading zero) so that the mapping is a bijection.
 pub(crate) fn split_block<'a>(name: &'a str, prefix: &str) -> Option<(u32, &'a str)> {
