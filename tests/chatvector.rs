@@ -50,8 +50,13 @@ fn assert_close(name: &str, i: usize, out: f64, exp: f64, scale: f64) {
 
 /// B, C (= B perturbed) and T (= B perturbed differently) of the llama fixture as HF dirs.
 fn hf_triplet(dir: &Path, seed: u64) -> (PathBuf, PathBuf, PathBuf) {
+    hf_triplet_of("llama", dir, seed)
+}
+
+/// [`hf_triplet`] of the fixture of `arch`.
+fn hf_triplet_of(arch: &str, dir: &Path, seed: u64) -> (PathBuf, PathBuf, PathBuf) {
     let (b, c, t) = (dir.join("base"), dir.join("chat"), dir.join("target"));
-    perturbed(&fixture("llama"), &b, seed, 0.01);
+    perturbed(&fixture(arch), &b, seed, 0.01);
     perturbed(&b, &c, seed + 1, 0.05);
     perturbed(&b, &t, seed + 2, 0.05);
     (b, c, t)
@@ -72,8 +77,14 @@ fn expected(t: &[f64], vectors: &[(f64, &[f64], &[f64])]) -> (Vec<f64>, Vec<f64>
 
 #[test]
 fn hf_to_hf_exact_math_with_default_skips() {
-    let dir = tmp("hf_math");
-    let (b, c, t) = hf_triplet(&dir, 11);
+    for arch in ["llama", "command_r", "cohere2"] {
+        hf_to_hf_exact_math(arch);
+    }
+}
+
+fn hf_to_hf_exact_math(arch: &str) {
+    let dir = tmp(&format!("hf_math_{arch}"));
+    let (b, c, t) = hf_triplet_of(arch, &dir, 11);
     let out = dir.join("out");
     llmtool_ok(&["chatvector", "--base", s(&b), "--chat", s(&c), "--target", s(&t), "--ratio", "0.7", s(&out), "-q"]);
     let (bt, ct, tt, ot) = (read_hf(&b), read_hf(&c), read_hf(&t), read_hf(&out));
