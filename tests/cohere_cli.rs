@@ -51,3 +51,20 @@ fn generate_chat_is_greedy_over_the_cohere_template() {
         }
     }
 }
+
+/// `convert --outtype f16/bf16` keeps Command R+'s 2-D per-head q/k norms F32, as
+/// convert_hf_to_gguf.py does for every `*_norm.weight`; the matrices take the out type.
+#[test]
+fn qk_norms_stay_f32_at_half_precision() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = common::root().join("fixtures/models/command_r");
+    for ty in ["f16", "bf16"] {
+        let out = tmp.path().join(format!("{ty}.gguf"));
+        common::llmtool_ok(&["convert", "--quiet", "--outtype", ty, src.to_str().unwrap(), out.to_str().unwrap()]);
+        let f = llmtool_formats::gguf::GgufFile::open(&out).unwrap();
+        let ty_of = |n: &str| f.tensors.iter().find(|t| t.name == n).unwrap().ty.name();
+        assert_eq!(ty_of("blk.0.attn_q_norm.weight"), "F32", "{ty}");
+        assert_eq!(ty_of("blk.1.attn_k_norm.weight"), "F32", "{ty}");
+        assert_eq!(ty_of("blk.0.attn_q.weight"), ty.to_uppercase(), "{ty}");
+    }
+}
