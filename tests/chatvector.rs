@@ -78,7 +78,8 @@ fn expected(t: &[f64], vectors: &[(f64, &[f64], &[f64])]) -> (Vec<f64>, Vec<f64>
 #[test]
 fn hf_to_hf_exact_math_with_default_skips() {
     // qwen3, gemma3: the q/k norms (and gemma3's four norms per layer) follow the same rule
-    for arch in ["llama", "qwen3", "gemma3"] {
+    // command_r, cohere2: LayerNorms, parallel blocks
+    for arch in ["llama", "qwen3", "gemma3", "command_r", "cohere2"] {
         hf_math(arch);
     }
 }

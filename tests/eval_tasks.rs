@@ -248,17 +248,19 @@ fn cli_on_fixture_json_matches_library() {
         "t.jsonl",
         "{\"context\": \"The cat sat on the\", \"choices\": [\"mat.\", \"roof.\"], \"label\": 0}\n{\"context\": \"One, two,\", \"choices\": [\"three\", \"seven\"], \"label\": 1}\n",
     );
-    let model = fixture("qwen2");
-    let out = common::llmtool_ok(&["eval", model.to_str().unwrap(), "--task", p.to_str().unwrap(), "--json", "-q"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mdl = Model::open(&model).unwrap();
-    let m = InferModel::load(&mdl).unwrap();
-    let tok = Tokenizer::from_model(&mdl).unwrap();
-    let lib = evaluate_tasks(&m, &tok, &[TaskSet::read(&p).unwrap()], &TaskOptions::default()).unwrap();
-    assert_eq!(v["tasks"][0]["name"], "t");
-    assert_eq!(v["tasks"][0]["n"], 2);
-    assert_eq!(v["overall"]["acc"]["value"].as_f64().unwrap(), lib.overall.acc.value);
-    assert_eq!(v["overall"]["acc_norm"]["value"].as_f64().unwrap(), lib.overall.acc_norm.value);
+    for arch in ["qwen2", "command_r", "cohere2"] {
+        let model = fixture(arch);
+        let out = common::llmtool_ok(&["eval", model.to_str().unwrap(), "--task", p.to_str().unwrap(), "--json", "-q"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mdl = Model::open(&model).unwrap();
+        let m = InferModel::load(&mdl).unwrap();
+        let tok = Tokenizer::from_model(&mdl).unwrap();
+        let lib = evaluate_tasks(&m, &tok, &[TaskSet::read(&p).unwrap()], &TaskOptions::default()).unwrap();
+        assert_eq!(v["tasks"][0]["name"], "t", "{arch}");
+        assert_eq!(v["tasks"][0]["n"], 2, "{arch}");
+        assert_eq!(v["overall"]["acc"]["value"].as_f64().unwrap(), lib.overall.acc.value, "{arch}");
+        assert_eq!(v["overall"]["acc_norm"]["value"].as_f64().unwrap(), lib.overall.acc_norm.value, "{arch}");
+    }
 }
 
 /// SmolLM2-135M on the committed examples. Measured (Q4_1): see README "llmtool eval".

@@ -184,6 +184,16 @@ fn peft_lora_bias_qwen2() {
     check_gguf_case("qwen2_bias");
 }
 
+/// Command R (with q/k norms) and Command R7B: every Llama-named module, mapped without a
+/// Q/K permutation.
+#[test]
+fn peft_command_r_and_cohere2_all_modules() {
+    for case in ["command_r_all", "cohere2_all"] {
+        check_hf_case(case);
+        check_gguf_case(case);
+    }
+}
+
 #[test]
 fn peft_phi3_fused_qkv_gate_up() {
     check_hf_case("phi3_fused");

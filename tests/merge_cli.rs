@@ -46,6 +46,10 @@ fn variant_of(src: &Path, dir: &Path, name: &str, n_layers: usize, seed: u64) ->
     let mut config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
     config["num_hidden_layers"] = n_layers.into();
+    // Per-layer lists (gemma2, qwen2, cohere2 `layer_types`) follow the layer count.
+    if let Some(t) = config.get("layer_types").and_then(|v| v.as_array()).filter(|t| !t.is_empty()).cloned() {
+        config["layer_types"] = (0..n_layers).map(|i| t[i % t.len()].clone()).collect::<Vec<_>>().into();
+    }
     std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&config).unwrap()).unwrap();
     let base = read_st(&src.join("model.safetensors"));
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
@@ -442,7 +446,7 @@ fn in_memory_merges_from_the_cache_match_the_cli() {
 #[test]
 fn linear_merge_in_hf_layout_for_every_architecture() {
     let tmp = tempfile::tempdir().unwrap();
-    for arch in ["gemma", "gemma2", "qwen2", "phi3", "qwen3", "gemma3"] {
+    for arch in ["gemma", "gemma2", "qwen2", "phi3", "qwen3", "gemma3", "command_r", "cohere2"] {
         let d = tmp.path().join(arch);
         std::fs::create_dir_all(&d).unwrap();
         let src = root().join("fixtures/models").join(arch);

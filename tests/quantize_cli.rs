@@ -148,6 +148,42 @@ fn hf_f16_fixture_to_q8_0_matches_gguf_py() {
     assert!(r["tensors"].as_object().unwrap().values().all(|t| t["from"] != "F16" || t["type"] == "Q8_0"));
 }
 
+/// Command R (tied, R+ q/k norms) and Command R7B: llama.cpp's rules with no
+/// architecture-specific case — the tied `token_embd` takes the output rule, the per-head
+/// norms (2-D, `_norm.weight`) stay F32 — judged by quant_plan.py and gguf-py; the quantized
+/// files run (perplexity).
+#[test]
+fn cohere_fixtures_quantize_like_llama_cpp() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("t.txt");
+    std::fs::write(&text, "The quick brown fox jumps over the lazy dog. What is the capital of France? Paris.")
+        .unwrap();
+    for arch in ["command_r", "cohere2"] {
+        let f32_gguf = dir.path().join(format!("{arch}.gguf"));
+        llmtool_ok(&["convert", "--quiet", s(&root().join("fixtures/models").join(arch)), s(&f32_gguf)]);
+        for (ty, file_type) in [("Q8_0", 7), ("Q4_K_M", 15)] {
+            let out = dir.path().join(format!("{arch}-{ty}.gguf"));
+            llmtool_ok(&["quantize", "--quiet", s(&f32_gguf), s(&out), "--type", ty, "--threads", "2"]);
+            assert_gguf_py_agrees(&out);
+            let r = check_against_gguf_py(&f32_gguf, &out, file_type);
+            let plan = judge_plan(&f32_gguf, ty);
+            let tensors = r["tensors"].as_object().unwrap();
+            for (name, t) in tensors {
+                assert_eq!(t["type"], plan["types"][name], "{arch} {ty}: {name}");
+            }
+            // 64 columns are not a multiple of 256: the output rule gives Q8_0.
+            assert_eq!(tensors["token_embd.weight"]["type"], "Q8_0", "{arch} {ty}: tied embeddings");
+            if arch == "command_r" {
+                assert_eq!(tensors["blk.0.attn_q_norm.weight"]["type"], "F32", "{ty}: q norm");
+            }
+            let ppl = llmtool_ok(&["perplexity", s(&out), "--text", s(&text), "--ctx", "8", "--json", "-q"]);
+            let j: Value = serde_json::from_slice(&ppl.stdout).unwrap();
+            let p = j["ppl"].as_f64().unwrap_or_else(|| panic!("{arch} {ty}: {j}"));
+            assert!(p.is_finite() && p > 1.0, "{arch} {ty}: perplexity {p}");
+        }
+    }
+}
+
 #[test]
 fn keep_overrides_a_tensor_type() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,7 +4,8 @@
 //! - GGUF output, no `--outtype`: float tensors keep their type, except 1-D tensors (norms,
 //!   biases), which GGUF stores as F32 — llama.cpp keeps them F32 because ggml's CPU ops
 //!   want F32 there. Quantized tensors stay as they are.
-//! - GGUF output with `--outtype T`: tensors of 2+ dims become T, 1-D tensors F32.
+//! - GGUF output with `--outtype T`: tensors of 2+ dims become T, 1-D tensors and norms
+//!   (`*_norm.weight`, also 2-D ones like Command R+'s per-head q/k norms) F32.
 //! - HF output: HF checkpoints hold one float dtype. Without `--outtype` it is the dominant
 //!   float type of the 2+-D tensors (so HF→GGUF→HF restores bf16/f16 norms exactly, since
 //!   they were widened losslessly); when every matrix is quantized there is no such type and
@@ -46,7 +47,9 @@ pub fn gguf_types(infos: &[TensorInfo], outtype: Option<OutType>) -> Vec<GgmlTyp
             if !is_retypable(t.ty) {
                 return t.ty;
             }
-            let one_d = t.ne.len() <= 1;
+            // convert_hf_to_gguf.py keeps 1-D tensors and every `*_norm.weight` F32 (Command
+            // R+'s per-head q/k norms are 2-D).
+            let one_d = t.ne.len() <= 1 || t.name.ends_with("_norm.weight");
             match outtype {
                 None if one_d && !t.ty.is_quantized() => GgmlType::F32,
                 None => t.ty,
