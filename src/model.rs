@@ -168,6 +168,12 @@ impl Model {
         if let Some(tok) = &dir.tokenizer_json {
             tokenizer::hf_to_gguf_metadata(tok, dir.tokenizer_config.as_ref(), Some(&dir.config), &mut metadata)
                 .map_err(|source| ModelError::Tokenizer { path: path.join("tokenizer.json"), source })?;
+            // SentencePiece scores, as llama.cpp's converter takes them (tokenizer/spm_model.rs).
+            let spm = path.join("tokenizer.model");
+            if spm.is_file() {
+                tokenizer::apply_spm_model_scores(&spm, &mut metadata)
+                    .map_err(|source| ModelError::Tokenizer { path: spm, source })?;
+            }
         }
         let extra_files = dir.extra_files;
         let files = HfFiles {

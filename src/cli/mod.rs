@@ -13,6 +13,7 @@ pub mod output;
 pub mod pass_eval;
 mod perplexity;
 mod quantize;
+mod tokenize;
 
 use clap::{Parser, Subcommand};
 
@@ -50,6 +51,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Fitness of one genome of a `merge --evolve` search (a worker for distributed searches).
     EvalCandidate(eval_candidate::EvalCandidateArgs),
+    /// Tokenize a text with a model's tokenizer (GGUF file or HF dir), like llama.cpp's llama-tokenize.
+    Tokenize(tokenize::TokenizeArgs),
 }
 
 /// Parses `std::env::args` and runs the chosen subcommand.
@@ -81,6 +84,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Lora(args) => lora::run(args),
         Command::Eval(args) => eval::run(args),
         Command::EvalCandidate(args) => eval_candidate::run(args),
+        Command::Tokenize(args) => tokenize::run(args),
     }
 }
 

@@ -18,16 +18,24 @@ pub const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?
 /// Qwen2's `Split` pattern as in its tokenizer.json (llama.cpp `QWEN2`, also `stablelm2`).
 pub const QWEN2_REGEX: &str =
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// Mistral's tekken pattern (tekken.json `config.pattern`, and the `Split` of the tokenizer.json
+/// transformers makes from it; llama.cpp `TEKKEN`).
+pub const TEKKEN_REGEX: &str = r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 /// llama.cpp's regex list for the BPE `default` pre-type (no HF original; applied in turn).
 pub const DEFAULT_BPE_REGEXES: [&str; 4] = [r"[\p{P}\$\+<=>\^~\|]+", GPT2_REGEX, r"\p{N}+", r"[0-9][0-9][0-9]"];
 
 /// `tokenizer.ggml.pre` names we write and read for the `gpt2` (byte-level BPE) model.
 /// The `llama` (SentencePiece-style) model always uses `default`.
-pub const KNOWN_BPE_PRE: &[&str] = &["default", "gpt-2", "smollm", "starcoder", "llama-bpe", "qwen2"];
+pub const KNOWN_BPE_PRE: &[&str] =
+    &["default", "gpt-2", "smollm", "starcoder", "command-r", "llama-bpe", "qwen2", "tekken"];
 
 /// Model types of config.json that name the `starcoder` variant of the
 /// Digits + ByteLevel pre-tokenizer (same regexes as `smollm` in llama.cpp).
 const STARCODER_MODEL_TYPES: &[&str] = &["starcoder2", "gpt_bigcode"];
+/// Model types whose Digits + ByteLevel pre-tokenizer llama.cpp names `command-r`
+/// (convert_hf_to_gguf_update.py: CohereForAI/c4ai-command-r-v01; Command R7B and A are
+/// `cohere2` with the same tokenizer).
+const COMMAND_R_MODEL_TYPES: &[&str] = &["cohere", "cohere2"];
 
 /// Derives `tokenizer.ggml.pre` for a byte-level BPE tokenizer.json.
 pub fn detect_bpe_pre(tokenizer_json: &Value, config: Option<&Value>) -> Result<&'static str, TokenizerMetaError> {
@@ -55,11 +63,18 @@ pub fn detect_bpe_pre(tokenizer_json: &Value, config: Option<&Value>) -> Result<
                 && byte_level_regex(b) =>
         {
             let model_type = config.and_then(|c| c.get("model_type")).and_then(Value::as_str).unwrap_or("");
-            Some(if STARCODER_MODEL_TYPES.contains(&model_type) { "starcoder" } else { "smollm" })
+            Some(if STARCODER_MODEL_TYPES.contains(&model_type) {
+                "starcoder"
+            } else if COMMAND_R_MODEL_TYPES.contains(&model_type) {
+                "command-r"
+            } else {
+                "smollm"
+            })
         }
         [s, b] if byte_level_plain(b) => match split_regex(s).as_deref() {
             Some(LLAMA3_REGEX) => Some("llama-bpe"),
             Some(QWEN2_REGEX) => Some("qwen2"),
+            Some(TEKKEN_REGEX) => Some("tekken"),
             _ => None,
         },
         _ => None,
@@ -117,6 +132,22 @@ pub fn bpe_pre_json(pre: &str) -> Result<BpePreJson, TokenizerMetaError> {
             ]}),
             false,
         ),
+        // Cohere's tokenizer.json: NFC, then Digits + ByteLevel (llama.cpp ignores the NFC).
+        "command-r" => (
+            json!({"type": "NFC"}),
+            json!({"type": "Sequence", "pretokenizers": [
+                {"type": "Digits", "individual_digits": true},
+                byte_level(true, true),
+            ]}),
+            false,
+        ),
+        // transformers integrations/mistral/tokenizer.py MistralConverter: tiktoken takes a
+        // word that is a token whole, hence ignore_merges.
+        "tekken" => (
+            Value::Null,
+            json!({"type": "Sequence", "pretokenizers": [split(TEKKEN_REGEX), byte_level(false, true)]}),
+            true,
+        ),
         "llama-bpe" => (
             Value::Null,
             json!({"type": "Sequence", "pretokenizers": [split(LLAMA3_REGEX), byte_level(false, true)]}),
@@ -154,7 +185,11 @@ mod tests {
             }
             let j = bpe_pre_json(name).unwrap();
             let tok = json!({"pre_tokenizer": j.pre_tokenizer});
-            let config = (name == "starcoder").then(|| json!({"model_type": "starcoder2"}));
+            let config = match name {
+                "starcoder" => Some(json!({"model_type": "starcoder2"})),
+                "command-r" => Some(json!({"model_type": "cohere2"})),
+                _ => None,
+            };
             assert_eq!(detect_bpe_pre(&tok, config.as_ref()).unwrap(), name);
         }
     }

@@ -23,6 +23,8 @@ pub enum PreSplit {
     Llama3,
     /// Qwen2's regex: Llama 3's with single digits (`qwen2`, `stablelm2`, …).
     Qwen2,
+    /// Mistral's tekken regex: case-aware letter runs, single digits (`tekken`).
+    Tekken,
 }
 
 impl PreSplit {
@@ -40,6 +42,7 @@ impl PreSplit {
             "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0" | "lfm2"
             | "jina-v5-nano" | "dbrx" | "smaug-bpe" => PreSplit::Llama3,
             "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "stablelm2" => PreSplit::Qwen2,
+            "tekken" => PreSplit::Tekken,
             _ => return None,
         })
     }
@@ -62,6 +65,7 @@ impl PreSplit {
             }
             PreSplit::Llama3 => lens = split_llama3(&cpts, &lens, Some(3)),
             PreSplit::Qwen2 => lens = split_llama3(&cpts, &lens, Some(1)),
+            PreSplit::Tekken => lens = split_tekken(&cpts, &lens),
         }
         let mut words = Vec::with_capacity(lens.len());
         let mut byte = 0;
@@ -274,22 +278,88 @@ fn split_llama3(cpts: &[char], lens: &[usize], digits: Option<usize>) -> Vec<usi
                 pieces.add(pos);
                 continue;
             }
-            let mut n_ws = 0;
-            let mut last_rn = None;
-            while at(pos + n_ws).is_some_and(is_whitespace) {
-                if matches!(cpts[pos + n_ws], '\r' | '\n') {
-                    last_rn = Some(pos + n_ws + 1);
-                }
-                n_ws += 1;
+            pos = whitespace_end(cpts, pos, end);
+            pieces.add(pos);
+        }
+    }
+    pieces.out
+}
+
+/// The end of `\s*[\r\n]+|\s+(?!\S)|\s+` matched at `pos` (Llama 3, Qwen2, tekken), or
+/// `pos + 1` when nothing matches.
+fn whitespace_end(cpts: &[char], pos: usize, end: usize) -> usize {
+    let mut n_ws = 0;
+    let mut last_rn = None;
+    while pos + n_ws < end && is_whitespace(cpts[pos + n_ws]) {
+        if matches!(cpts[pos + n_ws], '\r' | '\n') {
+            last_rn = Some(pos + n_ws + 1);
+        }
+        n_ws += 1;
+    }
+    if let Some(p) = last_rn {
+        p // \s*[\r\n]+
+    } else if n_ws > 1 && pos + n_ws < end {
+        pos + n_ws - 1 // \s+(?!\S)
+    } else if n_ws > 0 {
+        pos + n_ws
+    } else {
+        pos + 1
+    }
+}
+
+/// Tekken (Mistral NeMo and later; tekken.json `config.pattern`):
+/// `[^\r\n\p{L}\p{N}]?U*L+|[^\r\n\p{L}\p{N}]?U+L*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+/// with U = `[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]`, L = `[\p{Ll}\p{Lm}\p{Lo}\p{M}]`, matched with
+/// backtracking as tiktoken (mistral-common) and `tokenizers` do. llama.cpp runs an ASCII
+/// approximation of it (`[^a-z]` / `[^A-Z]` letters for U / L, no `\p{M}`), which splits some
+/// non-ASCII mixed-case words and combining marks differently; we follow the original pattern.
+fn split_tekken(cpts: &[char], lens: &[usize]) -> Vec<usize> {
+    let mut pieces = Pieces { out: Vec::with_capacity(lens.len() * 2), prev_end: 0 };
+    let mut start = 0;
+    for &len in lens {
+        let (ini, end) = (start, start + len);
+        start = end;
+        pieces.prev_end = ini;
+        let has = |p: usize, bit: u8| p < end && flags(cpts[p]) & bit != 0;
+        let upper = |p: usize| has(p, unicode::TEKKEN_UPPER);
+        let lower = |p: usize| has(p, unicode::TEKKEN_LOWER);
+        let other = |p: usize| p < end && !(is_whitespace(cpts[p]) || is_letter(cpts[p]) || is_number(cpts[p]));
+        let run = |mut p: usize, class: &dyn Fn(usize) -> bool| {
+            while class(p) {
+                p += 1;
             }
-            if let Some(p) = last_rn {
-                pos = p; // \s*[\r\n]+
-            } else if n_ws > 1 && pos + n_ws < end {
-                pos += n_ws - 1; // \s+(?!\S)
-            } else if n_ws > 0 {
-                pos += n_ws;
-            } else {
+            p
+        };
+        let mut pos = ini;
+        while pos < end {
+            let c = cpts[pos];
+            // `[^\r\n\p{L}\p{N}]?` is greedy: with the prefix first, then without.
+            let prefixed = !(c == '\r' || c == '\n' || is_letter(c) || is_number(c));
+            let starts = if prefixed { [Some(pos + 1), Some(pos)] } else { [Some(pos), None] };
+            // U*L+: U* gives back characters until L+ can start (L and U share Lm, Lo, M).
+            let upper_lower = starts.iter().flatten().find_map(|&s| {
+                let u_end = run(s, &upper);
+                (s..=u_end).rev().find(|&j| lower(j)).map(|j| run(j, &lower))
+            });
+            // U+L*
+            let upper_run = || {
+                starts.iter().flatten().find_map(|&s| {
+                    let u_end = run(s, &upper);
+                    (u_end > s).then(|| run(u_end, &lower))
+                })
+            };
+            if let Some(e) = upper_lower.or_else(upper_run) {
+                pos = e;
+            } else if is_number(c) {
                 pos += 1;
+            } else if other(pos) || (c == ' ' && other(pos + 1)) {
+                // ` ?[^\s\p{L}\p{N}]+[\r\n/]*`
+                pos = run(pos + usize::from(c == ' '), &other);
+                while pos < end && matches!(cpts[pos], '\r' | '\n' | '/') {
+                    pos += 1;
+                }
+            } else {
+                pos = whitespace_end(cpts, pos, end);
             }
             pieces.add(pos);
         }
@@ -327,6 +397,17 @@ mod tests {
             ["123", "45", " I", "'M", " ok", "\r\n\n", " ", " x"]
         );
         assert_eq!(words(PreSplit::Qwen2, "123"), ["1", "2", "3"]);
+    }
+
+    #[test]
+    fn tekken_case_runs() {
+        assert_eq!(
+            words(PreSplit::Tekken, "HelloWorld ABCdef x12 ÉcoleX\n\n  a/b// c"),
+            ["Hello", "World", " ABCdef", " x", "1", "2", " École", "X", "\n\n", " ", " a", "/b", "//", " c"]
+        );
+        // A mark after an upper-case run joins it (\p{M} is in both classes).
+        assert_eq!(words(PreSplit::Tekken, "A\u{301}b"), ["A\u{301}b"]);
+        assert_eq!(words(PreSplit::Tekken, "it's"), ["it", "'s"]);
     }
 
     #[test]

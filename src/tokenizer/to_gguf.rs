@@ -11,7 +11,9 @@
 //!   tokenizer merges by score, so we write `-rank` of the merge that produces a token
 //!   (0 for tokens no merge produces), which orders merges as the BPE model does. We also
 //!   keep the merges (`tokenizer.ggml.merges`, ignored by llama.cpp for this model) so that
-//!   converting back gives the original merges instead of ones rebuilt from scores.
+//!   converting back gives the original merges instead of ones rebuilt from scores. When the
+//!   HF dir also has the SentencePiece tokenizer.model, its scores replace these, as llama.cpp
+//!   takes them ([`super::apply_spm_model_scores`]).
 
 use super::error::{TokenizerMetaError as E, CONFIG_JSON, TOKENIZER_CONFIG, TOKENIZER_JSON};
 use super::keys::{self, is_byte_token, TokenType};

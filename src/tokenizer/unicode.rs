@@ -15,6 +15,10 @@ pub(crate) const PUNCT: u8 = 4;
 pub(crate) const MARK: u8 = 8;
 pub(crate) const SYMBOL: u8 = 16;
 pub(crate) const WHITESPACE: u8 = 32;
+/// Tekken's "upper-case run" class `[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]`.
+pub(crate) const TEKKEN_UPPER: u8 = 64;
+/// Tekken's "lower-case run" class `[\p{Ll}\p{Lm}\p{Lo}\p{M}]`.
+pub(crate) const TEKKEN_LOWER: u8 = 128;
 
 /// Number of Unicode code points (U+0000..=U+10FFFF).
 const N_CPTS: usize = 0x11_0000;
@@ -23,9 +27,15 @@ fn table() -> &'static [u8] {
     static TABLE: OnceLock<Vec<u8>> = OnceLock::new();
     TABLE.get_or_init(|| {
         let mut t = vec![0u8; N_CPTS];
-        for (class, bit) in
-            [(r"\p{L}", LETTER), (r"\p{N}", NUMBER), (r"\p{P}", PUNCT), (r"\p{M}", MARK), (r"\p{S}", SYMBOL)]
-        {
+        for (class, bit) in [
+            (r"\p{L}", LETTER),
+            (r"\p{N}", NUMBER),
+            (r"\p{P}", PUNCT),
+            (r"\p{M}", MARK),
+            (r"\p{S}", SYMBOL),
+            (r"[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]", TEKKEN_UPPER),
+            (r"[\p{Ll}\p{Lm}\p{Lo}\p{M}]", TEKKEN_LOWER),
+        ] {
             for (lo, hi) in class_ranges(class) {
                 for f in &mut t[lo as usize..=hi as usize] {
                     *f |= bit;

@@ -158,10 +158,14 @@ impl Tokenizer {
             "gpt2" => {
                 let split = PreSplit::from_pre_name(pre_name).ok_or_else(|| TokenizerError::UnsupportedPre {
                     found: pre_name.to_string(),
-                    known: "default, gpt-2, smollm, starcoder, llama-bpe, llama3, qwen2, stablelm2, …".into(),
+                    known:
+                        "default, gpt-2, smollm, starcoder, command-r, llama-bpe, llama3, qwen2, stablelm2, tekken, …"
+                            .into(),
                 })?;
+                // llama.cpp sets add_bos and ignore_merges for the llama3 names and `tekken`.
                 let llama3 = split == PreSplit::Llama3 && !matches!(pre_name, "dbrx" | "smaug-bpe");
-                (TokenizerKind::Bpe(split), llama3, false, llama3)
+                let bos_and_whole_words = llama3 || split == PreSplit::Tekken;
+                (TokenizerKind::Bpe(split), bos_and_whole_words, false, bos_and_whole_words)
             }
             "llama" => (TokenizerKind::Spm, true, true, false),
             other => return Err(E::UnsupportedGgufModel { found: other.to_string() }.into()),
