@@ -168,6 +168,11 @@ impl Model {
         if let Some(tok) = &dir.tokenizer_json {
             tokenizer::hf_to_gguf_metadata(tok, dir.tokenizer_config.as_ref(), Some(&dir.config), &mut metadata)
                 .map_err(|source| ModelError::Tokenizer { path: path.join("tokenizer.json"), source })?;
+            if dir.tokenizer_config.is_some() {
+                let jinja = path.join(crate::chat_template::CHAT_TEMPLATE_JINJA);
+                tokenizer::apply_chat_template_file(&jinja, &mut metadata)
+                    .map_err(|source| ModelError::Tokenizer { path: jinja, source })?;
+            }
             // SentencePiece scores, as llama.cpp's converter takes them (tokenizer/spm_model.rs).
             let spm = path.join("tokenizer.model");
             if spm.is_file() {

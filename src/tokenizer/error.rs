@@ -6,6 +6,7 @@ pub const TOKENIZER_JSON: &str = "tokenizer.json";
 pub const TOKENIZER_CONFIG: &str = "tokenizer_config.json";
 pub const CONFIG_JSON: &str = "config.json";
 pub const TOKENIZER_MODEL: &str = "tokenizer.model";
+pub const CHAT_TEMPLATE_JINJA: &str = "chat_template.jinja";
 pub const GGUF: &str = "GGUF metadata";
 
 #[derive(Debug, thiserror::Error, PartialEq)]

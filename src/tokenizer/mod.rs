@@ -33,6 +33,6 @@ pub use load::{load_tokenizer, load_tokenizer_metadata, TokenizerLoadError};
 pub use split::PreSplit;
 pub use spm_model::{apply_spm_model_scores, read_spm_pieces, SpmPiece};
 pub use summary::TokenizerSummary;
-pub use to_gguf::{hf_to_gguf_metadata, MAX_VOCAB};
+pub use to_gguf::{apply_chat_template_file, hf_to_gguf_metadata, MAX_VOCAB};
 pub use to_hf::{gguf_metadata_to_hf, HfTokenizerFiles};
 pub use vocab::{Tokenizer, TokenizerKind};

@@ -382,3 +382,17 @@ fn special_vocab(
     }
     Ok(())
 }
+
+/// The chat template transformers ≥ 4.50 saves beside tokenizer_config.json in
+/// `chat_template.jinja` (`path`): written to `tokenizer.chat_template` when the tokenizer
+/// config held none, as gguf-py's `SpecialVocab._try_load_from_tokenizer_json` takes it (the
+/// config's own `chat_template` wins; the file is only read when a tokenizer config exists).
+pub fn apply_chat_template_file(path: &std::path::Path, md: &mut Metadata) -> Result<(), E> {
+    if md.contains_key(keys::CHAT_TEMPLATE) || !path.is_file() {
+        return Ok(());
+    }
+    let source = std::fs::read_to_string(path)
+        .map_err(|e| E::bad(super::error::CHAT_TEMPLATE_JINJA, "file", "a readable UTF-8 file", e))?;
+    md.insert(keys::CHAT_TEMPLATE, MetaValue::String(source));
+    Ok(())
+}
