@@ -96,7 +96,7 @@ fn non_default_pattern_round_trips_and_drives_inference() {
     let cfg = InferConfig::from_metadata(&md, &infos(4)).unwrap();
     assert_eq!(cfg.swa_layers.as_deref(), Some(&[true, false, true, false][..]));
     assert_eq!((0..4).map(|il| cfg.layer_window(il)).collect::<Vec<_>>(), [Some(4), None, Some(4), None]);
-    assert_eq!((0..4).map(|il| cfg.layer_rope(il)).collect::<Vec<_>>(), [true, false, true, false]);
+    assert_eq!((0..4).map(|il| cfg.layer_rotates(il)).collect::<Vec<_>>(), [true, false, true, false]);
     // Legacy period 2 (HF: (i + 1) % 2 != 0 slides) is the same layout.
     let mut legacy = config("cohere2");
     legacy.as_object_mut().unwrap().remove("layer_types");
