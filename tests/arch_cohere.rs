@@ -4,22 +4,13 @@
 //! llama.cpp's per-layer bool array, read back by the mapping and by the inference core),
 //! and the clear refusals.
 
+mod common;
+
+use common::{config, to_md};
 use llmtool::arch::{self, ArchError};
 use llmtool::infer::InferConfig;
 use llmtool_formats::{GgmlType, MetaArray, MetaValue, Metadata, TensorInfo};
 use serde_json::{json, Value};
-
-fn config(name: &str) -> Value {
-    let p = format!("{}/fixtures/models/{name}/config.json", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-}
-
-fn to_md(cfg: &Value) -> Result<Metadata, ArchError> {
-    let a = arch::from_hf_config(cfg)?;
-    let mut md = Metadata::new();
-    a.config_to_metadata(cfg, &mut md)?;
-    Ok(md)
-}
 
 fn pairs(md: &Metadata) -> Vec<(String, MetaValue)> {
     md.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()

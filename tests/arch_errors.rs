@@ -1,21 +1,12 @@
 //! Config / metadata validation: one test per error case, each checking the error names the
 //! key and what was expected against what was found.
 
+mod common;
+
+use common::{config, to_md};
 use llmtool::arch::{self, ArchError};
 use llmtool_formats::{MetaValue, Metadata};
-use serde_json::{json, Value};
-
-fn config(name: &str) -> Value {
-    let p = format!("{}/fixtures/models/{name}/config.json", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-}
-
-fn to_md(cfg: &Value) -> Result<Metadata, ArchError> {
-    let a = arch::from_hf_config(cfg)?;
-    let mut md = Metadata::new();
-    a.config_to_metadata(cfg, &mut md)?;
-    Ok(md)
-}
+use serde_json::json;
 
 #[test]
 fn missing_key() {

@@ -11,7 +11,18 @@ use llmtool::infer::{InferModel, KvPrecision};
 use llmtool::model::Model;
 
 const ARCHS: [&str; 13] = [
-    "llama", "phi3", "gemma", "gemma2", "qwen2", "llama31", "phi35", "phi4mini", "qwen3", "gemma3", "gemma3_mm", "command_r",
+    "llama",
+    "phi3",
+    "gemma",
+    "gemma2",
+    "qwen2",
+    "llama31",
+    "phi35",
+    "phi4mini",
+    "qwen3",
+    "gemma3",
+    "gemma3_mm",
+    "command_r",
     "cohere2",
 ];
 

@@ -277,35 +277,5 @@ fn gguf_to_hf(v2: bool, gguf_name: &str, md: &Metadata) -> Result<TensorMap, Arc
     Ok(TensorMap { name, fix: TensorFix::Copy })
 }
 
-macro_rules! cohere_impl {
-    ($t:ty, $v2:expr, $hf:expr) => {
-        impl Arch for $t {
-            fn gguf_arch(&self) -> &'static str {
-                arch($v2)
-            }
-            fn hf_architectures(&self) -> &'static [&'static str] {
-                $hf
-            }
-            fn config_to_metadata(&self, config: &Value, md: &mut Metadata) -> Result<(), ArchError> {
-                config_to_metadata($v2, config, md)
-            }
-            fn metadata_to_config(
-                &self,
-                md: &Metadata,
-                tensors: &[TensorInfo],
-                torch_dtype: &str,
-            ) -> Result<Value, ArchError> {
-                metadata_to_config($v2, md, tensors, torch_dtype)
-            }
-            fn hf_to_gguf_tensor(&self, hf_name: &str, config: &Value) -> Result<Option<TensorMap>, ArchError> {
-                hf_to_gguf($v2, hf_name, config)
-            }
-            fn gguf_to_hf_tensor(&self, gguf_name: &str, md: &Metadata) -> Result<TensorMap, ArchError> {
-                gguf_to_hf($v2, gguf_name, md)
-            }
-        }
-    };
-}
-
-cohere_impl!(CommandR, false, &["CohereForCausalLM"]);
-cohere_impl!(Cohere2, true, &["Cohere2ForCausalLM"]);
+two_variant_arch!(CommandR, false, &["CohereForCausalLM"]);
+two_variant_arch!(Cohere2, true, &["Cohere2ForCausalLM"]);

@@ -19,6 +19,40 @@
 //! | `command-r` | CohereForCausalLM | LayerNorm, parallel block, logit scale, tied; R+ q/k norms |
 //! | `cohere2` | Cohere2ForCausalLM | as command-r, sliding-window layers (global ones without rope) |
 
+/// `impl Arch` for a module holding two variants of one family (gemma/gemma2,
+/// command-r/cohere2): the module provides `arch(v2)`, `config_to_metadata(v2, …)`,
+/// `metadata_to_config(v2, …)`, `hf_to_gguf(v2, …)` and `gguf_to_hf(v2, …)`, and `$v2` picks
+/// the second variant. Defined before the `mod` lines so both modules see it.
+macro_rules! two_variant_arch {
+    ($t:ty, $v2:expr, $hf:expr) => {
+        impl Arch for $t {
+            fn gguf_arch(&self) -> &'static str {
+                arch($v2)
+            }
+            fn hf_architectures(&self) -> &'static [&'static str] {
+                $hf
+            }
+            fn config_to_metadata(&self, config: &Value, md: &mut Metadata) -> Result<(), ArchError> {
+                config_to_metadata($v2, config, md)
+            }
+            fn metadata_to_config(
+                &self,
+                md: &Metadata,
+                tensors: &[TensorInfo],
+                torch_dtype: &str,
+            ) -> Result<Value, ArchError> {
+                metadata_to_config($v2, md, tensors, torch_dtype)
+            }
+            fn hf_to_gguf_tensor(&self, hf_name: &str, config: &Value) -> Result<Option<TensorMap>, ArchError> {
+                hf_to_gguf($v2, hf_name, config)
+            }
+            fn gguf_to_hf_tensor(&self, gguf_name: &str, md: &Metadata) -> Result<TensorMap, ArchError> {
+                gguf_to_hf($v2, gguf_name, md)
+            }
+        }
+    };
+}
+
 mod cohere;
 mod common;
 mod error;

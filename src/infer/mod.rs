@@ -73,7 +73,7 @@ struct Layer<'a> {
     // LayerNorm weights [n_head × hd] / [n_head_kv × hd], one row per head (command-r+)
     q_norm: Option<Vec<f32>>,
     k_norm: Option<Vec<f32>>,
-    wo: Weight<'a>,           // [n_head·hd → n_embd]
+    wo: Weight<'a>, // [n_head·hd → n_embd]
     bo: Option<Vec<f32>>,
     post_attn_norm: Option<Vec<f32>>, // [n_embd] gemma2
     ffn_norm: Option<Vec<f32>>,       // [n_embd]; None: parallel block (cohere)

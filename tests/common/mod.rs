@@ -118,3 +118,17 @@ pub fn sha256_hex(data: &[u8]) -> String {
 pub fn without(md: &Metadata, keys: &[&str]) -> Vec<(String, MetaValue)> {
     md.iter().filter(|(k, _)| !keys.contains(k)).map(|(k, v)| (k.to_string(), v.clone())).collect()
 }
+
+/// A fixture's config.json (fixtures/models/NAME).
+pub fn config(name: &str) -> Value {
+    let p = root().join("fixtures/models").join(name).join("config.json");
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// The GGUF metadata the architecture registry makes of an HF config.
+pub fn to_md(cfg: &Value) -> Result<Metadata, llmtool::arch::ArchError> {
+    let a = llmtool::arch::from_hf_config(cfg)?;
+    let mut md = Metadata::new();
+    a.config_to_metadata(cfg, &mut md)?;
+    Ok(md)
+}
