@@ -3,6 +3,8 @@
 //! GGUFReader (tests/judges/gguf_metadata.py). The HF side is SmolLM2-135M-Instruct's
 //! published config.json.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -227,21 +229,7 @@ fn fixture_conversion_matches_llama_cpp_converter_output() {
     let tmp = tempfile::tempdir().unwrap();
     // llama31: llama3 rope (rope_freqs.weight); phi35 / phi4mini: longrope (+ partial rotary)
     // gemma3_mm: Gemma3ForConditionalGeneration, whose text tower is a gemma3 model
-    for name in [
-        "llama",
-        "phi3",
-        "gemma",
-        "gemma2",
-        "qwen2",
-        "llama31",
-        "phi35",
-        "phi4mini",
-        "qwen3",
-        "gemma3",
-        "gemma3_mm",
-        "command_r",
-        "cohere2",
-    ] {
+    for name in common::FIXTURE_MODELS {
         let dir = root().join("fixtures/models").join(name);
         let cfg: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
         let a = arch::from_hf_config(&cfg).unwrap();

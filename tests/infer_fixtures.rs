@@ -10,21 +10,7 @@ use std::path::Path;
 use llmtool::infer::{InferModel, KvPrecision};
 use llmtool::model::Model;
 
-const ARCHS: [&str; 13] = [
-    "llama",
-    "phi3",
-    "gemma",
-    "gemma2",
-    "qwen2",
-    "llama31",
-    "phi35",
-    "phi4mini",
-    "qwen3",
-    "gemma3",
-    "gemma3_mm",
-    "command_r",
-    "cohere2",
-];
+use common::FIXTURE_MODELS as ARCHS;
 
 /// Fixtures with rope scaling (fixtures/README.md): their expected_logits.json also holds a
 /// `long` text, longer than the longrope fixtures' original context (32).

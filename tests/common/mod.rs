@@ -132,3 +132,21 @@ pub fn to_md(cfg: &Value) -> Result<Metadata, llmtool::arch::ArchError> {
     a.config_to_metadata(cfg, &mut md)?;
     Ok(md)
 }
+
+/// Every fixture model directory under fixtures/models (fixtures/README.md): one per family,
+/// plus the rope-scaling variants (llama31, phi35, phi4mini) and Gemma 3's multimodal wrapper.
+pub const FIXTURE_MODELS: [&str; 13] = [
+    "llama",
+    "phi3",
+    "gemma",
+    "gemma2",
+    "qwen2",
+    "llama31",
+    "phi35",
+    "phi4mini",
+    "qwen3",
+    "gemma3",
+    "gemma3_mm",
+    "command_r",
+    "cohere2",
+];
