@@ -306,3 +306,22 @@ fn inspect_shows_an_hf_dir_under_gguf_names() {
     assert!(names.contains(&"blk.1.ffn_up.weight"), "{names:?}");
     assert_eq!(v["hyperparameters"]["block_count"], 2);
 }
+
+/// transformers ≥ 4.50 keeps the chat template in chat_template.jinja (the fixtures' tokenizer
+/// configs have none): HF → GGUF carries it into `tokenizer.chat_template`, as gguf-py's
+/// SpecialVocab does, so `generate --chat` works on the converted GGUF.
+#[test]
+fn chat_template_jinja_reaches_the_gguf() {
+    let src = root().join("fixtures/models/llama");
+    let tc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(src.join("tokenizer_config.json")).unwrap()).unwrap();
+    assert!(tc.get("chat_template").is_none(), "the fixture keeps its template in chat_template.jinja only");
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("llama.gguf");
+    llmtool_ok(&["convert", "--quiet", src.to_str().unwrap(), gguf.to_str().unwrap()]);
+    let g = llmtool_formats::gguf::GgufFile::open(&gguf).unwrap();
+    let jinja = std::fs::read_to_string(src.join("chat_template.jinja")).unwrap();
+    assert_eq!(g.metadata.get_str("tokenizer.chat_template"), Some(jinja.as_str()));
+    let out = llmtool_ok(&["generate", gguf.to_str().unwrap(), "--prompt", "hello", "-n", "2", "--chat"]);
+    assert!(!out.stdout.is_empty());
+}
