@@ -159,14 +159,23 @@ impl Pieces {
     }
 }
 
-/// GPT-2: `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
-fn split_gpt2(cpts: &[char], lens: &[usize]) -> Vec<usize> {
+/// Runs `segment(pieces, ini, end)` on each pre-split segment `ini..end` of `lens` (the
+/// piece boundaries it adds are relative to the whole text) and returns the piece lengths.
+fn split_segments(lens: &[usize], mut segment: impl FnMut(&mut Pieces, usize, usize)) -> Vec<usize> {
     let mut pieces = Pieces { out: Vec::with_capacity(lens.len() * 2), prev_end: 0 };
     let mut start = 0;
     for &len in lens {
         let (ini, end) = (start, start + len);
         start = end;
         pieces.prev_end = ini;
+        segment(&mut pieces, ini, end);
+    }
+    pieces.out
+}
+
+/// GPT-2: `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
+fn split_gpt2(cpts: &[char], lens: &[usize]) -> Vec<usize> {
+    split_segments(lens, |pieces, ini, end| {
         // The code point at `p` if inside this piece.
         let at = |p: usize| (p < end).then(|| cpts[p]);
         let mut pos = ini;
@@ -208,20 +217,14 @@ fn split_gpt2(cpts: &[char], lens: &[usize]) -> Vec<usize> {
             }
             pieces.add(pos);
         }
-    }
-    pieces.out
+    })
 }
 
 /// Llama 3 (`digits = Some(3)`) and Qwen2 (`Some(1)`):
 /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`.
 fn split_llama3(cpts: &[char], lens: &[usize], digits: Option<usize>) -> Vec<usize> {
     let max_digits = digits.unwrap_or(usize::MAX);
-    let mut pieces = Pieces { out: Vec::with_capacity(lens.len() * 2), prev_end: 0 };
-    let mut start = 0;
-    for &len in lens {
-        let (ini, end) = (start, start + len);
-        start = end;
-        pieces.prev_end = ini;
+    split_segments(lens, |pieces, ini, end| {
         let at = |p: usize| (p < end).then(|| cpts[p]);
         let is_other = |c: char| !(is_whitespace(c) || is_letter(c) || is_number(c));
         let mut pos = ini;
@@ -281,8 +284,7 @@ fn split_llama3(cpts: &[char], lens: &[usize], digits: Option<usize>) -> Vec<usi
             pos = whitespace_end(cpts, pos, end);
             pieces.add(pos);
         }
-    }
-    pieces.out
+    })
 }
 
 /// The end of `\s*[\r\n]+|\s+(?!\S)|\s+` matched at `pos` (Llama 3, Qwen2, tekken), or
@@ -314,12 +316,7 @@ fn whitespace_end(cpts: &[char], pos: usize, end: usize) -> usize {
 /// approximation of it (`[^a-z]` / `[^A-Z]` letters for U / L, no `\p{M}`), which splits some
 /// non-ASCII mixed-case words and combining marks differently; we follow the original pattern.
 fn split_tekken(cpts: &[char], lens: &[usize]) -> Vec<usize> {
-    let mut pieces = Pieces { out: Vec::with_capacity(lens.len() * 2), prev_end: 0 };
-    let mut start = 0;
-    for &len in lens {
-        let (ini, end) = (start, start + len);
-        start = end;
-        pieces.prev_end = ini;
+    split_segments(lens, |pieces, ini, end| {
         let has = |p: usize, bit: u8| p < end && flags(cpts[p]) & bit != 0;
         let upper = |p: usize| has(p, unicode::TEKKEN_UPPER);
         let lower = |p: usize| has(p, unicode::TEKKEN_LOWER);
@@ -363,8 +360,7 @@ fn split_tekken(cpts: &[char], lens: &[usize]) -> Vec<usize> {
             }
             pieces.add(pos);
         }
-    }
-    pieces.out
+    })
 }
 
 #[cfg(test)]
