@@ -96,23 +96,16 @@ pub struct InferModel<'a> {
 }
 
 fn opt_vec(src: &dyn TensorSource, name: &str, n: usize) -> Result<Option<Vec<f32>>, InferError> {
-    if !src.tensor_infos().iter().any(|t| t.name == name) {
-        return Ok(None);
-    }
-    Ok(Some(Weight::load(src, name, n, 1)?.to_f32_vec()?))
+    opt_vec_2d(src, name, n, 1)
 }
 
-/// A per-head norm weight, ne = [head_dim, n_heads] (llama.cpp command-r.cpp), as f32.
-fn head_norm(
-    src: &dyn TensorSource,
-    name: &str,
-    head_dim: usize,
-    n_heads: usize,
-) -> Result<Option<Vec<f32>>, InferError> {
+/// A tensor of `ne = [ne0, ne1]` as f32 when the source has it (e.g. Command R+'s per-head
+/// norm weights, [head_dim, n_heads], llama.cpp command-r.cpp).
+fn opt_vec_2d(src: &dyn TensorSource, name: &str, ne0: usize, ne1: usize) -> Result<Option<Vec<f32>>, InferError> {
     if !has(src, name) {
         return Ok(None);
     }
-    Ok(Some(Weight::load(src, name, head_dim, n_heads)?.to_f32_vec()?))
+    Ok(Some(Weight::load(src, name, ne0, ne1)?.to_f32_vec()?))
 }
 
 fn has(src: &dyn TensorSource, name: &str) -> bool {
@@ -159,7 +152,7 @@ impl<'a> InferModel<'a> {
             let (qn, kn) = (n("attn_q_norm.weight"), n("attn_k_norm.weight"));
             let (q_norm, k_norm) = match cfg.norm {
                 // command-r+ (use_qk_norm): optional, one LayerNorm weight row per head
-                NormKind::Layer => (head_norm(src, &qn, hd, cfg.n_head)?, head_norm(src, &kn, hd, cfg.n_head_kv)?),
+                NormKind::Layer => (opt_vec_2d(src, &qn, hd, cfg.n_head)?, opt_vec_2d(src, &kn, hd, cfg.n_head_kv)?),
                 NormKind::Rms if cfg.qk_norm => (Some(vec(&qn, hd)?), Some(vec(&kn, hd)?)),
                 NormKind::Rms => (None, None),
             };
