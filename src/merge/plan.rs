@@ -6,9 +6,11 @@
 //! - Output layers are numbered in slice order; layer `idx` of a slice of `n` layers reads
 //!   layer `layer_range.0 + idx` of each source, with `t = idx / (n − 1)` (`t = 1` when
 //!   `n = 1`) for gradients.
-//! - Non-layer tensors: `token_embd` is planned over the first slice's sources with `t = 0`
-//!   (mergekit's `pre_weights`), the others (final norm, `output`) over the last slice's with
-//!   `t = 1` (`post_weights`); they are merged with the same method. A source without
+//! - Non-layer tensors: `token_embd` is planned over the first slice's sources (mergekit's
+//!   `pre_weights`), the others (final norm, `output`) over the last slice's (`post_weights`),
+//!   both with `t = 0`: mergekit 0.1.5's `plan_module` reads both with a `ConfigReader` whose
+//!   `t` is 0 (releases before it used `t = 1` for the post weights). They are merged with the
+//!   same method. A source without
 //!   `output.weight` (tied embeddings) gives `token_embd.weight` instead (mergekit's
 //!   `tied_names`). Tensors with no HF equivalent are copied from the reference model.
 //! - Parameters: a model's from its source entry, then the slice's, then the global ones;
@@ -320,7 +322,7 @@ pub fn plan<I: InputTensors + ?Sized>(config: &MergeConfig, inputs: &I, seed: u6
     }
     let last = slices.last().expect("at least one slice");
     for name in non_layer.iter().filter(|n| !is_pre(n)) {
-        tensors.push(ctx.plan_tensor(last, 1.0, name, |_src| name.clone(), reference)?);
+        tensors.push(ctx.plan_tensor(last, 0.0, name, |_src| name.clone(), reference)?);
     }
 
     // general.file_type from the dominant matrix type; no quantization version for float outputs.
