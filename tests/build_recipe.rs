@@ -17,7 +17,7 @@ fn write_recipe(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
 
 fn text(dir: &Path) -> std::path::PathBuf {
     // A slice of WikiText-2 (enough for 2 windows of 256 tokens), kept small so the test is quick.
-    let wiki = common::root().join("../shared/data/wiki.test.raw");
+    let wiki = common::wiki_text();
     let all = std::fs::read_to_string(&wiki).unwrap_or_else(|e| panic!("{}: {e}", wiki.display()));
     let p = dir.join("wiki.txt");
     std::fs::write(&p, &all[..20_000]).unwrap();
@@ -156,7 +156,7 @@ fn chatvector_and_merge_steps_chain_on_a_fixture() {
     let base = common::root().join("fixtures/models/llama");
     let chat = d.join("chat");
     perturbed(&base, &chat, 7, 0.02);
-    let wiki = std::fs::read_to_string(common::root().join("../shared/data/wiki.test.raw")).unwrap();
+    let wiki = std::fs::read_to_string(common::wiki_text()).unwrap();
     std::fs::write(d.join("t.txt"), &wiki[..8_000]).unwrap();
     // current = base + 1·(chat − base) = chat (but for the skipped embeddings), then averaged
     // with the base: every merged tensor is (base + chat) / 2; embeddings stay the base's.
@@ -195,4 +195,29 @@ fn chatvector_and_merge_steps_chain_on_a_fixture() {
             assert!((v - want).abs() <= want.abs() * 1e-3 + 1e-6, "{name}[{i}]: {v} vs {want}");
         }
     }
+}
+
+/// Paths are printed (and used) normalized: `a/b/../../dist` is `dist`, wherever the recipe
+/// lives and however its paths climb.
+#[test]
+fn plan_prints_normalized_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("recipes/build");
+    std::fs::create_dir_all(&sub).unwrap();
+    let model = common::root().join("fixtures/../fixtures/models/./llama");
+    let recipe = write_recipe(
+        &sub,
+        "r.yml",
+        &format!(
+            "inputs: {{m: {}}}\nsteps:\n  - convert: {{outtype: f16}}\noutputs: {{gguf: ../../dist/./x.gguf}}\ncache: ../../cache\n",
+            model.display()
+        ),
+    );
+    let out = llmtool(&["build", recipe.to_str().unwrap(), "--dry-run"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains("/../") && !text.contains("/./"), "{text}");
+    assert!(text.contains(&format!("→ {}", dir.path().join("dist/x.gguf").display())), "{text}");
+    assert!(text.contains(&format!("cache {})", dir.path().join("cache").display())), "{text}");
+    assert!(text.contains(&common::root().join("fixtures/models/llama").display().to_string()), "{text}");
 }

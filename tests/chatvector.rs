@@ -556,8 +556,7 @@ fn real_smollm2_ratio_one_gives_chat() {
     let out = dir.join("out.gguf");
     // The first lines of WikiText-2 (tokenizing the whole file for each of the four models
     // would dominate the test); two 128-token windows keep it around a minute.
-    let full = std::fs::read_to_string(root().join("../shared/data/wiki.test.raw"))
-        .expect("WikiText-2 test text at ../shared/data/wiki.test.raw");
+    let full = std::fs::read_to_string(common::wiki_text()).unwrap();
     let text = dir.join("wiki-head.txt");
     std::fs::write(&text, full.lines().take(200).collect::<Vec<_>>().join("\n")).unwrap();
     let o = llmtool_ok(&[

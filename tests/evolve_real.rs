@@ -54,9 +54,7 @@ fn plus_minus(w: &Model, path: &Path, sign: f32, amp: f32) {
 }
 
 fn wiki() -> PathBuf {
-    let p = root().join("../shared/data/wiki.test.raw");
-    assert!(p.is_file(), "WikiText-2 test text missing at {}", p.display());
-    p
+    common::wiki_text()
 }
 
 #[test]

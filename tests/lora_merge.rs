@@ -320,6 +320,57 @@ fn quantized_base_keeps_types() {
     }
 }
 
+/// A Q8_0 base merged to a float output (HF dir; GGUF with `--outtype f32`): the touched
+/// tensors are PEFT's `merge_and_unload` of the *dequantized* base — deq(W) + ΔW with PEFT's
+/// ΔW (expected − base, both f32) — not a re-quantization, whose error is a quantization step.
+#[test]
+fn quantized_base_float_output_is_exact() {
+    let f32_base = llama_f32_gguf("qf-base-f32.gguf");
+    let q = tmp("qf-base-q8.gguf");
+    llmtool_ok(&["quantize", f32_base.to_str().unwrap(), q.to_str().unwrap(), "--type", "Q8_0", "--pure", "-q"]);
+    // The dequantized base in HF layout (the judge's W).
+    let deq_dir = tmp("qf-deq");
+    llmtool_ok(&["convert", "--quiet", q.to_str().unwrap(), deq_dir.to_str().unwrap(), "--outtype", "f32"]);
+    let deq = SafetensorsSet::open_file(&deq_dir.join("model.safetensors")).unwrap();
+    let base = SafetensorsSet::open_file(&root().join("fixtures/models/llama/model.safetensors")).unwrap();
+    let expected = SafetensorsSet::open_file(&case_dir("llama_plain").join("expected.safetensors")).unwrap();
+    let changed: Vec<String> =
+        case_json("llama_plain")["changed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().into()).collect();
+    let hf_out = tmp("qf-merged-hf");
+    run_merge(case_args("llama_plain", Some(&q)), &hf_out, &[]);
+    let gguf_out = tmp("qf-merged-f32.gguf");
+    run_merge(case_args("llama_plain", Some(&q)), &gguf_out, &["--outtype", "f32"]);
+    let gguf_as_hf = tmp("qf-merged-gguf-hf");
+    llmtool_ok(&["convert", "--quiet", gguf_out.to_str().unwrap(), gguf_as_hf.to_str().unwrap()]);
+    for out in [&hf_out, &gguf_as_hf] {
+        let ours = SafetensorsSet::open_file(&out.join("model.safetensors")).unwrap();
+        for t in deq.tensors() {
+            let name = t.name.as_str();
+            let got = st_f32(&ours, name);
+            let w = st_f32(&deq, name);
+            if changed.iter().any(|c| c == name) {
+                let judge: Vec<f32> = st_f32(&expected, name)
+                    .iter()
+                    .zip(st_f32(&base, name))
+                    .zip(&w)
+                    .map(|((e, b), wq)| wq + (e - b))
+                    .collect();
+                // f32 rounding of ΔW taken as a difference of two f32 values: a few 1e-7.
+                assert_close(&format!("{} {name}", out.display()), &got, &judge, 1e-6);
+                assert_ne!(got, w, "{name}: untouched");
+            } else {
+                assert_eq!(got, w, "{}: untouched {name} differs from the dequantized base", out.display());
+            }
+        }
+    }
+    for p in [&f32_base, &q, &gguf_out] {
+        std::fs::remove_file(p).unwrap();
+    }
+    for d in [&hf_out, &gguf_as_hf, &deq_dir] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
 /// Copies an adapter dir with its config edited, and returns the merge's stderr (it must fail).
 fn bad_adapter(case: &str, base_arch: &str, edit: impl Fn(&mut Value)) -> String {
     let dir = tmp(&format!("bad-{case}"));
@@ -403,8 +454,7 @@ fn bad_adapters_are_refused_clearly() {
 #[test]
 fn smollm2_adapter_on_real_model_with_eval() {
     let model = common::real_model();
-    let text = root().join("../shared/data/wiki.test.raw");
-    let text = if text.exists() { text } else { PathBuf::from("/work/shared/data/wiki.test.raw") };
+    let text = common::wiki_text();
     let out = tmp("smollm2-lora.gguf");
     let o = llmtool_ok(&[
         "lora",

@@ -180,7 +180,7 @@ fn gradients_and_filters_follow_mergekit() {
         check(&format!("model.layers.{layer}.input_layernorm.weight"), gradient(&[0.2, 0.9, 0.4], t));
     }
     check("model.layers.1.input_layernorm.weight", 0.55); // t = 0.25 → halfway between 0.2 and 0.9
-    // mergekit 0.1.5 plans the embeddings, the final norm and lm_head all at t = 0.
+                                                          // mergekit 0.1.5 plans the embeddings, the final norm and lm_head all at t = 0.
     check("model.embed_tokens.weight", 0.2);
     check("model.norm.weight", 0.2);
     check("lm_head.weight", 0.2);

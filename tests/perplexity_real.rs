@@ -21,10 +21,7 @@ const LLAMA_CPP_Q4_1: [f64; 20] = [
 const LLAMA_CPP_Q4_1_ERR: f64 = 1.25889;
 
 fn wiki() -> PathBuf {
-    let p = common::root().join("../shared/data/wiki.test.raw");
-    let p = if p.exists() { p } else { PathBuf::from("/work/shared/data/wiki.test.raw") };
-    assert!(p.exists(), "WikiText-2 test text not found at ../shared/data/wiki.test.raw");
-    p
+    common::wiki_text()
 }
 
 #[test]

@@ -6,16 +6,10 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{llmtool, llmtool_ok, real_model, root};
+use common::{llmtool, llmtool_ok, real_model};
 
 fn wiki() -> std::path::PathBuf {
-    let p = root().join("../shared/data/wiki.test.raw");
-    assert!(
-        p.is_file(),
-        "{} is missing: the validation tests need the WikiText-2 test text beside the clone",
-        p.display()
-    );
-    p
+    common::wiki_text()
 }
 
 /// `llmtool quantize MODEL OUT -t TY REST…`.

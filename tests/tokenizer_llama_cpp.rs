@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use common::{real_model, root, sha256_hex};
@@ -20,16 +19,9 @@ fn ids_of(v: &Value) -> Vec<u32> {
     v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
 }
 
-/// WikiText-2's test text, beside the clone (never committed).
+/// WikiText-2's test text (shipped in data/wikitext-2-raw).
 fn wiki_test_raw() -> Vec<u8> {
-    let p: PathBuf = root().join("../shared/data/wiki.test.raw");
-    std::fs::read(&p).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}\nThis test needs WikiText-2's wiki.test.raw in ../shared/data/ beside the \
-             repository (CI provides it there).",
-            p.display()
-        )
-    })
+    std::fs::read(common::wiki_text()).unwrap()
 }
 
 #[test]

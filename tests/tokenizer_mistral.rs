@@ -63,8 +63,8 @@ fn assert_same_ids(what: &str, tok: &Tokenizer, want: &[u32], got: &[u32]) {
 
 fn check(name: &str) {
     let t0 = Instant::now();
-    let wiki = root().join("../shared/data/wiki.test.raw");
-    let text = std::fs::read_to_string(&wiki).expect("WikiText-2 test text at ../shared/data/wiki.test.raw");
+    let wiki = common::wiki_text();
+    let text = std::fs::read_to_string(&wiki).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let hf = dir.path().join("hf");
     let info = generate(name, &hf);

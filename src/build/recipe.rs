@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use crate::paths::clean_path;
+
 /// Errors in a recipe, each naming the recipe file and the key.
 #[derive(Debug, thiserror::Error)]
 pub enum RecipeError {
@@ -257,7 +259,7 @@ impl Loaded {
             .map_err(|e| RecipeError::Parse { path: path.into(), message: e.to_string() })?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-        let abs = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { dir.join(p) };
+        let abs = |p: &Path| if p.is_absolute() { clean_path(p) } else { clean_path(&dir.join(p)) };
         for p in recipe.inputs.values_mut() {
             *p = abs(p);
         }

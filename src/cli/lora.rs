@@ -11,7 +11,7 @@ use llmtool_formats::atomic::check_output_not_input;
 use super::output::{write_model, OutFormat, OutputOptions};
 use super::pass_eval::{evaluate_pass, PassEvalArgs};
 use crate::model::Model;
-use crate::passes::convert::OutType;
+use crate::passes::convert::{hf_model_dtype, OutType};
 use crate::passes::lora::{plan_edits, Adapter, LoraMerged};
 
 #[derive(clap::Args, Debug)]
@@ -43,7 +43,8 @@ pub struct MergeArgs {
     /// Output format (default: by extension, `.gguf` → GGUF, else an HF dir).
     #[arg(long, value_enum)]
     pub to: Option<OutFormat>,
-    /// Element type of float tensors in the output (default: keep the base's).
+    /// Element type of float tensors in the output (default: keep the base's). With a
+    /// quantized base, every tensor is written in this type and merged ones as exact W + ΔW.
     #[arg(long, value_enum)]
     pub outtype: Option<OutType>,
     /// Replace an existing output.
@@ -87,10 +88,20 @@ fn merge(args: MergeArgs) -> Result<()> {
     let edits = plan_edits(base.arch, &config, base.tensors.as_ref(), &adapters)?;
     drop(adapters);
     let n_touched = edits.len();
-    let merged = LoraMerged::new(base.tensors.as_ref(), edits);
     let format = OutFormat::for_path(&args.output, args.to);
+    // A float output gets W + ΔW exactly (PEFT's merge_and_unload of the dequantized base);
+    // only an output that keeps the base's quantized types re-quantizes the touched tensors.
+    // The HF dtype is chosen from the base, as if nothing had been touched.
+    let (merged, outtype) = match (format, args.outtype) {
+        (OutFormat::Gguf, None) => (LoraMerged::new(base.tensors.as_ref(), edits), None),
+        (OutFormat::Gguf, Some(o)) => (LoraMerged::new(base.tensors.as_ref(), edits).with_float_output(), Some(o)),
+        (OutFormat::Hf, o) => {
+            let o = o.or_else(|| OutType::from_ggml(hf_model_dtype(base.tensors.tensor_infos(), None)));
+            (LoraMerged::new(base.tensors.as_ref(), edits).with_float_output(), o)
+        }
+    };
     let opts = OutputOptions { force: args.force, quiet: args.quiet, label: "lora merge", shard_size: None };
-    let written = write_model(base.arch, &base.metadata, &merged, args.outtype, &args.output, format, &opts)?;
+    let written = write_model(base.arch, &base.metadata, &merged, outtype, &args.output, format, &opts)?;
     if !args.quiet {
         eprintln!(
             "lora merge: {} adapter(s), {n_touched} of {} tensors changed, {:.1} MB written to {} in {:.1}s",

@@ -648,7 +648,7 @@ pub fn resolve_model(reference: &str, config_dir: Option<&Path>) -> Result<PathB
         tried.push(p.display().to_string());
     } else {
         if let Some(dir) = config_dir {
-            let c = dir.join(p);
+            let c = crate::paths::clean_path(&dir.join(p));
             if c.exists() {
                 return Ok(c);
             }

@@ -26,6 +26,16 @@ pub enum OutType {
 }
 
 impl OutType {
+    /// The output type of a float GGML type (`None` for other types).
+    pub fn from_ggml(ty: GgmlType) -> Option<OutType> {
+        match ty {
+            GgmlType::F32 => Some(OutType::F32),
+            GgmlType::F16 => Some(OutType::F16),
+            GgmlType::BF16 => Some(OutType::Bf16),
+            _ => None,
+        }
+    }
+
     pub fn ggml(self) -> GgmlType {
         match self {
             OutType::F32 => GgmlType::F32,

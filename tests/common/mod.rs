@@ -25,6 +25,13 @@ pub fn llmtool_ok(args: &[&str]) -> Output {
     out
 }
 
+/// WikiText-2's raw test text (the standard perplexity text), shipped in the repository
+/// (`data/wikitext-2-raw`, CC BY-SA 3.0) so the tests need nothing beside the clone;
+/// `tests/shipped_text.rs` checks it is the file in `../shared/data` where that exists.
+pub fn wiki_text() -> PathBuf {
+    root().join("data/wikitext-2-raw/wiki.test.raw")
+}
+
 /// The real SmolLM2 model, fetched by `scripts/fetch-models.sh` into the cache.
 pub fn real_model() -> PathBuf {
     let out = Command::new("bash").arg(root().join("scripts/fetch-models.sh")).output().expect("run fetch-models.sh");

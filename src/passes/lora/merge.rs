@@ -1,6 +1,9 @@
 //! The merged model as a lazy [`TensorSource`]: untouched tensors are the base's bytes (byte
 //! for byte, borrowed), touched ones are decoded to f32, edited in order and encoded back to
-//! the base tensor's type (re-quantized with llmtool_kernels for quantized bases).
+//! the base tensor's type (re-quantized with llmtool_kernels for quantized bases) — or, when
+//! the output is a float type anyway ([`LoraMerged::with_float_output`]), left as exact f32
+//! W + ΔW, so the result is PEFT's `merge_and_unload` of the dequantized base rather than a
+//! re-quantization of it.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -13,11 +16,29 @@ use super::map::{Edit, EditKind, LowRank};
 pub struct LoraMerged<'a> {
     base: &'a dyn TensorSource,
     edits: HashMap<String, Vec<Edit>>,
+    /// The base's infos, with touched quantized tensors as F32 under float output.
+    infos: Vec<TensorInfo>,
+    float_output: bool,
 }
 
 impl<'a> LoraMerged<'a> {
+    /// Touched tensors keep the base tensor's type (quantized ones are re-quantized).
     pub fn new(base: &'a dyn TensorSource, edits: HashMap<String, Vec<Edit>>) -> Self {
-        LoraMerged { base, edits }
+        let infos = base.tensor_infos().to_vec();
+        LoraMerged { base, edits, infos, float_output: false }
+    }
+
+    /// Touched tensors of a quantized type are produced as F32 (W + ΔW unrounded), for outputs
+    /// written in a float type (HF dirs, GGUF with an explicit float `--outtype`); touched
+    /// float tensors keep their type, as the output re-types them anyway.
+    pub fn with_float_output(mut self) -> Self {
+        for info in &mut self.infos {
+            if info.ty.is_quantized() && self.edits.contains_key(&info.name) {
+                info.ty = llmtool_formats::GgmlType::F32;
+            }
+        }
+        self.float_output = true;
+        self
     }
 
     /// GGUF names of the tensors that change.
@@ -52,6 +73,9 @@ impl<'a> LoraMerged<'a> {
                 }
             }
         }
+        if self.float_output && info.ty.is_quantized() {
+            return Ok(w.iter().flat_map(|x| x.to_le_bytes()).collect());
+        }
         let mut out = Vec::with_capacity(info.n_bytes().unwrap_or(0) as usize);
         llmtool_kernels::quant::quantize(info.ty, &w, &mut out).map_err(|e| err(e.to_string()))?;
         Ok(out)
@@ -77,7 +101,7 @@ fn add_low_rank(w: &mut [f32], lr: &LowRank) {
 
 impl TensorSource for LoraMerged<'_> {
     fn tensor_infos(&self) -> &[TensorInfo] {
-        self.base.tensor_infos()
+        &self.infos
     }
 
     fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, FormatError> {
