@@ -404,3 +404,65 @@ fn malformed_bnb_tensors_are_clear_errors() {
         &["model.layers.1.mlp.down_proj.SCB", "expected 64 F32 values"],
     );
 }
+
+/// Seeded random damage to one weight's quant state and companions: opening either refuses
+/// the checkpoint with an error or accepts it, and then every weight dequantizes to the size
+/// its info says — never a panic, never an allocation the bytes do not back.
+#[test]
+fn randomly_damaged_quant_states_are_refused_or_read_consistently() {
+    let bytes = std::fs::read(case_dir("nf4_dq").join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let src: BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)> =
+        st.tensors().into_iter().map(|(n, t)| (n, (t.dtype(), t.shape().to_vec(), t.data().to_vec()))).collect();
+    let key = format!("{Q}.quant_state.bitsandbytes__nf4");
+    let fields = ["blocksize", "shape", "nested_blocksize", "nested_offset", "dtype", "quant_type", "nested_dtype"];
+    let mut rng = common::variant::Rng(16);
+    let (mut refused, mut accepted) = (0, 0);
+    for _ in 0..400 {
+        let mut t = src.clone();
+        let mut qs: serde_json::Value = serde_json::from_slice(&t[&key].2).unwrap();
+        let field = fields[rng.below(fields.len())];
+        qs[field] = match rng.below(7) {
+            0 => serde_json::json!(rng.below(5000)),
+            1 => serde_json::json!([rng.below(200), rng.below(200)]),
+            2 => serde_json::json!([u64::MAX, 4]),
+            3 => serde_json::json!(-1),
+            4 => serde_json::json!("float16"),
+            5 => serde_json::json!(64),
+            _ => serde_json::Value::Null,
+        };
+        let text = serde_json::to_vec(&qs).unwrap();
+        t.insert(key.clone(), (Dtype::U8, vec![text.len()], text));
+        if rng.below(3) == 0 {
+            let part = ["", ".absmax", ".nested_absmax", ".nested_quant_map", ".quant_map"][rng.below(5)];
+            let e = t.get_mut(&format!("{Q}{part}")).unwrap();
+            let size = if e.0 == Dtype::F32 { 4 } else { 1 };
+            let keep = rng.below(e.2.len() / size + 2);
+            e.1 = vec![keep];
+            e.2.resize(keep * size, 0);
+        }
+        let views: Vec<(String, safetensors::tensor::TensorView)> = t
+            .iter()
+            .map(|(n, (dt, sh, b))| (n.clone(), safetensors::tensor::TensorView::new(*dt, sh.clone(), b).unwrap()))
+            .collect();
+        let set =
+            llmtool_formats::safetensors::SafetensorsSet::from_bytes(safetensors::serialize(views, None).unwrap())
+                .unwrap();
+        match HfWeights::new(set) {
+            Err(e) => {
+                assert!(e.to_string().contains("bitsandbytes tensor '"), "{e}");
+                refused += 1;
+            }
+            Ok(w) => {
+                for b in w.bnb_tensors() {
+                    let n: u64 = b.shape.iter().product();
+                    let size = if b.dtype == Dtype::F32 { 4 } else { 2 };
+                    assert_eq!(w.tensor_data(&b.name).unwrap().len() as u64, n * size, "{}", b.name);
+                }
+                accepted += 1;
+            }
+        }
+    }
+    eprintln!("{refused} refused, {accepted} accepted");
+    assert!(refused > 100 && accepted > 20, "{refused} refused, {accepted} accepted");
+}
