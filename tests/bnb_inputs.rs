@@ -291,9 +291,9 @@ fn hf_output_is_dequantized_without_quantization_config() {
 type Edit = fn(&mut BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>);
 
 /// A copy of the nf4 (or nf4_dq) fixture whose model.safetensors is edited.
-fn broken(dir: &Path, case: &str, edit: Edit) -> PathBuf {
+fn edited(dir: &Path, case: &str, edit: Edit) -> PathBuf {
     let src = case_dir(case);
-    let dst = dir.join(format!("{case}-broken"));
+    let dst = dir.join(format!("{case}-edited"));
     let _ = std::fs::remove_dir_all(&dst);
     std::fs::create_dir_all(&dst).unwrap();
     for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
@@ -334,14 +334,14 @@ fn malformed_bnb_tensors_are_clear_errors() {
     let d = tmp.path();
     let qs = format!("{Q}.quant_state.bitsandbytes__nf4");
     fails_with(
-        &broken(d, "nf4", |t| {
+        &edited(d, "nf4", |t| {
             let k = format!("{Q}.quant_state.bitsandbytes__nf4");
             t.insert(k, (Dtype::U8, vec![5], b"{not ".to_vec()));
         }),
         &[&qs, "not valid JSON"],
     );
     fails_with(
-        &broken(d, "nf4", |t| {
+        &edited(d, "nf4", |t| {
             let k = format!("{Q}.quant_state.bitsandbytes__nf4");
             let v = t.remove(&k).unwrap();
             t.insert(format!("{Q}.quant_state.bitsandbytes__af4"), v);
@@ -349,7 +349,7 @@ fn malformed_bnb_tensors_are_clear_errors() {
         &["bitsandbytes__af4", "unknown bitsandbytes quant type 'af4'"],
     );
     fails_with(
-        &broken(d, "nf4", |t| {
+        &edited(d, "nf4", |t| {
             let k = format!("{Q}.quant_state.bitsandbytes__nf4");
             let text = r#"{"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": [64, 64], "extra": 1}"#;
             t.insert(k, (Dtype::U8, vec![text.len()], text.as_bytes().to_vec()));
@@ -357,7 +357,7 @@ fn malformed_bnb_tensors_are_clear_errors() {
         &[&qs, "unknown quant state key 'extra'"],
     );
     fails_with(
-        &broken(d, "nf4", |t| {
+        &edited(d, "nf4", |t| {
             let k = format!("{Q}.quant_state.bitsandbytes__nf4");
             let text = r#"{"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": [4096, 4096]}"#;
             t.insert(k, (Dtype::U8, vec![text.len()], text.as_bytes().to_vec()));
@@ -365,7 +365,7 @@ fn malformed_bnb_tensors_are_clear_errors() {
         &[Q, "needs 8388608 bytes", "2048 bytes"],
     );
     fails_with(
-        &broken(d, "nf4", |t| {
+        &edited(d, "nf4", |t| {
             let a = t.get_mut(&format!("{Q}.absmax")).unwrap();
             a.1 = vec![63];
             a.2.truncate(63 * 4);
@@ -373,7 +373,7 @@ fn malformed_bnb_tensors_are_clear_errors() {
         &[&format!("{Q}.absmax"), "expected 64 F32 values", "[63]"],
     );
     fails_with(
-        &broken(d, "nf4", |t| {
+        &edited(d, "nf4", |t| {
             let w = t.get_mut(Q).unwrap();
             w.1 = vec![2047, 1];
             w.2.truncate(2047);
@@ -381,7 +381,7 @@ fn malformed_bnb_tensors_are_clear_errors() {
         &[Q, "needs 2048 bytes"],
     );
     fails_with(
-        &broken(d, "nf4_dq", |t| {
+        &edited(d, "nf4_dq", |t| {
             let a = t.get_mut(&format!("{Q}.nested_absmax")).unwrap();
             a.1 = vec![2];
             a.2.extend_from_slice(&[0; 4]);
@@ -389,13 +389,13 @@ fn malformed_bnb_tensors_are_clear_errors() {
         &[&format!("{Q}.nested_absmax"), "expected 1 F32 values"],
     );
     fails_with(
-        &broken(d, "nf4", |t| {
+        &edited(d, "nf4", |t| {
             t.remove(&format!("{Q}.quant_state.bitsandbytes__nf4"));
         }),
         &[&format!("{Q}.absmax"), "companion tensor whose quantized weight is not here"],
     );
     fails_with(
-        &broken(d, "int8", |t| {
+        &edited(d, "int8", |t| {
             let k = "model.layers.1.mlp.down_proj.SCB";
             let a = t.get_mut(k).unwrap();
             a.1 = vec![32];
@@ -465,4 +465,26 @@ fn randomly_damaged_quant_states_are_refused_or_read_consistently() {
     }
     eprintln!("{refused} refused, {accepted} accepted");
     assert!(refused > 100 && accepted > 20, "{refused} refused, {accepted} accepted");
+}
+
+/// `bnb_4bit_quant_storage=torch.bfloat16` (used for FSDP) stores the same packed bytes as a
+/// bf16 tensor of half as many elements; bitsandbytes reads them back with `A.view(torch.uint8)`.
+#[test]
+fn packed_weights_in_another_storage_dtype_are_read_as_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = edited(tmp.path(), "nf4", |t| {
+        for (name, (dtype, shape, _)) in t.iter_mut() {
+            if *dtype == Dtype::U8 && shape.len() == 2 && shape[1] == 1 && !name.contains("quant_state") {
+                *dtype = Dtype::BF16;
+                shape[0] /= 2;
+            }
+        }
+    });
+    let w = open_weights(&dir);
+    assert_eq!(w.bnb_tensors().len(), N_QUANTIZED);
+    assert_eq!(w.stored().tensor(Q).unwrap().dtype, Dtype::BF16);
+    let want = expected("nf4");
+    for b in w.bnb_tensors() {
+        assert!(w.tensor_data(&b.name).unwrap().as_ref() == want[&b.name].2.as_slice(), "{}", b.name);
+    }
 }
