@@ -290,7 +290,7 @@ fn hf_output_is_dequantized_without_quantization_config() {
 
 type Edit = fn(&mut BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>);
 
-/// A copy of the nf4 (or nf4_dq) fixture whose model.safetensors is edited.
+/// A copy of a bnb fixture whose model.safetensors is edited.
 fn edited(dir: &Path, case: &str, edit: Edit) -> PathBuf {
     let src = case_dir(case);
     let dst = dir.join(format!("{case}-edited"));
