@@ -320,7 +320,7 @@ impl TensorSource for HfTensorView {
             return Ok(Cow::Borrowed(&self.computed[i]));
         };
         let (hf_info, fix) = &self.plan[i];
-        let bytes = self.weights.tensor_data(&hf_info.name).map_err(FormatError::from)?;
+        let bytes = self.weights.tensor_data(&hf_info.name)?;
         if matches!(fix, TensorFix::Copy) {
             return Ok(bytes);
         }

@@ -233,7 +233,7 @@ impl TensorSource for HfFormSource {
     }
 
     fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, FormatError> {
-        Ok(self.weights.tensor_data(name)?)
+        self.weights.tensor_data(name)
     }
 
     fn release(&self, name: &str) {

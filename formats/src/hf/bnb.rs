@@ -30,6 +30,7 @@ use serde_json::Value;
 
 use super::HfError;
 use crate::safetensors::{ggml_type, Dtype, SafetensorsSet, StTensor};
+use crate::FormatError;
 
 const QUANT_STATE: &str = ".quant_state.bitsandbytes__";
 /// Suffixes of the tensors that only describe a quantized weight.
@@ -227,16 +228,12 @@ impl HfWeights {
 
     /// The bytes of one tensor of [`tensors`](Self::tensors): borrowed from the map, or
     /// dequantized (owned) for a bitsandbytes weight.
-    pub fn tensor_data(&self, name: &str) -> Result<Cow<'_, [u8]>, HfError> {
+    pub fn tensor_data(&self, name: &str) -> Result<Cow<'_, [u8]>, FormatError> {
         let Some((i, plan, _)) = self.plans.get(name) else {
-            return self
-                .set
-                .tensor_data(name)
-                .map(Cow::Borrowed)
-                .ok_or_else(|| bad(name, "no such tensor in the checkpoint"));
+            return self.set.tensor_data(name).map(Cow::Borrowed).ok_or_else(|| FormatError::NoSuchTensor(name.into()));
         };
         let info = &self.bnb[*i];
-        let data = |n: &str| self.set.tensor_data(n).ok_or_else(|| bad(n, "no such tensor in the checkpoint"));
+        let data = |n: &str| self.set.tensor_data(n).ok_or_else(|| FormatError::NoSuchTensor(n.into()));
         let kernel = |e: llmtool_kernels::KernelError| bad(name, e.to_string());
         let n = usize::try_from(info.shape.iter().product::<u64>()).map_err(|_| bad(name, "too large"))?;
         let mut out = vec![0f32; n];
