@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use llmtool_formats::gguf::GgufFile;
-use llmtool_formats::hf::{HfDir, HfFiles};
+use llmtool_formats::hf::{BnbTensor, HfDir, HfFiles, HfWeights};
 use llmtool_formats::safetensors::Dtype;
 use llmtool_formats::{FormatError, GgmlType, MetaValue, Metadata, TensorInfo, TensorSource};
 
@@ -123,10 +123,13 @@ pub struct HfDirInfo {
     pub extra_files: Vec<PathBuf>,
     /// Module prefixes whose tensors the family leaves out (e.g. a vision tower), sorted.
     pub skipped_prefixes: Vec<String>,
+    /// The bitsandbytes-quantized weights, under their GGUF names, in tensor order (they
+    /// are dequantized on read; empty for an ordinary checkpoint).
+    pub bnb: Vec<(String, BnbTensor)>,
 }
 
 /// The distinct [`Arch::skipped_prefix`] values of the HF tensors, sorted.
-fn skipped_prefixes(arch: &dyn Arch, weights: &llmtool_formats::safetensors::SafetensorsSet) -> Vec<String> {
+fn skipped_prefixes(arch: &dyn Arch, weights: &HfWeights) -> Vec<String> {
     let set: std::collections::BTreeSet<String> =
         weights.tensors().iter().filter_map(|t| arch.skipped_prefix(&t.name)).collect();
     set.into_iter().collect()
@@ -203,9 +206,11 @@ impl Model {
                 metadata.insert_at(at, "general.name", MetaValue::String(name.to_string()));
             }
         }
-        let skipped_prefixes = skipped_prefixes(arch, &dir.weights);
-        let view = HfTensorView::new(path, dir.weights, arch, &files.config)?;
-        let hf = HfDirInfo { files, extra_files, skipped_prefixes };
+        let weights = HfWeights::new(dir.weights).map_err(FormatError::from)?;
+        let skipped_prefixes = skipped_prefixes(arch, &weights);
+        let view = HfTensorView::new(path, weights, arch, &files.config)?;
+        let bnb = view.bnb_by_gguf_name();
+        let hf = HfDirInfo { files, extra_files, skipped_prefixes, bnb };
         Ok(Model {
             path: path.to_path_buf(),
             format: ModelFormat::HfDir,
@@ -232,7 +237,7 @@ impl Model {
 /// tensor with a layout fix (row permutation, Gemma's +1) applied when its bytes are asked for,
 /// after the tensors the architecture computes from config.json (rope factors, F32).
 pub struct HfTensorView {
-    weights: llmtool_formats::safetensors::SafetensorsSet,
+    weights: HfWeights,
     infos: Vec<TensorInfo>,
     /// The bytes of the computed tensors, which are `infos[..computed.len()]`.
     computed: Vec<Vec<u8>>,
@@ -244,7 +249,7 @@ pub struct HfTensorView {
 impl HfTensorView {
     fn new(
         path: &Path,
-        weights: llmtool_formats::safetensors::SafetensorsSet,
+        weights: HfWeights,
         arch: &'static dyn Arch,
         config: &serde_json::Value,
     ) -> Result<Self, ModelError> {
@@ -286,6 +291,18 @@ impl HfTensorView {
         }
         Ok(HfTensorView { weights, infos, computed, plan })
     }
+
+    /// The bitsandbytes weights under the GGUF names they map to, in tensor order.
+    fn bnb_by_gguf_name(&self) -> Vec<(String, BnbTensor)> {
+        let by_hf: std::collections::HashMap<&str, &BnbTensor> =
+            self.weights.bnb_tensors().iter().map(|b| (b.name.as_str(), b)).collect();
+        let hf_backed = &self.infos[self.computed.len()..];
+        hf_backed
+            .iter()
+            .zip(&self.plan)
+            .filter_map(|(info, (hf, _))| by_hf.get(hf.name.as_str()).map(|b| (info.name.clone(), (*b).clone())))
+            .collect()
+    }
 }
 
 impl TensorSource for HfTensorView {
@@ -303,13 +320,12 @@ impl TensorSource for HfTensorView {
             return Ok(Cow::Borrowed(&self.computed[i]));
         };
         let (hf_info, fix) = &self.plan[i];
-        let bytes =
-            self.weights.tensor_data(&hf_info.name).ok_or_else(|| FormatError::NoSuchTensor(hf_info.name.clone()))?;
+        let bytes = self.weights.tensor_data(&hf_info.name)?;
         if matches!(fix, TensorFix::Copy) {
-            return Ok(Cow::Borrowed(bytes));
+            return Ok(bytes);
         }
         let (_, fixed) =
-            arch::apply_fix(fix, hf_info, bytes).map_err(|e| FormatError::Other(format!("{}: {e}", hf_info.name)))?;
+            arch::apply_fix(fix, hf_info, &bytes).map_err(|e| FormatError::Other(format!("{}: {e}", hf_info.name)))?;
         Ok(Cow::Owned(fixed))
     }
 

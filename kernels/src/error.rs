@@ -15,6 +15,9 @@ pub enum KernelError {
     /// An element count whose byte size does not fit in `usize`.
     #[error("{ty}: {n_elements} elements overflow the addressable byte size")]
     TooLarge { ty: GgmlType, n_elements: usize },
+    /// A bitsandbytes buffer (packed codes, absmax, code table) of the wrong length.
+    #[error("bitsandbytes: expected {expected} {what}, got {found}")]
+    BnbLength { what: &'static str, expected: usize, found: usize },
 }
 
 impl KernelError {

@@ -138,6 +138,9 @@ fn to_hf(model: &Model, args: &ConvertArgs) -> Result<u64> {
             obj.insert("torch_dtype".into(), dtype_name.into());
         }
     }
+    if !view.weights.bnb_tensors().is_empty() {
+        drop_bnb_quantization_config(&mut files.config, view.weights.bnb_tensors().len());
+    }
     let plan = hf_passthrough_plan(model, &view, args.outtype)?;
     let dir = AtomicDir::create(&args.output, args.force)?;
     write_hf_files(dir.path(), &files)?;
@@ -152,6 +155,16 @@ fn to_hf(model: &Model, args: &ConvertArgs) -> Result<u64> {
     }
     dir.commit()?;
     Ok(total)
+}
+
+/// A bitsandbytes input is written dequantized: its config.json loses `quantization_config`
+/// (transformers would otherwise look for the packed weights), said on stderr.
+fn drop_bnb_quantization_config(config: &mut serde_json::Value, n_tensors: usize) {
+    let removed = config.as_object_mut().and_then(|o| o.shift_remove("quantization_config"));
+    eprintln!(
+        "note: {n_tensors} bitsandbytes-quantized weights written dequantized{}",
+        if removed.is_some() { "; quantization_config removed from config.json" } else { "" }
+    );
 }
 
 /// HF → HF: every tensor under its own name, re-typed when asked.
@@ -187,17 +200,19 @@ fn copy_extra(input_root: &Path, extra: &Path, out_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// An HF dir's weights under their own names, as a tensor source.
+/// An HF dir's weights under their own names, as a tensor source (bitsandbytes weights
+/// dequantized, their companion tensors left out).
 struct HfFormSource {
-    weights: llmtool_formats::safetensors::SafetensorsSet,
+    weights: llmtool_formats::hf::HfWeights,
     infos: Vec<TensorInfo>,
 }
 
 impl HfFormSource {
     fn open(path: &Path) -> Result<Self> {
         let dir = llmtool_formats::hf::HfDir::open(path)?;
+        let weights = llmtool_formats::hf::HfWeights::new(dir.weights)?;
         let mut infos = Vec::new();
-        for st in dir.weights.tensors() {
+        for st in weights.tensors() {
             let ty = crate::model::ggml_type_of_dtype(st.dtype).with_context(|| {
                 format!(
                     "{}: tensor '{}' has dtype {:?}, which llmtool cannot convert",
@@ -208,7 +223,7 @@ impl HfFormSource {
             })?;
             infos.push(TensorInfo::from_shape(st.name.clone(), ty, &st.shape));
         }
-        Ok(HfFormSource { weights: dir.weights, infos })
+        Ok(HfFormSource { weights, infos })
     }
 }
 
@@ -218,7 +233,7 @@ impl TensorSource for HfFormSource {
     }
 
     fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, FormatError> {
-        self.weights.tensor_data(name).map(Cow::Borrowed).ok_or_else(|| FormatError::NoSuchTensor(name.to_string()))
+        self.weights.tensor_data(name)
     }
 
     fn release(&self, name: &str) {

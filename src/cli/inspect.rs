@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use llmtool_formats::hf::BnbTensor;
 use llmtool_formats::MetaValue;
 use serde_json::{json, Value};
 
@@ -50,11 +51,20 @@ pub fn report(model: &Model) -> Value {
         .filter(|(k, _)| k.starts_with("general."))
         .map(|(k, v)| (k.to_string(), meta_to_json(v, 16)))
         .collect();
+    let bnb: std::collections::HashMap<&str, &BnbTensor> =
+        model.hf.iter().flat_map(|hf| &hf.bnb).map(|(name, b)| (name.as_str(), b)).collect();
     let tensors: Vec<Value> = model
         .tensors
         .tensor_infos()
         .iter()
-        .map(|t| json!({"name": t.name, "type": t.ty.name(), "shape": t.shape(), "bytes": t.n_bytes()}))
+        .map(|t| {
+            let mut v = json!({"name": t.name, "type": t.ty.name(), "shape": t.shape(), "bytes": t.n_bytes()});
+            if let Some(b) = bnb.get(t.name.as_str()) {
+                // Stored by bitsandbytes; `type`/`bytes` are what it dequantizes to.
+                v["bitsandbytes"] = bnb_json(b);
+            }
+            v
+        })
         .collect();
     let n_params = model.n_params();
     let n_bytes = model.n_tensor_bytes();
@@ -62,7 +72,7 @@ pub fn report(model: &Model) -> Value {
         (ModelFormat::Gguf, Some(g)) => json!({"kind": "gguf", "version": g.version, "alignment": g.alignment}),
         _ => json!({"kind": "hf"}),
     };
-    json!({
+    let mut report = json!({
         "path": model.path.display().to_string(),
         "format": format,
         "architecture": arch,
@@ -74,7 +84,29 @@ pub fn report(model: &Model) -> Value {
         "tensor_bytes": n_bytes,
         "bits_per_weight": if n_params > 0 { n_bytes as f64 * 8.0 / n_params as f64 } else { 0.0 },
         "tensors": tensors,
-    })
+    });
+    if let Some(summary) = bnb_summary(model) {
+        report["bitsandbytes"] = summary;
+    }
+    report
+}
+
+fn bnb_json(b: &BnbTensor) -> Value {
+    json!({"type": b.type_name(), "blocksize": b.blocksize, "stored_bytes": b.stored_bytes, "hf_name": b.name})
+}
+
+/// Counts per bitsandbytes type and what it dequantizes to (e.g. `{"nf4+dq → F16": 14}`);
+/// `None` for a checkpoint without bitsandbytes weights.
+fn bnb_summary(model: &Model) -> Option<Value> {
+    let hf = model.hf.as_ref().filter(|hf| !hf.bnb.is_empty())?;
+    let mut types = serde_json::Map::new();
+    for (_, b) in &hf.bnb {
+        let key = format!("{} → {:?}", b.type_name(), b.dtype);
+        let n = types.get(&key).and_then(Value::as_u64).unwrap_or(0);
+        types.insert(key, json!(n + 1));
+    }
+    let stored: u64 = hf.bnb.iter().map(|(_, b)| b.stored_bytes).sum();
+    Some(json!({"tensors": hf.bnb.len(), "types": types, "stored_bytes": stored}))
 }
 
 /// A metadata value as JSON; arrays longer than `max_items` are summarised.
@@ -112,11 +144,30 @@ fn print_text(out: &mut impl Write, r: &Value) -> std::io::Result<()> {
         bytes as f64 / (1024.0 * 1024.0),
         r["bits_per_weight"].as_f64().unwrap_or(0.0)
     )?;
-    writeln!(out, "  {:<40} {:<8} {:<20} {:>12}", "name", "type", "shape", "bytes")?;
-    for t in r["tensors"].as_array().into_iter().flatten() {
+    if let Some(b) = r["bitsandbytes"].as_object() {
+        let types: Vec<String> =
+            b["types"].as_object().into_iter().flatten().map(|(k, n)| format!("{n} × {k}")).collect();
         writeln!(
             out,
-            "  {:<40} {:<8} {:<20} {:>12}",
+            "bitsandbytes: {} (stored in {:.1} MiB; dequantized on read, the table shows the dequantized tensors)",
+            types.join(", "),
+            b["stored_bytes"].as_u64().unwrap_or(0) as f64 / (1024.0 * 1024.0)
+        )?;
+    }
+    writeln!(out, "  {:<40} {:<8} {:<20} {:>12}", "name", "type", "shape", "bytes")?;
+    for t in r["tensors"].as_array().into_iter().flatten() {
+        let stored = match &t["bitsandbytes"] {
+            Value::Object(b) => format!(
+                "  ← bnb {}{} ({} bytes stored)",
+                b["type"].as_str().unwrap_or("?"),
+                b["blocksize"].as_u64().map_or(String::new(), |s| format!(", block {s}")),
+                b["stored_bytes"]
+            ),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "  {:<40} {:<8} {:<20} {:>12}{stored}",
             t["name"].as_str().unwrap_or(""),
             t["type"].as_str().unwrap_or(""),
             compact(&t["shape"]),

@@ -2,10 +2,12 @@
 //! safetensors weights (one file or sharded), read with every file validated; the JSON files
 //! written byte-for-byte as transformers' `save_pretrained` writes them.
 
+mod bnb;
 mod config;
 mod dir;
 mod pyjson;
 
+pub use bnb::{BnbQuant, BnbTensor, HfWeights};
 pub use config::{
     config_bool, config_f64, config_opt_bool, config_opt_f64, config_opt_usize, config_usize, BaseHparams,
 };
@@ -41,4 +43,7 @@ pub enum HfError {
     BadKey { key: String, expected: String, found: String },
     #[error("config.json: {message}")]
     Inconsistent { message: String },
+    /// A bitsandbytes-quantized weight or one of its companion tensors that cannot be read.
+    #[error("bitsandbytes tensor '{tensor}': {message}")]
+    Bnb { tensor: String, message: String },
 }

@@ -19,6 +19,7 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+pub mod bnb;
 mod iq1;
 mod iq2;
 mod iq3;
