@@ -200,10 +200,9 @@ fn quantize_to_q8_0_equals_quantizing_the_dequantized_model() {
 fn lora_merge_on_a_bnb_base_merges_into_the_dequantized_weights() {
     let tmp = tempfile::tempdir().unwrap();
     let adapter = root().join("fixtures/lora/llama_plain/adapter");
-    // Bases whose quantized weights dequantize to F32, so that the merged tensors are W + ΔW
-    // in f32 from either base (an F16 base is re-rounded to F16 by lora merge before issue
-    // 16 item 2, whatever it was read from).
-    for case in ["nf4", "int8"] {
+    // With a float output the merged tensors are W + ΔW in f32 from either base, whatever
+    // type the base's weights dequantize to (nf4: f32, nf4_dq and int8: f16).
+    for case in ["nf4", "nf4_dq", "int8"] {
         let from_bnb = tmp.path().join(format!("{case}-lora.gguf"));
         let from_f32 = tmp.path().join(format!("{case}-f32-lora.gguf"));
         let base_f32 = f32_gguf(tmp.path(), case);

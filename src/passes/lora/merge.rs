@@ -28,12 +28,12 @@ impl<'a> LoraMerged<'a> {
         LoraMerged { base, edits, infos, float_output: false }
     }
 
-    /// Touched tensors of a quantized type are produced as F32 (W + ΔW unrounded), for outputs
-    /// written in a float type (HF dirs, GGUF with an explicit float `--outtype`); touched
-    /// float tensors keep their type, as the output re-types them anyway.
+    /// Touched tensors are produced as F32 (W + ΔW unrounded), for outputs written in a float
+    /// type (HF dirs, GGUF with an explicit float `--outtype`), which round them once to that
+    /// type — never first to the base's type (a quantized or f16 base).
     pub fn with_float_output(mut self) -> Self {
         for info in &mut self.infos {
-            if info.ty.is_quantized() && self.edits.contains_key(&info.name) {
+            if self.edits.contains_key(&info.name) {
                 info.ty = llmtool_formats::GgmlType::F32;
             }
         }
@@ -73,7 +73,7 @@ impl<'a> LoraMerged<'a> {
                 }
             }
         }
-        if self.float_output && info.ty.is_quantized() {
+        if self.float_output {
             return Ok(w.iter().flat_map(|x| x.to_le_bytes()).collect());
         }
         let mut out = Vec::with_capacity(info.n_bytes().unwrap_or(0) as usize);
