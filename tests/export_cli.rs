@@ -292,6 +292,12 @@ fn real_smollm2_exports_for_ollama_with_a_system_message() {
     let placed = copied.join("SmolLM2-135M-Instruct.Q4_1.gguf");
     assert_ne!(ino(&placed), ino(&model));
     assert_eq!(std::fs::metadata(&placed).unwrap().len(), std::fs::metadata(&model).unwrap().len());
+    // LM Studio's defaults: the publisher is general.organization, the name the file's stem
+    // without its type suffix.
+    let lm = tmp.path().join("lm");
+    llmtool_ok(&["export", "lmstudio", model.to_str().unwrap(), lm.to_str().unwrap(), "-q"]);
+    let want = lm.join("HuggingFaceTB/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct-Q4_1.gguf");
+    assert_eq!(ino(&want), ino(&model));
 }
 
 #[test]

@@ -215,7 +215,8 @@ pub struct OllamaOutput {
 #[serde(deny_unknown_fields)]
 pub struct LmStudioOutput {
     pub root: PathBuf,
-    pub publisher: String,
+    #[serde(default)]
+    pub publisher: Option<String>,
     #[serde(default)]
     pub model: Option<String>,
 }

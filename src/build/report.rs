@@ -57,7 +57,8 @@ pub struct BuildReport {
     pub seconds: f64,
 }
 
-fn opt(v: Option<f64>, digits: usize) -> String {
+/// A figure with `digits` decimals, or "–" when absent.
+pub(crate) fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("–".into(), |x| format!("{x:.digits$}"))
 }
 

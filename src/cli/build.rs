@@ -516,7 +516,10 @@ fn deploy_outputs(loaded: &Loaded) -> impl Iterator<Item = (PathBuf, Vec<OsStrin
         (ol.dir.clone(), argv)
     });
     let lmstudio = o.lmstudio.as_ref().map(|l| {
-        let mut argv: Vec<OsString> = vec!["lmstudio".into(), "--publisher".into(), (&l.publisher).into()];
+        let mut argv: Vec<OsString> = vec!["lmstudio".into()];
+        if let Some(p) = &l.publisher {
+            argv.extend(["--publisher".into(), p.into()]);
+        }
         if let Some(m) = &l.model {
             argv.extend(["--model".into(), m.into()]);
         }

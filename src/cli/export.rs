@@ -56,6 +56,21 @@ struct CardArgs {
     kl_base: Option<PathBuf>,
 }
 
+/// What both layouts take.
+#[derive(clap::Args, Debug)]
+struct Common {
+    /// Copy the GGUF (default: a hard link where the file system allows one).
+    #[arg(long)]
+    copy: bool,
+    /// Replace an existing output directory.
+    #[arg(long)]
+    force: bool,
+    #[arg(short, long)]
+    quiet: bool,
+    #[command(flatten)]
+    card: CardArgs,
+}
+
 #[derive(clap::Args, Debug)]
 struct OllamaArgs {
     /// The GGUF file.
@@ -72,16 +87,8 @@ struct OllamaArgs {
     /// An Ollama template (Go text/template) to use instead of translating the GGUF's chat template.
     #[arg(long, value_name = "FILE")]
     template: Option<PathBuf>,
-    /// Copy the GGUF (default: a hard link where the file system allows one).
-    #[arg(long)]
-    copy: bool,
-    /// Replace an existing DIR.
-    #[arg(long)]
-    force: bool,
-    #[arg(short, long)]
-    quiet: bool,
     #[command(flatten)]
-    card: CardArgs,
+    common: Common,
 }
 
 #[derive(clap::Args, Debug)]
@@ -90,22 +97,15 @@ struct LmStudioArgs {
     model: PathBuf,
     /// LM Studio's models directory (or any root to copy from).
     root: PathBuf,
-    /// The publisher directory (LM Studio shows models as PUBLISHER/NAME-GGUF).
+    /// The publisher directory (LM Studio shows models as PUBLISHER/NAME-GGUF; default: the
+    /// GGUF's general.organization).
     #[arg(long)]
-    publisher: String,
-    /// The model's name (default: the GGUF's general.name, else its file name).
+    publisher: Option<String>,
+    /// The model's name (default: the input's file name without its quantization suffix).
     #[arg(long = "model", value_name = "NAME")]
     model_name: Option<String>,
-    /// Copy the GGUF (default: a hard link where the file system allows one).
-    #[arg(long)]
-    copy: bool,
-    /// Replace an existing ROOT/PUBLISHER/NAME-GGUF.
-    #[arg(long)]
-    force: bool,
-    #[arg(short, long)]
-    quiet: bool,
     #[command(flatten)]
-    card: CardArgs,
+    common: Common,
 }
 
 pub fn run(args: ExportArgs) -> Result<()> {
@@ -234,6 +234,18 @@ fn input_stem(path: &Path) -> String {
     safe_name(&path.file_stem().unwrap_or_default().to_string_lossy())
 }
 
+/// `stem` without a trailing `.TYPE`, `-TYPE` or `_TYPE` naming `quant` (`SmolLM2-135M-Instruct.Q4_1`
+/// → `SmolLM2-135M-Instruct`): LM Studio's file name adds the type again.
+fn without_quant_suffix(stem: &str, quant: &str) -> String {
+    let (lower, q) = (stem.to_ascii_lowercase(), quant.to_ascii_lowercase());
+    for sep in ['.', '-', '_'] {
+        if lower.ends_with(&format!("{sep}{q}")) && stem.len() > q.len() + 1 {
+            return stem[..stem.len() - q.len() - 1].to_string();
+        }
+    }
+    stem.to_string()
+}
+
 fn placed_word(p: Placed) -> &'static str {
     match p {
         Placed::HardLink => "hard link",
@@ -267,7 +279,7 @@ fn ollama(a: OllamaArgs) -> Result<()> {
             let add_bos = Tokenizer::from_gguf_metadata(md).map(|t| t.add_bos()).unwrap_or(false);
             let r = recognise(jinja, tmpl.bos_token(), tmpl.eos_token(), add_bos)
                 .with_context(|| format!("{}: translating tokenizer.chat_template", a.model.display()))?;
-            if r.system_rejected && !a.quiet {
+            if r.system_rejected && !a.common.quiet {
                 eprintln!(
                     "note: the chat template rejects system messages; the Ollama template writes one at the head of the first user message"
                 );
@@ -296,20 +308,20 @@ fn ollama(a: OllamaArgs) -> Result<()> {
     }
     .text()?;
 
-    let quality = quality(&a.card, &src, a.quiet)?;
+    let quality = quality(&a.common.card, &src, a.common.quiet)?;
     let usage = format!(
         "```sh\nollama create {name} -f Modelfile   # in this directory: FROM ./{gguf_file} is read from beside the Modelfile\nollama run {name}\n```"
     );
     let card = model_card(&card_facts(&src, &name, &gguf_file, chat_format.clone()), quality.as_ref(), &usage);
 
     check_output_not_input(&a.dir, &[&a.model])?;
-    let out = AtomicDir::create(&a.dir, a.force)?;
-    let placed = place_file(&a.model, &out.path().join(&gguf_file), a.copy)
+    let out = AtomicDir::create(&a.dir, a.common.force)?;
+    let placed = place_file(&a.model, &out.path().join(&gguf_file), a.common.copy)
         .with_context(|| format!("placing {} in {}", a.model.display(), a.dir.display()))?;
     write(out.path(), "Modelfile", &modelfile)?;
     write(out.path(), "README.md", &card)?;
     out.commit()?;
-    if !a.quiet {
+    if !a.common.quiet {
         eprintln!(
             "wrote {}: Modelfile ({} stop texts; chat format {}), {gguf_file} ({}), README.md",
             a.dir.display(),
@@ -324,16 +336,15 @@ fn ollama(a: OllamaArgs) -> Result<()> {
 
 fn lmstudio(a: LmStudioArgs) -> Result<()> {
     let src = open_gguf(&a.model)?;
-    let publisher = safe_name(&a.publisher);
+    let org = src.model.metadata.get_str("general.organization");
+    let publisher = safe_name(a.publisher.as_deref().or(org).unwrap_or_default());
     if publisher.is_empty() {
-        bail!("--publisher: give a name with letters or digits");
+        bail!("--publisher: give a name with letters or digits (the GGUF has no general.organization)");
     }
-    let name = safe_name(
-        &a.model_name
-            .clone()
-            .or_else(|| src.model.metadata.get_str("general.name").map(str::to_string))
-            .unwrap_or_else(|| input_stem(&a.model)),
-    );
+    let name = match &a.model_name {
+        Some(n) => safe_name(n),
+        None => without_quant_suffix(&input_stem(&a.model), &src.quant),
+    };
     if name.is_empty() {
         bail!("--model: give a name with letters or digits");
     }
@@ -341,7 +352,7 @@ fn lmstudio(a: LmStudioArgs) -> Result<()> {
     let pub_dir = a.root.join(&publisher);
     let dir = pub_dir.join(format!("{name}-GGUF"));
 
-    let quality = quality(&a.card, &src, a.quiet)?;
+    let quality = quality(&a.common.card, &src, a.common.quiet)?;
     let usage = format!(
         "This directory is laid out as LM Studio's models folder expects (`{publisher}/{name}-GGUF/{gguf_file}`): \
          put `{publisher}/` under LM Studio's models directory (by default `~/.lmstudio/models`) and the model \
@@ -351,12 +362,12 @@ fn lmstudio(a: LmStudioArgs) -> Result<()> {
 
     std::fs::create_dir_all(&pub_dir).with_context(|| format!("creating {}", pub_dir.display()))?;
     check_output_not_input(&dir, &[&a.model])?;
-    let out = AtomicDir::create(&dir, a.force)?;
-    let placed = place_file(&a.model, &out.path().join(&gguf_file), a.copy)
+    let out = AtomicDir::create(&dir, a.common.force)?;
+    let placed = place_file(&a.model, &out.path().join(&gguf_file), a.common.copy)
         .with_context(|| format!("placing {} in {}", a.model.display(), dir.display()))?;
     write(out.path(), "README.md", &card)?;
     out.commit()?;
-    if !a.quiet {
+    if !a.common.quiet {
         eprintln!("wrote {}: {gguf_file} ({}), README.md", dir.display(), placed_word(placed));
     }
     Ok(())

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::build::report::BuildReport;
+use crate::build::report::{opt, BuildReport};
 
 /// What the card says about the file.
 #[derive(Debug, Clone)]
@@ -81,10 +81,6 @@ impl Quality {
         };
         Quality { how, rows }
     }
-}
-
-fn opt(v: Option<f64>, digits: usize) -> String {
-    v.map_or("–".into(), |x| format!("{x:.digits$}"))
 }
 
 /// Parameters as people write them (135M, 7.2B).
