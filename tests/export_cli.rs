@@ -393,7 +393,8 @@ fn lmstudio_layout_and_model_card_from_a_real_build_report() {
         &recipe,
         format!(
             "inputs: {{smollm2: {}}}\nsteps:\n  - quantize: {{type: Q8_0}}\n\
-             outputs: {{gguf: dist/smol-Q8_0.gguf, ollama: {{dir: dist/ollama, name: smol, system: Be brief.}}}}\n\
+             outputs: {{gguf: dist/smol-Q8_0.gguf, ollama: {{dir: dist/ollama, name: smol, system: Be brief.}}, \
+             lmstudio: {{root: dist/lm}}}}\n\
              validate: {{text: {}, chunks: 2, ctx: 128}}\nreport: report\n",
             real_model().display(),
             text.display()
@@ -461,7 +462,11 @@ fn lmstudio_layout_and_model_card_from_a_real_build_report() {
     let table =
         |c: &str| c.lines().filter(|l| l.starts_with("| ") && l.contains(". ")).map(str::to_string).collect::<Vec<_>>();
     assert_eq!(table(&ollama_card), table(&card));
-    assert_eq!(report["outputs"].as_array().unwrap().len(), 2, "{report}");
+    assert_eq!(report["outputs"].as_array().unwrap().len(), 3, "{report}");
+    // The recipe's LM Studio output, with the defaults (general.organization, the file's stem).
+    let lm_card = std::fs::read_to_string(t.join("dist/lm/HuggingFaceTB/smol-GGUF/README.md")).unwrap();
+    assert_eq!(table(&lm_card), table(&card));
+    assert!(t.join("dist/lm/HuggingFaceTB/smol-GGUF/smol-Q8_0.gguf").is_file());
     // Parameters: the model's own count.
     let n_params = Model::open(&out).unwrap().n_params();
     assert!(card.contains(&format!("({n_params})")), "{card}");

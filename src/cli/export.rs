@@ -175,7 +175,14 @@ fn quality(args: &CardArgs, src: &Source, quiet: bool) -> Result<Option<Quality>
         let text = std::fs::read_to_string(report).with_context(|| format!("reading {}", report.display()))?;
         let r: BuildReport = serde_json::from_str(&text)
             .with_context(|| format!("{}: not a llmtool build report (report.json)", report.display()))?;
-        return Ok(Some(Quality::from_build_report(&r, step_quant, src.size)));
+        let q = Quality::from_build_report(&r, step_quant, src.size);
+        if !quiet && !q.rows.iter().any(|row| row.this_file) {
+            eprintln!(
+                "note: {} did not pass or its last step is not this file's size; the card's table describes that build",
+                report.display()
+            );
+        }
+        return Ok(Some(q));
     }
     let Some(text_path) = &args.eval_text else { return Ok(None) };
     let (ctx, chunks) = (args.eval_ctx, args.eval_chunks);
@@ -282,6 +289,11 @@ fn ollama(a: OllamaArgs) -> Result<()> {
             if r.system_rejected && !a.common.quiet {
                 eprintln!(
                     "note: the chat template rejects system messages; the Ollama template writes one at the head of the first user message"
+                );
+            }
+            if r.dated && !a.common.quiet {
+                eprintln!(
+                    "note: the chat template writes today's date into its system message; the Modelfile keeps the date of this export"
                 );
             }
             let note = format!(

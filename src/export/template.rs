@@ -115,6 +115,10 @@ pub struct Recognised {
     /// Set when the Jinja template rejects system messages: the format then folds a system
     /// message into the first user message (as Gemma 3's template does), a choice of llmtool's.
     pub system_rejected: bool,
+    /// Set when the template writes the current date (`strftime_now`) into the default system
+    /// message or prefix: the Ollama template holds the date of the export (Ollama's templates
+    /// have no clock function, ollama template/template.go `funcs`).
+    pub dated: bool,
 }
 
 /// Recognises the Jinja template `jinja`; `bos` / `eos` are the texts its `bos_token` /
@@ -158,7 +162,11 @@ pub fn recognise(jinja: &str, bos: &str, eos: &str, add_bos: bool) -> Result<Rec
             fit_open_assistant(&mut v, p, want);
         }
         match rendered.iter().chain(&open).find(|(p, want)| &v.render(p) != want) {
-            None => return Ok(Recognised { format: v, system_rejected }),
+            None => {
+                let dated = jinja.contains("strftime_now")
+                    && (!v.system_prefix.is_empty() || v.default_system.as_ref().is_some_and(|d| !d.is_empty()));
+                return Ok(Recognised { format: v, system_rejected, dated });
+            }
             Some((p, want)) if first_diff.is_empty() => {
                 first_diff = format!(
                     "for a conversation of {} message(s) the template writes {:?}, the closest variant {:?}",
