@@ -5,6 +5,7 @@
 //! - [`chat_template`]: rendering a model's Jinja chat template.
 //! - [`infer`]: the inference core (forward pass, KV cache); [`generate`]: text generation on it.
 //! - [`eval`]: perplexity, KL divergence, multiple-choice tasks.
+//! - [`export`]: Ollama / LM Studio layouts of a GGUF (Modelfile, chat template translation, model card).
 //! - [`evolve`]: the evolutionary merge search's building blocks (CMA-ES).
 //! - [`sample`]: greedy / temperature / top-k / top-p sampling.
 //! - [`model`]: opening a GGUF file or HF dir in the internal (GGUF) form.
@@ -18,6 +19,7 @@ pub mod chat_template;
 pub mod cli;
 pub mod eval;
 pub mod evolve;
+pub mod export;
 pub mod generate;
 pub mod infer;
 pub mod merge;

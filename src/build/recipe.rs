@@ -13,6 +13,9 @@
 //!   - merge: ./merge.yml               # mergekit syntax; `current` names the current model
 //!   - quantize: {type: Q4_K_M}
 //! outputs:  {gguf: ./dist/model-Q4_K_M.gguf, hf: ./dist/model-hf}
+//!   # optional: deployment layouts of the result (`llmtool export`), model card from the report
+//!   # ollama:   {dir: ./dist/ollama, name: my-model, system: "You are …"}
+//!   # lmstudio: {root: ./dist/lmstudio, publisher: me, model: My-Model}
 //! validate:
 //!   text: ./eval/wiki.txt
 //!   chunks: 20
@@ -192,6 +195,32 @@ pub struct Outputs {
     pub gguf: Option<PathBuf>,
     #[serde(default)]
     pub hf: Option<PathBuf>,
+    /// An Ollama directory of the result (`llmtool export ollama`).
+    #[serde(default)]
+    pub ollama: Option<OllamaOutput>,
+    /// LM Studio's layout of the result (`llmtool export lmstudio`).
+    #[serde(default)]
+    pub lmstudio: Option<LmStudioOutput>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OllamaOutput {
+    pub dir: PathBuf,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub system: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LmStudioOutput {
+    pub root: PathBuf,
+    #[serde(default)]
+    pub publisher: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -272,6 +301,12 @@ impl Loaded {
         }
         recipe.outputs.gguf = recipe.outputs.gguf.as_deref().map(abs);
         recipe.outputs.hf = recipe.outputs.hf.as_deref().map(abs);
+        if let Some(o) = &mut recipe.outputs.ollama {
+            o.dir = abs(&o.dir);
+        }
+        if let Some(l) = &mut recipe.outputs.lmstudio {
+            l.root = abs(&l.root);
+        }
         if let Some(v) = &mut recipe.validate {
             v.text = v.text.as_deref().map(abs);
             v.tasks = v.tasks.iter().map(|t| abs(t)).collect();
@@ -371,8 +406,10 @@ impl Loaded {
                 }
             }
         }
-        if r.outputs.gguf.is_none() && r.outputs.hf.is_none() {
-            return Err(self.invalid("outputs", "name at least one output (gguf: FILE or hf: DIR)"));
+        let o = &r.outputs;
+        if o.gguf.is_none() && o.hf.is_none() && o.ollama.is_none() && o.lmstudio.is_none() {
+            return Err(self
+                .invalid("outputs", "name at least one output (gguf: FILE, hf: DIR, ollama: {dir: DIR} or lmstudio)"));
         }
         if let Some(g) = &r.outputs.gguf {
             if !g.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {

@@ -25,7 +25,7 @@ pub struct Figures {
 }
 
 /// One step of a build.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct StepRecord {
     /// 0 for the start model; steps count from 1.
     pub index: usize,
@@ -42,8 +42,8 @@ pub struct StepRecord {
     pub gate_failures: Vec<String>,
 }
 
-/// The whole build.
-#[derive(Debug, Clone, Serialize)]
+/// The whole build (`export --report` reads it back for a model card).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct BuildReport {
     pub recipe: PathBuf,
     pub llmtool_version: String,
@@ -57,7 +57,8 @@ pub struct BuildReport {
     pub seconds: f64,
 }
 
-fn opt(v: Option<f64>, digits: usize) -> String {
+/// A figure with `digits` decimals, or "–" when absent.
+pub(crate) fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("–".into(), |x| format!("{x:.digits$}"))
 }
 

@@ -111,6 +111,20 @@ pub fn run(args: BuildArgs) -> Result<()> {
             Ok(outputs) => {
                 report.outputs = outputs;
                 report.passed = true;
+                if deploy_outputs(&loaded).next().is_some() {
+                    // The model cards of the deployment layouts carry this report's table.
+                    report.seconds = started.elapsed().as_secs_f64();
+                    report
+                        .write(&loaded.report_dir)
+                        .with_context(|| format!("writing the report to {}", loaded.report_dir.display()))?;
+                    match write_deploy_outputs(&loaded, &plan, args.quiet) {
+                        Ok(more) => report.outputs.extend(more),
+                        Err(e) => {
+                            report.passed = false;
+                            report.failure = Some(format!("{e:#}"));
+                        }
+                    }
+                }
             }
             Err(e) => report.failure = Some(format!("{e:#}")),
         }
@@ -483,6 +497,57 @@ fn write_outputs(loaded: &Loaded, plan: &[Planned], quiet: bool) -> Result<Vec<P
         }
         super::run_args(argv).with_context(|| format!("writing {}", h.display()))?;
         written.push(h.clone());
+    }
+    Ok(written)
+}
+
+/// The `export` command lines of the recipe's deployment outputs (`outputs.ollama`,
+/// `outputs.lmstudio`), without the source GGUF and the report.
+fn deploy_outputs(loaded: &Loaded) -> impl Iterator<Item = (PathBuf, Vec<OsString>)> + '_ {
+    let o = &loaded.recipe.outputs;
+    let ollama = o.ollama.as_ref().map(|ol| {
+        let mut argv: Vec<OsString> = vec!["ollama".into()];
+        if let Some(n) = &ol.name {
+            argv.extend(["--name".into(), n.into()]);
+        }
+        if let Some(s) = &ol.system {
+            argv.extend(["--system".into(), s.into()]);
+        }
+        (ol.dir.clone(), argv)
+    });
+    let lmstudio = o.lmstudio.as_ref().map(|l| {
+        let mut argv: Vec<OsString> = vec!["lmstudio".into()];
+        if let Some(p) = &l.publisher {
+            argv.extend(["--publisher".into(), p.into()]);
+        }
+        if let Some(m) = &l.model {
+            argv.extend(["--model".into(), m.into()]);
+        }
+        (l.root.clone(), argv)
+    });
+    ollama.into_iter().chain(lmstudio)
+}
+
+/// Runs `llmtool export` for each deployment output on the built GGUF (outputs.gguf, else the
+/// last step's result), its model card from the report just written.
+fn write_deploy_outputs(loaded: &Loaded, plan: &[Planned], quiet: bool) -> Result<Vec<PathBuf>> {
+    let gguf = loaded.recipe.outputs.gguf.clone().unwrap_or_else(|| plan.last().expect("steps").artifact.clone());
+    let report = loaded.report_dir.join("report.json");
+    let mut written = Vec::new();
+    for (target, mut argv) in deploy_outputs(loaded) {
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let kind = argv[0].clone();
+        argv.splice(1..1, [gguf.clone().into(), target.clone().into()]);
+        argv.splice(0..0, [OsString::from("export")]);
+        argv.extend(["--force".into(), "--report".into(), report.clone().into()]);
+        if quiet {
+            argv.push("--quiet".into());
+        }
+        super::run_args(argv)
+            .with_context(|| format!("writing outputs.{} {}", kind.to_string_lossy(), target.display()))?;
+        written.push(target);
     }
     Ok(written)
 }

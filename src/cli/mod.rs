@@ -5,6 +5,7 @@ mod chatvector;
 mod convert;
 mod eval;
 mod eval_candidate;
+mod export;
 mod generate;
 mod inspect;
 mod lora;
@@ -53,6 +54,8 @@ enum Command {
     EvalCandidate(eval_candidate::EvalCandidateArgs),
     /// Tokenize a text with a model's tokenizer (GGUF file or HF dir), like llama.cpp's llama-tokenize.
     Tokenize(tokenize::TokenizeArgs),
+    /// Lay out a GGUF for Ollama (Modelfile with the chat template translated) or LM Studio, with a model card.
+    Export(export::ExportArgs),
 }
 
 /// Parses `std::env::args` and runs the chosen subcommand.
@@ -85,6 +88,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::EvalCandidate(args) => eval_candidate::run(args),
         Command::Tokenize(args) => tokenize::run(args),
+        Command::Export(args) => export::run(args),
     }
 }
 

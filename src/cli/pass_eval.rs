@@ -82,12 +82,6 @@ pub fn evaluate_pass(
     let Some(text_path) = &args.eval_text else { return Ok(None) };
     let text = read_text(text_path)?;
     let (ref_role, ref_path) = inputs[reference];
-    let opts_for = |tok: &Tokenizer| PplOptions {
-        n_ctx: args.eval_ctx,
-        n_chunks: Some(args.eval_chunks),
-        batch: args.eval_ctx,
-        bos: bos_of(Some(tok)),
-    };
 
     let mut scores = Vec::with_capacity(inputs.len());
     for (i, &(role, path)) in inputs.iter().enumerate() {
@@ -95,23 +89,7 @@ pub fn evaluate_pass(
             scores.push(None); // filled from the KLD run below
             continue;
         }
-        let model = Model::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let im = InferModel::load(&model).with_context(|| format!("loading {}", path.display()))?;
-        check_ctx(&im, args.eval_ctx, path)?;
-        let tok = Tokenizer::from_model(&model).with_context(|| format!("tokenizer of {}", path.display()))?;
-        let tokens = tokenize_prefix(&tok, path, &text, args.eval_ctx * args.eval_chunks)?;
-        let bar = Bar::new(args.eval_chunks as u64, quiet);
-        let r = eval::perplexity(&im, &tokens, &opts_for(&tok), |c| {
-            bar.set(c.chunk as u64, format!("scoring {role}: PPL {:.4}", c.running_ppl))
-        })
-        .with_context(|| format!("perplexity of {} ({role})", path.display()))?;
-        bar.finish();
-        scores.push(Some(ModelScore {
-            role: role.to_string(),
-            path: path.to_path_buf(),
-            ppl: r.ppl,
-            ppl_uncertainty: r.ppl_uncertainty,
-        }));
+        scores.push(Some(score_model(role, path, &text, args.eval_ctx, args.eval_chunks, quiet)?));
     }
 
     let kld = measure_kld(ref_path, output, text_path, args.eval_ctx, args.eval_chunks, quiet)?;
@@ -153,6 +131,23 @@ pub fn evaluate_pass(
         bail!("{}; {} is kept", report.verdict, output.display());
     }
     Ok(Some(report))
+}
+
+/// The perplexity of the model at `path` on the first `chunks` windows of `ctx` tokens of `text`.
+pub fn score_model(role: &str, path: &Path, text: &str, ctx: usize, chunks: usize, quiet: bool) -> Result<ModelScore> {
+    let model = Model::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let im = InferModel::load(&model).with_context(|| format!("loading {}", path.display()))?;
+    check_ctx(&im, ctx, path)?;
+    let tok = Tokenizer::from_model(&model).with_context(|| format!("tokenizer of {}", path.display()))?;
+    let tokens = tokenize_prefix(&tok, path, text, ctx * chunks)?;
+    let opts = PplOptions { n_ctx: ctx, n_chunks: Some(chunks), batch: ctx, bos: bos_of(Some(&tok)) };
+    let bar = Bar::new(chunks as u64, quiet);
+    let r = eval::perplexity(&im, &tokens, &opts, |c| {
+        bar.set(c.chunk as u64, format!("scoring {role}: PPL {:.4}", c.running_ppl))
+    })
+    .with_context(|| format!("perplexity of {} ({role})", path.display()))?;
+    bar.finish();
+    Ok(ModelScore { role: role.to_string(), path: path.to_path_buf(), ppl: r.ppl, ppl_uncertainty: r.ppl_uncertainty })
 }
 
 /// The KL divergence of `output` from `reference` (and both perplexities) on `text`,
