@@ -6,6 +6,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check -r scripts/judges-requirements.txt
+# The Ollama export tests render the Modelfile's TEMPLATE with Go's own text/template
+# (tests/ollama/render.go): Debian's golang-go when no `go` is on the PATH (about 30 s).
+if ! command -v go >/dev/null; then
+  sudo=""
+  if [[ "$(id -u)" != 0 ]] && command -v sudo >/dev/null; then sudo="sudo"; fi
+  if command -v apt-get >/dev/null; then
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq golang-go >/dev/null
+  fi
+  command -v go >/dev/null || { echo "test.sh: the Ollama export tests need Go (install golang-go)" >&2; exit 1; }
+fi
 scripts/fetch-models.sh >/dev/null
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
