@@ -314,3 +314,15 @@ impl TensorInputs<'_> {
 
 /// Elements per parallel work item.
 pub(crate) const CHUNK: usize = 1 << 14;
+
+/// `[f(0), f(1), …, f(n − 1)]`, computed in parallel chunks.
+pub(crate) fn par_elementwise(n: usize, f: impl Fn(usize) -> f32 + Sync) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut out = vec![0f32; n];
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
+        for (k, v) in o.iter_mut().enumerate() {
+            *v = f(c * CHUNK + k);
+        }
+    });
+    out
+}

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use super::{not_exact, std_sort, Dtype};
 use crate::merge::methods::sparsify::{magnitude_keep, outlier_range};
-use crate::merge::methods::{GlobalParams, MergeError, MergeMethod, TensorInputs, CHUNK};
+use crate::merge::methods::{par_elementwise, GlobalParams, MergeError, MergeMethod, TensorInputs};
 
 /// Models summed over the stacked axis in plain order: torch's outer reduction adds up to
 /// 16 rows in one accumulator before its cascade levels start.
@@ -110,30 +110,24 @@ pub(super) fn merge(
         }
     };
     let lambda32 = lambda as f32;
-    let mut out = vec![0f32; n];
-    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
-        let start = c * CHUNK;
-        for (k, o) in o.iter_mut().enumerate() {
-            let i = start + k;
-            let (mut mixed, div) = if consensus {
-                let majority = if sum(&mut deltas.iter().map(|d| d[i])) >= 0.0 { 1.0 } else { -1.0 };
-                let kept = |d: f32| d != 0.0 && d.signum() == majority;
-                let mixed = sum(&mut deltas.iter().map(|d| if kept(d[i]) { d[i] } else { 0.0 }));
-                let div = sum(&mut deltas.iter().zip(&weights).map(|(d, &w)| if kept(d[i]) { w } else { 0.0 }));
-                (mixed, if div == 0.0 { 1.0 } else { div })
-            } else {
-                (sum(&mut deltas.iter().map(|d| d[i])), plain_div)
-            };
-            if normalize {
-                mixed = dtype.round(mixed / div);
-            }
-            if lambda != 1.0 {
-                mixed = dtype.round(mixed * lambda32);
-            }
-            *o = dtype.round(base[i] + mixed);
+    Ok(par_elementwise(n, |i| {
+        let (mut mixed, div) = if consensus {
+            let majority = if sum(&mut deltas.iter().map(|d| d[i])) >= 0.0 { 1.0 } else { -1.0 };
+            let kept = |d: f32| d != 0.0 && d.signum() == majority;
+            let mixed = sum(&mut deltas.iter().map(|d| if kept(d[i]) { d[i] } else { 0.0 }));
+            let div = sum(&mut deltas.iter().zip(&weights).map(|(d, &w)| if kept(d[i]) { w } else { 0.0 }));
+            (mixed, if div == 0.0 { 1.0 } else { div })
+        } else {
+            (sum(&mut deltas.iter().map(|d| d[i])), plain_div)
+        };
+        if normalize {
+            mixed = dtype.round(mixed / div);
         }
-    });
-    Ok(out)
+        if lambda != 1.0 {
+            mixed = dtype.round(mixed * lambda32);
+        }
+        dtype.round(base[i] + mixed)
+    }))
 }
 
 fn mask_of(n: usize, kept: &[usize]) -> Vec<bool> {
