@@ -9,9 +9,14 @@ use crate::merge::methods::{linear, par_elementwise, GlobalParams, MergeError, M
 pub(super) fn merge(inputs: &TensorInputs, global: &GlobalParams, dtype: Dtype) -> Result<Vec<f32>, MergeError> {
     let weights: Vec<f32> = linear::model_weights(inputs)?.into_iter().map(|w| w as f32).collect();
     let normalize = global.normalize.unwrap_or(true);
-    let den = short_row_sum(&weights).ok_or_else(|| {
-        not_exact(inputs, MergeMethod::Linear, "more than 7 models (torch sums the weights with a vectorized cascade)")
-    })?;
+    let den = match short_row_sum(&weights) {
+        Some(d) => d,
+        None if !normalize => 1.0, // not used
+        None => {
+            let why = "normalize over more than 7 models (torch sums the weights with a vectorized cascade)";
+            return Err(not_exact(inputs, MergeMethod::Linear, why));
+        }
+    };
     if normalize && den == 0.0 {
         return Err(linear::zero_sum(inputs));
     }

@@ -11,13 +11,13 @@
 //! 3. TIES sign consensus: s = round(Σ δᵢ) (f32 sum, one rounding), majority + where s ≥ 0; δᵢ is
 //!    kept when sign(δᵢ) equals it (a zero δᵢ never does); mixed = round(Σ kept δᵢ),
 //!    divisor = round(Σ kept wᵢ), 0 → 1. Otherwise mixed = round(Σ δᵢ), divisor = round(Σ wᵢ)
-//!    (|divisor| < 1e-8 → 1);
+//!    (summed in torch's `row_sum` order; |divisor| < 1e-8 → 1);
 //! 4. `normalize`: mixed ← round(mixed / divisor); `lambda` ≠ 1: mixed ← round(mixed · f32(λ));
 //! 5. round(base + mixed).
 
 use rayon::prelude::*;
 
-use super::{not_exact, std_sort, Dtype};
+use super::{not_exact, short_row_sum, std_sort, Dtype};
 use crate::merge::methods::sparsify::{magnitude_keep, outlier_range};
 use crate::merge::methods::{par_elementwise, GlobalParams, MergeError, MergeMethod, TensorInputs};
 
@@ -56,9 +56,14 @@ pub(super) fn merge(
     if others.len() > MAX_MODELS {
         return Err(not_exact(inputs, method, "more than 15 models (torch's cascade sum over the models)"));
     }
+    let n = base.len();
+    if others.len() >= 4 && n % 8 != 0 {
+        // torch's outer sum runs 8 f32 lanes (AVX2) and adds the last n % 8 elements with its
+        // scalar `row_sum`, which pairs four or more rows differently.
+        return Err(not_exact(inputs, method, "4 or more models on a tensor whose size is not a multiple of 8"));
+    }
     let normalize = global.normalize.unwrap_or(default_normalize);
     let lambda = global.lambda.unwrap_or(1.0);
-    let n = base.len();
 
     let mut weights = Vec::with_capacity(others.len());
     let mut deltas: Vec<Vec<f32>> = Vec::with_capacity(others.len());
@@ -101,12 +106,14 @@ pub(super) fn merge(
     }
 
     let sum = |vals: &mut dyn Iterator<Item = f32>| -> f32 { dtype.round(vals.fold(0f32, |a, v| a + v)) };
-    let plain_div = {
-        let d = sum(&mut weights.iter().copied());
-        if d.abs() < 1e-8 {
-            1.0
-        } else {
-            d
+    // `weights.sum(dim=0)` of the [n, 1, …] weight tensor is a contiguous (inner) reduction:
+    // torch's `row_sum` order, not the models' order.
+    let plain_div = match short_row_sum(&weights).map(|d| dtype.round(d)) {
+        Some(d) if d.abs() < 1e-8 => 1.0,
+        Some(d) => d,
+        None if consensus || !normalize => 1.0, // not used
+        None => {
+            return Err(not_exact(inputs, method, "normalize over more than 7 models (torch's vectorized sum)"));
         }
     };
     let lambda32 = lambda as f32;
