@@ -165,6 +165,10 @@ fn dtype_arithmetic_refuses_what_it_cannot_reproduce() {
     let o = llmtool(&["merge", cfg.to_str().unwrap(), out.to_str().unwrap(), "--arithmetic", "dtype", "--quiet"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("config's `dtype`"), "{}", String::from_utf8_lossy(&o.stderr));
+    // not an option of the evolutionary search
+    let o = llmtool(&["merge", cfg.to_str().unwrap(), out.to_str().unwrap(), "--evolve", "--arithmetic", "dtype"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--evolve"), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 /// One step of the dtype (f16: 11 significant bits, bf16: 8) at magnitude `m`.

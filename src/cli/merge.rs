@@ -65,6 +65,9 @@ pub struct MergeArgs {
 
 pub fn run(args: MergeArgs) -> Result<()> {
     if args.evolve {
+        if args.arithmetic != Arithmetic::F32 {
+            anyhow::bail!("--arithmetic dtype applies to a single merge, not to --evolve's candidates");
+        }
         return run_evolve(&args);
     }
     let started = Instant::now();
