@@ -19,6 +19,7 @@ use crate::evolve::EvolveConfig;
 use crate::merge::config::MergeConfig;
 use crate::merge::inputs::{FileInputs, InputTensors};
 use crate::merge::memory::merge_in_memory;
+use crate::merge::methods::dtype_exact::Arithmetic;
 use crate::merge::plan::plan;
 use crate::merge::source::MergedSource;
 
@@ -46,6 +47,12 @@ pub struct MergeArgs {
     /// tensor's name.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// How tensors are merged: `f32` (default) computes in f64 and rounds once, more
+    /// accurate than mergekit; `dtype` follows mergekit 0.1.5's per-operation rounding in the
+    /// config's `dtype` (torch on CPU), reproducing its float16/bfloat16 merges bit for bit
+    /// (linear, task_arithmetic, ties, breadcrumbs, breadcrumbs_ties, passthrough).
+    #[arg(long, value_name = "MODE", default_value = "f32")]
+    pub arithmetic: Arithmetic,
     /// Replace an existing output.
     #[arg(long)]
     pub force: bool,
@@ -58,6 +65,9 @@ pub struct MergeArgs {
 
 pub fn run(args: MergeArgs) -> Result<()> {
     if args.evolve {
+        if args.arithmetic != Arithmetic::F32 {
+            anyhow::bail!("--arithmetic dtype applies to a single merge, not to --evolve's candidates");
+        }
         return run_evolve(&args);
     }
     let started = Instant::now();
@@ -67,7 +77,8 @@ pub fn run(args: MergeArgs) -> Result<()> {
     let path_refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     check_output_not_input(&args.output, &path_refs)?;
     let seed = args.seed.unwrap_or(DEFAULT_SEED);
-    let plan = plan(&config, &inputs, seed)?;
+    let mut plan = plan(&config, &inputs, seed)?;
+    plan.set_arithmetic(args.arithmetic)?;
     let reference = plan.reference;
     let arch = plan.arch;
     let metadata = plan.metadata.clone();

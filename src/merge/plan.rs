@@ -23,9 +23,10 @@ use std::collections::BTreeSet;
 use llmtool_formats::{GgmlType, MetaValue, Metadata, TensorInfo};
 use sha2::{Digest, Sha256};
 
-use super::config::{model_param_names, MergeConfig, OutputSlice, ParamValue, Params, SliceSource};
+use super::config::{model_param_names, FloatDtype, MergeConfig, OutputSlice, ParamValue, Params, SliceSource};
 use super::error::MergeRunError;
 use super::inputs::InputTensors;
+use super::methods::dtype_exact::{self, Arithmetic, Dtype};
 use super::methods::{GlobalParams, MergeMethod, ModelParams};
 use crate::arch::{Arch, TensorFix};
 
@@ -70,6 +71,44 @@ pub struct MergePlan {
     pub reference: usize,
     /// Round inputs to this type first (`dtype:`).
     pub input_round: Option<GgmlType>,
+    /// The config's `dtype:` (what mergekit computes in).
+    pub dtype: Option<FloatDtype>,
+    /// How tensors are merged: f64 math (default) or mergekit's rounding in `dtype`.
+    pub arithmetic: Arithmetic,
+}
+
+impl MergePlan {
+    /// Chooses the arithmetic; `Dtype` needs the config's `dtype` and a method whose torch
+    /// computation [`dtype_exact`] reproduces.
+    pub fn set_arithmetic(&mut self, arithmetic: Arithmetic) -> Result<(), MergeRunError> {
+        if arithmetic == Arithmetic::Dtype {
+            if self.dtype.is_none() {
+                return Err(MergeRunError::Plan(
+                    "--arithmetic dtype follows mergekit's rounding in the config's `dtype`, and the config sets \
+                     none (add `dtype: float16`, `bfloat16` or `float32`)"
+                        .into(),
+                ));
+            }
+            if let Some(why) = dtype_exact::unsupported(self.method) {
+                return Err(MergeRunError::Plan(format!(
+                    "--arithmetic dtype cannot reproduce mergekit's {} bit for bit: {why}; use the default \
+                     --arithmetic f32",
+                    self.method.name()
+                )));
+            }
+        }
+        self.arithmetic = arithmetic;
+        Ok(())
+    }
+
+    /// The merge dtype of `--arithmetic dtype`.
+    pub fn merge_dtype(&self) -> Option<Dtype> {
+        self.dtype.map(|d| match d {
+            FloatDtype::F32 => Dtype::F32,
+            FloatDtype::F16 => Dtype::F16,
+            FloatDtype::Bf16 => Dtype::Bf16,
+        })
+    }
 }
 
 /// `blk.N.rest` → (N, rest).
@@ -340,6 +379,8 @@ pub fn plan<I: InputTensors + ?Sized>(config: &MergeConfig, inputs: &I, seed: u6
         tensors,
         reference,
         input_round: config.dtype.map(|d| d.ggml()).filter(|t| *t != GgmlType::F32),
+        dtype: config.dtype,
+        arithmetic: Arithmetic::F32,
     })
 }
 

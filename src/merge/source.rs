@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use super::error::MergeRunError;
 use super::inputs::{apply_fix_f32, F32Tensor, InputTensors};
+use super::methods::dtype_exact::{merge_tensor_dtype, Arithmetic};
 use super::methods::{merge_tensor, ModelTensor, TensorInputs};
 use super::plan::{MergePlan, TensorPlan};
 
@@ -45,12 +46,27 @@ impl<'a, I: InputTensors + ?Sized> MergedSource<'a, I> {
             .map(|(p, d)| ModelTensor { data: d.as_slice(), params: p.params.clone(), is_base: p.is_base })
             .collect();
         let ti = TensorInputs { name: &tp.hf_name, shape: &tp.shape, base, models };
-        let mut out = merge_tensor(self.plan.method, &ti, &tp.global, tp.seed)?;
+        let exact = match self.plan.arithmetic {
+            Arithmetic::F32 => None,
+            Arithmetic::Dtype => Some(
+                self.plan
+                    .merge_dtype()
+                    .ok_or_else(|| MergeRunError::Plan("--arithmetic dtype needs the config's dtype".into()))?,
+            ),
+        };
+        let mut out = match exact {
+            None => merge_tensor(self.plan.method, &ti, &tp.global, tp.seed)?,
+            Some(dtype) => merge_tensor_dtype(self.plan.method, &ti, &tp.global, dtype)?,
+        };
         drop(ti);
         drop(data);
         if let Some(scale) = tp.inputs.first().and_then(|p| p.scale) {
+            // passthrough's `scale`: torch multiplies by the Python float as f32 and rounds.
             let s = scale as f32;
-            out.par_iter_mut().for_each(|x| *x *= s);
+            match exact {
+                None => out.par_iter_mut().for_each(|x| *x *= s),
+                Some(dtype) => out.par_iter_mut().for_each(|x| *x = dtype.round(*x * s)),
+            }
         }
         Ok(out)
     }

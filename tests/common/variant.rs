@@ -87,7 +87,7 @@ pub fn perturbed(src: &Path, dst: &Path, seed: u64, scale: f64) {
 /// Safetensors tensors as f32: name → (PyTorch shape, values).
 pub type TensorsF32 = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 
-/// Every tensor of a safetensors file (F32 or F16) as f32.
+/// Every tensor of a safetensors file (F32, F16 or BF16) as f32.
 pub fn read_st_f32(path: &Path) -> TensorsF32 {
     let bytes = std::fs::read(path).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
@@ -98,6 +98,9 @@ pub fn read_st_f32(path: &Path) -> TensorsF32 {
             Dtype::F32 => t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
             Dtype::F16 => {
                 t.data().chunks_exact(2).map(|c| half::f16::from_le_bytes(c.try_into().unwrap()).to_f32()).collect()
+            }
+            Dtype::BF16 => {
+                t.data().chunks_exact(2).map(|c| half::bf16::from_le_bytes(c.try_into().unwrap()).to_f32()).collect()
             }
             other => panic!("{name}: unexpected dtype {other:?}"),
         };

@@ -17,7 +17,11 @@
 //! from `seed`, the task vector's position and the chunk of the tensor (so results are the
 //! same whatever the thread scheduling). [`merge_tensor_with_masks`] runs the same math with
 //! given masks; the judge reproduces the math from the masks.
+//!
+//! [`dtype_exact`] is the other arithmetic: mergekit's own per-operation rounding in the merge
+//! dtype (`llmtool merge --arithmetic dtype`).
 
+pub mod dtype_exact;
 mod linear;
 mod model_stock;
 mod nuslerp;
@@ -208,6 +212,8 @@ pub enum MergeError {
     Degenerate { tensor: String, why: String },
     #[error("tensor {tensor}: {found} masks given for {expected} task vectors")]
     MaskCount { tensor: String, found: usize, expected: usize },
+    #[error("tensor {tensor}: --arithmetic dtype cannot reproduce mergekit's {method} bit for bit: {why}")]
+    NotReproducible { tensor: String, method: &'static str, why: String },
 }
 
 /// Merges one tensor. `seed` drives every random choice (DARE/DELLA masks); the caller derives
@@ -308,3 +314,15 @@ impl TensorInputs<'_> {
 
 /// Elements per parallel work item.
 pub(crate) const CHUNK: usize = 1 << 14;
+
+/// `[f(0), f(1), …, f(n − 1)]`, computed in parallel chunks.
+pub(crate) fn par_elementwise(n: usize, f: impl Fn(usize) -> f32 + Sync) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut out = vec![0f32; n];
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
+        for (k, v) in o.iter_mut().enumerate() {
+            *v = f(c * CHUNK + k);
+        }
+    });
+    out
+}
