@@ -52,8 +52,11 @@ measure "llmtool lora extract (HF in)" "$llmtool" lora extract --base "$out/base
     --rank 16 "$out/extract-hf" --force -q
 mergekit_py=${MERGEKIT_PY:-/opt/genvenv/bin/python3}
 if [[ -x $mergekit_py ]] && "$mergekit_py" -c 'import mergekit.scripts.extract_lora' 2>/dev/null; then
-    measure "mergekit-extract-lora" bash -c "rm -rf '$out/extract-mk' && '$mergekit_py' -m mergekit.scripts.extract_lora \
-        --model '$out/tuned-hf' --base-model '$out/base-hf' --out-path '$out/extract-mk' --max-rank 16"
+    # Offline, mergekit fails after writing the adapter (its model card asks the Hub about
+    # the models): a run counts when the adapter is there.
+    measure "mergekit-extract-lora" bash -c "rm -rf '$out/extract-mk'; '$mergekit_py' -m mergekit.scripts.extract_lora \
+        --model '$out/tuned-hf' --base-model '$out/base-hf' --out-path '$out/extract-mk' --max-rank 16; \
+        test -s '$out/extract-mk/adapter_model.safetensors'"
 else
     echo "mergekit-extract-lora: not measured (no Python with mergekit and torch at $mergekit_py)"
 fi

@@ -11,9 +11,10 @@
 //! * mergekit 0.1.5's `mergekit-extract-lora` gives the same B·A per module;
 //! * mismatched inputs and bad options are clear errors that write nothing.
 //!
-//! Tolerances: 1e-5 (absolute below 1, relative above) where the result is exact up to f32
-//! SVD rounding; the Eckart–Young and mergekit comparisons 1e-4 of the module's largest
-//! element (two f32 SVDs of a matrix whose singular values are ~1e-1 apart).
+//! Tolerances: 1e-5 (absolute below 1, relative above) for merged weights; the Eckart–Young
+//! comparison 1e-6 of the module's largest element (the SVD runs in f64, the factors are
+//! stored in f32: measured ≤ 1e-7); mergekit's products 1e-5 of the largest element
+//! (mergekit's SVD runs in f32: measured 2e-6).
 
 mod common;
 
@@ -194,7 +195,7 @@ fn check_ey(report: &Value, expect: usize, what: &str) {
     assert_eq!(modules.len(), expect, "{what}: {report}");
     for (name, m) in modules {
         let err = m["err"].as_f64().unwrap();
-        assert!(err <= 1e-4, "{what} {name}: {err} from the best rank-{} approximation", m["k"]);
+        assert!(err <= 1e-6, "{what} {name}: {err} from the best rank-{} approximation", m["k"]);
     }
 }
 
@@ -301,7 +302,7 @@ fn same_products_as_mergekit_extract_lora() {
         let o = po.get(name).unwrap_or_else(|| panic!("{name}: not in our adapter"));
         let scale = m.iter().fold(0f32, |a, x| a.max(x.abs()));
         let err = o.iter().zip(m).fold(0f32, |a, (x, y)| a.max((x - y).abs())) / scale;
-        assert!(err <= 1e-4, "{name}: B·A differs from mergekit's by {err} of its largest element");
+        assert!(err <= 1e-5, "{name}: B·A differs from mergekit's by {err} of its largest element");
     }
     // Saved at full rank: ours are the changed ones of mergekit's (which saves every one).
     let os = llmtool::passes::lora::PeftAdapter::open(&ours).unwrap().full;

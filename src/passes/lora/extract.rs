@@ -4,7 +4,7 @@
 //!
 //! * per module ΔW = W_tuned − W_base, both dequantized to f32 in HF layout (llama.cpp's Q/K
 //!   row permutation and Gemma's norm offset undone, as the merge inputs are read);
-//! * thin SVD ΔW = U·S·Vᵀ (faer), rank r = min(R, min(rows, cols)) and, with `sv_epsilon`,
+//! * thin SVD ΔW = U·S·Vᵀ (faer, in f64), rank r = min(R, min(rows, cols)) and, with `sv_epsilon`,
 //!   at most the number of singular values above it (mergekit's `--max-rank`, `--sv-epsilon`);
 //! * B = U_r·√S_r, A = √S_r·V_rᵀ (mergekit's default `--distribute-scale`; without it S goes
 //!   to A and B = U_r), lora_alpha = r so PEFT's scaling alpha/r is 1;
@@ -31,6 +31,7 @@ use std::path::PathBuf;
 use llmtool_formats::{Metadata, TensorInfo};
 use rayon::prelude::*;
 
+use super::peft::FullTensor;
 use crate::arch::{is_rope_factor_tensor, TensorFix};
 use crate::merge::inputs::decode;
 use crate::model::Model;
@@ -110,22 +111,13 @@ pub struct ExtractedLora {
     pub bias: Option<Vec<f32>>,
 }
 
-/// A tensor saved at full rank (`modules_to_save`): the tuned model's, in HF layout.
-#[derive(Debug, Clone)]
-pub struct SavedTensor {
-    /// HF tensor name, e.g. `model.norm.weight`.
-    pub name: String,
-    /// HF (row-major) shape.
-    pub shape: Vec<u64>,
-    pub data: Vec<f32>,
-}
-
 /// The adapter extracted from two models.
 #[derive(Debug, Clone)]
 pub struct Extraction {
     pub arch: &'static str,
     pub loras: Vec<ExtractedLora>,
-    pub saved: Vec<SavedTensor>,
+    /// Tensors saved at full rank (`modules_to_save`): the tuned model's, HF names and layout.
+    pub saved: Vec<FullTensor>,
     /// Module paths of the saved modules (the config's `modules_to_save`).
     pub saved_modules: Vec<String>,
     /// What was left out or adjusted, and why (printed by the CLI).
@@ -368,7 +360,7 @@ pub fn extract(base: &Model, tuned: &Model, opts: &ExtractOptions) -> Result<Ext
             if shape.is_empty() {
                 shape.push(1);
             }
-            tensors.push(SavedTensor { name: hf.clone(), shape, data });
+            tensors.push(FullTensor { name: hf.clone(), shape, data });
         }
         if changed {
             saved.extend(tensors);
@@ -392,23 +384,26 @@ fn factor(
     opts: &ExtractOptions,
     kind: FactorKind,
 ) -> Result<Option<(usize, Vec<f32>, Vec<f32>, f64)>, ExtractError> {
-    let m = faer::Mat::<f32>::from_fn(rows, cols, |i, j| d[i * cols + j]);
+    // In f64: faer's f32 SVD left errors up to 5e-5 of the largest element in the rank-k
+    // product on the test fixtures (LAPACK's, which mergekit uses through torch, ~1e-6); in
+    // f64 the factors are exact to f32 rounding, for about twice the time.
+    let m = faer::Mat::<f64>::from_fn(rows, cols, |i, j| d[i * cols + j] as f64);
     let svd = m.thin_svd().map_err(|e| ExtractError::Svd { module: module.to_string(), reason: format!("{e:?}") })?;
     let (u, v) = (svd.U(), svd.V());
-    let s: Vec<f32> = svd.S().column_vector().iter().copied().collect();
+    let s: Vec<f64> = svd.S().column_vector().iter().copied().collect();
     let mut r = opts.rank.min(s.len());
     if opts.sv_epsilon > 0.0 {
-        r = r.min(s.iter().filter(|&&x| x > opts.sv_epsilon).count());
+        r = r.min(s.iter().filter(|&&x| x > opts.sv_epsilon as f64).count());
     }
     if r == 0 {
         return Ok(None);
     }
-    let total: f64 = s.iter().map(|&x| x as f64 * x as f64).sum();
-    let kept: f64 = s[..r].iter().map(|&x| x as f64 * x as f64).sum();
+    let total: f64 = s.iter().map(|&x| x * x).sum();
+    let kept: f64 = s[..r].iter().map(|&x| x * x).sum();
     // mergekit: distribute_scale → √S on both; otherwise S on A. A is `right` for a linear
     // module and `left` transposed for an embedding (whose SVD mergekit takes of ΔWᵀ).
-    let (sl, sr): (Vec<f32>, Vec<f32>) = if opts.distribute_scale {
-        let sq: Vec<f32> = s[..r].iter().map(|x| x.sqrt()).collect();
+    let (sl, sr): (Vec<f64>, Vec<f64>) = if opts.distribute_scale {
+        let sq: Vec<f64> = s[..r].iter().map(|x| x.sqrt()).collect();
         (sq.clone(), sq)
     } else if kind == FactorKind::Embedding {
         (s[..r].to_vec(), vec![1.0; r])
@@ -418,13 +413,13 @@ fn factor(
     let mut left = vec![0f32; rows * r];
     for i in 0..rows {
         for k in 0..r {
-            left[i * r + k] = u[(i, k)] * sl[k];
+            left[i * r + k] = (u[(i, k)] * sl[k]) as f32;
         }
     }
     let mut right = vec![0f32; r * cols];
     for k in 0..r {
         for j in 0..cols {
-            right[k * cols + j] = sr[k] * v[(j, k)];
+            right[k * cols + j] = (sr[k] * v[(j, k)]) as f32;
         }
     }
     Ok(Some((r, left, right, if total > 0.0 { kept / total } else { 1.0 })))
