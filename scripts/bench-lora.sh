@@ -38,8 +38,12 @@ measure() { # label, command...
 
 echo "$llmtool, $base"
 measure "llmtool lora merge" "$llmtool" lora merge --base "$base" --adapter "$adapter" "$out/llmtool.gguf" --force -q
-measure "llama-export-lora" env LD_LIBRARY_PATH="$llama_bin" "$llama_bin/llama-export-lora" \
-    -m "$base" --lora "$adapter/adapter.gguf" -o "$out/export-lora.gguf"
+if [[ -x $llama_bin/llama-export-lora ]]; then
+    measure "llama-export-lora" env LD_LIBRARY_PATH="$llama_bin" "$llama_bin/llama-export-lora" \
+        -m "$base" --lora "$adapter/adapter.gguf" -o "$out/export-lora.gguf"
+else
+    echo "llama-export-lora: not measured (not built at $llama_bin)"
+fi
 ls -l "$out"/*.gguf | awk '{printf "%-40s %6.1f MB\n", $9, $5/1e6}'
 
 # lora extract: rank 16, every module's delta dense
