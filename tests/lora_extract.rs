@@ -378,3 +378,36 @@ fn errors_are_clear_and_write_nothing() {
     let e = extract_err(&base(), &base(), &["--rank", "4"]);
     assert!(e.contains("nothing to extract"), "{e}");
 }
+
+/// `--no-distribute-scale` (mergekit's option): the same products, S on A, so B = U has
+/// orthonormal columns; `--sv-epsilon` keeps only singular values above it (q_proj deltas:
+/// layer 0 1.53, 1.32, 1.02, 0.90 → 2 above 1.1; layer 1 1.47, 1.31, 1.16, 0.91 → 3), the
+/// smaller rank recorded in rank_pattern / alpha_pattern.
+#[test]
+fn scale_placement_and_sv_epsilon() {
+    let (dist, s_on_a) = (tmp("dist"), tmp("s-on-a"));
+    extract(&base(), &tuned(), &dist, &["--rank", "3", "--modules", "q_proj,down_proj"]);
+    extract(&base(), &tuned(), &s_on_a, &["--rank", "3", "--modules", "q_proj,down_proj", "--no-distribute-scale"]);
+    let (pd, ps) = (peft_products(&dist), peft_products(&s_on_a));
+    assert_eq!(pd.len(), 4);
+    for (name, d) in &pd {
+        assert_close(&format!("S placement {name}"), &ps[name], d, 1e-6);
+    }
+    let a = llmtool::passes::lora::PeftAdapter::open(&s_on_a).unwrap();
+    for m in &a.modules {
+        for (j, k) in [(0, 0), (1, 1), (2, 2), (0, 1), (1, 2)] {
+            let dot: f32 = (0..m.n_out).map(|o| m.b[o * m.r + j] * m.b[o * m.r + k]).sum();
+            let want = if j == k { 1.0 } else { 0.0 };
+            assert!((dot - want).abs() < 1e-5, "{}: BᵀB[{j}][{k}] = {dot}", m.module);
+        }
+    }
+    let eps = tmp("eps");
+    extract(&base(), &tuned(), &eps, &["--rank", "8", "--modules", "q_proj", "--sv-epsilon", "1.1"]);
+    let cfg = config(&eps);
+    assert_eq!(cfg["r"], 3, "{cfg}");
+    assert_eq!(cfg["rank_pattern"], serde_json::json!({"model.layers.0.self_attn.q_proj": 2}), "{cfg}");
+    assert_eq!(cfg["alpha_pattern"], cfg["rank_pattern"], "{cfg}");
+    for p in [&dist, &s_on_a, &eps] {
+        std::fs::remove_dir_all(p).unwrap();
+    }
+}
