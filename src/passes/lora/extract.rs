@@ -248,10 +248,12 @@ pub fn extract(base: &Model, tuned: &Model, opts: &ExtractOptions) -> Result<Ext
     let mut save_groups: BTreeMap<String, Vec<(TensorInfo, String, TensorFix)>> = BTreeMap::new();
     let mut notes = Vec::new();
     let mut skipped_undecomposable = BTreeSet::new();
-    // Modules decomposed (their biases become lora_B.bias).
+    // mergekit: embeddings are saved at full rank unless --embed-lora.
+    let saved_whole = |t: &TensorInfo| (t.name == "token_embd.weight" || t.name == "output.weight") && !opts.embed_lora;
+    // Modules decomposed (their biases become lora_B.bias; a saved module's bias is saved).
     let matrix_modules: BTreeSet<String> = hf_of
         .iter()
-        .filter(|(t, hf, _)| t.ne.len() == 2 && hf.ends_with(".weight"))
+        .filter(|(t, hf, _)| t.ne.len() == 2 && hf.ends_with(".weight") && !saved_whole(t))
         .map(|(_, hf, _)| module_of(hf).to_string())
         .collect();
     for (t, hf, fix) in &hf_of {
@@ -260,9 +262,7 @@ pub fn extract(base: &Model, tuned: &Model, opts: &ExtractOptions) -> Result<Ext
         }
         let module = module_of(hf);
         let is_embed = t.name == "token_embd.weight";
-        let is_head = t.name == "output.weight";
-        if (is_embed || is_head) && !opts.embed_lora {
-            // mergekit: embeddings are saved at full rank unless --embed-lora.
+        if saved_whole(t) {
             save_groups.entry(module.to_string()).or_default().push((t.clone(), hf.clone(), *fix));
         } else if t.ne.len() == 2 && hf.ends_with(".weight") {
             let bias = format!("{module}.bias");
