@@ -411,3 +411,45 @@ fn scale_placement_and_sv_epsilon() {
         std::fs::remove_dir_all(p).unwrap();
     }
 }
+
+/// `--eval-text --json`: at full rank base + adapter is the tuned model (KLD from it ~0, all
+/// of the fine-tune kept), while the base is measurably away from it.
+#[test]
+fn eval_text_reports_the_share_kept() {
+    let dir = tmp("eval");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The first lines of WikiText-2, two 128-token windows (the fixture's context is 256).
+    let full = std::fs::read_to_string(root().join("../shared/data/wiki.test.raw"))
+        .expect("WikiText-2 test text at ../shared/data/wiki.test.raw");
+    let text = dir.join("wiki-head.txt");
+    std::fs::write(&text, full.lines().take(200).collect::<Vec<_>>().join("\n")).unwrap();
+    let adapter = dir.join("adapter");
+    let o = llmtool_ok(&[
+        "lora",
+        "extract",
+        "--base",
+        s(&base()),
+        "--tuned",
+        s(&tuned()),
+        "--rank",
+        "8",
+        s(&adapter),
+        "--eval-text",
+        s(&text),
+        "--eval-chunks",
+        "2",
+        "--eval-ctx",
+        "128",
+        "--json",
+        "-q",
+    ]);
+    let r: Value = serde_json::from_slice(&o.stdout).expect("--json prints one JSON object");
+    let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
+    assert_eq!(r["n_chunks"], 2);
+    assert!(f("ppl_base").is_finite() && f("ppl_tuned").is_finite(), "{r}");
+    assert!((f("ppl_base_plus_adapter") / f("ppl_tuned") - 1.0).abs() < 1e-4, "{r}");
+    assert!(r["kld_tuned_base"]["kld_mean"].as_f64().unwrap() > 1e-3, "{r}");
+    assert!(r["kld_tuned_adapter"]["kld_mean"].as_f64().unwrap() < 1e-6, "{r}");
+    assert!(f("kept") > 0.999, "{r}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
