@@ -5,7 +5,12 @@
 # in the same run with /usr/bin/time -v.
 # Note: llama-export-lora writes every merged tensor of a quantized base as F16 (its output is
 # larger); llmtool re-quantizes touched tensors to Q4_1 and copies the rest.
-# Usage: scripts/bench-lora.sh [RUNS]   (env: LLMTOOL, LLAMA_BIN, OUT_DIR)
+# Then `lora extract` at rank 16 on a SmolLM2 pair whose delta is dense in every module
+# (base: the Q4_1 model; tuned: base + the rank-2 q/v adapter, re-quantized to Q8_0), from the
+# GGUF files and from F32 HF dirs of both, vs mergekit 0.1.5's `mergekit-extract-lora` on the
+# HF dirs (CPU) when a Python with mergekit and torch is found (MERGEKIT_PY, default
+# /opt/genvenv/bin/python3; otherwise it says it was not measured).
+# Usage: scripts/bench-lora.sh [RUNS]   (env: LLMTOOL, LLAMA_BIN, OUT_DIR, MERGEKIT_PY)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
@@ -33,7 +38,30 @@ measure() { # label, command...
 
 echo "$llmtool, $base"
 measure "llmtool lora merge" "$llmtool" lora merge --base "$base" --adapter "$adapter" "$out/llmtool.gguf" --force -q
-measure "llama-export-lora" env LD_LIBRARY_PATH="$llama_bin" "$llama_bin/llama-export-lora" \
-    -m "$base" --lora "$adapter/adapter.gguf" -o "$out/export-lora.gguf"
+if [[ -x $llama_bin/llama-export-lora ]]; then
+    measure "llama-export-lora" env LD_LIBRARY_PATH="$llama_bin" "$llama_bin/llama-export-lora" \
+        -m "$base" --lora "$adapter/adapter.gguf" -o "$out/export-lora.gguf"
+else
+    echo "llama-export-lora: not measured (not built at $llama_bin)"
+fi
 ls -l "$out"/*.gguf | awk '{printf "%-40s %6.1f MB\n", $9, $5/1e6}'
-rm -f "$out"/*.gguf "$out/time.txt"
+
+# lora extract: rank 16, every module's delta dense
+"$llmtool" quantize "$out/llmtool.gguf" "$out/tuned.gguf" --type Q8_0 --force -q
+"$llmtool" convert "$base" "$out/base-hf" --outtype f32 --force -q
+"$llmtool" convert "$out/tuned.gguf" "$out/tuned-hf" --outtype f32 --force -q
+measure "llmtool lora extract (GGUF in)" "$llmtool" lora extract --base "$base" --tuned "$out/tuned.gguf" \
+    --rank 16 "$out/extract-gguf" --force -q
+measure "llmtool lora extract (HF in)" "$llmtool" lora extract --base "$out/base-hf" --tuned "$out/tuned-hf" \
+    --rank 16 "$out/extract-hf" --force -q
+mergekit_py=${MERGEKIT_PY:-/opt/genvenv/bin/python3}
+if [[ -x $mergekit_py ]] && "$mergekit_py" -c 'import mergekit.scripts.extract_lora' 2>/dev/null; then
+    # Offline, mergekit fails after writing the adapter (its model card asks the Hub about
+    # the models): a run counts when the adapter is there.
+    measure "mergekit-extract-lora" bash -c "rm -rf '$out/extract-mk'; '$mergekit_py' -m mergekit.scripts.extract_lora \
+        --model '$out/tuned-hf' --base-model '$out/base-hf' --out-path '$out/extract-mk' --max-rank 16; \
+        test -s '$out/extract-mk/adapter_model.safetensors'"
+else
+    echo "mergekit-extract-lora: not measured (no Python with mergekit and torch at $mergekit_py)"
+fi
+rm -rf "$out"/*.gguf "$out/time.txt" "$out"/base-hf "$out"/tuned-hf "$out"/extract-*

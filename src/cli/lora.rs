@@ -1,6 +1,9 @@
 //! `llmtool lora merge --base B --adapter A [--scale s] … OUT`: LoRA adapters (PEFT dirs or
 //! llama.cpp GGUF LoRA files) merged into a base model (`passes::lora`), written as GGUF or
-//! an HF dir, optionally scored with `--eval-text`.
+//! an HF dir, optionally scored with `--eval-text`; `llmtool lora extract` (in [`extract`]):
+//! an adapter from the difference of two models.
+
+mod extract;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -24,6 +27,9 @@ pub struct LoraArgs {
 pub enum LoraCommand {
     /// Merge LoRA adapters into a base model: W' = W + scale·(alpha/r)·B·A per adapted tensor.
     Merge(MergeArgs),
+    /// Extract a LoRA adapter from the difference of two models (truncated SVD per module, as
+    /// mergekit-extract-lora): a PEFT adapter directory or a GGUF LoRA.
+    Extract(extract::ExtractArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -60,6 +66,7 @@ pub struct MergeArgs {
 pub fn run(args: LoraArgs) -> Result<()> {
     match args.command {
         LoraCommand::Merge(a) => merge(a),
+        LoraCommand::Extract(a) => extract::run(a),
     }
 }
 

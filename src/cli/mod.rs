@@ -46,7 +46,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// ChatVector: add Σ ratio·(chat − base) to a target model, or extract the vector.
     Chatvector(Box<chatvector::ChatVectorArgs>),
-    /// LoRA adapters: `lora merge` folds PEFT or GGUF LoRA adapters into a base model.
+    /// LoRA adapters: `lora merge` folds PEFT or GGUF LoRA adapters into a base model; `lora
+    /// extract` makes one from the difference of two models.
     Lora(lora::LoraArgs),
     /// Multiple-choice tasks (JSON lines) scored by log-likelihood like lm-eval's acc / acc_norm.
     Eval(eval::EvalArgs),

@@ -181,7 +181,7 @@ pub fn measure_kld(
     Ok(kld)
 }
 
-fn check_ctx(im: &InferModel, ctx: usize, path: &Path) -> Result<()> {
+pub(super) fn check_ctx(im: &InferModel, ctx: usize, path: &Path) -> Result<()> {
     if ctx > im.cfg.n_ctx_train {
         return Err(eval::EvalError::ContextTooLarge { n_ctx: ctx, n_ctx_train: im.cfg.n_ctx_train })
             .with_context(|| format!("--eval-ctx for {}", path.display()));

@@ -45,7 +45,7 @@ pub struct Edit {
     pub origin: String,
 }
 
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
+pub(crate) fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
@@ -54,7 +54,13 @@ fn f32_from(bytes: &[u8]) -> Vec<f32> {
 }
 
 /// Applies a row fix to a row-major f32 matrix `[rows, cols]`.
-fn fix_rows(fix: &TensorFix, name: &str, rows: usize, cols: usize, data: Vec<f32>) -> Result<Vec<f32>, String> {
+pub(crate) fn fix_rows(
+    fix: &TensorFix,
+    name: &str,
+    rows: usize,
+    cols: usize,
+    data: Vec<f32>,
+) -> Result<Vec<f32>, String> {
     match fix {
         TensorFix::Copy => Ok(data),
         TensorFix::PermuteQk { .. } | TensorFix::UnpermuteQk { .. } => {

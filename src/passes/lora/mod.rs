@@ -7,8 +7,12 @@
 //! * [`map`] turns HF modules into edits of GGUF-named base tensors (Q/K permutation, shapes).
 //! * [`merge`] is the [`TensorSource`](llmtool_formats::TensorSource) wrapper that applies the
 //!   edits in f32 and writes the result back in the base tensor's type.
+//! * [`extract`] is the inverse: an adapter from two models by truncated SVD, written by
+//!   [`extract_write`] as a PEFT dir or a GGUF LoRA.
 
 pub mod error;
+pub mod extract;
+pub mod extract_write;
 pub mod gguf_adapter;
 pub mod map;
 pub mod merge;
