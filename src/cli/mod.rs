@@ -6,6 +6,7 @@ mod convert;
 mod eval;
 mod eval_candidate;
 mod generate;
+mod imatrix;
 mod inspect;
 mod lora;
 mod merge;
@@ -51,6 +52,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Fitness of one genome of a `merge --evolve` search (a worker for distributed searches).
     EvalCandidate(eval_candidate::EvalCandidateArgs),
+    /// Importance matrix of a model on a text (like llama-imatrix), GGUF or legacy .dat.
+    Imatrix(imatrix::ImatrixArgs),
     /// Tokenize a text with a model's tokenizer (GGUF file or HF dir), like llama.cpp's llama-tokenize.
     Tokenize(tokenize::TokenizeArgs),
 }
@@ -85,6 +88,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::EvalCandidate(args) => eval_candidate::run(args),
         Command::Tokenize(args) => tokenize::run(args),
+        Command::Imatrix(args) => imatrix::run(args),
     }
 }
 
