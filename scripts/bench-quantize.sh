@@ -6,7 +6,12 @@
 # LLAMA_QUANTIZE names a llama-quantize binary, it is timed on the same inputs with 2
 # threads, and the ratio of throughputs (ours / llama-quantize; target ≥ 1.5) is printed.
 #
-# usage: [LLAMA_QUANTIZE=.../llama-quantize] [SYNTH_LAYERS=4] scripts/bench-quantize.sh [WORK_DIR]
+# Then the importance matrix: `llmtool imatrix` on the real model (Q4_1) and $IMATRIX_CHUNKS
+# (default 8) windows of 512 tokens of WikiText-2, tokens/s, against LLAMA_IMATRIX (a
+# llama-imatrix binary, 2 threads, --no-ppl off so both also compute the perplexity) when set.
+#
+# usage: [LLAMA_QUANTIZE=.../llama-quantize] [LLAMA_IMATRIX=.../llama-imatrix] [SYNTH_LAYERS=4]
+#        scripts/bench-quantize.sh [WORK_DIR]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=bench-lib.sh
@@ -47,3 +52,21 @@ bench_input() {  # NAME INPUT.gguf
 bench_input "SmolLM2 F16" "$smol"
 bench_input "synthetic $layers×7B-layer F16" "$synth"
 rm -f "$work/cp.tmp"
+
+# Importance matrix (tokens/s over every token of the windows; both also print PPL).
+li="${LLAMA_IMATRIX:-}"
+chunks="${IMATRIX_CHUNKS:-8}"
+text="$("$root/scripts/wiki-text.sh")"
+tokens=$((chunks * 512))
+echo "== imatrix: SmolLM2 Q4_1, $chunks × 512 tokens"
+CLEAN="$work/im.gguf" measure "imatrix: llmtool" "$(stat -c %s "$model")" \
+  "$bin" imatrix "$model" --text "$text" --ctx 512 --chunks "$chunks" -o "$work/im.gguf" -q
+ours=$(cat "$work/last.wall")
+line="    llmtool: $(echo "scale=1; $tokens / $ours" | bc -l) tokens/s"
+if [[ -n "$li" ]]; then
+  CLEAN="$work/im-llama.gguf" measure "imatrix: llama-imatrix" "$(stat -c %s "$model")" \
+    "$li" -m "$model" -f "$text" -c 512 -b 512 --chunks "$chunks" -t 2 -o "$work/im-llama.gguf"
+  theirs=$(cat "$work/last.wall")
+  line+="; llama-imatrix: $(echo "scale=1; $tokens / $theirs" | bc -l) tokens/s; llmtool / llama-imatrix = $(ratio "$theirs" "$ours")"
+fi
+echo "$line"

@@ -12,6 +12,7 @@ pub mod atomic;
 pub mod error;
 pub mod gguf;
 pub mod hf;
+pub mod imatrix;
 mod mapped;
 pub mod metadata;
 pub mod safetensors;

@@ -7,6 +7,7 @@ mod eval;
 mod eval_candidate;
 mod export;
 mod generate;
+mod imatrix;
 mod inspect;
 mod lora;
 mod merge;
@@ -53,6 +54,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Fitness of one genome of a `merge --evolve` search (a worker for distributed searches).
     EvalCandidate(eval_candidate::EvalCandidateArgs),
+    /// Importance matrix of a model on a text (like llama-imatrix), GGUF or legacy .dat.
+    Imatrix(imatrix::ImatrixArgs),
     /// Tokenize a text with a model's tokenizer (GGUF file or HF dir), like llama.cpp's llama-tokenize.
     Tokenize(tokenize::TokenizeArgs),
     /// Lay out a GGUF for Ollama (Modelfile with the chat template translated) or LM Studio, with a model card.
@@ -90,6 +93,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::EvalCandidate(args) => eval_candidate::run(args),
         Command::Tokenize(args) => tokenize::run(args),
         Command::Export(args) => export::run(args),
+        Command::Imatrix(args) => imatrix::run(args),
     }
 }
 

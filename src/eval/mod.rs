@@ -1,6 +1,7 @@
 //! Evaluation passes on the inference core: perplexity and KL divergence, computed the way
 //! llama.cpp's `llama-perplexity` does so the figures compare.
 
+pub mod imatrix;
 pub mod kld;
 pub mod perplexity;
 pub mod tasks;

@@ -136,8 +136,21 @@ pub fn window_logits(
     i: usize,
     opts: &PplOptions,
 ) -> Result<Vec<f32>, EvalError> {
+    window_logits_from(model, kv, tokens, i, opts, opts.n_ctx / 2)
+}
+
+/// Runs window `i` and returns the logits of positions `from` … n_ctx−2
+/// (`(n_ctx − 1 − from) × n_vocab`).
+pub fn window_logits_from(
+    model: &InferModel,
+    kv: &mut KvCache,
+    tokens: &[u32],
+    i: usize,
+    opts: &PplOptions,
+    from: usize,
+) -> Result<Vec<f32>, EvalError> {
     let n_ctx = opts.n_ctx;
-    let first = n_ctx / 2;
+    let first = from.min(n_ctx - 1);
     let mut win = tokens[i * n_ctx..(i + 1) * n_ctx].to_vec();
     if let Some(bos) = opts.bos {
         win[0] = bos;

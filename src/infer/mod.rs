@@ -24,6 +24,7 @@ mod config;
 mod error;
 mod kv;
 mod linear;
+mod observe;
 pub mod ops;
 mod vexp;
 
@@ -31,6 +32,7 @@ pub use config::{Activation, Family, InferConfig, NormKind, Rope, RopeFactors, R
 pub use error::InferError;
 pub use kv::{KvCache, KvPrecision};
 pub use linear::Weight;
+pub use observe::MatmulObserver;
 
 use llmtool_formats::TensorSource;
 
@@ -93,6 +95,7 @@ pub struct InferModel<'a> {
     /// Rope frequency factors [n_rot/2]: (always, or short) and (long) — see [`RopeFactors`].
     rope_ff: Option<Vec<f32>>,
     rope_ff_long: Option<Vec<f32>>,
+    observer: Option<std::sync::Arc<dyn MatmulObserver>>,
 }
 
 fn opt_vec(src: &dyn TensorSource, name: &str, n: usize) -> Result<Option<Vec<f32>>, InferError> {
@@ -202,6 +205,7 @@ impl<'a> InferModel<'a> {
             kv_precision: KvPrecision::F32,
             rope_ff,
             rope_ff_long,
+            observer: None,
         })
     }
 
@@ -223,6 +227,21 @@ impl<'a> InferModel<'a> {
     /// Sets the precision of caches made by [`Self::new_cache`].
     pub fn set_kv_precision(&mut self, p: KvPrecision) {
         self.kv_precision = p;
+    }
+
+    /// Shows every matrix product's input to `observer` from now on (`None`: stop).
+    pub fn set_observer(&mut self, observer: Option<std::sync::Arc<dyn MatmulObserver>>) {
+        self.observer = observer;
+    }
+
+    /// One matrix product, its input shown to the observer first.
+    fn mm(&self, w: &Weight<'_>, x: &[f32], n: usize, out: &mut [f32]) -> Result<(), InferError> {
+        if let Some(o) = &self.observer {
+            if o.wants(&w.name, n) {
+                o.observe(&w.name, x, n, w.k);
+            }
+        }
+        matmul(w, x, n, out)
     }
 
     /// Runs `tokens` at positions `pos..pos + n` (the cache must hold `0..pos`) and returns
@@ -271,13 +290,13 @@ impl<'a> InferModel<'a> {
             norm(cfg, &x, &l.attn_norm, &mut h);
             match &l.qkv {
                 Qkv::Split { q: wq, k: wk, v: wv } => {
-                    matmul(wq, &h, n, &mut q)?;
-                    matmul(wk, &h, n, &mut k)?;
-                    matmul(wv, &h, n, &mut v)?;
+                    self.mm(wq, &h, n, &mut q)?;
+                    self.mm(wk, &h, n, &mut k)?;
+                    self.mm(wv, &h, n, &mut v)?;
                 }
                 Qkv::Fused(w) => {
                     let mut qkv = vec![0.0f32; n * (qd + 2 * kvd)];
-                    matmul(w, &h, n, &mut qkv)?;
+                    self.mm(w, &h, n, &mut qkv)?;
                     for (t, row) in qkv.chunks_exact(qd + 2 * kvd).enumerate() {
                         q[t * qd..(t + 1) * qd].copy_from_slice(&row[..qd]);
                         k[t * kvd..(t + 1) * kvd].copy_from_slice(&row[qd..qd + kvd]);
@@ -320,7 +339,7 @@ impl<'a> InferModel<'a> {
                 window: cfg.layer_window(il),
             };
             timing::span(timing::Op::Attention, || ops::attention(&p, &q, &kv.k[il], &kv.v[il], kv.cap, pos, &mut att));
-            matmul(&l.wo, &att, n, &mut o)?;
+            self.mm(&l.wo, &att, n, &mut o)?;
             if let Some(b) = &l.bo {
                 ops::add_bias(&mut o, b);
             }
@@ -335,12 +354,12 @@ impl<'a> InferModel<'a> {
             }
             match &l.gate_up {
                 GateUp::Split { gate, up } => {
-                    matmul(gate, &h, n, &mut g)?;
-                    matmul(up, &h, n, &mut u)?;
+                    self.mm(gate, &h, n, &mut g)?;
+                    self.mm(up, &h, n, &mut u)?;
                 }
                 GateUp::Fused(w) => {
                     let mut gu = vec![0.0f32; n * 2 * ff];
-                    matmul(w, &h, n, &mut gu)?;
+                    self.mm(w, &h, n, &mut gu)?;
                     for (t, row) in gu.chunks_exact(2 * ff).enumerate() {
                         g[t * ff..(t + 1) * ff].copy_from_slice(&row[..ff]);
                         u[t * ff..(t + 1) * ff].copy_from_slice(&row[ff..]);
@@ -355,7 +374,7 @@ impl<'a> InferModel<'a> {
                     }
                 }
             }
-            matmul(&l.down, &g, n, &mut o)?;
+            self.mm(&l.down, &g, n, &mut o)?;
             if let Some(w) = &l.post_ffn_norm {
                 ops::rmsnorm_in_place(&mut o, w, cfg.rms_eps);
             }
@@ -371,7 +390,7 @@ impl<'a> InferModel<'a> {
         let mut hn = vec![0.0f32; m * d];
         norm(cfg, &x[first * d..], &self.output_norm, &mut hn);
         let mut logits = vec![0.0f32; m * cfg.n_vocab];
-        matmul(self.output.as_ref().unwrap_or(&self.token_embd), &hn, m, &mut logits)?;
+        self.mm(self.output.as_ref().unwrap_or(&self.token_embd), &hn, m, &mut logits)?;
         if let Some(c) = cfg.final_softcap {
             ops::softcap(&mut logits, c);
         }

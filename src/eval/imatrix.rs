@@ -1,0 +1,121 @@
+//! The importance matrix, computed on the core as llama.cpp's `llama-imatrix` computes it
+//! (tools/imatrix/imatrix.cpp `IMatrixCollector::collect_imatrix`, `compute_imatrix`): for
+//! every matrix product with a layer weight (`blk.*`; `output.weight` too with
+//! `process_output`) over at least 16 tokens, the sum over tokens of each input column's
+//! square, and the number of tokens. The text is cut into windows exactly as for perplexity
+//! (BOS over each window's first token, the cache cleared per window), every token of a
+//! window goes through the model, and the perplexity of the windows is reported alongside.
+//!
+//! Sums are accumulated in f64 (llama.cpp: f32) and stored as f32.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use llmtool_formats::imatrix::{Imatrix, ImatrixEntry};
+
+use super::perplexity::{nll_of, plan, window_logits_from, ChunkStat, EvalError, NllSums, PplOptions, PplResult};
+use crate::infer::{InferModel, MatmulObserver};
+
+/// llama-imatrix ignores products over fewer tokens ("why are small batches ignored (<16
+/// tokens)?" in its source).
+const MIN_TOKENS: usize = 16;
+
+/// Accumulates Σx² per input column and token counts per weight.
+#[derive(Default)]
+pub struct ImatrixCollector {
+    process_output: bool,
+    stats: Mutex<BTreeMap<String, (Vec<f64>, u64)>>,
+}
+
+impl ImatrixCollector {
+    pub fn new(process_output: bool) -> Self {
+        ImatrixCollector { process_output, stats: Mutex::default() }
+    }
+
+    /// The collected statistics as an [`Imatrix`] (one matrix per weight: no experts yet).
+    pub fn to_imatrix(&self, datasets: Vec<String>, chunk_count: u32, chunk_size: u32) -> Imatrix {
+        let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let entries = stats
+            .iter()
+            .map(|(name, (sums, count))| {
+                let e = ImatrixEntry { sums: sums.iter().map(|&s| s as f32).collect(), counts: vec![*count as i64] };
+                (name.clone(), e)
+            })
+            .collect();
+        Imatrix { entries, datasets, chunk_count, chunk_size, is_legacy: false }
+    }
+}
+
+impl MatmulObserver for ImatrixCollector {
+    fn wants(&self, weight: &str, n_tokens: usize) -> bool {
+        n_tokens >= MIN_TOKENS && (weight.starts_with("blk.") || (self.process_output && weight == "output.weight"))
+    }
+
+    fn observe(&self, weight: &str, x: &[f32], n_tokens: usize, k: usize) {
+        // Column sums of squares outside the lock (the products of one forward run in order).
+        let mut col = vec![0f64; k];
+        for row in x.chunks_exact(k).take(n_tokens) {
+            for (c, &v) in col.iter_mut().zip(row) {
+                *c += v as f64 * v as f64;
+            }
+        }
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let (sums, count) = stats.entry(weight.to_string()).or_insert_with(|| (vec![0.0; k], 0));
+        if sums.len() == k {
+            sums.iter_mut().zip(&col).for_each(|(s, c)| *s += c);
+            *count += n_tokens as u64;
+        }
+    }
+}
+
+/// Runs the windows of `tokens` through `model` with `collector` observing every product;
+/// returns the perplexity of the windows (scored as `perplexity` scores them).
+pub fn compute_imatrix(
+    model: &mut InferModel,
+    collector: Arc<ImatrixCollector>,
+    tokens: &[u32],
+    opts: &PplOptions,
+    mut on_chunk: impl FnMut(&ChunkStat),
+) -> Result<PplResult, EvalError> {
+    let n_chunks = plan(model, tokens.len(), opts)?;
+    let n_ctx = opts.n_ctx;
+    let first = n_ctx / 2;
+    let n_vocab = model.cfg.n_vocab;
+    // The output product runs over every token only when it is observed (llama-imatrix asks
+    // for all logits); otherwise only the scored half needs it.
+    let logits_from = if collector.process_output { 0 } else { first };
+    model.set_observer(Some(collector));
+    let mut kv = model.new_cache(n_ctx);
+    let mut sums = NllSums::default();
+    let mut chunks = Vec::with_capacity(n_chunks);
+    let t0 = std::time::Instant::now();
+    let run = (|| {
+        for i in 0..n_chunks {
+            let tc = std::time::Instant::now();
+            let logits = window_logits_from(model, &mut kv, tokens, i, opts, logits_from)?;
+            let scored = &logits[(first - logits_from) * n_vocab..];
+            let targets = &tokens[i * n_ctx + first + 1..(i + 1) * n_ctx];
+            for (row, &t) in scored.chunks_exact(n_vocab).zip(targets) {
+                sums.add(nll_of(row, t));
+            }
+            let stat = ChunkStat { chunk: i + 1, running_ppl: sums.ppl(), seconds: tc.elapsed().as_secs_f64() };
+            on_chunk(&stat);
+            chunks.push(stat);
+        }
+        Ok::<(), EvalError>(())
+    })();
+    model.set_observer(None);
+    run?;
+    let seconds = t0.elapsed().as_secs_f64();
+    Ok(PplResult {
+        ppl: sums.ppl(),
+        ppl_uncertainty: sums.ppl_uncertainty(),
+        n_ctx,
+        n_chunks,
+        n_scored: sums.count,
+        n_evaluated: n_chunks * n_ctx,
+        seconds,
+        tokens_per_second: (n_chunks * n_ctx) as f64 / seconds.max(1e-9),
+        chunks,
+    })
+}
