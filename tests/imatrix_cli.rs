@@ -33,24 +33,53 @@ fn imatrix(model: &Path, out: &Path, extra: &[&str]) {
     llmtool_ok(&args);
 }
 
-/// Every entry of `ours` matches `judge`: the same names and token counts, and each value
-/// within `rel` of llama.cpp's, relative to the entry's mean value (a column whose activations
-/// are tiny is compared at the entry's scale: the two cores round activations differently).
-fn assert_matches(ours: &Imatrix, judge: &Imatrix, rel: f64) -> f64 {
+/// Relative differences of every value of `ours` from `judge` (each relative to the larger of
+/// the judge's value and its entry's mean value: a column whose activations are tiny is
+/// compared at the entry's scale), after checking names, sizes and token counts. `filter`
+/// picks the entries.
+fn differences(ours: &Imatrix, judge: &Imatrix, filter: impl Fn(&str) -> bool) -> Vec<f64> {
+    assert_eq!(ours.entries.keys().collect::<Vec<_>>(), judge.entries.keys().collect::<Vec<_>>(), "entry names");
     let (a, b) = (ours.importance(), judge.importance());
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "entry names");
-    let mut worst = 0f64;
-    for (name, want) in &b {
+    let mut out = Vec::new();
+    for (name, want) in b.iter().filter(|(n, _)| filter(n)) {
         let got = &a[name];
         assert_eq!(got.len(), want.len(), "{name}");
+        assert_eq!(ours.entries[*name].counts, judge.entries[*name].counts, "{name}: tokens seen");
         let scale = want.iter().map(|&v| v.abs() as f64).sum::<f64>() / want.len() as f64;
-        for (i, (&g, &w)) in got.iter().zip(want.iter()).enumerate() {
-            let e = (g as f64 - w as f64).abs() / (w.abs() as f64).max(scale);
-            assert!(e <= rel, "{name}[{i}]: ours {g}, llama-imatrix {w} (relative error {e:.2e})");
-            worst = worst.max(e);
-        }
+        out.extend(
+            got.iter().zip(want.iter()).map(|(&g, &w)| (g as f64 - w as f64).abs() / (w.abs() as f64).max(scale)),
+        );
     }
-    worst
+    out
+}
+
+/// (median, 99th percentile, max) of `v`.
+fn spread(mut v: Vec<f64>) -> [f64; 3] {
+    v.sort_by(f64::total_cmp);
+    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    [q(0.5), q(0.99), q(1.0)]
+}
+
+/// Ours against llama-imatrix: the first layer element by element (1e-3: only the order of
+/// the arithmetic differs there), and the whole matrix within 1.5× of how far llama.cpp's
+/// own result moves when only its attention kernel changes (`-fa off`): 30 layers of
+/// quantized products amplify rounding differences alike for both.
+fn assert_close_to_llama(ours: &Imatrix, judge: &Imatrix) -> [f64; 3] {
+    let first = spread(differences(ours, judge, |n| n.starts_with("blk.0.")));
+    assert!(first[2] <= 1e-3, "layer 0: largest relative difference {:.2e}", first[2]);
+    let fa_off = Imatrix::read(&fixture("smollm2-q4_1-wiki4-fa-off.gguf")).unwrap();
+    let own = spread(differences(&fa_off, judge, |_| true));
+    let got = spread(differences(ours, judge, |_| true));
+    for (i, what) in ["median", "99th percentile", "max"].iter().enumerate() {
+        assert!(
+            got[i] <= 1.5 * own[i],
+            "{what} relative difference {:.2e}, llama.cpp's own (-fa off) {:.2e}",
+            got[i],
+            own[i]
+        );
+    }
+    eprintln!("relative difference from llama-imatrix: median/p99/max {got:?}; llama.cpp -fa off: {own:?}");
+    got
 }
 
 #[test]
@@ -64,20 +93,28 @@ fn real_model_matches_llama_imatrix_in_both_formats() {
     assert_eq!(ours.chunk_count, 4);
     assert_eq!(ours.chunk_size, 512);
     assert_eq!(ours.entries.len(), 30 * 7, "7 matrices in each of 30 layers");
-    for (name, e) in &judge.entries {
-        assert_eq!(ours.entries[name].counts, e.counts, "{name}: tokens seen");
-    }
-    let worst = assert_matches(&ours, &judge, 1e-3);
-    eprintln!("worst relative difference from llama-imatrix: {worst:.2e}");
+    assert_close_to_llama(&ours, &judge);
 
-    // The legacy format: ours written as .dat reads back to the same importance as
-    // llama-imatrix's own .dat.
+    // The legacy format: ours written as .dat holds the same importance as our GGUF, and
+    // is as close to llama-imatrix's own .dat.
     let dat = dir.path().join("ours.dat");
     llmtool_ok(&["imatrix", "--in-file", out.to_str().unwrap(), "-o", dat.to_str().unwrap(), "-q"]);
     let ours_dat = Imatrix::read(&dat).unwrap();
-    assert!(ours_dat.is_legacy);
-    assert_matches(&ours_dat, &Imatrix::read(&fixture("smollm2-q4_1-wiki4.dat")).unwrap(), 1e-3);
-    assert_matches(&ours_dat, &ours, 1e-6);
+    let judge_dat = Imatrix::read(&fixture("smollm2-q4_1-wiki4.dat")).unwrap();
+    assert!(ours_dat.is_legacy && judge_dat.is_legacy);
+    assert_eq!(ours_dat.entries.keys().collect::<Vec<_>>(), judge_dat.entries.keys().collect::<Vec<_>>());
+    let (a, b) = (ours_dat.importance(), ours.importance());
+    for (name, v) in &a {
+        for (x, y) in v.iter().zip(&b[name]) {
+            assert!((x - y).abs() <= 1e-6 * y.abs().max(1e-6), "{name}: {x} vs {y}");
+        }
+    }
+    let (x, y) = (judge_dat.importance(), judge.importance());
+    for (name, v) in &x {
+        for (p, q) in v.iter().zip(&y[name]) {
+            assert!((p - q).abs() <= 1e-6 * q.abs().max(1e-6), "llama.cpp's .dat vs its GGUF, {name}: {p} vs {q}");
+        }
+    }
 }
 
 #[test]

@@ -47,6 +47,10 @@ pub struct ImatrixArgs {
     /// Earlier imatrix files (GGUF or legacy) whose statistics are added (repeatable).
     #[arg(long, value_name = "FILE")]
     pub in_file: Vec<PathBuf>,
+    /// Keep the KV cache in f32 (default: f16 like llama-imatrix's default cache, so the
+    /// statistics are those llama.cpp computes).
+    #[arg(long)]
+    pub kv_f32: bool,
     /// Also collect the output projection (`output.weight`), like --process-output.
     #[arg(long)]
     pub process_output: bool,
@@ -126,6 +130,9 @@ pub fn run(args: ImatrixArgs) -> Result<()> {
 fn compute(args: &ImatrixArgs, model_path: &Path, text_path: &Path) -> Result<Imatrix> {
     let model = Model::open(model_path).with_context(|| format!("opening {}", model_path.display()))?;
     let mut im = InferModel::load(&model).with_context(|| format!("loading {}", model_path.display()))?;
+    if !args.kv_f32 {
+        im.set_kv_precision(crate::infer::KvPrecision::F16);
+    }
     let tok = Tokenizer::from_model(&model).with_context(|| format!("tokenizer of {}", model_path.display()))?;
     let text = read_text(text_path)?;
     let tokens = tokenize(Some(&tok), model_path, &text)?;
