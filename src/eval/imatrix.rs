@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use llmtool_formats::imatrix::{Imatrix, ImatrixEntry};
 
-use super::perplexity::{nll_of, plan, window_logits_from, ChunkStat, EvalError, NllSums, PplOptions, PplResult};
+use super::perplexity::{perplexity_from, ChunkStat, EvalError, PplOptions, PplResult};
 use crate::infer::{InferModel, MatmulObserver};
 
 /// llama-imatrix ignores products over fewer tokens ("why are small batches ignored (<16
@@ -75,47 +75,13 @@ pub fn compute_imatrix(
     collector: Arc<ImatrixCollector>,
     tokens: &[u32],
     opts: &PplOptions,
-    mut on_chunk: impl FnMut(&ChunkStat),
+    on_chunk: impl FnMut(&ChunkStat),
 ) -> Result<PplResult, EvalError> {
-    let n_chunks = plan(model, tokens.len(), opts)?;
-    let n_ctx = opts.n_ctx;
-    let first = n_ctx / 2;
-    let n_vocab = model.cfg.n_vocab;
     // The output product runs over every token only when it is observed (llama-imatrix asks
     // for all logits); otherwise only the scored half needs it.
-    let logits_from = if collector.process_output { 0 } else { first };
+    let logits_from = if collector.process_output { 0 } else { opts.n_ctx / 2 };
     model.set_observer(Some(collector));
-    let mut kv = model.new_cache(n_ctx);
-    let mut sums = NllSums::default();
-    let mut chunks = Vec::with_capacity(n_chunks);
-    let t0 = std::time::Instant::now();
-    let run = (|| {
-        for i in 0..n_chunks {
-            let tc = std::time::Instant::now();
-            let logits = window_logits_from(model, &mut kv, tokens, i, opts, logits_from)?;
-            let scored = &logits[(first - logits_from) * n_vocab..];
-            let targets = &tokens[i * n_ctx + first + 1..(i + 1) * n_ctx];
-            for (row, &t) in scored.chunks_exact(n_vocab).zip(targets) {
-                sums.add(nll_of(row, t));
-            }
-            let stat = ChunkStat { chunk: i + 1, running_ppl: sums.ppl(), seconds: tc.elapsed().as_secs_f64() };
-            on_chunk(&stat);
-            chunks.push(stat);
-        }
-        Ok::<(), EvalError>(())
-    })();
+    let r = perplexity_from(model, tokens, opts, logits_from, on_chunk);
     model.set_observer(None);
-    run?;
-    let seconds = t0.elapsed().as_secs_f64();
-    Ok(PplResult {
-        ppl: sums.ppl(),
-        ppl_uncertainty: sums.ppl_uncertainty(),
-        n_ctx,
-        n_chunks,
-        n_scored: sums.count,
-        n_evaluated: n_chunks * n_ctx,
-        seconds,
-        tokens_per_second: (n_chunks * n_ctx) as f64 / seconds.max(1e-9),
-        chunks,
-    })
+    r
 }

@@ -181,9 +181,22 @@ pub fn perplexity(
     model: &InferModel,
     tokens: &[u32],
     opts: &PplOptions,
+    on_chunk: impl FnMut(&ChunkStat),
+) -> Result<PplResult, EvalError> {
+    perplexity_from(model, tokens, opts, opts.n_ctx / 2, on_chunk)
+}
+
+/// [`perplexity`], with the output projection run from position `logits_from` of each
+/// window on (at most n_ctx/2, the first scored position) — 0 when something observes it.
+pub fn perplexity_from(
+    model: &InferModel,
+    tokens: &[u32],
+    opts: &PplOptions,
+    logits_from: usize,
     mut on_chunk: impl FnMut(&ChunkStat),
 ) -> Result<PplResult, EvalError> {
     let n_chunks = plan(model, tokens.len(), opts)?;
+    let logits_from = logits_from.min(opts.n_ctx / 2);
     let n_ctx = opts.n_ctx;
     let first = n_ctx / 2;
     let n_vocab = model.cfg.n_vocab;
@@ -193,10 +206,11 @@ pub fn perplexity(
     let t0 = std::time::Instant::now();
     for i in 0..n_chunks {
         let tc = std::time::Instant::now();
-        let logits = window_logits(model, &mut kv, tokens, i, opts)?;
+        let logits = window_logits_from(model, &mut kv, tokens, i, opts, logits_from)?;
+        let scored = &logits[(first - logits_from) * n_vocab..];
         let targets = &tokens[i * n_ctx + first + 1..(i + 1) * n_ctx];
         let nlls: Vec<f64> =
-            logits.par_chunks_exact(n_vocab).zip(targets.par_iter()).map(|(row, &t)| nll_of(row, t)).collect();
+            scored.par_chunks_exact(n_vocab).zip(targets.par_iter()).map(|(row, &t)| nll_of(row, t)).collect();
         nlls.iter().for_each(|&v| sums.add(v));
         let stat = ChunkStat { chunk: i + 1, running_ppl: sums.ppl(), seconds: tc.elapsed().as_secs_f64() };
         on_chunk(&stat);
