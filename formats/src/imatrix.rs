@@ -36,7 +36,7 @@ pub enum ImatrixError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {source}")]
-    Gguf { path: PathBuf, source: FormatError },
+    Gguf { path: PathBuf, source: Box<FormatError> },
     #[error("{path}: not an imatrix file: {why}")]
     NotImatrix { path: PathBuf, why: String },
     #[error("{path}: legacy imatrix truncated or malformed at byte {offset}: {what}")]
@@ -48,7 +48,7 @@ pub enum ImatrixError {
     #[error("combining imatrix files: {0}")]
     Combine(String),
     #[error("writing {path}: {source}")]
-    Write { path: PathBuf, source: FormatError },
+    Write { path: PathBuf, source: Box<FormatError> },
 }
 
 /// One weight's statistics.
@@ -85,7 +85,7 @@ impl Imatrix {
         let bytes = std::fs::read(path).map_err(|source| ImatrixError::Io { path: path.into(), source })?;
         if bytes.starts_with(b"GGUF") {
             let file = GgufFile::from_vec(bytes, path)
-                .map_err(|e| ImatrixError::Gguf { path: path.into(), source: e.into() })?;
+                .map_err(|e| ImatrixError::Gguf { path: path.into(), source: Box::new(e.into()) })?;
             Self::from_gguf(&file, path)
         } else {
             Self::from_legacy_bytes(&bytes, path)
@@ -140,7 +140,7 @@ impl Imatrix {
             }
             let sums = f32s(file.tensor_data_at(si));
             let counts: Vec<i64> = f32s(file.tensor_data_at(ci)).iter().map(|&x| x.round() as i64).collect();
-            if counts.is_empty() || sums.len() % counts.len() != 0 {
+            if counts.is_empty() || !sums.len().is_multiple_of(counts.len()) {
                 return Err(bad(format!("{} sums are not rows of {} counts", sums.len(), counts.len())));
             }
             if let Some(x) = counts.iter().find(|&&x| x < 0) {
@@ -323,12 +323,12 @@ impl Imatrix {
         if self.is_legacy {
             return Err(ImatrixError::Write {
                 path: path.into(),
-                source: FormatError::Other(
+                source: Box::new(FormatError::Other(
                     "legacy data (means × ncall) has no raw sums: combine it into GGUF data first".into(),
-                ),
+                )),
             });
         }
-        let werr = |source: FormatError| ImatrixError::Write { path: path.into(), source };
+        let werr = |source: FormatError| ImatrixError::Write { path: path.into(), source: Box::new(source) };
         let header = self.gguf_header().map_err(werr)?;
         let entries: Vec<&ImatrixEntry> = self.entries.values().collect();
         let mut out = AtomicFile::create(path, force).map_err(|e| werr(e.into()))?;
@@ -384,7 +384,7 @@ impl Imatrix {
 
     /// Writes the legacy form atomically.
     pub fn write_legacy(&self, path: &Path, force: bool) -> Result<(), ImatrixError> {
-        let werr = |source: FormatError| ImatrixError::Write { path: path.into(), source };
+        let werr = |source: FormatError| ImatrixError::Write { path: path.into(), source: Box::new(source) };
         let bytes = self.legacy_bytes(None).map_err(werr)?;
         let mut out = AtomicFile::create(path, force).map_err(|e| werr(e.into()))?;
         std::io::Write::write_all(out.writer(), &bytes)
