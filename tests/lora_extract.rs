@@ -419,8 +419,7 @@ fn eval_text_reports_the_share_kept() {
     let dir = tmp("eval");
     std::fs::create_dir_all(&dir).unwrap();
     // The first lines of WikiText-2, two 128-token windows (the fixture's context is 256).
-    let full = std::fs::read_to_string(root().join("../shared/data/wiki.test.raw"))
-        .expect("WikiText-2 test text at ../shared/data/wiki.test.raw");
+    let full = std::fs::read_to_string(common::wiki_text()).unwrap();
     let text = dir.join("wiki-head.txt");
     std::fs::write(&text, full.lines().take(200).collect::<Vec<_>>().join("\n")).unwrap();
     let adapter = dir.join("adapter");
