@@ -89,9 +89,19 @@ pub fn run(args: ImatrixArgs) -> Result<()> {
             }
         });
     }
-    let result = match (&args.model, &args.text) {
-        (Some(model_path), Some(text)) => {
-            let computed = compute(&args, model_path, text)?;
+    // The model is opened once; --in-file data must fit it before any window is computed
+    // (what is computed from it fits by construction).
+    let model = match &args.model {
+        Some(p) => Some(Model::open(p).with_context(|| format!("opening {}", p.display()))?),
+        None => None,
+    };
+    if let (Some(model), Some(prev)) = (&model, &combined) {
+        prev.check_fits(model.tensors.tensor_infos())
+            .with_context(|| format!("the imatrix does not fit {}", model.path.display()))?;
+    }
+    let result = match (&model, &args.text) {
+        (Some(model), Some(text)) => {
+            let computed = compute(&args, model, text)?;
             match combined {
                 None => computed,
                 Some(prev) if prev.is_legacy => {
@@ -108,9 +118,6 @@ pub fn run(args: ImatrixArgs) -> Result<()> {
         (Some(_), None) if args.in_file.is_empty() => bail!("give --text FILE to compute an imatrix"),
         _ => combined.expect("clap requires a model or --in-file"),
     };
-    if let Some(model_path) = &args.model {
-        check_against_model(&result, model_path)?;
-    }
     match format {
         ImatrixFormat::Gguf => result.write_gguf(&args.output, args.force)?,
         ImatrixFormat::Dat => result.write_legacy(&args.output, args.force)?,
@@ -127,13 +134,13 @@ pub fn run(args: ImatrixArgs) -> Result<()> {
     Ok(())
 }
 
-fn compute(args: &ImatrixArgs, model_path: &Path, text_path: &Path) -> Result<Imatrix> {
-    let model = Model::open(model_path).with_context(|| format!("opening {}", model_path.display()))?;
-    let mut im = InferModel::load(&model).with_context(|| format!("loading {}", model_path.display()))?;
+fn compute(args: &ImatrixArgs, model: &Model, text_path: &Path) -> Result<Imatrix> {
+    let model_path = model.path.as_path();
+    let mut im = InferModel::load(model).with_context(|| format!("loading {}", model_path.display()))?;
     if !args.kv_f32 {
         im.set_kv_precision(crate::infer::KvPrecision::F16);
     }
-    let tok = Tokenizer::from_model(&model).with_context(|| format!("tokenizer of {}", model_path.display()))?;
+    let tok = Tokenizer::from_model(model).with_context(|| format!("tokenizer of {}", model_path.display()))?;
     let text = read_text(text_path)?;
     let tokens = tokenize(Some(&tok), model_path, &text)?;
     let opts = PplOptions { n_ctx: args.ctx, n_chunks: args.chunks, batch: args.ctx, bos: bos_of(Some(&tok)) };
@@ -151,12 +158,4 @@ fn compute(args: &ImatrixArgs, model_path: &Path, text_path: &Path) -> Result<Im
         );
     }
     Ok(collector.to_imatrix(vec![text_path.display().to_string()], r.n_chunks as u32, args.ctx as u32))
-}
-
-/// Every entry names a weight of the model whose input width matches (an imatrix of another
-/// model is refused before anything is written).
-fn check_against_model(m: &Imatrix, model_path: &Path) -> Result<()> {
-    let model = Model::open(model_path).with_context(|| format!("opening {}", model_path.display()))?;
-    m.check_fits(model.tensors.tensor_infos())
-        .with_context(|| format!("the imatrix does not fit {}", model_path.display()))
 }

@@ -7,14 +7,12 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use llmtool_formats::atomic::check_output_not_input;
-use llmtool_formats::GgmlType;
 
 use super::super::pass_eval::{check_ctx, PassEvalArgs};
 use super::super::perplexity::{bos_of, read_text, tokenize_prefix, Bar};
 use crate::eval::{self, Base, KldResult, PplOptions};
 use crate::infer::InferModel;
 use crate::model::Model;
-use crate::passes::convert::Retyped;
 use crate::passes::lora::extract::{extract, ExtractOptions};
 use crate::passes::lora::extract_write::{write_gguf_lora, write_peft};
 use crate::passes::lora::{plan_edits, Adapter, LoraMerged};
@@ -183,16 +181,9 @@ fn evaluate_extract(args: &PassEvalArgs, base: &Model, tuned: &Path, adapter: &P
         None => base.arch.metadata_to_config(&base.metadata, base.tensors.tensor_infos(), "float32")?,
     };
     let edits = plan_edits(base.arch, &config, base.tensors.as_ref(), &[(Adapter::open(adapter)?, 1.0)])?;
-    // The touched tensors of a quantized base in F32: the adapter's exact effect (PEFT merges
-    // into the dequantized weights), not one re-quantized to the base's type.
-    let types: Vec<GgmlType> = base
-        .tensors
-        .tensor_infos()
-        .iter()
-        .map(|t| if edits.contains_key(&t.name) && t.ty.is_quantized() { GgmlType::F32 } else { t.ty })
-        .collect();
-    let f32_touched = Retyped::new(base.tensors.as_ref(), &types);
-    let merged = LoraMerged::new(&f32_touched, edits);
+    // The touched tensors as exact f32 W + ΔW: the adapter's exact effect (PEFT merges into
+    // the dequantized weights), not one rounded back to the base's type.
+    let merged = LoraMerged::new(base.tensors.as_ref(), edits).with_float_output();
     let merged_im = InferModel::from_source(&base.metadata, &merged).context("loading base + adapter")?;
     let kld_adapter = kld(&merged_im, "base + adapter")?;
     let change = 100.0 * (kld_adapter.ppl / kld_adapter.ppl_base - 1.0);
