@@ -18,6 +18,12 @@ pub enum KernelError {
     /// A bitsandbytes buffer (packed codes, absmax, code table) of the wrong length.
     #[error("bitsandbytes: expected {expected} {what}, got {found}")]
     BnbLength { what: &'static str, expected: usize, found: usize },
+    /// A type whose quantizer needs an importance matrix (ggml `ggml_quantize_requires_imatrix`).
+    #[error("{ty} needs an importance matrix (imatrix) to quantize")]
+    NeedsImatrix { ty: GgmlType },
+    /// Importance weights whose length is not the row length.
+    #[error("{ty}: {found} importance weights for rows of {n_per_row}")]
+    ImatrixLength { ty: GgmlType, n_per_row: usize, found: usize },
 }
 
 impl KernelError {

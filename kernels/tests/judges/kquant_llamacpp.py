@@ -13,6 +13,12 @@ Rust port follows). Not run by `cargo test`; it generated the committed fixture:
       OUTDIR/kquant_expected.QTYPE.bin for Q2_K..Q6_K, Q8_K, IQ4_NL.
   kquant_llamacpp.py quantize GGML_DIR IN.f32 OUTPREFIX QTYPE...
       writes OUTPREFIX.QTYPE.bin for any input (multiple of 256 float32 values).
+  kquant_llamacpp.py rows GGML_DIR IN.f32 N_PER_ROW IMATRIX.f32|- OUTPREFIX TYPE...
+      ggml_quantize_chunk's path for whole rows: `quantize_<type>(src, dst, nrow, n_per_row,
+      imatrix)` (what llama-quantize runs for every tensor) with the importance weights of
+      IMATRIX.f32 (N_PER_ROW float32 values) or none (-); any ggml type with a quantize_<type>
+      (Q4_0 … Q6_K, IQ1_S … IQ4_XS; the i-quant tables are initialised first, as
+      ggml_quantize_init does). Writes OUTPREFIX.TYPE.bin.
 """
 import ctypes
 import os
@@ -28,7 +34,7 @@ STUBS = r"""
 #include <stdlib.h>
 #include <stddef.h>
 void ggml_abort(const char *f, int l, const char *fmt, ...) { abort(); }
-size_t ggml_row_size(int t, long n) { abort(); }
+size_t ggml_row_size(int t, long n) { return 0; } /* only the callers' return value (unused) */
 const char *ggml_type_name(int t) { abort(); }
 size_t ggml_type_size(int t) { abort(); }
 """
@@ -61,6 +67,40 @@ def quantize(lib, x, name):
         lib.quantize_iq4_nl(src, dst, ctypes.c_int64(1), ctypes.c_int64(x.size), ctypes.c_void_p(None))
     else:
         getattr(lib, f"quantize_row_{name[:2].lower()}_K_ref")(src, dst, ctypes.c_int64(x.size))
+    return out
+
+
+# Bytes per block and elements per block of every type `rows` handles (ggml type_traits).
+ROW_TYPES = {
+    "Q4_0": (18, 32), "Q4_1": (20, 32), "Q5_0": (22, 32), "Q5_1": (24, 32), "Q8_0": (34, 32),
+    "Q2_K": (84, 256), "Q3_K": (110, 256), "Q4_K": (144, 256), "Q5_K": (176, 256), "Q6_K": (210, 256),
+    "IQ2_XXS": (66, 256), "IQ2_XS": (74, 256), "IQ2_S": (82, 256), "IQ3_XXS": (98, 256), "IQ3_S": (110, 256),
+    "IQ1_S": (50, 256), "IQ1_M": (56, 256), "IQ4_NL": (18, 32), "IQ4_XS": (136, 256),
+}
+# ggml type ids for iq2xs_init_impl (ggml.h enum ggml_type) and grid sizes for iq3xs_init_impl.
+IQ2_INIT = {"IQ2_XXS": 16, "IQ2_XS": 17, "IQ2_S": 22, "IQ1_S": 19, "IQ1_M": 29}
+IQ3_INIT = {"IQ3_XXS": 256, "IQ3_S": 512}
+
+
+def quantize_rows(lib, x, n_per_row, imatrix, name):
+    """ggml_quantize_chunk(type, x, dst, 0, nrow, n_per_row, imatrix) for one type."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    assert x.size % n_per_row == 0
+    size, qk = ROW_TYPES[name]
+    assert n_per_row % qk == 0
+    if name in IQ2_INIT:
+        lib.iq2xs_init_impl(ctypes.c_int(IQ2_INIT[name]))
+    if name in IQ3_INIT:
+        lib.iq3xs_init_impl(ctypes.c_int(IQ3_INIT[name]))
+    out = np.zeros(x.size // qk * size, dtype=np.uint8)
+    qw = ctypes.c_void_p(None)
+    if imatrix is not None:
+        imatrix = np.ascontiguousarray(imatrix, dtype=np.float32)
+        assert imatrix.size == n_per_row
+        qw = imatrix.ctypes.data_as(ctypes.c_void_p)
+    getattr(lib, f"quantize_{name.lower()}".replace("_k", "_K"))(
+        x.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p),
+        ctypes.c_int64(x.size // n_per_row), ctypes.c_int64(n_per_row), qw)
     return out
 
 
@@ -119,5 +159,12 @@ if __name__ == "__main__":
         x = np.fromfile(sys.argv[3], dtype="<f4")
         for name in sys.argv[5:]:
             quantize(lib, x, name).tofile(f"{sys.argv[4]}.{name}.bin")
+    elif len(sys.argv) >= 8 and sys.argv[1] == "rows":
+        lib = build(sys.argv[2])
+        x = np.fromfile(sys.argv[3], dtype="<f4")
+        n_per_row = int(sys.argv[4])
+        imatrix = None if sys.argv[5] == "-" else np.fromfile(sys.argv[5], dtype="<f4")
+        for name in sys.argv[7:]:
+            quantize_rows(lib, x, n_per_row, imatrix, name).tofile(f"{sys.argv[6]}.{name}.bin")
     else:
         sys.exit(__doc__)
