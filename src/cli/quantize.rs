@@ -20,6 +20,8 @@ use crate::passes::convert::Retyped;
 #[cfg(feature = "gpu")]
 use crate::passes::quantize::GpuRetyped;
 use crate::passes::quantize::{on_gpu, plan, FileType, ModelFacts, Override, QuantizeParams, Reason, TensorPlan};
+use crate::passes::quantize_weights::{check_plan, ImportanceWeights, WeightedRetyped};
+use llmtool_formats::imatrix::Imatrix;
 
 /// ggml's `GGML_QNT_VERSION`, written as `general.quantization_version` like llama.cpp.
 const GGML_QNT_VERSION: u32 = 2;
@@ -31,13 +33,25 @@ pub struct QuantizeArgs {
     /// Output `.gguf` file.
     pub output: PathBuf,
     /// File type (llama.cpp names): Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q2_K_S, Q3_K_S/M/L,
-    /// Q4_K_S/M, Q5_K_S/M, Q6_K, F16, BF16, F32 (Q3_K, Q4_K, Q5_K mean the _M mixes).
+    /// Q4_K_S/M, Q5_K_S/M, Q6_K, IQ4_NL, IQ4_XS, IQ3_M, IQ3_S, IQ3_XS, IQ3_XXS, IQ2_M, IQ2_S,
+    /// IQ2_XS, IQ2_XXS, IQ1_M, IQ1_S, F16, BF16, F32 (Q3_K, Q4_K, Q5_K mean the _M mixes).
+    /// IQ3_XXS and below, and Q2_K_S, need --imatrix.
     #[arg(long = "type", short = 't', value_name = "T")]
     pub ty: String,
     /// Give tensors whose name matches PATTERN (a regex searched in the name, or a glob
     /// such as `blk.*.attn_v.weight`) the tensor type TYPE; the first match wins. Repeatable.
     #[arg(long, value_name = "PATTERN=TYPE")]
     pub keep: Vec<String>,
+    /// Importance matrix (llama.cpp's GGUF or legacy .dat format, e.g. from `llmtool
+    /// imatrix`): quantizers weight each column's error by it, as llama-quantize --imatrix.
+    #[arg(long, value_name = "FILE")]
+    pub imatrix: Option<PathBuf>,
+    /// Use imatrix entries only for tensors whose name contains NAME. Repeatable.
+    #[arg(long = "include-weights", value_name = "NAME", requires = "imatrix")]
+    pub include_weights: Vec<String>,
+    /// Do not use imatrix entries for tensors whose name contains NAME. Repeatable.
+    #[arg(long = "exclude-weights", value_name = "NAME", requires = "imatrix")]
+    pub exclude_weights: Vec<String>,
     /// Every quantized tensor gets the file type's default type (no K-mix rules).
     #[arg(long)]
     pub pure: bool,
@@ -104,18 +118,48 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         // Fail before the (long) quantization when the text cannot be used.
         super::perplexity::read_text(text)?;
     }
+    let weights = match &args.imatrix {
+        Some(path) => {
+            let imatrix = Imatrix::read(path)?;
+            let w = ImportanceWeights::new(&imatrix, &args.include_weights, &args.exclude_weights)?;
+            if use_gpu {
+                bail!("--imatrix: the GPU quantizers take no importance weights yet; use --device cpu");
+            }
+            if !args.quiet {
+                eprintln!(
+                    "imatrix {}: {} of {} entries used, {} chunk(s)",
+                    path.display(),
+                    w.len(),
+                    w.n_loaded,
+                    imatrix.chunk_count
+                );
+            }
+            // llama-quantize passes no imatrix at all when the filters leave it empty.
+            Some(w).filter(|w| !w.is_empty())
+        }
+        None => None,
+    };
     let model = Model::open(&args.input).with_context(|| format!("cannot open {}", args.input.display()))?;
-    let params =
-        QuantizeParams { ftype, pure: args.pure, overrides, widen_vectors: model.format == ModelFormat::HfDir };
+    let params = QuantizeParams {
+        ftype,
+        pure: args.pure,
+        overrides,
+        widen_vectors: model.format == ModelFormat::HfDir,
+        has_imatrix: weights.is_some(),
+    };
     let facts = ModelFacts::from_metadata(&model.metadata);
     let plan = plan(model.tensors.tensor_infos(), &facts, &params)?;
 
     if args.dry_run {
         print_plan(&plan);
         print_summary(&plan, None, started.elapsed().as_secs_f64());
+        if let Err(e) = check_plan(&plan, weights.as_ref(), ftype) {
+            eprintln!("note: this quantization cannot run as planned: {e}");
+        }
         return Ok(());
     }
     check_kernels(&plan, ftype)?;
+    check_plan(&plan, weights.as_ref(), ftype)?;
     // Opened before anything is written: without an adapter the run fails here.
     let gpu = if use_gpu { Some(open_gpu()?) } else { None };
     if !args.quiet {
@@ -150,11 +194,15 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     for key in ["split.no", "split.count", "split.tensors.count"] {
         metadata.remove(key);
     }
+    if let (Some(w), Some(path)) = (&weights, &args.imatrix) {
+        record_imatrix(&mut metadata, w, &path.to_string_lossy());
+    }
 
     let infos: Vec<_> = plan.iter().map(TensorPlan::info).collect();
-    let source: Box<dyn TensorSource + '_> = match &gpu {
+    let source: Box<dyn TensorSource + '_> = match (&gpu, &weights) {
         #[cfg(feature = "gpu")]
-        Some(g) => Box::new(GpuRetyped::new(model.tensors.as_ref(), infos, g)),
+        (Some(g), _) => Box::new(GpuRetyped::new(model.tensors.as_ref(), infos, g)),
+        (_, Some(w)) => Box::new(WeightedRetyped::new(model.tensors.as_ref(), infos, w)),
         _ => Box::new(Retyped::from_infos(model.tensors.as_ref(), infos)),
     };
     let header = GgufHeader::new(metadata, source.tensor_infos().to_vec())?;
@@ -260,7 +308,11 @@ fn check_kernels(plan: &[TensorPlan], ftype: FileType) -> Result<()> {
         if !convert::can_decode(p.from) {
             bail!("tensor '{}': llmtool cannot decode its type {} yet", p.name, p.from);
         }
-        let ok = if p.to.is_quantized() { quant::can_quantize(p.to) } else { convert::can_encode(p.to) };
+        let ok = if p.to.is_quantized() {
+            quant::can_quantize_unweighted(p.to) || quant::can_quantize_weighted(p.to)
+        } else {
+            convert::can_encode(p.to)
+        };
         if !ok {
             let e = missing.entry(p.to.name()).or_insert((0, p.name.as_str()));
             e.0 += 1;
@@ -277,6 +329,30 @@ fn check_kernels(plan: &[TensorPlan], ftype: FileType) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The keys llama-quantize adds with an imatrix (`quantize.cpp` kv overrides, in its order;
+/// strings cut to 127 bytes like its `strncpy` into `val_str[128]`, counts as u32).
+fn record_imatrix(metadata: &mut llmtool_formats::Metadata, w: &ImportanceWeights, file: &str) {
+    let cut = |s: &str| {
+        let mut end = s.len().min(127);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s[..end].to_string()
+    };
+    let mut set = |key: &str, v: MetaValue| {
+        metadata.remove(key);
+        metadata.insert(key, v);
+    };
+    set("quantize.imatrix.file", MetaValue::String(cut(file)));
+    if let Some(d) = w.datasets.first() {
+        set("quantize.imatrix.dataset", MetaValue::String(cut(d)));
+    }
+    set("quantize.imatrix.entries_count", MetaValue::U32(w.len() as u32));
+    if w.chunk_count > 0 {
+        set("quantize.imatrix.chunks_count", MetaValue::U32(w.chunk_count));
+    }
 }
 
 const MIB: f64 = 1024.0 * 1024.0;

@@ -4,3 +4,4 @@ pub mod chatvector;
 pub mod convert;
 pub mod lora;
 pub mod quantize;
+pub mod quantize_weights;

@@ -29,77 +29,70 @@ use {
     std::borrow::Cow,
 };
 
-/// A llama.cpp file type (`llama_ftype`): the default tensor type plus, for the K mixes,
-/// the rules that give some tensors more bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(non_camel_case_types)]
-pub enum FileType {
-    F32,
-    F16,
-    BF16,
-    Q4_0,
-    Q4_1,
-    Q5_0,
-    Q5_1,
-    Q8_0,
-    Q2_K,
-    Q2_K_S,
-    Q3_K_S,
-    Q3_K_M,
-    Q3_K_L,
-    Q4_K_S,
-    Q4_K_M,
-    Q5_K_S,
-    Q5_K_M,
-    Q6_K,
+/// Declares [`FileType`] from llama.cpp's table: name, `llama_ftype` id (`llama.h`; also
+/// gguf-py's `LlamaFileType`) and default tensor type (`llama_ftype_get_default_type`).
+macro_rules! file_types {
+    ($($v:ident = $id:literal => $ty:ident),* $(,)?) => {
+        /// A llama.cpp file type (`llama_ftype`): the default tensor type plus, for the
+        /// mixes, the rules that give some tensors more bits.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[allow(non_camel_case_types)]
+        pub enum FileType { $($v),* }
+
+        impl FileType {
+            pub const ALL: &'static [FileType] = &[$(FileType::$v),*];
+
+            pub fn name(self) -> &'static str {
+                match self { $(FileType::$v => stringify!($v)),* }
+            }
+
+            /// `general.file_type`: llama.cpp's `llama_ftype` number.
+            pub fn id(self) -> u32 {
+                match self { $(FileType::$v => $id),* }
+            }
+
+            /// llama.cpp `llama_ftype_get_default_type`.
+            pub fn default_type(self) -> GgmlType {
+                match self { $(FileType::$v => GgmlType::$ty),* }
+            }
+        }
+    };
+}
+
+file_types! {
+    F32 = 0 => F32,
+    F16 = 1 => F16,
+    BF16 = 32 => BF16,
+    Q4_0 = 2 => Q4_0,
+    Q4_1 = 3 => Q4_1,
+    Q5_0 = 8 => Q5_0,
+    Q5_1 = 9 => Q5_1,
+    Q8_0 = 7 => Q8_0,
+    Q2_K = 10 => Q2_K,
+    Q2_K_S = 21 => Q2_K,
+    Q3_K_S = 11 => Q3_K,
+    Q3_K_M = 12 => Q3_K,
+    Q3_K_L = 13 => Q3_K,
+    Q4_K_S = 14 => Q4_K,
+    Q4_K_M = 15 => Q4_K,
+    Q5_K_S = 16 => Q5_K,
+    Q5_K_M = 17 => Q5_K,
+    Q6_K = 18 => Q6_K,
+    IQ4_NL = 25 => IQ4_NL,
+    IQ4_XS = 30 => IQ4_XS,
+    IQ3_M = 27 => IQ3_S,
+    IQ3_S = 26 => IQ3_S,
+    IQ3_XS = 22 => IQ3_S,
+    IQ3_XXS = 23 => IQ3_XXS,
+    IQ2_M = 29 => IQ2_S,
+    IQ2_S = 28 => IQ2_XS,
+    IQ2_XS = 20 => IQ2_XS,
+    IQ2_XXS = 19 => IQ2_XXS,
+    IQ1_M = 31 => IQ1_M,
+    IQ1_S = 24 => IQ1_S,
 }
 
 impl FileType {
-    pub const ALL: &'static [FileType] = &[
-        FileType::F32,
-        FileType::F16,
-        FileType::BF16,
-        FileType::Q4_0,
-        FileType::Q4_1,
-        FileType::Q5_0,
-        FileType::Q5_1,
-        FileType::Q8_0,
-        FileType::Q2_K,
-        FileType::Q2_K_S,
-        FileType::Q3_K_S,
-        FileType::Q3_K_M,
-        FileType::Q3_K_L,
-        FileType::Q4_K_S,
-        FileType::Q4_K_M,
-        FileType::Q5_K_S,
-        FileType::Q5_K_M,
-        FileType::Q6_K,
-    ];
-
-    pub fn name(self) -> &'static str {
-        use FileType::*;
-        match self {
-            F32 => "F32",
-            F16 => "F16",
-            BF16 => "BF16",
-            Q4_0 => "Q4_0",
-            Q4_1 => "Q4_1",
-            Q5_0 => "Q5_0",
-            Q5_1 => "Q5_1",
-            Q8_0 => "Q8_0",
-            Q2_K => "Q2_K",
-            Q2_K_S => "Q2_K_S",
-            Q3_K_S => "Q3_K_S",
-            Q3_K_M => "Q3_K_M",
-            Q3_K_L => "Q3_K_L",
-            Q4_K_S => "Q4_K_S",
-            Q4_K_M => "Q4_K_M",
-            Q5_K_S => "Q5_K_S",
-            Q5_K_M => "Q5_K_M",
-            Q6_K => "Q6_K",
-        }
-    }
-
     /// Parses a name case-insensitively. `Q3_K`, `Q4_K` and `Q5_K` are the `_M` mixes, as in
     /// llama-quantize (`tools/quantize/quantize.cpp`: "alias for Q4_K_M").
     pub fn parse(s: &str) -> Option<FileType> {
@@ -113,50 +106,10 @@ impl FileType {
         Self::ALL.iter().copied().find(|f| f.name() == alias)
     }
 
-    /// `general.file_type`: llama.cpp's `llama_ftype` number (`llama.h`; also gguf-py's
-    /// `LlamaFileType`).
-    pub fn id(self) -> u32 {
+    /// The i-quant mixes whose rules read `IQ2_XXS … IQ1_M` as a group in llama.cpp.
+    fn is_very_low_bit(self) -> bool {
         use FileType::*;
-        match self {
-            F32 => 0,
-            F16 => 1,
-            Q4_0 => 2,
-            Q4_1 => 3,
-            Q8_0 => 7,
-            Q5_0 => 8,
-            Q5_1 => 9,
-            Q2_K => 10,
-            Q3_K_S => 11,
-            Q3_K_M => 12,
-            Q3_K_L => 13,
-            Q4_K_S => 14,
-            Q4_K_M => 15,
-            Q5_K_S => 16,
-            Q5_K_M => 17,
-            Q6_K => 18,
-            Q2_K_S => 21,
-            BF16 => 32,
-        }
-    }
-
-    /// llama.cpp `llama_ftype_get_default_type`.
-    pub fn default_type(self) -> GgmlType {
-        use FileType::*;
-        match self {
-            F32 => GgmlType::F32,
-            F16 => GgmlType::F16,
-            BF16 => GgmlType::BF16,
-            Q4_0 => GgmlType::Q4_0,
-            Q4_1 => GgmlType::Q4_1,
-            Q5_0 => GgmlType::Q5_0,
-            Q5_1 => GgmlType::Q5_1,
-            Q8_0 => GgmlType::Q8_0,
-            Q2_K | Q2_K_S => GgmlType::Q2_K,
-            Q3_K_S | Q3_K_M | Q3_K_L => GgmlType::Q3_K,
-            Q4_K_S | Q4_K_M => GgmlType::Q4_K,
-            Q5_K_S | Q5_K_M => GgmlType::Q5_K,
-            Q6_K => GgmlType::Q6_K,
-        }
+        matches!(self, IQ2_XXS | IQ2_XS | IQ1_S | IQ2_S | IQ2_M | IQ1_M)
     }
 
     pub fn names() -> String {
@@ -244,6 +197,8 @@ pub struct QuantizeParams {
     pub overrides: Vec<Override>,
     /// Widen 1-D float tensors that are not quantized to F32 (HF inputs; GGUF keeps them).
     pub widen_vectors: bool,
+    /// An importance matrix is given (llama.cpp's `has_imatrix`: some mixes then differ).
+    pub has_imatrix: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -403,29 +358,25 @@ pub fn llama_cpp_order(infos: &[TensorInfo]) -> Vec<usize> {
     idx
 }
 
-/// llama.cpp `tensor_type_fallback`.
+/// llama.cpp `tensor_type_fallback`: block-256 types fall back to a block-32 one; a block-32
+/// type (or a fallback) that still does not fit becomes F16.
 fn fallback(name: &str, ncols: u64, ty: GgmlType) -> Result<(GgmlType, bool), QuantizeError> {
     let block = ty.block_size() as u64;
     if ncols.is_multiple_of(block) {
         return Ok((ty, false));
     }
+    use GgmlType as G;
     let to = match ty {
-        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::TQ1_0 | GgmlType::TQ2_0 => GgmlType::Q4_0,
-        GgmlType::Q4_K => GgmlType::Q5_0,
-        GgmlType::Q5_K => GgmlType::Q5_1,
-        GgmlType::Q6_K => GgmlType::Q8_0,
-        GgmlType::IQ1_S
-        | GgmlType::IQ1_M
-        | GgmlType::IQ2_XXS
-        | GgmlType::IQ2_XS
-        | GgmlType::IQ2_S
-        | GgmlType::IQ3_XXS
-        | GgmlType::IQ3_S
-        | GgmlType::IQ4_XS => GgmlType::IQ4_NL,
+        G::IQ1_S | G::IQ1_M | G::IQ2_XXS | G::IQ2_XS | G::IQ2_S | G::IQ3_XXS | G::IQ3_S | G::IQ4_XS => G::IQ4_NL,
+        G::Q2_K | G::Q3_K | G::TQ1_0 | G::TQ2_0 => G::Q4_0,
+        G::Q4_K => G::Q5_0,
+        G::Q5_K => G::Q5_1,
+        G::Q6_K => G::Q8_0,
+        _ if block <= 32 => ty,
         _ => return Err(QuantizeError::NoFallback { tensor: name.to_string(), ncols, ty, block: ty.block_size() }),
     };
     if !ncols.is_multiple_of(to.block_size() as u64) {
-        return Ok((GgmlType::F16, true));
+        return Ok((G::F16, true));
     }
     Ok((to, true))
 }
@@ -434,33 +385,94 @@ fn fallback(name: &str, ncols: u64, ty: GgmlType) -> Result<(GgmlType, bool), Qu
 struct State {
     n_attention_wv: i64,
     i_attention_wv: i64,
+    /// `n_ffn_down = n_ffn_gate = n_ffn_up = n_layer` (`init_quantize_state_counters`).
+    n_ffn: i64,
     i_ffn_down: i64,
+    i_ffn_gate: i64,
+    i_ffn_up: i64,
     has_tied_embeddings: bool,
+    has_imatrix: bool,
 }
 
-/// llama.cpp `llama_tensor_get_type_impl`, for the file types of [`FileType`] (no imatrix,
-/// no `--output-tensor-type` / `--token-embedding-type`).
+impl State {
+    /// llama.cpp's `layer_info`: with experts the layer comes from the name, else the count.
+    fn layer(&self, f: &ModelFacts, count: i64, name: &str) -> i64 {
+        if f.n_expert > 1 {
+            layer_of(name)
+        } else {
+            count
+        }
+    }
+}
+
+/// llama.cpp `llama_tensor_get_type_impl` (commit 0c1e570), for the file types of
+/// [`FileType`] (no `--output-tensor-type` / `--token-embedding-type`: use `--keep`).
 fn mix_type(st: &mut State, f: &ModelFacts, ty: GgmlType, info: &TensorInfo, ft: FileType, cat: Category) -> GgmlType {
     use FileType as F;
     use GgmlType as G;
     let falcon = f.arch == "falcon";
     let mut new = ty;
-    let n_layer = i64::from(f.n_layer);
+    let n_layer = st.n_ffn;
+    let iq2_s_or_m = matches!(ft, F::IQ2_S | F::IQ2_M);
     if cat == Category::Output || (st.has_tied_embeddings && cat == Category::TokenEmbd) {
         let nx = info.ne.first().copied().unwrap_or(0);
         if falcon || !nx.is_multiple_of(new.block_size() as u64) {
             new = G::Q8_0;
+        } else if ft.is_very_low_bit() || ft == F::IQ3_XXS {
+            new = G::Q5_K;
         } else if new != G::Q8_0 {
             new = G::Q6_K;
         }
     } else if cat == Category::TokenEmbd {
-        // Untied embeddings keep the default type for these file types.
+        match ft {
+            F::IQ2_XXS | F::IQ2_XS | F::IQ1_S | F::IQ1_M => new = G::Q2_K,
+            F::IQ2_S | F::IQ2_M | F::IQ3_XXS => new = G::IQ3_S,
+            _ => {}
+        }
+    } else if ft.is_very_low_bit() {
+        if is_attn_v_like(cat) {
+            new = if f.n_gqa >= 4 || f.n_expert >= 4 {
+                G::Q4_K
+            } else if iq2_s_or_m {
+                G::IQ3_S
+            } else {
+                G::Q2_K
+            };
+            st.i_attention_wv += 1;
+        } else if f.n_expert == 8 && cat == Category::AttnK {
+            new = G::Q4_K;
+        } else if cat == Category::FfnDown {
+            if st.i_ffn_down < n_layer / 8 {
+                new = if iq2_s_or_m { G::IQ3_S } else { G::Q2_K };
+            }
+            st.i_ffn_down += 1;
+        } else if cat == Category::AttnOutput {
+            if f.n_expert == 8 {
+                new = G::Q5_K;
+            } else if matches!(ft, F::IQ1_S | F::IQ1_M) {
+                new = G::IQ2_XXS;
+            } else if iq2_s_or_m {
+                new = G::IQ3_S;
+            }
+        }
     } else if is_attn_v_like(cat) {
         match ft {
             F::Q2_K => new = if f.n_gqa >= 4 { G::Q4_K } else { G::Q3_K },
             F::Q2_K_S if f.n_gqa >= 4 => new = G::Q4_K,
+            F::IQ3_XXS => {
+                new = if f.n_gqa >= 4 {
+                    G::Q4_K
+                } else if !st.has_imatrix {
+                    G::IQ3_S
+                } else {
+                    G::IQ3_XXS
+                }
+            }
+            F::IQ3_XS | F::IQ3_S if f.n_gqa >= 4 => new = G::Q4_K,
+            F::IQ3_M => new = G::Q4_K,
             F::Q3_K_M => new = if st.i_attention_wv < 2 { G::Q5_K } else { G::Q4_K },
             F::Q3_K_L => new = G::Q5_K,
+            F::IQ4_NL | F::IQ4_XS if f.n_gqa >= 4 => new = G::Q5_K,
             F::Q4_K_M | F::Q5_K_M if use_more_bits(st.i_attention_wv, st.n_attention_wv) => new = G::Q6_K,
             F::Q4_K_S if st.i_attention_wv < 4 => new = G::Q5_K,
             _ => {}
@@ -475,13 +487,28 @@ fn mix_type(st: &mut State, f: &ModelFacts, ty: GgmlType, info: &TensorInfo, ft:
     } else if cat == Category::AttnK {
         if f.n_expert == 8 {
             new = G::Q8_0;
+        } else if ft == F::IQ3_XS {
+            new = G::IQ3_XXS;
+        } else if ft == F::IQ3_XXS {
+            new = G::IQ2_S;
+        }
+    } else if cat == Category::AttnQ {
+        if ft == F::IQ3_XS {
+            new = G::IQ3_XXS;
+        } else if ft == F::IQ3_XXS {
+            new = G::IQ2_S;
         }
     } else if cat == Category::FfnDown {
-        // With experts llama.cpp reads the layer from the name; otherwise the running count.
-        let i_layer = if f.n_expert > 1 { layer_of(&info.name) } else { st.i_ffn_down };
+        let i_layer = st.layer(f, st.i_ffn_down, &info.name);
+        let first_eighth = i_layer < n_layer / 8;
         match ft {
             F::Q2_K => new = G::Q3_K,
-            F::Q2_K_S if i_layer < n_layer / 8 => new = G::Q4_K,
+            F::Q2_K_S => {
+                if first_eighth {
+                    new = G::Q4_K
+                }
+            }
+            F::IQ3_XXS if !st.has_imatrix => new = if first_eighth { G::Q4_K } else { G::Q3_K },
             F::Q3_K_M => {
                 new = if i_layer < n_layer / 16 {
                     G::Q5_K
@@ -491,6 +518,7 @@ fn mix_type(st: &mut State, f: &ModelFacts, ty: GgmlType, info: &TensorInfo, ft:
                     G::Q3_K
                 }
             }
+            F::IQ3_M if first_eighth || (f.n_expert == 8 && use_more_bits(i_layer, n_layer)) => new = G::Q4_K,
             F::Q3_K_L => new = if falcon { G::Q4_K } else { G::Q5_K },
             F::Q4_K_M => {
                 if falcon {
@@ -505,21 +533,28 @@ fn mix_type(st: &mut State, f: &ModelFacts, ty: GgmlType, info: &TensorInfo, ft:
                     new = G::Q6_K;
                 }
             }
+            F::IQ4_NL | F::IQ4_XS if first_eighth && !st.has_imatrix => new = G::Q5_K,
             F::Q5_K_M if use_more_bits(i_layer, n_layer) => new = G::Q6_K,
-            F::Q4_K_S if !falcon && i_layer < n_layer / 8 => new = G::Q5_K,
+            F::Q4_K_S if !falcon && first_eighth => new = G::Q5_K,
+            // "Guard against craziness in the first few ffn_down layers" (only with an imatrix).
+            F::Q4_0 if st.has_imatrix && first_eighth => new = G::Q4_1,
+            F::Q5_0 if st.has_imatrix && first_eighth => new = G::Q5_1,
             _ => {}
         }
         st.i_ffn_down += 1;
     } else if cat == Category::AttnOutput {
         if !falcon {
             if f.n_expert == 8 {
-                if matches!(ft, F::Q2_K | F::Q3_K_S | F::Q3_K_M | F::Q4_K_S | F::Q4_K_M) {
+                use FileType::*;
+                if matches!(ft, Q2_K | IQ3_XS | IQ3_XXS | Q3_K_S | Q3_K_M | IQ4_NL | Q4_K_S | Q4_K_M | IQ3_S | IQ3_M | IQ4_XS)
+                {
                     new = G::Q5_K;
                 }
             } else {
                 match ft {
                     F::Q2_K => new = G::Q3_K,
-                    F::Q3_K_M => new = G::Q4_K,
+                    F::IQ3_XXS => new = G::IQ3_S,
+                    F::Q3_K_M | F::IQ3_M => new = G::Q4_K,
                     F::Q3_K_L => new = G::Q5_K,
                     _ => {}
                 }
@@ -527,10 +562,31 @@ fn mix_type(st: &mut State, f: &ModelFacts, ty: GgmlType, info: &TensorInfo, ft:
         } else if ft == F::Q3_K_L {
             new = G::Q4_K;
         }
+    } else if cat == Category::FfnGate || cat == Category::FfnUp {
+        let count = if cat == Category::FfnGate { st.i_ffn_gate } else { st.i_ffn_up };
+        let i_layer = st.layer(f, count, &info.name);
+        if ft == F::IQ3_XS && i_layer >= n_layer / 8 && i_layer < 7 * n_layer / 8 {
+            new = G::IQ3_XXS;
+        }
+        *(if cat == Category::FfnGate { &mut st.i_ffn_gate } else { &mut st.i_ffn_up }) += 1;
     }
     // attn_qkv is attn_v-like (handled above): llama.cpp's separate attn_qkv branch is never
     // reached for it.
     new
+}
+
+/// llama.cpp `tensor_requires_imatrix`: the very low-bit types (and Q2_K in a Q2_K_S file)
+/// need an importance matrix, except for the token embeddings and the output.
+pub fn requires_imatrix(name: &str, to: GgmlType, ftype: FileType) -> bool {
+    use GgmlType as G;
+    if name == "token_embd.weight" || name == "per_layer_token_embd.weight" || name == "output.weight" {
+        return false;
+    }
+    match to {
+        G::IQ3_XXS | G::IQ2_XXS | G::IQ2_XS | G::IQ2_S | G::IQ1_M | G::IQ1_S => true,
+        G::Q2_K => ftype == FileType::Q2_K_S,
+        _ => false,
+    }
 }
 
 /// Chooses every tensor's output type, in llama.cpp's order (see the module docs).
@@ -540,8 +596,12 @@ pub fn plan(infos: &[TensorInfo], facts: &ModelFacts, p: &QuantizeParams) -> Res
     let mut st = State {
         n_attention_wv: infos.iter().filter(|t| is_attn_v_like(category(&t.name))).count() as i64,
         i_attention_wv: 0,
+        n_ffn: i64::from(facts.n_layer),
         i_ffn_down: 0,
+        i_ffn_gate: 0,
+        i_ffn_up: 0,
         has_tied_embeddings: !infos.iter().any(|t| category(&t.name) == Category::Output),
+        has_imatrix: p.has_imatrix,
     };
     let mut out = Vec::with_capacity(infos.len());
     for i in order {
@@ -661,7 +721,11 @@ mod tests {
     /// SmolLM2-135M's tensors (n_embd 576, n_ff 1536, 9 heads / 3 KV heads of 64, 30
     /// layers, vocab 49152, tied embeddings), in its GGUF file's order.
     fn smollm2() -> Vec<TensorInfo> {
-        let q = GgmlType::Q4_1;
+        smollm2_as(GgmlType::Q4_1)
+    }
+
+    /// SmolLM2's tensors with the matrices stored as `q`.
+    fn smollm2_as(q: GgmlType) -> Vec<TensorInfo> {
         let mut v = vec![t("token_embd.weight", q, &[576, 49152])];
         for i in 0..30 {
             let n = |s: &str| format!("blk.{i}.{s}");
@@ -684,7 +748,7 @@ mod tests {
     }
 
     fn params(ftype: FileType) -> QuantizeParams {
-        QuantizeParams { ftype, pure: false, overrides: vec![], widen_vectors: false }
+        QuantizeParams { ftype, pure: false, overrides: vec![], widen_vectors: false, has_imatrix: false }
     }
 
     #[test]
@@ -729,6 +793,31 @@ mod tests {
         assert_eq!(plan.last().unwrap().name, "blk.29.ffn_up.weight");
     }
 
+    /// Every file type, with and without an imatrix, against the types llama-quantize
+    /// --dry-run chose for SmolLM2 F16 (`fixtures/llama_quantize/gen.sh plans`, llama.cpp
+    /// 0c1e570).
+    #[test]
+    fn smollm2_plans_equal_llama_quantize() {
+        let judged = include_str!("../../fixtures/llama_quantize/plans.txt");
+        let mut seen = 0;
+        for line in judged.lines() {
+            let mut fields = line.split_whitespace();
+            let tag = fields.next().unwrap();
+            let (name, has_imatrix) = tag.strip_suffix("+imatrix").map_or((tag, false), |n| (n, true));
+            let mut p = params(FileType::parse(name).unwrap_or_else(|| panic!("{name}")));
+            p.has_imatrix = has_imatrix;
+            let plan = plan(&smollm2_as(GgmlType::F16), &facts(), &p).unwrap();
+            let expected: Vec<&str> = fields.collect();
+            let ours: Vec<String> = plan.iter().map(|t| t.to.name().to_ascii_lowercase()).collect();
+            assert_eq!(ours.len(), expected.len(), "{tag}");
+            for (t, (o, e)) in plan.iter().zip(ours.iter().zip(&expected)) {
+                assert_eq!(o, &e.to_ascii_lowercase(), "{tag}: {}", t.name);
+            }
+            seen += 1;
+        }
+        assert_eq!(seen, 2 * (FileType::ALL.len() - 3), "every quantized file type, with and without imatrix");
+    }
+
     #[test]
     fn legacy_types_and_overrides() {
         let mut p = params(FileType::Q4_0);
@@ -745,13 +834,22 @@ mod tests {
     }
 
     #[test]
-    fn fallback_errors_without_one() {
+    fn fallbacks_end_in_f16() {
         let infos = [t("blk.0.attn_q.weight", GgmlType::F16, &[48, 4])];
+        // Current llama.cpp: a block-32 type that does not fit becomes F16 (older ones failed).
         let mut p = params(FileType::Q8_0);
-        assert!(matches!(plan(&infos, &facts(), &p), Err(QuantizeError::NoFallback { .. })));
+        assert_eq!(plan(&infos, &facts(), &p).unwrap()[0].to, GgmlType::F16);
         p.ftype = FileType::Q4_K_S;
         // Q4_K → Q5_0 does not fit 48 either → F16.
         assert_eq!(plan(&infos, &facts(), &p).unwrap()[0].to, GgmlType::F16);
+        p.ftype = FileType::IQ3_S;
+        // IQ3_S → IQ4_NL does not fit either.
+        assert_eq!(plan(&infos, &facts(), &p).unwrap()[0].to, GgmlType::F16);
+        let ok = [t("blk.0.attn_q.weight", GgmlType::F16, &[96, 4])];
+        assert_eq!(plan(&ok, &facts(), &p).unwrap()[0].to, GgmlType::IQ4_NL);
+        let mut o = params(FileType::Q4_0);
+        o.overrides.push(Override::parse("attn_q=Q1_0").unwrap());
+        assert!(matches!(plan(&infos, &facts(), &o), Err(QuantizeError::NoFallback { .. })));
     }
 
     #[test]
