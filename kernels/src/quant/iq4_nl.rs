@@ -9,8 +9,12 @@
 //! weighted least-squares scale of those indices and of the ones for the 15 inverse scales
 //! (itry − 127) / max, itry = −7..=7, keeping the best fit; d is stored as f16 and the
 //! indices are recomputed from the f32 d. All in f32, C's order, no fused multiply-adds.
+//!
+//! With an importance matrix (`quantize_iq4_nl` with `quant_weights`) the same search runs
+//! with weights qw·sqrt(σ² + x²), σ² = Σx² · (2/32) over the block.
 
-use super::k_search::GROUP_MAX_EPS;
+use super::k_search::{importance, squares, sum_squares, GROUP_MAX_EPS};
+use super::weighted::{each_block, QuantizeWeighted};
 use super::QuantizeBlock;
 use crate::dequant::{BlockIQ4_NL, KVALUES_IQ4NL};
 use half::f16;
@@ -56,25 +60,37 @@ fn fit(x: &[f32; 32], w: &[f32; 32], id: f32) -> (f32, f32) {
 
 impl QuantizeBlock for BlockIQ4_NL {
     fn quantize(x: &[f32]) -> Self {
-        quantize_iq4_nl(x, false)
+        quantize_iq4_nl(x, None, false)
     }
 
     fn quantize_row_fast(src: &[f32], out: &mut [u8]) -> bool {
-        super::k_row_fast(src, out, |x| quantize_iq4_nl(x, true))
+        super::k_row_fast(src, out, |x| quantize_iq4_nl(x, None, true))
     }
 }
 
-/// One block; `simd` selects the AVX2 search (16 candidate scales per pass, same bytes).
-fn quantize_iq4_nl(x: &[f32], simd: bool) -> BlockIQ4_NL {
+impl QuantizeWeighted for BlockIQ4_NL {
+    fn quantize_row_weighted(x: &[f32], qw: &[f32], out: &mut [u8], simd: bool) {
+        each_block::<Self>(x, qw, out, |x, qw| quantize_iq4_nl(x, Some(qw), simd));
+    }
+}
+
+/// One block with weights x² or from the importance weights `qw`; `simd` selects the AVX2
+/// search (16 candidate scales per pass, same bytes).
+fn quantize_iq4_nl(x: &[f32], qw: Option<&[f32]>, simd: bool) -> BlockIQ4_NL {
     let x: &[f32; 32] = x.try_into().expect("a block of 32");
+    let w: [f32; 32] = match qw {
+        Some(qw) => importance(qw, x, sum_squares(x) * (2.0f32 / 32.0)),
+        None => squares(x),
+    };
     #[cfg(target_arch = "x86_64")]
     if simd && super::k_search::simd_available() {
         // SAFETY: the CPU supports AVX2 (checked by `simd_available`).
-        return unsafe { quantize_avx2(x) };
+        return unsafe { quantize_avx2(x, &w) };
     }
     let _ = simd;
     search(
         x,
+        &w,
         |x, w, ids| {
             let fits: [(f32, f32); 16] = std::array::from_fn(|k| fit(x, w, ids[k]));
             (fits.map(|f| f.0), fits.map(|f| f.1))
@@ -83,16 +99,16 @@ fn quantize_iq4_nl(x: &[f32], simd: bool) -> BlockIQ4_NL {
     )
 }
 
-/// ggml `quantize_iq4_nl_impl` (no imatrix, ntry = 7) with the fits of the 16 candidate
+/// ggml `quantize_iq4_nl_impl` (ntry = 7) with weights `w`, the fits of the 16 candidate
 /// inverse scales and the final indices computed by `fits` and `indices` (scalar or AVX2:
 /// the same values either way).
 #[inline(always)]
 fn search(
     x: &[f32; 32],
+    w: &[f32; 32],
     fits: impl FnOnce(&[f32; 32], &[f32; 32], &[f32; 16]) -> ([f32; 16], [f32; 16]),
     indices: impl FnOnce(&[f32; 32], f32) -> [u8; 32],
 ) -> BlockIQ4_NL {
-    let w: [f32; 32] = std::array::from_fn(|j| x[j] * x[j]);
     let (mut amax, mut max) = (0.0f32, 0.0f32);
     for &v in x {
         if v.abs() > amax {
@@ -112,7 +128,7 @@ fn search(
                 (k as i32 - 1 - NTRY + KVALUES_IQ4NL[0] as i32) as f32 / max
             }
         });
-        let (sumqx, sumq2) = fits(x, &w, &ids);
+        let (sumqx, sumq2) = fits(x, w, &ids);
         d = if sumq2[0] > 0.0 { sumqx[0] / sumq2[0] } else { 0.0 };
         let mut best = d * sumqx[0];
         for k in 1..16 {
@@ -131,10 +147,10 @@ fn search(
 /// [`search`] with the 16 fits and the final indices computed 8 lanes at a time.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn quantize_avx2(x: &[f32; 32]) -> BlockIQ4_NL {
+fn quantize_avx2(x: &[f32; 32], w: &[f32; 32]) -> BlockIQ4_NL {
     use super::q3_iq4_avx2::{iq4_fits, iq4_indices};
     // The closures inherit this function's AVX2 target feature.
-    search(x, |x, w, ids| iq4_fits(x, w, ids), |x, id| iq4_indices(x, id))
+    search(x, w, |x, w, ids| iq4_fits(x, w, ids), |x, id| iq4_indices(x, id))
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
-//! The scale searches shared by the K-quant quantizers, after ggml `ggml-quants.c`
-//! (`nearest_int`, `make_qx_quants`, `make_q3_quants`, `make_qkx2_quants`), operation for
-//! operation in f32 and in C's evaluation order (left to right, `int` operands converted to
-//! `float`), without fused multiply-adds. Only the variants the `quantize_row_q*_K_ref`
-//! functions use are implemented (no importance weights `qw`).
+//! The scale searches shared by the K-quant quantizers and the importance-weighted row
+//! quantizers, after ggml `ggml-quants.c` (`nearest_int`, `make_qx_quants`,
+//! `make_q3_quants`, `make_qkx2_quants` / `make_qkx3_quants`, `make_qp_quants`), operation
+//! for operation in f32 and in C's evaluation order (left to right, `int` operands converted
+//! to `float`), without fused multiply-adds. Only the variants that `quantize_row_q*_K_ref`
+//! and the `quantize_row_*_impl` functions with an importance matrix use are implemented.
 //!
 //! With `simd` set (the fast path) and an AVX2 CPU, the candidate-scale loops of
 //! `make_qx_quants` and `make_qkx2_quants` run 8 candidates per vector
@@ -47,10 +48,11 @@ fn signed_max(x: &[f32]) -> (f32, f32) {
     (max, amax)
 }
 
-/// ggml `make_qx_quants(n, nmax, x, L, rmse_type = 1, qw = NULL)`: symmetric quants
-/// `L[i] ∈ [0, 2·nmax)` (offset by nmax) and their scale, weighting errors by x²; tries
-/// the 19 inverse scales −(nmax + 0.1·is)/max and keeps the best weighted least-squares fit.
-pub(super) fn make_qx_quants_rmse1(nmax: i32, x: &[f32], l_out: &mut [i8], simd: bool) -> f32 {
+/// ggml `make_qx_quants(n, nmax, x, L, rmse_type = 1, qw)`: symmetric quants
+/// `L[i] ∈ [0, 2·nmax)` (offset by nmax) and their scale, weighting errors by `weights`
+/// (ggml's `qw`, or x² when `qw` is NULL: pass [`squares`]); tries the 19 inverse scales
+/// −(nmax + 0.1·is)/max and keeps the best weighted least-squares fit.
+pub(super) fn make_qx_quants(nmax: i32, x: &[f32], weights: &[f32], l_out: &mut [i8], simd: bool) -> f32 {
     let (max, amax) = signed_max(x);
     if amax < GROUP_MAX_EPS {
         l_out.fill(0);
@@ -59,9 +61,8 @@ pub(super) fn make_qx_quants_rmse1(nmax: i32, x: &[f32], l_out: &mut [i8], simd:
     let quant = |iscale: f32, v: f32| nearest_int(iscale * v).clamp(-nmax, nmax - 1);
     let sums = |iscale: f32| {
         let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
-        for &v in x {
+        for (&v, &w) in x.iter().zip(weights) {
             let l = quant(iscale, v) as f32;
-            let w = v * v;
             sumlx += w * v * l;
             suml2 += w * l * l;
         }
@@ -77,7 +78,7 @@ pub(super) fn make_qx_quants_rmse1(nmax: i32, x: &[f32], l_out: &mut [i8], simd:
     #[cfg(target_arch = "x86_64")]
     if use_avx2(simd) {
         // SAFETY: the CPU supports AVX2 (checked by `use_avx2`).
-        unsafe { super::k_search_avx2::qx_candidates(nmax, x, max, &mut scale, &mut best, l_out) };
+        unsafe { super::k_search_avx2::qx_candidates(nmax, x, weights, max, &mut scale, &mut best, l_out) };
         return scale;
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -94,6 +95,25 @@ pub(super) fn make_qx_quants_rmse1(nmax: i32, x: &[f32], l_out: &mut [i8], simd:
         }
     }
     scale
+}
+
+/// x² of each element: the weights ggml's `make_qx_quants(rmse_type = 1)` uses without `qw`.
+pub(super) fn squares<const N: usize>(x: &[f32]) -> [f32; N] {
+    std::array::from_fn(|i| x[i] * x[i])
+}
+
+/// The importance weights of ggml's `quantize_row_*_impl`: `qw[j] · sqrtf(sigma2 + x[j]²)`.
+pub(super) fn importance<const N: usize>(qw: &[f32], x: &[f32], sigma2: f32) -> [f32; N] {
+    std::array::from_fn(|j| qw[j] * (sigma2 + x[j] * x[j]).sqrt())
+}
+
+/// Σ x² in order (ggml's `sumx2` loops).
+pub(super) fn sum_squares(x: &[f32]) -> f32 {
+    let mut s = 0.0f32;
+    for &v in x {
+        s += v * v;
+    }
+    s
 }
 
 /// ggml `make_q3_quants(n, nmax, x, L, do_rmse = true)`: symmetric quants offset by nmax
@@ -160,7 +180,9 @@ pub(super) struct Qkx2 {
     pub use_mad: bool,
 }
 
-/// ggml `make_qkx2_quants`: affine quants `L[i] ∈ [0, nmax]` with value ≈ scale·L − the_min
+/// ggml `make_qkx2_quants`, and `make_qkx3_quants` with weights (the two differ only in
+/// `max == min` versus `max <= min` after `min` is capped at 0, equivalent since min ≤ max
+/// there, NaN included: every comparison with NaN is false): affine quants `L[i] ∈ [0, nmax]` with value ≈ scale·L − the_min
 /// (`the_min ≥ 0` unless the weighted fit says otherwise), searching the inverse scales
 /// (rmin + rdelta·is + nmax)/(max − min), is = 0..=nstep, with a weighted least-squares
 /// scale and minimum for each, keeping the smallest weighted error. Returns (scale, the_min).
@@ -246,6 +268,85 @@ pub(super) fn make_qkx2_quants(p: &Qkx2, x: &[f32], weights: &[f32], l_out: &mut
         }
     }
     (scale, -min)
+}
+
+/// ggml `make_qp_quants(n, nmax, x, L, quant_weights)`: non-negative quants `L[i] ≤ nmax`
+/// of the non-negative `x` (the sub-block scales or minimums of a super-block) and their
+/// scale: the best of the inverse scales (nmax + 0.1·is)/max, is = −4..=4, by weighted
+/// squared error, then up to 5 passes of single-element changes that improve the weighted
+/// least-squares fit. Like ggml, `L` is `uint8_t` (a negative quant wraps) while the sums
+/// use the `int` value.
+pub(super) fn make_qp_quants(nmax: i32, x: &[f32], l_out: &mut [u8], qw: &[f32]) -> f32 {
+    let mut max = 0.0f32;
+    for &v in x {
+        // ggml `MAX(max, x[i])`: `max > x[i] ? max : x[i]`.
+        max = if max > v { max } else { v };
+    }
+    if max < GROUP_MAX_EPS {
+        l_out.fill(0);
+        return 0.0;
+    }
+    let mut iscale = nmax as f32 / max;
+    for (o, &v) in l_out.iter_mut().zip(x) {
+        *o = nearest_int(iscale * v) as u8;
+    }
+    let scale = 1.0 / iscale;
+    let mut best_mse = 0.0f32;
+    for ((&v, &w), &l) in x.iter().zip(qw).zip(l_out.iter()) {
+        let diff = v - scale * l as f32;
+        best_mse += w * diff * diff;
+    }
+    for is in (-4..=4).filter(|&is| is != 0) {
+        let iscale_is = (0.1f32 * is as f32 + nmax as f32) / max;
+        let scale_is = 1.0 / iscale_is;
+        let mut mse = 0.0f32;
+        for (&v, &w) in x.iter().zip(qw) {
+            let l = nearest_int(iscale_is * v).min(nmax);
+            let diff = v - scale_is * l as f32;
+            mse += w * diff * diff;
+        }
+        if mse < best_mse {
+            best_mse = mse;
+            iscale = iscale_is;
+        }
+    }
+    let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
+    for ((o, &v), &w) in l_out.iter_mut().zip(x).zip(qw) {
+        let l = nearest_int(iscale * v).min(nmax);
+        *o = l as u8;
+        sumlx += w * v * l as f32;
+        suml2 += w * l as f32 * l as f32;
+    }
+    for _ in 0..5 {
+        let mut n_changed = 0;
+        for ((o, &v), &w) in l_out.iter_mut().zip(x).zip(qw) {
+            let cur = *o as f32;
+            let mut slx = sumlx - w * v * cur;
+            let mut sl2 = suml2 - w * cur * cur;
+            if slx > 0.0 && sl2 > 0.0 {
+                let new_l = nearest_int(v * sl2 / slx).min(nmax);
+                if new_l != *o as i32 {
+                    let nl = new_l as f32;
+                    slx += w * v * nl;
+                    sl2 += w * nl * nl;
+                    if slx * slx * suml2 > sumlx * sumlx * sl2 {
+                        *o = new_l as u8;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        n_changed += 1;
+                    }
+                }
+            }
+        }
+        if n_changed == 0 {
+            break;
+        }
+    }
+    if suml2 > 0.0 {
+        sumlx / suml2
+    } else {
+        0.0
+    }
 }
 
 #[cfg(test)]

@@ -104,10 +104,19 @@ pub(super) fn qkx2_candidates(p: &Qkx2, x: &[f32], weights: &[f32], s: &mut Qkx2
     }
 }
 
-/// The loop over `is` in −9..=9 (not 0) of `make_qx_quants(rmse_type = 1)`, entered with
-/// the first fit's `scale` and `best`; updates them and `l_out` exactly as the reference.
+/// The loop over `is` in −9..=9 (not 0) of `make_qx_quants(rmse_type = 1)` with `weights`,
+/// entered with the first fit's `scale` and `best`; updates them and `l_out` exactly as the
+/// reference.
 #[target_feature(enable = "avx2")]
-pub(super) fn qx_candidates(nmax: i32, x: &[f32], max: f32, scale: &mut f32, best: &mut f32, l_out: &mut [i8]) {
+pub(super) fn qx_candidates(
+    nmax: i32,
+    x: &[f32],
+    weights: &[f32],
+    max: f32,
+    scale: &mut f32,
+    best: &mut f32,
+    l_out: &mut [i8],
+) {
     const IS: [i32; 18] = [-9, -8, -7, -6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6, 7, 8, 9];
     let mut winner = None;
     for batch in IS.chunks(8) {
@@ -116,9 +125,9 @@ pub(super) fn qx_candidates(nmax: i32, x: &[f32], max: f32, scale: &mut f32, bes
         // SAFETY: `lanes` is 8 f32.
         let iscale = unsafe { _mm256_loadu_ps(lanes.as_ptr()) };
         let (mut sumlx, mut suml2) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        for &v in x {
+        for (&v, &w) in x.iter().zip(weights) {
             let l = quant_v(iscale, v, -nmax, nmax - 1);
-            let w = _mm256_set1_ps(v * v);
+            let w = _mm256_set1_ps(w);
             // The reference's `w * v * l` and `w * l * l`, left to right.
             sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(_mm256_mul_ps(w, _mm256_set1_ps(v)), l));
             suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(w, l), l));

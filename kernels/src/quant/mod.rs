@@ -63,7 +63,9 @@ mod q8_0;
 mod q8_k;
 mod weighted;
 
-pub use weighted::{can_quantize_unweighted, can_quantize_weighted, quantize_rows, requires_imatrix, RowFn};
+pub use weighted::{
+    can_quantize_unweighted, can_quantize_weighted, quantize_rows, quantize_rows_reference, requires_imatrix, RowFn,
+};
 
 use crate::dequant::{
     BlockIQ4_NL, BlockQ2_K, BlockQ3_K, BlockQ4_0, BlockQ4_1, BlockQ4_K, BlockQ5_0, BlockQ5_1, BlockQ5_K, BlockQ6_K,

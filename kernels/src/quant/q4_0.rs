@@ -1,6 +1,10 @@
 //! Q4_0 quantizer, ggml `quantize_row_q4_0_ref`: the element of largest magnitude keeps its
 //! sign and maps to −8, d = max / −8, q = min(15, trunc(x / d + 8.5)).
+//! With an importance matrix, ggml `quantize_row_q4_0_impl`: per block `make_qx_quants`
+//! (nmax 8) with the weights of `weighted::legacy_row`.
 
+use super::k_search::make_qx_quants;
+use super::weighted::{legacy_row, QuantizeWeighted};
 use super::{inverse, signed_absmax, trunc_capped, QuantizeBlock};
 use crate::dequant::BlockQ4_0;
 use half::f16;
@@ -30,4 +34,19 @@ impl QuantizeBlock for BlockQ4_0 {
         let _ = (src, out);
         false
     }
+}
+
+impl QuantizeWeighted for BlockQ4_0 {
+    fn quantize_row_weighted(x: &[f32], qw: &[f32], out: &mut [u8], simd: bool) {
+        legacy_row::<Self>(x, qw, out, |xb, w| {
+            let mut l = [0i8; 32];
+            let d = make_qx_quants(8, xb, w, &mut l, simd);
+            BlockQ4_0 { d: f16::from_f32(d), qs: pack_nibbles(&l.map(|v| v as u8)) }
+        });
+    }
+}
+
+/// ggml's `qs[j] = L[j] | (L[j + 16] << 4)` for 4-bit quants.
+pub(super) fn pack_nibbles(l: &[u8; 32]) -> [u8; 16] {
+    std::array::from_fn(|j| l[j] | (l[j + 16] << 4))
 }

@@ -2,8 +2,13 @@
 //! x²-weighted), then the 16 sub-block scales as int8 against the one of largest magnitude
 //! (iscale = −128 / max_scale, d = 1 / iscale), then the quants again from the rounded
 //! scales: q = clamp(nearest_int(x / (d·sc)), −32, 31) + 32.
+//!
+//! With an importance matrix (ggml `quantize_row_q6_K_impl`) the only change is that
+//! `make_qx_quants` weights the errors by the importance weights themselves instead of x²
+//! (ggml leaves its `sqrtf(sigma2 + x²)` factor commented out for Q6_K).
 
-use super::k_search::{make_qx_quants_rmse1, nearest_int, GROUP_MAX_EPS};
+use super::k_search::{make_qx_quants, nearest_int, squares, GROUP_MAX_EPS};
+use super::weighted::QuantizeWeighted;
 use super::QuantizeBlock;
 use crate::dequant::BlockQ6_K;
 use bytemuck::Zeroable;
@@ -11,21 +16,37 @@ use half::f16;
 
 impl QuantizeBlock for BlockQ6_K {
     fn quantize(x: &[f32]) -> Self {
-        quantize_q6_k(x, false)
+        quantize_q6_k(x, None, false)
     }
 
     fn quantize_row_fast(src: &[f32], out: &mut [u8]) -> bool {
-        super::k_row_fast(src, out, |x| quantize_q6_k(x, true))
+        super::k_row_fast(src, out, |x| quantize_q6_k(x, None, true))
     }
 }
 
-/// One block; `simd` selects the SIMD scale search (same bytes).
-fn quantize_q6_k(x: &[f32], simd: bool) -> BlockQ6_K {
+impl QuantizeWeighted for BlockQ6_K {
+    fn quantize_row_weighted(x: &[f32], qw: &[f32], out: &mut [u8], simd: bool) {
+        super::weighted::each_block::<Self>(x, qw, out, |x, qw| quantize_q6_k(x, Some(qw), simd));
+    }
+}
+
+/// One block with ggml's x² weights or the block's importance weights `qw`; `simd` selects
+/// the SIMD scale search (same bytes).
+fn quantize_q6_k(x: &[f32], qw: Option<&[f32]>, simd: bool) -> BlockQ6_K {
     let mut l = [0i8; 256];
     let mut scales = [0.0f32; 16];
     let (mut max_scale, mut max_abs_scale) = (0.0f32, 0.0f32);
     for (ib, s) in scales.iter_mut().enumerate() {
-        *s = make_qx_quants_rmse1(32, &x[16 * ib..16 * ib + 16], &mut l[16 * ib..16 * ib + 16], simd);
+        let xs = &x[16 * ib..16 * ib + 16];
+        let x2: [f32; 16];
+        let w = match qw {
+            Some(qw) => &qw[16 * ib..16 * ib + 16],
+            None => {
+                x2 = squares(xs);
+                &x2
+            }
+        };
+        *s = make_qx_quants(32, xs, w, &mut l[16 * ib..16 * ib + 16], simd);
         if s.abs() > max_abs_scale {
             max_abs_scale = s.abs();
             max_scale = *s;

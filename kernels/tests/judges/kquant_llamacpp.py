@@ -33,18 +33,25 @@ TYPES = {"Q2_K": 84, "Q3_K": 110, "Q4_K": 144, "Q5_K": 176, "Q6_K": 210, "Q8_K":
 STUBS = r"""
 #include <stdlib.h>
 #include <stddef.h>
+#include "ggml.h"
 void ggml_abort(const char *f, int l, const char *fmt, ...) { abort(); }
-size_t ggml_row_size(int t, long n) { return 0; } /* only the callers' return value (unused) */
-const char *ggml_type_name(int t) { abort(); }
-size_t ggml_type_size(int t) { abort(); }
+const char *ggml_type_name(enum ggml_type t) { abort(); }
+size_t ggml_type_size(enum ggml_type t) { abort(); }
 """
+
+
+def row_size_stub():
+    """ggml_row_size for the ROW_TYPES: quantize_<type> with an imatrix steps its output rows
+    by it (ggml.c's type_traits are not compiled in)."""
+    cases = "".join(f"    case GGML_TYPE_{name}: return n / {qk} * {size};\n" for name, (size, qk) in ROW_TYPES.items())
+    return f"size_t ggml_row_size(enum ggml_type t, int64_t n) {{\n  switch (t) {{\n{cases}    default: abort();\n  }}\n}}\n"
 
 
 def build(ggml_dir):
     tmp = tempfile.mkdtemp(prefix="kquant_llamacpp_")
     stubs = os.path.join(tmp, "stubs.c")
     with open(stubs, "w") as f:
-        f.write(STUBS)
+        f.write(STUBS + row_size_stub())
     lib = os.path.join(tmp, "libggmlquants.so")
     subprocess.run(
         ["gcc", "-O2", "-ffp-contract=off", "-fPIC", "-shared",
