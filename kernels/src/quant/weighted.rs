@@ -26,8 +26,12 @@ pub fn requires_imatrix(ty: GgmlType) -> bool {
 
 /// The row quantizer of `ty` that takes importance weights, when it has one.
 fn row_fn(ty: GgmlType) -> Option<RowFn> {
-    let _ = ty;
-    None
+    match ty {
+        GgmlType::IQ4_XS => Some(super::iq4_xs::quantize_row),
+        GgmlType::IQ3_XXS => Some(super::iq3::quantize_row_xxs),
+        GgmlType::IQ3_S => Some(super::iq3::quantize_row_s),
+        _ => None,
+    }
 }
 
 /// True when [`quantize_rows`] can produce `ty` with an importance matrix.
