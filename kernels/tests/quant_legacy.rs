@@ -440,7 +440,7 @@ fn q5_bit_layout_fifth_bit_from_qh() {
 #[test]
 fn convert_bytes_into_quantized_targets_is_chunked_quantize() {
     assert!(TYPES.iter().all(|&t| can_quantize(t) && can_encode(t)));
-    assert!(!can_quantize(GgmlType::IQ4_XS) && !can_quantize(GgmlType::F16));
+    assert!(!can_quantize(GgmlType::TQ1_0) && !can_quantize(GgmlType::F16));
     // Three and a bit chunks of convert's 64 Ki elements, through F16 like a real checkpoint.
     let mut rng = Rng(123);
     let n = 3 * 65536 + 5 * 32;

@@ -39,6 +39,7 @@ pub use iq1::{BlockIQ1_M, BlockIQ1_S};
 pub use iq2::{BlockIQ2_S, BlockIQ2_XS, BlockIQ2_XXS};
 pub use iq3::{BlockIQ3_S, BlockIQ3_XXS};
 pub(crate) use iq4::KVALUES_IQ4NL;
+pub(crate) use iq_tables::{IQ3S_GRID, IQ3XXS_GRID};
 pub use iq4::{BlockIQ4_NL, BlockIQ4_XS};
 pub use k_quants::{BlockQ2_K, BlockQ3_K, BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_K};
 pub use mxfp4::BlockMXFP4;

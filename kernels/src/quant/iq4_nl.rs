@@ -1,6 +1,7 @@
 //! IQ4_NL quantizer, as llama.cpp writes model files: ggml `quantize_iq4_nl` with no
 //! importance matrix, i.e. `quantize_row_iq4_nl_impl(QK4_NL, 32, …, kvalues_iq4nl, NULL,
-//! ntry = 7)` with weights x². (ggml's `quantize_row_iq4_nl_ref` passes ntry = −1 instead,
+//! ntry = 7)` with weights x². The per-32 search is shared with IQ4_XS (`iq4_xs.rs`, the
+//! same function with super-block 256). (ggml's `quantize_row_iq4_nl_ref` passes ntry = −1 instead,
 //! keeps the indices of the first scale and leaves them uninitialised for an all-zero block;
 //! llama-quantize never uses it.)
 //!
@@ -74,41 +75,69 @@ impl QuantizeWeighted for BlockIQ4_NL {
     }
 }
 
-/// One block with weights x² or from the importance weights `qw`; `simd` selects the AVX2
-/// search (16 candidate scales per pass, same bytes).
+/// One IQ4_NL block (`quantize_row_iq4_nl_impl(32, 32, …)`) with importance weights `qw`
+/// (32) or none; `simd` selects the AVX2 search (same bytes).
 fn quantize_iq4_nl(x: &[f32], qw: Option<&[f32]>, simd: bool) -> BlockIQ4_NL {
     let x: &[f32; 32] = x.try_into().expect("a block of 32");
-    let w: [f32; 32] = match qw {
-        Some(qw) => importance(qw, x, sum_squares(x) * (2.0f32 / 32.0)),
+    let w = weights(x, qw, if qw.is_some() { sigma2(x) } else { 0.0 });
+    let d = block_scale(x, &w, simd);
+    let l = indices(x, if d != 0.0 { 1.0 / d } else { 0.0 }, simd);
+    BlockIQ4_NL { d: f16::from_f32(d), qs: pack_nibbles(&l) }
+}
+
+/// ggml `quantize_row_iq4_nl_impl`'s `sigma2`: 2·Σx²/n over the super-block, in C's order.
+pub(super) fn sigma2(x: &[f32]) -> f32 {
+    sum_squares(x) * (2.0 / x.len() as f32)
+}
+
+/// The weights of one block of 32: `qw[j]·√(sigma2 + x[j]²)` with importance weights, x[j]²
+/// without (ggml `quantize_row_iq4_nl_impl`).
+pub(super) fn weights(x: &[f32; 32], qw: Option<&[f32]>, sigma2: f32) -> [f32; 32] {
+    match qw {
+        Some(qw) => importance(qw, x, sigma2),
         None => squares(x),
-    };
+    }
+}
+
+/// Element j and j + 16 of each 32 in one byte (low, high nibble).
+pub(super) fn pack_nibbles(l: &[u8; 32]) -> [u8; 16] {
+    std::array::from_fn(|j| l[j] | (l[j + 16] << 4))
+}
+
+/// The scale of one block of 32 with weights `w`: ggml `quantize_row_iq4_nl_impl`'s search
+/// with ntry = 7; 0 when |max| < `GROUP_MAX_EPS`. `simd` selects the AVX2 fits.
+pub(super) fn block_scale(x: &[f32; 32], w: &[f32; 32], simd: bool) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if simd && super::k_search::simd_available() {
         // SAFETY: the CPU supports AVX2 (checked by `simd_available`).
-        return unsafe { quantize_avx2(x, &w) };
+        return unsafe { block_scale_avx2(x, w) };
     }
     let _ = simd;
-    search(
-        x,
-        &w,
-        |x, w, ids| {
-            let fits: [(f32, f32); 16] = std::array::from_fn(|k| fit(x, w, ids[k]));
-            (fits.map(|f| f.0), fits.map(|f| f.1))
-        },
-        |x, id| std::array::from_fn(|j| best_index(id * x[j])),
-    )
+    search(x, w, |x, w, ids| {
+        let fits: [(f32, f32); 16] = std::array::from_fn(|k| fit(x, w, ids[k]));
+        (fits.map(|f| f.0), fits.map(|f| f.1))
+    })
 }
 
-/// ggml `quantize_iq4_nl_impl` (ntry = 7) with weights `w`, the fits of the 16 candidate
-/// inverse scales and the final indices computed by `fits` and `indices` (scalar or AVX2:
-/// the same values either way).
+/// `best_index(id · x[j])` for the 32 values (AVX2 if `simd` and the CPU has it).
+pub(super) fn indices(x: &[f32; 32], id: f32, simd: bool) -> [u8; 32] {
+    #[cfg(target_arch = "x86_64")]
+    if simd && super::k_search::simd_available() {
+        // SAFETY: the CPU supports AVX2 (checked by `simd_available`).
+        return unsafe { super::q3_iq4_avx2::iq4_indices(x, id) };
+    }
+    let _ = simd;
+    std::array::from_fn(|j| best_index(id * x[j]))
+}
+
+/// ggml `quantize_row_iq4_nl_impl`'s per-block search (ntry = 7) with the fits of the 16
+/// candidate inverse scales computed by `fits` (scalar or AVX2: the same values either way).
 #[inline(always)]
 fn search(
     x: &[f32; 32],
     w: &[f32; 32],
     fits: impl FnOnce(&[f32; 32], &[f32; 32], &[f32; 16]) -> ([f32; 16], [f32; 16]),
-    indices: impl FnOnce(&[f32; 32], f32) -> [u8; 32],
-) -> BlockIQ4_NL {
+) -> f32 {
     let (mut amax, mut max) = (0.0f32, 0.0f32);
     for &v in x {
         if v.abs() > amax {
@@ -116,41 +145,38 @@ fn search(
             max = v;
         }
     }
+    if amax < GROUP_MAX_EPS {
+        return 0.0;
+    }
     let v0 = KVALUES_IQ4NL[0] as f32;
-    let mut d = 0.0f32;
-    if amax >= GROUP_MAX_EPS {
-        // ggml: first `d = -max/values[0]; id = 1/d;`, then id = (itry + values[0])/max for
-        // itry = −NTRY..=NTRY.
-        let ids: [f32; 16] = std::array::from_fn(|k| {
-            if k == 0 {
-                1.0 / (-max / v0)
-            } else {
-                (k as i32 - 1 - NTRY + KVALUES_IQ4NL[0] as i32) as f32 / max
-            }
-        });
-        let (sumqx, sumq2) = fits(x, w, &ids);
-        d = if sumq2[0] > 0.0 { sumqx[0] / sumq2[0] } else { 0.0 };
-        let mut best = d * sumqx[0];
-        for k in 1..16 {
-            if sumq2[k] > 0.0 && sumqx[k] * sumqx[k] > best * sumq2[k] {
-                d = sumqx[k] / sumq2[k];
-                best = d * sumqx[k];
-            }
+    // ggml: first `d = -max/values[0]; id = 1/d;`, then id = (itry + values[0])/max for
+    // itry = −NTRY..=NTRY.
+    let ids: [f32; 16] = std::array::from_fn(|k| {
+        if k == 0 {
+            1.0 / (-max / v0)
+        } else {
+            (k as i32 - 1 - NTRY + KVALUES_IQ4NL[0] as i32) as f32 / max
+        }
+    });
+    let (sumqx, sumq2) = fits(x, w, &ids);
+    let mut d = if sumq2[0] > 0.0 { sumqx[0] / sumq2[0] } else { 0.0 };
+    let mut best = d * sumqx[0];
+    for k in 1..16 {
+        if sumq2[k] > 0.0 && sumqx[k] * sumqx[k] > best * sumq2[k] {
+            d = sumqx[k] / sumq2[k];
+            best = d * sumqx[k];
         }
     }
-    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-    let l = indices(x, id);
-    let qs = std::array::from_fn(|j| l[j] | (l[j + 16] << 4));
-    BlockIQ4_NL { d: f16::from_f32(d), qs }
+    d
 }
 
-/// [`search`] with the 16 fits and the final indices computed 8 lanes at a time.
+/// [`search`] with the 16 fits computed 8 lanes at a time.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn quantize_avx2(x: &[f32; 32], w: &[f32; 32]) -> BlockIQ4_NL {
-    use super::q3_iq4_avx2::{iq4_fits, iq4_indices};
-    // The closures inherit this function's AVX2 target feature.
-    search(x, w, |x, w, ids| iq4_fits(x, w, ids), |x, id| iq4_indices(x, id))
+fn block_scale_avx2(x: &[f32; 32], w: &[f32; 32]) -> f32 {
+    use super::q3_iq4_avx2::iq4_fits;
+    // The closure inherits this function's AVX2 target feature.
+    search(x, w, |x, w, ids| iq4_fits(x, w, ids))
 }
 
 #[cfg(test)]

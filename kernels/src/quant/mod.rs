@@ -1,5 +1,6 @@
 //! Block quantization: f32 → GGML bytes, for the legacy formats Q4_0, Q4_1, Q5_0, Q5_1
-//! and Q8_0, the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and Q8_K, and IQ4_NL.
+//! and Q8_0, the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and Q8_K, IQ4_NL and IQ4_XS; and (as
+//! row quantizers of `weighted.rs`, with or without importance weights) IQ3_XXS and IQ3_S.
 //!
 //! Each format's per-block `quantize` (one file per format) follows ggml `ggml-quants.c`
 //! `quantize_row_*_ref` operation for operation, in f32, with no fused multiply-adds, and
@@ -28,7 +29,10 @@
 //! for Q2_K, Q4_K and Q6_K; we follow plain C.)
 //!
 //! IQ4_NL (`iq4_nl.rs`) follows ggml `quantize_iq4_nl` without an importance matrix (what
-//! llama-quantize writes), judged the same way (`tests/quant_iq4_nl.rs`).
+//! llama-quantize writes), judged the same way (`tests/quant_iq4_nl.rs`). IQ4_XS (`iq4_xs.rs`,
+//! the same search per 32 under a 6-bit scale per 256), IQ3_XXS and IQ3_S (`iq3.rs`, tables
+//! in `iq3_grid.rs`) follow ggml `quantize_iq4_xs` / `quantize_iq3_xxs` / `quantize_iq3_s`
+//! with and without importance weights (`tests/quant_iq3_iq4xs.rs`).
 //!
 //! Scales (and Q4_1/Q5_1 minima) are computed in f32 and stored as f16 rounded to nearest,
 //! ties to even (`half::f16::from_f32`, like ggml's `GGML_FP32_TO_FP16` and numpy's
@@ -42,7 +46,10 @@
 //! casts saturate and map NaN to 0), the same one on the SIMD and the scalar path; no judge
 //! compares them.
 
+mod iq3;
+mod iq3_grid;
 mod iq4_nl;
+mod iq4_xs;
 mod k_search;
 #[cfg(target_arch = "x86_64")]
 mod k_search_avx2;
@@ -68,7 +75,7 @@ pub use weighted::{
 };
 
 use crate::dequant::{
-    BlockIQ4_NL, BlockQ2_K, BlockQ3_K, BlockQ4_0, BlockQ4_1, BlockQ4_K, BlockQ5_0, BlockQ5_1, BlockQ5_K, BlockQ6_K,
+    BlockIQ4_NL, BlockIQ4_XS, BlockQ2_K, BlockQ3_K, BlockQ4_0, BlockQ4_1, BlockQ4_K, BlockQ5_0, BlockQ5_1, BlockQ5_K, BlockQ6_K,
     BlockQ8_0, BlockQ8_K, QuantBlock, PARALLEL_CHUNK_BLOCKS, PARALLEL_MIN_BLOCKS,
 };
 use crate::{convert, GgmlType, KernelError};
@@ -119,7 +126,13 @@ pub fn has_simd(ty: GgmlType) -> bool {
     }
     if matches!(
         ty,
-        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K | GgmlType::IQ4_NL
+        GgmlType::Q2_K
+            | GgmlType::Q3_K
+            | GgmlType::Q4_K
+            | GgmlType::Q5_K
+            | GgmlType::Q6_K
+            | GgmlType::IQ4_NL
+            | GgmlType::IQ4_XS
     ) {
         return k_search::simd_available();
     }
@@ -151,6 +164,7 @@ pub fn can_quantize(ty: GgmlType) -> bool {
             | GgmlType::Q6_K
             | GgmlType::Q8_K
             | GgmlType::IQ4_NL
+            | GgmlType::IQ4_XS
     )
 }
 
@@ -168,6 +182,7 @@ fn dispatch(ty: GgmlType, src: &[f32], dst: &mut Vec<u8>, mode: Mode) -> Result<
         GgmlType::Q6_K => run::<BlockQ6_K>(src, dst, mode),
         GgmlType::Q8_K => run::<BlockQ8_K>(src, dst, mode),
         GgmlType::IQ4_NL => run::<BlockIQ4_NL>(src, dst, mode),
+        GgmlType::IQ4_XS => run::<BlockIQ4_XS>(src, dst, mode),
         _ if !ty.is_quantized() => convert::from_f32(ty, src, dst),
         _ => Err(KernelError::Unsupported { ty, op: "quantize" }),
     }
@@ -291,8 +306,8 @@ mod tests {
             Err(KernelError::RaggedBlocks { ty: GgmlType::Q5_1, n_elements: 40, block_size: 32 })
         );
         assert_eq!(
-            quantize(GgmlType::IQ4_XS, &[0.0; 256], &mut v),
-            Err(KernelError::Unsupported { ty: GgmlType::IQ4_XS, op: "quantize" })
+            quantize(GgmlType::TQ1_0, &[0.0; 256], &mut v),
+            Err(KernelError::Unsupported { ty: GgmlType::TQ1_0, op: "quantize" })
         );
         assert_eq!(v, [7], "a failed call appends nothing");
     }

@@ -37,7 +37,17 @@ pub fn requires_imatrix(ty: GgmlType) -> bool {
 
 /// The row quantizer of `ty` that takes importance weights, when it has one.
 fn row_fn(ty: GgmlType) -> Option<RowFn> {
-    block_row_fn::<true>(ty)
+    block_row_fn::<true>(ty).or_else(|| iq_row_fn(ty))
+}
+
+/// The i-quant row quantizers (their own files; SIMD inside where they have it).
+fn iq_row_fn(ty: GgmlType) -> Option<RowFn> {
+    match ty {
+        GgmlType::IQ4_XS => Some(super::iq4_xs::quantize_row),
+        GgmlType::IQ3_XXS => Some(super::iq3::quantize_row_xxs),
+        GgmlType::IQ3_S => Some(super::iq3::quantize_row_s),
+        _ => None,
+    }
 }
 
 /// The scalar row quantizer of `ty` where [`row_fn`]'s uses SIMD, else [`row_fn`]'s.
