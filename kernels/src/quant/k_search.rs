@@ -96,6 +96,20 @@ pub(super) fn make_qx_quants_rmse1(nmax: i32, x: &[f32], l_out: &mut [i8], simd:
     scale
 }
 
+/// The importance weights of ggml's `quantize_row_*_impl`: `qw[j] · sqrtf(sigma2 + x[j]²)`.
+pub(super) fn importance<const N: usize>(qw: &[f32], x: &[f32], sigma2: f32) -> [f32; N] {
+    std::array::from_fn(|j| qw[j] * (sigma2 + x[j] * x[j]).sqrt())
+}
+
+/// Σ x² in order (ggml's `sumx2` loops).
+pub(super) fn sum_squares(x: &[f32]) -> f32 {
+    let mut s = 0.0f32;
+    for &v in x {
+        s += v * v;
+    }
+    s
+}
+
 /// ggml `make_q3_quants(n, nmax, x, L, do_rmse = true)`: symmetric quants offset by nmax
 /// (an all-zero group keeps `L = 0`, not nmax, like ggml), refined by up to 5 passes of
 /// single-element changes that improve the x²-weighted fit.
@@ -246,6 +260,85 @@ pub(super) fn make_qkx2_quants(p: &Qkx2, x: &[f32], weights: &[f32], l_out: &mut
         }
     }
     (scale, -min)
+}
+
+/// ggml `make_qp_quants(n, nmax, x, L, quant_weights)`: non-negative quants `L[i] ≤ nmax`
+/// of the non-negative `x` (the sub-block scales or minimums of a super-block) and their
+/// scale: the best of the inverse scales (nmax + 0.1·is)/max, is = −4..=4, by weighted
+/// squared error, then up to 5 passes of single-element changes that improve the weighted
+/// least-squares fit. Like ggml, `L` is `uint8_t` (a negative quant wraps) while the sums
+/// use the `int` value.
+pub(super) fn make_qp_quants(nmax: i32, x: &[f32], l_out: &mut [u8], qw: &[f32]) -> f32 {
+    let mut max = 0.0f32;
+    for &v in x {
+        // ggml `MAX(max, x[i])`: `max > x[i] ? max : x[i]`.
+        max = if max > v { max } else { v };
+    }
+    if max < GROUP_MAX_EPS {
+        l_out.fill(0);
+        return 0.0;
+    }
+    let mut iscale = nmax as f32 / max;
+    for (o, &v) in l_out.iter_mut().zip(x) {
+        *o = nearest_int(iscale * v) as u8;
+    }
+    let scale = 1.0 / iscale;
+    let mut best_mse = 0.0f32;
+    for ((&v, &w), &l) in x.iter().zip(qw).zip(l_out.iter()) {
+        let diff = v - scale * l as f32;
+        best_mse += w * diff * diff;
+    }
+    for is in (-4..=4).filter(|&is| is != 0) {
+        let iscale_is = (0.1f32 * is as f32 + nmax as f32) / max;
+        let scale_is = 1.0 / iscale_is;
+        let mut mse = 0.0f32;
+        for (&v, &w) in x.iter().zip(qw) {
+            let l = nearest_int(iscale_is * v).min(nmax);
+            let diff = v - scale_is * l as f32;
+            mse += w * diff * diff;
+        }
+        if mse < best_mse {
+            best_mse = mse;
+            iscale = iscale_is;
+        }
+    }
+    let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
+    for ((o, &v), &w) in l_out.iter_mut().zip(x).zip(qw) {
+        let l = nearest_int(iscale * v).min(nmax);
+        *o = l as u8;
+        sumlx += w * v * l as f32;
+        suml2 += w * l as f32 * l as f32;
+    }
+    for _ in 0..5 {
+        let mut n_changed = 0;
+        for ((o, &v), &w) in l_out.iter_mut().zip(x).zip(qw) {
+            let cur = *o as f32;
+            let mut slx = sumlx - w * v * cur;
+            let mut sl2 = suml2 - w * cur * cur;
+            if slx > 0.0 && sl2 > 0.0 {
+                let new_l = nearest_int(v * sl2 / slx).min(nmax);
+                if new_l != *o as i32 {
+                    let nl = new_l as f32;
+                    slx += w * v * nl;
+                    sl2 += w * nl * nl;
+                    if slx * slx * suml2 > sumlx * sumlx * sl2 {
+                        *o = new_l as u8;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        n_changed += 1;
+                    }
+                }
+            }
+        }
+        if n_changed == 0 {
+            break;
+        }
+    }
+    if suml2 > 0.0 {
+        sumlx / suml2
+    } else {
+        0.0
+    }
 }
 
 #[cfg(test)]

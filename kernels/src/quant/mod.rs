@@ -42,7 +42,10 @@
 //! casts saturate and map NaN to 0), the same one on the SIMD and the scalar path; no judge
 //! compares them.
 
+mod iq1;
+mod iq2;
 mod iq4_nl;
+mod iq_grid_search;
 mod k_search;
 #[cfg(target_arch = "x86_64")]
 mod k_search_avx2;

@@ -26,8 +26,14 @@ pub fn requires_imatrix(ty: GgmlType) -> bool {
 
 /// The row quantizer of `ty` that takes importance weights, when it has one.
 fn row_fn(ty: GgmlType) -> Option<RowFn> {
-    let _ = ty;
-    None
+    match ty {
+        GgmlType::IQ2_XXS => Some(super::iq2::quantize_row_iq2_xxs),
+        GgmlType::IQ2_XS => Some(super::iq2::quantize_row_iq2_xs),
+        GgmlType::IQ2_S => Some(super::iq2::quantize_row_iq2_s),
+        GgmlType::IQ1_S => Some(super::iq1::quantize_row_iq1_s),
+        GgmlType::IQ1_M => Some(super::iq1::quantize_row_iq1_m),
+        _ => None,
+    }
 }
 
 /// True when [`quantize_rows`] can produce `ty` with an importance matrix.
