@@ -46,10 +46,13 @@
 //! casts saturate and map NaN to 0), the same one on the SIMD and the scalar path; no judge
 //! compares them.
 
+mod iq1;
+mod iq2;
 mod iq3;
 mod iq3_grid;
 mod iq4_nl;
 mod iq4_xs;
+mod iq_grid_search;
 mod k_search;
 #[cfg(target_arch = "x86_64")]
 mod k_search_avx2;

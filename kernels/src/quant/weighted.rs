@@ -46,6 +46,11 @@ fn iq_row_fn(ty: GgmlType) -> Option<RowFn> {
         GgmlType::IQ4_XS => Some(super::iq4_xs::quantize_row),
         GgmlType::IQ3_XXS => Some(super::iq3::quantize_row_xxs),
         GgmlType::IQ3_S => Some(super::iq3::quantize_row_s),
+        GgmlType::IQ2_XXS => Some(super::iq2::quantize_row_iq2_xxs),
+        GgmlType::IQ2_XS => Some(super::iq2::quantize_row_iq2_xs),
+        GgmlType::IQ2_S => Some(super::iq2::quantize_row_iq2_s),
+        GgmlType::IQ1_S => Some(super::iq1::quantize_row_iq1_s),
+        GgmlType::IQ1_M => Some(super::iq1::quantize_row_iq1_m),
         _ => None,
     }
 }
