@@ -2,13 +2,20 @@
 # Perplexity benchmark (not a test): tokens/s and peak RSS of
 # `llmtool perplexity --ctx 512 --chunks 10 --threads 2` on SmolLM2-135M-Instruct Q4_1 and on
 # Q8_0, Q4_0 and F16 copies made from it by `llmtool quantize` (like llama-quantize
-# --allow-requantize). With LLAMA_PERPLEXITY=/path/to/llama-perplexity the same files run
-# through llama.cpp in the same run (-c 512 --chunks 10 -t 2 -b 512) and the ratio is printed.
+# --allow-requantize), and Q4_K_M, IQ4_XS and IQ3_S copies made by llama.cpp's llama-quantize
+# (LLAMA_QUANTIZE, default /opt/llamacpp/build/bin/llama-quantize) from the F16 copy with the
+# importance matrix fixtures/imatrix/smollm2-q4_1-wiki4.gguf (any other llama-quantize type
+# name in TYPES is made the same way). SmolLM2's n_embd 576 is not a multiple of 256: there
+# llama-quantize falls back to IQ4_NL (i-quants) / Q5_0 (Q4_K) for the k = 576 matrices, so
+# those files are i-quants / Q4_K and Q6_K in ffn_down only. With
+# LLAMA_PERPLEXITY=/path/to/llama-perplexity the same files run through llama.cpp in the same
+# run (-c 512 --chunks 10 -t 2 -b 512) and the ratio is printed.
 # Target: llmtool tok/s >= llama.cpp's (reference, -b 512: Q4_1 159, F16 301, Q8_0 251,
-# Q4_0 323 tok/s on a 2-core AVX2 machine).
+# Q4_0 323 tok/s on a 2-core AVX2 machine); >= 1.2x for Q4_K_M, IQ4_XS, IQ3_S.
 #
 # usage: scripts/bench-perplexity.sh [WORK_DIR]      env: REPS (default 3), CHUNKS (10),
-#        TYPES ("Q4_1 Q8_0 Q4_0 F16"), TEXT (wiki.test.raw), LLAMA_PERPLEXITY
+#        TYPES ("Q4_1 Q8_0 Q4_0 F16 Q4_K_M IQ4_XS IQ3_S"), TEXT (wiki.test.raw),
+#        LLAMA_PERPLEXITY, LLAMA_QUANTIZE
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="${1:-$root/.cache/bench}"
@@ -16,7 +23,9 @@ mkdir -p "$work"
 command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 REPS="${REPS:-3}"
 CHUNKS="${CHUNKS:-10}"
-TYPES="${TYPES:-Q4_1 Q8_0 Q4_0 F16}"
+TYPES="${TYPES:-Q4_1 Q8_0 Q4_0 F16 Q4_K_M IQ4_XS IQ3_S}"
+LLAMA_QUANTIZE="${LLAMA_QUANTIZE:-/opt/llamacpp/build/bin/llama-quantize}"
+imatrix="$root/fixtures/imatrix/smollm2-q4_1-wiki4.gguf"
 TEXT="$("$root/scripts/wiki-text.sh")"
 
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
@@ -26,7 +35,16 @@ q41="$("$root/scripts/fetch-models.sh")"
 model_of() {  # TYPE -> path
   if [[ "$1" == Q4_1 ]]; then echo "$q41"; return; fi
   local out="$work/SmolLM2-135M-Instruct.$1.gguf"
-  [[ -f "$out" ]] || "$bin" quantize "$q41" "$out" --type "$1" --quiet --force >&2
+  if [[ ! -f "$out" ]]; then
+    case "$1" in
+      Q8_0 | Q4_0 | F16) "$bin" quantize "$q41" "$out" --type "$1" --quiet --force >&2 ;;
+      *)
+        [[ -x "$LLAMA_QUANTIZE" ]] || { echo "$1 is made by llama-quantize: set LLAMA_QUANTIZE" >&2; exit 1; }
+        "$LLAMA_QUANTIZE" --imatrix "$imatrix" "$(model_of F16)" "$out.tmp" "$1" 2 >"$work/quantize.$1.log" 2>&1 \
+          || { tail -n 20 "$work/quantize.$1.log" >&2; exit 1; }
+        mv "$out.tmp" "$out" ;;
+    esac
+  fi
   echo "$out"
 }
 

@@ -28,23 +28,16 @@ fn values(rng: &mut Rng, n: usize, scale: f32) -> Vec<f32> {
         .collect()
 }
 
-/// Weight bytes of `ty` for `rows × k` values (quantized by the crate's quantizers; IQ4_NL,
-/// which has none, from random indices with sane f16 scales).
+/// Weight bytes of `ty` for `rows × k` values (quantized by the crate's quantizers; the
+/// i-quants from random blocks with sane f16 scales, `common::random_iq_blocks`: every grid
+/// index, sign and scale pattern is then exercised, not only those a quantizer picks).
 fn weights(rng: &mut Rng, ty: GgmlType, rows: usize, k: usize) -> Vec<u8> {
+    if common::IQ_TYPES.contains(&ty) {
+        return common::random_iq_blocks(rng, ty, rows * k / ty.block_size());
+    }
     let x = values(rng, rows * k, 0.05);
     let mut out = Vec::new();
-    match ty {
-        GgmlType::IQ4_NL => {
-            for _ in 0..rows * k / 32 {
-                let d = f16::from_f32(0.001 + (rng.next_u32() % 1000) as f32 * 1e-5);
-                out.extend_from_slice(&d.to_le_bytes());
-                let mut qs = [0u8; 16];
-                rng.fill(&mut qs);
-                out.extend_from_slice(&qs);
-            }
-        }
-        _ => quant::quantize(ty, &x, &mut out).unwrap(),
-    }
+    quant::quantize(ty, &x, &mut out).unwrap();
     out
 }
 
@@ -156,11 +149,19 @@ fn vec_dot_types_follow_ggml_type_traits_cpu() {
         (Q5_K, Q8_K),
         (Q6_K, Q8_K),
         (IQ4_NL, Q8_0),
+        (IQ4_XS, Q8_K),
+        (IQ3_S, Q8_K),
+        (IQ3_XXS, Q8_K),
+        (IQ2_S, Q8_K),
+        (IQ2_XS, Q8_K),
+        (IQ2_XXS, Q8_K),
+        (IQ1_M, Q8_K),
+        (IQ1_S, Q8_K),
     ];
     for (w, a) in table {
         assert_eq!(vec_dot_type(w).unwrap(), a, "{w}");
     }
-    assert_eq!(vec_dot_type(IQ2_XXS), Err(KernelError::Unsupported { ty: IQ2_XXS, op: "matmul" }));
+    assert_eq!(vec_dot_type(TQ2_0), Err(KernelError::Unsupported { ty: TQ2_0, op: "matmul" }));
 }
 
 /// ggml x86 AVX2 `quantize_row_q8_0`: id = 127/amax, then round to nearest EVEN. With
@@ -270,7 +271,7 @@ fn bad_lengths_are_typed_errors() {
     // vec_dot_reference with rows of the wrong length; unsupported type.
     assert!(vec_dot_reference(ty, &bytes[..17], &acts.bytes()[..34], 32).is_err());
     assert!(vec_dot_reference(ty, &bytes[..18], &acts.bytes()[..33], 32).is_err());
-    assert!(vec_dot_reference(GgmlType::IQ2_XXS, &[], &[], 0).is_err());
+    assert!(vec_dot_reference(GgmlType::TQ2_0, &[], &[], 0).is_err());
     // A row length that is not whole blocks, even when the tensor is (2 × 48 = 3 blocks).
     let w48 = WeightView { ty, rows: 2, k: 48, bytes: &bytes };
     assert!(matches!(matmul::matmul(&w48, &acts, &mut out[..4]), Err(KernelError::RaggedBlocks { .. })));
@@ -354,7 +355,15 @@ fn float_types_with_odd_k() {
 fn packed_weights_equal_matmul() {
     use matmul::PackedWeights;
     let mut rng = Rng(77);
-    for ty in [GgmlType::Q4_1, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q6_K, GgmlType::Q4_K] {
+    for ty in [
+        GgmlType::Q4_1,
+        GgmlType::Q4_0,
+        GgmlType::Q8_0,
+        GgmlType::Q6_K,
+        GgmlType::Q4_K,
+        GgmlType::IQ4_XS,
+        GgmlType::IQ1_M,
+    ] {
         let (rows, k) = (37, if ty.block_size() == 256 { 512 } else { 576 });
         let wb = weights(&mut rng, ty, rows, k);
         let w = WeightView { ty, rows, k, bytes: &wb };
@@ -378,4 +387,66 @@ fn packed_weights_equal_matmul() {
     let f = vec![0u8; 64];
     assert!(PackedWeights::new(&WeightView { ty: GgmlType::F16, rows: 1, k: 32, bytes: &f }).is_err());
     assert!(PackedWeights::new(&WeightView { ty: GgmlType::Q4_0, rows: 2, k: 32, bytes: &f[..35] }).is_err());
+}
+
+/// The i-quants: the fast product (every instruction set) against `vec_dot_reference` and the
+/// f64 product of the dequantized operands, for 1, 3 and 17 tokens and 37 rows (two full
+/// 16-row tiles and a 5-row one: the 4-row kernel and its 1-row remainder), k of 1 and 3
+/// super-blocks; random blocks, so every grid index, sign and scale value occurs.
+#[test]
+fn iquants_match_reference_and_dequantized_product() {
+    for (i, &ty) in common::IQ_TYPES.iter().enumerate() {
+        for (j, tokens) in [1, 3, 17].into_iter().enumerate() {
+            for k in [256, 768] {
+                check_product(ty, 37, k, tokens, (1000 + i * 10 + j) as u64 + k as u64);
+            }
+        }
+    }
+}
+
+/// Extreme i-quant blocks: all index/sign/scale bits set (largest grid values, all negative,
+/// largest scales) and all clear (IQ4_XS: every weight −127 with scale −32), against Q8_K
+/// activations of −127 — the largest products the `maddubs` pairs see (2·127·127 < 2¹⁵: no
+/// i16 saturation).
+#[test]
+fn iquant_extreme_blocks_do_not_saturate() {
+    let k = 256;
+    for &ty in &common::IQ_TYPES[1..] {
+        let mut rng = Rng(3);
+        let mut w = common::random_iq_blocks(&mut rng, ty, 2);
+        // Keep the super-scale, set everything else to all ones (largest indices, all signs,
+        // largest scales) in the first row, and to zero in the second (IQ4_XS: index 0 = −127
+        // with scale −32).
+        let ts = ty.type_size();
+        let d_end = if ty == GgmlType::IQ1_M { 0 } else { 2 };
+        w[d_end..ts].iter_mut().for_each(|b| *b = 0xFF);
+        w[ts + d_end..].iter_mut().for_each(|b| *b = 0);
+        if ty == GgmlType::IQ1_M {
+            // Restore the super-scale nibbles (top nibbles of bytes 49, 51, 53, 55).
+            let fresh = common::random_iq_blocks(&mut Rng(3), ty, 2);
+            for b in [0, ts] {
+                for n in [49, 51, 53, 55] {
+                    w[b + n] = (w[b + n] & 0x0F) | (fresh[b + n] & 0xF0);
+                }
+            }
+        }
+        // Q8_K maps the first largest |x| to −127: all quants are −127, all products of one
+        // sign, the pair sums largest where the weights are −127 (IQ4_XS, second row).
+        let x = vec![1.0f32; 2 * k];
+        let wv = WeightView { ty, rows: 2, k, bytes: &w };
+        let acts = prepare_activations(ty, &x, k).unwrap();
+        let mut want = vec![0f32; 4];
+        matmul::matmul_reference(&wv, &acts, &mut want).unwrap();
+        let deq = common::dequantized(ty, &w);
+        for isa in [Isa::Scalar, Isa::Avx2, Isa::AvxVnni].into_iter().filter(|i| i.available()) {
+            let mut got = vec![f32::NAN; 4];
+            matmul::matmul_with(&wv, &acts, &mut got, isa).unwrap();
+            for (c, (&g, &r)) in got.iter().zip(&want).enumerate() {
+                let (t, row) = (c / 2, c % 2);
+                let exact: f64 = (0..k).map(|e| deq[row * k + e] as f64 * x[t * k + e] as f64).sum();
+                assert!((g as f64 - r as f64).abs() <= 1e-5 * r.abs() as f64 + 1e-30, "{ty} {isa:?} [{c}]: {g} vs {r}");
+                assert!((r as f64 - exact).abs() <= 1e-5 * exact.abs(), "{ty} [{c}]: reference {r} vs f64 {exact}");
+            }
+        }
+    }
 }

@@ -10,7 +10,11 @@ with GGML_NATIVE on x86 with AVX2) and, per weight type, records:
 File kernels/tests/data/matmul_ggml.<TYPE>.bin, little-endian:
   u32 k, u32 rows, u32 tokens, then f32 x[tokens*k], weight bytes, activation bytes,
   f32 dot[tokens*rows] (dot[t*rows + r]).
-Usage: python3 kernels/tools/gen_matmul_fixtures.py [LLAMA_BIN_DIR]
+Usage: python3 kernels/tools/gen_matmul_fixtures.py [LLAMA_BIN_DIR] [--iquants]
+With --iquants: only the 256-element i-quants (IQ4_XS … IQ1_M), from their own random stream
+(seed 20261207, so the earlier fixtures stay reproducible by the plain command), quantized with
+a random importance matrix (IQ2_XXS, IQ2_XS, IQ1_S and IQ1_M require one). Made with
+/opt/llamacpp/build/bin (llama.cpp 0c1e570, the tree vendored in llama-cpp-python 0.3.36).
 """
 import ctypes
 import os
@@ -19,7 +23,9 @@ import sys
 
 import numpy as np
 
-BIN = sys.argv[1] if len(sys.argv) > 1 else "/work/llama-build/bin"
+ARGS = [a for a in sys.argv[1:] if a != "--iquants"]
+IQUANTS = "--iquants" in sys.argv[1:]
+BIN = ARGS[0] if ARGS else "/work/llama-build/bin"
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data")
 
 base = ctypes.CDLL(os.path.join(BIN, "libggml-base.so"), mode=ctypes.RTLD_GLOBAL)
@@ -48,12 +54,14 @@ cpu.ggml_cpu_init()
 # ggml type ids (ggml.h enum ggml_type)
 TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q5_0": 6, "Q5_1": 7, "Q8_0": 8, "Q2_K": 10, "Q3_K": 11,
          "Q4_K": 12, "Q5_K": 13, "Q6_K": 14, "IQ4_NL": 20, "BF16": 30}
+IQ_TYPES = {"IQ4_XS": 23, "IQ3_S": 21, "IQ3_XXS": 18, "IQ2_S": 22, "IQ2_XS": 17, "IQ2_XXS": 16, "IQ1_M": 29,
+            "IQ1_S": 19}
 K, ROWS, TOKENS = 512, 7, 5
 
 
 def main():
-    rng = np.random.default_rng(20261127)
-    for name, ty in TYPES.items():
+    rng = np.random.default_rng(20261207 if IQUANTS else 20261127)
+    for name, ty in (IQ_TYPES if IQUANTS else TYPES).items():
         tr = cpu.ggml_get_type_traits_cpu(ty).contents
         vdt = tr.vec_dot_type
         vtr = cpu.ggml_get_type_traits_cpu(vdt).contents
@@ -69,7 +77,9 @@ def main():
         wrow = base.ggml_row_size(ty, K)
         arow = base.ggml_row_size(vdt, K)
         wbuf = ctypes.create_string_buffer(wrow * ROWS)
-        n = base.ggml_quantize_chunk(ty, w32.ctypes.data, wbuf, 0, ROWS, K, None)
+        imatrix = (rng.random(K) + 0.1).astype(np.float32) if IQUANTS else None
+        n = base.ggml_quantize_chunk(ty, w32.ctypes.data, wbuf, 0, ROWS, K,
+                                     None if imatrix is None else imatrix.ctypes.data)
         assert n == wrow * ROWS, (name, n, wrow * ROWS)
         abuf = ctypes.create_string_buffer(arow * TOKENS)
         from_float = FROM_FLOAT(vtr.from_float)

@@ -81,8 +81,9 @@ const ROW_BLOCK: usize = 16;
 
 /// out[t][r] = Σ_i x[t][i] · W[r][i], computed like ggml: the activations are converted to
 /// the weight type's `vec_dot_type` (Q8_0, Q8_1, Q8_K, F16, …) and multiplied with the stored
-/// blocks (`llmtool_kernels::matmul`). Types without such a kernel (i-quants, …) take the
-/// f32 path: tiles of rows decoded to f32.
+/// blocks (`llmtool_kernels::matmul`; every quantized type ggml-cpu gives a `vec_dot_type`,
+/// the i-quants included). Types without such a kernel (TQ1_0, TQ2_0, MXFP4) take the f32
+/// path: tiles of rows decoded to f32.
 pub fn matmul(w: &Weight<'_>, x: &[f32], n_tokens: usize, out: &mut [f32]) -> Result<(), InferError> {
     debug_assert_eq!(x.len(), n_tokens * w.k);
     debug_assert_eq!(out.len(), n_tokens * w.rows);

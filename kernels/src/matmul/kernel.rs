@@ -106,14 +106,15 @@ pub(crate) fn dot_scalar(kind: Kind, k: usize, w: RowRef, a: ActRef) -> f32 {
                 }
             }
         }
-        Kind::K { float_min, off } => {
+        Kind::K { float_min, off, signed } => {
+            let wv = |x: i8| if signed { x as i32 } else { x as u8 as i32 - off as i32 };
             for (b, (wq, aq)) in w.q.chunks_exact(256).zip(a.q.chunks_exact(256)).enumerate() {
                 let mut sumi = 0i32;
                 for g in 0..16 {
                     let s: i32 = wq[16 * g..16 * g + 16]
                         .iter()
                         .zip(&aq[16 * g..16 * g + 16])
-                        .map(|(&x, &y)| (x as u8 as i32 - off as i32) * y as i32)
+                        .map(|(&x, &y)| wv(x) * y as i32)
                         .sum();
                     sumi += w.sc[b * 128 + g * 8] as i32 * s;
                 }
@@ -315,9 +316,16 @@ pub(crate) mod avx2 {
         }
     }
 
-    /// K super-blocks: `R` weight rows · one activation row → `out[..R]`.
+    /// K super-blocks: `R` weight rows · one activation row → `out[..R]`. `SIGNED` (the
+    /// i-quants): i8 weights through ggml's sign trick, `maddubs(|x|, sign(y, x))`.
     #[inline(always)]
-    unsafe fn k_quant<const R: usize>(float_min: bool, off: u8, w: &[RowRef; R], a: &ActRef, out: &mut [f32]) {
+    unsafe fn k_quant<const R: usize, const SIGNED: bool>(
+        float_min: bool,
+        off: u8,
+        w: &[RowRef; R],
+        a: &ActRef,
+        out: &mut [f32],
+    ) {
         let k = a.q.len();
         let mut acc = [_mm256_setzero_ps(); R];
         let mut accm = [_mm256_setzero_ps(); R];
@@ -337,8 +345,12 @@ pub(crate) mod avx2 {
                 for r in 0..R {
                     let x = _mm256_loadu_si256(w[r].q.as_ptr().add(pos) as *const __m256i);
                     let sc = _mm256_loadu_si256(w[r].sc.as_ptr().add(pos / 2) as *const __m256i);
-                    let mut p = _mm256_maddubs_epi16(x, y);
-                    if off != 0 {
+                    let mut p = if SIGNED {
+                        _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+                    } else {
+                        _mm256_maddubs_epi16(x, y)
+                    };
+                    if !SIGNED && off != 0 {
                         p = _mm256_sub_epi16(p, corr);
                     }
                     isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(p, sc));
@@ -366,8 +378,10 @@ pub(crate) mod avx2 {
 
     #[inline(always)]
     unsafe fn dispatch<const R: usize>(kind: Kind, w: &[RowRef; R], a: &ActRef, out: &mut [f32]) {
-        if let Kind::K { float_min, off } = kind {
-            k_quant::<R>(float_min, off, w, a, out)
+        match kind {
+            Kind::K { float_min, off, signed: false } => k_quant::<R, false>(float_min, off, w, a, out),
+            Kind::K { float_min, off, signed: true } => k_quant::<R, true>(float_min, off, w, a, out),
+            Kind::Legacy { .. } => {}
         }
     }
 

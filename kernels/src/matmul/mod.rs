@@ -2,7 +2,8 @@
 //!
 //! Scheme (ggml-cpu `ggml_compute_forward_mul_mat`): activations are converted ONCE per matmul
 //! to the weight type's `vec_dot_type` (ggml `type_traits_cpu`; Q4_0/Q5_0/Q8_0/IQ4_NL → Q8_0,
-//! Q4_1/Q5_1 → Q8_1, Q2_K…Q6_K → Q8_K, F16 → F16, BF16 → BF16, F32 → F32) with the quantizers
+//! Q4_1/Q5_1 → Q8_1, Q2_K…Q6_K and the 256-block i-quants IQ1_S…IQ4_XS → Q8_K, F16 → F16,
+//! BF16 → BF16, F32 → F32) with the quantizers
 //! ggml runs on x86 AVX2 (`act.rs`: byte-identical, judged against llama.cpp's own
 //! `from_float`), then every output is a dot product of a weight row with an activation row
 //! whose integer part per block equals ggml's `vec_dot` exactly; only the f32 accumulation
@@ -29,6 +30,7 @@
 mod act;
 mod driver;
 mod float;
+mod iq;
 mod kernel;
 mod reference;
 mod unpack;
@@ -52,6 +54,7 @@ pub fn vec_dot_type(w: GgmlType) -> Result<GgmlType, KernelError> {
         Q4_0 | Q5_0 | Q8_0 | IQ4_NL => Q8_0,
         Q4_1 | Q5_1 => Q8_1,
         Q2_K | Q3_K | Q4_K | Q5_K | Q6_K => Q8_K,
+        IQ2_XXS | IQ2_XS | IQ2_S | IQ3_XXS | IQ3_S | IQ1_S | IQ1_M | IQ4_XS => Q8_K,
         _ => return Err(KernelError::Unsupported { ty: w, op: "matmul" }),
     })
 }

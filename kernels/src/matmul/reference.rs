@@ -74,6 +74,7 @@ pub fn vec_dot_reference(w_ty: GgmlType, w: &[u8], a: &[u8], k: usize) -> Result
             let y: BlockQ8_1 = bytemuck::pod_read_unaligned(blk);
             (y.d.to_f32(), y.s.to_f32(), y.qs)
         }),
+        GgmlType::Q8_K if iq_multiplier(w_ty).is_some() => iq_dot(w_ty, w, a),
         GgmlType::Q8_K => k_dot(w_ty, w, a),
         _ => return Err(KernelError::Unsupported { ty: w_ty, op: "vec_dot" }),
     })
@@ -131,4 +132,62 @@ fn k_dot(ty: GgmlType, w: &[u8], a: &[u8]) -> f32 {
         }
     }
     sumf
+}
+
+/// For the 256-block i-quants: the power of two `m` such that a block decoded with super-scale
+/// 1 is (integer group scale × integer weight) / m (`dequant/iq*.rs`: IQ2_* `(0.5 + s)·0.25·grid`
+/// = (2s + 1)·grid / 8; IQ3_XXS `(0.5 + s)·0.5·grid` = (2s + 1)·grid / 4; IQ1_* `(2s + 1)·(grid
+/// ± 1/8)` = (2s + 1)·(8·grid ± 1) / 8; IQ3_S `(1 + 2s)·grid` and IQ4_XS `ls·kvalue`: 1).
+fn iq_multiplier(ty: GgmlType) -> Option<f32> {
+    use GgmlType::*;
+    match ty {
+        IQ2_XXS | IQ2_XS | IQ2_S | IQ1_S | IQ1_M => Some(8.0),
+        IQ3_XXS => Some(4.0),
+        IQ3_S | IQ4_XS => Some(1.0),
+        _ => None,
+    }
+}
+
+/// Sets an i-quant block's f16 super-scale to `bits` and returns the old value as f32. IQ1_M
+/// keeps it in the top nibbles of its four u16 scales (ggml `iq1m_scale_t`: nibble k of the
+/// f16 in the top nibble of `scales[k]`, bytes 48..56 of the block); the others in bytes 0..2.
+fn swap_super_scale(ty: GgmlType, b: &mut [u8], bits: u16) -> f32 {
+    if ty != GgmlType::IQ1_M {
+        let old = f16_at(b, 0);
+        b[..2].copy_from_slice(&bits.to_le_bytes());
+        return old;
+    }
+    let mut old = 0u16;
+    for k in 0..4 {
+        let hi = &mut b[48 + 2 * k + 1];
+        old |= ((*hi >> 4) as u16) << (4 * k);
+        *hi = (*hi & 0x0F) | ((((bits >> (4 * k)) & 0x0F) as u8) << 4);
+    }
+    f16::from_bits(old).to_f32()
+}
+
+/// i-quant blocks · Q8_K blocks: Σ (d·y.d)·Σ ls·q·y, times 1/m (ggml applies the constant to
+/// the whole sum, e.g. `*s = 0.125f * sumf` for IQ2_XXS). The integer weights come from the
+/// dequantizer with the super-scale set to 1, times `m` (exact: small dyadic values).
+fn iq_dot(ty: GgmlType, w: &[u8], a: &[u8]) -> f32 {
+    let m = iq_multiplier(ty).expect("i-quant");
+    let mut wi = [0f32; 256];
+    let mut sumf = 0f32;
+    for (wb, ab) in w.chunks_exact(ty.type_size()).zip(a.chunks_exact(std::mem::size_of::<BlockQ8_K>())) {
+        let y: BlockQ8_K = bytemuck::pod_read_unaligned(ab);
+        let mut b = wb.to_vec();
+        let d = swap_super_scale(ty, &mut b, 0x3C00);
+        dequant::dequantize_reference(ty, &b, &mut wi).expect("one whole block of a supported type");
+        let sumi: i32 = wi
+            .iter()
+            .zip(y.qs)
+            .map(|(&x, q)| {
+                let v = x * m;
+                assert_eq!(v.fract(), 0.0, "{ty}: decoded weight {x} times {m} is not an integer");
+                v as i32 * q as i32
+            })
+            .sum();
+        sumf += (d * y.d) * sumi as f32;
+    }
+    sumf / m
 }

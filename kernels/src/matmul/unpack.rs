@@ -12,20 +12,20 @@
 //!   SIMD kernel: `sc` holds, per 32 weights, 16 i16 lanes (8 × the scale of the first
 //!   16-weight group, 8 × the second), matching `_mm256_madd_epi16` of `_mm256_maddubs_epi16`
 //!   pairs.
+//! - i-quant super-blocks of 256 (IQ1_S … IQ4_XS, `iq.rs`) take the K form with signed
+//!   weights and no minimum: weight = d·sc·q with `d` the f16 super-scale times the constant
+//!   factor ggml applies to the whole dot product (1/8, 1/4; exact in f32).
 //!
 //! Bit layouts from ggml `ggml-quants.c` `dequantize_row_*` (the crate's `dequant` modules).
 
-use super::float;
+use super::{float, iq};
 use crate::dequant::k_quants::scale_min_k4;
 use crate::dequant::{
     BlockIQ4_NL, BlockQ2_K, BlockQ3_K, BlockQ4_0, BlockQ4_1, BlockQ4_K, BlockQ5_0, BlockQ5_1, BlockQ5_K, BlockQ6_K,
-    BlockQ8_0,
+    BlockQ8_0, KVALUES_IQ4NL,
 };
 use crate::GgmlType;
 use half::f16;
-
-/// ggml `kvalues_iq4nl`.
-const KVALUES_IQ4NL: [i8; 16] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
 
 /// How a type's integer weights combine with their scales.
 ///
@@ -40,8 +40,10 @@ pub(crate) enum Kind {
     /// `narrow`: stored weights ≤ 15 (4-bit types).
     Legacy { signed: bool, off: u8, has_min: bool, narrow: bool },
     /// 256-weight super-blocks with per-16 integer scales, activations Q8_K; stored weight =
-    /// q + `off` (unsigned). `float_min`: − dmin·Σ min·bsum (Q2_K/Q4_K/Q5_K).
-    K { float_min: bool, off: u8 },
+    /// q + `off` (unsigned), or q itself when `signed` (the i-quants: |q| ≤ 127, so the
+    /// kernels' sign trick `maddubs(|q|, ±y)` cannot saturate: 2·127·127 < 2¹⁵).
+    /// `float_min`: − dmin·Σ min·bsum (Q2_K/Q4_K/Q5_K).
+    K { float_min: bool, off: u8, signed: bool },
 }
 
 pub(crate) fn kind(ty: GgmlType) -> Option<Kind> {
@@ -52,9 +54,12 @@ pub(crate) fn kind(ty: GgmlType) -> Option<Kind> {
         Q5_0 => Kind::Legacy { signed: false, off: 16, has_min: false, narrow: false },
         Q4_1 => Kind::Legacy { signed: false, off: 0, has_min: true, narrow: true },
         Q5_1 => Kind::Legacy { signed: false, off: 0, has_min: true, narrow: false },
-        Q2_K | Q4_K | Q5_K => Kind::K { float_min: true, off: 0 },
-        Q3_K => Kind::K { float_min: false, off: 4 },
-        Q6_K => Kind::K { float_min: false, off: 32 },
+        Q2_K | Q4_K | Q5_K => Kind::K { float_min: true, off: 0, signed: false },
+        Q3_K => Kind::K { float_min: false, off: 4, signed: false },
+        Q6_K => Kind::K { float_min: false, off: 32, signed: false },
+        IQ2_XXS | IQ2_XS | IQ2_S | IQ3_XXS | IQ3_S | IQ1_S | IQ1_M | IQ4_XS => {
+            Kind::K { float_min: false, off: 0, signed: true }
+        }
         _ => return None,
     })
 }
@@ -152,7 +157,11 @@ impl Tile {
                         let q: &mut [i8] = &mut self.q[bi * 256..(bi + 1) * 256];
                         let mut sc = [0i16; 16];
                         let mut mins = [0i16; 16];
-                        let (d, dmin) = k_block(ty, blk, q.try_into().expect("256"), &mut sc, &mut mins);
+                        let q: &mut [i8; 256] = q.try_into().expect("256");
+                        let (d, dmin) = match iq::super_factor(ty) {
+                            Some(_) => (iq::unpack(ty, blk, q, &mut sc), f16::ZERO),
+                            None => k_block(ty, blk, q, &mut sc, &mut mins),
+                        };
                         self.dh[bi] = d;
                         self.mh[bi] = dmin;
                         let sce = &mut self.sc[bi * 128..(bi + 1) * 128];
@@ -167,6 +176,10 @@ impl Tile {
         // The f16 scales converted in bulk (F16C when available; `half` is software otherwise).
         float::widen(GgmlType::F16, bytemuck::cast_slice(&self.dh), &mut self.d);
         float::widen(GgmlType::F16, bytemuck::cast_slice(&self.mh), &mut self.m);
+        // i-quants: ggml's constant factor of the whole dot product (a power of two: exact).
+        if let Some(f) = iq::super_factor(ty).filter(|&f| f != 1.0) {
+            self.d.iter_mut().for_each(|d| *d *= f);
+        }
     }
 }
 

@@ -127,4 +127,48 @@ pub const MATMUL_WEIGHT_TYPES: &[GgmlType] = &[
     GgmlType::Q5_K,
     GgmlType::Q6_K,
     GgmlType::IQ4_NL,
+    GgmlType::IQ4_XS,
+    GgmlType::IQ3_S,
+    GgmlType::IQ3_XXS,
+    GgmlType::IQ2_S,
+    GgmlType::IQ2_XS,
+    GgmlType::IQ2_XXS,
+    GgmlType::IQ1_M,
+    GgmlType::IQ1_S,
 ];
+
+/// The i-quants (IQ4_NL and the 256-element ones).
+pub const IQ_TYPES: &[GgmlType] = &[
+    GgmlType::IQ4_NL,
+    GgmlType::IQ4_XS,
+    GgmlType::IQ3_S,
+    GgmlType::IQ3_XXS,
+    GgmlType::IQ2_S,
+    GgmlType::IQ2_XS,
+    GgmlType::IQ2_XXS,
+    GgmlType::IQ1_M,
+    GgmlType::IQ1_S,
+];
+
+/// `n_blocks` blocks of the i-quant `ty` from random bytes — every bit pattern of their
+/// index, sign and scale fields is a valid block — with a random f16 super-scale of either
+/// sign and magnitude 1e-3…2e-2 (in bytes 0..2; IQ1_M keeps it in the top nibbles of its
+/// four u16 scales, ggml `iq1m_scale_t`, bytes 48..56).
+pub fn random_iq_blocks(rng: &mut Rng, ty: GgmlType, n_blocks: usize) -> Vec<u8> {
+    assert!(IQ_TYPES.contains(&ty), "{ty} is not an i-quant");
+    let mut out = vec![0u8; n_blocks * ty.type_size()];
+    rng.fill(&mut out);
+    for blk in out.chunks_exact_mut(ty.type_size()) {
+        let mag = 1e-3 + (rng.next_u32() % 1000) as f32 * 1.9e-5;
+        let d = half::f16::from_f32(if rng.next_u32() % 2 == 0 { mag } else { -mag }).to_bits();
+        if ty == GgmlType::IQ1_M {
+            for k in 0..4 {
+                let hi = &mut blk[48 + 2 * k + 1];
+                *hi = (*hi & 0x0F) | ((((d >> (4 * k)) & 0x0F) as u8) << 4);
+            }
+        } else {
+            blk[..2].copy_from_slice(&d.to_le_bytes());
+        }
+    }
+    out
+}
