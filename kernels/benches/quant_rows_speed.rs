@@ -58,7 +58,8 @@ fn main() {
     };
     let x = from_env("QUANT_ROWS_INPUT", ROWS * COLS)
         .unwrap_or_else(|| normals(ROWS * COLS, 0x9E37_79B9_7F4A_7C15).iter().map(|v| v * 0.02).collect());
-    let imatrix = from_env("QUANT_ROWS_IMATRIX", COLS).unwrap_or_else(|| normals(COLS, 7).iter().map(|v| v.exp()).collect());
+    let imatrix =
+        from_env("QUANT_ROWS_IMATRIX", COLS).unwrap_or_else(|| normals(COLS, 7).iter().map(|v| v.exp()).collect());
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     let mb = (x.len() * 4) as f64 / 1e6;
     println!("{ROWS} x {COLS}, MB/s of f32 input");

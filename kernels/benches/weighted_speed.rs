@@ -50,10 +50,13 @@ fn main() {
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     println!("{} rows x {n_per_row}, with imatrix; ms per matrix (best of 5)", x.len() / n_per_row);
     println!("{:<7} {:>8} {:>8} {:>8}", "type", "ref", "fast×1", "fast×N");
-    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K]
-        .into_iter()
-        .chain([GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL])
-    {
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K].into_iter().chain([
+        GgmlType::Q3_K,
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
+        GgmlType::Q6_K,
+        GgmlType::IQ4_NL,
+    ]) {
         let mut q = Vec::new();
         let t_ref = best_ms(|| {
             q.clear();

@@ -55,7 +55,8 @@ fn assert_blocks_eq(what: &str, ty: GgmlType, ours: &[u8], theirs: &[u8]) {
 fn check_fixture(ty: GgmlType, with_imatrix: bool) {
     let x = read_f32(&data_dir().join("iq2_iq1_input.f32"));
     let imatrix = read_f32(&data_dir().join("iq2_iq1_imatrix.f32"));
-    let (prefix, qw) = if with_imatrix { ("iq2_iq1_expected", Some(&imatrix[..])) } else { ("iq2_iq1_noimatrix", None) };
+    let (prefix, qw) =
+        if with_imatrix { ("iq2_iq1_expected", Some(&imatrix[..])) } else { ("iq2_iq1_noimatrix", None) };
     let want = std::fs::read(data_dir().join(format!("{prefix}.{}.bin", ty.name()))).unwrap();
     assert_eq!(want.len(), x.len() / 256 * ty.type_size());
     assert_blocks_eq(prefix, ty, &rows(ty, &x, N_PER_ROW, qw), &want);
@@ -126,18 +127,18 @@ fn weighted_rel_rmse(x: &[f32], y: &[f32], w: &[f32]) -> f64 {
 fn reconstruction_error_fits_the_bits() {
     // Normal weights: rate-distortion bound 2^-bpw for the relative RMSE (0.24 at 2.06 bpw,
     // 0.35 at 1.5); a sound quantizer lands somewhat above it. The bounds leave ~15 % room
-    // over the measured values; a broken grid, sign or scale path is far off.
+    // over the values measured on this data (0.262, 0.225, 0.205, 0.401, 0.343); a broken grid, sign or scale path is far off.
     let mut rng = Rng(2024);
     let n_rows = 32;
     let x: Vec<f32> = (0..n_rows * N_PER_ROW).map(|_| normal(&mut rng) * 0.02).collect();
     let imatrix: Vec<f32> = (0..N_PER_ROW).map(|_| (normal(&mut rng) * 1.5).exp()).collect();
     let flat = vec![1.0f32; N_PER_ROW];
     let bounds = [
-        (GgmlType::IQ2_XXS, 0.0),
-        (GgmlType::IQ2_XS, 0.0),
-        (GgmlType::IQ2_S, 0.0),
-        (GgmlType::IQ1_S, 0.0),
-        (GgmlType::IQ1_M, 0.0),
+        (GgmlType::IQ2_XXS, 0.30),
+        (GgmlType::IQ2_XS, 0.26),
+        (GgmlType::IQ2_S, 0.24),
+        (GgmlType::IQ1_S, 0.46),
+        (GgmlType::IQ1_M, 0.40),
     ];
     for (ty, bound) in bounds {
         let y = dequantized(ty, &rows(ty, &x, N_PER_ROW, Some(&imatrix)));

@@ -122,7 +122,9 @@ fn reconstruction_error_is_sane_and_weights_help() {
     for ty in [GgmlType::IQ4_XS, GgmlType::IQ3_S, GgmlType::IQ3_XXS] {
         let plain = err(ty, None, None);
         let (weighted, unweighted) = (err(ty, Some(&imatrix), Some(&imatrix)), err(ty, None, Some(&imatrix)));
-        eprintln!("{ty:?}: relative squared error {plain:.4}; imatrix-weighted {unweighted:.4} without, {weighted:.4} with");
+        eprintln!(
+            "{ty:?}: relative squared error {plain:.4}; imatrix-weighted {unweighted:.4} without, {weighted:.4} with"
+        );
         assert!(plain > last && plain < 0.1, "{ty:?} relative error {plain}");
         last = plain;
         // The importance matrix buys lower error where it says the error counts.

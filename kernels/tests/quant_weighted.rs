@@ -223,6 +223,12 @@ fn matches_llamacpp_live() {
     for ty in TYPES {
         let want = std::fs::read(format!("{prefix}.{ty}.bin")).unwrap();
         assert_blocks_eq("llama.cpp live", ty, &rows(ty, &x, n_per_row, Some(&qw)), &want, n_per_row);
-        assert_blocks_eq("llama.cpp live (reference)", ty, &rows_reference(ty, &x, n_per_row, Some(&qw)), &want, n_per_row);
+        assert_blocks_eq(
+            "llama.cpp live (reference)",
+            ty,
+            &rows_reference(ty, &x, n_per_row, Some(&qw)),
+            &want,
+            n_per_row,
+        );
     }
 }

@@ -51,7 +51,15 @@ fn sorted_indices<const N: usize>(x: &[f32]) -> [u8; N] {
 
 /// ggml `iq1_find_best_neighbour2`: the neighbour of least Σ w·(scale·xg[l] − x)², the first
 /// on ties; writes its levels to `l` and returns its index.
-fn best_neighbour(t: &GridSearch, neighbours: &[u16], xval: &[f32], weight: &[f32], scale: f32, xg: &[f32; 3], l: &mut [u8]) -> usize {
+fn best_neighbour(
+    t: &GridSearch,
+    neighbours: &[u16],
+    xval: &[f32],
+    weight: &[f32],
+    scale: f32,
+    xg: &[f32; 3],
+    l: &mut [u8],
+) -> usize {
     let d2_of = |g: usize| {
         let mut d2 = 0.0f32;
         for (i, &lv) in t.levels[g].iter().enumerate() {
@@ -88,7 +96,15 @@ fn best_neighbour(t: &GridSearch, neighbours: &[u16], xval: &[f32], weight: &[f3
 
 /// The grid indices of the levels `l` (8 per index), off-grid groups moved to their best
 /// neighbour with levels `xg(k)` for group k; true when all were on the grid.
-fn to_grid(t: &GridSearch, xb: &[f32], weight: &[f32], scale: f32, xg: impl Fn(usize) -> &'static [f32; 3], l: &mut [u8], index: &mut [u16]) -> bool {
+fn to_grid(
+    t: &GridSearch,
+    xb: &[f32],
+    weight: &[f32],
+    scale: f32,
+    xg: impl Fn(usize) -> &'static [f32; 3],
+    l: &mut [u8],
+    index: &mut [u16],
+) -> bool {
     let mut all_on_grid = true;
     for (k, ix) in index.iter_mut().enumerate() {
         let r = 8 * k..8 * k + 8;
@@ -106,7 +122,14 @@ fn to_grid(t: &GridSearch, xb: &[f32], weight: &[f32], scale: f32, xg: impl Fn(u
 }
 
 /// ggml's refit after off-grid moves: Σ w·q·x / Σ w·q² over the chosen grid points.
-fn refit(t: &GridSearch, xb: &[f32], weight: &[f32], xg: impl Fn(usize) -> &'static [f32; 3], index: &[u16], scale: f32) -> f32 {
+fn refit(
+    t: &GridSearch,
+    xb: &[f32],
+    weight: &[f32],
+    xg: impl Fn(usize) -> &'static [f32; 3],
+    index: &[u16],
+    scale: f32,
+) -> f32 {
     let (mut sumqx, mut sumq2) = (0.0f32, 0.0f32);
     for (k, &ix) in index.iter().enumerate() {
         for (j, &lv) in t.levels[ix as usize].iter().enumerate() {
@@ -165,7 +188,9 @@ pub(super) fn quantize_row_iq1_s(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) 
             for i1 in 0..=BS {
                 for i2 in i1..=BS {
                     for (xs, shift) in [(&X_P, 1i8), (&X_M, -1)] {
-                        let sumqx = (sumx[i1] - sumx[0]) * xs[0] + (sumx[i2] - sumx[i1]) * xs[1] + (sumx[BS] - sumx[i2]) * xs[2];
+                        let sumqx = (sumx[i1] - sumx[0]) * xs[0]
+                            + (sumx[i2] - sumx[i1]) * xs[1]
+                            + (sumx[BS] - sumx[i2]) * xs[2];
                         let sumq2 = (sumw[i1] - sumw[0]) * xs[0] * xs[0]
                             + (sumw[i2] - sumw[i1]) * xs[1] * xs[1]
                             + (sumw[BS] - sumw[i2]) * xs[2] * xs[2];

@@ -91,7 +91,15 @@ struct Group<'a> {
 /// (replaced by the best candidate's); then the groups of 8 that were off the grid (all of
 /// them when `requantize_all`, IQ2_XXS) are requantized at the best scale and the scale is
 /// refitted. Returns the scale (negative only when the fit is).
-fn search(t: &GridSearch, g: &Group, ref_max: f32, steps: i32, mut scale: f32, l: &mut [i8], requantize_all: bool) -> f32 {
+fn search(
+    t: &GridSearch,
+    g: &Group,
+    ref_max: f32,
+    steps: i32,
+    mut scale: f32,
+    l: &mut [i8],
+    requantize_all: bool,
+) -> f32 {
     let n = g.xval.len();
     let mut laux = [0i8; 32];
     let laux = &mut laux[..n];
@@ -208,7 +216,13 @@ pub(super) fn quantize_row_iq2_xxs(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]
 
 /// One 16-value group of IQ2_XS / IQ2_S: its scale (≥ 0) and grid indices, the signs
 /// inverted when the fit is negative; `None` for a group whose max is below `eps` (left zero).
-fn group_16(t: &GridSearch, xval: &[f32; 16], weight: &[f32; 16], eps: f32, signs: &mut [u8; 2]) -> Option<(f32, [usize; 2])> {
+fn group_16(
+    t: &GridSearch,
+    xval: &[f32; 16],
+    weight: &[f32; 16],
+    eps: f32,
+    signs: &mut [u8; 2],
+) -> Option<(f32, [usize; 2])> {
     let max = c_max_of(xval);
     if max < eps {
         return None;

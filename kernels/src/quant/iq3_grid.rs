@@ -71,9 +71,9 @@ pub(super) fn iq3_xxs() -> &'static Iq3Grid {
     // `iq3xxs_grid` stores the levels as the dequantization values 4, 12, …, 52, 62.
     const VALUES: [u8; 8] = [4, 12, 20, 28, 36, 44, 52, 62];
     GRID.get_or_init(|| {
-        let levels = IQ3XXS_GRID.iter().map(|g| {
-            g.to_le_bytes().map(|b| VALUES.iter().position(|&v| v == b).expect("an iq3xxs_grid value") as u8)
-        });
+        let levels = IQ3XXS_GRID
+            .iter()
+            .map(|g| g.to_le_bytes().map(|b| VALUES.iter().position(|&v| v == b).expect("an iq3xxs_grid value") as u8));
         build(levels.collect(), 2)
     })
 }
@@ -140,7 +140,9 @@ mod tests {
                 assert!(len > 0);
                 let list = &g.neighbours[start as usize..(start + len as u32) as usize];
                 let d2 = |j: u16| {
-                    (0..4).map(|k| (2 * g.levels[j as usize][k] as i32 - 2 * ((u >> (3 * k)) & 7) as i32).pow(2)).sum::<i32>()
+                    (0..4)
+                        .map(|k| (2 * g.levels[j as usize][k] as i32 - 2 * ((u >> (3 * k)) & 7) as i32).pow(2))
+                        .sum::<i32>()
                 };
                 let mut ds: Vec<i32> = list.iter().map(|&j| d2(j)).collect();
                 assert!(ds.windows(2).all(|w| w[0] <= w[1]), "sorted by distance");

@@ -78,8 +78,8 @@ pub use weighted::{
 };
 
 use crate::dequant::{
-    BlockIQ4_NL, BlockIQ4_XS, BlockQ2_K, BlockQ3_K, BlockQ4_0, BlockQ4_1, BlockQ4_K, BlockQ5_0, BlockQ5_1, BlockQ5_K, BlockQ6_K,
-    BlockQ8_0, BlockQ8_K, QuantBlock, PARALLEL_CHUNK_BLOCKS, PARALLEL_MIN_BLOCKS,
+    BlockIQ4_NL, BlockIQ4_XS, BlockQ2_K, BlockQ3_K, BlockQ4_0, BlockQ4_1, BlockQ4_K, BlockQ5_0, BlockQ5_1, BlockQ5_K,
+    BlockQ6_K, BlockQ8_0, BlockQ8_K, QuantBlock, PARALLEL_CHUNK_BLOCKS, PARALLEL_MIN_BLOCKS,
 };
 use crate::{convert, GgmlType, KernelError};
 use rayon::prelude::*;

@@ -97,7 +97,12 @@ fn block_row<B: QuantizeWeighted, const SIMD: bool>(x: &[f32], qw: Option<&[f32]
 }
 
 /// Runs `quantize(block of x, its weights)` over the blocks of a row into `out`.
-pub(super) fn each_block<B: QuantizeBlock>(x: &[f32], qw: &[f32], out: &mut [u8], quantize: impl Fn(&[f32], &[f32]) -> B) {
+pub(super) fn each_block<B: QuantizeBlock>(
+    x: &[f32],
+    qw: &[f32],
+    out: &mut [u8],
+    quantize: impl Fn(&[f32], &[f32]) -> B,
+) {
     let n = B::BLOCK_SIZE;
     let blocks = x.chunks_exact(n).zip(qw.chunks_exact(n));
     for ((x, qw), o) in blocks.zip(out.chunks_exact_mut(std::mem::size_of::<B>())) {
