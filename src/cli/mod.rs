@@ -15,6 +15,7 @@ pub mod output;
 pub mod pass_eval;
 mod perplexity;
 mod quantize;
+mod quantize_mix;
 mod tokenize;
 
 use clap::{Parser, Subcommand};

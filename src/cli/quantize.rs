@@ -15,6 +15,7 @@ use llmtool_formats::gguf::GgufHeader;
 use llmtool_formats::{GgmlType, MetaValue, TensorSource};
 use llmtool_kernels::{convert, quant};
 
+use super::quantize_mix::MixArgs;
 use crate::model::{Model, ModelFormat};
 use crate::passes::convert::Retyped;
 #[cfg(feature = "gpu")]
@@ -36,12 +37,18 @@ pub struct QuantizeArgs {
     /// Q4_K_S/M, Q5_K_S/M, Q6_K, IQ4_NL, IQ4_XS, IQ3_M, IQ3_S, IQ3_XS, IQ3_XXS, IQ2_M, IQ2_S,
     /// IQ2_XS, IQ2_XXS, IQ1_M, IQ1_S, F16, BF16, F32 (Q3_K, Q4_K, Q5_K mean the _M mixes).
     /// IQ3_XXS and below, and Q2_K_S, need --imatrix.
-    #[arg(long = "type", short = 't', value_name = "T")]
-    pub ty: String,
+    #[arg(long = "type", short = 't', value_name = "T", required_unless_present_any = ["target_bpw", "target_size"])]
+    pub ty: Option<String>,
     /// Give tensors whose name matches PATTERN (a regex searched in the name, or a glob
     /// such as `blk.*.attn_v.weight`) the tensor type TYPE; the first match wins. Repeatable.
     #[arg(long, value_name = "PATTERN=TYPE")]
     pub keep: Vec<String>,
+    /// Read more `PATTERN=TYPE` overrides from FILE, one per line (`#` comments), e.g. a mix
+    /// saved by --save-mix; they come after the --keep ones.
+    #[arg(long, value_name = "FILE")]
+    pub keep_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub mix: MixArgs,
     /// Importance matrix (llama.cpp's GGUF or legacy .dat format, e.g. from `llmtool
     /// imatrix`): quantizers weight each column's error by it, as llama-quantize --imatrix.
     #[arg(long, value_name = "FILE")]
@@ -94,9 +101,18 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         "gpu" => true,
         other => bail!("--device {other}: unknown device (expected cpu or gpu)"),
     };
-    let ftype = FileType::parse(&args.ty)
-        .with_context(|| format!("--type {}: unknown type; expected one of {}", args.ty, FileType::names()))?;
-    let overrides = args.keep.iter().map(|k| Override::parse(k)).collect::<Result<Vec<_>, _>>()?;
+    let mut keeps = args.keep.clone();
+    if let Some(f) = &args.keep_file {
+        keeps.extend(super::quantize_mix::read_keep_file(f)?);
+    }
+    let overrides = keeps.iter().map(|k| Override::parse(k)).collect::<Result<Vec<_>, _>>()?;
+    let mix = args.mix.active();
+    if mix && !overrides.is_empty() {
+        bail!("--keep/--keep-file cannot be combined with --target-bpw/--target-size (the mix sets every tensor)");
+    }
+    if mix && use_gpu {
+        bail!("--target-bpw/--target-size: the GPU quantizers take no importance weights; use --device cpu");
+    }
     if !args.dry_run {
         let is_gguf = args.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
         if !is_gguf {
@@ -118,7 +134,23 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         // Fail before the (long) quantization when the text cannot be used.
         super::perplexity::read_text(text)?;
     }
-    let weights = match &args.imatrix {
+    let model = Model::open(&args.input).with_context(|| format!("cannot open {}", args.input.display()))?;
+    // A mix without --imatrix computes one on the calibration text, saved next to the output
+    // (the output is quantized with it and records its path, as with --imatrix).
+    let mut imatrix_path = args.imatrix.clone();
+    if mix && imatrix_path.is_none() {
+        let im = super::quantize_mix::calibration_imatrix(&args.mix, &model, &args.input, args.quiet)?;
+        let p = args.output.with_extension("imatrix.gguf");
+        if !args.dry_run {
+            check_output_not_input(&p, &[args.input.as_path()])?;
+            im.write_gguf(&p, true)?;
+            if !args.quiet {
+                eprintln!("imatrix: saved to {} (give it as --imatrix to reproduce the mix)", p.display());
+            }
+        }
+        imatrix_path = Some(p);
+    }
+    let weights = match &imatrix_path {
         Some(path) => {
             let imatrix = Imatrix::read(path)?;
             let w = ImportanceWeights::new(&imatrix, &args.include_weights, &args.exclude_weights)?;
@@ -139,7 +171,16 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         }
         None => None,
     };
-    let model = Model::open(&args.input).with_context(|| format!("cannot open {}", args.input.display()))?;
+    let (ftype, overrides) = if mix {
+        let md = output_metadata(&model.metadata, FileType::Q8_0, weights.as_ref(), imatrix_path.as_deref());
+        let m = super::quantize_mix::choose(&args.mix, &model, &args.input, weights.as_ref(), &md, args.quiet)?;
+        (m.ftype, m.overrides)
+    } else {
+        let ty = args.ty.as_deref().unwrap_or_default();
+        let ftype = FileType::parse(ty)
+            .with_context(|| format!("--type {ty}: unknown type; expected one of {}", FileType::names()))?;
+        (ftype, overrides)
+    };
     let params = QuantizeParams {
         ftype,
         pure: args.pure,
@@ -184,19 +225,7 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         }
     }
 
-    let mut metadata = model.metadata.clone();
-    // llama.cpp sets these after copying the input's keys; its gguf_set_val_* removes an
-    // existing key and appends it, so both end up last, in this order.
-    metadata.remove("general.quantization_version");
-    metadata.insert("general.quantization_version", MetaValue::U32(GGML_QNT_VERSION));
-    metadata.remove("general.file_type");
-    metadata.insert("general.file_type", MetaValue::U32(ftype.id()));
-    for key in ["split.no", "split.count", "split.tensors.count"] {
-        metadata.remove(key);
-    }
-    if let (Some(w), Some(path)) = (&weights, &args.imatrix) {
-        record_imatrix(&mut metadata, w, &path.to_string_lossy());
-    }
+    let metadata = output_metadata(&model.metadata, ftype, weights.as_ref(), imatrix_path.as_deref());
 
     let infos: Vec<_> = plan.iter().map(TensorPlan::info).collect();
     let source: Box<dyn TensorSource + '_> = match (&gpu, &weights) {
@@ -252,6 +281,29 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The output's metadata: the input's, with the keys llama-quantize sets.
+fn output_metadata(
+    input: &llmtool_formats::Metadata,
+    ftype: FileType,
+    weights: Option<&ImportanceWeights>,
+    imatrix: Option<&std::path::Path>,
+) -> llmtool_formats::Metadata {
+    let mut metadata = input.clone();
+    // llama.cpp sets these after copying the input's keys; its gguf_set_val_* removes an
+    // existing key and appends it, so both end up last, in this order.
+    metadata.remove("general.quantization_version");
+    metadata.insert("general.quantization_version", MetaValue::U32(GGML_QNT_VERSION));
+    metadata.remove("general.file_type");
+    metadata.insert("general.file_type", MetaValue::U32(ftype.id()));
+    for key in ["split.no", "split.count", "split.tensors.count"] {
+        metadata.remove(key);
+    }
+    if let (Some(w), Some(path)) = (weights, imatrix) {
+        record_imatrix(&mut metadata, w, &path.to_string_lossy());
+    }
+    metadata
 }
 
 #[cfg(feature = "gpu")]

@@ -116,6 +116,28 @@ impl BaseFile {
         Ok(BaseFile { n_ctx: n_ctx as usize, n_vocab: n_vocab as usize, n_chunk: n_chunk as usize, tokens, rows })
     }
 
+    /// The base of `model` on the windows of `tokens`, computed and kept in memory (the rows
+    /// [`save_base`] would write).
+    pub fn compute(model: &InferModel, tokens: &[u32], opts: &PplOptions) -> Result<Self, EvalError> {
+        let n_chunk = plan(model, tokens.len(), opts)?;
+        let (n_ctx, n_vocab) = (opts.n_ctx, model.cfg.n_vocab);
+        let nv = row_words(n_vocab);
+        let mut kv = model.new_cache(n_ctx);
+        let mut rows = Vec::new();
+        for i in 0..n_chunk {
+            let logits = window_logits(model, &mut kv, tokens, i, opts)?;
+            let targets = &tokens[i * n_ctx + n_ctx / 2 + 1..(i + 1) * n_ctx];
+            let mut words = vec![0u16; targets.len() * nv];
+            words.par_chunks_exact_mut(nv).zip(logits.par_chunks_exact(n_vocab)).zip(targets.par_iter()).for_each(
+                |((w, l), &t)| {
+                    encode_row(l, t, w);
+                },
+            );
+            rows.extend(words);
+        }
+        Ok(BaseFile { n_ctx, n_vocab, n_chunk, tokens: tokens[..n_chunk * n_ctx].to_vec(), rows })
+    }
+
     /// Log-probabilities of row `r` (over all windows) decoded to f32; entries at the
     /// −16-nat floor are returned as they are stored (callers skip them like llama.cpp).
     fn row(&self, r: usize, out: &mut [f32]) {

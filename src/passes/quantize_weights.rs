@@ -110,7 +110,11 @@ fn is_token_embd(name: &str) -> bool {
 
 /// Checks the whole plan before anything is written: every tensor that is re-quantized gets
 /// weights of the right size or none, and the types that need weights have them.
-pub fn check_plan(plan: &[TensorPlan], weights: Option<&ImportanceWeights>, ftype: FileType) -> Result<(), WeightsError> {
+pub fn check_plan(
+    plan: &[TensorPlan],
+    weights: Option<&ImportanceWeights>,
+    ftype: FileType,
+) -> Result<(), WeightsError> {
     for p in plan.iter().filter(|p| p.from != p.to && p.to.is_quantized()) {
         let w = match weights {
             Some(w) => w.for_tensor(&p.info())?,
@@ -160,7 +164,10 @@ impl TensorSource for WeightedRetyped<'_> {
             return super::convert::retype_bytes(name, from, to, bytes);
         }
         let rows_per_matrix = info.ne.get(1).copied().unwrap_or(1) as usize;
-        let src_row = from.row_bytes(n_per_row as u64).ok_or_else(|| fail(format!("rows of {n_per_row} do not split into {from} blocks")))? as usize;
+        let src_row = from
+            .row_bytes(n_per_row as u64)
+            .ok_or_else(|| fail(format!("rows of {n_per_row} do not split into {from} blocks")))?
+            as usize;
         let mut out = Vec::with_capacity(info.n_bytes().unwrap_or(0) as usize);
         let slab_rows = (SLAB_VALUES / n_per_row).clamp(1, rows_per_matrix.max(1));
         let mut f32s = vec![0f32; slab_rows * n_per_row];
