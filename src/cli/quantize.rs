@@ -110,6 +110,9 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     if mix && !overrides.is_empty() {
         bail!("--keep/--keep-file cannot be combined with --target-bpw/--target-size (the mix sets every tensor)");
     }
+    if mix {
+        super::quantize_mix::check_args(&args.mix)?;
+    }
     if mix && use_gpu {
         bail!("--target-bpw/--target-size: the GPU quantizers take no importance weights; use --device cpu");
     }
@@ -138,6 +141,7 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     // A mix without --imatrix computes one on the calibration text, saved next to the output
     // (the output is quantized with it and records its path, as with --imatrix).
     let mut imatrix_path = args.imatrix.clone();
+    let mut computed = None;
     if mix && imatrix_path.is_none() {
         let im = super::quantize_mix::calibration_imatrix(&args.mix, &model, &args.input, args.quiet)?;
         let p = args.output.with_extension("imatrix.gguf");
@@ -149,10 +153,14 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
             }
         }
         imatrix_path = Some(p);
+        computed = Some(im);
     }
     let weights = match &imatrix_path {
         Some(path) => {
-            let imatrix = Imatrix::read(path)?;
+            let imatrix = match computed {
+                Some(im) => im,
+                None => Imatrix::read(path)?,
+            };
             let w = ImportanceWeights::new(&imatrix, &args.include_weights, &args.exclude_weights)?;
             if use_gpu {
                 bail!("--imatrix: the GPU quantizers take no importance weights yet; use --device cpu");

@@ -20,7 +20,7 @@ use crate::eval::PplOptions;
 use crate::infer::InferModel;
 use crate::model::Model;
 use crate::passes::quantize::{plan, FileType, ModelFacts, Override, QuantizeParams, Reason};
-use crate::passes::quantize_mix::{allocate, keep_line, parse_size, total_damage};
+use crate::passes::quantize_mix::{allocate, keep_line, parse_size, total_damage, MixError};
 use crate::passes::quantize_sensitivity::{self as sens, Groups, Sensitivity};
 use crate::passes::quantize_weights::ImportanceWeights;
 use crate::tokenizer::Tokenizer;
@@ -48,6 +48,10 @@ pub struct MixArgs {
     /// layers (`kind`: about ten runs).
     #[arg(long, value_enum, default_value_t = Groups::Tensor)]
     pub calib_groups: Groups,
+    /// Only these tensor types (comma-separated) may be chosen, e.g. those a runtime supports;
+    /// default: all that fit each tensor's rows (IQ1_S … Q8_0, F16).
+    #[arg(long, value_name = "T,T,…", value_delimiter = ',')]
+    pub candidates: Vec<String>,
     /// Write the chosen mix as `PATTERN=TYPE` lines (one per tensor): `quantize --type BASE
     /// --keep-file FILE` (or each line as --keep) with the same imatrix reproduces the output.
     #[arg(long, value_name = "FILE")]
@@ -142,16 +146,10 @@ pub fn choose(
     metadata: &Metadata,
     quiet: bool,
 ) -> Result<Mix> {
+    let allowed = allowed_types(args)?;
     let mixable = sens::mixable(model.tensors.tensor_infos());
     if mixable.is_empty() {
         bail!("{}: no tensor llama.cpp would quantize; nothing to mix", input.display());
-    }
-    let table = match &args.sensitivity {
-        Some(p) => Sensitivity::load(p, &mixable)?,
-        None => measure(args, model, input, &mixable, weights, quiet)?,
-    };
-    if let Some(p) = &args.save_sensitivity {
-        table.save(p)?;
     }
     let (kept, overhead) = fixed_bytes(model, metadata, &mixable)?;
     let n_weights: u64 = model.tensors.tensor_infos().iter().map(|t| t.ne.iter().product::<u64>()).sum();
@@ -172,7 +170,30 @@ pub fn choose(
     let Some(budget) = budget else {
         bail!("target {what}: smaller than the tensors that are never quantized ({kept} bytes) and the header");
     };
-    let options = table.options()?;
+    // Refuse a budget below every tensor at its smallest type before measuring anything.
+    let has_weights = weights.is_some();
+    let min: u64 = mixable
+        .iter()
+        .map(|t| {
+            sens::candidates(t.ne.first().copied().unwrap_or(0), has_weights)
+                .into_iter()
+                .filter(|ty| allowed.as_ref().is_none_or(|a| a.contains(ty)))
+                .map(|ty| TensorInfo { name: String::new(), ty, ne: t.ne.clone() }.n_bytes().unwrap_or(u64::MAX))
+                .min()
+                .unwrap_or(u64::MAX)
+        })
+        .fold(0u64, u64::saturating_add);
+    if min > budget {
+        return Err(MixError::BudgetTooSmall { budget, min }).with_context(|| format!("target {what}"));
+    }
+    let table = match &args.sensitivity {
+        Some(p) => Sensitivity::load(p, &mixable)?,
+        None => measure(args, model, input, &mixable, weights, allowed.as_deref(), quiet)?,
+    };
+    if let Some(p) = &args.save_sensitivity {
+        table.save(p)?;
+    }
+    let options = table.options(allowed.as_deref())?;
     let pick = allocate(&options, budget).with_context(|| format!("target {what}"))?;
     let chosen: Vec<(String, GgmlType)> =
         options.iter().zip(&pick).map(|(t, &i)| (t.name.clone(), t.choices[i].ty)).collect();
@@ -218,6 +239,7 @@ fn measure(
     input: &Path,
     mixable: &[TensorInfo],
     weights: Option<&ImportanceWeights>,
+    allowed: Option<&[GgmlType]>,
     quiet: bool,
 ) -> Result<Sensitivity> {
     let text_path = args.calibration.as_deref().context("--calibration is required")?;
@@ -231,7 +253,7 @@ fn measure(
         bos: bos_of(Some(&tok)),
     };
     let t0 = std::time::Instant::now();
-    let errors = sens::candidate_errors(model.tensors.as_ref(), mixable, weights, |i, n, name| {
+    let errors = sens::candidate_errors(model.tensors.as_ref(), mixable, weights, allowed, |i, n, name| {
         if !quiet && (i % 20 == 0) {
             eprintln!("sensitivity: weighted errors {i}/{n} ({name})");
         }
@@ -264,6 +286,46 @@ fn measure(
         );
     }
     Ok(table)
+}
+
+/// Checks the mix arguments that need no model (before any long step).
+pub fn check_args(args: &MixArgs) -> Result<()> {
+    allowed_types(args)?;
+    if let Some(size) = &args.target_size {
+        parse_size(size)?;
+    }
+    if let Some(b) = args.target_bpw {
+        if !(b.is_finite() && b > 0.0) {
+            bail!("--target-bpw {b}: expected a positive number of bits per weight");
+        }
+    }
+    if let (Some(t), None) = (&args.sensitivity, &args.save_sensitivity) {
+        if !t.exists() {
+            bail!("--sensitivity {}: no such file (write one with --save-sensitivity)", t.display());
+        }
+    }
+    Ok(())
+}
+
+/// `--candidates` as types (None: all).
+fn allowed_types(args: &MixArgs) -> Result<Option<Vec<GgmlType>>> {
+    if args.candidates.is_empty() {
+        return Ok(None);
+    }
+    let types = args
+        .candidates
+        .iter()
+        .map(|n| {
+            GgmlType::from_name(&n.trim().to_ascii_uppercase()).filter(|t| sens::CANDIDATES.contains(t)).with_context(
+                || format!("--candidates: '{n}' is not a candidate type (expected some of {})", candidate_names()),
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(types))
+}
+
+fn candidate_names() -> String {
+    sens::CANDIDATES.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
 }
 
 fn write_mix(path: &Path, lines: &[String], ftype: FileType, what: &str, predicted: f64, imatrix: bool) -> Result<()> {

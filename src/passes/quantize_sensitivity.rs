@@ -104,8 +104,8 @@ pub struct Sensitivity {
 }
 
 impl Sensitivity {
-    /// The allocator's input: damage = gain · error.
-    pub fn options(&self) -> Result<Vec<TensorOptions>, SensitivityError> {
+    /// The allocator's input: damage = gain · error, over the `allowed` types (all: None).
+    pub fn options(&self, allowed: Option<&[GgmlType]>) -> Result<Vec<TensorOptions>, SensitivityError> {
         self.tensors
             .iter()
             .map(|t| {
@@ -119,6 +119,7 @@ impl Sensitivity {
                         })?;
                         Ok(Choice { ty, bytes: *bytes, damage: t.gain * err })
                     })
+                    .filter(|c| c.as_ref().map_or(true, |c| allowed.is_none_or(|a| a.contains(&c.ty))))
                     .collect::<Result<Vec<_>, SensitivityError>>()?;
                 Ok(TensorOptions { name: t.name.clone(), choices })
             })
@@ -239,12 +240,14 @@ fn decode(src: &dyn TensorSource, info: &TensorInfo) -> Result<Vec<f32>, Sensiti
     Ok(out)
 }
 
-/// Weighted errors of every candidate of every mixable tensor: (bytes, error) per type.
-/// Tensors of several matrices (experts) use each matrix's slice of the weights.
+/// Weighted errors of every candidate (of the `allowed` ones, plus [`CALIB_TYPE`] which the
+/// gains need) of every mixable tensor: (bytes, error) per type. Tensors of several matrices
+/// (experts) use each matrix's slice of the weights.
 pub fn candidate_errors(
     src: &dyn TensorSource,
     mixable: &[TensorInfo],
     weights: Option<&ImportanceWeights>,
+    allowed: Option<&[GgmlType]>,
     mut progress: impl FnMut(usize, usize, &str),
 ) -> Result<Vec<Vec<(GgmlType, u64, f64)>>, SensitivityError> {
     let mut all = Vec::with_capacity(mixable.len());
@@ -257,7 +260,10 @@ pub fn candidate_errors(
         };
         let w = decode(src, info)?;
         let per_matrix = ncols * info.ne.get(1).copied().unwrap_or(1) as usize;
-        let types = candidates(ncols as u64, imp.is_some());
+        let types: Vec<GgmlType> = candidates(ncols as u64, imp.is_some())
+            .into_iter()
+            .filter(|t| *t == CALIB_TYPE || allowed.is_none_or(|a| a.contains(t)))
+            .collect();
         let rows: Vec<(GgmlType, u64, f64)> = types
             .par_iter()
             .map(|&ty| {

@@ -1,0 +1,187 @@
+//! `llmtool quantize --target-size/--target-bpw --calibration TEXT` on the real model: the
+//! size budget is met, `--save-mix` lines reproduce the same bytes with an ordinary
+//! `quantize --keep`, a saved sensitivity table gives the same file, and the output runs on
+//! the core. Kept small: per-kind calibration, 2 windows of 64 tokens, three candidate types.
+
+mod common;
+
+use std::path::Path;
+
+use common::{llmtool, llmtool_ok, real_model, wiki_text};
+
+const CANDIDATES: &[&str] = &["Q4_0", "Q5_0", "Q8_0"];
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn imatrix() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/imatrix/smollm2-q4_1-wiki4.gguf")
+}
+
+/// The `PATTERN=TYPE` lines of a saved mix, and the base type its header names.
+fn read_mix(path: &Path) -> (Vec<String>, String) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let base = text
+        .lines()
+        .find_map(|l| l.split("--type ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .expect("reproduce line with --type")
+        .to_string();
+    let lines = text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).map(String::from).collect();
+    (lines, base)
+}
+
+fn ppl(model: &Path) -> f64 {
+    let o = llmtool_ok(&[
+        "perplexity",
+        s(model),
+        "--text",
+        s(&wiki_text()),
+        "--ctx",
+        "64",
+        "--chunks",
+        "4",
+        "--json",
+        "-q",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["ppl"].as_f64().unwrap()
+}
+
+#[test]
+fn target_size_mix_meets_budget_reproduces_and_runs() {
+    let model = real_model();
+    let dir = tempfile::tempdir().unwrap();
+    let (out, mix, table) = (dir.path().join("mix.gguf"), dir.path().join("mix.txt"), dir.path().join("sens.json"));
+    let budget: u64 = 95_000_000;
+    let (im, text) = (imatrix(), wiki_text());
+    let cands = CANDIDATES.join(",");
+    let common_args = [
+        "--calibration",
+        s(&text),
+        "--calib-groups",
+        "kind",
+        "--calib-chunks",
+        "2",
+        "--calib-ctx",
+        "64",
+        "--candidates",
+        &cands,
+        "--imatrix",
+        s(&im),
+    ];
+    let size = budget.to_string();
+    let mut args = vec!["quantize", s(&model), s(&out), "--target-size", &size];
+    args.extend_from_slice(&common_args);
+    args.extend_from_slice(&["--save-mix", s(&mix), "--save-sensitivity", s(&table)]);
+    let o = llmtool_ok(&args);
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(log.contains("mix for") && log.contains("predicted mean KLD"), "{log}");
+
+    // The budget is met, and used: within 2 % below it.
+    let written = std::fs::metadata(&out).unwrap().len();
+    assert!(written <= budget && written as f64 > 0.98 * budget as f64, "{written} vs budget {budget}");
+
+    // One line per quantizable tensor (7 per layer × 30 + token_embd), candidate types only,
+    // and more than one type chosen (the budget lies between all-Q4_0 and all-Q8_0).
+    let (lines, base) = read_mix(&mix);
+    assert_eq!(lines.len(), 30 * 7 + 1, "{lines:?}");
+    let types: std::collections::BTreeSet<&str> = lines.iter().map(|l| l.rsplit_once('=').unwrap().1).collect();
+    assert!(types.iter().all(|t| CANDIDATES.contains(t)) && types.len() > 1, "{types:?}");
+
+    // An ordinary quantize with the lines as --keep (and as --keep-file) writes the same bytes.
+    let again = dir.path().join("again.gguf");
+    let mut args = vec!["quantize", s(&model), s(&again), "--type", &base, "--imatrix", s(&im), "-q"];
+    for l in &lines {
+        args.extend_from_slice(&["--keep", l]);
+    }
+    llmtool_ok(&args);
+    let expected = std::fs::read(&out).unwrap();
+    assert!(std::fs::read(&again).unwrap() == expected, "--keep lines reproduce the mix");
+    llmtool_ok(&[
+        "quantize",
+        s(&model),
+        s(&again),
+        "--type",
+        &base,
+        "--imatrix",
+        s(&im),
+        "--keep-file",
+        s(&mix),
+        "--force",
+        "-q",
+    ]);
+    assert!(std::fs::read(&again).unwrap() == expected, "--keep-file reproduces the mix");
+
+    // The saved table gives the same choice without measuring again.
+    let reused = dir.path().join("reused.gguf");
+    let mut args = vec!["quantize", s(&model), s(&reused), "--target-size", &size, "--sensitivity", s(&table), "-q"];
+    args.extend_from_slice(&common_args);
+    llmtool_ok(&args);
+    assert!(std::fs::read(&reused).unwrap() == expected, "--sensitivity reproduces the mix");
+
+    // A larger budget (by bpw) from the same table: bigger file.
+    let big = dir.path().join("big.gguf");
+    let mut args = vec!["quantize", s(&model), s(&big), "--target-bpw", "7.5", "--sensitivity", s(&table), "-q"];
+    args.extend_from_slice(&common_args);
+    llmtool_ok(&args);
+    assert!(std::fs::metadata(&big).unwrap().len() > written);
+
+    // The output runs on the core, close to the input's perplexity (Q4_1 weights re-quantized
+    // to ≥ 4.5-bit types).
+    let (p_in, p_out) = (ppl(&model), ppl(&out));
+    assert!(p_out.is_finite() && p_out < 1.5 * p_in, "PPL {p_out} vs input {p_in}");
+}
+
+#[test]
+fn mix_errors_are_clear() {
+    let model = real_model();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.gguf");
+    // Without a calibration text (clap).
+    let o = llmtool(&["quantize", s(&model), s(&out), "--target-bpw", "5"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--calibration"));
+    // --type and a target together.
+    let text = wiki_text();
+    let o = llmtool(&["quantize", s(&model), s(&out), "-t", "Q4_0", "--target-bpw", "5", "--calibration", s(&text)]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("cannot be used with"));
+    // A budget below every tensor at its smallest type: refused before anything is written.
+    let im = imatrix();
+    let o = llmtool(&[
+        "quantize",
+        s(&model),
+        s(&out),
+        "--target-size",
+        "10M",
+        "--calibration",
+        s(&text),
+        "--calib-groups",
+        "kind",
+        "--calib-chunks",
+        "2",
+        "--calib-ctx",
+        "64",
+        "--candidates",
+        "Q4_0,Q8_0",
+        "--imatrix",
+        s(&im),
+        "-q",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("smallest reachable size"), "{err}");
+    assert!(!out.exists());
+    // An unknown candidate.
+    let o = llmtool(&[
+        "quantize",
+        s(&model),
+        s(&out),
+        "--target-bpw",
+        "5",
+        "--calibration",
+        s(&text),
+        "--candidates",
+        "Q9_9",
+    ]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("not a candidate type"));
+}
