@@ -546,8 +546,10 @@ fn mix_type(st: &mut State, f: &ModelFacts, ty: GgmlType, info: &TensorInfo, ft:
         if !falcon {
             if f.n_expert == 8 {
                 use FileType::*;
-                if matches!(ft, Q2_K | IQ3_XS | IQ3_XXS | Q3_K_S | Q3_K_M | IQ4_NL | Q4_K_S | Q4_K_M | IQ3_S | IQ3_M | IQ4_XS)
-                {
+                if matches!(
+                    ft,
+                    Q2_K | IQ3_XS | IQ3_XXS | Q3_K_S | Q3_K_M | IQ4_NL | Q4_K_S | Q4_K_M | IQ3_S | IQ3_M | IQ4_XS
+                ) {
                     new = G::Q5_K;
                 }
             } else {
