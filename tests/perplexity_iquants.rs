@@ -5,10 +5,9 @@
 //! The i-quant file runs the quantized matmul (weights in their blocks, activations as Q8_K,
 //! as llama.cpp does); the F32 file multiplies the same weight values in f32. The two
 //! perplexities must agree within the effect of the 8-bit activations (about 1 % on this model
-//! for Q4_1, see `tests/evolve_real.rs`). No i-quant quantizer is needed: the blocks are random
-//! bytes (every index, sign and scale pattern is a valid block) with the f16 super-scale chosen
-//! per tensor so the weights have half the rms of the original matrix, which perturbs the
-//! model without destroying it.
+//! for Q4_1, see `tests/evolve_real.rs`). The blocks are the model's own `ffn_down` weights
+//! quantized by our i-quant quantizers (flat importance weights, which the IQ2_XXS/IQ2_XS/IQ1
+//! quantizers require).
 
 mod common;
 
@@ -18,7 +17,7 @@ use std::path::Path;
 use llmtool::model::Model;
 use llmtool_formats::gguf::{write_gguf, GgufHeader};
 use llmtool_formats::{GgmlType, TensorInfo};
-use llmtool_kernels::{convert, dequant};
+use llmtool_kernels::{convert, dequant, quant};
 
 const TYPES: [GgmlType; 8] = [
     GgmlType::IQ4_XS,
@@ -31,42 +30,9 @@ const TYPES: [GgmlType; 8] = [
     GgmlType::IQ1_S,
 ];
 
-/// xorshift64*: deterministic test bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
-/// Sets the f16 super-scale of every block (IQ1_M: the top nibbles of its four u16 scales,
-/// ggml `iq1m_scale_t`; the others: bytes 0..2).
-fn set_super_scale(ty: GgmlType, bytes: &mut [u8], d: half::f16) {
-    let bits = d.to_bits();
-    for blk in bytes.chunks_exact_mut(ty.type_size()) {
-        if ty == GgmlType::IQ1_M {
-            for k in 0..4 {
-                let hi = &mut blk[48 + 2 * k + 1];
-                *hi = (*hi & 0x0F) | ((((bits >> (4 * k)) & 0x0F) as u8) << 4);
-            }
-        } else {
-            blk[..2].copy_from_slice(&bits.to_le_bytes());
-        }
-    }
-}
-
-fn rms(v: &[f32]) -> f32 {
-    (v.iter().map(|x| (x * x) as f64).sum::<f64>() / v.len() as f64).sqrt() as f32
-}
-
 /// Writes `model` twice: with every `ffn_down` as random i-quant blocks (`iq`), and with those
 /// blocks' values as F32 (`f32`); the other tensors as they are.
 fn write_pair(model: &Model, iq: &Path, f32_path: &Path) {
-    let mut rng = Rng(0x1a2b_3c4d_5e6f_7081);
     let (mut infos_q, mut infos_f, mut datas_q, mut datas_f) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut layer = 0;
     for t in model.tensors.tensor_infos() {
@@ -84,11 +50,10 @@ fn write_pair(model: &Model, iq: &Path, f32_path: &Path) {
         convert::to_f32(t.ty, &bytes, &mut orig).unwrap();
         let ty = TYPES[layer % TYPES.len()];
         layer += 1;
-        let mut q: Vec<u8> = (0..n / 256 * ty.type_size()).map(|_| rng.next() as u8).collect();
+        let n_per_row = t.ne[0] as usize;
+        let mut q = Vec::new();
+        quant::quantize_rows(ty, &orig, n_per_row, Some(&vec![1.0; n_per_row]), &mut q).unwrap();
         let mut vals = vec![0f32; n];
-        set_super_scale(ty, &mut q, half::f16::ONE);
-        dequant::dequantize(ty, &q, &mut vals).unwrap();
-        set_super_scale(ty, &mut q, half::f16::from_f32(0.5 * rms(&orig) / rms(&vals)));
         dequant::dequantize(ty, &q, &mut vals).unwrap();
         infos_q.push(TensorInfo::new(t.name.clone(), ty, t.ne.clone()));
         datas_q.push(q);

@@ -301,3 +301,40 @@ fn rope_factor_tensors_stay_f32() {
         assert!(n >= 1, "{fixture}: no rope factor tensor");
     }
 }
+
+/// Imatrix misuse fails before anything is written, naming the file and what does not fit.
+#[test]
+fn imatrix_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.gguf");
+    let o = s(&out);
+    let real = common::real_model();
+    let smol_imatrix = root().join("fixtures/imatrix/smollm2-q4_1-wiki4.gguf");
+    let fixture = root().join("fixtures/models/llama");
+
+    // Sizes that do not match: SmolLM2's imatrix (576-wide rows) for the 64-wide llama fixture.
+    fails_with(
+        &["quantize", s(&fixture), o, "-t", "Q4_0", "--imatrix", s(&smol_imatrix)],
+        "is the imatrix for another model?",
+    );
+    // Names that do not match: an imatrix whose entries name no tensor of the model.
+    let mut im = llmtool_formats::imatrix::Imatrix::read(&smol_imatrix).unwrap();
+    im.entries = std::mem::take(&mut im.entries).into_iter().map(|(k, v)| (format!("other.{k}"), v)).collect();
+    let renamed = dir.path().join("renamed.gguf");
+    im.write_gguf(&renamed, false).unwrap();
+    fails_with(&["quantize", s(&real), o, "-t", "Q4_K_M", "--imatrix", s(&renamed)], "no imatrix entry names a tensor");
+    // Truncated files, GGUF and legacy .dat: an error naming the file.
+    for (src, name) in
+        [(smol_imatrix.clone(), "cut.gguf"), (root().join("fixtures/imatrix/smollm2-q4_1-wiki4.dat"), "cut.dat")]
+    {
+        let bytes = std::fs::read(&src).unwrap();
+        let cut = dir.path().join(name);
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        fails_with(&["quantize", s(&real), o, "-t", "Q4_K_M", "--imatrix", s(&cut)], name);
+    }
+    // A low-bit type without an imatrix (SmolLM2's ffn_down rows, 1536 wide, get IQ2_XXS).
+    fails_with(&["quantize", s(&real), o, "-t", "IQ2_XXS"], "needs an importance matrix");
+    fails_with(&["quantize", s(&real), o, "-t", "IQ2_XXS"], "ffn_down.weight' is quantized to IQ2_XXS");
+    assert!(!out.exists(), "failed runs leave no output");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3, "only the inputs made here");
+}

@@ -33,9 +33,10 @@ const SUFFIX_COUNTS: &str = ".counts";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImatrixError {
-    #[error("{path}: {source}")]
+    // The source is printed by the error chain (the CLI prints every cause), not repeated here.
+    #[error("imatrix {path}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {source}")]
+    #[error("imatrix {path}")]
     Gguf { path: PathBuf, source: Box<FormatError> },
     #[error("{path}: not an imatrix file: {why}")]
     NotImatrix { path: PathBuf, why: String },

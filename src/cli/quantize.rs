@@ -208,7 +208,10 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         return Ok(());
     }
     check_kernels(&plan, ftype)?;
-    check_plan(&plan, weights.as_ref(), ftype)?;
+    check_plan(&plan, weights.as_ref(), ftype).with_context(|| match &args.imatrix {
+        Some(im) => format!("cannot quantize {} with the imatrix {}", args.input.display(), im.display()),
+        None => format!("cannot quantize {} to {}", args.input.display(), ftype.name()),
+    })?;
     // Opened before anything is written: without an adapter the run fails here.
     let gpu = if use_gpu { Some(open_gpu()?) } else { None };
     if !args.quiet {
@@ -236,10 +239,16 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     let metadata = output_metadata(&model.metadata, ftype, weights.as_ref(), imatrix_path.as_deref());
 
     let infos: Vec<_> = plan.iter().map(TensorPlan::info).collect();
+    let no_weights = ImportanceWeights::default();
     let source: Box<dyn TensorSource + '_> = match (&gpu, &weights) {
         #[cfg(feature = "gpu")]
         (Some(g), _) => Box::new(GpuRetyped::new(model.tensors.as_ref(), infos, g)),
         (_, Some(w)) => Box::new(WeightedRetyped::new(model.tensors.as_ref(), infos, w)),
+        // Types with only a row quantizer (IQ4_XS, IQ3_S, … without an imatrix) go through
+        // the row path with no weights, like ggml's `quantize_<type>(…, NULL)`.
+        _ if plan.iter().any(|p| p.from != p.to && p.to.is_quantized() && !quant::can_quantize(p.to)) => {
+            Box::new(WeightedRetyped::new(model.tensors.as_ref(), infos, &no_weights))
+        }
         _ => Box::new(Retyped::from_infos(model.tensors.as_ref(), infos)),
     };
     let header = GgufHeader::new(metadata, source.tensor_infos().to_vec())?;

@@ -40,6 +40,11 @@ pub enum WeightsError {
          give one with --imatrix FILE (llmtool imatrix computes it), or choose another type"
     )]
     Missing { name: String, ty: GgmlType, why: &'static str },
+    #[error(
+        "no imatrix entry names a tensor this quantization writes (the imatrix has e.g. '{example}'); \
+         is the imatrix for another model?"
+    )]
+    NoneMatch { example: String },
 }
 
 /// Per-tensor importance weights (column means), after `--include/--exclude-weights`.
@@ -115,11 +120,13 @@ pub fn check_plan(
     weights: Option<&ImportanceWeights>,
     ftype: FileType,
 ) -> Result<(), WeightsError> {
+    let mut matched = false;
     for p in plan.iter().filter(|p| p.from != p.to && p.to.is_quantized()) {
         let w = match weights {
             Some(w) => w.for_tensor(&p.info())?,
             None => None,
         };
+        matched |= w.is_some();
         if w.is_none() && (requires_imatrix(&p.name, p.to, ftype) || quant::requires_imatrix(p.to)) {
             let why = match weights {
                 None => "",
@@ -128,7 +135,13 @@ pub fn check_plan(
             return Err(WeightsError::Missing { name: p.name.clone(), ty: p.to, why });
         }
     }
-    Ok(())
+    // llama-quantize goes on without weights here; a user who gave an imatrix wants it used.
+    match weights.and_then(|w| w.by_name.keys().next()) {
+        Some(example) if !matched && plan.iter().any(|p| p.from != p.to && p.to.is_quantized()) => {
+            Err(WeightsError::NoneMatch { example: example.clone() })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `inner`'s tensors re-typed as `infos` says, quantized with importance weights where given.
@@ -160,7 +173,7 @@ impl TensorSource for WeightedRetyped<'_> {
         let fail = |e: String| FormatError::Other(format!("tensor '{name}': {e}"));
         let weights = self.weights.for_tensor(info).map_err(|e| fail(e.to_string()))?;
         let (to, n_per_row) = (info.ty, info.ne.first().copied().unwrap_or(1).max(1) as usize);
-        if from == to || !to.is_quantized() || (weights.is_none() && !quant::requires_imatrix(to)) {
+        if from == to || !to.is_quantized() || (weights.is_none() && quant::can_quantize(to)) {
             return super::convert::retype_bytes(name, from, to, bytes);
         }
         let rows_per_matrix = info.ne.get(1).copied().unwrap_or(1) as usize;
