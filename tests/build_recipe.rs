@@ -136,6 +136,9 @@ fn recipe_errors_name_the_key_before_any_work() {
         ("validate.gates: max_ppl_increase_pct and max_kld need validate.text", format!("inputs: {{a: {m}}}\nsteps: [{{convert: {{outtype: f16}}}}]\noutputs: {{gguf: o.gguf}}\nvalidate: {{tasks: [{m}], gates: {{max_kld: 0.1}}}}\n")),
         ("outputs.hf: the last model is block-quantized", format!("inputs: {{a: {m}}}\nsteps: [{{quantize: {{type: Q8_0}}}}]\noutputs: {{hf: out}}\n")),
         ("steps: the recipe has no steps", format!("inputs: {{a: {m}}}\nsteps: []\noutputs: {{gguf: o.gguf}}\n")),
+        ("steps[0].quantize.calibration: target_bpw needs a calibration text", format!("inputs: {{a: {m}}}\nsteps: [{{quantize: {{target_bpw: 5}}}}]\noutputs: {{gguf: o.gguf}}\n")),
+        ("steps[0].quantize.type: give either type or target_bpw", format!("inputs: {{a: {m}}}\nsteps: [{{quantize: {{type: Q8_0, target_bpw: 5, calibration: {m}}}}}]\noutputs: {{gguf: o.gguf}}\n")),
+        ("steps[0].quantize.calibration: ", format!("inputs: {{a: {m}}}\nsteps: [{{quantize: {{target_bpw: 5, calibration: nowhere.txt}}}}]\noutputs: {{gguf: o.gguf}}\n")),
         ("steps[0].lora.adapter: ", format!("inputs: {{a: {m}}}\nsteps: [{{lora: {{adapter: nowhere}}}}]\noutputs: {{gguf: o.gguf}}\n")),
     ];
     for (want, body) in cases {

@@ -11,7 +11,7 @@
 //!   - chatvector: {base: base, chat: chat, ratio: 0.5}   # applied to the current model
 //!   - lora: {adapter: ./adapters/support-bot, scale: 1.0}
 //!   - merge: ./merge.yml               # mergekit syntax; `current` names the current model
-//!   - quantize: {type: Q4_K_M}
+//!   - quantize: {type: Q4_K_M}         # or {target_bpw: 5.0, calibration: ./calib.txt}
 //! outputs:  {gguf: ./dist/model-Q4_K_M.gguf, hf: ./dist/model-hf}
 //!   # optional: deployment layouts of the result (`llmtool export`), model card from the report
 //!   # ollama:   {dir: ./dist/ollama, name: my-model, system: "You are …"}
@@ -178,9 +178,15 @@ impl MergeStep {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuantizeStep {
-    /// llama.cpp file type name (Q8_0, Q4_K_M, …).
-    #[serde(rename = "type")]
+    /// llama.cpp file type name (Q8_0, Q4_K_M, …); empty with `target_bpw`.
+    #[serde(rename = "type", default)]
     pub ty: String,
+    /// Instead of `type`: a per-tensor mix measured on `calibration` (`quantize --target-bpw`).
+    #[serde(default)]
+    pub target_bpw: Option<f64>,
+    /// The calibration text of `target_bpw`.
+    #[serde(default)]
+    pub calibration: Option<PathBuf>,
     /// Per-tensor overrides, `PATTERN=TYPE` like `quantize --keep`.
     #[serde(default)]
     pub keep: Vec<String>,
@@ -295,6 +301,7 @@ impl Loaded {
         for step in &mut recipe.steps {
             match step {
                 Step::Lora(l) => l.adapter = abs(&l.adapter),
+                Step::Quantize(q) => q.calibration = q.calibration.as_deref().map(abs),
                 Step::Merge(MergeStep::Path(p)) | Step::Merge(MergeStep::Config { config: p, .. }) => *p = abs(p),
                 _ => {}
             }
@@ -388,6 +395,35 @@ impl Loaded {
                     if !m.config().is_file() {
                         return Err(self.invalid(key("config"), format!("{}: no such file", m.config().display())));
                     }
+                }
+                Step::Quantize(q) if q.target_bpw.is_some() || q.calibration.is_some() => {
+                    let bad = |k: &str, m: String| self.invalid(key(k), m);
+                    match (q.target_bpw, &q.calibration) {
+                        _ if !q.ty.is_empty() => {
+                            return Err(bad(
+                                "type",
+                                "give either type or target_bpw (with calibration), not both".into(),
+                            ))
+                        }
+                        (None, _) => return Err(bad("target_bpw", "calibration is given without target_bpw".into())),
+                        (Some(b), _) if !(b.is_finite() && b > 0.0) => {
+                            return Err(bad(
+                                "target_bpw",
+                                format!("{b}: expected a positive number of bits per weight"),
+                            ))
+                        }
+                        (Some(_), None) => {
+                            return Err(bad("calibration", "target_bpw needs a calibration text".into()))
+                        }
+                        (Some(_), Some(c)) if !c.is_file() => {
+                            return Err(bad("calibration", format!("{}: no such file", c.display())))
+                        }
+                        _ => {}
+                    }
+                    if quantized {
+                        return Err(self.invalid(format!("steps[{i}]"), "a second quantize step would requantize"));
+                    }
+                    quantized = true;
                 }
                 Step::Quantize(q) => {
                     if !file_type_ok(&q.ty) {

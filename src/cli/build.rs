@@ -157,7 +157,16 @@ fn plan(loaded: &Loaded, memo: &mut HashMemo, start_hash: &Hash) -> Result<Vec<P
             Step::Convert(c) => {
                 (json!({"outtype": c.outtype}), format!("convert {}", c.outtype.as_deref().unwrap_or("")))
             }
-            Step::Quantize(q) => (json!({"type": q.ty, "keep": q.keep, "pure": q.pure}), format!("quantize {}", q.ty)),
+            Step::Quantize(q) => {
+                if let Some(c) = &q.calibration {
+                    reads.push(("calibration".into(), memo.hash_path(c)?));
+                }
+                let label = match q.target_bpw {
+                    Some(b) => format!("quantize mix {b} bpw"),
+                    None => format!("quantize {}", q.ty),
+                };
+                (json!({"type": q.ty, "keep": q.keep, "pure": q.pure, "target_bpw": q.target_bpw}), label)
+            }
             Step::Lora(l) => {
                 reads.push(("adapter".into(), memo.hash_path(&l.adapter)?));
                 (json!({"scale": l.scale}), format!("lora {} ×{}", name_of(&l.adapter), l.scale))
@@ -340,7 +349,12 @@ fn step_argv(loaded: &Loaded, p: &Planned) -> Result<Vec<OsString>> {
         }
         Step::Quantize(q) => {
             a.extend(["quantize".into(), p.input.clone().into(), p.artifact.clone().into()]);
-            a.extend(["--type".into(), q.ty.clone().into()]);
+            match (q.target_bpw, &q.calibration) {
+                (Some(b), Some(c)) => {
+                    a.extend(["--target-bpw".into(), b.to_string().into(), "--calibration".into(), c.into()]);
+                }
+                _ => a.extend(["--type".into(), q.ty.clone().into()]),
+            }
             for k in &q.keep {
                 a.extend(["--keep".into(), k.into()]);
             }
