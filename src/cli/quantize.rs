@@ -48,7 +48,7 @@ pub struct QuantizeArgs {
     #[arg(long, value_name = "FILE")]
     pub keep_file: Option<PathBuf>,
     #[command(flatten)]
-    pub mix: MixArgs,
+    pub mix: Box<MixArgs>,
     /// Importance matrix (llama.cpp's GGUF or legacy .dat format, e.g. from `llmtool
     /// imatrix`): quantizers weight each column's error by it, as llama-quantize --imatrix.
     #[arg(long, value_name = "FILE")]

@@ -213,13 +213,8 @@ pub fn choose(
     let overrides = lines.iter().map(|l| Override::parse(l)).collect::<Result<Vec<_>, _>>()?;
     let predicted = total_damage(&options, &pick);
     if !quiet {
-        let counts: Vec<String> = by_type
-            .iter()
-            .map(|(n, _)| {
-                let c = chosen.iter().filter(|(_, t)| t.name() == *n).count();
-                format!("{n} ×{c}")
-            })
-            .collect();
+        let counts: Vec<String> =
+            by_type.keys().map(|n| format!("{n} ×{}", chosen.iter().filter(|(_, t)| t.name() == *n).count())).collect();
         eprintln!(
             "mix for {what}: {} tensors ({}), base file type {}, predicted mean KLD {predicted:.6} (sum of per-tensor estimates)",
             chosen.len(),

@@ -152,6 +152,9 @@ impl Sensitivity {
     }
 }
 
+/// One tensor's (type, bytes, weighted error) per candidate.
+pub type CandidateErrors = Vec<(GgmlType, u64, f64)>;
+
 /// The tensors the allocator chooses types for (those llama.cpp would quantize), in the
 /// source's order.
 pub fn mixable(infos: &[TensorInfo]) -> Vec<TensorInfo> {
@@ -249,7 +252,7 @@ pub fn candidate_errors(
     weights: Option<&ImportanceWeights>,
     allowed: Option<&[GgmlType]>,
     mut progress: impl FnMut(usize, usize, &str),
-) -> Result<Vec<Vec<(GgmlType, u64, f64)>>, SensitivityError> {
+) -> Result<Vec<CandidateErrors>, SensitivityError> {
     let mut all = Vec::with_capacity(mixable.len());
     for (i, info) in mixable.iter().enumerate() {
         progress(i, mixable.len(), &info.name);
@@ -287,7 +290,7 @@ pub fn measure(
     metadata: &Metadata,
     src: &dyn TensorSource,
     mixable: &[TensorInfo],
-    errors: Vec<Vec<(GgmlType, u64, f64)>>,
+    errors: Vec<CandidateErrors>,
     weights: Option<&ImportanceWeights>,
     tokens: &[u32],
     opts: &PplOptions,
