@@ -32,6 +32,14 @@ fn read_mix(path: &Path) -> (Vec<String>, String) {
     (lines, base)
 }
 
+/// The small calibration of these tests: per kind, 2 windows of 64 tokens, the fixture imatrix.
+fn calib_args(text: &Path, im: &Path, candidates: &str) -> Vec<String> {
+    let a = ["--calibration", s(text), "--calib-groups", "kind", "--calib-chunks", "2", "--calib-ctx", "64"];
+    let mut v: Vec<String> = a.iter().map(|x| x.to_string()).collect();
+    v.extend(["--candidates", candidates, "--imatrix", s(im)].map(String::from));
+    v
+}
+
 fn ppl(model: &Path) -> f64 {
     let o = llmtool_ok(&[
         "perplexity",
@@ -56,21 +64,8 @@ fn target_size_mix_meets_budget_reproduces_and_runs() {
     let (out, mix, table) = (dir.path().join("mix.gguf"), dir.path().join("mix.txt"), dir.path().join("sens.json"));
     let budget: u64 = 95_000_000;
     let (im, text) = (imatrix(), wiki_text());
-    let cands = CANDIDATES.join(",");
-    let common_args = [
-        "--calibration",
-        s(&text),
-        "--calib-groups",
-        "kind",
-        "--calib-chunks",
-        "2",
-        "--calib-ctx",
-        "64",
-        "--candidates",
-        &cands,
-        "--imatrix",
-        s(&im),
-    ];
+    let calib = calib_args(&text, &im, &CANDIDATES.join(","));
+    let common_args: Vec<&str> = calib.iter().map(String::as_str).collect();
     let size = budget.to_string();
     let mut args = vec!["quantize", s(&model), s(&out), "--target-size", &size];
     args.extend_from_slice(&common_args);
@@ -148,26 +143,10 @@ fn mix_errors_are_clear() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("cannot be used with"));
     // A budget below every tensor at its smallest type: refused before anything is written.
     let im = imatrix();
-    let o = llmtool(&[
-        "quantize",
-        s(&model),
-        s(&out),
-        "--target-size",
-        "10M",
-        "--calibration",
-        s(&text),
-        "--calib-groups",
-        "kind",
-        "--calib-chunks",
-        "2",
-        "--calib-ctx",
-        "64",
-        "--candidates",
-        "Q4_0,Q8_0",
-        "--imatrix",
-        s(&im),
-        "-q",
-    ]);
+    let calib = calib_args(&text, &im, "Q4_0,Q8_0");
+    let mut args = vec!["quantize", s(&model), s(&out), "--target-size", "10M", "-q"];
+    args.extend(calib.iter().map(String::as_str));
+    let o = llmtool(&args);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("smallest reachable size"), "{err}");
     assert!(!out.exists());

@@ -82,6 +82,16 @@ pub fn read_keep_file(path: &Path) -> Result<Vec<String>> {
     Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect())
 }
 
+/// The calibration windows: `--calib-chunks` of `--calib-ctx` tokens, as perplexity cuts them.
+fn calib_opts(args: &MixArgs, tok: &Tokenizer) -> PplOptions {
+    PplOptions {
+        n_ctx: args.calib_ctx,
+        n_chunks: Some(args.calib_chunks),
+        batch: args.calib_ctx,
+        bos: bos_of(Some(tok)),
+    }
+}
+
 /// Computes an importance matrix on the calibration text (when none is given), as `llmtool
 /// imatrix` would on the same windows.
 pub fn calibration_imatrix(args: &MixArgs, model: &Model, input: &Path, quiet: bool) -> Result<Imatrix> {
@@ -90,12 +100,7 @@ pub fn calibration_imatrix(args: &MixArgs, model: &Model, input: &Path, quiet: b
     let tok = Tokenizer::from_model(model).with_context(|| format!("tokenizer of {}", input.display()))?;
     let text = read_text(text_path)?;
     let tokens = tokenize(Some(&tok), input, &text)?;
-    let opts = PplOptions {
-        n_ctx: args.calib_ctx,
-        n_chunks: Some(args.calib_chunks),
-        batch: args.calib_ctx,
-        bos: bos_of(Some(&tok)),
-    };
+    let opts = calib_opts(args, &tok);
     let collector = Arc::new(ImatrixCollector::new(false));
     let r = compute_imatrix(&mut im, collector.clone(), &tokens, &opts, |_| {})?;
     if !quiet {
@@ -241,12 +246,7 @@ fn measure(
     let text = read_text(text_path)?;
     let tok = Tokenizer::from_model(model).with_context(|| format!("tokenizer of {}", input.display()))?;
     let tokens = tokenize_prefix(&tok, input, &text, args.calib_ctx * args.calib_chunks)?;
-    let opts = PplOptions {
-        n_ctx: args.calib_ctx,
-        n_chunks: Some(args.calib_chunks),
-        batch: args.calib_ctx,
-        bos: bos_of(Some(&tok)),
-    };
+    let opts = calib_opts(args, &tok);
     let t0 = std::time::Instant::now();
     let errors = sens::candidate_errors(model.tensors.as_ref(), mixable, weights, allowed, |i, n, name| {
         if !quiet && (i % 20 == 0) {
