@@ -224,3 +224,33 @@ fn plan_prints_normalized_paths() {
     assert!(text.contains(&format!("cache {})", dir.path().join("cache").display())), "{text}");
     assert!(text.contains(&common::root().join("fixtures/models/llama").display().to_string()), "{text}");
 }
+
+#[test]
+fn quantize_step_with_target_bpw_builds_a_measured_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = common::root().join("fixtures/models/llama");
+    let wiki = std::fs::read_to_string(common::wiki_text()).unwrap();
+    std::fs::write(d.join("calib.txt"), &wiki[..20_000]).unwrap();
+    let body = format!(
+        "inputs: {{m: {}}}\nsteps:\n  - convert: {{outtype: f16}}\n  - quantize: {{target_bpw: 6, calibration: calib.txt}}\n\
+         outputs: {{gguf: out.gguf}}\n",
+        base.display()
+    );
+    let p = write_recipe(d, "mix.yml", &body);
+    let out = llmtool(&["build", p.to_str().unwrap(), "-q"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let info = llmtool(&["inspect", "--json", d.join("out.gguf").to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let bpw = v["bits_per_weight"].as_f64().unwrap();
+    // within the target, and a real mix (not everything at one type)
+    assert!(bpw <= 6.0 && bpw > 4.0, "bpw {bpw}");
+    let types: std::collections::BTreeSet<String> = v["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["shape"].as_array().unwrap().len() > 1)
+        .map(|t| t["type"].as_str().unwrap().to_string())
+        .collect();
+    assert!(types.len() > 1, "{types:?}");
+}
