@@ -18,8 +18,8 @@
 #
 # The "F16" reference holds SmolLM2's Q4_1 weights (the only published GGUF we fetch)
 # dequantized, so Q4_1 re-quantizes most of its tensors almost exactly. The allocator finds
-# that (and Q5_1, whose grid holds Q4_1's at half the step, can too); the "no Q4_1/Q5_1" rows
-# (--candidates without them) show the result without that effect.
+# that (and Q5_1, whose grid holds Q4_1's at half the step, can too); the "no Q4_1" and
+# "no Q4_1/Q5_1" rows (--candidates without them) show the result without that effect.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${LLMTOOL:-target/release/llmtool}
@@ -31,7 +31,8 @@ CALIB_CTX=${CALIB_CTX:-128}
 TYPES=${TYPES:-Q2_K Q3_K_M Q4_K_M Q5_K_M}
 BPWS=${BPWS:-4.0 4.5}
 LP=${LLAMA_PERPLEXITY:-}
-NO_Q41=IQ1_S,IQ1_M,IQ2_XXS,IQ2_XS,IQ2_S,Q2_K,IQ3_XXS,IQ3_S,Q3_K,IQ4_XS,IQ4_NL,Q4_0,Q4_K,Q5_0,Q5_K,Q6_K,Q8_0,F16
+NO_Q41=IQ1_S,IQ1_M,IQ2_XXS,IQ2_XS,IQ2_S,Q2_K,IQ3_XXS,IQ3_S,Q3_K,IQ4_XS,IQ4_NL,Q4_0,Q4_K,Q5_0,Q5_1,Q5_K,Q6_K,Q8_0,F16
+NO_Q4151=${NO_Q41/Q5_1,/}
 IM=fixtures/imatrix/smollm2-q4_1-wiki4.gguf
 M=$(scripts/fetch-models.sh)
 mkdir -p "$D"
@@ -87,10 +88,12 @@ for t in $TYPES; do
   size=$(stat -c %s "$D/llama-$t-im.gguf")
   mix "$D/ours-$t.gguf" --target-size "$size"
   mix "$D/ours-noq41-$t.gguf" --target-size "$size" --candidates "$NO_Q41"
+  mix "$D/ours-noq4151-$t.gguf" --target-size "$size" --candidates "$NO_Q4151"
   row "llama.cpp $t" "$D/llama-$t.gguf"
   row "llama.cpp $t + imatrix" "$D/llama-$t-im.gguf"
   row "llmtool mix, size of $t + imatrix" "$D/ours-$t.gguf" check
-  row "llmtool mix (no Q4_1/Q5_1), size of $t + imatrix" "$D/ours-noq41-$t.gguf"
+  row "llmtool mix (no Q4_1), size of $t + imatrix" "$D/ours-noq41-$t.gguf"
+  row "llmtool mix (no Q4_1/Q5_1), size of $t + imatrix" "$D/ours-noq4151-$t.gguf"
 done
 for b in $BPWS; do
   mix "$D/ours-$b.gguf" --target-bpw "$b"
