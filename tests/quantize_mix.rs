@@ -164,3 +164,28 @@ fn mix_errors_are_clear() {
     ]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("not a candidate type"));
 }
+
+/// The calibration's in-memory base (`BaseFile::compute`) is the file `save_base` writes: the
+/// same KL divergence of a perturbed model against either.
+#[test]
+fn in_memory_base_equals_saved_base() {
+    use llmtool::eval::{kl_divergence, save_base, Base, BaseFile, PplOptions};
+    use llmtool::infer::InferModel;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = llmtool::model::Model::open(&root.join("fixtures/models/llama")).unwrap();
+    let im = InferModel::load(&model).unwrap();
+    let tokens: Vec<u32> = (0..96u32).map(|i| (i * 37 + 5) % 379).collect();
+    let opts = PplOptions { n_ctx: 32, n_chunks: Some(3), batch: 32, bos: None };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("base.logits");
+    save_base(&im, &tokens, &opts, &path).unwrap();
+    let (saved, mem) = (BaseFile::read(&path).unwrap(), BaseFile::compute(&im, &tokens, &opts).unwrap());
+    assert_eq!((saved.n_ctx, saved.n_vocab, saved.n_chunk), (mem.n_ctx, mem.n_vocab, mem.n_chunk));
+    assert_eq!(saved.tokens, mem.tokens);
+    // the model scored against each (windows from the base): identical rows, identical figures
+    let a = kl_divergence(&im, Base::File(&saved), &[], &opts, |_, _, _| {}).unwrap();
+    let b = kl_divergence(&im, Base::File(&mem), &[], &opts, |_, _, _| {}).unwrap();
+    assert!(a.kld_mean.abs() < 1e-3, "a model against its own base: {}", a.kld_mean);
+    assert_eq!(a.kld_mean, b.kld_mean);
+    assert_eq!(a.ppl, b.ppl);
+}
