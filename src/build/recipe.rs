@@ -11,7 +11,7 @@
 //!   - chatvector: {base: base, chat: chat, ratio: 0.5}   # applied to the current model
 //!   - lora: {adapter: ./adapters/support-bot, scale: 1.0}
 //!   - merge: ./merge.yml               # mergekit syntax; `current` names the current model
-//!   - quantize: {type: Q4_K_M}
+//!   - quantize: {type: Q4_K_M}         # + imatrix: FILE | {text: FILE, chunks: 20, ctx: 512}
 //! outputs:  {gguf: ./dist/model-Q4_K_M.gguf, hf: ./dist/model-hf}
 //!   # optional: deployment layouts of the result (`llmtool export`), model card from the report
 //!   # ollama:   {dir: ./dist/ollama, name: my-model, system: "You are …"}
@@ -186,6 +186,37 @@ pub struct QuantizeStep {
     pub keep: Vec<String>,
     #[serde(default)]
     pub pure: bool,
+    /// Importance matrix: a file, or computed on a text (cached). Without one, a file type
+    /// that needs it (IQ2_*, IQ1_*, IQ3_XXS, Q2_K_S) gets one computed on `validate.text`.
+    #[serde(default)]
+    pub imatrix: Option<ImatrixSpec>,
+}
+
+/// `imatrix: ./model.imatrix.gguf` or `imatrix: {text: ./calibration.txt, chunks: 20, ctx: 512}`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ImatrixSpec {
+    File(PathBuf),
+    Compute(ImatrixCompute),
+}
+
+/// An imatrix computed by `llmtool imatrix` on the step's input model.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImatrixCompute {
+    pub text: PathBuf,
+    #[serde(default = "default_imatrix_chunks")]
+    pub chunks: usize,
+    #[serde(default = "default_imatrix_ctx")]
+    pub ctx: usize,
+}
+
+fn default_imatrix_chunks() -> usize {
+    20
+}
+
+fn default_imatrix_ctx() -> usize {
+    512
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -280,6 +311,16 @@ pub struct Loaded {
 /// File types `quantize` accepts (checked here so a typo fails before any work).
 pub type FileTypeCheck = fn(&str) -> bool;
 
+/// The file types llama-quantize refuses to write without an importance matrix (its
+/// `--imatrix` check in `quantize.cpp`), plus IQ3_XXS, whose tensors need one
+/// (`tensor_requires_imatrix`).
+pub fn needs_imatrix(file_type: &str) -> bool {
+    matches!(
+        file_type.to_ascii_uppercase().as_str(),
+        "IQ2_XXS" | "IQ2_XS" | "IQ2_S" | "IQ2_M" | "IQ1_S" | "IQ1_M" | "IQ3_XXS" | "Q2_K_S"
+    )
+}
+
 impl Loaded {
     /// Reads, parses and checks a recipe.
     pub fn open(path: &Path, file_type_ok: FileTypeCheck) -> Result<Loaded, RecipeError> {
@@ -295,6 +336,11 @@ impl Loaded {
         for step in &mut recipe.steps {
             match step {
                 Step::Lora(l) => l.adapter = abs(&l.adapter),
+                Step::Quantize(QuantizeStep { imatrix: Some(ImatrixSpec::File(p)), .. })
+                | Step::Quantize(QuantizeStep {
+                    imatrix: Some(ImatrixSpec::Compute(ImatrixCompute { text: p, .. })),
+                    ..
+                }) => *p = abs(p),
                 Step::Merge(MergeStep::Path(p)) | Step::Merge(MergeStep::Config { config: p, .. }) => *p = abs(p),
                 _ => {}
             }
@@ -401,6 +447,30 @@ impl Loaded {
                             "a second quantize step on an already quantized model would requantize it; \
                              convert to f16 first if that is really wanted",
                         ));
+                    }
+                    match &q.imatrix {
+                        Some(ImatrixSpec::File(f)) if !f.is_file() => {
+                            return Err(self.invalid(key("imatrix"), format!("{}: no such file", f.display())));
+                        }
+                        Some(ImatrixSpec::Compute(c)) if !c.text.is_file() => {
+                            return Err(
+                                self.invalid(key("imatrix.text"), format!("{}: no such file", c.text.display()))
+                            );
+                        }
+                        Some(ImatrixSpec::Compute(c)) if c.chunks == 0 || c.ctx < 4 => {
+                            return Err(self.invalid(key("imatrix"), "chunks must be ≥ 1 and ctx ≥ 4"));
+                        }
+                        None if needs_imatrix(&q.ty) && r.validate.as_ref().and_then(|v| v.text.as_ref()).is_none() => {
+                            return Err(self.invalid(
+                                key("imatrix"),
+                                format!(
+                                    "file type {} needs an importance matrix: give `imatrix: FILE` or \
+                                     `imatrix: {{text: FILE}}`, or a validate.text to compute it on",
+                                    q.ty
+                                ),
+                            ));
+                        }
+                        _ => {}
                     }
                     quantized = true;
                 }
