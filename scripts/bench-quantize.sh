@@ -6,6 +6,9 @@
 # LLAMA_QUANTIZE names a llama-quantize binary, it is timed on the same inputs with 2
 # threads, and the ratio of throughputs (ours / llama-quantize; target ≥ 1.5) is printed.
 #
+# Then the same with importance weights and the i-quant types (SmolLM2 with its imatrix; the
+# synthetic model with the i-quants that need none).
+#
 # Then the importance matrix: `llmtool imatrix` on the real model (Q4_1) and $IMATRIX_CHUNKS
 # (default 8) windows of 512 tokens of WikiText-2, tokens/s, against LLAMA_IMATRIX (a
 # llama-imatrix binary, 2 threads, --no-ppl off so both also compute the perplexity) when set.
@@ -52,6 +55,33 @@ bench_input() {  # NAME INPUT.gguf
 bench_input "SmolLM2 F16" "$smol"
 bench_input "synthetic $layers×7B-layer F16" "$synth"
 rm -f "$work/cp.tmp"
+
+# Weighted quantization and the i-quants: the same inputs with the committed SmolLM2 imatrix
+# (fixtures/imatrix) — on the synthetic model its entries do not fit, so only SmolLM2, whose
+# 576-wide rows fall back to Q5_0/IQ4_NL everywhere but ffn_down; then the synthetic model
+# without imatrix for the i-quant types that need none (4096-wide rows: the real kernels).
+imatrix="$root/fixtures/imatrix/smollm2-q4_1-wiki4.gguf"
+bench_types() {  # NAME INPUT.gguf IMATRIX|- TYPE...
+  local name="$1" in="$2" im="$3"; shift 3
+  local bytes; bytes=$(stat -c %s "$in")
+  local ours_args=() their_args=()
+  if [[ "$im" != - ]]; then ours_args=(--imatrix "$im"); their_args=(--imatrix "$im"); fi
+  local what=", no imatrix"; [[ "$im" == - ]] || what=", imatrix $(basename "$im")"
+  echo "== $name ($bytes bytes)$what"
+  for t in "$@"; do
+    local out="$work/q.$t.gguf"
+    CLEAN="$out" measure "$name → $t: llmtool" "$bytes" "$bin" quantize --quiet --threads 2 "${ours_args[@]}" --type "$t" "$in" "$out"
+    local ours; ours=$(cat "$work/last.wall")
+    if [[ -n "$lq" ]]; then
+      CLEAN="$out" measure "$name → $t: llama-quantize" "$bytes" "$lq" "${their_args[@]}" "$in" "$out" "$t" 2
+      local theirs; theirs=$(cat "$work/last.wall")
+      echo "    throughput llmtool / llama-quantize = $(ratio "$theirs" "$ours")"
+    fi
+    rm -f "$out"
+  done
+}
+bench_types "SmolLM2 F16" "$smol" "$imatrix" ${IMATRIX_TYPES:-Q4_K_M IQ4_XS IQ3_S IQ3_XXS IQ2_XXS IQ1_M}
+bench_types "synthetic $layers×7B-layer F16" "$synth" - ${SYNTH_IQ_TYPES:-IQ4_NL IQ4_XS IQ3_S}
 
 # Importance matrix (tokens/s over every token of the windows; both also print PPL).
 li="${LLAMA_IMATRIX:-}"

@@ -140,6 +140,9 @@ fn recipe_errors_name_the_key_before_any_work() {
         ("steps[0].quantize.type: give either type or target_bpw", format!("inputs: {{a: {m}}}\nsteps: [{{quantize: {{type: Q8_0, target_bpw: 5, calibration: {m}}}}}]\noutputs: {{gguf: o.gguf}}\n")),
         ("steps[0].quantize.calibration: ", format!("inputs: {{a: {m}}}\nsteps: [{{quantize: {{target_bpw: 5, calibration: nowhere.txt}}}}]\noutputs: {{gguf: o.gguf}}\n")),
         ("steps[0].lora.adapter: ", format!("inputs: {{a: {m}}}\nsteps: [{{lora: {{adapter: nowhere}}}}]\noutputs: {{gguf: o.gguf}}\n")),
+        ("steps[0].quantize.imatrix: file type IQ2_XXS needs an importance matrix", format!("inputs: {{a: {m}}}\nsteps: [{{quantize: {{type: IQ2_XXS}}}}]\noutputs: {{gguf: o.gguf}}\n")),
+        ("steps[0].quantize.imatrix: ", format!("inputs: {{a: {m}}}\nsteps: [{{quantize: {{type: IQ3_M, imatrix: none.gguf}}}}]\noutputs: {{gguf: o.gguf}}\n")),
+        ("steps[0].quantize.imatrix.text: ", format!("inputs: {{a: {m}}}\nsteps: [{{quantize: {{type: IQ3_M, imatrix: {{text: none.txt}}}}}}]\noutputs: {{gguf: o.gguf}}\n")),
     ];
     for (want, body) in cases {
         let p = write_recipe(dir.path(), "r.yml", body);
@@ -253,4 +256,65 @@ fn quantize_step_with_target_bpw_builds_a_measured_mix() {
         .map(|t| t["type"].as_str().unwrap().to_string())
         .collect();
     assert!(types.len() > 1, "{types:?}");
+}
+
+/// `quantize: {type, imatrix}`: a given imatrix file, or one computed on a text by our
+/// `imatrix` on the step's input and cached under its own key (a second file type reuses it);
+/// the outputs equal the commands a user would run by hand.
+#[test]
+fn quantize_steps_take_or_compute_an_imatrix() {
+    let model = real_model();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = text(d);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let out = llmtool(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    let recipe = |name: &str, qtype: &str, imatrix: &str| {
+        let body = format!(
+            "inputs: {{m: {}}}\nsteps:\n  - quantize: {{type: {qtype}, imatrix: {imatrix}}}\noutputs: {{gguf: {name}.gguf}}\ncache: cache\nreport: report-{name}\n",
+            model.display()
+        );
+        write_recipe(d, &format!("{name}.yml"), &body)
+    };
+    // Computed on the text: the same bytes as `imatrix` then `quantize --imatrix` by hand.
+    let computed = format!("{{text: {}, chunks: 2, ctx: 256}}", text.display());
+    run(&["build", &s(&recipe("a", "Q4_K_M", &computed)), "-q"]);
+    let cached: Vec<_> = walk(&d.join("cache")).into_iter().filter(|p| p.ends_with("imatrix.gguf")).collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    let im = d.join("by-hand.imatrix.gguf");
+    run(&["imatrix", &s(&model), "--text", &s(&text), "--chunks", "2", "--ctx", "256", "-o", &s(&im), "-q"]);
+    assert!(std::fs::read(&cached[0]).unwrap() == std::fs::read(&im).unwrap(), "cached imatrix != by hand");
+    // (quantize records the imatrix's path in the file: the same path by hand.)
+    let by_hand = d.join("by-hand.gguf");
+    run(&["quantize", &s(&model), &s(&by_hand), "-t", "Q4_K_M", "--imatrix", &s(&cached[0]), "-q"]);
+    assert!(std::fs::read(d.join("a.gguf")).unwrap() == std::fs::read(&by_hand).unwrap(), "recipe Q4_K_M != by hand");
+    let stamp = std::fs::metadata(&cached[0]).unwrap().modified().unwrap();
+    // Another file type on the same text and model reuses the cached imatrix.
+    let out = llmtool(&["build", &s(&recipe("b", "IQ4_XS", &computed))]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("imatrix of its input"), "the imatrix was recomputed");
+    assert_eq!(std::fs::metadata(&cached[0]).unwrap().modified().unwrap(), stamp);
+    // A given file.
+    let fixture = common::root().join("fixtures/imatrix/smollm2-q4_1-wiki4.gguf");
+    run(&["build", &s(&recipe("c", "Q3_K_M", &s(&fixture))), "-q"]);
+    let by_hand = d.join("by-hand-c.gguf");
+    run(&["quantize", &s(&model), &s(&by_hand), "-t", "Q3_K_M", "--imatrix", &s(&fixture), "-q"]);
+    assert!(std::fs::read(d.join("c.gguf")).unwrap() == std::fs::read(&by_hand).unwrap(), "recipe Q3_K_M != by hand");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

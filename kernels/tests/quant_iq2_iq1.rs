@@ -21,36 +21,11 @@
 
 mod common;
 
-use common::{dequantized, judge, read_f32, Rng};
+use common::{assert_blocks_eq, data_dir, dequantized, judge, quantized_rows, read_f32, Rng};
 use llmtool_kernels::quant::{quantize_rows, requires_imatrix};
 use llmtool_kernels::{GgmlType, KernelError};
-use std::path::{Path, PathBuf};
 
 const N_PER_ROW: usize = 512;
-
-fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
-}
-
-fn rows(ty: GgmlType, x: &[f32], n_per_row: usize, imatrix: Option<&[f32]>) -> Vec<u8> {
-    let mut out = Vec::new();
-    quantize_rows(ty, x, n_per_row, imatrix, &mut out).unwrap();
-    out
-}
-
-/// Panics naming the first differing blocks (up to 3) when `ours != theirs`.
-fn assert_blocks_eq(what: &str, ty: GgmlType, ours: &[u8], theirs: &[u8]) {
-    assert_eq!(ours.len(), theirs.len(), "{what} {ty}: byte length");
-    let size = ty.type_size();
-    let bad: Vec<String> = ours
-        .chunks_exact(size)
-        .zip(theirs.chunks_exact(size))
-        .enumerate()
-        .filter(|(_, (o, t))| o != t)
-        .map(|(b, (o, t))| format!("block {b}\n ours  {o:02x?}\n judge {t:02x?}"))
-        .collect();
-    assert!(bad.is_empty(), "{what} {ty}: {} blocks differ:\n{}", bad.len(), bad[..bad.len().min(3)].join("\n"));
-}
 
 fn check_fixture(ty: GgmlType, with_imatrix: bool) {
     let x = read_f32(&data_dir().join("iq2_iq1_input.f32"));
@@ -59,7 +34,7 @@ fn check_fixture(ty: GgmlType, with_imatrix: bool) {
         if with_imatrix { ("iq2_iq1_expected", Some(&imatrix[..])) } else { ("iq2_iq1_noimatrix", None) };
     let want = std::fs::read(data_dir().join(format!("{prefix}.{}.bin", ty.name()))).unwrap();
     assert_eq!(want.len(), x.len() / 256 * ty.type_size());
-    assert_blocks_eq(prefix, ty, &rows(ty, &x, N_PER_ROW, qw), &want);
+    assert_blocks_eq(prefix, ty, &quantized_rows(ty, &x, N_PER_ROW, qw), &want);
 }
 
 #[test]
@@ -103,7 +78,7 @@ fn imatrix_is_required_except_for_iq2_s() {
         assert_eq!(out, [7], "{ty}: nothing appended on error");
     }
     assert!(!requires_imatrix(GgmlType::IQ2_S));
-    assert_eq!(rows(GgmlType::IQ2_S, &x, 512, None).len(), 2 * GgmlType::IQ2_S.type_size());
+    assert_eq!(quantized_rows(GgmlType::IQ2_S, &x, 512, None).len(), 2 * GgmlType::IQ2_S.type_size());
 }
 
 fn normal(rng: &mut Rng) -> f32 {
@@ -141,11 +116,11 @@ fn reconstruction_error_fits_the_bits() {
         (GgmlType::IQ1_M, 0.40),
     ];
     for (ty, bound) in bounds {
-        let y = dequantized(ty, &rows(ty, &x, N_PER_ROW, Some(&imatrix)));
+        let y = dequantized(ty, &quantized_rows(ty, &x, N_PER_ROW, Some(&imatrix)));
         let err = weighted_rel_rmse(&x, &y, &imatrix);
         // The same data quantized with flat importance: its imatrix-weighted error must be
         // larger (the weights steer the search).
-        let y_flat = dequantized(ty, &rows(ty, &x, N_PER_ROW, Some(&flat)));
+        let y_flat = dequantized(ty, &quantized_rows(ty, &x, N_PER_ROW, Some(&flat)));
         let err_flat = weighted_rel_rmse(&x, &y_flat, &imatrix);
         eprintln!("{ty}: weighted relative rmse {err:.4} (flat imatrix {err_flat:.4}), bound {bound}");
         assert!(err < bound, "{ty}: weighted relative rmse {err} above {bound}");
@@ -158,7 +133,7 @@ fn zero_rows_quantize_to_zero_values() {
     let x = vec![0.0f32; 2 * N_PER_ROW];
     let imatrix = vec![1.0f32; N_PER_ROW];
     for ty in [GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ2_S, GgmlType::IQ1_S, GgmlType::IQ1_M] {
-        let y = dequantized(ty, &rows(ty, &x, N_PER_ROW, Some(&imatrix)));
+        let y = dequantized(ty, &quantized_rows(ty, &x, N_PER_ROW, Some(&imatrix)));
         assert!(y.iter().all(|&v| v == 0.0), "{ty}");
     }
 }
@@ -210,10 +185,15 @@ fn matches_llamacpp_live() {
     judge("kquant_llamacpp.py", &args);
     for ty in types {
         let want = std::fs::read(format!("{prefix}.{}.bin", ty.name())).unwrap();
-        assert_blocks_eq("llama.cpp live", ty, &rows(ty, &x, n_per_row, Some(&imatrix)), &want);
+        assert_blocks_eq("llama.cpp live", ty, &quantized_rows(ty, &x, n_per_row, Some(&imatrix)), &want);
     }
     let prefix = dir.path().join("plain").to_str().unwrap().to_owned();
     judge("kquant_llamacpp.py", &["rows", &ggml, &inp, &n, "-", &prefix, "IQ2_S"]);
     let want = std::fs::read(format!("{prefix}.IQ2_S.bin")).unwrap();
-    assert_blocks_eq("llama.cpp live, no imatrix", GgmlType::IQ2_S, &rows(GgmlType::IQ2_S, &x, n_per_row, None), &want);
+    assert_blocks_eq(
+        "llama.cpp live, no imatrix",
+        GgmlType::IQ2_S,
+        &quantized_rows(GgmlType::IQ2_S, &x, n_per_row, None),
+        &want,
+    );
 }

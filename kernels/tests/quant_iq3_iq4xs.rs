@@ -18,37 +18,12 @@
 
 mod common;
 
-use common::{dequantized, judge, read_f32, Rng};
+use common::{assert_blocks_eq, data_dir, dequantized, judge, quantized_rows, read_f32, Rng};
 use llmtool_kernels::quant::{can_quantize, quantize, quantize_reference, quantize_rows};
 use llmtool_kernels::GgmlType;
-use std::path::{Path, PathBuf};
 
 const N_PER_ROW: usize = 512;
 const TYPES: [GgmlType; 3] = [GgmlType::IQ4_XS, GgmlType::IQ3_XXS, GgmlType::IQ3_S];
-
-fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
-}
-
-fn rows(ty: GgmlType, x: &[f32], n_per_row: usize, imatrix: Option<&[f32]>) -> Vec<u8> {
-    let mut out = Vec::new();
-    quantize_rows(ty, x, n_per_row, imatrix, &mut out).unwrap();
-    out
-}
-
-/// Byte equality, naming the first differing super-blocks.
-fn assert_blocks_eq(what: &str, ty: GgmlType, ours: &[u8], theirs: &[u8]) {
-    assert_eq!(ours.len(), theirs.len(), "{what} {ty:?}: byte length");
-    let size = ty.type_size();
-    let bad: Vec<String> = ours
-        .chunks_exact(size)
-        .zip(theirs.chunks_exact(size))
-        .enumerate()
-        .filter(|(_, (o, t))| o != t)
-        .map(|(b, (o, t))| format!("super-block {b}\n ours  {o:02x?}\n judge {t:02x?}"))
-        .collect();
-    assert!(bad.is_empty(), "{what} {ty:?}: {} blocks differ:\n{}", bad.len(), bad[..bad.len().min(2)].join("\n"));
-}
 
 fn check_fixture(ty: GgmlType) {
     let x = read_f32(&data_dir().join("iq3_iq4xs_rows.f32"));
@@ -56,7 +31,7 @@ fn check_fixture(ty: GgmlType) {
     assert_eq!((x.len(), imatrix.len()), (18 * N_PER_ROW, N_PER_ROW));
     for (name, qw) in [("plain", None), ("weighted", Some(&imatrix[..]))] {
         let want = std::fs::read(data_dir().join(format!("iq3_iq4xs_{name}.{ty:?}.bin"))).unwrap();
-        assert_blocks_eq(name, ty, &rows(ty, &x, N_PER_ROW, qw), &want);
+        assert_blocks_eq(name, ty, &quantized_rows(ty, &x, N_PER_ROW, qw), &want);
     }
 }
 
@@ -114,7 +89,7 @@ fn reconstruction_error_is_sane_and_weights_help() {
     let x: Vec<f32> = (0..64 * n).map(|_| normal(&mut rng) * 0.02).collect();
     let imatrix: Vec<f32> = (0..n).map(|_| (normal(&mut rng) * 1.5).exp()).collect();
     let err = |ty: GgmlType, qw: Option<&[f32]>, judged_by: Option<&[f32]>| {
-        relative_error(&x, &dequantized(ty, &rows(ty, &x, n, qw)), judged_by)
+        relative_error(&x, &dequantized(ty, &quantized_rows(ty, &x, n, qw)), judged_by)
     };
     let mut last = 0.0;
     // Fewer bits, more error: IQ4_XS (4.25 bpw) < IQ3_S (3.44) < IQ3_XXS (3.06), all far
@@ -135,7 +110,7 @@ fn reconstruction_error_is_sane_and_weights_help() {
 #[test]
 fn zero_rows_and_bad_lengths() {
     for ty in TYPES {
-        let z = rows(ty, &[0.0; 512], 512, None);
+        let z = quantized_rows(ty, &[0.0; 512], 512, None);
         assert!(dequantized(ty, &z).iter().all(|&v| v == 0.0), "{ty:?}: zeros come back as zeros");
         let mut out = vec![1u8];
         assert!(quantize_rows(ty, &[0.0; 384], 384, None, &mut out).is_err(), "{ty:?}: rows not of 256");
@@ -188,7 +163,7 @@ fn matches_llamacpp_live() {
         judge("kquant_llamacpp.py", &args);
         for ty in TYPES {
             let want = std::fs::read(dir.path().join(format!("{tag}.{ty:?}.bin"))).unwrap();
-            assert_blocks_eq(tag, ty, &rows(ty, &x, n, qw), &want);
+            assert_blocks_eq(tag, ty, &quantized_rows(ty, &x, n, qw), &want);
         }
     }
 }

@@ -7,17 +7,12 @@
 
 mod common;
 
-use common::{judge, read_f32, Rng};
+use common::{data_dir, judge, read_f32, Rng};
 use llmtool_kernels::dequant::dequantize_reference;
 use llmtool_kernels::quant::{can_quantize, quantize, quantize_parallel, quantize_reference};
 use llmtool_kernels::GgmlType;
-use std::path::{Path, PathBuf};
 
 const TY: GgmlType = GgmlType::IQ4_NL;
-
-fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
-}
 
 fn reference(x: &[f32]) -> Vec<u8> {
     let mut out = Vec::new();

@@ -12,18 +12,14 @@
 
 mod common;
 
-use common::{judge, read_f32, Rng};
+use common::{assert_blocks_eq, data_dir, judge, read_f32, Rng};
 use llmtool_kernels::dequant::dequantize_reference;
 use llmtool_kernels::quant::{can_quantize, quantize, quantize_parallel, quantize_reference};
 use llmtool_kernels::GgmlType;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const TYPES: [GgmlType; 6] =
     [GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q8_K];
-
-fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
-}
 
 fn reference(ty: GgmlType, x: &[f32]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -33,20 +29,6 @@ fn reference(ty: GgmlType, x: &[f32]) -> Vec<u8> {
 
 fn write_f32(path: &Path, x: &[f32]) {
     std::fs::write(path, x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
-}
-
-/// Panics naming the first differing blocks (up to 3) when `ours != theirs`.
-fn assert_blocks_eq(what: &str, ty: GgmlType, ours: &[u8], theirs: &[u8]) {
-    assert_eq!(ours.len(), theirs.len(), "{what} {ty}: byte length");
-    let size = ty.type_size();
-    let bad: Vec<String> = ours
-        .chunks_exact(size)
-        .zip(theirs.chunks_exact(size))
-        .enumerate()
-        .filter(|(_, (o, t))| o != t)
-        .map(|(b, (o, t))| format!("block {b}\n ours  {o:02x?}\n judge {t:02x?}"))
-        .collect();
-    assert!(bad.is_empty(), "{what} {ty}: {} blocks differ:\n{}", bad.len(), bad[..bad.len().min(3)].join("\n"));
 }
 
 fn normal(rng: &mut Rng) -> f32 {

@@ -22,10 +22,9 @@
 
 mod common;
 
-use common::{judge, read_f32, Rng};
+use common::{data_dir, judge, quantized_rows, read_f32, Rng};
 use llmtool_kernels::quant::{quantize_rows, quantize_rows_reference};
 use llmtool_kernels::{GgmlType, KernelError};
-use std::path::{Path, PathBuf};
 
 const N_PER_ROW: usize = 768;
 
@@ -41,16 +40,6 @@ const TYPES: [GgmlType; 10] = [
     GgmlType::Q6_K,
     GgmlType::IQ4_NL,
 ];
-
-fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
-}
-
-fn rows(ty: GgmlType, x: &[f32], n_per_row: usize, imatrix: Option<&[f32]>) -> Vec<u8> {
-    let mut out = Vec::new();
-    quantize_rows(ty, x, n_per_row, imatrix, &mut out).unwrap();
-    out
-}
 
 fn rows_reference(ty: GgmlType, x: &[f32], n_per_row: usize, imatrix: Option<&[f32]>) -> Vec<u8> {
     let mut out = Vec::new();
@@ -81,7 +70,7 @@ fn check_fixture(ty: GgmlType, with_imatrix: bool) {
     let (name, qw) = if with_imatrix { ("imatrix", Some(&imatrix[..])) } else { ("none", None) };
     let want = std::fs::read(data_dir().join(format!("weighted_expected_{name}.{ty}.bin"))).unwrap();
     assert_blocks_eq("reference", ty, &rows_reference(ty, &x, N_PER_ROW, qw), &want, N_PER_ROW);
-    assert_blocks_eq("fast", ty, &rows(ty, &x, N_PER_ROW, qw), &want, N_PER_ROW);
+    assert_blocks_eq("fast", ty, &quantized_rows(ty, &x, N_PER_ROW, qw), &want, N_PER_ROW);
 }
 
 macro_rules! fixture_tests {
@@ -147,7 +136,7 @@ fn fast_path_equals_scalar_reference() {
     for ty in TYPES {
         for w in [Some(&qw[..]), None] {
             let what = format!("SIMD vs scalar, imatrix {}", w.is_some());
-            assert_blocks_eq(&what, ty, &rows(ty, &x, 512, w), &rows_reference(ty, &x, 512, w), 512);
+            assert_blocks_eq(&what, ty, &quantized_rows(ty, &x, 512, w), &rows_reference(ty, &x, 512, w), 512);
         }
     }
 }
@@ -160,7 +149,13 @@ fn parallel_rows_equal_rows_one_at_a_time() {
         for row in x.chunks_exact(256) {
             quantize_rows(ty, row, 256, Some(&qw), &mut one_by_one).unwrap();
         }
-        assert_blocks_eq("parallel vs one row at a time", ty, &rows(ty, &x, 256, Some(&qw)), &one_by_one, 256);
+        assert_blocks_eq(
+            "parallel vs one row at a time",
+            ty,
+            &quantized_rows(ty, &x, 256, Some(&qw)),
+            &one_by_one,
+            256,
+        );
     }
 }
 
@@ -186,7 +181,7 @@ fn appends_after_existing_bytes() {
         let mut out = vec![1u8, 2, 3];
         quantize_rows(ty, &x, 256, Some(&qw), &mut out).unwrap();
         assert_eq!(&out[..3], [1, 2, 3]);
-        assert!(out[3..] == rows(ty, &x, 256, Some(&qw)), "{ty}");
+        assert!(out[3..] == quantized_rows(ty, &x, 256, Some(&qw)), "{ty}");
     }
 }
 
@@ -196,7 +191,7 @@ fn imatrix_changes_the_result() {
     // the unweighted quantization.
     let (x, qw) = random_rows(14, 6, 512);
     for ty in TYPES {
-        assert!(rows(ty, &x, 512, Some(&qw)) != rows(ty, &x, 512, None), "{ty}: imatrix ignored");
+        assert!(quantized_rows(ty, &x, 512, Some(&qw)) != quantized_rows(ty, &x, 512, None), "{ty}: imatrix ignored");
     }
 }
 
@@ -222,7 +217,7 @@ fn matches_llamacpp_live() {
     judge("kquant_llamacpp.py", &args);
     for ty in TYPES {
         let want = std::fs::read(format!("{prefix}.{ty}.bin")).unwrap();
-        assert_blocks_eq("llama.cpp live", ty, &rows(ty, &x, n_per_row, Some(&qw)), &want, n_per_row);
+        assert_blocks_eq("llama.cpp live", ty, &quantized_rows(ty, &x, n_per_row, Some(&qw)), &want, n_per_row);
         assert_blocks_eq(
             "llama.cpp live (reference)",
             ty,

@@ -11,7 +11,8 @@
 //!   - chatvector: {base: base, chat: chat, ratio: 0.5}   # applied to the current model
 //!   - lora: {adapter: ./adapters/support-bot, scale: 1.0}
 //!   - merge: ./merge.yml               # mergekit syntax; `current` names the current model
-//!   - quantize: {type: Q4_K_M}         # or {target_bpw: 5.0, calibration: ./calib.txt}
+//!   - quantize: {type: Q4_K_M}         # + imatrix: FILE | {text: FILE, chunks: 20, ctx: 512}
+//!   # or quantize: {target_bpw: 5.0, calibration: ./calib.txt} (+ imatrix): a measured per-tensor mix
 //! outputs:  {gguf: ./dist/model-Q4_K_M.gguf, hf: ./dist/model-hf}
 //!   # optional: deployment layouts of the result (`llmtool export`), model card from the report
 //!   # ollama:   {dir: ./dist/ollama, name: my-model, system: "You are …"}
@@ -192,6 +193,37 @@ pub struct QuantizeStep {
     pub keep: Vec<String>,
     #[serde(default)]
     pub pure: bool,
+    /// Importance matrix: a file, or computed on a text (cached). Without one, a file type
+    /// that needs it (IQ2_*, IQ1_*, IQ3_XXS, Q2_K_S) gets one computed on `validate.text`.
+    #[serde(default)]
+    pub imatrix: Option<ImatrixSpec>,
+}
+
+/// `imatrix: ./model.imatrix.gguf` or `imatrix: {text: ./calibration.txt, chunks: 20, ctx: 512}`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ImatrixSpec {
+    File(PathBuf),
+    Compute(ImatrixCompute),
+}
+
+/// An imatrix computed by `llmtool imatrix` on the step's input model.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImatrixCompute {
+    pub text: PathBuf,
+    #[serde(default = "default_imatrix_chunks")]
+    pub chunks: usize,
+    #[serde(default = "default_imatrix_ctx")]
+    pub ctx: usize,
+}
+
+fn default_imatrix_chunks() -> usize {
+    20
+}
+
+fn default_imatrix_ctx() -> usize {
+    512
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -286,6 +318,16 @@ pub struct Loaded {
 /// File types `quantize` accepts (checked here so a typo fails before any work).
 pub type FileTypeCheck = fn(&str) -> bool;
 
+/// The file types llama-quantize refuses to write without an importance matrix (its
+/// `--imatrix` check in `quantize.cpp`), plus IQ3_XXS, whose tensors need one
+/// (`tensor_requires_imatrix`).
+pub fn needs_imatrix(file_type: &str) -> bool {
+    matches!(
+        file_type.to_ascii_uppercase().as_str(),
+        "IQ2_XXS" | "IQ2_XS" | "IQ2_S" | "IQ2_M" | "IQ1_S" | "IQ1_M" | "IQ3_XXS" | "Q2_K_S"
+    )
+}
+
 impl Loaded {
     /// Reads, parses and checks a recipe.
     pub fn open(path: &Path, file_type_ok: FileTypeCheck) -> Result<Loaded, RecipeError> {
@@ -301,7 +343,14 @@ impl Loaded {
         for step in &mut recipe.steps {
             match step {
                 Step::Lora(l) => l.adapter = abs(&l.adapter),
-                Step::Quantize(q) => q.calibration = q.calibration.as_deref().map(abs),
+                Step::Quantize(q) => {
+                    q.calibration = q.calibration.as_deref().map(abs);
+                    if let Some(ImatrixSpec::File(p) | ImatrixSpec::Compute(ImatrixCompute { text: p, .. })) =
+                        &mut q.imatrix
+                    {
+                        *p = abs(p);
+                    }
+                }
                 Step::Merge(MergeStep::Path(p)) | Step::Merge(MergeStep::Config { config: p, .. }) => *p = abs(p),
                 _ => {}
             }
@@ -396,37 +445,25 @@ impl Loaded {
                         return Err(self.invalid(key("config"), format!("{}: no such file", m.config().display())));
                     }
                 }
-                Step::Quantize(q) if q.target_bpw.is_some() || q.calibration.is_some() => {
-                    let bad = |k: &str, m: String| self.invalid(key(k), m);
-                    match (q.target_bpw, &q.calibration) {
-                        _ if !q.ty.is_empty() => {
-                            return Err(bad(
-                                "type",
-                                "give either type or target_bpw (with calibration), not both".into(),
-                            ))
-                        }
-                        (None, _) => return Err(bad("target_bpw", "calibration is given without target_bpw".into())),
-                        (Some(b), _) if !(b.is_finite() && b > 0.0) => {
-                            return Err(bad(
-                                "target_bpw",
-                                format!("{b}: expected a positive number of bits per weight"),
-                            ))
-                        }
-                        (Some(_), None) => {
-                            return Err(bad("calibration", "target_bpw needs a calibration text".into()))
-                        }
-                        (Some(_), Some(c)) if !c.is_file() => {
-                            return Err(bad("calibration", format!("{}: no such file", c.display())))
-                        }
-                        _ => {}
-                    }
-                    if quantized {
-                        return Err(self.invalid(format!("steps[{i}]"), "a second quantize step would requantize"));
-                    }
-                    quantized = true;
-                }
                 Step::Quantize(q) => {
-                    if !file_type_ok(&q.ty) {
+                    if q.target_bpw.is_some() || q.calibration.is_some() {
+                        // a measured mix (`quantize --target-bpw B --calibration FILE`)
+                        let bad = |k: &str, m: &str| self.invalid(key(k), m.to_string());
+                        match (q.target_bpw, &q.calibration) {
+                            _ if !q.ty.is_empty() => {
+                                return Err(bad("type", "give either type or target_bpw (with calibration), not both"))
+                            }
+                            (None, _) => return Err(bad("target_bpw", "calibration is given without target_bpw")),
+                            (Some(b), _) if !(b.is_finite() && b > 0.0) => {
+                                return Err(bad("target_bpw", "expected a positive number of bits per weight"))
+                            }
+                            (Some(_), None) => return Err(bad("calibration", "target_bpw needs a calibration text")),
+                            (Some(_), Some(c)) if !c.is_file() => {
+                                return Err(self.invalid(key("calibration"), format!("{}: no such file", c.display())))
+                            }
+                            _ => {}
+                        }
+                    } else if !file_type_ok(&q.ty) {
                         return Err(
                             self.invalid(key("type"), format!("'{}' is not a file type llmtool quantizes", q.ty))
                         );
@@ -437,6 +474,30 @@ impl Loaded {
                             "a second quantize step on an already quantized model would requantize it; \
                              convert to f16 first if that is really wanted",
                         ));
+                    }
+                    match &q.imatrix {
+                        Some(ImatrixSpec::File(f)) if !f.is_file() => {
+                            return Err(self.invalid(key("imatrix"), format!("{}: no such file", f.display())));
+                        }
+                        Some(ImatrixSpec::Compute(c)) if !c.text.is_file() => {
+                            return Err(
+                                self.invalid(key("imatrix.text"), format!("{}: no such file", c.text.display()))
+                            );
+                        }
+                        Some(ImatrixSpec::Compute(c)) if c.chunks == 0 || c.ctx < 4 => {
+                            return Err(self.invalid(key("imatrix"), "chunks must be ≥ 1 and ctx ≥ 4"));
+                        }
+                        None if needs_imatrix(&q.ty) && r.validate.as_ref().and_then(|v| v.text.as_ref()).is_none() => {
+                            return Err(self.invalid(
+                                key("imatrix"),
+                                format!(
+                                    "file type {} needs an importance matrix: give `imatrix: FILE` or \
+                                     `imatrix: {{text: FILE}}`, or a validate.text to compute it on",
+                                    q.ty
+                                ),
+                            ));
+                        }
+                        _ => {}
                     }
                     quantized = true;
                 }

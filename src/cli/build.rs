@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 
 use crate::build::cache::{step_key, Hash, HashMemo};
-use crate::build::recipe::{Loaded, Step};
+use crate::build::recipe::{needs_imatrix, ImatrixCompute, ImatrixSpec, Loaded, QuantizeStep, Step};
 use crate::build::report::{BuildReport, Figures, StepRecord};
 use crate::model::Model;
 use crate::passes::quantize::FileType;
@@ -44,6 +44,17 @@ struct Planned {
     input: PathBuf,
     dir: PathBuf,
     artifact: PathBuf,
+    /// The importance matrix a quantize step uses.
+    imatrix: Option<ImatrixPlan>,
+}
+
+/// A quantize step's imatrix: a given file, or one computed on the step's input (cached
+/// under its own key, so a change of file type reuses it).
+struct ImatrixPlan {
+    path: PathBuf,
+    /// The file's content hash, or for a computed one the key of its inputs and settings.
+    key: Hash,
+    compute: Option<ImatrixCompute>,
 }
 
 impl Planned {
@@ -153,19 +164,32 @@ fn plan(loaded: &Loaded, memo: &mut HashMemo, start_hash: &Hash) -> Result<Vec<P
     let mut out = Vec::with_capacity(r.steps.len());
     for (i, step) in r.steps.iter().enumerate() {
         let mut reads: Vec<(String, Hash)> = vec![("input".into(), prev_hash.clone())];
+        let mut imatrix = None;
         let (config, description) = match step {
             Step::Convert(c) => {
                 (json!({"outtype": c.outtype}), format!("convert {}", c.outtype.as_deref().unwrap_or("")))
             }
             Step::Quantize(q) => {
-                if let Some(c) = &q.calibration {
-                    reads.push(("calibration".into(), memo.hash_path(c)?));
-                }
-                let label = match q.target_bpw {
+                imatrix = quantize_imatrix(loaded, q, memo, &prev_hash)?;
+                let mut description = match q.target_bpw {
                     Some(b) => format!("quantize mix {b} bpw"),
                     None => format!("quantize {}", q.ty),
                 };
-                (json!({"type": q.ty, "keep": q.keep, "pure": q.pure, "target_bpw": q.target_bpw}), label)
+                if let Some(c) = &q.calibration {
+                    reads.push(("calibration".into(), memo.hash_path(c)?));
+                }
+                if let Some(im) = &imatrix {
+                    reads.push(("imatrix".into(), im.key.clone()));
+                    description += &match &im.compute {
+                        Some(c) => format!(" (imatrix on {})", name_of(&c.text)),
+                        None => format!(" (imatrix {})", name_of(&im.path)),
+                    };
+                }
+                let mut key = json!({"type": q.ty, "keep": q.keep, "pure": q.pure});
+                if let Some(b) = q.target_bpw {
+                    key["target_bpw"] = json!(b);
+                }
+                (key, description)
             }
             Step::Lora(l) => {
                 reads.push(("adapter".into(), memo.hash_path(&l.adapter)?));
@@ -213,11 +237,43 @@ fn plan(loaded: &Loaded, memo: &mut HashMemo, start_hash: &Hash) -> Result<Vec<P
             input: prev_path,
             dir,
             artifact: artifact.clone(),
+            imatrix,
         });
         prev_path = artifact;
         prev_hash = key;
     }
     Ok(out)
+}
+
+/// The imatrix of a quantize step: `imatrix: FILE`, `imatrix: {text …}`, or for a file type
+/// that needs one, computed on `validate.text` (20 windows of 512, as `{text}` defaults).
+fn quantize_imatrix(
+    loaded: &Loaded,
+    q: &QuantizeStep,
+    memo: &mut HashMemo,
+    input: &Hash,
+) -> Result<Option<ImatrixPlan>> {
+    let compute = match &q.imatrix {
+        Some(ImatrixSpec::File(f)) => {
+            return Ok(Some(ImatrixPlan { path: f.clone(), key: memo.hash_path(f)?, compute: None }))
+        }
+        Some(ImatrixSpec::Compute(c)) => c.clone(),
+        None if needs_imatrix(&q.ty) => {
+            // Checked by the recipe loader: such a step has a validate.text.
+            let text =
+                loaded.recipe.validate.as_ref().and_then(|v| v.text.clone()).context("no text for the imatrix")?;
+            ImatrixCompute { text, chunks: 20, ctx: 512 }
+        }
+        None => return Ok(None),
+    };
+    let text_hash = memo.hash_path(&compute.text)?;
+    let key = step_key(
+        "imatrix",
+        &json!({"chunks": compute.chunks, "ctx": compute.ctx}),
+        &[("input", input), ("text", &text_hash)],
+    );
+    let path = loaded.cache_dir.join(&key[..32]).join("imatrix.gguf");
+    Ok(Some(ImatrixPlan { path, key, compute: Some(compute) }))
 }
 
 /// The key of the evaluation settings (text and task contents, ctx, chunks).
@@ -279,6 +335,17 @@ fn run_steps(
                 eprintln!("step {}: {}", p.index, p.description);
             }
             std::fs::create_dir_all(&p.dir).with_context(|| format!("creating {}", p.dir.display()))?;
+            if let Some(ImatrixPlan { path, compute: Some(c), .. }) = &p.imatrix {
+                if !path.is_file() || args.no_cache {
+                    if !args.quiet {
+                        eprintln!("step {}: imatrix of its input on {}", p.index, c.text.display());
+                    }
+                    let dir = path.parent().expect("a cache file");
+                    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                    super::run_args(imatrix_argv(&p.input, c, path))
+                        .with_context(|| format!("step {} ({}): computing the imatrix", p.index, p.description))?;
+                }
+            }
             let argv = step_argv(loaded, p)?;
             super::run_args(argv).with_context(|| format!("step {} ({})", p.index, p.description))?;
         } else if !args.quiet {
@@ -361,6 +428,9 @@ fn step_argv(loaded: &Loaded, p: &Planned) -> Result<Vec<OsString>> {
             if q.pure {
                 push(&mut a, "--pure");
             }
+            if let Some(im) = &p.imatrix {
+                a.extend(["--imatrix".into(), im.path.clone().into()]);
+            }
         }
         Step::Lora(l) => {
             a.extend(["lora".into(), "merge".into(), "--base".into(), p.input.clone().into()]);
@@ -393,6 +463,14 @@ fn step_argv(loaded: &Loaded, p: &Planned) -> Result<Vec<OsString>> {
     }
     a.extend(["--force".into(), "--quiet".into()]);
     Ok(a)
+}
+
+/// `llmtool imatrix` on a step's input, written to the cache.
+fn imatrix_argv(input: &Path, c: &ImatrixCompute, out: &Path) -> Vec<OsString> {
+    let mut a: Vec<OsString> = vec!["imatrix".into(), input.into(), "--text".into(), c.text.clone().into()];
+    a.extend(["--chunks".into(), c.chunks.to_string().into(), "--ctx".into(), c.ctx.to_string().into()]);
+    a.extend(["-o".into(), out.into(), "--force".into(), "--quiet".into()]);
+    a
 }
 
 /// A mergekit config with every `model:`/`base_model:` value made a path: `current` → the

@@ -172,3 +172,29 @@ pub fn random_iq_blocks(rng: &mut Rng, ty: GgmlType, n_blocks: usize) -> Vec<u8>
     }
     out
 }
+
+/// The committed judge outputs and inputs (`kernels/tests/data`).
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+/// `quant::quantize_rows` into a fresh buffer.
+pub fn quantized_rows(ty: GgmlType, x: &[f32], n_per_row: usize, imatrix: Option<&[f32]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    llmtool_kernels::quant::quantize_rows(ty, x, n_per_row, imatrix, &mut out).unwrap();
+    out
+}
+
+/// Panics naming the first differing blocks (up to 3) when `ours != theirs`.
+pub fn assert_blocks_eq(what: &str, ty: GgmlType, ours: &[u8], theirs: &[u8]) {
+    assert_eq!(ours.len(), theirs.len(), "{what} {ty}: byte length");
+    let size = ty.type_size();
+    let bad: Vec<String> = ours
+        .chunks_exact(size)
+        .zip(theirs.chunks_exact(size))
+        .enumerate()
+        .filter(|(_, (o, t))| o != t)
+        .map(|(b, (o, t))| format!("block {b}\n ours  {o:02x?}\n judge {t:02x?}"))
+        .collect();
+    assert!(bad.is_empty(), "{what} {ty}: {} blocks differ:\n{}", bad.len(), bad[..bad.len().min(3)].join("\n"));
+}
