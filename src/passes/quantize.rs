@@ -503,11 +503,7 @@ fn mix_type(st: &mut State, f: &ModelFacts, ty: GgmlType, info: &TensorInfo, ft:
         let first_eighth = i_layer < n_layer / 8;
         match ft {
             F::Q2_K => new = G::Q3_K,
-            F::Q2_K_S => {
-                if first_eighth {
-                    new = G::Q4_K
-                }
-            }
+            F::Q2_K_S if first_eighth => new = G::Q4_K,
             F::IQ3_XXS if !st.has_imatrix => new = if first_eighth { G::Q4_K } else { G::Q3_K },
             F::Q3_K_M => {
                 new = if i_layer < n_layer / 16 {

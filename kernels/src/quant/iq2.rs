@@ -109,9 +109,9 @@ fn search(
     for is in -steps..=steps {
         let id = ((2 * K_MAX_Q - 1) as f32 + is as f32 * 0.1f32) / ref_max;
         let this_scale = 1.0 / id;
-        for k in 0..n / 8 {
+        for (k, on_grid) in on_grid_aux[..n / 8].iter_mut().enumerate() {
             let r = 8 * k..8 * k + 8;
-            on_grid_aux[k] = quantize_8(t, id, this_scale, &g.xval[r.clone()], &g.waux[r.clone()], &mut laux[r]);
+            *on_grid = quantize_8(t, id, this_scale, &g.xval[r.clone()], &g.waux[r.clone()], &mut laux[r]);
         }
         let (sumqx, sumq2) = fit(g.weight, g.xval, laux);
         if sumq2 > 0.0 && sumqx * sumqx > best * sumq2 {
@@ -171,9 +171,9 @@ pub(super) fn quantize_row_iq2_xxs(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]
             let waux = weight.map(f32::sqrt);
             let mut xval = [0.0f32; 32];
             let mut signs = [0u8; 4];
-            for k in 0..4 {
+            for (k, s) in signs.iter_mut().enumerate() {
                 let r = 8 * k..8 * k + 8;
-                signs[k] = even_parity_signs(&xb[r.clone()], &weight[r.clone()], &mut xval[r]);
+                *s = even_parity_signs(&xb[r.clone()], &weight[r.clone()], &mut xval[r]);
             }
             if c_max_of(&xval) < GROUP_MAX_EPS {
                 continue;
@@ -266,9 +266,9 @@ pub(super) fn quantize_row_iq2_xs(x: &[f32], qw: Option<&[f32]>, out: &mut [u8])
             let weight: [f32; 16] = importance(qwb, xb, sigma2);
             let mut xval = [0.0f32; 16];
             let mut signs = [0u8; 2];
-            for k in 0..2 {
+            for (k, s) in signs.iter_mut().enumerate() {
                 let r = 8 * k..8 * k + 8;
-                signs[k] = even_parity_signs(&xb[r.clone()], &weight[r.clone()], &mut xval[r]);
+                *s = even_parity_signs(&xb[r.clone()], &weight[r.clone()], &mut xval[r]);
             }
             let Some((scale, index)) = group_16(t, &xval, &weight, GROUP_MAX_EPS, &mut signs) else { continue };
             for k in 0..2 {

@@ -115,8 +115,8 @@ fn group_levels(g: &Iq3Grid, b: &Block, k: usize, id: f32, scale: f32, l: &mut [
 /// Σ w·x·q and Σ w·q² for levels `l` (q = 2l + 1).
 fn fit(b: &Block, l: &[u8; 32]) -> (f32, f32) {
     let (mut sumqx, mut sumq2) = (0.0f32, 0.0f32);
-    for i in 0..32 {
-        let (w, q) = (b.weight[i], (2 * l[i] as i32 + 1) as f32);
+    for (i, &li) in l.iter().enumerate() {
+        let (w, q) = (b.weight[i], (2 * li as i32 + 1) as f32);
         sumqx += w * b.xval[i] * q;
         sumq2 += w * q * q;
     }

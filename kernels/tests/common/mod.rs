@@ -160,7 +160,7 @@ pub fn random_iq_blocks(rng: &mut Rng, ty: GgmlType, n_blocks: usize) -> Vec<u8>
     rng.fill(&mut out);
     for blk in out.chunks_exact_mut(ty.type_size()) {
         let mag = 1e-3 + (rng.next_u32() % 1000) as f32 * 1.9e-5;
-        let d = half::f16::from_f32(if rng.next_u32() % 2 == 0 { mag } else { -mag }).to_bits();
+        let d = half::f16::from_f32(if rng.next_u32().is_multiple_of(2) { mag } else { -mag }).to_bits();
         if ty == GgmlType::IQ1_M {
             for k in 0..4 {
                 let hi = &mut blk[48 + 2 * k + 1];
