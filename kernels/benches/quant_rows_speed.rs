@@ -1,12 +1,14 @@
 //! Speed of `quantize_rows` (ggml `ggml_quantize_chunk`) for the importance-weighted types,
-//! with and without an imatrix, in MB/s of f32 input, best of 5, one thread and all threads.
+//! with and without an imatrix, in MB/s of f32 input, best of 5, one thread and all threads,
+//! and of the scalar reference with the imatrix (`quantize_rows_reference`, one thread; the
+//! fast path's bytes are checked equal to it).
 //! Not a test: `cargo bench -p llmtool-kernels --bench quant_rows_speed [-- TYPE...]`.
 //! The matrix is 576 × 1536 of normal(0, 0.02) values (a SmolLM2 FFN weight's shape), or
 //! the f32 file named by QUANT_ROWS_INPUT; the imatrix is exp(normal) per column, or the
 //! file named by QUANT_ROWS_IMATRIX (`benches/quant_rows_llamacpp.py` writes both and times
 //! llama.cpp's own quantizers on them).
 
-use llmtool_kernels::quant::quantize_rows;
+use llmtool_kernels::quant::{quantize_rows, quantize_rows_reference, requires_imatrix};
 use llmtool_kernels::GgmlType;
 use std::time::Instant;
 
@@ -52,7 +54,11 @@ fn from_env(var: &str, n: usize) -> Option<Vec<f32>> {
 fn main() {
     let names: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let types: Vec<GgmlType> = if names.is_empty() {
-        vec![GgmlType::IQ4_XS, GgmlType::IQ3_XXS, GgmlType::IQ3_S]
+        use GgmlType::*;
+        vec![
+            Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, IQ3_XXS, IQ3_S, IQ2_XXS, IQ2_XS,
+            IQ2_S, IQ1_S, IQ1_M,
+        ]
     } else {
         names.iter().map(|n| GgmlType::from_name(n).unwrap_or_else(|| panic!("unknown type {n}"))).collect()
     };
@@ -63,8 +69,17 @@ fn main() {
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     let mb = (x.len() * 4) as f64 / 1e6;
     println!("{ROWS} x {COLS}, MB/s of f32 input");
-    println!("{:<8} {:>10} {:>10} {:>10} {:>10}", "type", "plain×1", "plain×N", "imatrix×1", "imatrix×N");
+    println!(
+        "{:<8} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "type", "plain×1", "plain×N", "ref×1", "imatrix×1", "imatrix×N"
+    );
     for ty in types {
+        let mut want = Vec::new();
+        let r1 = mb
+            / best_secs(|| {
+                want.clear();
+                quantize_rows_reference(ty, &x, COLS, Some(&imatrix), &mut want).unwrap();
+            });
         let mut q = Vec::new();
         let mut time = |qw: Option<&[f32]>, pool: Option<&rayon::ThreadPool>| {
             mb / best_secs(|| {
@@ -75,8 +90,13 @@ fn main() {
                 }
             })
         };
-        let (p1, pn) = (time(None, Some(&one)), time(None, None));
+        let (p1, pn) = if requires_imatrix(ty) {
+            ("-".to_string(), "-".to_string())
+        } else {
+            (format!("{:.1}", time(None, Some(&one))), format!("{:.1}", time(None, None)))
+        };
         let (w1, wn) = (time(Some(&imatrix), Some(&one)), time(Some(&imatrix), None));
-        println!("{:<8} {p1:>10.1} {pn:>10.1} {w1:>10.1} {wn:>10.1}", ty.name());
+        assert!(q == want, "{ty}: the fast path differs from the reference");
+        println!("{:<8} {p1:>10} {pn:>10} {r1:>10.1} {w1:>10.1} {wn:>10.1}", ty.name());
     }
 }

@@ -47,14 +47,15 @@ def row_size_stub():
     return f"size_t ggml_row_size(enum ggml_type t, int64_t n) {{\n  switch (t) {{\n{cases}    default: abort();\n  }}\n}}\n"
 
 
-def build(ggml_dir):
+def build(ggml_dir, flags=("-O2", "-ffp-contract=off")):
+    """ggml-quants.c as a shared library; `flags` other than the judge's are for timing only."""
     tmp = tempfile.mkdtemp(prefix="kquant_llamacpp_")
     stubs = os.path.join(tmp, "stubs.c")
     with open(stubs, "w") as f:
         f.write(STUBS + row_size_stub())
     lib = os.path.join(tmp, "libggmlquants.so")
     subprocess.run(
-        ["gcc", "-O2", "-ffp-contract=off", "-fPIC", "-shared",
+        ["gcc", *flags, "-fPIC", "-shared",
          "-I", os.path.join(ggml_dir, "include"), "-I", os.path.join(ggml_dir, "src"),
          "-o", lib, os.path.join(ggml_dir, "src", "ggml-quants.c"), stubs, "-lm"],
         check=True)
