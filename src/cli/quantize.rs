@@ -17,7 +17,6 @@ use llmtool_kernels::{convert, quant};
 
 use super::quantize_mix::MixArgs;
 use crate::model::{Model, ModelFormat};
-use crate::passes::convert::Retyped;
 #[cfg(feature = "gpu")]
 use crate::passes::quantize::GpuRetyped;
 use crate::passes::quantize::{on_gpu, plan, FileType, ModelFacts, Override, QuantizeParams, Reason, TensorPlan};
@@ -239,17 +238,14 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     let metadata = output_metadata(&model.metadata, ftype, weights.as_ref(), imatrix_path.as_deref());
 
     let infos: Vec<_> = plan.iter().map(TensorPlan::info).collect();
+    // Without an imatrix the CPU path is the same source with no weights: plain types go
+    // through the block quantizers, types with only a row quantizer (IQ4_XS, IQ3_S, …)
+    // through `quantize_rows(…, None)`, like ggml's `quantize_<type>(…, NULL)`.
     let no_weights = ImportanceWeights::default();
-    let source: Box<dyn TensorSource + '_> = match (&gpu, &weights) {
+    let source: Box<dyn TensorSource + '_> = match &gpu {
         #[cfg(feature = "gpu")]
-        (Some(g), _) => Box::new(GpuRetyped::new(model.tensors.as_ref(), infos, g)),
-        (_, Some(w)) => Box::new(WeightedRetyped::new(model.tensors.as_ref(), infos, w)),
-        // Types with only a row quantizer (IQ4_XS, IQ3_S, … without an imatrix) go through
-        // the row path with no weights, like ggml's `quantize_<type>(…, NULL)`.
-        _ if plan.iter().any(|p| p.from != p.to && p.to.is_quantized() && !quant::can_quantize(p.to)) => {
-            Box::new(WeightedRetyped::new(model.tensors.as_ref(), infos, &no_weights))
-        }
-        _ => Box::new(Retyped::from_infos(model.tensors.as_ref(), infos)),
+        Some(g) => Box::new(GpuRetyped::new(model.tensors.as_ref(), infos, g)),
+        _ => Box::new(WeightedRetyped::new(model.tensors.as_ref(), infos, weights.as_ref().unwrap_or(&no_weights))),
     };
     let header = GgufHeader::new(metadata, source.tensor_infos().to_vec())?;
     let written =

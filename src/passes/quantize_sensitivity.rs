@@ -22,7 +22,6 @@ use llmtool_formats::{GgmlType, Metadata, TensorInfo, TensorSource};
 use llmtool_kernels::{convert, quant};
 use rayon::prelude::*;
 
-use super::convert::Retyped;
 use super::quantize::allows_quantization;
 use super::quantize_mix::{Choice, TensorOptions};
 use super::quantize_weights::{ImportanceWeights, WeightedRetyped};
@@ -323,11 +322,9 @@ pub fn measure(
                 TensorInfo { name: t.name.clone(), ty, ne: t.ne.clone() }
             })
             .collect();
-        let perturbed: Box<dyn TensorSource + '_> = match weights {
-            Some(w) => Box::new(WeightedRetyped::new(src, infos, w)),
-            None => Box::new(Retyped::from_infos(src, infos)),
-        };
-        let model = InferModel::from_source(metadata, perturbed.as_ref())?;
+        let no_weights = ImportanceWeights::default();
+        let perturbed = WeightedRetyped::new(src, infos, weights.unwrap_or(&no_weights));
+        let model = InferModel::from_source(metadata, &perturbed)?;
         let r = kl_divergence(&model, Base::File(&base), tokens, opts, |_, _, _| {})?;
         // KLD ≥ 0 in exact arithmetic; keep a floor so a group never looks free.
         let kld = r.kld_mean.max(1e-9);
