@@ -71,10 +71,13 @@ fn main() {
         (576, 1536, "ffn_down 576x1536"),
         (49152, 576, "output 49152x576"),
     ];
-    let isa = match args.get(3).map(String::as_str) {
-        Some("avx2") => Isa::Avx2,
-        Some("scalar") => Isa::Scalar,
-        _ => Isa::best(),
+    // The instruction set by its name in any case (scalar, avx2, avxvnni, avx512vnni).
+    let isa = match args.get(3) {
+        Some(name) => *Isa::ALL
+            .iter()
+            .find(|i| i.name() == name.to_ascii_lowercase())
+            .expect("an instruction set: scalar, avx2, avxvnni or avx512vnni"),
+        None => Isa::best(),
     };
     println!("kernels: {isa:?}");
     if let Ok(reps) = std::env::var("BENCH_REPEAT_ONLY") {
@@ -160,7 +163,7 @@ fn main() {
                 matmul_with(&w, &acts, &mut out, isa).unwrap();
             });
             print!(" {} {:.0} us", ty.name(), t * 1e6);
-            if let Ok(packed) = llmtool_kernels::matmul::PackedWeights::new(&w) {
+            if let Ok(packed) = llmtool_kernels::matmul::PackedWeights::with_isa(&w, isa) {
                 let t = best_of(|| {
                     let acts = prepare_activations(ty, &x, k).unwrap();
                     packed.matmul_with(&acts, &mut out, isa).unwrap();

@@ -86,7 +86,7 @@ fn check_product(ty: GgmlType, rows: usize, k: usize, n_tokens: usize, seed: u64
     let acts = prepare_activations(ty, &x, k).unwrap();
     assert_eq!((acts.ty, acts.k, acts.rows), (vec_dot_type(ty).unwrap(), k, n_tokens));
     let mut results = Vec::new();
-    for isa in [Isa::Scalar, Isa::Avx2, Isa::AvxVnni] {
+    for isa in Isa::ALL {
         if !isa.available() {
             eprintln!("this CPU lacks {isa:?}: those kernels are not tested");
             continue;
@@ -438,7 +438,7 @@ fn iquant_extreme_blocks_do_not_saturate() {
         let mut want = vec![0f32; 4];
         matmul::matmul_reference(&wv, &acts, &mut want).unwrap();
         let deq = common::dequantized(ty, &w);
-        for isa in [Isa::Scalar, Isa::Avx2, Isa::AvxVnni].into_iter().filter(|i| i.available()) {
+        for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
             let mut got = vec![f32::NAN; 4];
             matmul::matmul_with(&wv, &acts, &mut got, isa).unwrap();
             for (c, (&g, &r)) in got.iter().zip(&want).enumerate() {

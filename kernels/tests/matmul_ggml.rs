@@ -84,11 +84,11 @@ fn matmul_matches_ggml_vec_dot() {
         let arb = acts.row_bytes();
         let mut outs = vec![("reference", vec![0f32; f.rows * f.tokens])];
         matmul::matmul_reference(&w, &acts, &mut outs[0].1).unwrap();
-        for (isa, name) in [(Isa::Scalar, "scalar"), (Isa::Avx2, "avx2"), (Isa::AvxVnni, "avxvnni")] {
+        for isa in Isa::ALL {
             if isa.available() {
                 let mut o = vec![f32::NAN; f.rows * f.tokens];
                 matmul::matmul_with(&w, &acts, &mut o, isa).unwrap();
-                outs.push((name, o));
+                outs.push((isa.name(), o));
             }
         }
         for t in 0..f.tokens {

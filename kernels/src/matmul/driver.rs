@@ -2,7 +2,7 @@
 
 use super::float;
 use super::kernel::{self, ActInts};
-use super::unpack::{self, Kind, Tile};
+use super::unpack::{self, Kind, Layout, Tile};
 use super::{ActData, Activations, WeightView};
 use crate::GgmlType;
 
@@ -17,12 +17,17 @@ pub enum Isa {
     Avx2,
     /// AVX2 + AVX-VNNI: `vpdpbusd` for the 32-block types (K types as `Avx2`).
     AvxVnni,
+    /// AVX-512 (F/BW/DQ/VL) + AVX512-VNNI: 64-byte `vpdpbusd` (32-block types) and
+    /// `maddubs` + `vpdpwssd` register tiles (K types); `kernel_avx512.rs`.
+    Avx512Vnni,
 }
 
 impl Isa {
     /// The fastest instruction set this CPU supports.
     pub fn best() -> Isa {
-        if kernel::has_avxvnni() {
+        if Isa::Avx512Vnni.available() {
+            Isa::Avx512Vnni
+        } else if kernel::has_avxvnni() {
             Isa::AvxVnni
         } else if kernel::has_avx2() {
             Isa::Avx2
@@ -37,7 +42,31 @@ impl Isa {
             Isa::Scalar => true,
             Isa::Avx2 => kernel::has_avx2(),
             Isa::AvxVnni => kernel::has_avxvnni(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => super::kernel_avx512::available(),
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx512Vnni => false,
         }
+    }
+
+    /// Lower-case name (`scalar`, `avx2`, `avxvnni`, `avx512vnni`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::AvxVnni => "avxvnni",
+            Isa::Avx512Vnni => "avx512vnni",
+        }
+    }
+
+    /// Every instruction set, slowest first (tests and benchmarks compare them).
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni];
+
+    /// The weight and activation layout of this instruction set's kernels: the `vpdpbusd`
+    /// kernels (unsigned × signed) take signed weights flipped to `q + 128`; the AVX-512 K
+    /// kernels take super-blocks by group.
+    pub(crate) fn layout(self) -> Layout {
+        Layout { flip_signed: matches!(self, Isa::AvxVnni | Isa::Avx512Vnni), avx512: self == Isa::Avx512Vnni }
     }
 }
 
@@ -83,13 +112,14 @@ fn widen_f16(h: impl Iterator<Item = half::f16>) -> Vec<f32> {
 /// kinds: the grouped layout of `unpack::interleaved`, padded like the weight tiles, and the
 /// per-block correction for weights stored with an offset).
 fn act_ints(x: &Activations, kind: Kind, isa: Isa) -> ActInts {
-    let mut a = ActInts { k: x.k, ..Default::default() };
+    let layout = isa.layout();
+    let mut a = ActInts { k: x.k, rows: x.rows, ..Default::default() };
     if let Kind::Legacy { signed, off, .. } = kind {
-        // Weights multiplied as q + c: Q4_0/Q5_0 store q + off; with VNNI the signed weights
+        // Weights multiplied as q + c: Q4_0/Q5_0 store q + off; with vpdpbusd the signed weights
         // are flipped to q + 128 (vpdpbusd takes them unsigned). AVX2 and the scalar kernel
         // use signed weights as they are.
         let c: i32 = if signed {
-            if isa == Isa::AvxVnni {
+            if isa.layout().flip_signed {
                 128
             } else {
                 0
@@ -97,7 +127,7 @@ fn act_ints(x: &Activations, kind: Kind, isa: Isa) -> ActInts {
         } else {
             off as i32
         };
-        let (nb, nbp) = (x.k / 32, unpack::padded_blocks(x.k));
+        let (nb, nbp) = (x.k / 32, unpack::padded_blocks(x.k, layout));
         a.bs = 32;
         a.nb = nbp;
         a.q = vec![0; x.rows * nbp * 32];
@@ -116,37 +146,72 @@ fn act_ints(x: &Activations, kind: Kind, isa: Isa) -> ActInts {
         if s.is_some() {
             a.s = vec![0.0; x.rows * nbp];
         }
-        if c != 0 {
+        let (per_block_corr, lane_corr) = (c != 0 && !layout.avx512, c != 0 && layout.avx512);
+        if per_block_corr {
             a.corr = vec![0; x.rows * nbp];
+        }
+        // AVX-512: accumulation units of 256 bytes (whole groups), then of 64 (tail pairs).
+        let units = nbp / unpack::GROUP + (nbp % unpack::GROUP) / 2;
+        if lane_corr {
+            a.lcorr = vec![0; x.rows * units * 16];
         }
         for t in 0..x.rows {
             let row = &mut a.q[t * nbp * 32..(t + 1) * nbp * 32];
             for b in 0..nb {
                 let src = qs[t * nb + b];
                 for (i4, q4) in src.chunks_exact(4).enumerate() {
-                    let at = unpack::interleaved(b, 4 * i4);
+                    let at = unpack::legacy_pos(b, 4 * i4, nbp, layout);
                     row[at..at + 4].copy_from_slice(q4);
                 }
                 a.d[t * nbp + b] = d[t * nb + b];
                 if let Some(s) = &s {
                     a.s[t * nbp + b] = s[t * nb + b];
                 }
-                if c != 0 {
+                if per_block_corr {
                     a.corr[t * nbp + b] = c * src.iter().map(|&v| v as i32).sum::<i32>();
+                }
+            }
+            if lane_corr {
+                // Lane L of a unit accumulates its 4-byte chunks i with i % 16 == L (each
+                // 64-byte load of the unit feeds all 16 lanes).
+                let full = nbp / unpack::GROUP * unpack::GROUP * 32;
+                let (groups, tail) = row.split_at(full);
+                let lc = &mut a.lcorr[t * units * 16..(t + 1) * units * 16];
+                for (unit, bytes) in groups.chunks_exact(256).chain(tail.chunks_exact(64)).enumerate() {
+                    let lanes = &mut lc[unit * 16..(unit + 1) * 16];
+                    for (i, q4) in bytes.chunks_exact(4).enumerate() {
+                        lanes[i % 16] -= c * q4.iter().map(|&v| v as i32).sum::<i32>();
+                    }
                 }
             }
         }
         return a;
     }
-    match &x.data {
-        ActData::Q8_K(v) => {
-            a.bs = 256;
-            a.nb = x.k / 256;
-            a.q = v.iter().flat_map(|b| b.qs).collect();
-            a.d = v.iter().map(|b| b.d).collect();
-            a.bsums = v.iter().flat_map(|b| b.bsums).collect();
+    let ActData::Q8_K(v) = &x.data else { unreachable!("K-quant weights pair with Q8_K activations") };
+    a.bs = 256;
+    a.nb = x.k / 256;
+    a.d = v.iter().map(|b| b.d).collect();
+    a.bsums = v.iter().flat_map(|b| b.bsums).collect();
+    let Kind::K { float_min, off, signed } = kind else { unreachable!("K kinds here") };
+    if !isa.layout().avx512 {
+        a.q = v.iter().flat_map(|b| b.qs).collect();
+        return a;
+    }
+    // By-group layout (`unpack::by_group`); weights multiplied as q + c (c = 128 for the
+    // flipped signed weights, `off` for Q3_K/Q6_K): each group's sum starts at −c·Σy, Σy
+    // being Q8_K's exact per-16 `bsums`.
+    a.q = vec![0; v.len() * 256];
+    for (b, dst) in v.iter().zip(a.q.chunks_exact_mut(256)) {
+        for (e, &y) in b.qs.iter().enumerate() {
+            dst[unpack::by_group(e)] = y;
         }
-        _ => unreachable!("K-quant weights pair with Q8_K activations"),
+    }
+    let c = if signed { 128 } else { off as i32 };
+    if c != 0 {
+        a.kneg = a.bsums.iter().map(|&s| -c * s as i32).collect();
+    }
+    if float_min {
+        a.bsf = a.bsums.iter().map(|&s| s as f32).collect();
     }
     a
 }
@@ -157,13 +222,13 @@ fn run_quant(w: &WeightView, x: &Activations, out: &mut [f32], isa: Isa, kind: K
     run_tiles(rows, x, out, isa, kind, |task, local, f| {
         let r0 = task * QUANT_ROWS_PER_TASK;
         let nr = QUANT_ROWS_PER_TASK.min(rows - r0);
-        local.fill(w.ty, &w.bytes[r0 * row_bytes..(r0 + nr) * row_bytes], nr, w.k);
+        local.fill(w.ty, &w.bytes[r0 * row_bytes..(r0 + nr) * row_bytes], nr, w.k, isa.layout());
         f(local)
     });
 }
 
-/// Unpacks every tile of `w` once (see [`super::PackedWeights`]).
-pub(super) fn pack(w: &WeightView) -> Vec<Tile> {
+/// Unpacks every tile of `w` once for `isa`'s kernels (see [`super::PackedWeights`]).
+pub(super) fn pack(w: &WeightView, isa: Isa) -> Vec<Tile> {
     let row_bytes = w.k / w.ty.block_size() * w.ty.type_size();
     (0..w.rows.div_ceil(QUANT_ROWS_PER_TASK))
         .into_par_iter()
@@ -171,7 +236,7 @@ pub(super) fn pack(w: &WeightView) -> Vec<Tile> {
             let r0 = task * QUANT_ROWS_PER_TASK;
             let nr = QUANT_ROWS_PER_TASK.min(w.rows - r0);
             let mut tile = Tile::default();
-            tile.fill(w.ty, &w.bytes[r0 * row_bytes..(r0 + nr) * row_bytes], nr, w.k);
+            tile.fill(w.ty, &w.bytes[r0 * row_bytes..(r0 + nr) * row_bytes], nr, w.k, isa.layout());
             tile.shrink();
             tile
         })
@@ -211,6 +276,10 @@ fn run_tiles(
                 #[cfg(target_arch = "x86_64")]
                 Isa::AvxVnni => unsafe {
                     kernel::avx2::dot_tile_vnni(kind, &w_rows, &act_rows, ptr.get().add(r0), rows)
+                },
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512Vnni => unsafe {
+                    super::kernel_avx512::dot_tile(kind, &w_rows, &act_rows, ptr.get().add(r0), rows)
                 },
                 _ => {
                     for (t, a) in act_rows.iter().enumerate() {

@@ -17,6 +17,8 @@ use super::unpack::{interleaved, padded_blocks, Kind, Tile};
 #[derive(Default)]
 pub(crate) struct ActInts {
     pub k: usize,
+    /// Rows (tokens).
+    pub rows: usize,
     /// Elements per block (32 or 256).
     pub bs: usize,
     /// Blocks per row as stored (legacy: padded to whole groups).
@@ -31,6 +33,15 @@ pub(crate) struct ActInts {
     pub corr: Vec<i32>,
     /// Q8_K sums per 16 quants (empty otherwise).
     pub bsums: Vec<i16>,
+    /// K, by-group layout: `−c·Σy` per 16-weight group for weights multiplied as `q + c`
+    /// (empty when c = 0), and the `bsums` as f32 for the minimum term (empty without one).
+    pub kneg: Vec<i32>,
+    pub bsf: Vec<f32>,
+    /// Legacy, AVX-512 layout: per token, per accumulation unit (a whole group of 8 blocks,
+    /// then each pair of tail blocks), 16 i32 lanes of `−c·Σy` over exactly the activation
+    /// bytes that land in that lane, so every lane holds an exact partial of Σ q·y (empty
+    /// when c = 0).
+    pub lcorr: Vec<i32>,
 }
 
 /// One weight row of a tile and one activation row, as slices.
@@ -41,25 +52,37 @@ pub(crate) struct RowRef<'a> {
     pub m: &'a [f32],
     pub sc: &'a [i16],
     pub mins: &'a [i16],
+    /// K, by-group layout: f32 per-group scales and minimums (empty otherwise).
+    pub gsc: &'a [f32],
+    pub gmin: &'a [f32],
 }
 
 impl Tile {
     pub fn row(&self, r: usize, kind: Kind) -> RowRef<'_> {
         let k = self.k;
         let (nb, row_q) = match kind {
-            Kind::Legacy { .. } => (padded_blocks(k), padded_blocks(k) * 32),
+            Kind::Legacy { .. } => (padded_blocks(k, self.layout), padded_blocks(k, self.layout) * 32),
             Kind::K { .. } => (k / 256, k),
         };
         let (sc, mins): (&[i16], &[i16]) = match kind {
             Kind::Legacy { .. } => (&[], &[]),
             Kind::K { .. } => (&self.sc[r * k / 2..(r + 1) * k / 2], &self.mins[r * k / 16..(r + 1) * k / 16]),
         };
+        fn groups(v: &[f32], r: usize, k: usize) -> &[f32] {
+            if v.is_empty() {
+                v
+            } else {
+                &v[r * k / 16..(r + 1) * k / 16]
+            }
+        }
         RowRef {
             q: &self.q[r * row_q..(r + 1) * row_q],
             d: &self.d[r * nb..(r + 1) * nb],
             m: &self.m[r * nb..(r + 1) * nb],
             sc,
             mins,
+            gsc: groups(&self.gsc, r, k),
+            gmin: groups(&self.gmin, r, k),
         }
     }
 }
@@ -71,6 +94,9 @@ pub(crate) struct ActRef<'a> {
     pub s: &'a [f32],
     pub corr: &'a [i32],
     pub bsums: &'a [i16],
+    pub kneg: &'a [i32],
+    pub bsf: &'a [f32],
+    pub lcorr: &'a [i32],
 }
 
 impl ActInts {
@@ -83,6 +109,14 @@ impl ActInts {
             s: if self.s.is_empty() { &[] } else { &self.s[per_block(1)] },
             corr: if self.corr.is_empty() { &[] } else { &self.corr[per_block(1)] },
             bsums: if self.bsums.is_empty() { &[] } else { &self.bsums[t * self.k / 16..(t + 1) * self.k / 16] },
+            kneg: if self.kneg.is_empty() { &[] } else { &self.kneg[t * self.k / 16..(t + 1) * self.k / 16] },
+            bsf: if self.bsf.is_empty() { &[] } else { &self.bsf[t * self.k / 16..(t + 1) * self.k / 16] },
+            lcorr: if self.lcorr.is_empty() {
+                &[]
+            } else {
+                let per = self.lcorr.len() / self.rows;
+                &self.lcorr[t * per..(t + 1) * per]
+            },
         }
     }
 }
@@ -171,7 +205,7 @@ pub(crate) mod avx2 {
     /// the 8 blocks' exact integer sums in its 8 lanes over 8 rounds; then
     /// `acc += f32(Σ − corr) · (d_w · d_a)` (+ `m_w · s_a` for Q4_1/Q5_1) on 8 lanes at once.
     ///
-    /// Products: `VNNI`: `vpdpbusd` (signed weights flipped to `q + 128`, the activations'
+    /// Products: `VNNI`: `vpdpbusd` (signed weights stored flipped to `q + 128`, the activations'
     /// `corr` holding `128·Σy`); else `maddubs` + `madd` by 1, signed weights through ggml's
     /// sign trick (`mul_sum_i8_pairs`); with `I16` (4-bit weights ≤ 15: 8 rounds of pairs stay
     /// below 8·2·15·128 < 2¹⁵) the i16 pairs are summed over the whole group before one `madd`.
@@ -192,7 +226,6 @@ pub(crate) mod avx2 {
         let ng = a[0].d.len() / 8;
         let has_corr = !a[0].corr.is_empty();
         let ones = _mm256_set1_epi16(1);
-        let flip = _mm256_set1_epi8(-128);
         let wq: [*const i8; R] = std::array::from_fn(|r| w[r].q.as_ptr());
         let aq: [*const i8; T] = std::array::from_fn(|t| a[t].q.as_ptr());
         let mut accf = [[_mm256_setzero_ps(); T]; R];
@@ -203,10 +236,10 @@ pub(crate) mod avx2 {
                 for r in 0..R {
                     let x = _mm256_loadu_si256(wq[r].add(o) as *const __m256i);
                     if VNNI {
-                        let u = if SIGNED { _mm256_xor_si256(x, flip) } else { x };
+                        // Signed weights arrive flipped to q + 128 (`Layout::flip_signed`).
                         for t in 0..T {
                             let y = _mm256_loadu_si256(aq[t].add(o) as *const __m256i);
-                            isum[r][t] = _mm256_dpbusd_avx_epi32(isum[r][t], u, y);
+                            isum[r][t] = _mm256_dpbusd_avx_epi32(isum[r][t], x, y);
                         }
                     } else if SIGNED {
                         let u = _mm256_sign_epi8(x, x);

@@ -19,9 +19,12 @@
 //! - [`vec_dot_reference`]: the scalar reference of one dot product (`reference.rs`; decodes
 //!   the integer weights through the crate's dequantizers, independent of the fast path).
 //! - [`matmul`]: the fast path (`driver.rs`): rayon over tiles of 16 weight rows; a tile is
-//!   unpacked once (`unpack.rs`: i8/u8 weights + scales) and multiplied by every token with
-//!   the AVX2 kernels (`kernel.rs`: `maddubs`/`madd` or AVX-VNNI `vpdpbusd`, 4 weight rows per
-//!   activation load, runtime detection, scalar fallback). F32/F16/BF16 weights: tiles widened
+//!   unpacked once (`unpack.rs`: i8/u8 weights + scales, in the layout of the instruction set
+//!   that multiplies them) and multiplied by every token in register tiles of 4 weight rows ×
+//!   2 tokens, the instruction set picked at run time ([`Isa::best`]): AVX-512 VNNI
+//!   (`kernel_avx512.rs`: 64-byte `vpdpbusd` for every quantized type, the K-quants and
+//!   i-quants through a by-group layout), else AVX2 (`kernel.rs`: `maddubs`/`madd`, or AVX-VNNI
+//!   `vpdpbusd` for the 32-blocks), else the scalar kernel. F32/F16/BF16 weights: tiles widened
 //!   to f32 (F16C) and `matrixmultiply` sgemm, dot products below 4 tokens.
 //! - [`gemm_f32`]: plain f32 products (attention), `matrixmultiply` sgemm split with rayon.
 //!   Chosen over the `gemm` crate: on this machine (2 threads, 576×576·576×512) the issue
@@ -32,6 +35,8 @@ mod driver;
 mod float;
 mod iq;
 mod kernel;
+#[cfg(target_arch = "x86_64")]
+mod kernel_avx512;
 mod reference;
 mod unpack;
 
@@ -209,8 +214,8 @@ fn check_acts_out(ty: GgmlType, rows: usize, k: usize, x: &Activations, out_len:
 /// `out[t * w.rows + r] = dot(weight row r, activation row t)` (out: n_tokens × w.rows).
 ///
 /// Quantized weights: tiles of weight rows are unpacked once to i8 + scales and multiplied
-/// by every token (AVX2 `maddubs` integer kernels, 4 weight rows per activation load; scalar
-/// fallback), rayon over row tiles. F32/F16/BF16 weights: see `driver.rs`'s float path
+/// by every token (integer kernels of the best [`Isa`] this CPU has, 4 weight rows × 2 tokens
+/// per register tile), rayon over row tiles. F32/F16/BF16 weights: see `driver.rs`'s float path
 /// (weight tiles widened to f32, `matrixmultiply` sgemm).
 pub fn matmul(w: &WeightView, x: &Activations, out: &mut [f32]) -> Result<(), KernelError> {
     matmul_with(w, x, out, Isa::best())
@@ -249,6 +254,8 @@ pub fn matmul_reference(w: &WeightView, x: &Activations, out: &mut [f32]) -> Res
 /// weight), for products repeated on the same weights — generation, where unpacking on every
 /// call would dominate. Same results as [`matmul`] bit for bit (same tiles, same kernels).
 pub struct PackedWeights {
+    /// The instruction set the tiles are laid out for.
+    isa: Isa,
     ty: GgmlType,
     rows: usize,
     k: usize,
@@ -258,27 +265,43 @@ pub struct PackedWeights {
 
 impl PackedWeights {
     /// Unpacks `w` (a quantized type [`matmul`] supports; float types are `Unsupported`: they
-    /// are already in a directly usable form).
+    /// are already in a directly usable form) for this CPU's best kernels.
     pub fn new(w: &WeightView) -> Result<Self, KernelError> {
+        Self::with_isa(w, Isa::best())
+    }
+
+    /// [`PackedWeights::new`] laid out for `isa`'s kernels (an `isa` this CPU lacks is an
+    /// `Unsupported` error).
+    pub fn with_isa(w: &WeightView, isa: Isa) -> Result<Self, KernelError> {
+        if !isa.available() {
+            return Err(KernelError::Unsupported { ty: w.ty, op: "matmul with an instruction set this CPU lacks" });
+        }
         let kind = unpack::kind(w.ty).ok_or(KernelError::Unsupported { ty: w.ty, op: "PackedWeights" })?;
         let n_elements = w.rows.checked_mul(w.k).ok_or(KernelError::TooLarge { ty: w.ty, n_elements: usize::MAX })?;
         if w.k == 0 || !w.k.is_multiple_of(w.ty.block_size()) {
             return Err(KernelError::RaggedBlocks { ty: w.ty, n_elements: w.k, block_size: w.ty.block_size() });
         }
         KernelError::check_len(w.ty, n_elements, w.bytes.len())?;
-        Ok(PackedWeights { ty: w.ty, rows: w.rows, k: w.k, kind, tiles: driver::pack(w) })
+        Ok(PackedWeights { isa, ty: w.ty, rows: w.rows, k: w.k, kind, tiles: driver::pack(w, isa) })
     }
 
     /// [`matmul`] with these weights: `out[t * rows + r]`.
     pub fn matmul(&self, x: &Activations, out: &mut [f32]) -> Result<(), KernelError> {
-        self.matmul_with(x, out, Isa::best())
+        self.matmul_with(x, out, self.isa)
     }
 
-    /// [`matmul_with`] with these weights.
+    /// [`matmul_with`] with these weights; `isa` must use the layout they were packed for
+    /// (that of [`PackedWeights::with_isa`]'s `isa`), else `Unsupported`.
     pub fn matmul_with(&self, x: &Activations, out: &mut [f32], isa: Isa) -> Result<(), KernelError> {
         check_acts_out(self.ty, self.rows, self.k, x, out.len())?;
         if !isa.available() {
             return Err(KernelError::Unsupported { ty: self.ty, op: "matmul with an instruction set this CPU lacks" });
+        }
+        if isa.layout() != self.isa.layout() {
+            return Err(KernelError::Unsupported {
+                ty: self.ty,
+                op: "matmul with weights packed for another instruction set",
+            });
         }
         if out.is_empty() {
             return Ok(());

@@ -69,9 +69,27 @@ pub(crate) fn kind(ty: GgmlType) -> Option<Kind> {
 pub(crate) const GROUP: usize = 8;
 
 /// Legacy 32-blocks per row, padded to whole groups of [`GROUP`] (the padding blocks hold zero
-/// weights, activations and scales, so they add exact zeros).
-pub(crate) fn padded_blocks(k: usize) -> usize {
-    (k / 32).next_multiple_of(GROUP)
+/// weights, activations and scales, so they add exact zeros); in the AVX-512 layout only to an
+/// even count (a 64-byte vector holds two blocks of the natural-order tail).
+pub(crate) fn padded_blocks(k: usize, layout: Layout) -> usize {
+    if layout.avx512 {
+        (k / 32).next_multiple_of(2)
+    } else {
+        (k / 32).next_multiple_of(GROUP)
+    }
+}
+
+/// Position of element `i` (< 32) of block `b` in a legacy row of `nbp` (padded) blocks:
+/// [`interleaved`], except in the AVX-512 layout for the blocks after the last whole group,
+/// which follow in natural order (32 bytes each).
+#[inline(always)]
+pub(crate) fn legacy_pos(b: usize, i: usize, nbp: usize, layout: Layout) -> usize {
+    let full = nbp / GROUP * GROUP;
+    if layout.avx512 && b >= full {
+        full * 32 + (b - full) * 32 + i
+    } else {
+        interleaved(b, i)
+    }
 }
 
 /// Position of element `i` (< 32) of block `b` in a legacy row laid out by groups of
@@ -83,6 +101,29 @@ pub(crate) fn padded_blocks(k: usize) -> usize {
 #[inline(always)]
 pub(crate) fn interleaved(b: usize, i: usize) -> usize {
     (b / GROUP) * GROUP * 32 + (i / 4) * 32 + (b % GROUP) * 4 + i % 4
+}
+
+/// How an instruction set wants the integer weights and activations laid out (the scalar
+/// reference and AVX2 kernels use the plain layout; see `Isa::layout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Layout {
+    /// Signed weights (Q8_0, IQ4_NL, the i-quants) stored as `q + 128` (u8), the unsigned
+    /// operand of `vpdpbusd`; the activations then carry the correction `128·Σy`.
+    pub flip_signed: bool,
+    /// The AVX-512 kernels' layout: K super-blocks stored "by group" ([`by_group`]) with f32
+    /// per-group scales (`gsc`, `gmin`), for kernels whose i32 lane `g` accumulates 16-weight
+    /// group `g`; legacy rows padded only to an even block count, the blocks after the last
+    /// whole group of 8 in natural order ([`legacy_pos`]).
+    pub avx512: bool,
+}
+
+/// Position of element `e` (< 256) of a super-block in the by-group layout: 4 rows of 64
+/// bytes, row `c` holding bytes `4c..4c+4` of each 16-weight group `g` at bytes `4g..4g+4`, so
+/// that four 64-byte `vpdpbusd` leave group `g`'s exact integer sum in i32 lane `g`.
+#[inline(always)]
+pub(crate) fn by_group(e: usize) -> usize {
+    let (g, i) = (e / 16, e % 16);
+    64 * (i / 4) + 4 * g + i % 4
 }
 
 /// Unpacked rows (`rows` × `k`), reused across tiles.
@@ -104,6 +145,11 @@ pub(crate) struct Tile {
     pub sc: Vec<i16>,
     /// K: minimum per 16-weight group, k/16 per row.
     pub mins: Vec<i16>,
+    /// K, by-group layout: f32 scale `d·sc` and minimum `dmin·min` per 16-weight group, k/16 per row.
+    pub gsc: Vec<f32>,
+    pub gmin: Vec<f32>,
+    /// The layout the rows were unpacked in.
+    pub layout: Layout,
 }
 
 impl Tile {
@@ -113,15 +159,16 @@ impl Tile {
         self.mh = Vec::new();
     }
 
-    /// Unpacks `rows` rows of `k` weights of `ty` from `bytes` (exactly those rows).
-    pub fn fill(&mut self, ty: GgmlType, bytes: &[u8], rows: usize, k: usize) {
+    /// Unpacks `rows` rows of `k` weights of `ty` from `bytes` (exactly those rows) in `layout`.
+    pub fn fill(&mut self, ty: GgmlType, bytes: &[u8], rows: usize, k: usize, layout: Layout) {
         let kind = kind(ty).expect("a quantized matmul type");
         let nb = k / ty.block_size();
         // Legacy rows are padded to whole groups (scales stay 0 in the padding).
         let nbp = match kind {
-            Kind::Legacy { .. } => padded_blocks(k),
+            Kind::Legacy { .. } => padded_blocks(k, layout),
             Kind::K { .. } => nb,
         };
+        self.layout = layout;
         let row_q = nbp * ty.block_size();
         self.k = k;
         self.rows = rows;
@@ -142,14 +189,17 @@ impl Tile {
             for (b, blk) in wrow.chunks_exact(ts).enumerate() {
                 let bi = r * nbp + b;
                 match kind {
-                    Kind::Legacy { .. } => {
+                    Kind::Legacy { signed, .. } => {
                         let mut q = [0i8; 32];
                         let (d, m) = legacy(ty, blk, &mut q);
+                        if signed && layout.flip_signed {
+                            q.iter_mut().for_each(|v| *v = (*v as u8 ^ 0x80) as i8);
+                        }
                         self.dh[bi] = d;
                         self.mh[bi] = m;
                         let row = &mut self.q[r * row_q..(r + 1) * row_q];
                         for (c, q4) in q.chunks_exact(4).enumerate() {
-                            let at = interleaved(b, 4 * c);
+                            let at = legacy_pos(b, 4 * c, nbp, layout);
                             row[at..at + 4].copy_from_slice(q4);
                         }
                     }
@@ -169,6 +219,13 @@ impl Tile {
                             lanes.fill(sc[g]);
                         }
                         self.mins[bi * 16..(bi + 1) * 16].copy_from_slice(&mins);
+                        if layout.avx512 {
+                            let flip = if let Kind::K { signed: true, .. } = kind { 0x80 } else { 0 };
+                            let natural = *q;
+                            for (e, &v) in natural.iter().enumerate() {
+                                q[by_group(e)] = (v as u8 ^ flip) as i8;
+                            }
+                        }
                     }
                 }
             }
@@ -179,6 +236,18 @@ impl Tile {
         // i-quants: ggml's constant factor of the whole dot product (a power of two: exact).
         if let Some(f) = iq::super_factor(ty).filter(|&f| f != 1.0) {
             self.d.iter_mut().for_each(|d| *d *= f);
+        }
+        if let (Kind::K { .. }, true) = (kind, layout.avx512) {
+            // Per-group f32 scales: the integer group sums are scaled in f32 (the kernels'
+            // lanes are groups), instead of ggml's integer Σ sc·Σqy scaled once per block.
+            self.gsc.resize(rows * k / 16, 0.0);
+            self.gmin.resize(rows * k / 16, 0.0);
+            for (bi, (gsc, gmin)) in self.gsc.chunks_exact_mut(16).zip(self.gmin.chunks_exact_mut(16)).enumerate() {
+                for g in 0..16 {
+                    gsc[g] = self.d[bi] * self.sc[bi * 128 + g * 8] as f32;
+                    gmin[g] = self.m[bi] * self.mins[bi * 16 + g] as f32;
+                }
+            }
         }
     }
 }
