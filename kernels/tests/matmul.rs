@@ -339,6 +339,32 @@ fn q8_activation_fast_path_equals_scalar_reference() {
     assert_eq!(a.bytes(), bytemuck::cast_slice::<_, u8>(&r1));
 }
 
+/// The Q8_K activation path (AVX2 when available) is byte-identical to the reference
+/// quantizer (ggml `quantize_row_q8_K_ref`) on random rows, ties, zeros, a repeated largest
+/// magnitude of both signs, NaN, subnormal maxima (iscale overflows) and huge values.
+#[test]
+fn q8_k_activation_fast_path_equals_reference() {
+    use llmtool_kernels::quant;
+    let mut rng = Rng(9);
+    let mut x = values(&mut rng, 8 * 256, 3.0);
+    for (i, v) in x[..256].iter_mut().enumerate() {
+        *v = (i as f32 - 127.5) * 0.5; // halfway cases after scaling
+    }
+    x[256..512].fill(0.0);
+    x[512 + 7] = -4.0;
+    x[512 + 9] = 4.0; // first largest magnitude is the negative one
+    x[768 + 3] = f32::NAN;
+    x[1024..1280].iter_mut().enumerate().for_each(|(i, v)| *v = i as f32 * 1e-43);
+    x[1280 + 5] = 3.0e38;
+    x[1536] = -0.0;
+    let mut want = Vec::new();
+    quant::quantize(GgmlType::Q8_K, &x, &mut want).unwrap();
+    let a = prepare_activations(GgmlType::Q4_K, &x, 256).unwrap();
+    for (b, (got, want)) in a.bytes().chunks(292).zip(want.chunks(292)).enumerate() {
+        assert_eq!(got, want, "block {b}");
+    }
+}
+
 /// Float weights take any k (not only multiples of the 8-wide F16C conversion / sgemm tiles).
 #[test]
 fn float_types_with_odd_k() {

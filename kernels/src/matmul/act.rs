@@ -13,10 +13,11 @@
 //! `clamp(-128, 127)` reproduces; even `_mm256_cvtps_epi32`'s `i32::MIN` for out-of-range
 //! values, reached when a subnormal amax makes 127/amax overflow, is reproduced). The AVX2
 //! transcription runs where available; tests check the two give the same bytes. Q8_K has no x86-specific quantizer in ggml
-//! (`quantize_row_q8_K` calls `quantize_row_q8_K_ref`), so the crate's reference Q8_K quantizer
-//! is used as is.
+//! (`quantize_row_q8_K` calls `quantize_row_q8_K_ref`): the crate's reference Q8_K quantizer
+//! is the spec, and [`quantize_q8_k_fast`] its AVX2 transcription (same IEEE operations per
+//! element, same integer bit tricks; tested byte for byte against it).
 
-use crate::dequant::BlockQ8_0;
+use crate::dequant::{BlockQ8_0, BlockQ8_K};
 use half::f16;
 
 /// ggml `block_q8_1`: f16 scale `d`, f16 `s = d · Σ qs`, 32 signed quants (36 bytes).
@@ -93,12 +94,29 @@ pub fn quantize_row_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
 }
 
 /// Runs a row quantizer over `x` in parallel chunks of whole blocks.
-pub(crate) fn quantize_par<B: bytemuck::Pod + Send>(x: &[f32], f: fn(&[f32], &mut [B])) -> Vec<B> {
+pub(crate) fn quantize_par<B: bytemuck::Pod + Send>(x: &[f32], block: usize, f: fn(&[f32], &mut [B])) -> Vec<B> {
     use rayon::prelude::*;
-    const CHUNK_BLOCKS: usize = 256;
-    let mut out = vec![B::zeroed(); x.len() / 32];
-    out.par_chunks_mut(CHUNK_BLOCKS).zip(x.par_chunks(CHUNK_BLOCKS * 32)).for_each(|(o, xs)| f(xs, o));
+    // About 8 K values per task.
+    let chunk_blocks = (8192 / block).max(1);
+    let mut out = vec![B::zeroed(); x.len() / block];
+    out.par_chunks_mut(chunk_blocks).zip(x.par_chunks(chunk_blocks * block)).for_each(|(o, xs)| f(xs, o));
     out
+}
+
+/// Q8_K rows (ggml `quantize_row_q8_K_ref`, the crate's reference quantizer), with an AVX2
+/// transcription when the CPU has it (same bytes).
+pub(crate) fn quantize_q8_k_fast(x: &[f32], out: &mut [BlockQ8_K]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        for (b, o) in x.chunks_exact(256).zip(out) {
+            // SAFETY: AVX2 detected; `b` holds 256 values.
+            *o = unsafe { avx2::q8_k_block(b) };
+        }
+        return;
+    }
+    for (b, o) in x.chunks_exact(256).zip(out) {
+        *o = <BlockQ8_K as crate::quant::QuantizeBlock>::quantize(b);
+    }
 }
 
 /// Q8_0 rows, with the AVX2 code when the CPU has it (same bytes as [`quantize_row_q8_0`]).
@@ -172,5 +190,57 @@ mod avx2 {
         let mut qs = [0i8; 32];
         _mm256_storeu_si256(qs.as_mut_ptr() as *mut __m256i, q);
         (d, qs, sum)
+    }
+
+    /// One Q8_K block, as the crate's reference (`quant/q8_k.rs`, ggml `quantize_row_q8_K_ref`):
+    /// `max` = the first value of largest magnitude (strict `>` from 0, so NaN never wins),
+    /// `iscale = −127 / max`, `q = min(127, nearest_int(iscale·x))` with ggml's magic-number
+    /// `nearest_int` (bit for bit, even where `iscale` overflows) truncated to i8, `d = 1 / iscale`,
+    /// `bsums` per 16.
+    ///
+    /// # Safety
+    /// AVX2 must be available; `x.len() >= 256`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn q8_k_block(x: &[f32]) -> super::BlockQ8_K {
+        let p = x.as_ptr();
+        let sign = _mm256_set1_ps(-0.0);
+        // max(|x|, m) keeps m when |x| is NaN, as the scalar `>` does.
+        let mut m = _mm256_setzero_ps();
+        for j in 0..32 {
+            m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(p.add(8 * j))), m);
+        }
+        let mut m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        let amax = _mm_cvtss_f32(m4);
+        let mut out = super::BlockQ8_K { d: 0.0, qs: [0; 256], bsums: [0; 16] };
+        if amax == 0.0 {
+            return out;
+        }
+        let max = x[..256].iter().copied().find(|v| v.abs() == amax).expect("amax is one of the |x|");
+        let iscale = -127.0f32 / max;
+        let mul = _mm256_set1_ps(iscale);
+        let magic = _mm256_set1_ps(12_582_912.0);
+        let (mant, bias, top) =
+            (_mm256_set1_epi32(0x007f_ffff), _mm256_set1_epi32(0x0040_0000), _mm256_set1_epi32(127));
+        // Low byte of each i32 lane (the scalar `as i8` truncation), 4 per 128-bit half.
+        let low = _mm256_setr_epi8(
+            0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1,
+            -1, -1, -1, -1,
+        );
+        for j in 0..32 {
+            let v = _mm256_add_ps(_mm256_mul_ps(mul, _mm256_loadu_ps(p.add(8 * j))), magic);
+            let n = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(v), mant), bias);
+            let b = _mm256_shuffle_epi8(_mm256_min_epi32(n, top), low);
+            let lo = _mm_cvtsi128_si32(_mm256_castsi256_si128(b));
+            let hi = _mm_cvtsi128_si32(_mm256_extracti128_si256(b, 1));
+            out.qs[8 * j..8 * j + 4].copy_from_slice(&lo.to_le_bytes().map(|b| b as i8));
+            out.qs[8 * j + 4..8 * j + 8].copy_from_slice(&hi.to_le_bytes().map(|b| b as i8));
+        }
+        for (g, s) in out.bsums.iter_mut().enumerate() {
+            *s = out.qs[16 * g..16 * g + 16].iter().map(|&q| q as i16).sum();
+        }
+        out.d = 1.0 / iscale;
+        out
     }
 }

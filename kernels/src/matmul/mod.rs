@@ -46,7 +46,7 @@ pub use float::{gemm_f32, Trans};
 pub use reference::vec_dot_reference;
 
 use crate::dequant::{BlockQ8_0, BlockQ8_K};
-use crate::{convert, quant, GgmlType, KernelError};
+use crate::{convert, GgmlType, KernelError};
 use rayon::prelude::*;
 
 /// Activation type ggml pairs with a weight type (ggml-cpu `type_traits_cpu[w].vec_dot_type`).
@@ -136,15 +136,11 @@ pub fn prepare_activations(w_ty: GgmlType, x: &[f32], k: usize) -> Result<Activa
             convert::from_f32(ty, x, &mut b)?;
             ActData::Half(b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect())
         }
-        GgmlType::Q8_0 => ActData::Q8_0(act::quantize_par(x, act::quantize_q8_0_fast)),
-        GgmlType::Q8_1 => ActData::Q8_1(act::quantize_par(x, act::quantize_q8_1_fast)),
-        GgmlType::Q8_K => {
-            // ggml x86 `quantize_row_q8_K` is `quantize_row_q8_K_ref`: the crate's quantizer.
-            let mut b = Vec::with_capacity(x.len() / 256 * 292);
-            // Parallel over chunks of 16 blocks: byte-identical to the serial quantizer.
-            quant::quantize_parallel(GgmlType::Q8_K, x, &mut b, 16)?;
-            ActData::Q8_K(b.chunks_exact(292).map(bytemuck::pod_read_unaligned).collect())
-        }
+        GgmlType::Q8_0 => ActData::Q8_0(act::quantize_par(x, 32, act::quantize_q8_0_fast)),
+        GgmlType::Q8_1 => ActData::Q8_1(act::quantize_par(x, 32, act::quantize_q8_1_fast)),
+        // ggml x86 `quantize_row_q8_K` is `quantize_row_q8_K_ref`: the crate's quantizer (or
+        // its AVX2 transcription, same bytes).
+        GgmlType::Q8_K => ActData::Q8_K(act::quantize_par(x, 256, act::quantize_q8_k_fast)),
         _ => unreachable!("vec_dot_type returns only the types above"),
     };
     Ok(Activations { ty, k, rows, data })
