@@ -187,6 +187,59 @@ pub(crate) fn has_avxvnni() -> bool {
     }
 }
 
+/// A register-tile kernel: `R` weight rows × `T` tokens → `out[t·stride + r]`.
+pub(crate) trait RegisterTile {
+    /// # Safety
+    /// As the instruction set's `dot_tile`: `w[..R]`, `a[..T]` and the `out` cells valid.
+    unsafe fn run<const R: usize, const T: usize>(&self, w: &[RowRef], a: &[ActRef], out: *mut f32, stride: usize);
+}
+
+/// Every row of `w` × every token of `acts` in register tiles of `R` × `T` (then the leftover
+/// rows and tokens with smaller tiles); tokens outer so the tile of weight rows stays in L1
+/// while the tokens stream past. Plain functions (not closures), so that the kernels inline
+/// into the caller's `target_feature` context.
+///
+/// # Safety
+/// As `RegisterTile::run` for every tile.
+#[inline(always)]
+pub(crate) unsafe fn tiled<const R: usize, const T: usize>(
+    k: &impl RegisterTile,
+    w: &[RowRef],
+    acts: &[ActRef],
+    out: *mut f32,
+    stride: usize,
+) {
+    let mut t = 0;
+    while t + T <= acts.len() {
+        tile_rows::<R, T>(k, w, &acts[t..], out.add(t * stride), stride);
+        t += T;
+    }
+    while t < acts.len() {
+        tile_rows::<R, 1>(k, w, &acts[t..], out.add(t * stride), stride);
+        t += 1;
+    }
+}
+
+/// All rows of `w` × tokens `a[..T]`.
+#[inline(always)]
+unsafe fn tile_rows<const R: usize, const T: usize>(
+    k: &impl RegisterTile,
+    w: &[RowRef],
+    a: &[ActRef],
+    out: *mut f32,
+    stride: usize,
+) {
+    let mut r = 0;
+    while r + R <= w.len() {
+        k.run::<R, T>(&w[r..], a, out.add(r), stride);
+        r += R;
+    }
+    while r < w.len() {
+        k.run::<1, T>(&w[r..], a, out.add(r), stride);
+        r += 1;
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2 {
     use super::{ActRef, Kind, RowRef};
@@ -294,58 +347,14 @@ pub(crate) mod avx2 {
         }
     }
 
-    /// Every weight row of `w` × every token of `acts` in register tiles of `R` rows × `T`
-    /// tokens (then the leftover rows and tokens with smaller tiles); tokens outer so the tile
-    /// of weight rows stays in L1 while the tokens stream past.
-    #[inline(always)]
-    unsafe fn legacy_tile<
-        const R: usize,
-        const T: usize,
-        const SIGNED: bool,
-        const VNNI: bool,
-        const I16: bool,
-        const MIN: bool,
-    >(
-        w: &[RowRef],
-        acts: &[ActRef],
-        out: *mut f32,
-        stride: usize,
-    ) {
-        let mut t = 0;
-        while t + T <= acts.len() {
-            legacy_rows::<R, T, SIGNED, VNNI, I16, MIN>(w, &acts[t..], out.add(t * stride), stride);
-            t += T;
-        }
-        while t < acts.len() {
-            legacy_rows::<R, 1, SIGNED, VNNI, I16, MIN>(w, &acts[t..], out.add(t * stride), stride);
-            t += 1;
-        }
-    }
-
-    /// All rows of `w` × tokens `a[..T]` (a plain function, not a closure: closures do not
-    /// inherit `target_feature`, and the kernels must inline into the feature-enabled caller).
-    #[inline(always)]
-    unsafe fn legacy_rows<
-        const R: usize,
-        const T: usize,
-        const SIGNED: bool,
-        const VNNI: bool,
-        const I16: bool,
-        const MIN: bool,
-    >(
-        w: &[RowRef],
-        a: &[ActRef],
-        out: *mut f32,
-        stride: usize,
-    ) {
-        let mut r = 0;
-        while r + R <= w.len() {
-            legacy_rt::<R, T, SIGNED, VNNI, I16, MIN>(&w[r..], a, out.add(r), stride);
-            r += R;
-        }
-        while r < w.len() {
-            legacy_rt::<1, T, SIGNED, VNNI, I16, MIN>(&w[r..], a, out.add(r), stride);
-            r += 1;
+    /// The AVX2 / AVX-VNNI legacy kernel as a register-tile kernel for [`super::tiled`].
+    struct Legacy<const SIGNED: bool, const VNNI: bool, const I16: bool, const MIN: bool>;
+    impl<const SIGNED: bool, const VNNI: bool, const I16: bool, const MIN: bool> super::RegisterTile
+        for Legacy<SIGNED, VNNI, I16, MIN>
+    {
+        #[inline(always)]
+        unsafe fn run<const R: usize, const T: usize>(&self, w: &[RowRef], a: &[ActRef], out: *mut f32, stride: usize) {
+            legacy_rt::<R, T, SIGNED, VNNI, I16, MIN>(w, a, out, stride)
         }
     }
 
@@ -425,14 +434,26 @@ pub(crate) mod avx2 {
         // 576×1536·512, VNNI): 4 × 3 and 3 × 3 spill accumulators to the stack and run slower.
         match kind {
             Kind::Legacy { signed, has_min, narrow, .. } => match (signed, VNNI, narrow && !VNNI, has_min) {
-                (true, true, _, _) => legacy_tile::<4, 2, true, true, false, false>(w, acts, out, stride),
-                (true, false, _, _) => legacy_tile::<4, 2, true, false, false, false>(w, acts, out, stride),
-                (false, true, _, false) => legacy_tile::<4, 2, false, true, false, false>(w, acts, out, stride),
-                (false, true, _, true) => legacy_tile::<4, 2, false, true, false, true>(w, acts, out, stride),
-                (false, false, true, false) => legacy_tile::<4, 2, false, false, true, false>(w, acts, out, stride),
-                (false, false, true, true) => legacy_tile::<4, 2, false, false, true, true>(w, acts, out, stride),
-                (false, false, false, false) => legacy_tile::<4, 2, false, false, false, false>(w, acts, out, stride),
-                (false, false, false, true) => legacy_tile::<4, 2, false, false, false, true>(w, acts, out, stride),
+                (true, true, _, _) => super::tiled::<4, 2>(&Legacy::<true, true, false, false>, w, acts, out, stride),
+                (true, false, _, _) => super::tiled::<4, 2>(&Legacy::<true, false, false, false>, w, acts, out, stride),
+                (false, true, _, false) => {
+                    super::tiled::<4, 2>(&Legacy::<false, true, false, false>, w, acts, out, stride)
+                }
+                (false, true, _, true) => {
+                    super::tiled::<4, 2>(&Legacy::<false, true, false, true>, w, acts, out, stride)
+                }
+                (false, false, true, false) => {
+                    super::tiled::<4, 2>(&Legacy::<false, false, true, false>, w, acts, out, stride)
+                }
+                (false, false, true, true) => {
+                    super::tiled::<4, 2>(&Legacy::<false, false, true, true>, w, acts, out, stride)
+                }
+                (false, false, false, false) => {
+                    super::tiled::<4, 2>(&Legacy::<false, false, false, false>, w, acts, out, stride)
+                }
+                (false, false, false, true) => {
+                    super::tiled::<4, 2>(&Legacy::<false, false, false, true>, w, acts, out, stride)
+                }
             },
             Kind::K { .. } => {
                 let mut res = [0f32; 4];

@@ -18,7 +18,7 @@
 //!   (`0 − (−128)` wraps to −128 exactly as `vpsignb` does). The minimum term of
 //!   Q2_K/Q4_K/Q5_K (`− dmin·Σ min·bsum`) is folded into the same f32 accumulator.
 
-use super::kernel::{ActRef, RowRef};
+use super::kernel::{tiled, ActRef, RegisterTile, RowRef};
 use super::unpack::Kind;
 use std::arch::x86_64::*;
 
@@ -259,13 +259,8 @@ unsafe fn k_rt<const R: usize, const T: usize, const FLOAT_MIN: bool>(
     }
 }
 
-/// A register-tile kernel: `R` rows × `T` tokens → `out[t·stride + r]`.
-trait Rt {
-    unsafe fn run<const R: usize, const T: usize>(&self, w: &[RowRef], a: &[ActRef], out: *mut f32, stride: usize);
-}
-
 struct Legacy<const MIN: bool>;
-impl<const MIN: bool> Rt for Legacy<MIN> {
+impl<const MIN: bool> RegisterTile for Legacy<MIN> {
     #[inline(always)]
     unsafe fn run<const R: usize, const T: usize>(&self, w: &[RowRef], a: &[ActRef], out: *mut f32, stride: usize) {
         legacy_rt::<R, T, MIN>(w, a, out, stride)
@@ -273,44 +268,10 @@ impl<const MIN: bool> Rt for Legacy<MIN> {
 }
 
 struct KQuant<const FLOAT_MIN: bool>;
-impl<const FLOAT_MIN: bool> Rt for KQuant<FLOAT_MIN> {
+impl<const FLOAT_MIN: bool> RegisterTile for KQuant<FLOAT_MIN> {
     #[inline(always)]
     unsafe fn run<const R: usize, const T: usize>(&self, w: &[RowRef], a: &[ActRef], out: *mut f32, stride: usize) {
         k_rt::<R, T, FLOAT_MIN>(w, a, out, stride)
-    }
-}
-
-/// Every row of `w` × every token of `acts` in register tiles of `R` × `T` (then the leftover
-/// rows and tokens with smaller tiles); tokens outer so the weight rows stay in L1.
-#[inline(always)]
-unsafe fn tiled<const R: usize, const T: usize>(
-    k: &impl Rt,
-    w: &[RowRef],
-    acts: &[ActRef],
-    out: *mut f32,
-    stride: usize,
-) {
-    let mut t = 0;
-    while t + T <= acts.len() {
-        rows::<R, T>(k, w, &acts[t..], out.add(t * stride), stride);
-        t += T;
-    }
-    while t < acts.len() {
-        rows::<R, 1>(k, w, &acts[t..], out.add(t * stride), stride);
-        t += 1;
-    }
-}
-
-#[inline(always)]
-unsafe fn rows<const R: usize, const T: usize>(k: &impl Rt, w: &[RowRef], a: &[ActRef], out: *mut f32, stride: usize) {
-    let mut r = 0;
-    while r + R <= w.len() {
-        k.run::<R, T>(&w[r..], a, out.add(r), stride);
-        r += R;
-    }
-    while r < w.len() {
-        k.run::<1, T>(&w[r..], a, out.add(r), stride);
-        r += 1;
     }
 }
 
