@@ -141,8 +141,9 @@ pub fn to_md(cfg: &Value) -> Result<Metadata, llmtool::arch::ArchError> {
 }
 
 /// Every fixture model directory under fixtures/models (fixtures/README.md): one per family,
-/// plus the rope-scaling variants (llama31, phi35, phi4mini) and Gemma 3's multimodal wrapper.
-pub const FIXTURE_MODELS: [&str; 13] = [
+/// plus the rope-scaling variants (llama31, phi35, phi4mini), Gemma 3's multimodal wrapper and
+/// the Mixture-of-Experts families (mixtral, qwen2_moe, qwen3_moe).
+pub const FIXTURE_MODELS: [&str; 16] = [
     "llama",
     "phi3",
     "gemma",
@@ -156,4 +157,7 @@ pub const FIXTURE_MODELS: [&str; 13] = [
     "gemma3_mm",
     "command_r",
     "cohere2",
+    "mixtral",
+    "qwen2_moe",
+    "qwen3_moe",
 ];
