@@ -84,7 +84,7 @@ impl Arch for Llama {
         c.insert("head_dim", json!(head_dim));
         c.insert("hidden_act", json!("silu"));
         if let Some(e) = m.base.experts {
-            return Ok(mixtral::config(e, c));
+            return Ok(mixtral::config(e, m.key_length, c));
         }
         c.insert("attention_bias", json!(tensors.iter().any(|t| t.name.ends_with(".attn_q.bias"))));
         c.insert("mlp_bias", json!(false));

@@ -42,8 +42,12 @@ pub(super) fn gguf_expert_names(gguf_name: &str, md: &Metadata) -> Result<Option
     Ok(MIXTRAL_EXPERTS.hf_names(gguf_name, n_layer, e.n_expert))
 }
 
-/// config.json of a Mixtral from the llama entries (`c`), MixtralConfig's keys.
-pub(super) fn config(e: ExpertCounts, mut c: BTreeMap<&'static str, Value>) -> Value {
+/// config.json of a Mixtral from the llama entries (`c`), MixtralConfig's keys; `head_dim`
+/// only when the metadata states a key length (MixtralConfig's `None` means hidden / heads).
+pub(super) fn config(e: ExpertCounts, key_length: Option<u32>, mut c: BTreeMap<&'static str, Value>) -> Value {
+    if key_length.is_none() {
+        c.insert("head_dim", Value::Null);
+    }
     c.insert("num_local_experts", json!(e.n_expert));
     c.insert("num_experts_per_tok", json!(e.n_used));
     c.insert("output_router_logits", json!(false));
