@@ -279,3 +279,106 @@ fn drop_tensor(path: &Path, name: &str) {
     assert_eq!(keep.len() + 1, st.len(), "{name} was in the file");
     std::fs::write(path, safetensors::serialize(keep, None).unwrap()).unwrap();
 }
+
+/// A PEFT adapter (rank 2, alpha 4) on `modules` with seeded A/B values.
+fn write_adapter(dir: &Path, modules: &[(&str, usize, usize)]) -> Vec<(String, Vec<f32>, Vec<f32>)> {
+    std::fs::create_dir_all(dir).unwrap();
+    let cfg = serde_json::json!({"peft_type": "LORA", "r": 2, "lora_alpha": 4, "fan_in_fan_out": false,
+        "target_modules": modules.iter().map(|m| m.0.rsplit('.').next().unwrap()).collect::<Vec<_>>()});
+    std::fs::write(dir.join("adapter_config.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let mut out = Vec::new();
+    let mut bufs: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (i, &(module, n_in, n_out)) in modules.iter().enumerate() {
+        let val = |k: usize, salt: usize| ((k * 7919 + salt * 104_729 + i * 31) % 1000) as f32 / 1000.0 - 0.5;
+        let a: Vec<f32> = (0..2 * n_in).map(|k| val(k, 1)).collect();
+        let b: Vec<f32> = (0..n_out * 2).map(|k| val(k, 2)).collect();
+        let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        bufs.push((format!("base_model.model.{module}.lora_A.weight"), vec![2, n_in], bytes(&a)));
+        bufs.push((format!("base_model.model.{module}.lora_B.weight"), vec![n_out, 2], bytes(&b)));
+        out.push((module.to_string(), a, b));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bufs
+        .iter()
+        .map(|(n, s, b)| {
+            (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())
+        })
+        .collect();
+    std::fs::write(dir.join("adapter_model.safetensors"), safetensors::serialize(views, None).unwrap()).unwrap();
+    out
+}
+
+fn f32s(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// A PEFT LoRA on single experts (and on the router) merges into that expert's matrix only:
+/// W + (alpha / r)·B·A on it, every other expert bit-identical — from an HF base to an HF dir
+/// and from a GGUF base (stacked) to a GGUF.
+#[test]
+fn lora_on_experts_merges_into_those_experts_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let adapter = tmp.path().join("adapter");
+    let lr = write_adapter(
+        &adapter,
+        &[
+            ("model.layers.0.block_sparse_moe.experts.3.w1", 64, 64),
+            ("model.layers.1.block_sparse_moe.experts.7.w2", 64, 64),
+            ("model.layers.1.block_sparse_moe.gate", 64, 8),
+        ],
+    );
+    let base = fixture("mixtral");
+    let hf_out = tmp.path().join("merged-hf");
+    llmtool_ok(&["lora", "merge", "--quiet", "--base", s(&base), "--adapter", s(&adapter), s(&hf_out)]);
+    let (orig, merged) = (hf_tensors(&base), hf_tensors(&hf_out));
+    assert_eq!(orig.keys().collect::<Vec<_>>(), merged.keys().collect::<Vec<_>>());
+    for (name, (_, shape, bytes)) in &orig {
+        let got = &merged[name].2;
+        match lr.iter().find(|(m, _, _)| format!("{m}.weight") == *name) {
+            None => assert!(got == bytes, "{name} changed"),
+            Some((_, a, b)) => {
+                let (n_out, n_in) = (shape[0] as usize, shape[1] as usize);
+                let w = f32s(bytes);
+                let g = f32s(got);
+                for o in 0..n_out {
+                    for i in 0..n_in {
+                        let d: f32 = (0..2).map(|k| b[o * 2 + k] * a[k * n_in + i]).sum();
+                        let want = w[o * n_in + i] + 2.0 * d;
+                        assert!(
+                            (g[o * n_in + i] - want).abs() < 1e-5,
+                            "{name}[{o}][{i}]: {} vs {want}",
+                            g[o * n_in + i]
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // the same adapter on the GGUF form: the stacked tensor's expert 3 rows change, and the
+    // result unstacks to the HF merge's tensors
+    let gguf = tmp.path().join("mixtral.gguf");
+    convert(&base, &gguf, &[]);
+    let gguf_out = tmp.path().join("merged.gguf");
+    llmtool_ok(&["lora", "merge", "--quiet", "--base", s(&gguf), "--adapter", s(&adapter), s(&gguf_out)]);
+    let back = tmp.path().join("merged-gguf-hf");
+    convert(&gguf_out, &back, &["--to", "hf"]);
+    assert!(hf_tensors(&back) == merged, "GGUF-side merge equals the HF-side merge");
+}
+
+#[test]
+fn lora_on_experts_that_do_not_fit_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let adapter = tmp.path().join("adapter");
+    // expert 8 of 8 does not exist; a wrong output size for an expert
+    write_adapter(&adapter, &[("model.layers.0.block_sparse_moe.experts.8.w1", 64, 64)]);
+    let out = tmp.path().join("o");
+    fails_with(
+        &["lora", "merge", "--quiet", "--base", s(&fixture("mixtral")), "--adapter", s(&adapter), s(&out)],
+        &["experts.8.w1", "expert 8 is out of range"],
+    );
+    std::fs::remove_dir_all(&adapter).unwrap();
+    write_adapter(&adapter, &[("model.layers.0.mlp.experts.1.up_proj", 64, 48)]);
+    fails_with(
+        &["lora", "merge", "--quiet", "--base", s(&fixture("qwen3_moe")), "--adapter", s(&adapter), s(&out)],
+        &["experts.1.up_proj", "48 output rows", "blk.0.ffn_up_exps.weight"],
+    );
+}
