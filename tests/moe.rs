@@ -382,3 +382,92 @@ fn lora_on_experts_that_do_not_fit_is_refused() {
         &["experts.1.up_proj", "48 output rows", "blk.0.ffn_up_exps.weight"],
     );
 }
+
+/// mergekit methods on two MoE models of the same shape run expert by expert, as mergekit
+/// merges the HF checkpoints' per-expert tensors: slerp's per-tensor norms and angle are those
+/// of each expert's matrix, not of the stacked tensor. ChatVector (elementwise) adds the
+/// experts' differences.
+#[test]
+fn merge_and_chatvector_on_moe_models() {
+    use llmtool::merge::methods::{merge_tensor, GlobalParams, MergeMethod, ModelParams, ModelTensor, TensorInputs};
+    let tmp = tempfile::tempdir().unwrap();
+    let base = fixture("qwen2_moe");
+    let adapter = tmp.path().join("adapter");
+    write_adapter(
+        &adapter,
+        &[
+            ("model.layers.0.mlp.experts.2.gate_proj", 64, 32),
+            ("model.layers.0.mlp.experts.6.gate_proj", 64, 32),
+            ("model.layers.1.mlp.shared_expert.down_proj", 48, 64),
+        ],
+    );
+    let tuned = tmp.path().join("tuned");
+    llmtool_ok(&["lora", "merge", "--quiet", "--base", s(&base), "--adapter", s(&adapter), s(&tuned)]);
+    let yaml = tmp.path().join("m.yml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "merge_method: slerp\nbase_model: {}\nmodels:\n  - model: {}\n  - model: {}\nparameters:\n  t: 0.3\ndtype: float32\n",
+            s(&base),
+            s(&base),
+            s(&tuned)
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("merged");
+    llmtool_ok(&["merge", "-q", s(&yaml), s(&out)]);
+    let (a, b, m) = (hf_tensors(&base), hf_tensors(&tuned), hf_tensors(&out));
+    assert_eq!(a.keys().collect::<Vec<_>>(), m.keys().collect::<Vec<_>>());
+    let mut changed = 0;
+    for (name, (_, shape, bytes)) in &a {
+        let (wa, wb) = (f32s(bytes), f32s(&b[name].2));
+        let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+        let p = ModelParams::default();
+        let ti = TensorInputs {
+            name,
+            shape: &shape,
+            base: Some(&wa),
+            models: vec![
+                ModelTensor { data: &wa, params: p.clone(), is_base: true },
+                ModelTensor { data: &wb, params: p, is_base: false },
+            ],
+        };
+        let g = GlobalParams { t: Some(0.3), ..Default::default() };
+        let want = merge_tensor(MergeMethod::Slerp, &ti, &g, 0).unwrap();
+        assert!(f32s(&m[name].2) == want, "{name}: the merge is not slerp of this tensor alone");
+        changed += usize::from(wa != wb);
+    }
+    assert_eq!(changed, 3, "the three adapted tensors differ between the inputs");
+
+    // chatvector: target + (tuned − base) on the GGUF form is the tuned model
+    let (bg, tg) = (tmp.path().join("b.gguf"), tmp.path().join("t.gguf"));
+    convert(&base, &bg, &[]);
+    convert(&tuned, &tg, &[]);
+    let cv = tmp.path().join("cv.gguf");
+    llmtool_ok(&["chatvector", "--quiet", "--base", s(&bg), "--chat", s(&tg), "--target", s(&bg), s(&cv)]);
+    let back = tmp.path().join("cv-hf");
+    convert(&cv, &back, &["--to", "hf"]);
+    for (name, (_, _, bytes)) in hf_tensors(&back) {
+        let (x, y) = (f32s(&bytes), f32s(&b[&name].2));
+        let d = max_abs_diff(&x, &y);
+        assert!(d < 1e-6, "{name}: chatvector result differs from the tuned model by {d}");
+    }
+    // --skip with the experts' HF names leaves every expert of the stacked tensors as the target's
+    let cv2 = tmp.path().join("cv2.gguf");
+    llmtool_ok(&[
+        "chatvector",
+        "--quiet",
+        "--base",
+        s(&bg),
+        "--chat",
+        s(&tg),
+        "--target",
+        s(&bg),
+        "--skip",
+        "model.layers.0.mlp.experts.*",
+        s(&cv2),
+    ]);
+    let (t, c) = (GgufFile::open(&bg).unwrap(), GgufFile::open(&cv2).unwrap());
+    assert!(t.tensor_data("blk.0.ffn_gate_exps.weight") == c.tensor_data("blk.0.ffn_gate_exps.weight"));
+    assert!(t.tensor_data("blk.1.ffn_down_shexp.weight") != c.tensor_data("blk.1.ffn_down_shexp.weight"));
+}
