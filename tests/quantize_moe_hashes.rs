@@ -4,10 +4,12 @@
 //! (`ffn_gate_inp`, never quantized).
 //!
 //! The judge is `fixtures/llama_quantize/moe_sha256.txt`: the SHA-256 of llama-quantize's
-//! output (llama.cpp 0c1e570, the one vendored in llama-cpp-python 0.3.36) for every file type
-//! that needs no importance matrix, made by `fixtures/llama_quantize/gen_moe.sh
-//! LLAMA_CPP_BIN_DIR`. The input is written here by the same seeded script
-//! (`gen_moe_input.py`, numpy + gguf) and checked against the recorded hash first.
+//! output (llama.cpp 0c1e570, the one vendored in llama-cpp-python 0.3.36) for every file type,
+//! with a synthetic importance matrix (per-expert sums and counts for the stacked tensors) and,
+//! for the types that need none on this model, without; made by
+//! `fixtures/llama_quantize/gen_moe.sh LLAMA_CPP_BIN_DIR`. The inputs are written here by the
+//! same seeded script (`gen_moe_input.py`, numpy + gguf) and checked against the recorded
+//! hashes first.
 
 mod common;
 
@@ -25,63 +27,60 @@ fn expected() -> Vec<(String, String)> {
         .collect()
 }
 
-fn input(dir: &Path, expected: &[(String, String)]) -> PathBuf {
+/// Writes `moe-f16.gguf` and `moe-imatrix.gguf` into `dir`, checked to be llama-quantize's inputs.
+fn inputs(dir: &Path, expected: &[(String, String)]) -> PathBuf {
     let path = dir.join("moe-f16.gguf");
     let out = std::process::Command::new("python3")
         .arg(root().join("fixtures/llama_quantize/gen_moe_input.py"))
         .arg(&path)
+        .arg(dir.join("moe-imatrix.gguf"))
         .output()
         .expect("python3 with numpy and gguf (scripts/judges-requirements.txt)");
     assert!(out.status.success(), "gen_moe_input.py: {}", String::from_utf8_lossy(&out.stderr));
-    let want = &expected.iter().find(|(t, _)| t == "F16-input").unwrap().1;
-    assert_eq!(
-        &sha256_hex(&std::fs::read(&path).unwrap()),
-        want,
-        "the input differs from the one llama-quantize was given"
-    );
+    for (file, tag) in [("moe-f16.gguf", "F16-input"), ("moe-imatrix.gguf", "imatrix-input")] {
+        let want = &expected.iter().find(|(t, _)| t == tag).unwrap().1;
+        let got = sha256_hex(&std::fs::read(dir.join(file)).unwrap());
+        assert_eq!(&got, want, "{file} differs from the one llama-quantize was given");
+    }
     path
 }
 
 #[test]
-fn every_file_type_equals_llama_quantize_on_a_mixtral_shaped_model() {
+fn every_file_type_with_and_without_imatrix_equals_llama_quantize_on_a_mixtral_shaped_model() {
     let expected = expected();
     let dir = tempfile::tempdir().unwrap();
-    let f16 = input(dir.path(), &expected);
+    let f16 = inputs(dir.path(), &expected);
     let mut wrong = Vec::new();
-    let types: Vec<&(String, String)> = expected.iter().filter(|(t, _)| t != "F16-input").collect();
-    assert_eq!(types.len(), 18);
-    for (ty, want) in types {
-        let out = dir.path().join(format!("{ty}.gguf"));
-        llmtool_ok(&[
-            "quantize",
-            "--quiet",
-            "--threads",
-            "2",
-            f16.to_str().unwrap(),
-            out.to_str().unwrap(),
-            "--type",
-            ty,
-        ]);
+    let tags: Vec<&(String, String)> = expected.iter().filter(|(t, _)| !t.ends_with("-input")).collect();
+    assert_eq!(tags.len(), 18 + 27);
+    for (tag, want) in tags {
+        let (ty, imatrix) = match tag.strip_suffix("+imatrix") {
+            Some(ty) => (ty, true),
+            None => (tag.as_str(), false),
+        };
+        let out = dir.path().join(format!("{tag}.gguf"));
+        let mut args =
+            vec!["quantize", "--quiet", "--threads", "2", "moe-f16.gguf", out.to_str().unwrap(), "--type", ty];
+        if imatrix {
+            args.extend(["--imatrix", "moe-imatrix.gguf"]); // relative, as llama-quantize was given it
+        }
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_llmtool"))
+            .args(&args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{tag}: {}", String::from_utf8_lossy(&run.stderr));
         let got = sha256_hex(&std::fs::read(&out).unwrap());
         if &got != want {
-            wrong.push(format!("{ty}: {got} (llama-quantize {want})"));
+            wrong.push(format!("{tag}: {got} (llama-quantize {want})"));
         }
         std::fs::remove_file(&out).unwrap();
     }
     assert!(wrong.is_empty(), "outputs that differ from llama-quantize's:\n{}", wrong.join("\n"));
     // IQ3_XS gives this model's attn_q IQ3_XXS, which llama-quantize refuses without an imatrix
-    let out = llmtool(&[
-        "quantize",
-        "--quiet",
-        f16.to_str().unwrap(),
-        dir.path().join("x.gguf").to_str().unwrap(),
-        "--type",
-        "IQ3_XS",
-    ]);
+    let x = dir.path().join("x.gguf");
+    let out = llmtool(&["quantize", "--quiet", f16.to_str().unwrap(), x.to_str().unwrap(), "--type", "IQ3_XS"]);
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("importance matrix"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("importance matrix"), "{err}");
 }
