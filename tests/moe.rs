@@ -471,3 +471,46 @@ fn merge_and_chatvector_on_moe_models() {
     assert!(t.tensor_data("blk.0.ffn_gate_exps.weight") == c.tensor_data("blk.0.ffn_gate_exps.weight"));
     assert!(t.tensor_data("blk.1.ffn_down_shexp.weight") != c.tensor_data("blk.1.ffn_down_shexp.weight"));
 }
+
+/// `llmtool imatrix` on an MoE model collects the stacked expert weights per expert, as
+/// llama-imatrix does for MUL_MAT_ID: n_cols × n_expert sums and one count per expert, each
+/// (token, expert) routing counting once; gate and up see the same inputs. quantize takes it.
+#[test]
+fn imatrix_collects_experts_per_expert_and_quantize_uses_it() {
+    use llmtool_formats::imatrix::Imatrix;
+    let tmp = tempfile::tempdir().unwrap();
+    let gguf = tmp.path().join("mixtral.gguf");
+    convert(&fixture("mixtral"), &gguf, &[]);
+    let im = tmp.path().join("im.gguf");
+    llmtool_ok(&[
+        "imatrix",
+        s(&gguf),
+        "--text",
+        s(&wiki_text()),
+        "--ctx",
+        "64",
+        "--chunks",
+        "3",
+        "-o",
+        s(&im),
+        "--quiet",
+    ]);
+    let m = Imatrix::read(&im).unwrap();
+    let (n_tokens, n_expert, n_used) = (3 * 64, 8usize, 2i64);
+    for il in 0..2 {
+        let gate = &m.entries[&format!("blk.{il}.ffn_gate_exps.weight")];
+        let up = &m.entries[&format!("blk.{il}.ffn_up_exps.weight")];
+        let down = &m.entries[&format!("blk.{il}.ffn_down_exps.weight")];
+        for e in [gate, up, down] {
+            assert_eq!((e.sums.len(), e.counts.len()), (64 * n_expert, n_expert));
+            assert_eq!(e.counts.iter().sum::<i64>(), n_tokens * n_used, "every token goes to {n_used} experts");
+        }
+        assert_eq!(gate.sums, up.sums);
+        assert_eq!(gate.counts, up.counts);
+        assert!(gate.counts.iter().filter(|&&c| c > 0).count() > 1, "tokens spread over experts");
+        // the router is an ordinary product over all tokens
+        assert_eq!(m.entries[&format!("blk.{il}.ffn_gate_inp.weight")].counts, vec![n_tokens]);
+    }
+    let q = tmp.path().join("q.gguf");
+    llmtool_ok(&["quantize", "--quiet", s(&gguf), s(&q), "--type", "Q4_0", "--imatrix", s(&im)]);
+}

@@ -409,7 +409,8 @@ impl<'a> InferModel<'a> {
                 }
                 Ffn::Moe(block) => {
                     let m = cfg.moe.as_ref().expect("an MoE layer has an MoE config");
-                    block.forward(m, &|w, x, n, out| self.mm(w, x, n, out), &h, n, &mut o)?;
+                    let observer = self.observer.as_deref();
+                    block.forward(m, &|w, x, n, out| self.mm(w, x, n, out), &matmul, observer, &h, n, &mut o)?;
                 }
             }
             if let Some(w) = &l.post_ffn_norm {

@@ -116,8 +116,20 @@ impl<'a> MoeFfn<'a> {
         })
     }
 
-    /// out[t] = the block's output for h[t] (`h`, `out`: n × d).
-    pub fn forward(&self, m: &MoeConfig, mm: &Mm<'_>, h: &[f32], n: usize, out: &mut [f32]) -> Result<(), InferError> {
+    /// out[t] = the block's output for h[t] (`h`, `out`: n × d). `mm` runs (and shows the
+    /// observer) the router's and shared expert's products, `mm_expert` the experts', whose
+    /// inputs go to `observer` per expert.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &self,
+        m: &MoeConfig,
+        mm: &Mm<'_>,
+        mm_expert: &Mm<'_>,
+        observer: Option<&dyn super::MatmulObserver>,
+        h: &[f32],
+        n: usize,
+        out: &mut [f32],
+    ) -> Result<(), InferError> {
         let d = self.down.rows;
         let ff = m.n_ff_exp;
         let mut logits = vec![0.0f32; n * m.n_expert];
@@ -137,10 +149,17 @@ impl<'a> MoeFfn<'a> {
                 x.extend_from_slice(&h[t * d..(t + 1) * d]);
             }
             let (mut g, mut u, mut y) = (vec![0.0f32; c * ff], vec![0.0f32; c * ff], vec![0.0f32; c * d]);
-            mm(&self.gate.expert(e), &x, c, &mut g)?;
-            mm(&self.up.expert(e), &x, c, &mut u)?;
+            if let Some(o) = observer {
+                o.observe_expert(&self.gate.name, e, m.n_expert, &x, c, d);
+                o.observe_expert(&self.up.name, e, m.n_expert, &x, c, d);
+            }
+            mm_expert(&self.gate.expert(e), &x, c, &mut g)?;
+            mm_expert(&self.up.expert(e), &x, c, &mut u)?;
             ops::swiglu_in_place(&mut g, &u);
-            mm(&self.down.expert(e), &g, c, &mut y)?;
+            if let Some(o) = observer {
+                o.observe_expert(&self.down.name, e, m.n_expert, &g, c, ff);
+            }
+            mm_expert(&self.down.expert(e), &g, c, &mut y)?;
             for (&(t, w), yr) in toks.iter().zip(y.chunks_exact(d)) {
                 for (o, v) in out[t * d..(t + 1) * d].iter_mut().zip(yr) {
                     *o += w * v;
