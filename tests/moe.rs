@@ -514,3 +514,59 @@ fn imatrix_collects_experts_per_expert_and_quantize_uses_it() {
     let q = tmp.path().join("q.gguf");
     llmtool_ok(&["quantize", "--quiet", s(&gguf), s(&q), "--type", "Q4_0", "--imatrix", s(&im)]);
 }
+
+/// generate, KL divergence and eval run on the MoE files. Greedy generation's first token is
+/// the argmax of transformers' logits at the prompt's last position (qwen fixtures: no BOS,
+/// so generate's prompt ids are the recorded ones).
+#[test]
+fn generate_kld_and_eval_on_moe_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in MOE {
+        let f32 = tmp.path().join(format!("{name}.gguf"));
+        convert(&fixture(name), &f32, &[]);
+        let out = llmtool_ok(&["generate", s(&f32), "-p", "Hello world, the quick brown fox", "-n", "4", "--json"]);
+        let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(g["ids"].as_array().unwrap().len(), 4, "{name}: {g}");
+        if name != "mixtral" {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(fixture(name).join("expected_logits.json")).unwrap()).unwrap();
+            assert_eq!(g["prompt_ids"], v["input_ids"], "{name}");
+            let last: Vec<f64> = v["logits"]
+                .as_array()
+                .unwrap()
+                .last()
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            let argmax = (0..last.len()).max_by(|&a, &b| last[a].total_cmp(&last[b])).unwrap();
+            assert_eq!(g["ids"][0].as_u64(), Some(argmax as u64), "{name}: first greedy token");
+        }
+        let q8 = tmp.path().join(format!("{name}-q8.gguf"));
+        llmtool_ok(&["quantize", "--quiet", s(&f32), s(&q8), "--type", "Q8_0"]);
+        let out = llmtool_ok(&[
+            "perplexity",
+            s(&q8),
+            "--kl-base",
+            s(&f32),
+            "--text",
+            s(&wiki_text()),
+            "--ctx",
+            "64",
+            "--chunks",
+            "2",
+            "--json",
+            "--quiet",
+        ]);
+        let k: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let kld = k["kld_mean"].as_f64().unwrap();
+        eprintln!("{name}: Q8_0 vs f32 KLD {kld:.3e}, same top {}", k["same_top"]);
+        assert!(kld > 0.0 && kld < 0.05, "{name}: {kld}");
+        let task = root().join("examples/tasks/continuation.jsonl");
+        let out = llmtool_ok(&["eval", s(&q8), "--task", s(&task), "--limit", "5", "--json", "--quiet"]);
+        let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(e["overall"]["n"], 5, "{name}: {e}");
+    }
+}
