@@ -268,7 +268,8 @@ fn fixture_conversion_matches_llama_cpp_converter_output() {
         let refdata = SafeTensors::deserialize(&r.data).unwrap();
         let mut produced = Vec::new();
         // Mixture of Experts: each stacked tensor's experts (index, shape, bytes)
-        let mut stacks: std::collections::BTreeMap<String, Vec<(u32, Vec<u64>, Vec<u8>)>> = Default::default();
+        type Expert = (u32, Vec<u64>, Vec<u8>);
+        let mut stacks: std::collections::BTreeMap<String, Vec<Expert>> = Default::default();
         for (hf_name, view) in hf.tensors() {
             let shape: Vec<u64> = view.shape().iter().map(|&d| d as u64).collect();
             let info = TensorInfo::from_shape(hf_name.clone(), GgmlType::F32, &shape);

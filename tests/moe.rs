@@ -36,12 +36,18 @@ fn convert(src: &Path, out: &Path, extra: &[&str]) {
     llmtool_ok(&args);
 }
 
+/// The fixture `name` converted by `llmtool convert` to `DIR/name.gguf` (types kept: f32).
+fn converted(dir: &Path, name: &str) -> PathBuf {
+    let out = dir.join(format!("{name}.gguf"));
+    convert(&fixture(name), &out, &[]);
+    out
+}
+
 #[test]
 fn hf_to_gguf_writes_llama_cpp_s_tensors_in_its_order_with_its_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     for name in MOE {
-        let ours = tmp.path().join(format!("{name}.gguf"));
-        convert(&fixture(name), &ours, &[]);
+        let ours = converted(tmp.path(), name);
         let (a, b) = (GgufFile::open(&ours).unwrap(), GgufFile::open(reference(name)).unwrap());
         let arch = a.metadata.get_str("general.architecture").unwrap().to_string();
         let keys = |f: &GgufFile| -> Vec<(String, MetaValue)> {
@@ -92,8 +98,7 @@ fn gguf_to_hf_unstacks_the_experts_back_to_the_fixture() {
     let tmp = tempfile::tempdir().unwrap();
     let mut pairs = Vec::new();
     for name in MOE {
-        let gguf = tmp.path().join(format!("{name}.gguf"));
-        convert(&fixture(name), &gguf, &[]);
+        let gguf = converted(tmp.path(), name);
         let back = tmp.path().join(format!("{name}-hf"));
         convert(&gguf, &back, &["--to", "hf"]);
         pairs.push(fixture(name));
@@ -154,11 +159,15 @@ fn renormalisation_and_expert_count_move_the_logits_far_beyond_the_tolerance() {
     }
 }
 
-fn perplexity(model: &Path, input: &[&str]) -> f64 {
+/// `llmtool perplexity MODEL --ctx 64 --chunks 2 --json INPUT…`'s report.
+fn perplexity_json(model: &Path, input: &[&str]) -> serde_json::Value {
     let mut args = vec!["perplexity", s(model), "--ctx", "64", "--chunks", "2", "--json", "--quiet"];
     args.extend(input);
-    let out = llmtool_ok(&args);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&llmtool_ok(&args).stdout).unwrap()
+}
+
+fn perplexity(model: &Path, input: &[&str]) -> f64 {
+    let v = perplexity_json(model, input);
     let ppl = v["ppl"].as_f64().unwrap_or_else(|| panic!("no ppl in {v}"));
     assert!(ppl.is_finite() && ppl > 1.0, "{ppl}");
     ppl
@@ -173,8 +182,7 @@ fn perplexity_runs_on_moe_files() {
     let list: Vec<String> = (0..200).map(|i| ((i * 37 + 11) % 379).to_string()).collect();
     std::fs::write(&ids, list.join(" ")).unwrap();
     for name in MOE {
-        let ours = tmp.path().join(format!("{name}.gguf"));
-        convert(&fixture(name), &ours, &[]);
+        let ours = converted(tmp.path(), name);
         let a = perplexity(&reference(name), &["--token-ids", s(&ids)]);
         let b = perplexity(&ours, &["--token-ids", s(&ids)]);
         assert_eq!(a, b, "{name}: the same model gives the same perplexity");
@@ -522,8 +530,7 @@ fn imatrix_collects_experts_per_expert_and_quantize_uses_it() {
 fn generate_kld_and_eval_on_moe_files() {
     let tmp = tempfile::tempdir().unwrap();
     for name in MOE {
-        let f32 = tmp.path().join(format!("{name}.gguf"));
-        convert(&fixture(name), &f32, &[]);
+        let f32 = converted(tmp.path(), name);
         let out = llmtool_ok(&["generate", s(&f32), "-p", "Hello world, the quick brown fox", "-n", "4", "--json"]);
         let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(g["ids"].as_array().unwrap().len(), 4, "{name}: {g}");
@@ -546,21 +553,7 @@ fn generate_kld_and_eval_on_moe_files() {
         }
         let q8 = tmp.path().join(format!("{name}-q8.gguf"));
         llmtool_ok(&["quantize", "--quiet", s(&f32), s(&q8), "--type", "Q8_0"]);
-        let out = llmtool_ok(&[
-            "perplexity",
-            s(&q8),
-            "--kl-base",
-            s(&f32),
-            "--text",
-            s(&wiki_text()),
-            "--ctx",
-            "64",
-            "--chunks",
-            "2",
-            "--json",
-            "--quiet",
-        ]);
-        let k: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let k = perplexity_json(&q8, &["--kl-base", s(&f32), "--text", s(&wiki_text())]);
         let kld = k["kld_mean"].as_f64().unwrap();
         eprintln!("{name}: Q8_0 vs f32 KLD {kld:.3e}, same top {}", k["same_top"]);
         assert!(kld > 0.0 && kld < 0.05, "{name}: {kld}");

@@ -18,13 +18,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 
 fn expected() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(root().join("fixtures/llama_quantize/moe_sha256.txt")).unwrap();
-    text.lines()
-        .map(|l| {
-            let (hash, tag) = l.split_once("  ").expect("sha256sum line");
-            (tag.to_string(), hash.to_string())
-        })
-        .collect()
+    sha256_lines(&root().join("fixtures/llama_quantize/moe_sha256.txt"))
 }
 
 /// Writes `moe-f16.gguf` and `moe-imatrix.gguf` into `dir`, checked to be llama-quantize's inputs.

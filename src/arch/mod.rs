@@ -22,11 +22,26 @@
 //! | `cohere2` | Cohere2ForCausalLM | as command-r, sliding-window layers (global ones without rope) |
 
 /// `impl Arch` for a module holding two variants of one family (gemma/gemma2,
-/// command-r/cohere2): the module provides `arch(v2)`, `config_to_metadata(v2, …)`,
-/// `metadata_to_config(v2, …)`, `hf_to_gguf(v2, …)` and `gguf_to_hf(v2, …)`, and `$v2` picks
-/// the second variant. Defined before the `mod` lines so both modules see it.
+/// command-r/cohere2, qwen2moe/qwen3moe): the module provides `arch(v2)`,
+/// `config_to_metadata(v2, …)`, `metadata_to_config(v2, …)`, `hf_to_gguf(v2, …)` and
+/// `gguf_to_hf(v2, …)` — with `experts`, also `hf_expert_slice(v2, …)` and
+/// `gguf_expert_names(v2, …)` — and `$v2` picks the second variant. Defined before the `mod`
+/// lines so the modules see it.
 macro_rules! two_variant_arch {
     ($t:ty, $v2:expr, $hf:expr) => {
+        two_variant_arch!(@impl $t, $v2, $hf,);
+    };
+    ($t:ty, $v2:expr, $hf:expr, experts) => {
+        two_variant_arch!(@impl $t, $v2, $hf,
+            fn hf_expert_slice(&self, hf_name: &str, config: &Value) -> Result<Option<ExpertSlice>, ArchError> {
+                hf_expert_slice($v2, hf_name, config)
+            }
+            fn gguf_expert_names(&self, gguf_name: &str, md: &Metadata) -> Result<Option<Vec<String>>, ArchError> {
+                gguf_expert_names($v2, gguf_name, md)
+            }
+        );
+    };
+    (@impl $t:ty, $v2:expr, $hf:expr, $($extra:tt)*) => {
         impl Arch for $t {
             fn gguf_arch(&self) -> &'static str {
                 arch($v2)
@@ -51,6 +66,7 @@ macro_rules! two_variant_arch {
             fn gguf_to_hf_tensor(&self, gguf_name: &str, md: &Metadata) -> Result<TensorMap, ArchError> {
                 gguf_to_hf($v2, gguf_name, md)
             }
+            $($extra)*
         }
     };
 }

@@ -173,41 +173,41 @@ pub(crate) fn norm_topk(arch: &str, md: &Metadata, default: bool) -> Result<bool
     }
 }
 
-macro_rules! qwen_moe_arch {
-    ($t:ty, $v:expr) => {
-        impl Arch for $t {
-            fn gguf_arch(&self) -> &'static str {
-                $v.arch
-            }
-            fn hf_architectures(&self) -> &'static [&'static str] {
-                std::slice::from_ref(&$v.hf_arch)
-            }
-            fn config_to_metadata(&self, config: &Value, md: &mut Metadata) -> Result<(), ArchError> {
-                $v.config_to_metadata(config, md)
-            }
-            fn metadata_to_config(
-                &self,
-                md: &Metadata,
-                tensors: &[TensorInfo],
-                torch_dtype: &str,
-            ) -> Result<Value, ArchError> {
-                $v.metadata_to_config(md, tensors, torch_dtype)
-            }
-            fn hf_to_gguf_tensor(&self, hf_name: &str, config: &Value) -> Result<Option<TensorMap>, ArchError> {
-                $v.hf_to_gguf(hf_name, config)
-            }
-            fn gguf_to_hf_tensor(&self, gguf_name: &str, md: &Metadata) -> Result<TensorMap, ArchError> {
-                $v.gguf_to_hf(gguf_name, md)
-            }
-            fn hf_expert_slice(&self, hf_name: &str, config: &Value) -> Result<Option<ExpertSlice>, ArchError> {
-                $v.hf_expert_slice(hf_name, config)
-            }
-            fn gguf_expert_names(&self, gguf_name: &str, md: &Metadata) -> Result<Option<Vec<String>>, ArchError> {
-                $v.gguf_expert_names(gguf_name, md)
-            }
-        }
-    };
+fn variant(v2: bool) -> &'static Variant {
+    if v2 {
+        &QWEN3MOE
+    } else {
+        &QWEN2MOE
+    }
 }
 
-qwen_moe_arch!(Qwen2Moe, QWEN2MOE);
-qwen_moe_arch!(Qwen3Moe, QWEN3MOE);
+fn arch(v2: bool) -> &'static str {
+    variant(v2).arch
+}
+
+fn config_to_metadata(v2: bool, config: &Value, md: &mut Metadata) -> Result<(), ArchError> {
+    variant(v2).config_to_metadata(config, md)
+}
+
+fn metadata_to_config(v2: bool, md: &Metadata, tensors: &[TensorInfo], torch_dtype: &str) -> Result<Value, ArchError> {
+    variant(v2).metadata_to_config(md, tensors, torch_dtype)
+}
+
+fn hf_to_gguf(v2: bool, hf_name: &str, config: &Value) -> Result<Option<TensorMap>, ArchError> {
+    variant(v2).hf_to_gguf(hf_name, config)
+}
+
+fn gguf_to_hf(v2: bool, gguf_name: &str, md: &Metadata) -> Result<TensorMap, ArchError> {
+    variant(v2).gguf_to_hf(gguf_name, md)
+}
+
+fn hf_expert_slice(v2: bool, hf_name: &str, config: &Value) -> Result<Option<ExpertSlice>, ArchError> {
+    variant(v2).hf_expert_slice(hf_name, config)
+}
+
+fn gguf_expert_names(v2: bool, gguf_name: &str, md: &Metadata) -> Result<Option<Vec<String>>, ArchError> {
+    variant(v2).gguf_expert_names(gguf_name, md)
+}
+
+two_variant_arch!(Qwen2Moe, false, &["Qwen2MoeForCausalLM"], experts);
+two_variant_arch!(Qwen3Moe, true, &["Qwen3MoeForCausalLM"], experts);

@@ -24,13 +24,15 @@ use crate::infer::{InferModel, MatmulObserver};
 /// tokens)?" in its source).
 const MIN_TOKENS: usize = 16;
 
+/// One weight's statistics: Σx² per column (per expert, experts one after the other) and the
+/// token count (per expert).
+type Stat = (Vec<f64>, Vec<u64>);
+
 /// Accumulates Σx² per input column and token counts per weight.
 #[derive(Default)]
 pub struct ImatrixCollector {
     process_output: bool,
-    /// Per weight: Σx² per column (per expert, experts one after the other) and the token
-    /// count (per expert).
-    stats: Mutex<BTreeMap<String, (Vec<f64>, Vec<u64>)>>,
+    stats: Mutex<BTreeMap<String, Stat>>,
 }
 
 impl ImatrixCollector {

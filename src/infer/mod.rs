@@ -68,7 +68,9 @@ enum GateUp<'a> {
     Fused(Weight<'a>),
 }
 
-/// A layer's feed-forward network: dense (gated) or Mixture of Experts.
+/// A layer's feed-forward network: dense (gated) or Mixture of Experts. One per layer, all
+/// of one kind in a model: the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Ffn<'a> {
     Dense { gate_up: GateUp<'a>, down: Weight<'a> }, // gate/up [n_embd → n_ff], down [n_ff → n_embd]
     Moe(moe::MoeFfn<'a>),

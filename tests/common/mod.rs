@@ -115,6 +115,18 @@ pub fn assert_gguf_py_agrees(path: &Path) {
     }
 }
 
+/// The `(tag, hash)` lines of a `sha256sum`-style fixture (`HASH  TAG`), e.g.
+/// fixtures/llama_quantize/sha256.txt.
+pub fn sha256_lines(path: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .map(|l| {
+            let (hash, tag) = l.split_once("  ").expect("sha256sum line");
+            (tag.to_string(), hash.to_string())
+        })
+        .collect()
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     let d = sha2::Sha256::digest(data);
