@@ -252,6 +252,14 @@ fn malformed_moe_files_give_errors_naming_the_key_or_tensor() {
     });
     ppl(&bad, &["llama.expert_used_count"]);
 
+    // the pre-stacking layout (one 2-D tensor per expert): named, with advice
+    rewrite(&src, &bad, |_, t| {
+        let (info, _) = t.iter_mut().find(|(i, _)| i.name == "blk.0.ffn_gate_exps.weight").unwrap();
+        info.name = "blk.0.ffn_gate.0.weight".into();
+        info.ne = vec![64, 512];
+    });
+    ppl(&bad, &["blk.0.ffn_gate.0.weight", "convert the model again"]);
+
     // HF side: a missing expert matrix names the tensor; a used count above the experts names the key
     let hf = tmp.path().join("hf");
     copy_dir(&fixture("qwen3_moe"), &hf);
@@ -460,6 +468,11 @@ fn merge_and_chatvector_on_moe_models() {
         let d = max_abs_diff(&x, &y);
         assert!(d < 1e-6, "{name}: chatvector result differs from the tuned model by {d}");
     }
+    // lora extract does not handle experts: a clear refusal naming the tensor
+    fails_with(
+        &["lora", "extract", "--base", s(&bg), "--tuned", s(&tg), "--rank", "2", s(&tmp.path().join("x"))],
+        &["ffn_", "_exps.weight", "does not support MoE"],
+    );
     // --skip with the experts' HF names leaves every expert of the stacked tensors as the target's
     let cv2 = tmp.path().join("cv2.gguf");
     llmtool_ok(&[

@@ -98,6 +98,18 @@ impl<'a> MoeFfn<'a> {
     pub fn load(src: &'a dyn TensorSource, il: usize, d: usize, m: &MoeConfig) -> Result<Self, InferError> {
         let n = |s: &str| format!("blk.{il}.{s}");
         let (ne, ff) = (m.n_expert, m.n_ff_exp);
+        // llama.cpp's Mixtral GGUFs from before the stacking (early 2024) hold 2-D experts.
+        if src.tensor_info(&n("ffn_gate_exps.weight")).is_none() && src.tensor_info(&n("ffn_gate.0.weight")).is_some() {
+            return Err(InferError::Unsupported {
+                what: "MoE layout",
+                detail: format!(
+                    "{} is one expert's 2-D tensor (llama.cpp's layout before it stacked experts into \
+                     {}); convert the model again from its HF checkpoint",
+                    n("ffn_gate.0.weight"),
+                    n("ffn_gate_exps.weight")
+                ),
+            });
+        }
         let shared = match m.n_ff_shexp {
             None => None,
             Some(fs) => Some(SharedExpert {
