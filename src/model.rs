@@ -62,6 +62,10 @@ pub enum ModelError {
     UnsupportedDtype { path: PathBuf, tensor: String, dtype: Dtype },
     #[error("{path}: tensors '{first}' and '{second}' both map to GGUF tensor '{gguf}'")]
     DuplicateMapping { path: PathBuf, first: String, second: String, gguf: String },
+    #[error("{path}: expert tensors missing: '{gguf}' stacks {count} experts, found none for expert(s) {missing:?} (e.g. '{example}' is missing)")]
+    MissingExperts { path: PathBuf, gguf: String, count: u32, missing: Vec<u32>, example: String },
+    #[error("{path}: expert tensors '{first}' and '{other}' (stacked into '{gguf}') differ in {what}")]
+    ExpertMismatch { path: PathBuf, gguf: String, first: String, other: String, what: &'static str },
 }
 
 /// The GGML element type of a safetensors dtype, where one exists.
@@ -235,15 +239,31 @@ impl Model {
 
 /// The tensors of an HF dir seen under GGUF names and layouts: each GGUF tensor is one HF
 /// tensor with a layout fix (row permutation, Gemma's +1) applied when its bytes are asked for,
-/// after the tensors the architecture computes from config.json (rope factors, F32).
+/// or (Mixture of Experts) the experts' HF matrices stacked, after the tensors the
+/// architecture computes from config.json (rope factors, F32).
 pub struct HfTensorView {
     weights: HfWeights,
     infos: Vec<TensorInfo>,
     /// The bytes of the computed tensors, which are `infos[..computed.len()]`.
     computed: Vec<Vec<u8>>,
-    /// Per HF-backed GGUF tensor (`infos[computed.len()..]`): the HF tensor it comes from,
-    /// its info there and the fix to apply.
-    plan: Vec<(TensorInfo, TensorFix)>,
+    /// Per HF-backed GGUF tensor (`infos[computed.len()..]`): where it comes from.
+    plan: Vec<Planned>,
+}
+
+/// Where one HF-backed GGUF tensor comes from.
+enum Planned {
+    /// One HF tensor (its info there) and the fix to apply.
+    One(TensorInfo, TensorFix),
+    /// The experts' HF tensors, in expert order, stacked on a new outermost dimension.
+    Stacked(Vec<TensorInfo>),
+}
+
+/// The expert tensors of one layer seen so far (llama.cpp's converter writes a layer's
+/// stacked tensors once all of them are there, `Qwen2MoeModel.modify_tensors`).
+struct PendingLayer {
+    seen: usize,
+    /// Per projection (in the family's order): the GGUF name, the experts' HF infos.
+    slots: Vec<(String, Vec<Option<TensorInfo>>)>,
 }
 
 impl HfTensorView {
@@ -253,29 +273,63 @@ impl HfTensorView {
         arch: &'static dyn Arch,
         config: &serde_json::Value,
     ) -> Result<Self, ModelError> {
+        let arch_err = |source| ModelError::Arch { path: path.to_path_buf(), source };
         let mut infos = Vec::new();
         let mut plan = Vec::new();
         let mut computed = Vec::new();
-        let extra =
-            arch.extra_tensors(config).map_err(|source| ModelError::Arch { path: path.to_path_buf(), source })?;
+        let extra = arch.extra_tensors(config).map_err(arch_err)?;
         for (name, values) in extra {
             infos.push(TensorInfo::new(name, GgmlType::F32, vec![values.len() as u64]));
             computed.push(values.iter().flat_map(|x| x.to_le_bytes()).collect());
         }
         let mut seen: std::collections::HashMap<String, String> =
             infos.iter().map(|t| (t.name.clone(), "(computed from config.json)".to_string())).collect();
+        let mut pending: std::collections::BTreeMap<u32, PendingLayer> = Default::default();
         for st in weights.tensors() {
-            let Some(map) = arch
-                .hf_to_gguf_tensor(&st.name, config)
-                .map_err(|source| ModelError::Arch { path: path.to_path_buf(), source })?
-            else {
-                continue;
+            let slice = arch.hf_expert_slice(&st.name, config).map_err(arch_err)?;
+            let map = match &slice {
+                Some(_) => None,
+                None => match arch.hf_to_gguf_tensor(&st.name, config).map_err(arch_err)? {
+                    Some(map) => Some(map),
+                    None => continue,
+                },
             };
             let ty = ggml_type_of_dtype(st.dtype).ok_or_else(|| ModelError::UnsupportedDtype {
                 path: path.to_path_buf(),
                 tensor: st.name.clone(),
                 dtype: st.dtype,
             })?;
+            let hf_info = TensorInfo::from_shape(st.name.clone(), ty, &st.shape);
+            if let Some(sl) = slice {
+                let layer = pending.entry(sl.layer).or_insert_with(|| PendingLayer { seen: 0, slots: Vec::new() });
+                if layer.slots.is_empty() {
+                    layer.slots = vec![(String::new(), vec![None; sl.count as usize]); sl.per_layer];
+                }
+                let slot = &mut layer.slots[sl.order];
+                slot.0 = sl.gguf.clone();
+                if let Some(first) = &slot.1[sl.index as usize] {
+                    return Err(ModelError::DuplicateMapping {
+                        path: path.to_path_buf(),
+                        first: first.name.clone(),
+                        second: st.name.clone(),
+                        gguf: format!("{} (expert {})", sl.gguf, sl.index),
+                    });
+                }
+                slot.1[sl.index as usize] = Some(hf_info);
+                layer.seen += 1;
+                if layer.seen == sl.per_layer * sl.count as usize {
+                    let layer = pending.remove(&sl.layer).expect("present");
+                    for (gguf, members) in layer.slots {
+                        let members: Vec<TensorInfo> = members.into_iter().map(|m| m.expect("all seen")).collect();
+                        let info = stacked_info(path, &gguf, &members)?;
+                        seen.insert(gguf, members[0].name.clone());
+                        infos.push(info);
+                        plan.push(Planned::Stacked(members));
+                    }
+                }
+                continue;
+            }
+            let map = map.expect("not an expert slice");
             if let Some(first) = seen.insert(map.name.clone(), st.name.clone()) {
                 return Err(ModelError::DuplicateMapping {
                     path: path.to_path_buf(),
@@ -284,10 +338,29 @@ impl HfTensorView {
                     gguf: map.name,
                 });
             }
-            let hf_info = TensorInfo::from_shape(st.name.clone(), ty, &st.shape);
             let out_ty = map.fix.output_type(ty);
             infos.push(TensorInfo { name: map.name, ty: out_ty, ne: hf_info.ne.clone() });
-            plan.push((hf_info, map.fix));
+            plan.push(Planned::One(hf_info, map.fix));
+        }
+        if let Some((_, layer)) = pending.into_iter().next() {
+            let (gguf, members) = layer
+                .slots
+                .iter()
+                .find(|(_, m)| m.iter().any(Option::is_none))
+                .expect("an incomplete layer has a missing expert");
+            let missing: Vec<u32> =
+                members.iter().enumerate().filter(|(_, m)| m.is_none()).map(|(i, _)| i as u32).collect();
+            let example = match members.iter().flatten().next() {
+                Some(seen) => expert_name_like(&seen.name, missing[0]),
+                None => format!("{gguf} (no expert of this projection at all)"),
+            };
+            return Err(ModelError::MissingExperts {
+                path: path.to_path_buf(),
+                gguf: gguf.clone(),
+                count: members.len() as u32,
+                missing,
+                example,
+            });
         }
         Ok(HfTensorView { weights, infos, computed, plan })
     }
@@ -300,9 +373,47 @@ impl HfTensorView {
         hf_backed
             .iter()
             .zip(&self.plan)
-            .filter_map(|(info, (hf, _))| by_hf.get(hf.name.as_str()).map(|b| (info.name.clone(), (*b).clone())))
+            .filter_map(|(info, p)| match p {
+                Planned::One(hf, _) => by_hf.get(hf.name.as_str()).map(|b| (info.name.clone(), (*b).clone())),
+                Planned::Stacked(_) => None,
+            })
             .collect()
     }
+}
+
+/// The GGUF info of experts stacked into `gguf`: their common type and shape, plus the
+/// expert count as the outermost dimension.
+fn stacked_info(path: &Path, gguf: &str, members: &[TensorInfo]) -> Result<TensorInfo, ModelError> {
+    let first = &members[0];
+    for m in &members[1..] {
+        let what = if m.ty != first.ty {
+            "dtype"
+        } else if m.ne != first.ne {
+            "shape"
+        } else {
+            continue;
+        };
+        return Err(ModelError::ExpertMismatch {
+            path: path.to_path_buf(),
+            gguf: gguf.into(),
+            first: first.name.clone(),
+            other: m.name.clone(),
+            what,
+        });
+    }
+    let mut ne = first.ne.clone();
+    ne.push(members.len() as u64);
+    Ok(TensorInfo { name: gguf.into(), ty: first.ty, ne })
+}
+
+/// `name` (an expert's HF tensor, `...experts.E.leaf`) with expert `e` in place of E.
+fn expert_name_like(name: &str, e: u32) -> String {
+    let Some(at) = name.find(".experts.") else {
+        return name.to_string();
+    };
+    let (head, tail) = name.split_at(at + ".experts.".len());
+    let rest = tail.split_once('.').map_or("", |(_, r)| r);
+    format!("{head}{e}.{rest}")
 }
 
 impl TensorSource for HfTensorView {
@@ -319,7 +430,16 @@ impl TensorSource for HfTensorView {
         let Some(i) = i.checked_sub(self.computed.len()) else {
             return Ok(Cow::Borrowed(&self.computed[i]));
         };
-        let (hf_info, fix) = &self.plan[i];
+        let (hf_info, fix) = match &self.plan[i] {
+            Planned::One(hf_info, fix) => (hf_info, fix),
+            Planned::Stacked(members) => {
+                let mut out = Vec::new();
+                for m in members {
+                    out.extend_from_slice(&self.weights.tensor_data(&m.name)?);
+                }
+                return Ok(Cow::Owned(out));
+            }
+        };
         let bytes = self.weights.tensor_data(&hf_info.name)?;
         if matches!(fix, TensorFix::Copy) {
             return Ok(bytes);
@@ -332,7 +452,10 @@ impl TensorSource for HfTensorView {
     fn release(&self, name: &str) {
         if let Some(i) = self.infos.iter().position(|t| t.name == name).and_then(|i| i.checked_sub(self.computed.len()))
         {
-            self.weights.release(&self.plan[i].0.name);
+            match &self.plan[i] {
+                Planned::One(hf, _) => self.weights.release(&hf.name),
+                Planned::Stacked(members) => members.iter().for_each(|m| self.weights.release(&m.name)),
+            }
         }
     }
 }

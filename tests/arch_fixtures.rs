@@ -102,7 +102,7 @@ fn registry_finds_every_fixture_both_ways() {
         assert_eq!(c.md.get_str("general.architecture"), Some(gguf_arch(name)));
         assert_eq!(arch::from_gguf_metadata(&c.md).unwrap().gguf_arch(), gguf_arch(name));
     }
-    assert_eq!(arch::supported().len(), 9);
+    assert_eq!(arch::supported().len(), 11);
 }
 
 #[test]

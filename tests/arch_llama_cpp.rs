@@ -267,9 +267,16 @@ fn fixture_conversion_matches_llama_cpp_converter_output() {
         let hf = SafeTensors::deserialize(&hf_bytes).unwrap();
         let refdata = SafeTensors::deserialize(&r.data).unwrap();
         let mut produced = Vec::new();
+        // Mixture of Experts: each stacked tensor's experts (index, shape, bytes)
+        type Expert = (u32, Vec<u64>, Vec<u8>);
+        let mut stacks: std::collections::BTreeMap<String, Vec<Expert>> = Default::default();
         for (hf_name, view) in hf.tensors() {
             let shape: Vec<u64> = view.shape().iter().map(|&d| d as u64).collect();
             let info = TensorInfo::from_shape(hf_name.clone(), GgmlType::F32, &shape);
+            if let Some(sl) = a.hf_expert_slice(&hf_name, &cfg).unwrap() {
+                stacks.entry(sl.gguf).or_default().push((sl.index, info.ne.clone(), view.data().to_vec()));
+                continue;
+            }
             let Some(map) = a.hf_to_gguf_tensor(&hf_name, &cfg).unwrap() else {
                 continue;
             };
@@ -283,6 +290,17 @@ fn fixture_conversion_matches_llama_cpp_converter_output() {
                 map.name
             );
             produced.push(map.name);
+        }
+        for (gguf, mut experts) in stacks {
+            experts.sort_by_key(|e| e.0);
+            let mut ne = experts[0].1.clone();
+            ne.push(experts.len() as u64);
+            let want = r.tensors.iter().find(|t| t.name == gguf);
+            let want = want.unwrap_or_else(|| panic!("{name}: llama.cpp wrote no {gguf}"));
+            assert_eq!((&ne, GgmlType::F32), (&want.ne, want.ty), "{name}: {gguf}");
+            let bytes: Vec<u8> = experts.into_iter().flat_map(|e| e.2).collect();
+            assert!(bytes == refdata.tensor(&gguf).unwrap().data(), "{name}: bytes of {gguf} differ from llama.cpp's");
+            produced.push(gguf);
         }
         // tensors computed from config.json (rope factors): F32, the converter's bytes
         for (ename, values) in a.extra_tensors(&cfg).unwrap() {

@@ -21,13 +21,7 @@ use common::*;
 const IMATRIX: &str = "fixtures/imatrix/smollm2-q4_1-wiki4.gguf";
 
 fn expected() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(root().join("fixtures/llama_quantize/sha256.txt")).unwrap();
-    text.lines()
-        .map(|l| {
-            let (hash, tag) = l.split_once("  ").expect("sha256sum line");
-            (tag.to_string(), hash.to_string())
-        })
-        .collect()
+    sha256_lines(&root().join("fixtures/llama_quantize/sha256.txt"))
 }
 
 fn sha256_file(path: &Path) -> String {

@@ -46,14 +46,17 @@ pub(crate) fn write_rms_eps(arch: &str, b: &Base, md: &mut Metadata) {
 }
 
 /// What follows the base counts in llama.cpp's `TextModel.set_gguf_parameters` for the
-/// Llama-like families: rope scaling, rope.freq_base, the RMS epsilon, and the head size
-/// when the config states one.
+/// Llama-like families: rope scaling, rope.freq_base, the RMS epsilon, the expert counts of
+/// a Mixture-of-Experts config, and the head size when the config states one.
 pub(crate) fn write_rope_eps_head_dim(arch: &str, b: &Base, rope: &Rope, md: &mut Metadata) {
     rope.write_scaling(arch, md);
     if let Some(t) = rope.theta {
         md.insert(key(arch, "rope.freq_base"), MetaValue::F32(t as f32));
     }
     write_rms_eps(arch, b, md);
+    if let Some(e) = &b.experts {
+        e.write(arch, md);
+    }
     if let Some(hd) = b.head_dim_cfg {
         md.insert(key(arch, "attention.key_length"), MetaValue::U32(hd));
         md.insert(key(arch, "attention.value_length"), MetaValue::U32(hd));
@@ -100,6 +103,7 @@ impl MdBase {
             rms_eps: rms_eps as f64,
             head_dim_cfg: key_length,
             vocab: vocab_size(arch, md, tensors)?,
+            experts: super::experts::ExpertCounts::from_metadata(arch, md)?,
         };
         base.validate()?;
         Ok(MdBase {
@@ -136,6 +140,9 @@ impl MdBase {
         c.insert("vocab_size", json!(b.vocab));
         c.insert("tie_word_embeddings", json!(self.tied));
         c.insert("torch_dtype", json!(torch_dtype));
+        if let Some(e) = &b.experts {
+            c.insert("num_experts_per_tok", json!(e.n_used));
+        }
         for (k, hf) in [
             ("tokenizer.ggml.bos_token_id", "bos_token_id"),
             ("tokenizer.ggml.eos_token_id", "eos_token_id"),

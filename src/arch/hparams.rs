@@ -163,6 +163,8 @@ pub(crate) struct Base {
     /// `head_dim` when the config states it (it may differ from n_embd / n_head).
     pub head_dim_cfg: Option<u32>,
     pub vocab: u32,
+    /// Mixture of Experts: the expert counts (`None`: dense).
+    pub experts: Option<super::experts::ExpertCounts>,
 }
 
 impl Base {
@@ -188,6 +190,7 @@ impl Base {
             rms_eps: cfg_f64(config, eps_key)?,
             head_dim_cfg,
             vocab: cfg_u32(config, "vocab_size")?,
+            experts: super::experts::ExpertCounts::from_config(config)?,
         };
         b.validate()?;
         Ok(b)

@@ -8,14 +8,17 @@
 //! Llama 3.x `rope_type: "llama3"` becomes a `rope_freqs.weight` tensor (no metadata key), as
 //! llama.cpp `LlamaModel.generate_extra_tensors` makes it; GGUF → HF solves the parameters
 //! back from it. llama.cpp ignores `partial_rotary_factor` for llama (rope.dimension_count is
-//! the head size), so a config with one is refused.
+//! the head size), so a config with one is refused. Mixtral is this arch with experts
+//! (`mixtral.rs`).
 
 use llmtool_formats::{MetaValue, Metadata, TensorInfo, TensorSource};
 use serde_json::{json, Value};
 
 use super::common::{assemble, key, write_base_counts, write_general, write_rope_eps_head_dim, MdBase};
+use super::experts::ExpertSlice;
 use super::hparams::{cfg_bool_opt, md_u32, md_u32_opt, Base};
-use super::names::{self, gguf_suffix, LLAMA_BLOCK};
+use super::mixtral;
+use super::names::{self, gguf_suffix};
 use super::rope::{Rope, RopeScaling};
 use super::rope_factors::{llama3_factors, llama3_params_from_factors, read_factors, ROPE_FREQS};
 use super::{Arch, ArchError, TensorFix, TensorMap};
@@ -39,7 +42,7 @@ impl Arch for Llama {
     }
 
     fn hf_architectures(&self) -> &'static [&'static str] {
-        &["LlamaForCausalLM", "MistralForCausalLM"]
+        &["LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM"]
     }
 
     fn config_to_metadata(&self, config: &Value, md: &mut Metadata) -> Result<(), ArchError> {
@@ -77,10 +80,13 @@ impl Arch for Llama {
             });
         }
         let mut c = m.config_entries(ARCH, md, torch_dtype)?;
-        c.insert("attention_bias", json!(tensors.iter().any(|t| t.name.ends_with(".attn_q.bias"))));
         c.insert("attention_dropout", json!(0.0));
         c.insert("head_dim", json!(head_dim));
         c.insert("hidden_act", json!("silu"));
+        if let Some(e) = m.base.experts {
+            return Ok(mixtral::config(e, m.key_length, c));
+        }
+        c.insert("attention_bias", json!(tensors.iter().any(|t| t.name.ends_with(".attn_q.bias"))));
         c.insert("mlp_bias", json!(false));
         Ok(assemble("LlamaForCausalLM", "llama", c))
     }
@@ -90,11 +96,19 @@ impl Arch for Llama {
         if hf_name == "lm_head.weight" && cfg_bool_opt(config, "tie_word_embeddings")?.unwrap_or(false) {
             return Ok(None);
         }
-        let Some(name) = names::hf_to_gguf(ARCH, LLAMA_BLOCK, hf_name, b.n_layer)? else {
+        let Some(name) = names::hf_to_gguf(ARCH, &mixtral::block(), hf_name, b.n_layer)? else {
             return Ok(None);
         };
         let fix = llama_fix(&name, b.n_head, b.n_head_kv);
         Ok(Some(TensorMap { name, fix }))
+    }
+
+    fn hf_expert_slice(&self, hf_name: &str, config: &Value) -> Result<Option<ExpertSlice>, ArchError> {
+        mixtral::hf_expert_slice(hf_name, config)
+    }
+
+    fn gguf_expert_names(&self, gguf_name: &str, md: &Metadata) -> Result<Option<Vec<String>>, ArchError> {
+        mixtral::gguf_expert_names(gguf_name, md)
     }
 
     fn extra_tensors(&self, config: &Value) -> Result<Vec<(String, Vec<f32>)>, ArchError> {
@@ -132,7 +146,7 @@ impl Arch for Llama {
         let n_layer = md_u32(md, &key(ARCH, "block_count"))?;
         let n_head = md_u32(md, &key(ARCH, "attention.head_count"))?;
         let n_head_kv = md_u32_opt(md, &key(ARCH, "attention.head_count_kv"))?.unwrap_or(n_head);
-        let name = names::gguf_to_hf(ARCH, LLAMA_BLOCK, gguf_name, n_layer)?;
+        let name = names::gguf_to_hf(ARCH, &mixtral::block(), gguf_name, n_layer)?;
         Ok(TensorMap { name, fix: llama_fix(gguf_name, n_head, n_head_kv).inverse() })
     }
 }

@@ -9,22 +9,39 @@
 //!
 //! | GGUF arch | HF architectures | notes |
 //! |---|---|---|
-//! | `llama` | LlamaForCausalLM, MistralForCausalLM | Q/K rows permuted (RoPE pairs) |
+//! | `llama` | LlamaForCausalLM, MistralForCausalLM, MixtralForCausalLM | Q/K rows permuted (RoPE pairs); Mixtral: experts stacked |
 //! | `phi3` | Phi3ForCausalLM | fused `attn_qkv` and `ffn_up` (= gate ‖ up) kept fused |
 //! | `gemma` | GemmaForCausalLM | norms stored as w + 1; always tied |
 //! | `gemma2` | Gemma2ForCausalLM | + post-attention/post-FFN norms, soft-capping |
 //! | `qwen2` | Qwen2ForCausalLM | q/k/v biases |
 //! | `qwen3` | Qwen3ForCausalLM | per-head q/k norms, explicit head_dim |
+//! | `qwen2moe` | Qwen2MoeForCausalLM | qwen2 attention; router, stacked experts, gated shared expert |
+//! | `qwen3moe` | Qwen3MoeForCausalLM | qwen3 attention; router, stacked experts |
 //! | `gemma3` | Gemma3ForCausalLM, Gemma3ForConditionalGeneration (text tower) | gemma2 norms + q/k norms, sliding/global layers |
 //! | `command-r` | CohereForCausalLM | LayerNorm, parallel block, logit scale, tied; R+ q/k norms |
 //! | `cohere2` | Cohere2ForCausalLM | as command-r, sliding-window layers (global ones without rope) |
 
 /// `impl Arch` for a module holding two variants of one family (gemma/gemma2,
-/// command-r/cohere2): the module provides `arch(v2)`, `config_to_metadata(v2, …)`,
-/// `metadata_to_config(v2, …)`, `hf_to_gguf(v2, …)` and `gguf_to_hf(v2, …)`, and `$v2` picks
-/// the second variant. Defined before the `mod` lines so both modules see it.
+/// command-r/cohere2, qwen2moe/qwen3moe): the module provides `arch(v2)`,
+/// `config_to_metadata(v2, …)`, `metadata_to_config(v2, …)`, `hf_to_gguf(v2, …)` and
+/// `gguf_to_hf(v2, …)` — with `experts`, also `hf_expert_slice(v2, …)` and
+/// `gguf_expert_names(v2, …)` — and `$v2` picks the second variant. Defined before the `mod`
+/// lines so the modules see it.
 macro_rules! two_variant_arch {
     ($t:ty, $v2:expr, $hf:expr) => {
+        two_variant_arch!(@impl $t, $v2, $hf,);
+    };
+    ($t:ty, $v2:expr, $hf:expr, experts) => {
+        two_variant_arch!(@impl $t, $v2, $hf,
+            fn hf_expert_slice(&self, hf_name: &str, config: &Value) -> Result<Option<ExpertSlice>, ArchError> {
+                hf_expert_slice($v2, hf_name, config)
+            }
+            fn gguf_expert_names(&self, gguf_name: &str, md: &Metadata) -> Result<Option<Vec<String>>, ArchError> {
+                gguf_expert_names($v2, gguf_name, md)
+            }
+        );
+    };
+    (@impl $t:ty, $v2:expr, $hf:expr, $($extra:tt)*) => {
         impl Arch for $t {
             fn gguf_arch(&self) -> &'static str {
                 arch($v2)
@@ -49,6 +66,7 @@ macro_rules! two_variant_arch {
             fn gguf_to_hf_tensor(&self, gguf_name: &str, md: &Metadata) -> Result<TensorMap, ArchError> {
                 gguf_to_hf($v2, gguf_name, md)
             }
+            $($extra)*
         }
     };
 }
@@ -56,20 +74,24 @@ macro_rules! two_variant_arch {
 mod cohere;
 mod common;
 mod error;
+mod experts;
 mod fix;
 mod gemma;
 mod gemma3;
 mod hparams;
 mod llama;
+mod mixtral;
 mod names;
 mod phi3;
 mod qwen2;
 mod qwen3;
+mod qwen_moe;
 mod rope;
 mod rope_factors;
 
 pub use cohere::{Cohere2, CommandR};
 pub use error::ArchError;
+pub use experts::{is_router_tensor, ExpertSlice};
 pub use fix::apply_fix;
 pub use gemma::{Gemma, Gemma2};
 pub use gemma3::Gemma3;
@@ -78,6 +100,7 @@ pub use llmtool_formats::GgmlType;
 pub use phi3::Phi3;
 pub use qwen2::Qwen2;
 pub use qwen3::Qwen3;
+pub use qwen_moe::{Qwen2Moe, Qwen3Moe};
 pub use rope_factors::is_rope_factor_tensor;
 
 use llmtool_formats::{Metadata, TensorInfo, TensorSource};
@@ -131,6 +154,19 @@ pub trait Arch: Send + Sync {
         _config: &mut serde_json::Value,
     ) -> Result<(), ArchError> {
         Ok(())
+    }
+
+    /// Mixture of Experts: for an HF tensor that is one expert's matrix, where it goes in the
+    /// GGUF tensor stacking the experts (see `experts.rs`); `None` for every other tensor,
+    /// which [`Self::hf_to_gguf_tensor`] maps.
+    fn hf_expert_slice(&self, _hf_name: &str, _config: &serde_json::Value) -> Result<Option<ExpertSlice>, ArchError> {
+        Ok(None)
+    }
+
+    /// Mixture of Experts: for a GGUF tensor stacking the experts, the HF names of its
+    /// experts' matrices in order (GGUF → HF unstacks it); `None` for every other tensor.
+    fn gguf_expert_names(&self, _gguf_name: &str, _md: &Metadata) -> Result<Option<Vec<String>>, ArchError> {
+        Ok(None)
     }
 
     /// For an HF tensor this family skips as a whole module that is not part of the model
@@ -199,7 +235,10 @@ static QWEN3: Qwen3 = Qwen3;
 static GEMMA3: Gemma3 = Gemma3;
 static COMMAND_R: CommandR = CommandR;
 static COHERE2: Cohere2 = Cohere2;
-static ALL: [&'static dyn Arch; 9] = [&LLAMA, &PHI3, &GEMMA, &GEMMA2, &QWEN2, &QWEN3, &GEMMA3, &COMMAND_R, &COHERE2];
+static QWEN2MOE: Qwen2Moe = Qwen2Moe;
+static QWEN3MOE: Qwen3Moe = Qwen3Moe;
+static ALL: [&'static dyn Arch; 11] =
+    [&LLAMA, &PHI3, &GEMMA, &GEMMA2, &QWEN2, &QWEN3, &GEMMA3, &COMMAND_R, &COHERE2, &QWEN2MOE, &QWEN3MOE];
 
 /// Every supported family.
 pub fn supported() -> &'static [&'static dyn Arch] {
@@ -235,7 +274,9 @@ pub fn from_hf_config(config: &serde_json::Value) -> Result<&'static dyn Arch, A
     match config.get("model_type") {
         Some(serde_json::Value::String(mt)) => {
             let mt = match mt.as_str() {
-                "mistral" => "llama",
+                "mistral" | "mixtral" => "llama",
+                "qwen2_moe" => "qwen2moe",
+                "qwen3_moe" => "qwen3moe",
                 "gemma3_text" => "gemma3",
                 "cohere" => "command-r",
                 other => other,

@@ -31,6 +31,21 @@ pub(crate) const LLAMA_BLOCK: &[(&str, &str)] = &[
     ("self_attn.o_proj.bias", "attn_output.bias"),
 ];
 
+/// Mixtral's router (gguf-py `FFN_GATE_INP`), added to the llama table; its experts are
+/// stacked (`experts.rs`).
+pub(crate) const MIXTRAL_ROUTER: &[(&str, &str)] = &[("block_sparse_moe.gate.weight", "ffn_gate_inp.weight")];
+
+/// Qwen2-MoE / Qwen3-MoE's router and Qwen2-MoE's shared expert with its gate (gguf-py
+/// `FFN_GATE_INP`, `FFN_{GATE,UP,DOWN}_SHEXP`, `FFN_GATE_INP_SHEXP`); the routed experts are
+/// stacked (`experts.rs`).
+pub(crate) const QWEN_MOE_FFN: &[(&str, &str)] = &[
+    ("mlp.gate.weight", "ffn_gate_inp.weight"),
+    ("mlp.shared_expert.gate_proj.weight", "ffn_gate_shexp.weight"),
+    ("mlp.shared_expert.up_proj.weight", "ffn_up_shexp.weight"),
+    ("mlp.shared_expert.down_proj.weight", "ffn_down_shexp.weight"),
+    ("mlp.shared_expert_gate.weight", "ffn_gate_inp_shexp.weight"),
+];
+
 /// The per-head query/key RMSNorms of qwen3 and gemma3 (gguf-py `ATTN_Q_NORM`, `ATTN_K_NORM`),
 /// added to a family's block table with [`with_qk_norms`].
 pub(crate) const QK_NORM_BLOCK: &[(&str, &str)] =

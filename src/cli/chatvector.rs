@@ -151,8 +151,16 @@ fn open(path: &Path) -> Result<Model> {
     Model::open(path).with_context(|| format!("cannot open {}", path.display()))
 }
 
+/// A tensor's HF name for `--skip` globs; a stacked MoE expert tensor reads as its experts'
+/// name with `E` for the expert index (`model.layers.0.mlp.experts.E.up_proj.weight`): a glob
+/// selects all of its experts or none.
 fn hf_namer(model: &Model) -> impl Fn(&str) -> Option<String> + '_ {
-    move |name| model.arch.gguf_to_hf_tensor(name, &model.metadata).ok().map(|m| m.name)
+    move |name| {
+        if let Some(names) = model.arch.gguf_expert_names(name, &model.metadata).ok().flatten() {
+            return names.first().map(|n| n.replacen(".experts.0.", ".experts.E.", 1));
+        }
+        model.arch.gguf_to_hf_tensor(name, &model.metadata).ok().map(|m| m.name)
+    }
 }
 
 fn apply(args: ApplyArgs) -> Result<()> {

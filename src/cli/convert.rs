@@ -188,6 +188,7 @@ fn hf_passthrough_plan(model: &Model, view: &HfFormSource, outtype: Option<OutTy
             source: st.name.clone(),
             fix: arch::TensorFix::Copy,
             out_ty,
+            expert: None,
         });
     }
     Ok(plan)

@@ -117,6 +117,9 @@ pub(crate) struct HfPlanEntry {
     pub source: String,
     pub fix: arch::TensorFix,
     pub out_ty: GgmlType,
+    /// Mixture of Experts: this output is expert `.0` of the `.1` experts stacked in the
+    /// source tensor (its outermost dimension).
+    pub expert: Option<(usize, usize)>,
 }
 
 /// GGUF form → HF dir: config.json from the metadata, tokenizer files from
@@ -147,14 +150,37 @@ pub fn write_hf_from_gguf_form(
         if arch::is_rope_factor_tensor(&info.name) {
             continue; // config.json's rope_scaling holds their parameters
         }
-        let map = arch.gguf_to_hf_tensor(&info.name, metadata)?;
         let dtype = dtype_of_ggml_type(out_ty)
             .with_context(|| format!("tensor '{}': no safetensors dtype for {out_ty}", info.name))?;
+        if let Some(names) = arch.gguf_expert_names(&info.name, metadata)? {
+            // unstack: one HF matrix per expert (the outermost dimension)
+            let shape = info.shape();
+            if shape.len() != 3 || shape[0] != names.len() as u64 {
+                anyhow::bail!(
+                    "tensor '{}': expected {} experts stacked in a 3-D tensor, found shape {shape:?}",
+                    info.name,
+                    names.len()
+                );
+            }
+            let count = names.len();
+            for (e, name) in names.into_iter().enumerate() {
+                plan.push(HfPlanEntry {
+                    st: StTensor { name, dtype, shape: shape[1..].to_vec() },
+                    source: info.name.clone(),
+                    fix: arch::TensorFix::Copy,
+                    out_ty,
+                    expert: Some((e, count)),
+                });
+            }
+            continue;
+        }
+        let map = arch.gguf_to_hf_tensor(&info.name, metadata)?;
         plan.push(HfPlanEntry {
             st: StTensor { name: map.name, dtype, shape: info.shape() },
             source: info.name.clone(),
             fix: map.fix,
             out_ty,
+            expert: None,
         });
     }
     let dir = AtomicDir::create(output, opts.force)?;
@@ -208,6 +234,20 @@ pub(crate) fn write_hf_tensors(
 fn hf_tensor_bytes<'a>(source: &'a dyn TensorSource, entry: &HfPlanEntry) -> Result<Cow<'a, [u8]>, FormatError> {
     let info = source.tensor_info(&entry.source).ok_or_else(|| FormatError::NoSuchTensor(entry.source.clone()))?;
     let bytes = source.tensor_bytes(&entry.source)?;
+    if let Some((e, count)) = entry.expert {
+        // one expert's contiguous block of the stacked tensor (whole rows, so block types
+        // split cleanly), re-typed on its own
+        let len = bytes.len() / count;
+        if len * count != bytes.len() {
+            return Err(FormatError::Other(format!(
+                "tensor '{}': {} bytes do not split into {count} experts",
+                info.name,
+                bytes.len()
+            )));
+        }
+        let part = bytes[e * len..(e + 1) * len].to_vec();
+        return Ok(Cow::Owned(retype_bytes(&info.name, info.ty, entry.out_ty, Cow::Owned(part))?.into_owned()));
+    }
     if matches!(entry.fix, arch::TensorFix::Copy) {
         return retype_bytes(&info.name, info.ty, entry.out_ty, bytes);
     }

@@ -20,6 +20,28 @@ pub enum Family {
     CommandR,
     /// Cohere Command R7B (`cohere2`).
     Cohere2,
+    /// Qwen2-MoE (`qwen2moe`): qwen2 attention, MoE FFN with a gated shared expert.
+    Qwen2Moe,
+    /// Qwen3-MoE (`qwen3moe`): qwen3 attention, MoE FFN.
+    Qwen3Moe,
+}
+
+/// The Mixture-of-Experts FFN of every layer (`<arch>.expert_*` keys; llama.cpp
+/// `llm_graph_context::build_moe_ffn`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MoeConfig {
+    pub n_expert: usize,
+    /// Experts per token (top-k).
+    pub n_used: usize,
+    /// Rows of each expert's gate/up matrices (`expert_feed_forward_length`; llama.cpp's
+    /// default: `feed_forward_length` for llama (Mixtral), that / n_used for the Qwen MoEs).
+    pub n_ff_exp: usize,
+    /// Qwen2-MoE's shared expert size (`expert_shared_feed_forward_length`, else
+    /// `feed_forward_length`); `None`: no shared expert.
+    pub n_ff_shexp: Option<usize>,
+    /// Whether the top-k weights are renormalised: llama.cpp's per-graph choice (llama and
+    /// qwen3moe yes, qwen2moe no), overridden by `<arch>.expert_weights_norm`.
+    pub norm_topk: bool,
 }
 
 /// Which normalization the blocks use.
@@ -125,6 +147,8 @@ pub struct InferConfig {
     pub logit_scale: Option<f32>,
     /// cohere2: the global (non-sliding, per `swa_layers`) layers skip RoPE.
     pub rope_swa_only: bool,
+    /// Mixtral, Qwen-MoE: the experts of every layer's FFN (`None`: a dense FFN).
+    pub moe: Option<MoeConfig>,
 }
 
 fn get_u64(md: &Metadata, key: &str) -> Result<Option<u64>, InferError> {
@@ -177,6 +201,57 @@ fn swa_pattern(md: &Metadata, key: &str, n_layer: usize, default_period: usize) 
     }
 }
 
+/// The MoE configuration from `<arch>.expert_*` keys: `None` without `expert_count` (or 0) in
+/// the dense families; the Qwen MoE families require it.
+fn moe_config(md: &Metadata, arch: &str, family: Family, n_ff: usize) -> Result<Option<MoeConfig>, InferError> {
+    let k = |s: &str| format!("{arch}.{s}");
+    let qwen_moe = matches!(family, Family::Qwen2Moe | Family::Qwen3Moe);
+    let n_expert = match get_u64(md, &k("expert_count"))? {
+        Some(0) | None if !qwen_moe => return Ok(None),
+        Some(_) => need_usize(md, &k("expert_count"))?,
+        None => return Err(InferError::MissingKey(k("expert_count"))),
+    };
+    let n_used = need_usize(md, &k("expert_used_count"))?;
+    if n_used > n_expert {
+        return Err(InferError::BadKey {
+            key: k("expert_used_count"),
+            expected: "at most expert_count",
+            found: format!("{n_used} (expert_count = {n_expert})"),
+        });
+    }
+    // llama.cpp LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX = 1 (the only one these graphs use).
+    if let Some(g) = get_u64(md, &k("expert_gating_func"))?.filter(|&g| g != 1) {
+        return Err(InferError::Unsupported {
+            what: "expert gating function",
+            detail: format!("{} = {g} (only softmax, 1, is supported)", k("expert_gating_func")),
+        });
+    }
+    let n_ff_exp = match get_u64(md, &k("expert_feed_forward_length"))? {
+        Some(_) => need_usize(md, &k("expert_feed_forward_length"))?,
+        None if family == Family::Llama => n_ff,
+        None => (n_ff / n_used).max(1),
+    };
+    let n_ff_shexp = match family {
+        Family::Qwen2Moe => Some(match get_u64(md, &k("expert_shared_feed_forward_length"))? {
+            Some(_) => need_usize(md, &k("expert_shared_feed_forward_length"))?,
+            None => n_ff,
+        }),
+        _ => None,
+    };
+    let norm_topk = match md.get(&k("expert_weights_norm")) {
+        None => family != Family::Qwen2Moe,
+        Some(llmtool_formats::MetaValue::Bool(b)) => *b,
+        Some(v) => {
+            return Err(InferError::BadKey {
+                key: k("expert_weights_norm"),
+                expected: "a bool",
+                found: format!("{v:?}"),
+            })
+        }
+    };
+    Ok(Some(MoeConfig { n_expert, n_used, n_ff_exp, n_ff_shexp, norm_topk }))
+}
+
 impl InferConfig {
     /// Reads the configuration of a GGUF-form model.
     pub fn from_metadata(md: &Metadata, tensors: &[TensorInfo]) -> Result<Self, InferError> {
@@ -194,6 +269,8 @@ impl InferConfig {
             "gemma3" => Family::Gemma3,
             "command-r" => Family::CommandR,
             "cohere2" => Family::Cohere2,
+            "qwen2moe" => Family::Qwen2Moe,
+            "qwen3moe" => Family::Qwen3Moe,
             other => return Err(InferError::UnsupportedArch(other.into())),
         };
         let k = |s: &str| format!("{arch}.{s}");
@@ -379,7 +456,7 @@ impl InferConfig {
             swa_every_other: family == Family::Gemma2,
             swa_layers,
             rope_swa,
-            qk_norm: matches!(family, Family::Qwen3 | Family::Gemma3),
+            qk_norm: matches!(family, Family::Qwen3 | Family::Qwen3Moe | Family::Gemma3),
             embed_scale: matches!(family, Family::Gemma | Family::Gemma2 | Family::Gemma3)
                 .then(|| (n_embd as f32).sqrt()),
             activation: if matches!(family, Family::Gemma | Family::Gemma2 | Family::Gemma3) {
@@ -392,6 +469,7 @@ impl InferConfig {
             parallel_block: cohere,
             logit_scale,
             rope_swa_only: family == Family::Cohere2,
+            moe: moe_config(md, arch, family, n_ff)?,
         })
     }
 

@@ -9,7 +9,7 @@ pub enum InferError {
     MissingKey(String),
     #[error("GGUF metadata: key '{key}': expected {expected}, found {found}")]
     BadKey { key: String, expected: &'static str, found: String },
-    #[error("architecture '{0}' has no forward pass (supported: llama, phi3, gemma, gemma2, qwen2)")]
+    #[error("architecture '{0}' has no forward pass (supported: llama (incl. Mixtral), phi3, gemma, gemma2, gemma3, qwen2, qwen3, qwen2moe, qwen3moe, command-r, cohere2)")]
     UnsupportedArch(String),
     #[error("{what}: {detail}")]
     Unsupported { what: &'static str, detail: String },

@@ -16,6 +16,7 @@
 //!             o = a·Wo [rmsnorm: gemma2/3 post-attention norm];  x += o
 //!             h = rmsnorm(x)·w_ffn_norm      [cohere*: parallel block, h = the attention's input norm]
 //!             f = (act(h·Wgate) ⊙ h·Wup)·Wdown  (silu; gelu-tanh: gemma*)  phi3: fused gate‖up
+//!                 [Mixtral, qwen2moe, qwen3moe: the Mixture-of-Experts block, `moe.rs`]
 //!             [rmsnorm: gemma2/3 post-FFN norm];  x += f
 //! logits = rmsnorm(x)·w_out_norm · Wout (tied: token_embd) [softcap: gemma2] [· logit_scale: cohere*]
 //! ```
@@ -24,14 +25,16 @@ mod config;
 mod error;
 mod kv;
 mod linear;
+mod moe;
 mod observe;
 pub mod ops;
 mod vexp;
 
-pub use config::{Activation, Family, InferConfig, NormKind, Rope, RopeFactors, RopeStyle};
+pub use config::{Activation, Family, InferConfig, MoeConfig, NormKind, Rope, RopeFactors, RopeStyle};
 pub use error::InferError;
 pub use kv::{KvCache, KvPrecision};
 pub use linear::Weight;
+pub use moe::route as moe_route;
 pub use observe::MatmulObserver;
 
 use llmtool_formats::TensorSource;
@@ -65,6 +68,14 @@ enum GateUp<'a> {
     Fused(Weight<'a>),
 }
 
+/// A layer's feed-forward network: dense (gated) or Mixture of Experts. One per layer, all
+/// of one kind in a model: the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum Ffn<'a> {
+    Dense { gate_up: GateUp<'a>, down: Weight<'a> }, // gate/up [n_embd → n_ff], down [n_ff → n_embd]
+    Moe(moe::MoeFfn<'a>),
+}
+
 struct Layer<'a> {
     attn_norm: Vec<f32>, // [n_embd]
     qkv: Qkv<'a>,        // q: [n_embd → n_head·hd], k/v: [n_embd → n_head_kv·hd]
@@ -79,9 +90,8 @@ struct Layer<'a> {
     bo: Option<Vec<f32>>,
     post_attn_norm: Option<Vec<f32>>, // [n_embd] gemma2
     ffn_norm: Option<Vec<f32>>,       // [n_embd]; None: parallel block (cohere)
-    gate_up: GateUp<'a>,              // [n_embd → n_ff] each
-    down: Weight<'a>,                 // [n_ff → n_embd]
-    post_ffn_norm: Option<Vec<f32>>,  // [n_embd] gemma2
+    ffn: Ffn<'a>,
+    post_ffn_norm: Option<Vec<f32>>, // [n_embd] gemma2
 }
 
 /// A model ready to run: configuration plus weights borrowed from the opened [`Model`].
@@ -142,13 +152,19 @@ impl<'a> InferModel<'a> {
                     v: Weight::load(src, &n("attn_v.weight"), d, kvd)?,
                 }
             };
-            let gate_up = if has(src, &n("ffn_gate.weight")) {
-                GateUp::Split {
-                    gate: Weight::load(src, &n("ffn_gate.weight"), d, ff)?,
-                    up: Weight::load(src, &n("ffn_up.weight"), d, ff)?,
-                }
-            } else {
-                GateUp::Fused(Weight::load(src, &n("ffn_up.weight"), d, 2 * ff)?)
+            let ffn = match &cfg.moe {
+                Some(m) => Ffn::Moe(moe::MoeFfn::load(src, il, d, m)?),
+                None => Ffn::Dense {
+                    gate_up: if has(src, &n("ffn_gate.weight")) {
+                        GateUp::Split {
+                            gate: Weight::load(src, &n("ffn_gate.weight"), d, ff)?,
+                            up: Weight::load(src, &n("ffn_up.weight"), d, ff)?,
+                        }
+                    } else {
+                        GateUp::Fused(Weight::load(src, &n("ffn_up.weight"), d, 2 * ff)?)
+                    },
+                    down: Weight::load(src, &n("ffn_down.weight"), ff, d)?,
+                },
             };
             let post = cfg.post_norms;
             let hd = cfg.head_dim;
@@ -171,8 +187,7 @@ impl<'a> InferModel<'a> {
                 bo: opt_vec(src, &n("attn_output.bias"), d)?,
                 post_attn_norm: if post { Some(vec(&n("post_attention_norm.weight"), d)?) } else { None },
                 ffn_norm: if cfg.parallel_block { None } else { Some(vec(&n("ffn_norm.weight"), d)?) },
-                gate_up,
-                down: Weight::load(src, &n("ffn_down.weight"), ff, d)?,
+                ffn,
                 post_ffn_norm: if post { Some(vec(&n("post_ffw_norm.weight"), d)?) } else { None },
             });
         }
@@ -242,6 +257,44 @@ impl<'a> InferModel<'a> {
             }
         }
         matmul(w, x, n, out)
+    }
+
+    /// The dense gated FFN of `h` (n rows) into `o`; `g`, `u`: n × n_ff scratch.
+    #[allow(clippy::too_many_arguments)]
+    fn dense_ffn(
+        &self,
+        gate_up: &GateUp<'_>,
+        down: &Weight<'_>,
+        h: &[f32],
+        n: usize,
+        g: &mut [f32],
+        u: &mut [f32],
+        o: &mut [f32],
+    ) -> Result<(), InferError> {
+        let ff = self.cfg.n_ff;
+        match gate_up {
+            GateUp::Split { gate, up } => {
+                self.mm(gate, h, n, g)?;
+                self.mm(up, h, n, u)?;
+            }
+            GateUp::Fused(w) => {
+                let mut gu = vec![0.0f32; n * 2 * ff];
+                self.mm(w, h, n, &mut gu)?;
+                for (t, row) in gu.chunks_exact(2 * ff).enumerate() {
+                    g[t * ff..(t + 1) * ff].copy_from_slice(&row[..ff]);
+                    u[t * ff..(t + 1) * ff].copy_from_slice(&row[ff..]);
+                }
+            }
+        }
+        match self.cfg.activation {
+            Activation::Silu => ops::swiglu_in_place(g, u),
+            Activation::GeluTanh => {
+                for (gv, &uv) in g.iter_mut().zip(u.iter()) {
+                    *gv = ops::gelu_tanh(*gv) * uv;
+                }
+            }
+        }
+        self.mm(down, g, n, o)
     }
 
     /// Runs `tokens` at positions `pos..pos + n` (the cache must hold `0..pos`) and returns
@@ -352,29 +405,16 @@ impl<'a> InferModel<'a> {
             if let Some(w) = &l.ffn_norm {
                 norm(cfg, &x, w, &mut h);
             }
-            match &l.gate_up {
-                GateUp::Split { gate, up } => {
-                    self.mm(gate, &h, n, &mut g)?;
-                    self.mm(up, &h, n, &mut u)?;
+            match &l.ffn {
+                Ffn::Dense { gate_up, down } => {
+                    self.dense_ffn(gate_up, down, &h, n, &mut g, &mut u, &mut o)?;
                 }
-                GateUp::Fused(w) => {
-                    let mut gu = vec![0.0f32; n * 2 * ff];
-                    self.mm(w, &h, n, &mut gu)?;
-                    for (t, row) in gu.chunks_exact(2 * ff).enumerate() {
-                        g[t * ff..(t + 1) * ff].copy_from_slice(&row[..ff]);
-                        u[t * ff..(t + 1) * ff].copy_from_slice(&row[ff..]);
-                    }
+                Ffn::Moe(block) => {
+                    let m = cfg.moe.as_ref().expect("an MoE layer has an MoE config");
+                    let observer = self.observer.as_deref();
+                    block.forward(m, &|w, x, n, out| self.mm(w, x, n, out), &matmul, observer, &h, n, &mut o)?;
                 }
             }
-            match cfg.activation {
-                Activation::Silu => ops::swiglu_in_place(&mut g, &u),
-                Activation::GeluTanh => {
-                    for (gv, &uv) in g.iter_mut().zip(&u) {
-                        *gv = ops::gelu_tanh(*gv) * uv;
-                    }
-                }
-            }
-            self.mm(&l.down, &g, n, &mut o)?;
             if let Some(w) = &l.post_ffn_norm {
                 ops::rmsnorm_in_place(&mut o, w, cfg.rms_eps);
             }

@@ -8,4 +8,9 @@ pub trait MatmulObserver: Send + Sync {
     /// Whether `observe` wants the inputs of products with this weight (GGUF name).
     fn wants(&self, weight: &str, n_tokens: usize) -> bool;
     fn observe(&self, weight: &str, x: &[f32], n_tokens: usize, k: usize);
+
+    /// Mixture of Experts: the `n_rows` input rows (`x`, `k` wide) of expert `expert` (of
+    /// `n_expert`) of a stacked expert weight — one row per (token, expert) routing, what
+    /// llama-imatrix sees of a `MUL_MAT_ID` (always asked for, whatever the row count).
+    fn observe_expert(&self, _weight: &str, _expert: usize, _n_expert: usize, _x: &[f32], _n_rows: usize, _k: usize) {}
 }

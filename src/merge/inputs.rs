@@ -78,6 +78,9 @@ fn to_hf_f32(model: &Model, name: &str) -> Result<Vec<f32>, MergeRunError> {
 
 /// The GGUF → HF layout fix of a tensor (`None`: the tensor has no HF equivalent).
 pub(crate) fn arch_fix(arch: &dyn Arch, md: &Metadata, name: &str) -> Result<TensorFix, MergeRunError> {
+    if arch.gguf_expert_names(name, md).ok().flatten().is_some() {
+        return Ok(TensorFix::Copy); // stacked experts: each expert's matrix is in HF layout
+    }
     arch.gguf_to_hf_tensor(name, md).map(|m| m.fix).map_err(|e| MergeRunError::Plan(format!("tensor '{name}': {e}")))
 }
 

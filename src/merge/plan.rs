@@ -28,7 +28,7 @@ use super::error::MergeRunError;
 use super::inputs::InputTensors;
 use super::methods::dtype_exact::{self, Arithmetic, Dtype};
 use super::methods::{GlobalParams, MergeMethod, ModelParams};
-use crate::arch::{Arch, TensorFix};
+use crate::arch::{Arch, TensorFix, TensorMap};
 
 /// One input of an output tensor.
 #[derive(Debug, Clone)]
@@ -57,6 +57,10 @@ pub struct TensorPlan {
     pub seed: u64,
     /// Copied byte for byte from this (model, tensor): no HF equivalent.
     pub copy_from: Option<(usize, String)>,
+    /// Mixture of Experts: the tensor stacks these experts' HF matrices (outermost dimension),
+    /// and is merged expert by expert, as mergekit merges the HF checkpoints' per-expert
+    /// tensors (`hf_name` is then the first expert's, for the parameter filters).
+    pub experts: Option<Vec<String>>,
 }
 
 /// The whole merge.
@@ -411,8 +415,14 @@ impl<I: InputTensors + ?Sized> PlanCtx<'_, I> {
         let base_idx = base_ref.and_then(|b| inputs.index_of(b));
         let resolver = Resolver { config: self.config, slice, t };
 
-        // Tensors without an HF equivalent are copied from the reference (or first source).
-        let out_map = self.arch.gguf_to_hf_tensor(out_name, self.out_md);
+        // Tensors without an HF equivalent are copied from the reference (or first source);
+        // stacked experts are merged expert by expert under their HF names.
+        let experts = self.arch.gguf_expert_names(out_name, self.out_md).ok().flatten();
+        let expert_map = |names: &Vec<String>| TensorMap { name: names[0].clone(), fix: TensorFix::Copy };
+        let out_map = match &experts {
+            Some(names) => Ok(expert_map(names)),
+            None => self.arch.gguf_to_hf_tensor(out_name, self.out_md),
+        };
         let mut plan_inputs = Vec::with_capacity(slice.sources.len());
         let mut shapes: Vec<(usize, Vec<u64>)> = Vec::new();
         for src in &slice.sources {
@@ -428,11 +438,14 @@ impl<I: InputTensors + ?Sized> PlanCtx<'_, I> {
                 )));
             };
             shapes.push((m, info.ne.clone()));
-            let hf_in = self
-                .arch
-                .gguf_to_hf_tensor(&name, inputs.metadata(m))
-                .map(|map| map.name)
-                .unwrap_or_else(|_| name.clone());
+            let hf_in = match self.arch.gguf_expert_names(&name, inputs.metadata(m)).ok().flatten() {
+                Some(names) => expert_map(&names).name,
+                None => self
+                    .arch
+                    .gguf_to_hf_tensor(&name, inputs.metadata(m))
+                    .map(|map| map.name)
+                    .unwrap_or_else(|_| name.clone()),
+            };
             let (params, scale) = resolver.model(self.method, &hf_in, src)?;
             plan_inputs.push(PlanInput { model: m, tensor: name, params, is_base: Some(m) == base_idx, scale });
         }
@@ -470,6 +483,7 @@ impl<I: InputTensors + ?Sized> PlanCtx<'_, I> {
                 global: GlobalParams::default(),
                 seed,
                 copy_from: Some((from, out_name.into())),
+                experts: None,
             });
         };
         let global = resolver.global(self.method, &out_map.name)?;
@@ -483,6 +497,7 @@ impl<I: InputTensors + ?Sized> PlanCtx<'_, I> {
             global,
             seed,
             copy_from: None,
+            experts,
         })
     }
 }

@@ -38,14 +38,6 @@ impl<'a, I: InputTensors + ?Sized> MergedSource<'a, I> {
             }
             data.push(d);
         }
-        let base = tp.inputs.iter().position(|p| p.is_base).map(|i| data[i].as_slice());
-        let models = tp
-            .inputs
-            .iter()
-            .zip(&data)
-            .map(|(p, d)| ModelTensor { data: d.as_slice(), params: p.params.clone(), is_base: p.is_base })
-            .collect();
-        let ti = TensorInputs { name: &tp.hf_name, shape: &tp.shape, base, models };
         let exact = match self.plan.arithmetic {
             Arithmetic::F32 => None,
             Arithmetic::Dtype => Some(
@@ -54,11 +46,38 @@ impl<'a, I: InputTensors + ?Sized> MergedSource<'a, I> {
                     .ok_or_else(|| MergeRunError::Plan("--arithmetic dtype needs the config's dtype".into()))?,
             ),
         };
-        let mut out = match exact {
-            None => merge_tensor(self.plan.method, &ti, &tp.global, tp.seed)?,
-            Some(dtype) => merge_tensor_dtype(self.plan.method, &ti, &tp.global, dtype)?,
+        // One weight: `part` of `n_parts` equal chunks of every input (the whole tensor, or one
+        // expert of a stacked tensor), merged under its HF name and shape.
+        let merge_part = |name: &str, shape: &[usize], part: usize, n_parts: usize, seed: u64| {
+            fn chunk(d: &F32Tensor, part: usize, n_parts: usize) -> &[f32] {
+                let len = d.len() / n_parts;
+                &d.as_slice()[part * len..(part + 1) * len]
+            }
+            let chunk = |d| chunk(d, part, n_parts);
+            let base = tp.inputs.iter().position(|p| p.is_base).map(|i| chunk(&data[i]));
+            let models = tp
+                .inputs
+                .iter()
+                .zip(&data)
+                .map(|(p, d)| ModelTensor { data: chunk(d), params: p.params.clone(), is_base: p.is_base })
+                .collect();
+            let ti = TensorInputs { name, shape, base, models };
+            match exact {
+                None => merge_tensor(self.plan.method, &ti, &tp.global, seed),
+                Some(dtype) => merge_tensor_dtype(self.plan.method, &ti, &tp.global, dtype),
+            }
         };
-        drop(ti);
+        let mut out = match &tp.experts {
+            None => merge_part(&tp.hf_name, &tp.shape, 0, 1, tp.seed)?,
+            Some(names) => {
+                let mut out = Vec::with_capacity(data.first().map_or(0, |d| d.len()));
+                for (e, name) in names.iter().enumerate() {
+                    let seed = super::plan::tensor_seed(tp.seed, name);
+                    out.extend(merge_part(name, &tp.shape[1..], e, names.len(), seed)?);
+                }
+                out
+            }
+        };
         drop(data);
         if let Some(scale) = tp.inputs.first().and_then(|p| p.scale) {
             // passthrough's `scale`: torch multiplies by the Python float as f32 and rounds.

@@ -58,8 +58,8 @@ pub fn gguf_types(infos: &[TensorInfo], outtype: Option<OutType>) -> Vec<GgmlTyp
                 return t.ty;
             }
             // convert_hf_to_gguf.py keeps 1-D tensors and every `*_norm.weight` F32 (Command
-            // R+'s per-head q/k norms are 2-D).
-            let one_d = t.ne.len() <= 1 || t.name.ends_with("_norm.weight");
+            // R+'s per-head q/k norms are 2-D), and the MoE routers.
+            let one_d = t.ne.len() <= 1 || t.name.ends_with("_norm.weight") || crate::arch::is_router_tensor(&t.name);
             match outtype {
                 None if one_d && !t.ty.is_quantized() => GgmlType::F32,
                 None => t.ty,

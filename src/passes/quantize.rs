@@ -236,8 +236,11 @@ pub struct TensorPlan {
 }
 
 impl TensorPlan {
+    /// The output tensor's info. Its dimensions are `ggml_n_dims` long, as llama-quantize's
+    /// `gguf_add_tensor` writes them: trailing 1s dropped (Qwen2-MoE's `ffn_gate_inp_shexp`,
+    /// [n_embd, 1] in a converted file, becomes [n_embd]).
     pub fn info(&self) -> TensorInfo {
-        TensorInfo { name: self.name.clone(), ty: self.to, ne: self.ne.clone() }
+        TensorInfo { name: self.name.clone(), ty: self.to, ne: self.ne[..n_dims(&self.ne).min(self.ne.len())].to_vec() }
     }
 }
 

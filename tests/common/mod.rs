@@ -115,6 +115,18 @@ pub fn assert_gguf_py_agrees(path: &Path) {
     }
 }
 
+/// The `(tag, hash)` lines of a `sha256sum`-style fixture (`HASH  TAG`), e.g.
+/// fixtures/llama_quantize/sha256.txt.
+pub fn sha256_lines(path: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .map(|l| {
+            let (hash, tag) = l.split_once("  ").expect("sha256sum line");
+            (tag.to_string(), hash.to_string())
+        })
+        .collect()
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     let d = sha2::Sha256::digest(data);
@@ -141,8 +153,9 @@ pub fn to_md(cfg: &Value) -> Result<Metadata, llmtool::arch::ArchError> {
 }
 
 /// Every fixture model directory under fixtures/models (fixtures/README.md): one per family,
-/// plus the rope-scaling variants (llama31, phi35, phi4mini) and Gemma 3's multimodal wrapper.
-pub const FIXTURE_MODELS: [&str; 13] = [
+/// plus the rope-scaling variants (llama31, phi35, phi4mini), Gemma 3's multimodal wrapper and
+/// the Mixture-of-Experts families (mixtral, qwen2_moe, qwen3_moe).
+pub const FIXTURE_MODELS: [&str; 16] = [
     "llama",
     "phi3",
     "gemma",
@@ -156,4 +169,7 @@ pub const FIXTURE_MODELS: [&str; 13] = [
     "gemma3_mm",
     "command_r",
     "cohere2",
+    "mixtral",
+    "qwen2_moe",
+    "qwen3_moe",
 ];

@@ -28,6 +28,9 @@ ATTRS = [
     "sliding_window", "attn_logit_softcapping", "final_logit_softcapping", "query_pre_attn_scalar",
     "original_max_position_embeddings", "hidden_act", "hidden_activation", "attention_bias",
     "layer_norm_eps", "logit_scale", "use_qk_norm", "layer_types", "architectures",
+    # Mixture of Experts
+    "num_local_experts", "num_experts", "num_experts_per_tok", "moe_intermediate_size",
+    "shared_expert_intermediate_size", "norm_topk_prob", "decoder_sparse_step", "mlp_only_layers", "qkv_bias",
 ]
 
 

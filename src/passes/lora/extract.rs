@@ -226,6 +226,12 @@ pub fn extract(base: &Model, tuned: &Model, opts: &ExtractOptions) -> Result<Ext
         if is_rope_factor_tensor(&t.name) {
             continue; // computed from the config, not weights
         }
+        if arch.gguf_expert_names(&t.name, md).ok().flatten().is_some() {
+            return Err(ExtractError::Read {
+                tensor: t.name.clone(),
+                reason: "stacked Mixture-of-Experts expert tensor: lora extract does not support MoE models".into(),
+            });
+        }
         let m = arch
             .gguf_to_hf_tensor(&t.name, md)
             .map_err(|e| ExtractError::Read { tensor: t.name.clone(), reason: e.to_string() })?;

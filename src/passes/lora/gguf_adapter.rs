@@ -87,6 +87,12 @@ impl GgufAdapter {
             let (b_ne, b) = read_f32(&file, path, &b_name)?;
             let bad =
                 |reason: String| LoraError::Tensor { path: path.to_path_buf(), tensor: info.name.clone(), reason };
+            if a_ne.len() == 3 || b_ne.len() == 3 {
+                return Err(bad(format!(
+                    "3-D lora_a / lora_b (ne {a_ne:?}, {b_ne:?}): LoRAs of stacked MoE experts in llama.cpp's \
+                     GGUF form are not supported; merge the PEFT adapter (per-expert modules) instead"
+                )));
+            }
             if a_ne.len() != 2 || b_ne.len() != 2 {
                 return Err(bad(format!("expected 2-D lora_a and lora_b, found ne {a_ne:?} and {b_ne:?}")));
             }

@@ -5,7 +5,10 @@
 //! becomes ΔW in GGUF layout by the same fix: for Llama Q/K (`PermuteQk`) the rows of ΔW are
 //! permuted like W's, which is permuting the rows of B (and of a DoRA magnitude vector).
 //! Phi-3's `qkv_proj` / `gate_up_proj` are fused in HF as in GGUF, so they map 1:1; a LoRA on
-//! separate q/k/v (gate/up) modules lands on its row range of the fused tensor.
+//! separate q/k/v (gate/up) modules lands on its row range of the fused tensor. Likewise a
+//! LoRA on one expert of a Mixture-of-Experts model (`...experts.E.w1`, `...experts.E.gate_proj`)
+//! lands on expert E's rows of the stacked `ffn_*_exps` tensor (its rows are the experts'
+//! matrices one after the other).
 
 use std::collections::HashMap;
 
@@ -146,6 +149,8 @@ pub fn plan_edits(
 fn check_shape(info: &TensorInfo, n_in: usize, n_out: usize) -> Result<(), String> {
     let ok = match info.ne.as_slice() {
         [a, b] => *a as usize == n_in && *b as usize == n_out,
+        // stacked experts: all experts' rows
+        [a, b, c] => *a as usize == n_in && (*b * *c) as usize == n_out,
         [a] => n_in == 1 && *a as usize == n_out,
         _ => false,
     };
@@ -176,6 +181,12 @@ fn plan_peft(
             tensor: hf.to_string(),
             reason,
         };
+        if let Some(sl) = arch.hf_expert_slice(hf, config).map_err(|e| target(e.to_string()))? {
+            return Err(target(format!(
+                "expert {} of the stacked '{}': a full expert tensor (modules_to_save) is not supported",
+                sl.index, sl.gguf
+            )));
+        }
         let m = arch
             .hf_to_gguf_tensor(hf, config)
             .map_err(|e| target(format!("not a tensor of this {} base: {e}", arch.gguf_arch())))?
@@ -214,7 +225,33 @@ fn plan_peft(
             tensor: hf.clone(),
             reason,
         };
+        let expert = arch.hf_expert_slice(&hf, config).map_err(|e| target(e.to_string()))?;
         let (name, fix, info, n_out, b) = match fused_part(arch, config, &m.module).map_err(&target)? {
+            _ if expert.is_some() => {
+                // one expert of a stacked tensor: the delta fills that expert's rows
+                let sl = expert.expect("checked");
+                let info = base
+                    .tensor_info(&sl.gguf)
+                    .ok_or_else(|| target(format!("maps to '{}', which is not in the base", sl.gguf)))?
+                    .clone();
+                if m.magnitude.is_some() || m.bias.is_some() {
+                    return Err(target("DoRA / lora_bias on one expert of a stacked tensor is not supported".into()));
+                }
+                let (rows, n_exp) = (info.ne.get(1).copied().unwrap_or(0) as usize, sl.count as usize);
+                if info.ne.len() != 3 || info.ne[2] as usize != n_exp || rows != m.n_out {
+                    return Err(target(format!(
+                        "{} output rows for expert {} of '{}', whose shape is {:?} (PyTorch order)",
+                        m.n_out,
+                        sl.index,
+                        sl.gguf,
+                        info.shape()
+                    )));
+                }
+                let e = sl.index as usize;
+                let mut b = vec![0f32; rows * n_exp * m.r];
+                b[e * rows * m.r..(e + 1) * rows * m.r].copy_from_slice(&m.b);
+                (sl.gguf, TensorFix::Copy, info, rows * n_exp, b)
+            }
             Some((fused_hf, rows)) => {
                 // q/k/v (gate/up) LoRA of a model whose GGUF (and HF Phi-3) fuses them: the
                 // delta fills its row range of the fused tensor, zeros elsewhere.
