@@ -25,6 +25,7 @@ pub mod infer;
 pub mod merge;
 pub mod meta_carry;
 pub mod model;
+pub mod moe_build;
 pub mod passes;
 pub mod paths;
 pub mod progress;

@@ -11,6 +11,7 @@ mod imatrix;
 mod inspect;
 mod lora;
 mod merge;
+mod moe;
 pub mod output;
 pub mod pass_eval;
 mod perplexity;
@@ -44,6 +45,8 @@ enum Command {
     Perplexity(perplexity::PerplexityArgs),
     /// Merge models as a mergekit YAML configuration says (linear, ties, slerp, passthrough slices …).
     Merge(merge::MergeArgs),
+    /// Build a Mixture of Experts (Mixtral) from dense models as a mergekit-moe YAML says.
+    Moe(moe::MoeArgs),
     /// Continue a prompt (greedy or sampled), optionally through the model's chat template.
     Generate(generate::GenerateArgs),
     /// ChatVector: add Σ ratio·(chat − base) to a target model, or extract the vector.
@@ -89,6 +92,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::Chatvector(args) => chatvector::run(*args),
         Command::Merge(args) => merge::run(args),
+        Command::Moe(args) => moe::run(args),
         Command::Lora(args) => lora::run(args),
         Command::Eval(args) => eval::run(args),
         Command::EvalCandidate(args) => eval_candidate::run(args),

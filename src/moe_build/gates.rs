@@ -1,0 +1,102 @@
+//! Router weights, as mergekit-moe's `get_gate_params` (mergekit/moe/router.py) makes them:
+//! one `[n_expert × n_embd]` matrix per layer (row e routes to expert e).
+//!
+//! - `cheap_embed` (`get_cheap_embedding`): the sum of the token embeddings of all of an
+//!   expert's positive prompts (each tokenized as `bos_token + prompt` without other special
+//!   tokens, `tokenize_prompts`), divided by its L2 norm (clamped at 1e-8); with negative
+//!   prompts, their vector (same recipe) is subtracted and the result normalised again. The
+//!   same vector in every layer.
+//! - `random`: `torch.randn((n_layer, n_expert, n_embd))` after `torch.manual_seed(seed)`.
+//! - `uniform_random`: `torch.rand(...) * 2 * scale - scale`, `scale = sqrt(1 / n_embd)`.
+
+use super::config::{GateMode, MoeConfig};
+use super::inputs::{tensor_f32, MoeInputs};
+use super::torch_rng;
+use super::MoeError;
+use crate::tokenizer::Tokenizer;
+
+/// Every prompt of every expert as token ids (`[bos] + prompt`), positive then negative;
+/// a prompt giving no tokens of its own is an error (checked before anything is computed).
+pub type Prompts = Vec<(Vec<Vec<u32>>, Vec<Vec<u32>>)>;
+
+pub fn tokenize_prompts(cfg: &MoeConfig, inputs: &MoeInputs) -> Result<Prompts, MoeError> {
+    let vocab = Tokenizer::from_model(&inputs.base).map_err(|e| MoeError::Tokenizer(e.to_string()))?;
+    let encode = |expert: usize, p: &String| -> Result<Vec<u32>, MoeError> {
+        let ids = vocab.encode(p, false, true).map_err(|e| MoeError::Tokenizer(e.to_string()))?;
+        if ids.is_empty() {
+            return Err(MoeError::EmptyPrompt { expert, prompt: p.clone() });
+        }
+        Ok(vocab.bos().into_iter().chain(ids).collect())
+    };
+    cfg.experts
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let pos = e.positive_prompts.iter().flatten().map(|p| encode(i, p)).collect::<Result<_, _>>()?;
+            let neg = e.negative_prompts.iter().flatten().map(|p| encode(i, p)).collect::<Result<_, _>>()?;
+            Ok((pos, neg))
+        })
+        .collect()
+}
+
+/// `v / max(|v|, 1e-8)`.
+pub fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt().max(1e-8) as f32;
+    v.iter_mut().for_each(|x| *x /= norm);
+}
+
+/// `get_cheap_embedding` of a set of prompts: the normalised sum of their token embeddings.
+fn cheap_embedding(embed: &[f32], n_embd: usize, prompts: &[Vec<u32>]) -> Result<Vec<f32>, MoeError> {
+    let mut sum = vec![0f64; n_embd];
+    for &id in prompts.iter().flatten() {
+        let row = embed.get(id as usize * n_embd..(id as usize + 1) * n_embd).ok_or_else(|| MoeError::Gates {
+            mode: "cheap_embed",
+            reason: format!("token {id} is outside the embedding matrix"),
+        })?;
+        sum.iter_mut().zip(row).for_each(|(s, &x)| *s += x as f64);
+    }
+    let mut v: Vec<f32> = sum.into_iter().map(|x| x as f32).collect();
+    normalize(&mut v);
+    Ok(v)
+}
+
+/// The router matrices, one per layer (`n_expert × n_embd`, row-major).
+pub fn router_weights(
+    cfg: &MoeConfig,
+    inputs: &MoeInputs,
+    prompts: &Prompts,
+    seed: u64,
+) -> Result<Vec<Vec<f32>>, MoeError> {
+    let (n_layer, n_expert, d) = (inputs.n_layer as usize, cfg.experts.len(), inputs.n_embd as usize);
+    let per_layer = |flat: Vec<f32>| flat.chunks_exact(n_expert * d).map(<[f32]>::to_vec).collect();
+    match cfg.gate_mode {
+        GateMode::Random => {
+            let flat = torch_rng::randn(seed, n_layer * n_expert * d)
+                .ok_or_else(|| MoeError::Gates { mode: "random", reason: "fewer than 16 router weights".into() })?;
+            Ok(per_layer(flat))
+        }
+        GateMode::UniformRandom => {
+            let scale = (1.0f64 / d as f64).sqrt() as f32;
+            let flat = torch_rng::rand(seed, n_layer * n_expert * d).into_iter().map(|u| u * 2.0 * scale - scale);
+            Ok(per_layer(flat.collect()))
+        }
+        GateMode::CheapEmbed => {
+            let embed = tensor_f32(&inputs.base, "token_embd.weight")?;
+            let mut layer = Vec::with_capacity(n_expert * d);
+            for (pos, neg) in prompts {
+                let mut v = cheap_embedding(&embed, d, pos)?;
+                if !neg.is_empty() {
+                    let n = cheap_embedding(&embed, d, neg)?;
+                    v.iter_mut().zip(&n).for_each(|(a, b)| *a -= b);
+                }
+                normalize(&mut v);
+                layer.extend(v);
+            }
+            Ok(vec![layer; n_layer])
+        }
+        GateMode::Hidden => Err(MoeError::Gates {
+            mode: "hidden",
+            reason: "not implemented yet in llmtool moe; use cheap_embed or random".into(),
+        }),
+    }
+}
