@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 use llmtool::infer::InferModel;
 use llmtool::model::Model;
-use llmtool_formats::gguf::{write_gguf, GgufFile};
+use llmtool_formats::gguf::GgufFile;
 use llmtool_formats::{MetaValue, Metadata, TensorInfo, TensorSource};
 
 const MOE: [&str; 3] = ["mixtral", "qwen2_moe", "qwen3_moe"];
@@ -197,21 +197,6 @@ fn perplexity_runs_on_moe_files() {
     }
 }
 
-/// A copy of `src` with its metadata and tensors edited.
-fn rewrite(src: &Path, dst: &Path, edit: impl FnOnce(&mut Metadata, &mut Vec<(TensorInfo, Vec<u8>)>)) {
-    let f = GgufFile::open(src).unwrap();
-    let mut md = f.metadata.clone();
-    let mut tensors: Vec<(TensorInfo, Vec<u8>)> =
-        f.tensor_infos().iter().map(|t| (t.clone(), f.tensor_data(&t.name).unwrap().to_vec())).collect();
-    edit(&mut md, &mut tensors);
-    let mut header = f.header();
-    header.metadata = md;
-    header.tensors = tensors.iter().map(|(t, _)| t.clone()).collect();
-    let mut out = Vec::new();
-    write_gguf(&mut out, &header, |i, _| Ok(std::borrow::Cow::Borrowed(&tensors[i].1[..])), |_| {}).unwrap();
-    std::fs::write(dst, out).unwrap();
-}
-
 fn fails_with(args: &[&str], needles: &[&str]) {
     let out = llmtool(args);
     assert!(!out.status.success(), "{args:?} should fail");
@@ -232,28 +217,28 @@ fn malformed_moe_files_give_errors_naming_the_key_or_tensor() {
         fails_with(&["perplexity", s(p), "--token-ids", s(&ids), "--ctx", "8", "--quiet"], needles)
     };
 
-    rewrite(&src, &bad, |md, _| {
+    rewrite_gguf(&src, &bad, |md, _| {
         md.insert("llama.expert_used_count", MetaValue::U32(9));
     });
     ppl(&bad, &["llama.expert_used_count", "expert_count = 8"]);
 
-    rewrite(&src, &bad, |_, t| t.retain(|(i, _)| i.name != "blk.1.ffn_up_exps.weight"));
+    rewrite_gguf(&src, &bad, |_, t| t.retain(|(i, _)| i.name != "blk.1.ffn_up_exps.weight"));
     ppl(&bad, &["blk.1.ffn_up_exps.weight", "missing"]);
 
     // 8 experts of 64 × 64 relabelled as 4 of 64 × 128: the bytes fit, the shape does not
-    rewrite(&src, &bad, |_, t| {
+    rewrite_gguf(&src, &bad, |_, t| {
         let (info, _) = t.iter_mut().find(|(i, _)| i.name == "blk.0.ffn_gate_exps.weight").unwrap();
         info.ne = vec![64, 128, 4];
     });
     ppl(&bad, &["blk.0.ffn_gate_exps.weight", "[64, 64, 8]", "[64, 128, 4]"]);
 
-    rewrite(&src, &bad, |md, _| {
+    rewrite_gguf(&src, &bad, |md, _| {
         md.remove("llama.expert_used_count");
     });
     ppl(&bad, &["llama.expert_used_count"]);
 
     // the pre-stacking layout (one 2-D tensor per expert): named, with advice
-    rewrite(&src, &bad, |_, t| {
+    rewrite_gguf(&src, &bad, |_, t| {
         let (info, _) = t.iter_mut().find(|(i, _)| i.name == "blk.0.ffn_gate_exps.weight").unwrap();
         info.name = "blk.0.ffn_gate.0.weight".into();
         info.ne = vec![64, 512];

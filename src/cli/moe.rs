@@ -48,8 +48,7 @@ pub fn run(args: MoeArgs) -> Result<()> {
     let started = Instant::now();
     let cfg = MoeConfig::load(&args.config)?;
     let inputs = MoeInputs::open(&cfg)?;
-    let paths: Vec<PathBuf> =
-        std::iter::once(&inputs.base).chain(&inputs.experts).map(|m| m.path.clone()).collect();
+    let paths: Vec<PathBuf> = std::iter::once(&inputs.base).chain(&inputs.experts).map(|m| m.path.clone()).collect();
     let path_refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     check_output_not_input(&args.output, &path_refs)?;
     // every check (prompts included) before any tensor is read

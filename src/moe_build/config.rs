@@ -105,7 +105,9 @@ pub enum MoeConfigError {
     PerTokenAbove { origin: String, n: i64, count: usize },
     #[error("{origin}: expert {index} ({model}) has no positive_prompts (gate_mode {mode} routes by prompts)")]
     NoPrompts { origin: String, index: usize, model: String, mode: &'static str },
-    #[error("{origin}: every expert has the same positive and negative prompts; the routers could not tell them apart")]
+    #[error(
+        "{origin}: every expert has the same positive and negative prompts; the routers could not tell them apart"
+    )]
     SamePrompts { origin: String },
     #[error("{origin}: every expert is the same model ({model}); the MoE would compute exactly what that model does")]
     SameModels { origin: String, model: String },
@@ -126,10 +128,11 @@ impl MoeConfig {
     /// Parses and checks YAML text (`origin` names it in messages).
     pub fn parse(text: &str, origin: &str) -> Result<Self, MoeConfigError> {
         let o = || origin.to_string();
-        let raw: Raw = yaml_serde::from_str(text).map_err(|e| MoeConfigError::Yaml { origin: o(), msg: e.to_string() })?;
+        let raw: Raw =
+            yaml_serde::from_str(text).map_err(|e| MoeConfigError::Yaml { origin: o(), msg: e.to_string() })?;
         let mode_name = raw.gate_mode.unwrap_or_else(|| "hidden".into());
-        let gate_mode =
-            GateMode::parse(&mode_name).ok_or_else(|| MoeConfigError::GateMode { origin: o(), mode: mode_name.clone() })?;
+        let gate_mode = GateMode::parse(&mode_name)
+            .ok_or_else(|| MoeConfigError::GateMode { origin: o(), mode: mode_name.clone() })?;
         let dtype = match raw.dtype.as_deref() {
             None => None,
             Some("float32" | "fp32" | "f32") => Some(crate::passes::convert::OutType::F32),

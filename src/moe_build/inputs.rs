@@ -63,8 +63,7 @@ impl MoeInputs {
                 format!("architecture '{arch}': {:?} output is built from '{want_arch}' models", cfg.architecture),
             ));
         }
-        let n_layer = block_count(&base)
-            .ok_or_else(|| input_err(&base.path, format!("no {arch}.block_count")))?;
+        let n_layer = block_count(&base).ok_or_else(|| input_err(&base.path, format!("no {arch}.block_count")))?;
         let n_embd = block_tensor(&base, 0, MLP[0].0)?.ne[0];
         for m in std::iter::once(&base).chain(&experts) {
             if m.arch.gguf_arch() != arch {
@@ -107,7 +106,8 @@ pub fn tensor_f32(m: &Model, name: &str) -> Result<Vec<f32>, MoeError> {
     let n = info.n_elements().ok_or_else(|| read("element count overflows".into()))? as usize;
     let mut out = vec![0f32; n];
     if info.ty.is_quantized() {
-        llmtool_kernels::dequant::dequantize_parallel(info.ty, &bytes, &mut out, 256).map_err(|e| read(e.to_string()))?;
+        llmtool_kernels::dequant::dequantize_parallel(info.ty, &bytes, &mut out, 256)
+            .map_err(|e| read(e.to_string()))?;
     } else {
         llmtool_kernels::convert::to_f32(info.ty, &bytes, &mut out).map_err(|e| read(e.to_string()))?;
     }

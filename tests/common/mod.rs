@@ -6,7 +6,7 @@ pub mod variant;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use llmtool_formats::{MetaArray, MetaValue, Metadata};
+use llmtool_formats::{MetaArray, MetaValue, Metadata, TensorSource};
 use serde_json::{json, Value};
 
 pub fn root() -> PathBuf {
@@ -173,3 +173,28 @@ pub const FIXTURE_MODELS: [&str; 16] = [
     "qwen2_moe",
     "qwen3_moe",
 ];
+
+/// A copy of `src` with its metadata and tensors edited.
+pub fn rewrite_gguf(
+    src: &Path,
+    dst: &Path,
+    edit: impl FnOnce(&mut Metadata, &mut Vec<(llmtool_formats::TensorInfo, Vec<u8>)>),
+) {
+    let f = llmtool_formats::gguf::GgufFile::open(src).unwrap();
+    let mut md = f.metadata.clone();
+    let mut tensors: Vec<(llmtool_formats::TensorInfo, Vec<u8>)> =
+        f.tensor_infos().iter().map(|t| (t.clone(), f.tensor_data(&t.name).unwrap().to_vec())).collect();
+    edit(&mut md, &mut tensors);
+    let mut header = f.header();
+    header.metadata = md;
+    header.tensors = tensors.iter().map(|(t, _)| t.clone()).collect();
+    let mut out = Vec::new();
+    llmtool_formats::gguf::write_gguf(
+        &mut out,
+        &header,
+        |i, _| Ok(std::borrow::Cow::Borrowed(&tensors[i].1[..])),
+        |_| {},
+    )
+    .unwrap();
+    std::fs::write(dst, out).unwrap();
+}

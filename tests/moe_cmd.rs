@@ -1,0 +1,205 @@
+//! `llmtool moe CONFIG.yml OUT`: mergekit-moe's YAML over the tiny dense llama fixtures
+//! (fixtures/models/llama and llama31: same shapes, different weights and RoPE): the output
+//! is a Mixtral (GGUF and HF) whose experts are the sources' MLPs, whose routers follow the
+//! gate mode, and which runs `perplexity`; bad configurations and inputs fail before any
+//! output is written.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use llmtool::model::Model;
+use llmtool_formats::gguf::GgufFile;
+use llmtool_formats::MetaValue;
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("fixtures/models").join(name)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A config over the llama fixtures: base `llama`, experts `llama` and `expert1`.
+fn config(dir: &Path, mode: &str, expert1: &Path, extra: &str) -> PathBuf {
+    let text = format!(
+        "base_model: {base}\ngate_mode: {mode}\ndtype: float32\n{extra}experts:\n  - source_model: {base}\n    positive_prompts: [\"The quick brown fox\", \"hello world\"]\n  - source_model: {e1}\n    positive_prompts: [\"math: 1 + 2 = 3\"]\n    negative_prompts: [\"hello\"]\n    residual_scale: 0.5\n",
+        base = s(&fixture("llama")),
+        e1 = s(expert1),
+    );
+    let p = dir.join(format!("{mode}.yml"));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A tensor of a model (GGUF form) as f32.
+fn f32_of(model: &Path, name: &str) -> Vec<f32> {
+    let m = Model::open(model).unwrap();
+    let info = m.tensors.tensor_info(name).unwrap_or_else(|| panic!("{}: no {name}", model.display())).clone();
+    let bytes = m.tensors.tensor_bytes(name).unwrap();
+    let mut out = vec![0f32; info.n_elements().unwrap() as usize];
+    if info.ty.is_quantized() {
+        llmtool_kernels::dequant::dequantize_parallel(info.ty, &bytes, &mut out, 256).unwrap();
+    } else {
+        llmtool_kernels::convert::to_f32(info.ty, &bytes, &mut out).unwrap();
+    }
+    out
+}
+
+fn perplexity(model: &Path) -> f64 {
+    let out = llmtool_ok(&[
+        "perplexity",
+        s(model),
+        "--text",
+        s(&wiki_text()),
+        "--ctx",
+        "64",
+        "--chunks",
+        "2",
+        "--json",
+        "--quiet",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["ppl"].as_f64().unwrap_or_else(|| panic!("{v}"))
+}
+
+#[test]
+fn cheap_embed_builds_a_mixtral_of_the_sources_mlps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "cheap_embed", &fixture("llama31"), "");
+    let out = tmp.path().join("moe.gguf");
+    llmtool_ok(&["moe", "--quiet", s(&cfg), s(&out)]);
+    let f = GgufFile::open(&out).unwrap();
+    assert_eq!(f.metadata.get("llama.expert_count"), Some(&MetaValue::U32(2)));
+    assert_eq!(f.metadata.get("llama.expert_used_count"), Some(&MetaValue::U32(2)));
+    let (base, e1) = (fixture("llama"), fixture("llama31"));
+    for layer in 0..2 {
+        for (dense, stacked, scale1) in
+            [("ffn_gate", "ffn_gate_exps", 1.0), ("ffn_down", "ffn_down_exps", 0.5), ("ffn_up", "ffn_up_exps", 1.0)]
+        {
+            let st = f32_of(&out, &format!("blk.{layer}.{stacked}.weight"));
+            let (a, b) = (
+                f32_of(&base, &format!("blk.{layer}.{dense}.weight")),
+                f32_of(&e1, &format!("blk.{layer}.{dense}.weight")),
+            );
+            assert_eq!(st.len(), 2 * a.len());
+            assert_eq!(&st[..a.len()], &a[..], "layer {layer} {stacked}: expert 0 is the base's MLP");
+            let want: Vec<f32> = b.iter().map(|x| x * scale1).collect();
+            assert_eq!(&st[a.len()..], &want[..], "layer {layer} {stacked}: expert 1 (residual_scale on down only)");
+        }
+        // the routers: unit rows, distinct, the same in every layer (cheap_embed)
+        let r = f32_of(&out, &format!("blk.{layer}.ffn_gate_inp.weight"));
+        assert_eq!(r.len(), 2 * 64);
+        for row in r.chunks_exact(64) {
+            let n: f32 = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((n - 1.0).abs() < 1e-5, "router row norm {n}");
+        }
+        assert_ne!(&r[..64], &r[64..]);
+        assert_eq!(r, f32_of(&out, "blk.0.ffn_gate_inp.weight"));
+    }
+    // attention and embeddings are the base's
+    for t in ["token_embd.weight", "blk.1.attn_q.weight", "blk.0.attn_norm.weight", "output.weight"] {
+        assert_eq!(f32_of(&out, t), f32_of(&base, t), "{t}");
+    }
+    // it runs, and HF output holds the same model
+    let ppl = perplexity(&out);
+    assert!(ppl.is_finite() && ppl > 1.0, "{ppl}");
+    let hf = tmp.path().join("moe-hf");
+    llmtool_ok(&["moe", "--quiet", s(&cfg), s(&hf)]);
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(hf.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["architectures"][0], "MixtralForCausalLM");
+    assert_eq!((config["num_local_experts"].as_u64(), config["num_experts_per_tok"].as_u64()), (Some(2), Some(2)));
+    for t in ["blk.1.ffn_down_exps.weight", "blk.0.ffn_gate_inp.weight", "blk.0.attn_k.weight"] {
+        assert_eq!(f32_of(&hf, t), f32_of(&out, t), "{t}");
+    }
+    assert_eq!(perplexity(&hf), ppl);
+}
+
+#[test]
+fn random_gates_follow_the_seed_and_quantized_experts_are_dequantized() {
+    let tmp = tempfile::tempdir().unwrap();
+    let q = tmp.path().join("llama31-q8.gguf");
+    llmtool_ok(&["quantize", "--quiet", s(&fixture("llama31")), s(&q), "--type", "Q8_0"]);
+    let cfg = config(tmp.path(), "random", &q, "experts_per_token: 1\n");
+    let run = |name: &str, seed: &str| {
+        let out = tmp.path().join(name);
+        llmtool_ok(&["moe", "--quiet", s(&cfg), s(&out), "--seed", seed]);
+        out
+    };
+    let (a, b, c) = (run("a.gguf", "7"), run("b.gguf", "7"), run("c.gguf", "8"));
+    let r = |p: &Path, l: u32| f32_of(p, &format!("blk.{l}.ffn_gate_inp.weight"));
+    assert_eq!(r(&a, 0), r(&b, 0));
+    assert_ne!(r(&a, 0), r(&c, 0));
+    assert_ne!(r(&a, 0), r(&a, 1), "one randn over (layers, experts, hidden): layers differ");
+    // standard normal values, not unit rows
+    let all: Vec<f32> = [r(&a, 0), r(&a, 1)].concat();
+    let var = all.iter().map(|x| x * x).sum::<f32>() / all.len() as f32;
+    assert!((0.6..1.5).contains(&var), "{var}");
+    assert_eq!(GgufFile::open(&a).unwrap().metadata.get("llama.expert_used_count"), Some(&MetaValue::U32(1)));
+    // expert 1 is the Q8_0 file dequantized (residual_scale 0.5 on down)
+    let st = f32_of(&a, "blk.0.ffn_up_exps.weight");
+    let deq = f32_of(&q, "blk.0.ffn_up.weight");
+    assert_eq!(&st[deq.len()..], &deq[..]);
+    assert!(perplexity(&a).is_finite());
+}
+
+fn fails_with(args: &[&str], out: &Path, needles: &[&str]) {
+    let o = llmtool(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{args:?} succeeded");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: expected '{n}' in:\n{err}");
+    }
+    assert!(!out.exists(), "{args:?}: an output was written");
+}
+
+#[test]
+fn bad_configs_and_inputs_fail_before_any_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("never.gguf");
+    let run = |cfg: &Path| ["moe".to_string(), s(cfg).to_string(), s(&out).to_string()];
+    let check = |cfg: PathBuf, needles: &[&str]| {
+        let a = run(&cfg);
+        fails_with(&a.iter().map(String::as_str).collect::<Vec<_>>(), &out, needles)
+    };
+    // experts_per_token above the expert count
+    check(
+        config(tmp.path(), "cheap_embed", &fixture("llama31"), "experts_per_token: 3\n"),
+        &["experts_per_token is 3 but there are only 2 experts"],
+    );
+    // a prompt that tokenizes to nothing
+    let empty = tmp.path().join("empty.yml");
+    let text = std::fs::read_to_string(config(tmp.path(), "cheap_embed", &fixture("llama31"), "")).unwrap();
+    std::fs::write(&empty, text.replace("[\"math: 1 + 2 = 3\"]", "[\"\"]")).unwrap();
+    check(empty, &["expert 1", "tokenizes to nothing"]);
+    // another architecture, an MoE, and an expert of another shape
+    check(
+        config(tmp.path(), "random", &fixture("qwen2"), ""),
+        &["architecture 'qwen2' differs from the base model's 'llama'"],
+    );
+    check(config(tmp.path(), "random", &fixture("mixtral"), ""), &["already a Mixture of Experts"]);
+    let conv = tmp.path().join("llama.gguf");
+    llmtool_ok(&["convert", "--quiet", s(&fixture("llama")), s(&conv)]);
+    let narrow = tmp.path().join("narrow.gguf");
+    rewrite_gguf(&conv, &narrow, |md, t| {
+        md.insert("llama.feed_forward_length", MetaValue::U32(64));
+        for (info, bytes) in t.iter_mut() {
+            if info.name.contains("ffn_gate") || info.name.contains("ffn_up") {
+                info.ne[1] = 64;
+                bytes.truncate(64 * 64 * 4);
+            } else if info.name.contains("ffn_down") {
+                // keep the first 64 columns of each row
+                let rows: Vec<u8> = bytes.chunks_exact(128 * 4).flat_map(|r| r[..64 * 4].to_vec()).collect();
+                info.ne[0] = 64;
+                *bytes = rows;
+            }
+        }
+    });
+    check(
+        config(tmp.path(), "random", &narrow, ""),
+        &["blk.0.ffn_gate.weight has shape [64, 64]", "base model's is [64, 128]"],
+    );
+    // unknown gate mode and hidden (not yet built)
+    check(config(tmp.path(), "magic", &fixture("llama31"), ""), &["gate_mode 'magic' is not known"]);
+}
