@@ -35,7 +35,7 @@ pub use error::InferError;
 pub use kv::{KvCache, KvPrecision};
 pub use linear::Weight;
 pub use moe::route as moe_route;
-pub use observe::MatmulObserver;
+pub use observe::{layer_input_name, MatmulObserver};
 
 use llmtool_formats::TensorSource;
 
@@ -249,6 +249,16 @@ impl<'a> InferModel<'a> {
         self.observer = observer;
     }
 
+    /// Shows the observer the input of layer `il` ([`layer_input_name`]), if it wants it.
+    fn show_layer_input(&self, il: usize, x: &[f32], n: usize) {
+        if let Some(o) = &self.observer {
+            let name = layer_input_name(il);
+            if o.wants(&name, n) {
+                o.observe(&name, x, n, self.cfg.n_embd);
+            }
+        }
+    }
+
     /// One matrix product, its input shown to the observer first.
     fn mm(&self, w: &Weight<'_>, x: &[f32], n: usize, out: &mut [f32]) -> Result<(), InferError> {
         if let Some(o) = &self.observer {
@@ -339,6 +349,7 @@ impl<'a> InferModel<'a> {
         let mut g = vec![0.0f32; n * ff];
         let mut u = vec![0.0f32; n * ff];
         for (il, l) in self.layers.iter().enumerate() {
+            self.show_layer_input(il, &x, n);
             // attention
             norm(cfg, &x, &l.attn_norm, &mut h);
             match &l.qkv {

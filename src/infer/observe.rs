@@ -14,3 +14,10 @@ pub trait MatmulObserver: Send + Sync {
     /// llama-imatrix sees of a `MUL_MAT_ID` (always asked for, whatever the row count).
     fn observe_expert(&self, _weight: &str, _expert: usize, _n_expert: usize, _x: &[f32], _n_rows: usize, _k: usize) {}
 }
+
+/// The name under which an observer is shown the input of layer `il`: the residual stream
+/// before the block, `n_tokens × n_embd` (transformers' `hidden_states[il]`). Not a weight
+/// name, so observers that want `blk.*` weights never see it.
+pub fn layer_input_name(il: usize) -> String {
+    format!("layer_input.{il}")
+}

@@ -6,6 +6,7 @@
 //!   tokens, `tokenize_prompts`), divided by its L2 norm (clamped at 1e-8); with negative
 //!   prompts, their vector (same recipe) is subtracted and the result normalised again. The
 //!   same vector in every layer.
+//! - `hidden`: the base model's hidden states, by our core (`hidden.rs`).
 //! - `random`: `torch.randn((n_layer, n_expert, n_embd))` after `torch.manual_seed(seed)`.
 //! - `uniform_random`: `torch.rand(...) * 2 * scale - scale`, `scale = sqrt(1 / n_embd)`.
 
@@ -94,9 +95,6 @@ pub fn router_weights(
             }
             Ok(vec![layer; n_layer])
         }
-        GateMode::Hidden => Err(MoeError::Gates {
-            mode: "hidden",
-            reason: "not implemented yet in llmtool moe; use cheap_embed or random".into(),
-        }),
+        GateMode::Hidden => super::hidden::hidden_routers(&inputs.base, n_layer, d, prompts),
     }
 }

@@ -6,12 +6,14 @@
 //! - [`config`]: the mergekit-moe YAML, checked before any tensor is read.
 //! - [`inputs`]: the opened models and the shape/architecture checks.
 //! - [`gates`]: the router weights (`cheap_embed`, `random`, `uniform_random`).
+//! - [`hidden`]: `hidden` routers from the base model's hidden states, by our core.
 //! - [`torch_rng`]: torch's CPU generator, for the seeded random gates.
 //! - [`source`]: the MoE as a lazy tensor source in GGUF form (Mixtral: arch `llama` with
 //!   `expert_count`), written as GGUF or HF by the usual writers.
 
 pub mod config;
 pub mod gates;
+pub mod hidden;
 pub mod inputs;
 pub mod source;
 pub mod torch_rng;
