@@ -14,7 +14,7 @@ use common::*;
 use llmtool::infer::InferModel;
 use llmtool::model::Model;
 use llmtool_formats::gguf::GgufFile;
-use llmtool_formats::{MetaValue, Metadata, TensorInfo, TensorSource};
+use llmtool_formats::{MetaValue, Metadata, TensorSource};
 
 const MOE: [&str; 3] = ["mixtral", "qwen2_moe", "qwen3_moe"];
 

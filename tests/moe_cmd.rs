@@ -233,3 +233,35 @@ fn routers_equal_mergekit_moe_s() {
         }
     }
 }
+
+/// `--eval-text`: the MoE and each expert source are scored on the same text; each score is
+/// what `llmtool perplexity` gives that model.
+#[test]
+fn eval_text_scores_the_moe_and_every_expert_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "cheap_embed", &fixture("llama31"), "");
+    let out = tmp.path().join("moe.gguf");
+    let text = wiki_text();
+    let o = llmtool_ok(&[
+        "moe",
+        "--quiet",
+        s(&cfg),
+        s(&out),
+        "--eval-text",
+        s(&text),
+        "--eval-ctx",
+        "64",
+        "--eval-chunks",
+        "2",
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let roles: Vec<&str> = r["inputs"].as_array().unwrap().iter().map(|i| i["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["base", "expert 0", "expert 1"]);
+    let close = |a: f64, b: f64| (a / b - 1.0).abs() < 1e-4;
+    let e1 = r["inputs"][2]["ppl"].as_f64().unwrap();
+    assert!(close(e1, perplexity(&fixture("llama31"))), "{e1}");
+    let moe = r["result"]["ppl"].as_f64().unwrap();
+    assert!(close(moe, perplexity(&out)), "{moe}");
+    assert!(r["kld"]["kld_mean"].as_f64().unwrap() > 0.0, "the MoE differs from the base");
+}
