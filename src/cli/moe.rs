@@ -55,9 +55,8 @@ pub fn run(args: MoeArgs) -> Result<()> {
     let prompts = tokenize_prompts(&cfg, &inputs)?;
     let routers = router_weights(&cfg, &inputs, &prompts, args.seed.unwrap_or(DEFAULT_SEED))?;
     let out_type = cfg.dtype.unwrap_or_else(|| dominant_float(&inputs.base));
-    let source = MoeSource::new(&cfg, &inputs, routers, out_type);
-    let metadata = source.metadata();
-    let arch = crate::arch::from_gguf_metadata(&metadata)?;
+    let source = MoeSource::new(&cfg, &inputs, routers, out_type)?;
+    let (metadata, arch) = (source.metadata().clone(), source.arch());
     let format = OutFormat::for_path(&args.output, args.to);
     let opts = OutputOptions { force: args.force, quiet: args.quiet, label: "moe", shard_size: None };
     let written = write_model(arch, &metadata, &source, Some(out_type), &args.output, format, &opts)
@@ -74,8 +73,10 @@ pub fn run(args: MoeArgs) -> Result<()> {
     }
     drop(source);
     drop(inputs);
-    let roles: Vec<String> =
-        std::iter::once("base".to_string()).chain((0..cfg.experts.len()).map(|i| format!("expert {i}"))).collect();
+    let roles: Vec<String> = std::iter::once("base".to_string())
+        .chain((0..cfg.experts.len()).map(|i| format!("expert {i}")))
+        .chain(cfg.shared_experts.iter().map(|_| "shared expert".to_string()))
+        .collect();
     let with_roles: Vec<(&str, &Path)> = roles.iter().map(String::as_str).zip(path_refs.iter().copied()).collect();
     evaluate_pass("moe", &args.eval, &with_roles, 0, &args.output, args.quiet)?;
     Ok(())

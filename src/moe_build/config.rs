@@ -28,6 +28,14 @@ impl GateMode {
             _ => return None,
         })
     }
+    pub fn name(self) -> &'static str {
+        match self {
+            GateMode::Hidden => "hidden",
+            GateMode::CheapEmbed => "cheap_embed",
+            GateMode::Random => "random",
+            GateMode::UniformRandom => "uniform_random",
+        }
+    }
     pub fn needs_prompts(self) -> bool {
         matches!(self, GateMode::Hidden | GateMode::CheapEmbed)
     }
@@ -111,11 +119,21 @@ pub enum MoeConfigError {
     SamePrompts { origin: String },
     #[error("{origin}: every expert is the same model ({model}); the MoE would compute exactly what that model does")]
     SameModels { origin: String, model: String },
+    #[error("{origin}: shared_experts (Qwen2-MoE output): {reason}")]
+    Shared { origin: String, reason: String },
     #[error("{origin}: {what} is not yet supported by llmtool moe")]
     NotSupported { origin: String, what: String },
 }
 
 impl MoeConfig {
+    /// The experts that get a router row: the experts, then the shared expert when it has
+    /// prompts or the gates are random (mergekit/scripts/moe.py `build`: `need_gates`).
+    pub fn gated(&self) -> Vec<&Expert> {
+        let shared_gated = self.shared_experts.iter().any(|e| e.positive_prompts.is_some())
+            || matches!(self.gate_mode, GateMode::Random | GateMode::UniformRandom);
+        self.experts.iter().chain(self.shared_experts.iter().filter(|_| shared_gated)).collect()
+    }
+
     pub fn load(path: &Path) -> Result<Self, MoeConfigError> {
         let origin = path.display().to_string();
         let text =
@@ -155,7 +173,7 @@ impl MoeConfig {
                         origin: o(),
                         index,
                         model: e.source_model.clone(),
-                        mode: if gate_mode == GateMode::Hidden { "hidden" } else { "cheap_embed" },
+                        mode: gate_mode.name(),
                     });
                 }
             }
@@ -180,7 +198,8 @@ impl MoeConfig {
             None if shared_experts.is_empty() => OutArch::Mixtral,
             None => OutArch::Qwen2Moe,
             Some(a) if a.eq_ignore_ascii_case("mixtral") => OutArch::Mixtral,
-            Some(a) if a.eq_ignore_ascii_case("qwen") || a.eq_ignore_ascii_case("qwen2moe") => OutArch::Qwen2Moe,
+            // mergekit matches the start of the name ("Qwen MoE")
+            Some(a) if "qwen moe".starts_with(&a.to_ascii_lowercase()) => OutArch::Qwen2Moe,
             Some(a) => return Err(MoeConfigError::NotSupported { origin: o(), what: format!("architecture '{a}'") }),
         };
         if architecture == OutArch::Mixtral && !shared_experts.is_empty() {
@@ -190,7 +209,16 @@ impl MoeConfig {
             });
         }
         if architecture == OutArch::Qwen2Moe {
-            return Err(MoeConfigError::NotSupported { origin: o(), what: "Qwen2-MoE output (shared_experts)".into() });
+            // mergekit/moe/qwen.py `supports_config`
+            if shared_experts.len() != 1 {
+                return Err(MoeConfigError::Shared { origin: o(), reason: format!("{} given, exactly one needed", shared_experts.len()) });
+            }
+            if gate_mode != GateMode::Random && shared_experts[0].positive_prompts.as_ref().is_none_or(Vec::is_empty) {
+                return Err(MoeConfigError::Shared {
+                    origin: o(),
+                    reason: "the shared expert needs positive_prompts (its gate is routed like the experts') unless gate_mode is random".into(),
+                });
+            }
         }
         Ok(MoeConfig {
             base_model: raw.base_model,
@@ -230,6 +258,10 @@ mod tests {
         assert!(e(&OK.replace("[\"y\"]", "[\"x\"]")).contains("same positive and negative prompts"));
         assert!(e(&OK.replace("model: b", "model: a")).contains("every expert is the same model"));
         assert!(e(&format!("{OK}bogus: 1\n")).contains("unknown field `bogus`"));
+        let shared = |t: &str| format!("{OK}shared_experts:\n  - source_model: c\n{t}");
+        assert_eq!(MoeConfig::parse(&shared("    positive_prompts: [\"z\"]\n"), "t").unwrap().architecture, OutArch::Qwen2Moe);
+        assert!(e(&shared("")).contains("the shared expert needs positive_prompts"));
+        assert!(e(&format!("{OK}architecture: mixtral\nshared_experts:\n  - source_model: c\n")).contains("Mixtral"));
         // random needs no prompts
         let r = OK.replace("cheap_embed", "random").replace("[\"y\"]", "[]");
         assert_eq!(MoeConfig::parse(&r, "t").unwrap().gate_mode, GateMode::Random);

@@ -16,7 +16,7 @@ use super::torch_rng;
 use super::MoeError;
 use crate::tokenizer::Tokenizer;
 
-/// Every prompt of every expert as token ids (`[bos] + prompt`), positive then negative;
+/// Every prompt of every gated expert ([`MoeConfig::gated`]) as token ids (`[bos] + prompt`), positive then negative;
 /// a prompt giving no tokens of its own is an error (checked before anything is computed).
 pub type Prompts = Vec<(Vec<Vec<u32>>, Vec<Vec<u32>>)>;
 
@@ -29,8 +29,8 @@ pub fn tokenize_prompts(cfg: &MoeConfig, inputs: &MoeInputs) -> Result<Prompts, 
         }
         Ok(vocab.bos().into_iter().chain(ids).collect())
     };
-    cfg.experts
-        .iter()
+    cfg.gated()
+        .into_iter()
         .enumerate()
         .map(|(i, e)| {
             let pos = e.positive_prompts.iter().flatten().map(|p| encode(i, p)).collect::<Result<_, _>>()?;
@@ -61,14 +61,15 @@ fn cheap_embedding(embed: &[f32], n_embd: usize, prompts: &[Vec<u32>]) -> Result
     Ok(v)
 }
 
-/// The router matrices, one per layer (`n_expert × n_embd`, row-major).
+/// The router matrices, one per layer (`n_gated × n_embd`, row-major; the shared expert's
+/// gate, when there is one, is the last row).
 pub fn router_weights(
     cfg: &MoeConfig,
     inputs: &MoeInputs,
     prompts: &Prompts,
     seed: u64,
 ) -> Result<Vec<Vec<f32>>, MoeError> {
-    let (n_layer, n_expert, d) = (inputs.n_layer as usize, cfg.experts.len(), inputs.n_embd as usize);
+    let (n_layer, n_expert, d) = (inputs.n_layer as usize, cfg.gated().len(), inputs.n_embd as usize);
     let per_layer = |flat: Vec<f32>| flat.chunks_exact(n_expert * d).map(<[f32]>::to_vec).collect();
     match cfg.gate_mode {
         GateMode::Random => {

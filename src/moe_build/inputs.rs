@@ -19,10 +19,12 @@ pub const MLP: [(&str, &str); 3] = [
     ("ffn_up.weight", "ffn_up_exps.weight"),
 ];
 
-/// The opened models: the base model, then one per expert (in the config's order).
+/// The opened models: the base model, one per expert (in the config's order), the shared
+/// expert (Qwen2-MoE output).
 pub struct MoeInputs {
     pub base: Model,
     pub experts: Vec<Model>,
+    pub shared: Option<Model>,
     pub n_layer: u32,
     pub n_embd: u64,
 }
@@ -52,20 +54,22 @@ impl MoeInputs {
     pub fn open(cfg: &MoeConfig) -> Result<Self, MoeError> {
         let base = open(&cfg.base_model, cfg)?;
         let experts = cfg.experts.iter().map(|e| open(&e.source_model, cfg)).collect::<Result<Vec<_>, _>>()?;
+        let shared = cfg.shared_experts.first().map(|e| open(&e.source_model, cfg)).transpose()?;
         let arch = base.arch.gguf_arch();
-        let want_arch = match cfg.architecture {
-            OutArch::Mixtral => "llama",
-            OutArch::Qwen2Moe => "qwen2",
+        // mergekit: Mixtral from llama/mistral models, Qwen MoE from llama/mistral/qwen2
+        let allowed: &[&str] = match cfg.architecture {
+            OutArch::Mixtral => &["llama"],
+            OutArch::Qwen2Moe => &["llama", "qwen2"],
         };
-        if arch != want_arch {
+        if !allowed.contains(&arch) {
             return Err(input_err(
                 &base.path,
-                format!("architecture '{arch}': {:?} output is built from '{want_arch}' models", cfg.architecture),
+                format!("architecture '{arch}': {:?} output is built from {allowed:?} models", cfg.architecture),
             ));
         }
         let n_layer = block_count(&base).ok_or_else(|| input_err(&base.path, format!("no {arch}.block_count")))?;
         let n_embd = block_tensor(&base, 0, MLP[0].0)?.ne[0];
-        for m in std::iter::once(&base).chain(&experts) {
+        for m in std::iter::once(&base).chain(&experts).chain(&shared) {
             if m.arch.gguf_arch() != arch {
                 return Err(input_err(
                     &m.path,
@@ -93,7 +97,7 @@ impl MoeInputs {
                 }
             }
         }
-        Ok(MoeInputs { base, experts, n_layer, n_embd })
+        Ok(MoeInputs { base, experts, shared, n_layer, n_embd })
     }
 }
 

@@ -1,27 +1,45 @@
-//! The MoE as a lazy [`TensorSource`] in GGUF form: Mixtral is llama.cpp's `llama` arch with
-//! `llama.expert_count` / `llama.expert_used_count`, the router `blk.N.ffn_gate_inp.weight`
-//! (ne = [n_embd, n_expert], F32) and the experts' MLPs stacked into
-//! `blk.N.ffn_{gate,down,up}_exps.weight` (ne = [.., .., n_expert], expert e = the e-th
-//! outermost slice; convert_hf_to_gguf.py `LlamaModel.modify_tensors`). Every other tensor is
-//! the base model's (mergekit/moe/mixtral.py `write_model`: all non-`.mlp.` weights from the
-//! base). Tensors are produced as f32 when the writer asks; the writer re-types them.
+//! The MoE as a lazy [`TensorSource`] in GGUF form, written as GGUF or HF by the usual writers.
+//!
+//! - Mixtral (mergekit/moe/mixtral.py): llama.cpp's `llama` arch with `llama.expert_count` /
+//!   `llama.expert_used_count`, the router `blk.N.ffn_gate_inp.weight` (ne = [n_embd,
+//!   n_expert], F32) and the experts' MLPs stacked into `blk.N.ffn_{gate,down,up}_exps.weight`
+//!   (expert e = the e-th outermost slice; convert_hf_to_gguf.py `LlamaModel.modify_tensors`).
+//!   Every other tensor is the base model's (`write_model`: all non-`.mlp.` weights).
+//! - Qwen2-MoE (mergekit/moe/qwen.py): config `Qwen2MoeConfig(**base_config)` with
+//!   num_experts, num_experts_per_tok, decoder_sparse_step 1, norm_topk_prob true, no sliding
+//!   window, moe/shared intermediate sizes = intermediate_size; the base's tensors (in HF
+//!   layout: qwen2 does not permute Q/K), zero q/k/v biases where the base has none, the
+//!   shared expert's MLP as `ffn_*_shexp` and its gate (the last router row) as
+//!   `ffn_gate_inp_shexp` (HF [1, n_embd]).
+//!
+//! Tensors are produced as f32 when the writer asks; the writer re-types them.
 
 use std::borrow::Cow;
 
 use llmtool_formats::{FormatError, GgmlType, MetaValue, Metadata, TensorInfo, TensorSource};
+use serde_json::{json, Value};
 
-use super::config::MoeConfig;
+use super::config::{Expert, MoeConfig, OutArch};
 use super::inputs::{tensor_f32, MoeInputs, MLP};
 use super::MoeError;
+use crate::arch::{Arch, TensorFix};
+use crate::model::Model;
 use crate::passes::convert::OutType;
 
 enum Origin {
-    /// The base model's tensor of the same name.
-    Base,
-    /// Router of a layer (index into the router list).
+    /// The base model's tensor of the same name, with a layout fix (GGUF form of the base
+    /// arch → GGUF form of the output arch).
+    Base(TensorFix),
+    /// A bias the base model lacks (Qwen2-MoE has q/k/v biases): zeros.
+    Zeros,
+    /// Router of a layer.
     Router(usize),
-    /// `blk.<layer>.<dense suffix>` of every expert, stacked; `scale_down`: residual_scale.
+    /// The shared expert's gate of a layer (the last router row).
+    SharedGate(usize),
+    /// `blk.<layer>.<dense suffix>` of every expert, stacked.
     Stacked { layer: u32, dense: &'static str },
+    /// `blk.<layer>.<dense suffix>` of the shared expert.
+    Shared { layer: u32, dense: &'static str },
 }
 
 pub struct MoeSource<'a> {
@@ -30,6 +48,8 @@ pub struct MoeSource<'a> {
     routers: Vec<Vec<f32>>,
     infos: Vec<TensorInfo>,
     origins: Vec<Origin>,
+    arch: &'static dyn Arch,
+    metadata: Metadata,
 }
 
 /// Rounds through the output type, as mergekit's `weight.to(dtype=out_dtype)` does to the
@@ -42,65 +62,156 @@ fn round_through(v: &mut [f32], ty: OutType) {
     }
 }
 
+fn input_err(m: &Model, reason: String) -> MoeError {
+    MoeError::Input { path: m.path.clone(), reason }
+}
+
+/// Mixtral metadata: the base model's, with the expert counts.
+fn mixtral_metadata(base: &Model, n_expert: u32, n_used: u32) -> Metadata {
+    let mut md = base.metadata.clone();
+    let arch = base.arch.gguf_arch();
+    md.insert(format!("{arch}.expert_count"), MetaValue::U32(n_expert));
+    md.insert(format!("{arch}.expert_used_count"), MetaValue::U32(n_used));
+    md
+}
+
+/// Qwen2-MoE metadata: the base's config.json as `_generate_config` (mergekit/moe/qwen.py)
+/// rewrites it, through the qwen2moe arch; the base's tokenizer and general keys kept.
+fn qwen2moe_metadata(base: &Model, n_expert: u32, n_used: u32) -> Result<(Metadata, &'static dyn Arch), MoeError> {
+    let arch_err = |e: crate::arch::ArchError| input_err(base, e.to_string());
+    let mut cfg = base.arch.metadata_to_config(&base.metadata, base.tensors.tensor_infos(), "float32").map_err(arch_err)?;
+    let obj = cfg.as_object_mut().ok_or_else(|| input_err(base, "config is not an object".into()))?;
+    let ff = obj.get("intermediate_size").cloned().unwrap_or(Value::Null);
+    for (k, v) in [
+        ("architectures", json!(["Qwen2MoeForCausalLM"])),
+        ("model_type", json!("qwen2_moe")),
+        ("num_experts", json!(n_expert)),
+        ("num_experts_per_tok", json!(n_used)),
+        ("decoder_sparse_step", json!(1)),
+        ("norm_topk_prob", json!(true)),
+        ("sliding_window", Value::Null),
+        ("use_sliding_window", json!(false)),
+        ("shared_expert_intermediate_size", ff.clone()),
+        ("moe_intermediate_size", ff),
+    ] {
+        obj.insert(k.into(), v);
+    }
+    let arch = crate::arch::from_hf_config(&cfg).map_err(arch_err)?;
+    let mut md = Metadata::new();
+    arch.config_to_metadata(&cfg, &mut md).map_err(arch_err)?;
+    for (k, v) in base.metadata.iter() {
+        if (k.starts_with("tokenizer.") || k.starts_with("general.")) && !md.contains_key(k) {
+            md.insert(k.to_string(), v.clone());
+        }
+    }
+    Ok((md, arch))
+}
+
 impl<'a> MoeSource<'a> {
-    pub fn new(cfg: &'a MoeConfig, inputs: &'a MoeInputs, mut routers: Vec<Vec<f32>>, out: OutType) -> Self {
+    pub fn new(
+        cfg: &'a MoeConfig,
+        inputs: &'a MoeInputs,
+        mut routers: Vec<Vec<f32>>,
+        out: OutType,
+    ) -> Result<Self, MoeError> {
         routers.iter_mut().for_each(|r| round_through(r, out));
-        let n_expert = cfg.experts.len() as u64;
+        let base = &inputs.base;
+        let (n_expert, n_used) = (cfg.experts.len() as u32, cfg.experts_per_token);
+        let qwen = cfg.architecture == OutArch::Qwen2Moe;
+        let (metadata, arch) = if qwen {
+            qwen2moe_metadata(base, n_expert, n_used)?
+        } else {
+            (mixtral_metadata(base, n_expert, n_used), base.arch)
+        };
         let mut infos = Vec::new();
         let mut origins = Vec::new();
-        for t in inputs.base.tensors.tensor_infos() {
+        let mut push = |name: String, ne: Vec<u64>, o: Origin| {
+            infos.push(TensorInfo { name, ty: GgmlType::F32, ne });
+            origins.push(o);
+        };
+        let has = |n: &str| base.tensors.tensor_info(n).is_some();
+        for t in base.tensors.tensor_infos() {
             let split = t.name.strip_prefix("blk.").and_then(|r| r.split_once('.'));
-            let mlp = split.and_then(|(l, suffix)| {
-                let layer = l.parse::<u32>().ok()?;
-                MLP.iter().find(|(d, _)| *d == suffix).map(|(d, s)| (layer, *d, *s))
-            });
+            let block = split.and_then(|(l, suffix)| Some((l.parse::<u32>().ok()?, suffix)));
+            let mlp = block.and_then(|(layer, suffix)| MLP.iter().find(|(d, _)| *d == suffix).map(|(d, s)| (layer, *d, *s)));
             let Some((layer, dense, stacked)) = mlp else {
-                infos.push(TensorInfo { name: t.name.clone(), ty: GgmlType::F32, ne: t.ne.clone() });
-                origins.push(Origin::Base);
+                let fix = if qwen {
+                    // base GGUF form → HF layout = qwen2's GGUF form (llama's Q/K un-permuted)
+                    base.arch.gguf_to_hf_tensor(&t.name, &base.metadata).map_err(|e| input_err(base, e.to_string()))?.fix
+                } else {
+                    TensorFix::Copy
+                };
+                push(t.name.clone(), t.ne.clone(), Origin::Base(fix));
+                if let (true, Some((layer, suffix))) = (qwen, block) {
+                    if let Some(p) = ["attn_q", "attn_k", "attn_v"].iter().find(|p| suffix == format!("{p}.weight")) {
+                        let bias = format!("blk.{layer}.{p}.bias");
+                        if !has(&bias) {
+                            push(bias, vec![t.ne[1]], Origin::Zeros);
+                        }
+                    }
+                }
                 continue;
             };
-            if dense == MLP[0].0 {
-                infos.push(TensorInfo {
-                    name: format!("blk.{layer}.ffn_gate_inp.weight"),
-                    ty: GgmlType::F32,
-                    ne: vec![inputs.n_embd, n_expert],
-                });
-                origins.push(Origin::Router(layer as usize));
-            }
             let mut ne = t.ne.clone();
-            ne.push(n_expert);
-            infos.push(TensorInfo { name: format!("blk.{layer}.{stacked}"), ty: GgmlType::F32, ne });
-            origins.push(Origin::Stacked { layer, dense });
+            if dense == MLP[0].0 {
+                push(format!("blk.{layer}.ffn_gate_inp.weight"), vec![inputs.n_embd, n_expert as u64], Origin::Router(layer as usize));
+            }
+            ne.push(n_expert as u64);
+            push(format!("blk.{layer}.{stacked}"), ne, Origin::Stacked { layer, dense });
+            if qwen {
+                let shexp = stacked.replace("_exps", "_shexp");
+                push(format!("blk.{layer}.{shexp}"), t.ne.clone(), Origin::Shared { layer, dense });
+                if dense == MLP[2].0 {
+                    push(format!("blk.{layer}.ffn_gate_inp_shexp.weight"), vec![inputs.n_embd, 1], Origin::SharedGate(layer as usize));
+                }
+            }
         }
-        MoeSource { inputs, cfg, routers, infos, origins }
+        Ok(MoeSource { inputs, cfg, routers, infos, origins, arch, metadata })
     }
 
-    /// The output metadata: the base model's, with the expert counts.
-    pub fn metadata(&self) -> Metadata {
-        let mut md = self.inputs.base.metadata.clone();
-        let arch = self.inputs.base.arch.gguf_arch();
-        md.insert(format!("{arch}.expert_count"), MetaValue::U32(self.cfg.experts.len() as u32));
-        md.insert(format!("{arch}.expert_used_count"), MetaValue::U32(self.cfg.experts_per_token));
-        md
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    pub fn arch(&self) -> &'static dyn Arch {
+        self.arch
+    }
+
+    /// An expert's MLP tensor, `residual_scale` applied to down (`noise_and_scale`).
+    fn expert_mlp(m: &Model, e: &Expert, layer: u32, dense: &str) -> Result<Vec<f32>, MoeError> {
+        let mut w = tensor_f32(m, &format!("blk.{layer}.{dense}"))?;
+        if let (Some(s), true) = (e.residual_scale, dense == "ffn_down.weight") {
+            let s = s as f32;
+            w.iter_mut().for_each(|x| *x *= s);
+        }
+        Ok(w)
     }
 
     fn compute(&self, i: usize) -> Result<Vec<f32>, MoeError> {
-        let name = &self.infos[i].name;
+        let info = &self.infos[i];
+        let d = self.inputs.n_embd as usize;
+        let n_expert = self.cfg.experts.len();
         match &self.origins[i] {
-            Origin::Base => tensor_f32(&self.inputs.base, name),
-            Origin::Router(l) => Ok(self.routers[*l].clone()),
+            Origin::Base(fix) => {
+                let data = tensor_f32(&self.inputs.base, &info.name)?;
+                crate::merge::inputs::apply_fix_f32(info, data, *fix)
+                    .map_err(|e| input_err(&self.inputs.base, format!("{}: {e}", info.name)))
+            }
+            Origin::Zeros => Ok(vec![0.0; info.ne[0] as usize]),
+            Origin::Router(l) => Ok(self.routers[*l][..n_expert * d].to_vec()),
+            Origin::SharedGate(l) => Ok(self.routers[*l][n_expert * d..(n_expert + 1) * d].to_vec()),
             Origin::Stacked { layer, dense } => {
                 let mut out = Vec::new();
                 for (m, e) in self.inputs.experts.iter().zip(&self.cfg.experts) {
-                    let mut w = tensor_f32(m, &format!("blk.{layer}.{dense}"))?;
-                    // noise_and_scale(is_residual = down_proj): tensor * residual_scale (f32)
-                    if let (Some(s), true) = (e.residual_scale, *dense == "ffn_down.weight") {
-                        let s = s as f32;
-                        w.iter_mut().for_each(|x| *x *= s);
-                    }
-                    out.extend(w);
+                    out.extend(Self::expert_mlp(m, e, *layer, dense)?);
                 }
                 Ok(out)
+            }
+            Origin::Shared { layer, dense } => {
+                let (Some(m), Some(e)) = (&self.inputs.shared, self.cfg.shared_experts.first()) else {
+                    return Err(input_err(&self.inputs.base, "no shared expert".into()));
+                };
+                Self::expert_mlp(m, e, *layer, dense)
             }
         }
     }
