@@ -265,3 +265,77 @@ fn eval_text_scores_the_moe_and_every_expert_source() {
     assert!(close(moe, perplexity(&out)), "{moe}");
     assert!(r["kld"]["kld_mean"].as_f64().unwrap() > 0.0, "the MoE differs from the base");
 }
+
+/// Qwen2-MoE output with a shared expert: every tensor of our HF output against mergekit-moe
+/// 0.1.5's (fixtures/moe_cmd/expected.json `full`: shape, first 16 values, sum, sum of |x|),
+/// the same tensor names, and the config keys mergekit's `_generate_config` sets; the GGUF
+/// form runs `perplexity`.
+#[test]
+fn qwen2_moe_with_a_shared_expert_equals_mergekit_moe_s() {
+    let dir = root().join("fixtures/moe_cmd");
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let full = &expected["full"]["qwen_cheap_embed"];
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = dir.join("qwen_cheap_embed.yml");
+    let hf = tmp.path().join("qwen-hf");
+    llmtool_ok(&["moe", "--quiet", s(&cfg), s(&hf)]);
+    let d = llmtool_formats::hf::HfDir::open(&hf).unwrap();
+    let mut ours: Vec<String> = d.weights.tensors().iter().map(|t| t.name.clone()).collect();
+    ours.sort();
+    let want_names: Vec<String> = full["tensors"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(ours, want_names, "tensor names");
+    for t in d.weights.tensors() {
+        let want = &full["tensors"][&t.name];
+        assert_eq!(format!("{:?}", t.dtype), "F32", "{}", t.name);
+        let shape: Vec<u64> = want["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+        assert_eq!(t.shape, shape, "{}", t.name);
+        let v: Vec<f64> = d
+            .weights
+            .tensor_data(&t.name)
+            .unwrap()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect();
+        for (i, w) in want["head"].as_array().unwrap().iter().enumerate() {
+            assert!((v[i] - w.as_f64().unwrap()).abs() <= 1e-5, "{}[{i}]: {} vs {w}", t.name, v[i]);
+        }
+        let (sum, abs_sum) = (v.iter().sum::<f64>(), v.iter().map(|x| x.abs()).sum::<f64>());
+        let tol = 1e-5 * (1.0 + want["abs_sum"].as_f64().unwrap());
+        assert!((sum - want["sum"].as_f64().unwrap()).abs() <= tol, "{}: sum {sum} vs {}", t.name, want["sum"]);
+        assert!((abs_sum - want["abs_sum"].as_f64().unwrap()).abs() <= tol, "{}: sum |x|", t.name);
+    }
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(hf.join("config.json")).unwrap()).unwrap();
+    for k in [
+        "architectures",
+        "model_type",
+        "num_experts",
+        "num_experts_per_tok",
+        "norm_topk_prob",
+        "decoder_sparse_step",
+        "moe_intermediate_size",
+        "shared_expert_intermediate_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+    ] {
+        let want = &full["config"][k];
+        let got = &config[k];
+        let same = match (got.as_f64(), want.as_f64()) {
+            (Some(a), Some(b)) => a == b,
+            _ => got == want,
+        };
+        assert!(same, "config {k}: {got} vs mergekit's {want}");
+    }
+    // transformers 5 (mergekit's) keeps rope_theta under rope_parameters
+    let theta =
+        |c: &serde_json::Value| c["rope_theta"].as_f64().or_else(|| c["rope_parameters"]["rope_theta"].as_f64());
+    assert_eq!(theta(&config), theta(&full["config"]));
+    assert!(theta(&config).is_some());
+    let gguf = tmp.path().join("qwen.gguf");
+    llmtool_ok(&["moe", "--quiet", s(&cfg), s(&gguf)]);
+    let f = GgufFile::open(&gguf).unwrap();
+    assert_eq!(f.metadata.get_str("general.architecture"), Some("qwen2moe"));
+    assert!(perplexity(&gguf).is_finite());
+}

@@ -211,7 +211,10 @@ impl MoeConfig {
         if architecture == OutArch::Qwen2Moe {
             // mergekit/moe/qwen.py `supports_config`
             if shared_experts.len() != 1 {
-                return Err(MoeConfigError::Shared { origin: o(), reason: format!("{} given, exactly one needed", shared_experts.len()) });
+                return Err(MoeConfigError::Shared {
+                    origin: o(),
+                    reason: format!("{} given, exactly one needed", shared_experts.len()),
+                });
             }
             if gate_mode != GateMode::Random && shared_experts[0].positive_prompts.as_ref().is_none_or(Vec::is_empty) {
                 return Err(MoeConfigError::Shared {
@@ -259,7 +262,10 @@ mod tests {
         assert!(e(&OK.replace("model: b", "model: a")).contains("every expert is the same model"));
         assert!(e(&format!("{OK}bogus: 1\n")).contains("unknown field `bogus`"));
         let shared = |t: &str| format!("{OK}shared_experts:\n  - source_model: c\n{t}");
-        assert_eq!(MoeConfig::parse(&shared("    positive_prompts: [\"z\"]\n"), "t").unwrap().architecture, OutArch::Qwen2Moe);
+        assert_eq!(
+            MoeConfig::parse(&shared("    positive_prompts: [\"z\"]\n"), "t").unwrap().architecture,
+            OutArch::Qwen2Moe
+        );
         assert!(e(&shared("")).contains("the shared expert needs positive_prompts"));
         assert!(e(&format!("{OK}architecture: mixtral\nshared_experts:\n  - source_model: c\n")).contains("Mixtral"));
         // random needs no prompts

@@ -79,7 +79,8 @@ fn mixtral_metadata(base: &Model, n_expert: u32, n_used: u32) -> Metadata {
 /// rewrites it, through the qwen2moe arch; the base's tokenizer and general keys kept.
 fn qwen2moe_metadata(base: &Model, n_expert: u32, n_used: u32) -> Result<(Metadata, &'static dyn Arch), MoeError> {
     let arch_err = |e: crate::arch::ArchError| input_err(base, e.to_string());
-    let mut cfg = base.arch.metadata_to_config(&base.metadata, base.tensors.tensor_infos(), "float32").map_err(arch_err)?;
+    let mut cfg =
+        base.arch.metadata_to_config(&base.metadata, base.tensors.tensor_infos(), "float32").map_err(arch_err)?;
     let obj = cfg.as_object_mut().ok_or_else(|| input_err(base, "config is not an object".into()))?;
     let ff = obj.get("intermediate_size").cloned().unwrap_or(Value::Null);
     for (k, v) in [
@@ -133,11 +134,15 @@ impl<'a> MoeSource<'a> {
         for t in base.tensors.tensor_infos() {
             let split = t.name.strip_prefix("blk.").and_then(|r| r.split_once('.'));
             let block = split.and_then(|(l, suffix)| Some((l.parse::<u32>().ok()?, suffix)));
-            let mlp = block.and_then(|(layer, suffix)| MLP.iter().find(|(d, _)| *d == suffix).map(|(d, s)| (layer, *d, *s)));
+            let mlp =
+                block.and_then(|(layer, suffix)| MLP.iter().find(|(d, _)| *d == suffix).map(|(d, s)| (layer, *d, *s)));
             let Some((layer, dense, stacked)) = mlp else {
                 let fix = if qwen {
                     // base GGUF form → HF layout = qwen2's GGUF form (llama's Q/K un-permuted)
-                    base.arch.gguf_to_hf_tensor(&t.name, &base.metadata).map_err(|e| input_err(base, e.to_string()))?.fix
+                    base.arch
+                        .gguf_to_hf_tensor(&t.name, &base.metadata)
+                        .map_err(|e| input_err(base, e.to_string()))?
+                        .fix
                 } else {
                     TensorFix::Copy
                 };
@@ -154,7 +159,11 @@ impl<'a> MoeSource<'a> {
             };
             let mut ne = t.ne.clone();
             if dense == MLP[0].0 {
-                push(format!("blk.{layer}.ffn_gate_inp.weight"), vec![inputs.n_embd, n_expert as u64], Origin::Router(layer as usize));
+                push(
+                    format!("blk.{layer}.ffn_gate_inp.weight"),
+                    vec![inputs.n_embd, n_expert as u64],
+                    Origin::Router(layer as usize),
+                );
             }
             ne.push(n_expert as u64);
             push(format!("blk.{layer}.{stacked}"), ne, Origin::Stacked { layer, dense });
@@ -162,7 +171,11 @@ impl<'a> MoeSource<'a> {
                 let shexp = stacked.replace("_exps", "_shexp");
                 push(format!("blk.{layer}.{shexp}"), t.ne.clone(), Origin::Shared { layer, dense });
                 if dense == MLP[2].0 {
-                    push(format!("blk.{layer}.ffn_gate_inp_shexp.weight"), vec![inputs.n_embd, 1], Origin::SharedGate(layer as usize));
+                    push(
+                        format!("blk.{layer}.ffn_gate_inp_shexp.weight"),
+                        vec![inputs.n_embd, 1],
+                        Origin::SharedGate(layer as usize),
+                    );
                 }
             }
         }
