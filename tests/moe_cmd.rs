@@ -339,3 +339,55 @@ fn qwen2_moe_with_a_shared_expert_equals_mergekit_moe_s() {
     assert_eq!(f.metadata.get_str("general.architecture"), Some("qwen2moe"));
     assert!(perplexity(&gguf).is_finite());
 }
+
+/// A build recipe's `moe` step: `current` and input names resolve in the mergekit-moe
+/// config, the step's result is what `llmtool moe` gives on the same models and seed, and a
+/// bad moe config fails before any work.
+#[test]
+fn build_recipes_take_a_moe_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(
+        d.join("moe.yml"),
+        "base_model: current\ngate_mode: random\ndtype: float32\nexperts:\n  - source_model: current\n  - source_model: other\n",
+    )
+    .unwrap();
+    let recipe = d.join("r.yml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "inputs: {{base: {}, other: {}}}\nsteps:\n  - moe: {{config: moe.yml, seed: 3}}\noutputs: {{gguf: out/m.gguf}}\nreport: report\n",
+            s(&fixture("llama")),
+            s(&fixture("llama31"))
+        ),
+    )
+    .unwrap();
+    llmtool_ok(&["build", s(&recipe), "-q"]);
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("report/report.json")).unwrap()).unwrap();
+    let kinds: Vec<&str> = r["steps"].as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["input", "moe"]);
+    let built = d.join("out/m.gguf");
+    // the same MoE by hand
+    let direct_cfg = d.join("direct.yml");
+    std::fs::write(
+        &direct_cfg,
+        format!(
+            "base_model: {b}\ngate_mode: random\ndtype: float32\nexperts:\n  - source_model: {b}\n  - source_model: {o}\n",
+            b = s(&fixture("llama")),
+            o = s(&fixture("llama31"))
+        ),
+    )
+    .unwrap();
+    let direct = d.join("direct.gguf");
+    llmtool_ok(&["moe", "--quiet", s(&direct_cfg), s(&direct), "--seed", "3"]);
+    for t in ["blk.0.ffn_gate_inp.weight", "blk.1.ffn_down_exps.weight", "blk.0.attn_q.weight"] {
+        assert_eq!(f32_of(&built, t), f32_of(&direct, t), "{t}");
+    }
+    // a bad moe config: the build fails naming it, before any step runs
+    std::fs::write(d.join("moe.yml"), "base_model: current\ngate_mode: random\nexperts_per_token: 5\nexperts:\n  - source_model: current\n  - source_model: other\n").unwrap();
+    std::fs::remove_dir_all(d.join("out")).unwrap();
+    let o = llmtool(&["build", s(&recipe), "-q"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("experts_per_token is 5 but there are only 2 experts"), "{err}");
+    assert!(!d.join("out/m.gguf").exists());
+}

@@ -11,6 +11,7 @@
 //!   - chatvector: {base: base, chat: chat, ratio: 0.5}   # applied to the current model
 //!   - lora: {adapter: ./adapters/support-bot, scale: 1.0}
 //!   - merge: ./merge.yml               # mergekit syntax; `current` names the current model
+//!   - moe: ./moe.yml                   # mergekit-moe syntax (or {config: ./moe.yml, seed: 7}); `current` too
 //!   - quantize: {type: Q4_K_M}         # + imatrix: FILE | {text: FILE, chunks: 20, ctx: 512}
 //!   # or quantize: {target_bpw: 5.0, calibration: ./calib.txt} (+ imatrix): a measured per-tensor mix
 //! outputs:  {gguf: ./dist/model-Q4_K_M.gguf, hf: ./dist/model-hf}
@@ -73,6 +74,8 @@ pub enum Step {
     Chatvector(ChatVectorStep),
     Lora(LoraStep),
     Merge(MergeStep),
+    /// A Mixture of Experts from a mergekit-moe config (`llmtool moe`); same forms as merge.
+    Moe(MergeStep),
     Quantize(QuantizeStep),
 }
 
@@ -86,7 +89,7 @@ impl TryFrom<StepMap> for Step {
     fn try_from(map: StepMap) -> Result<Step, String> {
         let mut it = map.into_iter();
         let (Some((kind, v)), None) = (it.next(), it.next()) else {
-            return Err("a step is a map with one key: convert, chatvector, lora, merge or quantize".into());
+            return Err("a step is a map with one key: convert, chatvector, lora, merge, moe or quantize".into());
         };
         let err = |e: yaml_serde::Error| format!("{kind}: {e}");
         Ok(match kind.as_str() {
@@ -94,9 +97,12 @@ impl TryFrom<StepMap> for Step {
             "chatvector" => Step::Chatvector(yaml_serde::from_value(v).map_err(err)?),
             "lora" => Step::Lora(yaml_serde::from_value(v).map_err(err)?),
             "merge" => Step::Merge(yaml_serde::from_value(v).map_err(err)?),
+            "moe" => Step::Moe(yaml_serde::from_value(v).map_err(err)?),
             "quantize" => Step::Quantize(yaml_serde::from_value(v).map_err(err)?),
             other => {
-                return Err(format!("unknown step '{other}' (expected convert, chatvector, lora, merge or quantize)"))
+                return Err(format!(
+                    "unknown step '{other}' (expected convert, chatvector, lora, merge, moe or quantize)"
+                ))
             }
         })
     }
@@ -109,6 +115,7 @@ impl Step {
             Step::Chatvector(_) => "chatvector",
             Step::Lora(_) => "lora",
             Step::Merge(_) => "merge",
+            Step::Moe(_) => "moe",
             Step::Quantize(_) => "quantize",
         }
     }
@@ -351,7 +358,8 @@ impl Loaded {
                         *p = abs(p);
                     }
                 }
-                Step::Merge(MergeStep::Path(p)) | Step::Merge(MergeStep::Config { config: p, .. }) => *p = abs(p),
+                Step::Merge(MergeStep::Path(p) | MergeStep::Config { config: p, .. })
+                | Step::Moe(MergeStep::Path(p) | MergeStep::Config { config: p, .. }) => *p = abs(p),
                 _ => {}
             }
         }
@@ -440,7 +448,7 @@ impl Loaded {
                         return Err(self.invalid(key("scale"), "must be a finite number"));
                     }
                 }
-                Step::Merge(m) => {
+                Step::Merge(m) | Step::Moe(m) => {
                     if !m.config().is_file() {
                         return Err(self.invalid(key("config"), format!("{}: no such file", m.config().display())));
                     }

@@ -224,6 +224,24 @@ fn plan(loaded: &Loaded, memo: &mut HashMemo, start_hash: &Hash) -> Result<Vec<P
                 }
                 (json!({"seed": m.seed()}), format!("merge {}", name_of(m.config())))
             }
+            Step::Moe(m) => {
+                reads.push(("config".into(), memo.hash_path(m.config())?));
+                // Parsed and checked by the moe command's own reader before any work.
+                let resolved = resolve_merge_config(loaded, m.config(), &prev_path)?;
+                let origin = m.config().display().to_string();
+                let moe = crate::moe_build::config::MoeConfig::parse(&yaml_serde::to_string(&resolved)?, &origin)?;
+                let models = std::iter::once(&moe.base_model)
+                    .chain(moe.experts.iter().chain(&moe.shared_experts).map(|e| &e.source_model));
+                for (j, model) in models.enumerate() {
+                    let h = if Path::new(model) == prev_path {
+                        prev_hash.clone()
+                    } else {
+                        memo.hash_path(Path::new(model))?
+                    };
+                    reads.push((format!("model{j}"), h));
+                }
+                (json!({"seed": m.seed()}), format!("moe {}", name_of(m.config())))
+            }
         };
         let reads_ref: Vec<(&str, &Hash)> = reads.iter().map(|(a, b)| (a.as_str(), b)).collect();
         let key = step_key(step.kind(), &config, &reads_ref);
@@ -460,6 +478,16 @@ fn step_argv(loaded: &Loaded, p: &Planned) -> Result<Vec<OsString>> {
                 a.extend(["--seed".into(), s.to_string().into()]);
             }
         }
+        Step::Moe(m) => {
+            let resolved = resolve_merge_config(loaded, m.config(), &p.input)?;
+            let cfg = p.dir.join("moe.yml");
+            std::fs::write(&cfg, yaml_serde::to_string(&resolved)?)
+                .with_context(|| format!("writing {}", cfg.display()))?;
+            a.extend(["moe".into(), cfg.into(), p.artifact.clone().into()]);
+            if let Some(s) = m.seed() {
+                a.extend(["--seed".into(), s.to_string().into()]);
+            }
+        }
     }
     a.extend(["--force".into(), "--quiet".into()]);
     Ok(a)
@@ -473,7 +501,7 @@ fn imatrix_argv(input: &Path, c: &ImatrixCompute, out: &Path) -> Vec<OsString> {
     a
 }
 
-/// A mergekit config with every `model:`/`base_model:` value made a path: `current` → the
+/// A mergekit (or mergekit-moe) config with every `model:`/`base_model:`/`source_model:` value made a path: `current` → the
 /// model being built, an input name → that input, a relative path → relative to the config.
 fn resolve_merge_config(loaded: &Loaded, config: &Path, current: &Path) -> Result<yaml_serde::Value> {
     let text = std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
@@ -495,7 +523,7 @@ fn resolve_merge_config(loaded: &Loaded, config: &Path, current: &Path) -> Resul
         match v {
             yaml_serde::Value::Mapping(m) => {
                 for (k, val) in m.iter_mut() {
-                    let is_model = matches!(k.as_str(), Some("model") | Some("base_model"));
+                    let is_model = matches!(k.as_str(), Some("model") | Some("base_model") | Some("source_model"));
                     match val {
                         yaml_serde::Value::String(s) if is_model => *s = resolve(s),
                         _ => walk(val, resolve),
