@@ -208,13 +208,16 @@ fn plan(loaded: &Loaded, memo: &mut HashMemo, start_hash: &Hash) -> Result<Vec<P
                     format!("chatvector ({} − {}) ×{}", c.chat, c.base, c.ratio),
                 )
             }
-            Step::Merge(m) => {
+            Step::Merge(m) | Step::Moe(m) => {
                 reads.push(("config".into(), memo.hash_path(m.config())?));
-                // Parsed by the merge command's own parser: a bad config fails before any work.
+                // Parsed by the command's own reader: a bad config fails before any work.
                 let resolved = resolve_merge_config(loaded, m.config(), &prev_path)?;
-                let origin = m.config().display().to_string();
-                let merge = crate::merge::config::MergeConfig::parse(&yaml_serde::to_string(&resolved)?, &origin)?;
-                for (j, model) in merge.referenced_models().iter().enumerate() {
+                let (text, origin) = (yaml_serde::to_string(&resolved)?, m.config().display().to_string());
+                let models = match step {
+                    Step::Moe(_) => crate::moe_build::config::MoeConfig::parse(&text, &origin)?.referenced_models(),
+                    _ => crate::merge::config::MergeConfig::parse(&text, &origin)?.referenced_models(),
+                };
+                for (j, model) in models.iter().enumerate() {
                     let h = if Path::new(model) == prev_path {
                         prev_hash.clone()
                     } else {
@@ -222,25 +225,7 @@ fn plan(loaded: &Loaded, memo: &mut HashMemo, start_hash: &Hash) -> Result<Vec<P
                     };
                     reads.push((format!("model{j}"), h));
                 }
-                (json!({"seed": m.seed()}), format!("merge {}", name_of(m.config())))
-            }
-            Step::Moe(m) => {
-                reads.push(("config".into(), memo.hash_path(m.config())?));
-                // Parsed and checked by the moe command's own reader before any work.
-                let resolved = resolve_merge_config(loaded, m.config(), &prev_path)?;
-                let origin = m.config().display().to_string();
-                let moe = crate::moe_build::config::MoeConfig::parse(&yaml_serde::to_string(&resolved)?, &origin)?;
-                let models = std::iter::once(&moe.base_model)
-                    .chain(moe.experts.iter().chain(&moe.shared_experts).map(|e| &e.source_model));
-                for (j, model) in models.enumerate() {
-                    let h = if Path::new(model) == prev_path {
-                        prev_hash.clone()
-                    } else {
-                        memo.hash_path(Path::new(model))?
-                    };
-                    reads.push((format!("model{j}"), h));
-                }
-                (json!({"seed": m.seed()}), format!("moe {}", name_of(m.config())))
+                (json!({"seed": m.seed()}), format!("{} {}", step.kind(), name_of(m.config())))
             }
         };
         let reads_ref: Vec<(&str, &Hash)> = reads.iter().map(|(a, b)| (a.as_str(), b)).collect();

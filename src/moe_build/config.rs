@@ -126,6 +126,12 @@ pub enum MoeConfigError {
 }
 
 impl MoeConfig {
+    /// Every model reference: the base model, the experts, the shared experts.
+    pub fn referenced_models(&self) -> Vec<String> {
+        let experts = self.experts.iter().chain(&self.shared_experts).map(|e| e.source_model.clone());
+        std::iter::once(self.base_model.clone()).chain(experts).collect()
+    }
+
     /// The experts that get a router row: the experts, then the shared expert when it has
     /// prompts or the gates are random (mergekit/scripts/moe.py `build`: `need_gates`).
     pub fn gated(&self) -> Vec<&Expert> {

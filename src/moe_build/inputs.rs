@@ -107,14 +107,8 @@ pub fn tensor_f32(m: &Model, name: &str) -> Result<Vec<f32>, MoeError> {
     let read = |reason: String| MoeError::Read { path: m.path.clone(), tensor: name.into(), reason };
     let info = m.tensors.tensor_info(name).ok_or_else(|| read("no such tensor".into()))?.clone();
     let bytes = m.tensors.tensor_bytes(name).map_err(|e| read(e.to_string()))?;
-    let n = info.n_elements().ok_or_else(|| read("element count overflows".into()))? as usize;
-    let mut out = vec![0f32; n];
-    if info.ty.is_quantized() {
-        llmtool_kernels::dequant::dequantize_parallel(info.ty, &bytes, &mut out, 256)
-            .map_err(|e| read(e.to_string()))?;
-    } else {
-        llmtool_kernels::convert::to_f32(info.ty, &bytes, &mut out).map_err(|e| read(e.to_string()))?;
-    }
+    let out = crate::merge::inputs::decode(&m.path, &info, &bytes, crate::arch::TensorFix::Copy)
+        .map_err(|e| read(e.to_string()))?;
     drop(bytes);
     m.tensors.release(name);
     Ok(out)

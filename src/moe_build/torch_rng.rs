@@ -84,7 +84,7 @@ pub fn randn(seed: u64, n: usize) -> Option<Vec<f32>> {
     for block in data.chunks_exact_mut(16) {
         normal_fill_16(block);
     }
-    if n % 16 != 0 {
+    if !n.is_multiple_of(16) {
         let tail = &mut data[n - 16..];
         for x in tail.iter_mut() {
             *x = g.uniform_f32();
