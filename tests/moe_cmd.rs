@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 use llmtool::model::Model;
 use llmtool_formats::gguf::GgufFile;
-use llmtool_formats::MetaValue;
+use llmtool_formats::{MetaValue, TensorSource};
 
 fn fixture(name: &str) -> PathBuf {
     root().join("fixtures/models").join(name)
@@ -390,4 +390,33 @@ fn build_recipes_take_a_moe_step() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("experts_per_token is 5 but there are only 2 experts"), "{err}");
     assert!(!d.join("out/m.gguf").exists());
+}
+
+/// `dtype: bfloat16`: weights are written BF16; the routers stay F32 in the GGUF (llama.cpp's
+/// converter keeps `ffn_gate_inp` F32) holding mergekit's values rounded to bfloat16
+/// (`weight.to(dtype=out_dtype)`).
+#[test]
+fn dtype_rounds_the_routers_as_mergekit_does() {
+    let dir = root().join("fixtures/moe_cmd");
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(dir.join("random.yml")).unwrap().replace("float32", "bfloat16");
+    let text = text.replace("../models/", &format!("{}/", s(&root().join("fixtures/models"))));
+    let cfg = tmp.path().join("bf16.yml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = tmp.path().join("bf16.gguf");
+    llmtool_ok(&["moe", "--quiet", s(&cfg), s(&out), "--seed", "7"]);
+    let f = GgufFile::open(&out).unwrap();
+    let ty = |n: &str| f.tensor_infos().iter().find(|t| t.name == n).unwrap().ty;
+    assert_eq!(ty("blk.0.ffn_up_exps.weight"), llmtool_formats::GgmlType::BF16);
+    assert_eq!(ty("blk.0.attn_q.weight"), llmtool_formats::GgmlType::BF16);
+    assert_eq!(ty("blk.0.ffn_gate_inp.weight"), llmtool_formats::GgmlType::F32);
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let want: Vec<f32> = expected["routers"]["random"][1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(|x| half::bf16::from_f32(x.as_f64().unwrap() as f32).to_f32()))
+        .collect();
+    assert_eq!(f32_of(&out, "blk.1.ffn_gate_inp.weight"), want);
 }
