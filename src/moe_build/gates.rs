@@ -20,7 +20,11 @@ use crate::tokenizer::Tokenizer;
 /// a prompt giving no tokens of its own is an error (checked before anything is computed).
 pub type Prompts = Vec<(Vec<Vec<u32>>, Vec<Vec<u32>>)>;
 
+/// Empty for the random modes, which use no prompts.
 pub fn tokenize_prompts(cfg: &MoeConfig, inputs: &MoeInputs) -> Result<Prompts, MoeError> {
+    if !cfg.gate_mode.needs_prompts() {
+        return Ok(Vec::new());
+    }
     let vocab = Tokenizer::from_model(&inputs.base).map_err(|e| MoeError::Tokenizer(e.to_string()))?;
     let encode = |expert: usize, p: &String| -> Result<Vec<u32>, MoeError> {
         let ids = vocab.encode(p, false, true).map_err(|e| MoeError::Tokenizer(e.to_string()))?;
