@@ -202,6 +202,11 @@ fn bad_configs_and_inputs_fail_before_any_output() {
     );
     // unknown gate mode and hidden (not yet built)
     check(config(tmp.path(), "magic", &fixture("llama31"), ""), &["gate_mode 'magic' is not known"]);
+    // every expert the same model: refused unless mergekit-moe's flag is given
+    let same = config(tmp.path(), "random", &fixture("llama"), "");
+    check(same.clone(), &["every expert is the same model"]);
+    llmtool_ok(&["moe", "--quiet", s(&same), s(&out), "--i-understand-this-is-not-useful-without-training"]);
+    assert!(out.is_file());
 }
 
 /// The judge: mergekit-moe 0.1.5's own routers for the configs in fixtures/moe_cmd/

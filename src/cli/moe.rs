@@ -34,6 +34,10 @@ pub struct MoeArgs {
     /// reproduced, so the routers equal mergekit-moe's after the same seed).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Accept experts that are all the same model (mergekit-moe's flag of that name: such an
+    /// MoE computes what the model does until it is trained further).
+    #[arg(long = "i-understand-this-is-not-useful-without-training")]
+    pub allow_all_same: bool,
     /// Replace an existing output.
     #[arg(long)]
     pub force: bool,
@@ -46,7 +50,7 @@ pub struct MoeArgs {
 
 pub fn run(args: MoeArgs) -> Result<()> {
     let started = Instant::now();
-    let cfg = MoeConfig::load(&args.config)?;
+    let cfg = MoeConfig::load(&args.config, args.allow_all_same)?;
     let inputs = MoeInputs::open(&cfg)?;
     let paths: Vec<PathBuf> = std::iter::once(&inputs.base).chain(&inputs.experts).map(|m| m.path.clone()).collect();
     let path_refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();

@@ -117,7 +117,7 @@ pub enum MoeConfigError {
         "{origin}: every expert has the same positive and negative prompts; the routers could not tell them apart"
     )]
     SamePrompts { origin: String },
-    #[error("{origin}: every expert is the same model ({model}); the MoE would compute exactly what that model does")]
+    #[error("{origin}: every expert is the same model ({model}); the MoE would compute exactly what that model does (to build it anyway, e.g. to train it further: --i-understand-this-is-not-useful-without-training)")]
     SameModels { origin: String, model: String },
     #[error("{origin}: shared_experts (Qwen2-MoE output): {reason}")]
     Shared { origin: String, reason: String },
@@ -140,17 +140,24 @@ impl MoeConfig {
         self.experts.iter().chain(self.shared_experts.iter().filter(|_| shared_gated)).collect()
     }
 
-    pub fn load(path: &Path) -> Result<Self, MoeConfigError> {
+    /// `allow_all_same`: mergekit-moe's `--i-understand-this-is-not-useful-without-training`
+    /// (experts that are all the same model are accepted).
+    pub fn load(path: &Path, allow_all_same: bool) -> Result<Self, MoeConfigError> {
         let origin = path.display().to_string();
         let text =
             std::fs::read_to_string(path).map_err(|source| MoeConfigError::Io { origin: origin.clone(), source })?;
-        let mut c = Self::parse(&text, &origin)?;
+        let mut c = Self::parse_allowing(&text, &origin, allow_all_same)?;
         c.dir = Some(path.parent().map(Path::to_path_buf).unwrap_or_default());
         Ok(c)
     }
 
     /// Parses and checks YAML text (`origin` names it in messages).
     pub fn parse(text: &str, origin: &str) -> Result<Self, MoeConfigError> {
+        Self::parse_allowing(text, origin, false)
+    }
+
+    /// [`Self::parse`], experts that are all the same model accepted when `allow_all_same`.
+    pub fn parse_allowing(text: &str, origin: &str, allow_all_same: bool) -> Result<Self, MoeConfigError> {
         let o = || origin.to_string();
         let raw: Raw =
             yaml_serde::from_str(text).map_err(|e| MoeConfigError::Yaml { origin: o(), msg: e.to_string() })?;
@@ -188,7 +195,10 @@ impl MoeConfig {
                 return Err(MoeConfigError::SamePrompts { origin: o() });
             }
         }
-        if raw.experts.len() > 1 && raw.experts[1..].iter().all(|e| e.source_model == raw.experts[0].source_model) {
+        if !allow_all_same
+            && raw.experts.len() > 1
+            && raw.experts[1..].iter().all(|e| e.source_model == raw.experts[0].source_model)
+        {
             return Err(MoeConfigError::SameModels { origin: o(), model: raw.experts[0].source_model.clone() });
         }
         let shared_experts = raw.shared_experts.unwrap_or_default();
@@ -266,6 +276,7 @@ mod tests {
         assert!(e(&OK.replace("[\"y\"]", "[]")).contains("expert 1 (b) has no positive_prompts"));
         assert!(e(&OK.replace("[\"y\"]", "[\"x\"]")).contains("same positive and negative prompts"));
         assert!(e(&OK.replace("model: b", "model: a")).contains("every expert is the same model"));
+        assert!(MoeConfig::parse_allowing(&OK.replace("model: b", "model: a"), "t", true).is_ok());
         assert!(e(&format!("{OK}bogus: 1\n")).contains("unknown field `bogus`"));
         let shared = |t: &str| format!("{OK}shared_experts:\n  - source_model: c\n{t}");
         assert_eq!(
