@@ -21,7 +21,8 @@ pub enum GateMode {
 impl GateMode {
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
-            "hidden" => GateMode::Hidden,
+            // get_gate_params treats "hidden_last" as "hidden" (average=False)
+            "hidden" | "hidden_last" => GateMode::Hidden,
             "cheap_embed" => GateMode::CheapEmbed,
             "random" => GateMode::Random,
             "uniform_random" => GateMode::UniformRandom,
@@ -103,7 +104,7 @@ pub enum MoeConfigError {
     Io { origin: String, source: std::io::Error },
     #[error("{origin}: not a mergekit-moe configuration: {msg}")]
     Yaml { origin: String, msg: String },
-    #[error("{origin}: gate_mode '{mode}' is not known (hidden, cheap_embed, random, uniform_random)")]
+    #[error("{origin}: gate_mode '{mode}' is not known (hidden, hidden_last, cheap_embed, random, uniform_random; hidden_avg is not supported yet)")]
     GateMode { origin: String, mode: String },
     #[error("{origin}: dtype '{dtype}' is not supported (float32, float16, bfloat16)")]
     Dtype { origin: String, dtype: String },
