@@ -200,6 +200,24 @@ impl<'a> MoeSource<'a> {
         Ok(w)
     }
 
+    /// The bytes (f32, little-endian) of tensor `i`; a stacked tensor is assembled expert by
+    /// expert, so only one expert's f32 copy exists beside the output bytes.
+    fn bytes(&self, i: usize) -> Result<Vec<u8>, MoeError> {
+        let le = |v: &[f32], out: &mut Vec<u8>| out.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+        let mut out = Vec::new();
+        match &self.origins[i] {
+            Origin::Stacked { layer, dense } => {
+                let n = self.infos[i].n_elements().unwrap_or(0) as usize;
+                out.reserve_exact(n * 4);
+                for (m, e) in self.inputs.experts.iter().zip(&self.cfg.experts) {
+                    le(&Self::expert_mlp(m, e, *layer, dense)?, &mut out);
+                }
+            }
+            _ => le(&self.compute(i)?, &mut out),
+        }
+        Ok(out)
+    }
+
     fn compute(&self, i: usize) -> Result<Vec<f32>, MoeError> {
         let info = &self.infos[i];
         let d = self.inputs.n_embd as usize;
@@ -213,13 +231,8 @@ impl<'a> MoeSource<'a> {
             Origin::Zeros => Ok(vec![0.0; info.ne[0] as usize]),
             Origin::Router(l) => Ok(self.routers[*l][..n_expert * d].to_vec()),
             Origin::SharedGate(l) => Ok(self.routers[*l][n_expert * d..(n_expert + 1) * d].to_vec()),
-            Origin::Stacked { layer, dense } => {
-                let mut out = Vec::new();
-                for (m, e) in self.inputs.experts.iter().zip(&self.cfg.experts) {
-                    out.extend(Self::expert_mlp(m, e, *layer, dense)?);
-                }
-                Ok(out)
-            }
+            // written expert by expert by `bytes`
+            Origin::Stacked { .. } => Err(input_err(&self.inputs.base, format!("{}: stacked", info.name))),
             Origin::Shared { layer, dense } => {
                 let (Some(m), Some(e)) = (&self.inputs.shared, self.cfg.shared_experts.first()) else {
                     return Err(input_err(&self.inputs.base, "no shared expert".into()));
@@ -237,7 +250,6 @@ impl TensorSource for MoeSource<'_> {
 
     fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, FormatError> {
         let i = self.infos.iter().position(|t| t.name == name).ok_or_else(|| FormatError::NoSuchTensor(name.into()))?;
-        let v = self.compute(i).map_err(|e| FormatError::Other(e.to_string()))?;
-        Ok(Cow::Owned(v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        self.bytes(i).map(Cow::Owned).map_err(|e| FormatError::Other(e.to_string()))
     }
 }
