@@ -11,7 +11,7 @@ use llmtool_formats::atomic::check_output_not_input;
 use super::output::{write_model, OutFormat, OutputOptions};
 use super::pass_eval::{evaluate_pass, PassEvalArgs};
 use crate::moe_build::config::MoeConfig;
-use crate::moe_build::gates::{router_weights, tokenize_prompts};
+use crate::moe_build::gates::{degenerate_layers, router_weights, tokenize_prompts};
 use crate::moe_build::inputs::{dominant_float, MoeInputs};
 use crate::moe_build::source::MoeSource;
 
@@ -58,6 +58,14 @@ pub fn run(args: MoeArgs) -> Result<()> {
     // every check (prompts included) before any tensor is read
     let prompts = tokenize_prompts(&cfg, &inputs)?;
     let routers = router_weights(&cfg, &inputs, &prompts, args.seed.unwrap_or(DEFAULT_SEED))?;
+    let degenerate = degenerate_layers(&routers, inputs.n_embd as usize);
+    if !degenerate.is_empty() && !args.quiet {
+        // mergekit-moe's warn_degenerate_gates
+        eprintln!(
+            "warning: layer(s) {degenerate:?} of {} have degenerate routing parameters (condition number > 5) - your prompts may be too similar; one or more experts will be underutilized",
+            inputs.n_layer
+        );
+    }
     let out_type = cfg.dtype.unwrap_or_else(|| dominant_float(&inputs.base));
     let source = MoeSource::new(&cfg, &inputs, routers, out_type)?;
     let (metadata, arch) = (source.metadata().clone(), source.arch());

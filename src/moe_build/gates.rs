@@ -103,3 +103,37 @@ pub fn router_weights(
         GateMode::Hidden => super::hidden::hidden_routers(&inputs.base, n_layer, d, prompts),
     }
 }
+
+/// The layers whose router is degenerate as mergekit's `warn_degenerate_gates` judges it:
+/// `torch.linalg.cond(gates) > 5` (largest over smallest singular value); such a layer's
+/// prompts are too similar and some experts will be underused. A matrix the SVD cannot
+/// factor counts as degenerate.
+pub fn degenerate_layers(routers: &[Vec<f32>], d: usize) -> Vec<usize> {
+    const THRESHOLD: f64 = 5.0;
+    let cond = |r: &[f32]| -> f64 {
+        let rows = r.len() / d.max(1);
+        let m = faer::Mat::<f64>::from_fn(rows, d, |i, j| r[i * d + j] as f64);
+        let Ok(svd) = m.thin_svd() else { return f64::INFINITY };
+        let s: Vec<f64> = svd.S().column_vector().iter().copied().collect();
+        let (max, min) = s.iter().fold((0f64, f64::INFINITY), |(a, b), &x| (a.max(x), b.min(x)));
+        if min > 0.0 {
+            max / min
+        } else {
+            f64::INFINITY
+        }
+    };
+    routers.iter().enumerate().filter(|(_, r)| cond(r) > THRESHOLD).map(|(i, _)| i).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn similar_router_rows_are_degenerate() {
+        // orthonormal rows: cond 1; nearly parallel rows: cond far above 5
+        let ortho = vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
+        let parallel = vec![1.0, 0.0, 0.0, 1.0, 0.01, 0.0];
+        assert_eq!(degenerate_layers(&[ortho, parallel], 3), vec![1]);
+    }
+}
