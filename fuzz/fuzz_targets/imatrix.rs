@@ -1,0 +1,29 @@
+//! Importance matrices: GGUF (`Imatrix::from_gguf`) and legacy `.dat`
+//! (`Imatrix::from_legacy_bytes`), chosen by the GGUF magic; a typed error or a matrix whose
+//! importance rows can be computed and written back; no panic; no single allocation over
+//! 64 MiB.
+#![no_main]
+#[path = "common.rs"]
+mod common;
+
+use libfuzzer_sys::fuzz_target;
+use llmtool_formats::gguf::GgufFile;
+use llmtool_formats::imatrix::Imatrix;
+use std::path::Path;
+
+#[global_allocator]
+static ALLOC: common::Capped<{ 64 << 20 }> = common::Capped;
+
+fuzz_target!(|data: &[u8]| {
+    let path = Path::new("<fuzz>");
+    let m = if data.starts_with(b"GGUF") {
+        let Ok(f) = GgufFile::from_vec(data.to_vec(), "<fuzz>") else { return };
+        Imatrix::from_gguf(&f, path)
+    } else {
+        Imatrix::from_legacy_bytes(data, path)
+    };
+    if let Ok(m) = m {
+        std::hint::black_box(m.importance());
+        let _ = m.legacy_bytes(None);
+    }
+});
