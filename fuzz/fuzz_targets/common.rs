@@ -42,7 +42,10 @@ unsafe impl<const MAX: usize> GlobalAlloc for Capped<MAX> {
 pub fn scratch() -> &'static PathBuf {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("llmtool-fuzz-{}", std::process::id()));
+        // tmpfs where there is one: a disk-backed /tmp can take milliseconds per write.
+        let shm = std::path::Path::new("/dev/shm");
+        let base = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
+        let d = base.join(format!("llmtool-fuzz-{}", std::process::id()));
         std::fs::create_dir_all(&d).expect("scratch dir");
         d
     })
