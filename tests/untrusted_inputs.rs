@@ -35,7 +35,8 @@ fn logits_file_claiming_huge_sizes_is_refused() {
     let mut b = b"_logits_".to_vec();
     b.extend(i32s(&[i32::MAX, i32::MAX, i32::MAX]));
     std::fs::write(&p, &b).unwrap();
-    let e = BaseFile::read(&p).err().expect("refused").to_string();
+    let Err(e) = BaseFile::read(&p) else { panic!("opened") };
+    let e = e.to_string();
     assert!(e.contains("file is 20 bytes, but n_ctx 2147483647"), "{e}");
 }
 
@@ -62,7 +63,8 @@ fn recipe_paths_are_literal_no_shell_expansion() {
     for input in ["~/model.gguf", "$HOME/model.gguf", "${HOME}/model.gguf", "`touch pwned`", "$(touch pwned)", "*.gguf"]
     {
         let p = recipe(dir.path(), input);
-        let e = Loaded::open(&p, |_| true).err().expect("no such input").to_string();
+        let Err(e) = Loaded::open(&p, |_| true) else { panic!("{input}: opened") };
+        let e = e.to_string();
         // The error names the path as written, joined to the recipe's directory.
         let want = dir.path().join(input);
         assert!(e.contains(&format!("{}: no such file or directory", want.display())), "{input}: {e}");

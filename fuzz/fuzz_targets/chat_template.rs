@@ -6,16 +6,12 @@
 //! repetition 100 MB); no panic.
 #![no_main]
 #[path = "common.rs"]
+#[macro_use]
 mod common;
 
-use libfuzzer_sys::fuzz_target;
 use llmtool::chat_template::{ChatTemplate, Message};
 
-#[global_allocator]
-static ALLOC: common::Capped<{ 256 << 20 }> = common::Capped;
-
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+target!(256 << 20, text |text| {
     let (src, convo) = text.split_once('\0').unwrap_or((text, "system:Be brief.\nuser:Hello\nassistant:Hi\nuser:Bye"));
     let messages: Vec<Message> = convo
         .lines()

@@ -57,3 +57,20 @@ pub fn file(name: &str, data: &[u8]) -> PathBuf {
     std::fs::write(&p, data).expect("scratch write");
     p
 }
+
+/// A fuzz target whose allocations are capped at `$max` bytes each: `target!(MAX, |data| …)`
+/// over the raw bytes, or `target!(MAX, text |text| …)` over the inputs that are UTF-8.
+#[macro_export]
+macro_rules! target {
+    ($max:expr, |$data:ident| $body:block) => {
+        #[global_allocator]
+        static ALLOC: common::Capped<{ $max }> = common::Capped;
+        libfuzzer_sys::fuzz_target!(|$data: &[u8]| $body);
+    };
+    ($max:expr, text |$text:ident| $body:block) => {
+        $crate::target!($max, |data| {
+            let Ok($text) = std::str::from_utf8(data) else { return };
+            $body
+        });
+    };
+}

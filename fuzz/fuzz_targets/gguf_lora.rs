@@ -2,15 +2,12 @@
 //! adapter; no panic; no single allocation over 64 MiB.
 #![no_main]
 #[path = "common.rs"]
+#[macro_use]
 mod common;
 
-use libfuzzer_sys::fuzz_target;
 use llmtool::passes::lora::GgufAdapter;
 
-#[global_allocator]
-static ALLOC: common::Capped<{ 64 << 20 }> = common::Capped;
-
-fuzz_target!(|data: &[u8]| {
+target!(64 << 20, |data| {
     let p = common::file("adapter.gguf", data);
     let _ = GgufAdapter::open(&p);
 });

@@ -3,16 +3,13 @@
 //! allocation over 64 MiB (the inputs are at most a few KiB).
 #![no_main]
 #[path = "common.rs"]
+#[macro_use]
 mod common;
 
-use libfuzzer_sys::fuzz_target;
 use llmtool::arch;
 use llmtool_formats::Metadata;
 
-#[global_allocator]
-static ALLOC: common::Capped<{ 64 << 20 }> = common::Capped;
-
-fuzz_target!(|data: &[u8]| {
+target!(64 << 20, |data| {
     let Ok(cfg) = serde_json::from_slice::<serde_json::Value>(data) else { return };
     let Ok(a) = arch::from_hf_config(&cfg) else { return };
     let mut md = Metadata::new();

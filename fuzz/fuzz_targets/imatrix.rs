@@ -4,17 +4,14 @@
 //! 64 MiB.
 #![no_main]
 #[path = "common.rs"]
+#[macro_use]
 mod common;
 
-use libfuzzer_sys::fuzz_target;
 use llmtool_formats::gguf::GgufFile;
 use llmtool_formats::imatrix::Imatrix;
 use std::path::Path;
 
-#[global_allocator]
-static ALLOC: common::Capped<{ 64 << 20 }> = common::Capped;
-
-fuzz_target!(|data: &[u8]| {
+target!(64 << 20, |data| {
     let path = Path::new("<fuzz>");
     let m = if data.starts_with(b"GGUF") {
         let Ok(f) = GgufFile::from_vec(data.to_vec(), "<fuzz>") else { return };

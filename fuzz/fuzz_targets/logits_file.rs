@@ -3,15 +3,12 @@
 //! (the reader checks the header's sizes against the file's length before allocating).
 #![no_main]
 #[path = "common.rs"]
+#[macro_use]
 mod common;
 
-use libfuzzer_sys::fuzz_target;
 use llmtool::eval::BaseFile;
 
-#[global_allocator]
-static ALLOC: common::Capped<{ 64 << 20 }> = common::Capped;
-
-fuzz_target!(|data: &[u8]| {
+target!(64 << 20, |data| {
     let p = common::file("base.logits", data);
     if let Ok(b) = BaseFile::read(&p) {
         assert_eq!(b.tokens.len(), b.n_chunk * b.n_ctx);

@@ -4,18 +4,15 @@
 //! single allocation over 64 MiB.
 #![no_main]
 #[path = "common.rs"]
+#[macro_use]
 mod common;
 
-use libfuzzer_sys::fuzz_target;
 use llmtool::passes::lora::peft::ScalingRules;
 use llmtool::passes::lora::PeftAdapter;
 
-#[global_allocator]
-static ALLOC: common::Capped<{ 64 << 20 }> = common::Capped;
-
 const WEIGHTS: &[u8] = include_bytes!("../../fixtures/lora/llama_plain/adapter/adapter_model.safetensors");
 
-fuzz_target!(|data: &[u8]| {
+target!(64 << 20, |data| {
     let dir = common::scratch().join("peft");
     std::fs::create_dir_all(&dir).unwrap();
     let cfg_path = dir.join("adapter_config.json");

@@ -3,15 +3,12 @@
 //! reader only reads).
 #![no_main]
 #[path = "common.rs"]
+#[macro_use]
 mod common;
 
-use libfuzzer_sys::fuzz_target;
 use llmtool::build::recipe::Loaded;
 
-#[global_allocator]
-static ALLOC: common::Capped<{ 64 << 20 }> = common::Capped;
-
-fuzz_target!(|data: &[u8]| {
+target!(64 << 20, |data| {
     let p = common::file("recipe.yaml", data);
     let _ = Loaded::open(&p, |_| true);
 });

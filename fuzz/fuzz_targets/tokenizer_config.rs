@@ -4,19 +4,16 @@
 //! single allocation over 256 MiB (the chat template's per-string bound is 16 MiB).
 #![no_main]
 #[path = "common.rs"]
+#[macro_use]
 mod common;
 
-use libfuzzer_sys::fuzz_target;
 use llmtool::chat_template::{ChatTemplate, Message};
 use llmtool::tokenizer::hf_to_gguf_metadata;
 use llmtool_formats::Metadata;
 
-#[global_allocator]
-static ALLOC: common::Capped<{ 256 << 20 }> = common::Capped;
-
 const TOKENIZER_JSON: &[u8] = include_bytes!("../../fixtures/models/llama/tokenizer.json");
 
-fuzz_target!(|data: &[u8]| {
+target!(256 << 20, |data| {
     let Ok(tc) = serde_json::from_slice::<serde_json::Value>(data) else { return };
     let tj: serde_json::Value = serde_json::from_slice(TOKENIZER_JSON).unwrap();
     let mut md = Metadata::new();

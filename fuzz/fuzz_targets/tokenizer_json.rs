@@ -3,16 +3,13 @@
 //! no single allocation over 64 MiB.
 #![no_main]
 #[path = "common.rs"]
+#[macro_use]
 mod common;
 
-use libfuzzer_sys::fuzz_target;
 use llmtool::tokenizer::{hf_to_gguf_metadata, Tokenizer};
 use llmtool_formats::Metadata;
 
-#[global_allocator]
-static ALLOC: common::Capped<{ 64 << 20 }> = common::Capped;
-
-fuzz_target!(|data: &[u8]| {
+target!(64 << 20, |data| {
     let Ok(tj) = serde_json::from_slice::<serde_json::Value>(data) else { return };
     let mut md = Metadata::new();
     if hf_to_gguf_metadata(&tj, None, None, &mut md).is_err() {
