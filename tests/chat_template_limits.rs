@@ -198,3 +198,24 @@ fn generate_chat_with_a_doubling_template_fails_fast_under_a_memory_cap() {
     assert!(stderr.contains("exceeded its limit on string size"), "{stderr}");
     assert!(took < Duration::from_secs(20), "{took:?}");
 }
+
+/// fuzz/artifacts/chat_template/crash-85f7ffd35d05f154af5561383ef15d671bdd748c: minijinja's
+/// format parser panicked (slicing inside a character) on a printf key holding a multibyte
+/// character; the same for a `str.format` index. Now an error, in the normal test suite.
+#[test]
+fn fuzz_crash_85f7ffd3_format_key_with_a_multibyte_char_is_an_error() {
+    let crash = "{ ~}{{ \"%s-%(Edebug{ messa{t% \u{d6cb}\u{7d8}sls|\u{d6cb}\u{7d8}slmtfes|o_u)tojson(indent=2) }}\
+                 {t__llmdfhc\nassista\"|format(to_2) }}{ \"%-msat(to";
+    for src in [
+        crash,
+        "{{ '%(\u{d6cb})s'|format(a=1) }}",
+        "{{ '%(ab\u{e9}'|format(a=1) }}",
+        "{{ '{0[\u{d6cb}]}'.format([1]) }}",
+    ] {
+        let t = ChatTemplate::new(src, "", "").unwrap();
+        assert!(t.render(&[Message::new("user", "hi")], false).is_err(), "{src}");
+    }
+    // ASCII keys and non-ASCII text outside keys still format.
+    let t = ChatTemplate::new("{{ '\u{e9}%(a)s\u{e9}'|format(a=1) }} {{ '\u{e9}{0}{{'.format(2) }}", "", "").unwrap();
+    assert_eq!(t.render(&[], false).unwrap(), "\u{e9}1\u{e9} \u{e9}2{");
+}

@@ -271,6 +271,44 @@ fn format_bound(fmt: &str, args: &[Value]) -> Result<usize, Error> {
     Ok(fmt.len().saturating_add(slots.saturating_mul(longest.saturating_add(widest))))
 }
 
+/// minijinja 2.24's format parser reads a printf key (`%(key)s`) and a `str.format` index
+/// (`{0[key]}`) one byte at a time and panics (slicing inside a character) when the key holds
+/// a non-ASCII character (found by fuzz/fuzz_targets/chat_template.rs). Such keys are refused
+/// here, before the parser sees them. `brace`: `str.format` style, else printf style.
+fn check_format_keys(fmt: &str, brace: bool) -> Result<(), Error> {
+    let b = fmt.as_bytes();
+    let (open, key_open, key_close) = if brace { (b'{', b'[', b']') } else { (b'%', b'(', b')') };
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != open {
+            i += 1;
+            continue;
+        }
+        if b.get(i + 1) == Some(&open) {
+            i += 2;
+            continue;
+        }
+        // The placeholder: printf's key follows `%` directly; a brace field runs to `}`.
+        let end = if brace {
+            b[i..].iter().position(|&c| c == b'}').map_or(b.len(), |p| i + p)
+        } else {
+            (i + 2).min(b.len())
+        };
+        if let Some(k) = b[i..end].iter().position(|&c| c == key_open) {
+            let start = i + k;
+            let stop = b[start..].iter().position(|&c| c == key_close).map_or(b.len(), |p| start + p);
+            if !b[start..stop].is_ascii() {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    "a format key with non-ASCII characters is not supported",
+                ));
+            }
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
 /// Result size of `s.replace(old, new)`.
 fn replace_bound(s: &str, old: &str, new: &str) -> usize {
     let matches = if old.is_empty() { s.chars().count() + 1 } else { s.matches(old).count() };
@@ -315,7 +353,10 @@ fn method(state: &State, value: &Value, name: &str, args: &[Value]) -> Result<Va
                 let (values,): (&Value,) = from_args(args)?;
                 charge(join_bound(values, s.len())?)?;
             }
-            "format" => charge(format_bound(s, args)?)?,
+            "format" => {
+                check_format_keys(s, true)?;
+                charge(format_bound(s, args)?)?
+            }
             _ => {}
         }
     }
@@ -370,6 +411,7 @@ pub fn install(env: &mut Environment<'static>) {
     env.add_filter("format", |state: &State, args: Rest<Value>| {
         let (fmt, rest): (&Value, Rest<Value>) = from_args(&args)?;
         if let Some(s) = fmt.as_str() {
+            check_format_keys(s, false)?;
             charge(format_bound(s, &rest)?)?;
         }
         post(filters::format(state, fmt, rest)?)
