@@ -46,8 +46,32 @@ fn exponential_string_growth_stops_at_the_string_limit() {
         r#"{% set ns = namespace(s="xx") %}{% for i in range(40) %}{% set ns.s = [ns.s, ns.s]|string %}{% endfor %}"#,
         r#"{{ "x"|indent(100000000000) }}"#,
         r#"{{ "x" * 100000000 }}"#,
+        r#"{{ 1|tojson(indent=1000000000) }}"#,
     ] {
         assert_eq!(limit_of(src), Limit::String, "{src}");
+    }
+    // A small value that prints huge: 100 × 100 references to a 100,000-item list.
+    let nest = r#"{% set a = range(100000)|list %}{% set b = [a] * 100 %}{% set c = [b] * 100 %}"#;
+    for conv in [
+        "{{ c }}",
+        "{{ c|upper }}",
+        "{{ c|lower }}",
+        "{{ c|title }}",
+        "{{ c|capitalize }}",
+        "{{ c|trim }}",
+        "{{ c|e }}",
+        "{{ c|safe }}",
+        "{{ c|string }}",
+        "{{ c ~ '' }}",
+        "{{ c|replace('1', '2') }}",
+        "{{ c|indent(2) }}",
+        "{{ c|tojson }}",
+        "{{ c|pprint }}",
+        "{{ [c]|join }}",
+        "{{ '%s'|format(c) }}",
+    ] {
+        let src = format!("{nest}{conv}");
+        assert_eq!(limit_of(&src), Limit::String, "{src}");
     }
 }
 

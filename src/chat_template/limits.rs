@@ -331,6 +331,19 @@ fn join_bound(values: &Value, sep: usize) -> Result<usize, Error> {
     Ok(total)
 }
 
+/// Turning a non-string value into text (what the string filters do to their input first)
+/// can be far larger than the value: a list of 100 references to a list of 100 references
+/// to a 100,000-item list prints 10^9 numbers. Such a value is measured (up to the string
+/// limit) before it is converted.
+fn guard_display(args: &[Value]) -> Result<(), Error> {
+    for v in args {
+        if v.as_str().is_none() && !v.is_kwargs() {
+            display_len(v)?;
+        }
+    }
+    Ok(())
+}
+
 /// Charges what a filter or method returned (strings: their bytes; lists: their items).
 fn post(v: Value) -> Result<Value, Error> {
     if let Some(s) = v.as_str() {
@@ -392,16 +405,19 @@ pub fn install(env: &mut Environment<'static>) {
         minijinja::escape_formatter(out, state, value)
     });
     env.add_filter("replace", |state: &State, args: Rest<Value>| {
+        guard_display(&args)?;
         let (value, from, to): (StringInput, StringInput, StringInput) = from_args(&args)?;
         charge(replace_bound(value.as_str(), from.as_str(), to.as_str()))?;
         post(filters::replace(state, value, from, to)?)
     });
     env.add_filter("join", |state: &State, args: Rest<Value>| {
+        guard_display(args.get(1..).unwrap_or_default())?;
         let (value, joiner): (&Value, Option<StringInput>) = from_args(&args)?;
         charge(join_bound(value, joiner.as_ref().map_or(0, |j| j.as_str().len()))?)?;
         post(filters::join(state, value, joiner)?)
     });
     env.add_filter("indent", |args: Rest<Value>| {
+        guard_display(&args[..1.min(args.len())])?;
         let (value, width, first, blank, kwargs): (StringInput, Option<usize>, Option<bool>, Option<bool>, Kwargs) =
             from_args(&args)?;
         let lines = value.as_str().lines().count() + 1;
@@ -418,7 +434,9 @@ pub fn install(env: &mut Environment<'static>) {
     });
     env.add_filter("tojson", |args: Rest<Value>| {
         let (value, indent, kwargs): (&Value, Option<Value>, Kwargs) = from_args(&args)?;
-        let width = widest_arg(&args[1..]).max(2);
+        let width = widest_arg(args.get(1..).unwrap_or_default()).max(2);
+        // The filter builds the indentation string itself (`" ".repeat(indent)`).
+        charge(width)?;
         let mut c = counter(true);
         // Pretty with the widest indent bounds every indent the filter may use.
         let pad = vec![b' '; width.min(MAX_STRING)];
@@ -439,6 +457,43 @@ pub fn install(env: &mut Environment<'static>) {
     env.add_filter("string", |state: &State, value: &Value| {
         charge(display_len(value)?)?;
         post(filters::string(state, value)?)
+    });
+    // The filters that turn their input into a string before anything else.
+    env.add_filter("upper", |args: Rest<Value>| {
+        guard_display(&args)?;
+        let (v,): (StringInput,) = from_args(&args)?;
+        post(filters::upper(v))
+    });
+    env.add_filter("lower", |args: Rest<Value>| {
+        guard_display(&args)?;
+        let (v,): (StringInput,) = from_args(&args)?;
+        post(filters::lower(v))
+    });
+    env.add_filter("capitalize", |args: Rest<Value>| {
+        guard_display(&args)?;
+        let (v,): (StringInput,) = from_args(&args)?;
+        post(filters::capitalize(v))
+    });
+    env.add_filter("title", |args: Rest<Value>| {
+        guard_display(&args)?;
+        let (v,): (std::borrow::Cow<str>,) = from_args(&args)?;
+        post(Value::from(filters::title(v)))
+    });
+    env.add_filter("trim", |args: Rest<Value>| {
+        guard_display(&args)?;
+        let (v, chars): (StringInput, Option<std::borrow::Cow<str>>) = from_args(&args)?;
+        post(filters::trim(v, chars))
+    });
+    for name in ["escape", "e"] {
+        env.add_filter(name, |state: &State, v: &Value| {
+            guard_display(std::slice::from_ref(v))?;
+            post(filters::escape(state, v)?)
+        });
+    }
+    env.add_filter("safe", |args: Rest<Value>| {
+        guard_display(&args)?;
+        let (v,): (String,) = from_args(&args)?;
+        post(filters::safe(v))
     });
     env.add_filter("list", |state: &State, value: Value| {
         match value.as_str() {
