@@ -69,6 +69,8 @@ fn exponential_string_growth_stops_at_the_string_limit() {
         "{{ c|pprint }}",
         "{{ [c]|join }}",
         "{{ '%s'|format(c) }}",
+        "{{ c in 'abc' }}",
+        "{{ c not in 'abc' }}",
     ] {
         let src = format!("{nest}{conv}");
         assert_eq!(limit_of(&src), Limit::String, "{src}");
@@ -168,12 +170,16 @@ fn real_templates_keep_their_operators() {
     // `~`, `+`, `*` with ordinary sizes still do what they did (numbers, strings, lists).
     let t = ChatTemplate::new(
         "{{ 1 + 2 }} {{ 1.5 + 1 }} {{ 'a' + 'b' }} {{ [1] + [2] }} {{ 'ab' * 2 }} {{ 2 * 3 }} {{ [0] * 2 }} \
-         {{ 1 ~ none ~ 'x' }} {{ (messages|length) * 10 + 1 }}{% for m in messages %}{{ loop.index0 + 1 }}{% endfor %}",
+         {{ 1 ~ none ~ 'x' }} {{ (messages|length) * 10 + 1 }}{% for m in messages %}{{ loop.index0 + 1 }}{% endfor %} \
+         {{ 'a' in 'cat' }} {{ 1 not in [1] }} {{ 'k' in {'k': 1} }} {{ 1 < 2 < 3 }}",
         "",
         "",
     )
     .unwrap();
-    assert_eq!(t.render(&[Message::new("user", "u")], false).unwrap(), "3 2.5 ab [1, 2] abab 6 [0, 0] 1Nonex 111");
+    assert_eq!(
+        t.render(&[Message::new("user", "u")], false).unwrap(),
+        "3 2.5 ab [1, 2] abab 6 [0, 0] 1Nonex 111 True False True True"
+    );
 }
 
 #[test]

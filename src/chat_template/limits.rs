@@ -4,7 +4,7 @@
 //!
 //! - work: minijinja fuel ([`FUEL`] instructions per render), recursion ([`RECURSION`], about
 //!   50 nested macro calls / recursive loops; minijinja's parser caps syntax nesting at 150);
-//! - growth: `~`, `+`, `*` are rewritten into checked calls (`rewrite.rs`); the filters and
+//! - growth: `~`, `+`, `*` and a lone `in` are rewritten into checked calls (`rewrite.rs`); the filters and
 //!   Python string methods that can make a large value from small inputs (`join`, `replace`,
 //!   `indent`, `format`, `tojson`, `pprint`, `string`, `list`, `batch`, `slice`, `sum`,
 //!   `str.replace`, `str.join`, `str.format`) are checked before they run; every string any of
@@ -25,7 +25,7 @@ use std::sync::LazyLock;
 use minijinja::value::{from_args, Kwargs, Rest, StringInput, ValueKind};
 use minijinja::{filters, Environment, Error, ErrorKind, Expression, State, Value};
 
-use super::rewrite::{ADD, CAT, MUL};
+use super::rewrite::{ADD, CAT, IN, MUL};
 
 /// VM instructions per render. 256 messages through each of the largest fixture templates
 /// take under 1/10 of this (tests/chat_template_limits.rs `limits_leave_room_for_long_chats`
@@ -215,6 +215,7 @@ static PLAIN: LazyLock<Environment<'static>> = LazyLock::new(Environment::new);
 static CAT_OP: LazyLock<Op> = LazyLock::new(|| Op(PLAIN.compile_expression("a ~ b").expect("valid expression")));
 static ADD_OP: LazyLock<Op> = LazyLock::new(|| Op(PLAIN.compile_expression("a + b").expect("valid expression")));
 static MUL_OP: LazyLock<Op> = LazyLock::new(|| Op(PLAIN.compile_expression("a * b").expect("valid expression")));
+static IN_OP: LazyLock<Op> = LazyLock::new(|| Op(PLAIN.compile_expression("a in b").expect("valid expression")));
 
 impl Op {
     fn eval(&self, a: Value, b: Value) -> Result<Value, Error> {
@@ -246,6 +247,14 @@ fn mul(a: Value, b: Value) -> Result<Value, Error> {
         }
     }
     MUL_OP.eval(a, b)
+}
+
+/// `a in b`: when `b` is a string, minijinja prints `a` to look for it.
+fn contains(a: Value, b: Value) -> Result<Value, Error> {
+    if b.as_str().is_some() {
+        guard_display(std::slice::from_ref(&a))?;
+    }
+    IN_OP.eval(a, b)
 }
 
 /// Upper bound of a printf / `str.format` result: the format string plus, for each
@@ -399,6 +408,7 @@ pub fn install(env: &mut Environment<'static>) {
     env.add_function(CAT, cat);
     env.add_function(ADD, add);
     env.add_function(MUL, mul);
+    env.add_function(IN, contains);
     env.set_unknown_method_callback(method);
     env.set_formatter(|out, state, value| {
         charge(display_len(value)?)?;

@@ -4,7 +4,8 @@
 //! own (only string repetition is capped, at 100 MB): `{% set ns.s = ns.s ~ ns.s %}` in a loop
 //! of 40 doubles a string 40 times within a few hundred instructions of fuel. So the source is
 //! parsed (minijinja's own parser, `unstable_machinery`), and every `~` / `+` / `*` node is
-//! rewritten textually, by its span, into a call: `a ~ b` → `__llmtool_cat(a , b)`. Nothing else
+//! rewritten textually, by its span, into a call: `a ~ b` → `__llmtool_cat(a , b)`; so is a
+//! lone `a in b` / `a not in b` (`in` prints `a` when `b` is a string). Nothing else
 //! of the source changes (whitespace control, raw text and block tags keep their bytes), so the
 //! rewritten template renders exactly as the original wherever no limit is hit.
 
@@ -17,6 +18,7 @@ use minijinja::Error;
 pub const CAT: &str = "__llmtool_cat";
 pub const ADD: &str = "__llmtool_add";
 pub const MUL: &str = "__llmtool_mul";
+pub const IN: &str = "__llmtool_in";
 
 /// One textual edit at a byte offset: an insertion (`del == 0`) or the replacement of the
 /// operator byte(s).
@@ -169,15 +171,19 @@ fn expr(x: &Expr<'_>, src: &str, edits: &mut Vec<Edit>) {
         Expr::BinOp(b) => {
             expr(&b.left, src, edits);
             expr(&b.right, src, edits);
+            let span = x.span();
+            let (start, end) = (span.start_offset as usize, span.end_offset as usize);
+            let (gap_start, gap_end) = (b.left.span().end_offset as usize, b.right.span().start_offset as usize);
             let (func, op) = match b.op {
                 BinOpKind::Concat => (CAT, b'~'),
                 BinOpKind::Add => (ADD, b'+'),
                 BinOpKind::Mul => (MUL, b'*'),
+                BinOpKind::In => {
+                    let outer = (b.left.span().start_offset as usize, b.right.span().end_offset as usize);
+                    return in_op(src, edits, outer, (gap_start, gap_end));
+                }
                 _ => return,
             };
-            let span = x.span();
-            let (start, end) = (span.start_offset as usize, span.end_offset as usize);
-            let (gap_start, gap_end) = (b.left.span().end_offset as usize, b.right.span().start_offset as usize);
             // Between the operands lie only whitespace, parentheses and the operator itself.
             let Some(op_at) = src.as_bytes()[gap_start..gap_end].iter().position(|&c| c == op) else {
                 return;
@@ -232,6 +238,39 @@ fn expr(x: &Expr<'_>, src: &str, edits: &mut Vec<Edit>) {
     }
 }
 
+/// `a in b` → `__llmtool_in(a , b)`; `a not in b` (the parser's `not (a in b)`, with both
+/// keywords between the operands) → `(not __llmtool_in(a , b))`. Chained comparisons
+/// (`a in b in c`) are parsed otherwise and stay as they are. The parser's span of an `in`
+/// node starts at its statement, so the node's extent is taken from its operands (`left`
+/// start, `right` end), widened over the parentheses the gap shows they carry.
+fn in_op(src: &str, edits: &mut Vec<Edit>, (left, right): (usize, usize), (gap_start, gap_end): (usize, usize)) {
+    let gap = &src[gap_start..gap_end];
+    let (Some(kw), Some(last)) = (gap.find(|ch: char| ch.is_ascii_alphabetic()), gap.rfind("in")) else {
+        return;
+    };
+    let negated = gap[kw..].starts_with("not");
+    let b = src.as_bytes();
+    let mut start = left;
+    for _ in 0..gap[..kw].matches(')').count() {
+        match b[..start].iter().rposition(|c| !c.is_ascii_whitespace()) {
+            Some(p) if b[p] == b'(' => start = p,
+            _ => return,
+        }
+    }
+    let mut end = right;
+    for _ in 0..gap[last..].matches('(').count() {
+        match b[end..].iter().position(|c| !c.is_ascii_whitespace()) {
+            Some(p) if b[end + p] == b')' => end += p + 1,
+            _ => return,
+        }
+    }
+    let width = end - start;
+    let (open, close) = if negated { ("(not __llmtool_in(", "))") } else { ("__llmtool_in(", ")") };
+    edits.push(Edit { at: start, del: 0, text: open, class: 2, width });
+    edits.push(Edit { at: gap_start + kw, del: last + 2 - kw, text: ",", class: 1, width });
+    edits.push(Edit { at: end, del: 0, text: close, class: 0, width });
+}
+
 fn open(func: &str) -> &'static str {
     match func {
         CAT => "__llmtool_cat(",
@@ -259,5 +298,13 @@ mod tests {
         assert_eq!(r("{% set ns.s = ns.s ~ ns.s %}x ~ y"), "{% set ns.s = __llmtool_cat(ns.s , ns.s) %}x ~ y");
         assert_eq!(r("{{ '~' ~ x|join('+') }}"), "{{ __llmtool_cat('~' , x|join('+')) }}");
         assert_eq!(r("{% raw %}{{ a ~ b }}{% endraw %}"), "{% raw %}{{ a ~ b }}{% endraw %}");
+        assert_eq!(r("{% if (a) in b %}{% endif %}"), "{% if __llmtool_in((a) , b) %}{% endif %}");
+        assert_eq!(r("{{ a not in b ~ c }}"), "{{ (not __llmtool_in(a , __llmtool_cat(b , c))) }}");
+        assert_eq!(r("{{ a < b < c }}"), "{{ a < b < c }}");
+        assert_eq!(r("{% if ((a)) in (b) and c %}{% endif %}"), "{% if __llmtool_in(((a)) , (b)) and c %}{% endif %}");
+        assert_eq!(
+            r("{{ x ~ (a|string) not in ( b ) }}"),
+            "{{ (not __llmtool_in(__llmtool_cat(x , (a|string)) , ( b ))) }}"
+        );
     }
 }
