@@ -109,3 +109,35 @@ fn merge_config_paths_are_literal() {
     assert!(text.contains("$(touch pwned)") && text.contains("~/b"), "{text}");
     assert!(!Path::new("pwned").exists());
 }
+
+/// fuzz/artifacts/hf_config/crash-d591a4d989f4c84639eb0d42a78fadffd24c7dbd: a Gemma 3
+/// config.json claiming 604,033,224 layers made the per-layer sliding-window table allocate
+/// 604 MB before anything else was checked. Now a typed error naming the key.
+#[test]
+fn fuzz_crash_d591a4d9_config_claiming_600m_layers_is_refused() {
+    let cfg = serde_json::json!({
+        "_sliding_window[pattern": 6,
+        "architect": ["Gemma3ForCausalLM"],
+        "atize": 128,
+        "layer_typeq": ["sliding_attention", "sliding_attention", "slidzing_attention", "slidign_attention",
+                        "sliding_attention", "full_attention"],
+        "max_position_embeddgion_embeddings": 257,
+        "model_type": "gemma3_text",
+        "num_attention_heads": 4,
+        "num_hidden_layers": 604033224,
+        "num_kesgs": true,
+        "vocab_size": 401
+    });
+    let arch = llmtool::arch::from_hf_config(&cfg).unwrap();
+    let mut md = llmtool_formats::Metadata::new();
+    let e = arch.config_to_metadata(&cfg, &mut md).unwrap_err().to_string();
+    assert!(e.contains("num_hidden_layers") || e.contains("max_position_embeddings"), "{e}");
+    // With every other key present, the layer count itself is what is refused.
+    let mut ok = cfg.clone();
+    for (k, v) in [("max_position_embeddings", 257), ("hidden_size", 64), ("intermediate_size", 128)] {
+        ok[k] = v.into();
+    }
+    ok["rms_norm_eps"] = 1e-6.into();
+    let e = arch.config_to_metadata(&ok, &mut md).unwrap_err().to_string();
+    assert!(e.contains("num_hidden_layers") && e.contains("604033224 layers; at most 4096"), "{e}");
+}
