@@ -130,6 +130,19 @@ fn deep_recursion_stops_at_the_recursion_limit() {
 }
 
 #[test]
+fn values_nested_at_run_time_do_not_overflow_the_stack() {
+    // Each iteration wraps the list once more: printing or dropping it recurses per level.
+    let nest = "{% set ns = namespace(l=[]) %}{% for i in range(100000) %}{% set ns.l = [ns.l] %}{% endfor %}";
+    for tail in ["{{ ns.l|length }}", "{{ ns.l }}", "{{ ns.l|tojson }}", "{{ ns.l ~ '' }}"] {
+        let t = ChatTemplate::new(&format!("{nest}{tail}"), "", "").unwrap();
+        match t.render(&[], false) {
+            Ok(_) | Err(ChatTemplateError::Limit { .. }) | Err(ChatTemplateError::Render(_)) => {}
+            Err(e) => panic!("{tail}: {e}"),
+        }
+    }
+}
+
+#[test]
 fn output_is_bounded() {
     let src = r#"{% set big = "x" * 1000 %}{% for i in range(100000) %}{{ big }}{% endfor %}"#;
     assert_eq!(limit_of(src), Limit::Output);

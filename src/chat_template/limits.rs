@@ -28,9 +28,14 @@ use minijinja::{filters, Environment, Error, ErrorKind, Expression, State, Value
 use super::rewrite::{ADD, CAT, IN, MUL};
 
 /// VM instructions per render. 256 messages through each of the largest fixture templates
-/// take under 1/10 of this (tests/chat_template_limits.rs `limits_leave_room_for_long_chats`
+/// take under 1/10 of this (about 5,000–7,000) (tests/chat_template_limits.rs `limits_leave_room_for_long_chats`
 /// prints the figures).
-pub const FUEL: u64 = 2_000_000;
+pub const FUEL: u64 = 500_000;
+/// Stack of the render thread (reserved address space; pages are used only as deep as a
+/// render goes). Fuel bounds how deep a template can nest values at run time (about one
+/// level per 4 instructions: 125,000 levels), and printing or dropping such a value recurses
+/// once per level.
+pub const RENDER_STACK: usize = 512 << 20;
 /// Nesting depth in minijinja's units (a macro call costs about 5, an include 10; its default and
 /// maximum is 500): about 50 nested macro calls.
 pub const RECURSION: usize = 250;

@@ -20,7 +20,9 @@ use serde::Serialize;
 use crate::model::{Model, ModelFormat};
 use crate::tokenizer::keys;
 
-pub use limits::{last_fuel_used, Limit, FUEL, MAX_ITEMS, MAX_OUTPUT, MAX_PRODUCED, MAX_SOURCE, MAX_STRING, RECURSION};
+pub use limits::{
+    last_fuel_used, Limit, FUEL, MAX_ITEMS, MAX_OUTPUT, MAX_PRODUCED, MAX_SOURCE, MAX_STRING, RECURSION, RENDER_STACK,
+};
 
 /// The file transformers saves an HF tokenizer's chat template in.
 pub const CHAT_TEMPLATE_JINJA: &str = "chat_template.jinja";
@@ -172,12 +174,42 @@ impl ChatTemplate {
 
     /// Like [`render`](Self::render) with extra template variables (a map, e.g.
     /// `minijinja::context! { tools => … }`); they override the standard ones.
+    ///
+    /// The render runs on its own thread with a [`RENDER_STACK`]-byte stack: values a
+    /// template nests at run time (`{% set ns.l = [ns.l] %}` in a loop) are printed and
+    /// dropped recursively, and their depth is bounded only by fuel.
     pub fn render_with(
         &self,
         messages: &[Message],
         add_generation_prompt: bool,
         extra: Value,
     ) -> Result<String, ChatTemplateError> {
+        std::thread::scope(|s| {
+            let worker = std::thread::Builder::new()
+                .name("chat-template".into())
+                .stack_size(RENDER_STACK)
+                .spawn_scoped(s, || self.render_here(messages, add_generation_prompt, extra));
+            match worker {
+                Ok(handle) => {
+                    let (text, used) = handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+                    limits::set_fuel_used(used);
+                    Ok(text)
+                }
+                Err(e) => Err(ChatTemplateError::Render(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("cannot start the render thread: {e}"),
+                ))),
+            }
+        })
+    }
+
+    /// The render on the current thread: the text and the fuel it took.
+    fn render_here(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+        extra: Value,
+    ) -> Result<(String, u64), ChatTemplateError> {
         let tmpl = self.env.get_template(NAME).map_err(ChatTemplateError::Render)?;
         let base = minijinja::context! {
             messages => Value::from_serialize(messages),
@@ -196,9 +228,10 @@ impl ChatTemplate {
         let hit = limits::take_hit();
         match result {
             Ok(captured) => {
-                limits::set_fuel_used(captured.state().fuel_levels().map_or(0, |(used, _)| used));
-                String::from_utf8(out.0)
-                    .map_err(|e| ChatTemplateError::Render(Error::new(ErrorKind::BadSerialization, e.to_string())))
+                let used = captured.state().fuel_levels().map_or(0, |(used, _)| used);
+                let text = String::from_utf8(out.0)
+                    .map_err(|e| ChatTemplateError::Render(Error::new(ErrorKind::BadSerialization, e.to_string())))?;
+                Ok((text, used))
             }
             Err(e) => {
                 let limit = match (hit, e.kind()) {
