@@ -25,4 +25,6 @@ cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log" || status=
 # One closing line over all test binaries (cargo prints one per binary, doc-tests last).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "total: %d passed, %d failed\n", p, f }' "$log"
+# Fuzz smoke (SECURITY.md): every cargo-fuzz target 30 s from its committed seeds.
+bash scripts/fuzz-smoke.sh || status=$?
 exit "$status"

@@ -167,6 +167,9 @@ pub(crate) struct Base {
     pub experts: Option<super::experts::ExpertCounts>,
 }
 
+/// Most layers a model may declare (the largest released models have about 130).
+pub const MAX_LAYERS: u32 = 4096;
+
 impl Base {
     pub fn from_config(config: &Value) -> Result<Self, ArchError> {
         Self::from_config_eps(config, "rms_norm_eps")
@@ -210,6 +213,11 @@ impl Base {
             if v == 0 {
                 return bad(key, "must be > 0, found 0".into());
             }
+        }
+        // Per-layer tables are built from this count before any tensor is seen: a config
+        // claiming 600 million layers must not allocate for them (found by fuzz/hf_config).
+        if self.n_layer > MAX_LAYERS {
+            return bad("num_hidden_layers", format!("{} layers; at most {MAX_LAYERS} are supported", self.n_layer));
         }
         if self.n_head_kv > self.n_head || !self.n_head.is_multiple_of(self.n_head_kv) {
             return bad(

@@ -7,14 +7,22 @@
 //! ones the caller passes). Python string methods the templates call (`.strip()`,
 //! `.startswith()`, …) come from minijinja-contrib's pycompat layer.
 
+mod limits;
+mod rewrite;
+
 use std::path::PathBuf;
 
 use llmtool_formats::{MetaArray, Metadata};
+use minijinja::machinery::WhitespaceConfig;
 use minijinja::{Environment, Error, ErrorKind, Value};
 use serde::Serialize;
 
 use crate::model::{Model, ModelFormat};
 use crate::tokenizer::keys;
+
+pub use limits::{
+    last_fuel_used, Limit, FUEL, MAX_ITEMS, MAX_OUTPUT, MAX_PRODUCED, MAX_SOURCE, MAX_STRING, RECURSION, RENDER_STACK,
+};
 
 /// The file transformers saves an HF tokenizer's chat template in.
 pub const CHAT_TEMPLATE_JINJA: &str = "chat_template.jinja";
@@ -44,11 +52,16 @@ pub enum ChatTemplateError {
     Raised(String),
     #[error("rendering the chat template failed: {0:#}")]
     Render(Error),
+    /// The template ran into one of its bounds ([`limits`](self::Limit)).
+    #[error("{template}: the chat template exceeded its limit on {limit}")]
+    Limit { template: String, limit: Limit },
 }
 
 /// A compiled chat template with the special-token texts it is rendered with.
 pub struct ChatTemplate {
     env: Environment<'static>,
+    /// Where the template came from, for errors (a file, or a GGUF metadata key).
+    origin: String,
     bos_token: String,
     eos_token: String,
 }
@@ -57,24 +70,42 @@ const NAME: &str = "chat_template";
 
 impl ChatTemplate {
     /// Compiles `source`; `bos_token` / `eos_token` are the texts the template sees.
+    /// The template renders under the bounds of [`limits`](self::Limit): no loader (it reads
+    /// no file), fuel, a recursion limit and size checks on everything that can grow.
     pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self, ChatTemplateError> {
+        Self::with_origin(source, bos_token, eos_token, "chat template")
+    }
+
+    /// [`new`](Self::new) naming where `source` came from (for errors).
+    pub fn with_origin(
+        source: &str,
+        bos_token: &str,
+        eos_token: &str,
+        origin: &str,
+    ) -> Result<Self, ChatTemplateError> {
+        let origin = origin.to_string();
+        if source.len() > MAX_SOURCE {
+            return Err(ChatTemplateError::Limit { template: origin, limit: Limit::Source });
+        }
+        let ws = WhitespaceConfig { keep_trailing_newline: false, lstrip_blocks: true, trim_blocks: true };
+        let checked = rewrite::rewrite(source, NAME, ws).map_err(ChatTemplateError::Syntax)?;
         let mut env = Environment::new();
-        env.set_trim_blocks(true);
-        env.set_lstrip_blocks(true);
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_trim_blocks(ws.trim_blocks);
+        env.set_lstrip_blocks(ws.lstrip_blocks);
+        limits::install(&mut env);
         env.add_function("raise_exception", |msg: String| -> Result<Value, Error> {
             Err(Error::new(ErrorKind::InvalidOperation, msg))
         });
         env.add_function("strftime_now", |fmt: String| -> String { strftime_now(&fmt) });
-        env.add_template_owned(NAME, source.to_string()).map_err(ChatTemplateError::Syntax)?;
-        Ok(ChatTemplate { env, bos_token: bos_token.to_string(), eos_token: eos_token.to_string() })
+        env.add_template_owned(NAME, checked).map_err(ChatTemplateError::Syntax)?;
+        Ok(ChatTemplate { env, origin, bos_token: bos_token.to_string(), eos_token: eos_token.to_string() })
     }
 
     /// The default template of GGUF metadata (`tokenizer.chat_template`), with the BOS/EOS
     /// texts of `tokenizer.ggml.bos_token_id` / `eos_token_id` (empty when absent).
     pub fn from_gguf_metadata(md: &Metadata) -> Result<Self, ChatTemplateError> {
         let source = md.get_str(keys::CHAT_TEMPLATE).ok_or(ChatTemplateError::Missing(keys::CHAT_TEMPLATE))?;
-        Self::with_metadata_tokens(source, md)
+        Self::with_metadata_tokens(source, md, keys::CHAT_TEMPLATE)
     }
 
     /// The template of an opened model: `tokenizer.chat_template`, or for an HF dir whose
@@ -84,15 +115,34 @@ impl ChatTemplate {
         if model.metadata.get_str(keys::CHAT_TEMPLATE).is_none() && model.format == ModelFormat::HfDir {
             let path = model.path.join(CHAT_TEMPLATE_JINJA);
             match std::fs::read_to_string(&path) {
-                Ok(source) => return Self::with_metadata_tokens(&source, &model.metadata),
+                Ok(source) => return Self::with_metadata_tokens(&source, &model.metadata, &path.display().to_string()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(ChatTemplateError::Read { path, source: e }),
             }
         }
-        Self::from_gguf_metadata(&model.metadata)
+        let mut t = Self::from_gguf_metadata(&model.metadata)?;
+        t.origin = Self::metadata_origin(model);
+        Ok(t)
     }
 
-    fn with_metadata_tokens(source: &str, md: &Metadata) -> Result<Self, ChatTemplateError> {
+    /// Where an opened model's `tokenizer.chat_template` came from: an HF dir's
+    /// chat_template.jinja (when that is what model.rs loaded) or tokenizer_config.json, or
+    /// the GGUF file's metadata.
+    fn metadata_origin(model: &Model) -> String {
+        if model.format != ModelFormat::HfDir {
+            return format!("{} ({})", model.path.display(), keys::CHAT_TEMPLATE);
+        }
+        let jinja = model.path.join(CHAT_TEMPLATE_JINJA);
+        let from_jinja = std::fs::metadata(&jinja).is_ok_and(|m| m.len() <= MAX_SOURCE as u64)
+            && std::fs::read_to_string(&jinja).ok().as_deref() == model.metadata.get_str(keys::CHAT_TEMPLATE);
+        if from_jinja {
+            jinja.display().to_string()
+        } else {
+            format!("{} (chat_template)", model.path.join("tokenizer_config.json").display())
+        }
+    }
+
+    fn with_metadata_tokens(source: &str, md: &Metadata, origin: &str) -> Result<Self, ChatTemplateError> {
         let tokens = md.get_array(keys::TOKENS);
         let text = |kind: &str| -> String {
             let id = md.get(keys::special_key(kind)).and_then(|v| v.as_u64());
@@ -101,7 +151,12 @@ impl ChatTemplate {
                 _ => String::new(),
             }
         };
-        Self::new(source, &text("bos"), &text("eos"))
+        Self::with_origin(source, &text("bos"), &text("eos"), origin)
+    }
+
+    /// Where the template came from.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     pub fn bos_token(&self) -> &str {
@@ -119,12 +174,42 @@ impl ChatTemplate {
 
     /// Like [`render`](Self::render) with extra template variables (a map, e.g.
     /// `minijinja::context! { tools => … }`); they override the standard ones.
+    ///
+    /// The render runs on its own thread with a [`RENDER_STACK`]-byte stack: values a
+    /// template nests at run time (`{% set ns.l = [ns.l] %}` in a loop) are printed and
+    /// dropped recursively, and their depth is bounded only by fuel.
     pub fn render_with(
         &self,
         messages: &[Message],
         add_generation_prompt: bool,
         extra: Value,
     ) -> Result<String, ChatTemplateError> {
+        std::thread::scope(|s| {
+            let worker = std::thread::Builder::new()
+                .name("chat-template".into())
+                .stack_size(RENDER_STACK)
+                .spawn_scoped(s, || self.render_here(messages, add_generation_prompt, extra));
+            match worker {
+                Ok(handle) => {
+                    let (text, used) = handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+                    limits::set_fuel_used(used);
+                    Ok(text)
+                }
+                Err(e) => Err(ChatTemplateError::Render(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("cannot start the render thread: {e}"),
+                ))),
+            }
+        })
+    }
+
+    /// The render on the current thread: the text and the fuel it took.
+    fn render_here(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+        extra: Value,
+    ) -> Result<(String, u64), ChatTemplateError> {
         let tmpl = self.env.get_template(NAME).map_err(ChatTemplateError::Render)?;
         let base = minijinja::context! {
             messages => Value::from_serialize(messages),
@@ -137,13 +222,35 @@ impl ChatTemplate {
         } else {
             minijinja::context! { ..extra, ..base }
         };
-        tmpl.render(ctx).map_err(|e| {
-            if e.kind() == ErrorKind::InvalidOperation {
-                ChatTemplateError::Raised(e.detail().unwrap_or_default().to_string())
-            } else {
-                ChatTemplateError::Render(e)
+        limits::begin();
+        let mut out = limits::BoundedOutput(Vec::new());
+        let result = tmpl.render_captured_to(ctx, &mut out);
+        let hit = limits::take_hit();
+        match result {
+            Ok(captured) => {
+                let used = captured.state().fuel_levels().map_or(0, |(used, _)| used);
+                let text = String::from_utf8(out.0)
+                    .map_err(|e| ChatTemplateError::Render(Error::new(ErrorKind::BadSerialization, e.to_string())))?;
+                Ok((text, used))
             }
-        })
+            Err(e) => {
+                let limit = match (hit, e.kind()) {
+                    (Some(l), _) => Some(l),
+                    (None, ErrorKind::OutOfFuel) => Some(Limit::Fuel),
+                    (None, ErrorKind::InvalidOperation) if e.detail() == Some("recursion limit exceeded") => {
+                        Some(Limit::Recursion)
+                    }
+                    _ => None,
+                };
+                Err(match limit {
+                    Some(limit) => ChatTemplateError::Limit { template: self.origin.clone(), limit },
+                    None if e.kind() == ErrorKind::InvalidOperation => {
+                        ChatTemplateError::Raised(e.detail().unwrap_or_default().to_string())
+                    }
+                    None => ChatTemplateError::Render(e),
+                })
+            }
+        }
     }
 }
 

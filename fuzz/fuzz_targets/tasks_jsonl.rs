@@ -1,0 +1,13 @@
+//! An eval task file (JSONL: header line, items; `TaskSet::parse`): any text, a typed error
+//! or a task set; no panic; no single allocation over 64 MiB.
+#![no_main]
+#[path = "common.rs"]
+#[macro_use]
+mod common;
+
+use llmtool::eval::tasks::TaskSet;
+use std::path::Path;
+
+target!(64 << 20, text |text| {
+    let _ = TaskSet::parse(Path::new("<fuzz>.jsonl"), text);
+});
