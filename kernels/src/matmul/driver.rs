@@ -120,14 +120,10 @@ fn act_ints(x: &Activations, kind: Kind, isa: Isa) -> ActInts {
         // Weights multiplied as q + c: Q4_0/Q5_0 store q + off; with vpdpbusd the signed weights
         // are flipped to q + 128 (vpdpbusd takes them unsigned). AVX2 and the scalar kernel
         // use signed weights as they are.
-        let c: i32 = if signed {
-            if isa.layout().flip_signed {
-                128
-            } else {
-                0
-            }
-        } else {
-            off as i32
+        let c: i32 = match (signed, layout.flip_signed) {
+            (true, true) => 128,
+            (true, false) => 0,
+            (false, _) => off as i32,
         };
         let (nb, nbp) = (x.k / 32, unpack::padded_blocks(x.k, layout));
         a.bs = 32;
@@ -195,7 +191,7 @@ fn act_ints(x: &Activations, kind: Kind, isa: Isa) -> ActInts {
     a.d = v.iter().map(|b| b.d).collect();
     a.bsums = v.iter().flat_map(|b| b.bsums).collect();
     let Kind::K { float_min, off, signed } = kind else { unreachable!("K kinds here") };
-    if !isa.layout().avx512 {
+    if !layout.avx512 {
         a.q = v.iter().flat_map(|b| b.qs).collect();
         return a;
     }

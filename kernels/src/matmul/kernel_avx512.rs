@@ -1,22 +1,17 @@
-//! AVX-512 (F, BW, DQ, VL) + AVX512-VNNI kernels: the same integer sums per block as the
-//! AVX2 kernels of `kernel.rs`, on 64-byte vectors, over the same unpacked layouts (so the
-//! tiles and activations built for `Isa::AvxVnni` serve these unchanged).
+//! AVX-512 (F, BW, DQ, VL) + AVX512-VNNI kernels: the same exact integer sums per block (or
+//! per 16-weight group) as the AVX2 kernels of `kernel.rs`, on 64-byte vectors, over the
+//! AVX-512 layouts of `unpack.rs` (`Layout { flip_signed, avx512 }`: signed weights stored as
+//! `q + 128`, the unsigned operand of `vpdpbusd`).
 //!
-//! - Legacy 32-blocks (grouped layout of `unpack::interleaved`, 8 blocks × 4 bytes per
-//!   32-byte round): one 64-byte load covers rounds `2i` and `2i + 1` of a group, so after
-//!   4 `vpdpbusd` the i32 lane `j` (< 8) holds block `j`'s sum over the even rounds and lane
-//!   `8 + j` its sum over the odd rounds. Both halves are scaled by the same (broadcast) block
-//!   scales and accumulated in f32; the halves meet in the final horizontal sum. The
-//!   activations' per-block correction (`128·Σy` for flipped signed weights, `off·Σy` for
-//!   Q4_0/Q5_0) and the Q4_1/Q5_1 minimum term go into the low half only.
-//! - K super-blocks of 256 (K-quants and i-quants): a register tile of R weight rows × T
-//!   tokens (each weight vector and its scales loaded once for T tokens). Per 64 weights:
-//!   `maddubs` (u8 × i8 → i16 pairs) then `vpdpwssd` with the per-16 scales (i16 pairs ×
-//!   scales → i32, accumulated), i.e. ggml's `maddubs` + `madd` + `add` in two instructions.
-//!   Signed weights (i-quants): AVX-512 has no `vpsignb`, so ggml's sign trick
-//!   `maddubs(|x|, sign(y, x))` becomes `|x|` and `y` negated under the mask of negative `x`
-//!   (`0 − (−128)` wraps to −128 exactly as `vpsignb` does). The minimum term of
-//!   Q2_K/Q4_K/Q5_K (`− dmin·Σ min·bsum`) is folded into the same f32 accumulator.
+//! - Legacy 32-blocks: whole groups of 8 blocks in the grouped layout of
+//!   `unpack::interleaved`, then a natural-order tail padded to an even block count
+//!   (`unpack::legacy_pos`); see [`legacy_rt`]. Every i32 lane starts at the activations'
+//!   exact per-lane correction (`lcorr`), so each lane is an exact partial of Σ q·y.
+//! - K super-blocks of 256 (K-quants and i-quants) in the by-group layout
+//!   (`unpack::by_group`): four `vpdpbusd` leave each 16-weight group's exact integer sum in
+//!   its own lane, scaled in f32 by `d·sc` (and `dmin·min` for Q2_K/Q4_K/Q5_K); see [`k_rt`].
+//!
+//! Both run over register tiles of 4 weight rows × 2 tokens (`kernel::tiled`).
 
 use super::kernel::{tiled, ActRef, RegisterTile, RowRef};
 use super::unpack::Kind;
