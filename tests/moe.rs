@@ -160,19 +160,6 @@ fn renormalisation_and_expert_count_move_the_logits_far_beyond_the_tolerance() {
 }
 
 /// `llmtool perplexity MODEL --ctx 64 --chunks 2 --json INPUT…`'s report.
-fn perplexity_json(model: &Path, input: &[&str]) -> serde_json::Value {
-    let mut args = vec!["perplexity", s(model), "--ctx", "64", "--chunks", "2", "--json", "--quiet"];
-    args.extend(input);
-    serde_json::from_slice(&llmtool_ok(&args).stdout).unwrap()
-}
-
-fn perplexity(model: &Path, input: &[&str]) -> f64 {
-    let v = perplexity_json(model, input);
-    let ppl = v["ppl"].as_f64().unwrap_or_else(|| panic!("no ppl in {v}"));
-    assert!(ppl.is_finite() && ppl > 1.0, "{ppl}");
-    ppl
-}
-
 /// perplexity on llama.cpp's own Mixtral/Qwen-MoE files (which used to fail with "tensor
 /// 'blk.0.ffn_up.weight' is missing") and on ours, quantized or not.
 #[test]

@@ -48,20 +48,7 @@ fn f32_of(model: &Path, name: &str) -> Vec<f32> {
 }
 
 fn perplexity(model: &Path) -> f64 {
-    let out = llmtool_ok(&[
-        "perplexity",
-        s(model),
-        "--text",
-        s(&wiki_text()),
-        "--ctx",
-        "64",
-        "--chunks",
-        "2",
-        "--json",
-        "--quiet",
-    ]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["ppl"].as_f64().unwrap_or_else(|| panic!("{v}"))
+    common::perplexity(model, &["--text", s(&wiki_text())])
 }
 
 #[test]

@@ -198,3 +198,20 @@ pub fn rewrite_gguf(
     .unwrap();
     std::fs::write(dst, out).unwrap();
 }
+
+/// `llmtool perplexity MODEL --ctx 64 --chunks 2 --json` plus `input` (e.g. `--text FILE`):
+/// the JSON report.
+pub fn perplexity_json(model: &Path, input: &[&str]) -> Value {
+    let mut args =
+        vec!["perplexity", model.to_str().expect("a UTF-8 path"), "--ctx", "64", "--chunks", "2", "--json", "--quiet"];
+    args.extend(input);
+    serde_json::from_slice(&llmtool_ok(&args).stdout).unwrap()
+}
+
+/// The perplexity of [`perplexity_json`], checked to be a finite value above 1.
+pub fn perplexity(model: &Path, input: &[&str]) -> f64 {
+    let v = perplexity_json(model, input);
+    let ppl = v["ppl"].as_f64().unwrap_or_else(|| panic!("no ppl in {v}"));
+    assert!(ppl.is_finite() && ppl > 1.0, "{ppl}");
+    ppl
+}
