@@ -14,7 +14,8 @@ command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get inst
 
 # measure LABEL BYTES CMD... : best of $REPS runs (the machine is shared and noisy); prints
 # seconds, MB/s and the peak RSS of that run. `$work/cp.tmp` and `$CLEAN` (if set) are
-# removed before each run. The best time is left in `$work/last.wall`.
+# removed before each run. The best time is left in `$work/last.wall`, that run's peak RSS
+# (KiB) in `$work/last.rss`.
 REPS="${REPS:-3}"
 measure() {
   local label="$1" bytes="$2"; shift 2
@@ -31,6 +32,7 @@ measure() {
   [[ "$best" == "0" || "$best" == "0.00" ]] && best=0.005
   printf '%-46s %7.2f s %8.1f MB/s   peak RSS %7.1f MB\n' "$label" "$best" "$(echo "$bytes / 1000000 / $best" | bc -l)" "$(echo "$best_rss / 1024" | bc -l)"
   echo "$best" > "$work/last.wall"
+  echo "$best_rss" > "$work/last.rss"
 }
 
 # ratio A B: A / B with two decimals.

@@ -66,6 +66,10 @@ pub enum ModelError {
     MissingExperts { path: PathBuf, gguf: String, count: u32, missing: Vec<u32>, example: String },
     #[error("{path}: expert tensors '{first}' and '{other}' (stacked into '{gguf}') differ in {what}")]
     ExpertMismatch { path: PathBuf, gguf: String, first: String, other: String, what: &'static str },
+    #[error("{path}: expert tensors missing: nothing maps to '{gguf}', while its block has '{seen}'")]
+    MissingExpertProjection { path: PathBuf, gguf: String, seen: String },
+    #[error("{path}: tensor '{tensor}' has shape {shape:?}; stacked experts must be [{count}, {n_parts}·rows, columns] (the config has {count} experts)")]
+    FusedExpertShape { path: PathBuf, tensor: String, shape: Vec<u64>, count: u32, n_parts: usize },
 }
 
 /// The GGML element type of a safetensors dtype, where one exists.
@@ -256,14 +260,86 @@ enum Planned {
     One(TensorInfo, TensorFix),
     /// The experts' HF tensors, in expert order, stacked on a new outermost dimension.
     Stacked(Vec<TensorInfo>),
+    /// Row part `part` of `n_parts` of every expert of an HF tensor that holds them stacked
+    /// (transformers 5's `mlp.experts.gate_up_proj`: gate rows, then up rows).
+    Part { hf: TensorInfo, part: usize, n_parts: usize },
+}
+
+/// What one projection of a layer's experts has been given so far.
+enum Slot {
+    /// One HF matrix per expert (the classic layout), in expert order.
+    Experts(Vec<Option<TensorInfo>>),
+    /// Part of an HF tensor holding every expert (transformers 5).
+    Part { hf: TensorInfo, part: usize, n_parts: usize },
 }
 
 /// The expert tensors of one layer seen so far (llama.cpp's converter writes a layer's
 /// stacked tensors once all of them are there, `Qwen2MoeModel.modify_tensors`).
 struct PendingLayer {
-    seen: usize,
-    /// Per projection (in the family's order): the GGUF name, the experts' HF infos.
-    slots: Vec<(String, Vec<Option<TensorInfo>>)>,
+    /// Per projection (in the family's order): the GGUF name, what was given for it.
+    slots: Vec<(String, Option<Slot>)>,
+}
+
+impl PendingLayer {
+    fn new(layer_tensors: &[String]) -> Self {
+        PendingLayer { slots: layer_tensors.iter().map(|g| (g.clone(), None)).collect() }
+    }
+
+    fn complete(&self) -> bool {
+        self.slots.iter().all(|(_, s)| match s {
+            Some(Slot::Experts(m)) => m.iter().all(Option::is_some),
+            Some(Slot::Part { .. }) => true,
+            None => false,
+        })
+    }
+
+    /// The HF name of a tensor already given for a slot (for duplicate errors).
+    fn first_name(slot: &Slot) -> Option<&str> {
+        match slot {
+            Slot::Experts(m) => m.iter().flatten().next().map(|t| t.name.as_str()),
+            Slot::Part { hf, .. } => Some(&hf.name),
+        }
+    }
+
+    /// The error for a layer left incomplete: the first projection with something missing.
+    fn missing_error(&self, path: &Path) -> ModelError {
+        let count = self.slots.iter().find_map(|(_, s)| match s {
+            Some(Slot::Experts(m)) => Some(m.len() as u32),
+            Some(Slot::Part { hf, .. }) => hf.ne.last().map(|&n| n as u32),
+            None => None,
+        });
+        let seen_any = self.slots.iter().find_map(|(_, s)| s.as_ref().and_then(Self::first_name)).unwrap_or("");
+        for (gguf, slot) in &self.slots {
+            let (missing, example) = match slot {
+                Some(Slot::Experts(m)) if m.iter().any(Option::is_none) => {
+                    let missing: Vec<u32> =
+                        m.iter().enumerate().filter(|(_, t)| t.is_none()).map(|(i, _)| i as u32).collect();
+                    let example = match m.iter().flatten().next() {
+                        Some(seen) => expert_name_like(&seen.name, missing[0]),
+                        None => format!("{gguf} (no expert of this projection at all)"),
+                    };
+                    (missing, example)
+                }
+                None => {
+                    return ModelError::MissingExpertProjection {
+                        path: path.to_path_buf(),
+                        gguf: gguf.clone(),
+                        seen: seen_any.to_string(),
+                    }
+                }
+                _ => continue,
+            };
+            let gguf = gguf.clone();
+            return ModelError::MissingExperts {
+                path: path.to_path_buf(),
+                gguf,
+                count: count.unwrap_or(0),
+                missing,
+                example,
+            };
+        }
+        unreachable!("missing_error is only called on an incomplete layer")
+    }
 }
 
 impl HfTensorView {
@@ -287,12 +363,16 @@ impl HfTensorView {
         let mut pending: std::collections::BTreeMap<u32, PendingLayer> = Default::default();
         for st in weights.tensors() {
             let slice = arch.hf_expert_slice(&st.name, config).map_err(arch_err)?;
-            let map = match &slice {
+            let fused = match &slice {
                 Some(_) => None,
-                None => match arch.hf_to_gguf_tensor(&st.name, config).map_err(arch_err)? {
+                None => arch.hf_fused_experts(&st.name, config).map_err(arch_err)?,
+            };
+            let map = match (&slice, &fused) {
+                (None, None) => match arch.hf_to_gguf_tensor(&st.name, config).map_err(arch_err)? {
                     Some(map) => Some(map),
                     None => continue,
                 },
+                _ => None,
             };
             let ty = ggml_type_of_dtype(st.dtype).ok_or_else(|| ModelError::UnsupportedDtype {
                 path: path.to_path_buf(),
@@ -300,67 +380,84 @@ impl HfTensorView {
                 dtype: st.dtype,
             })?;
             let hf_info = TensorInfo::from_shape(st.name.clone(), ty, &st.shape);
-            if let Some(sl) = slice {
-                let layer = pending.entry(sl.layer).or_insert_with(|| PendingLayer { seen: 0, slots: Vec::new() });
-                if layer.slots.is_empty() {
-                    layer.slots = vec![(String::new(), vec![None; sl.count as usize]); sl.per_layer];
-                }
+            let duplicate = |first: &str, gguf: &str| ModelError::DuplicateMapping {
+                path: path.to_path_buf(),
+                first: first.to_string(),
+                second: st.name.clone(),
+                gguf: gguf.to_string(),
+            };
+            let layer_id = if let Some(sl) = slice {
+                let layer = pending.entry(sl.layer).or_insert_with(|| PendingLayer::new(&sl.layer_tensors));
                 let slot = &mut layer.slots[sl.order];
-                slot.0 = sl.gguf.clone();
-                if let Some(first) = &slot.1[sl.index as usize] {
-                    return Err(ModelError::DuplicateMapping {
+                let members = match slot.1.get_or_insert_with(|| Slot::Experts(vec![None; sl.count as usize])) {
+                    Slot::Experts(m) => m,
+                    part @ Slot::Part { .. } => {
+                        return Err(duplicate(PendingLayer::first_name(part).unwrap_or(""), &sl.gguf));
+                    }
+                };
+                if let Some(first) = &members[sl.index as usize] {
+                    return Err(duplicate(&first.name, &format!("{} (expert {})", sl.gguf, sl.index)));
+                }
+                members[sl.index as usize] = Some(hf_info);
+                sl.layer
+            } else if let Some(f) = fused {
+                let n_parts = f.parts.len();
+                let shape_ok =
+                    hf_info.ne.len() == 3 && hf_info.ne[2] == u64::from(f.count) && hf_info.ne[1] % n_parts as u64 == 0;
+                if !shape_ok {
+                    return Err(ModelError::FusedExpertShape {
                         path: path.to_path_buf(),
-                        first: first.name.clone(),
-                        second: st.name.clone(),
-                        gguf: format!("{} (expert {})", sl.gguf, sl.index),
+                        tensor: st.name.clone(),
+                        shape: st.shape.clone(),
+                        count: f.count,
+                        n_parts,
                     });
                 }
-                slot.1[sl.index as usize] = Some(hf_info);
-                layer.seen += 1;
-                if layer.seen == sl.per_layer * sl.count as usize {
-                    let layer = pending.remove(&sl.layer).expect("present");
-                    for (gguf, members) in layer.slots {
-                        let members: Vec<TensorInfo> = members.into_iter().map(|m| m.expect("all seen")).collect();
-                        let info = stacked_info(path, &gguf, &members)?;
-                        seen.insert(gguf, members[0].name.clone());
-                        infos.push(info);
-                        plan.push(Planned::Stacked(members));
+                let layer = pending.entry(f.layer).or_insert_with(|| PendingLayer::new(&f.layer_tensors));
+                for (part, (order, gguf)) in f.parts.iter().enumerate() {
+                    let slot = &mut layer.slots[*order];
+                    if let Some(given) = &slot.1 {
+                        return Err(duplicate(PendingLayer::first_name(given).unwrap_or(""), gguf));
                     }
+                    slot.1 = Some(Slot::Part { hf: hf_info.clone(), part, n_parts });
                 }
+                f.layer
+            } else {
+                let map = map.expect("neither an expert slice nor fused experts");
+                if let Some(first) = seen.insert(map.name.clone(), st.name.clone()) {
+                    return Err(duplicate(&first, &map.name));
+                }
+                let out_ty = map.fix.output_type(ty);
+                infos.push(TensorInfo { name: map.name, ty: out_ty, ne: hf_info.ne.clone() });
+                plan.push(Planned::One(hf_info, map.fix));
                 continue;
+            };
+            if pending[&layer_id].complete() {
+                let layer = pending.remove(&layer_id).expect("present");
+                for (gguf, slot) in layer.slots {
+                    let (info, planned, first) = match slot.expect("complete") {
+                        Slot::Experts(members) => {
+                            let members: Vec<TensorInfo> = members.into_iter().map(|m| m.expect("all seen")).collect();
+                            let info = stacked_info(path, &gguf, &members)?;
+                            let first = members[0].name.clone();
+                            (info, Planned::Stacked(members), first)
+                        }
+                        Slot::Part { hf, part, n_parts } => {
+                            let mut ne = hf.ne.clone();
+                            ne[1] /= n_parts as u64;
+                            let info = TensorInfo { name: gguf.clone(), ty: hf.ty, ne };
+                            let first = hf.name.clone();
+                            (info, Planned::Part { hf, part, n_parts }, first)
+                        }
+                    };
+                    seen.insert(gguf, first);
+                    infos.push(info);
+                    plan.push(planned);
+                }
             }
-            let map = map.expect("not an expert slice");
-            if let Some(first) = seen.insert(map.name.clone(), st.name.clone()) {
-                return Err(ModelError::DuplicateMapping {
-                    path: path.to_path_buf(),
-                    first,
-                    second: st.name.clone(),
-                    gguf: map.name,
-                });
-            }
-            let out_ty = map.fix.output_type(ty);
-            infos.push(TensorInfo { name: map.name, ty: out_ty, ne: hf_info.ne.clone() });
-            plan.push(Planned::One(hf_info, map.fix));
         }
         if let Some((_, layer)) = pending.into_iter().next() {
-            let (gguf, members) = layer
-                .slots
-                .iter()
-                .find(|(_, m)| m.iter().any(Option::is_none))
-                .expect("an incomplete layer has a missing expert");
-            let missing: Vec<u32> =
-                members.iter().enumerate().filter(|(_, m)| m.is_none()).map(|(i, _)| i as u32).collect();
-            let example = match members.iter().flatten().next() {
-                Some(seen) => expert_name_like(&seen.name, missing[0]),
-                None => format!("{gguf} (no expert of this projection at all)"),
-            };
-            return Err(ModelError::MissingExperts {
-                path: path.to_path_buf(),
-                gguf: gguf.clone(),
-                count: members.len() as u32,
-                missing,
-                example,
-            });
+            return Err(layer.missing_error(path));
         }
         Ok(HfTensorView { weights, infos, computed, plan })
     }
@@ -375,7 +472,7 @@ impl HfTensorView {
             .zip(&self.plan)
             .filter_map(|(info, p)| match p {
                 Planned::One(hf, _) => by_hf.get(hf.name.as_str()).map(|b| (info.name.clone(), (*b).clone())),
-                Planned::Stacked(_) => None,
+                Planned::Stacked(_) | Planned::Part { .. } => None,
             })
             .collect()
     }
@@ -404,6 +501,17 @@ fn stacked_info(path: &Path, gguf: &str, members: &[TensorInfo]) -> Result<Tenso
     let mut ne = first.ne.clone();
     ne.push(members.len() as u64);
     Ok(TensorInfo { name: gguf.into(), ty: first.ty, ne })
+}
+
+/// Row part `part` of `n_parts` of every expert of `bytes`, an HF tensor of shape
+/// [experts, n_parts·rows, columns] (`hf.ne` reversed), concatenated in expert order.
+fn expert_row_part(bytes: &[u8], hf: &TensorInfo, part: usize, n_parts: usize) -> Vec<u8> {
+    let per_expert = bytes.len() / (hf.ne[2] as usize).max(1);
+    let part_len = per_expert / n_parts;
+    if part_len == 0 {
+        return Vec::new();
+    }
+    bytes.chunks_exact(per_expert).flat_map(|e| &e[part * part_len..(part + 1) * part_len]).copied().collect()
 }
 
 /// `name` (an expert's HF tensor, `...experts.E.leaf`) with expert `e` in place of E.
@@ -439,6 +547,10 @@ impl TensorSource for HfTensorView {
                 }
                 return Ok(Cow::Owned(out));
             }
+            Planned::Part { hf, part, n_parts } => {
+                let bytes = self.weights.tensor_data(&hf.name)?;
+                return Ok(Cow::Owned(expert_row_part(&bytes, hf, *part, *n_parts)));
+            }
         };
         let bytes = self.weights.tensor_data(&hf_info.name)?;
         if matches!(fix, TensorFix::Copy) {
@@ -455,6 +567,7 @@ impl TensorSource for HfTensorView {
             match &self.plan[i] {
                 Planned::One(hf, _) => self.weights.release(&hf.name),
                 Planned::Stacked(members) => members.iter().for_each(|m| self.weights.release(&m.name)),
+                Planned::Part { hf, .. } => self.weights.release(&hf.name),
             }
         }
     }

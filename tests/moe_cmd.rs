@@ -226,6 +226,107 @@ fn routers_equal_mergekit_moe_s() {
     }
 }
 
+/// mergekit-moe's own output for cheap_embed.yml (fixtures/moe_cmd/mergekit_mixtral, written
+/// in transformers 5's layout: `mlp.experts.gate_up_proj` / `down_proj` holding every expert,
+/// router `mlp.gate`) opens as a Mixtral: the same tensors as `llmtool moe` builds from the same
+/// YAML (experts and attention bit for bit, routers to 1e-5), the same logits, and it
+/// converts to GGUF and back.
+#[test]
+fn mergekit_moe_output_in_transformers5_layout_reads_as_ours() {
+    let dir = root().join("fixtures/moe_cmd");
+    let theirs = dir.join("mergekit_mixtral");
+    let tmp = tempfile::tempdir().unwrap();
+    let ours = tmp.path().join("ours.gguf");
+    llmtool_ok(&["moe", "--quiet", s(&dir.join("cheap_embed.yml")), s(&ours)]);
+    let converted = tmp.path().join("theirs.gguf");
+    llmtool_ok(&["convert", "--quiet", s(&theirs), s(&converted)]);
+    let (a, b) = (Model::open(&ours).unwrap(), Model::open(&converted).unwrap());
+    // (The order differs: each file follows its input's tensor order.)
+    let names = |m: &Model| {
+        let mut v = m.tensors.tensor_infos().iter().map(|t| (t.name.clone(), t.ne.clone())).collect::<Vec<_>>();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&a), names(&b), "tensor names and shapes");
+    let mut experts = 0;
+    for t in a.tensors.tensor_infos() {
+        let (x, y) = (f32_of(&ours, &t.name), f32_of(&converted, &t.name));
+        if t.name.ends_with("ffn_gate_inp.weight") {
+            let max = x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+            assert!(max <= 1e-5, "{}: max |ours - mergekit-moe| = {max}", t.name);
+        } else {
+            assert!(x == y, "{} differs from mergekit-moe's", t.name);
+            experts += t.name.contains("_exps") as usize;
+        }
+    }
+    assert_eq!(experts, 6, "2 layers × gate/up/down stacked experts compared");
+    assert_eq!(a.metadata.get("llama.expert_count"), Some(&MetaValue::U32(2)));
+    assert_eq!(b.metadata.get("llama.expert_count"), Some(&MetaValue::U32(2)));
+    let (p, q) = (perplexity(&ours), perplexity(&converted));
+    assert!((p - q).abs() <= 1e-4 * p, "perplexity: ours {p}, mergekit-moe's {q}");
+    // HF view straight from their dir (no conversion) scores the same.
+    let direct = perplexity(&theirs);
+    assert!((direct - q).abs() <= 1e-9 * q, "HF dir {direct} vs its GGUF {q}");
+}
+
+/// An HF Mixtral in transformers 5's layout with a stacked expert tensor of the wrong shape,
+/// or with `down_proj` missing, is refused naming the tensor.
+#[test]
+fn broken_transformers5_expert_tensors_are_refused() {
+    let src = root().join("fixtures/moe_cmd/mergekit_mixtral");
+    let tmp = tempfile::tempdir().unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&std::fs::read(src.join("model.safetensors")).unwrap())
+        .unwrap()
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+        .collect::<Vec<_>>();
+    let write = |name: &str, edit: &dyn Fn(&str, &mut Vec<usize>, &mut Vec<u8>) -> bool| {
+        let d = tmp.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+            std::fs::copy(src.join(f), d.join(f)).unwrap();
+        }
+        let mut kept = Vec::new();
+        for (n, dt, shape, data) in &tensors {
+            let (mut shape, mut data) = (shape.clone(), data.clone());
+            if edit(n, &mut shape, &mut data) {
+                kept.push((n.clone(), *dt, shape, data));
+            }
+        }
+        let views: Vec<(String, safetensors::tensor::TensorView)> = kept
+            .iter()
+            .map(|(n, dt, shape, data)| {
+                (n.clone(), safetensors::tensor::TensorView::new(*dt, shape.clone(), data).unwrap())
+            })
+            .collect();
+        safetensors::serialize_to_file(views, None, &d.join("model.safetensors")).unwrap();
+        d
+    };
+    let err_of = |args: &[&str]| {
+        let out = llmtool(args);
+        assert!(!out.status.success(), "llmtool {args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let no_down = write("no_down", &|n, _, _| n != "model.layers.1.mlp.experts.down_proj");
+    let err = err_of(&["convert", "--quiet", s(&no_down), s(&tmp.path().join("a.gguf"))]);
+    assert!(err.contains("blk.1.ffn_down_exps.weight") && err.contains("missing"), "{err}");
+    let odd = write("odd", &|n, shape, data| {
+        if n == "model.layers.0.mlp.experts.gate_up_proj" {
+            // one expert of the two dropped: [1, 2·ff, hidden]
+            shape[0] = 1;
+            data.truncate(data.len() / 2);
+        }
+        true
+    });
+    let err = err_of(&["convert", "--quiet", s(&odd), s(&tmp.path().join("b.gguf"))]);
+    assert!(
+        err.contains("model.layers.0.mlp.experts.gate_up_proj") && err.contains("the config has 2 experts"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("a.gguf").exists() && !tmp.path().join("b.gguf").exists());
+}
+
 /// `--eval-text`: the MoE and each expert source are scored on the same text; each score is
 /// what `llmtool perplexity` gives that model.
 #[test]

@@ -8,6 +8,13 @@
 //! The converter buffers a layer's expert tensors and writes that layer's stacked tensors, in
 //! the order of its projection list, once all `n_expert × 3` of them have been seen; the
 //! [`ExpertSlice`] of each HF tensor carries what the HF view needs to do the same.
+//!
+//! Checkpoints saved by transformers 5 (and mergekit-moe's output made with it) hold the
+//! experts already stacked, as the `*Experts` modules of modeling_mixtral.py /
+//! modeling_qwen2_moe.py / modeling_qwen3_moe.py keep them: `model.layers.N.mlp.experts.gate_up_proj`
+//! [E, 2·ff, hidden] (gate rows first: `linear(x, gate_up_proj[e]).chunk(2, dim=-1)`) and
+//! `mlp.experts.down_proj` [E, hidden, ff], no `.weight` suffix. [`FusedSlice`] maps them:
+//! the GGUF gate and up tensors are the two row halves of each expert, down is the tensor as is.
 
 use super::names::split_block;
 use super::ArchError;
@@ -18,6 +25,12 @@ pub(crate) struct ExpertTable {
     pub hf_module: &'static str,
     pub projections: &'static [(&'static str, &'static str)],
 }
+
+/// transformers 5's stacked experts (module `mlp.experts` in every family here): each HF
+/// parameter and the GGUF projections it holds, as equal row parts of each expert.
+const FUSED_MODULE: &str = "mlp.experts";
+const FUSED: &[(&str, &[&str])] =
+    &[("gate_up_proj", &["ffn_gate_exps.weight", "ffn_up_exps.weight"]), ("down_proj", &["ffn_down_exps.weight"])];
 
 /// Mixtral: `w1` = gate, `w2` = down, `w3` = up, written in that order.
 pub(crate) const MIXTRAL_EXPERTS: ExpertTable = ExpertTable {
@@ -36,7 +49,7 @@ pub(crate) const QWEN_MOE_EXPERTS: ExpertTable = ExpertTable {
 };
 
 /// Where one HF expert tensor goes: expert `index` of `count` in the stacked GGUF tensor
-/// `gguf`, which is projection `order` of the `per_layer` stacked tensors of block `layer`.
+/// `gguf`, which is projection `order` of the stacked tensors of block `layer`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpertSlice {
     pub gguf: String,
@@ -44,10 +57,56 @@ pub struct ExpertSlice {
     pub index: u32,
     pub count: u32,
     pub order: usize,
-    pub per_layer: usize,
+    /// Every stacked GGUF tensor of block `layer`, in projection order.
+    pub layer_tensors: Vec<String>,
+}
+
+/// Where one of transformers 5's stacked expert tensors goes: its row parts (of `n_parts`
+/// equal ones per expert), each a whole stacked GGUF tensor of block `layer`, as
+/// (projection order, GGUF name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FusedSlice {
+    pub layer: u32,
+    pub count: u32,
+    /// Every stacked GGUF tensor of block `layer`, in projection order.
+    pub layer_tensors: Vec<String>,
+    pub parts: Vec<(usize, String)>,
 }
 
 impl ExpertTable {
+    /// The parts a transformers 5 stacked expert tensor is, `None` when the name is not one.
+    pub(crate) fn hf_fused(&self, hf: &str, n_layer: u32, n_expert: u32) -> Result<Option<FusedSlice>, ArchError> {
+        let Some((bid, rest)) = split_block(hf, "model.layers.") else {
+            return Ok(None);
+        };
+        let Some(leaf) = rest.strip_prefix(FUSED_MODULE).and_then(|r| r.strip_prefix('.')) else {
+            return Ok(None);
+        };
+        let Some((_, ggufs)) = FUSED.iter().find(|(h, _)| *h == leaf) else {
+            return Ok(None);
+        };
+        if bid >= n_layer {
+            return Err(ArchError::InvalidValue {
+                key: hf.into(),
+                reason: format!("block {bid} is out of range (block count {n_layer})"),
+            });
+        }
+        let parts = ggufs
+            .iter()
+            .map(|g| {
+                let order =
+                    self.projections.iter().position(|(_, p)| p == g).expect("every fused part is a projection");
+                (order, format!("blk.{bid}.{g}"))
+            })
+            .collect();
+        Ok(Some(FusedSlice { layer: bid, count: n_expert, layer_tensors: self.layer_tensors(bid), parts }))
+    }
+
+    /// The stacked GGUF tensors of block `bid`, in projection order.
+    fn layer_tensors(&self, bid: u32) -> Vec<String> {
+        self.projections.iter().map(|(_, g)| format!("blk.{bid}.{g}")).collect()
+    }
+
     /// The slice an HF tensor name is, `None` when it is not one of this table's experts.
     pub(crate) fn hf_slice(&self, hf: &str, n_layer: u32, n_expert: u32) -> Result<Option<ExpertSlice>, ArchError> {
         let Some((bid, rest)) = split_block(hf, "model.layers.") else {
@@ -80,7 +139,7 @@ impl ExpertTable {
             index,
             count: n_expert,
             order,
-            per_layer: self.projections.len(),
+            layer_tensors: self.layer_tensors(bid),
         }))
     }
 
@@ -110,7 +169,11 @@ mod tests {
                 index: 7,
                 count: 8,
                 order: 1,
-                per_layer: 3
+                layer_tensors: vec![
+                    "blk.1.ffn_gate_exps.weight".into(),
+                    "blk.1.ffn_down_exps.weight".into(),
+                    "blk.1.ffn_up_exps.weight".into()
+                ],
             }
         );
         let names = MIXTRAL_EXPERTS.hf_names("blk.1.ffn_down_exps.weight", 2, 8).unwrap();
@@ -122,6 +185,29 @@ mod tests {
             .hf_slice("model.layers.0.mlp.shared_expert.gate_proj.weight", 2, 4)
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn transformers5_stacked_experts_map_to_row_parts() {
+        let f = MIXTRAL_EXPERTS.hf_fused("model.layers.1.mlp.experts.gate_up_proj", 2, 8).unwrap().unwrap();
+        assert_eq!(
+            f,
+            FusedSlice {
+                layer: 1,
+                count: 8,
+                layer_tensors: vec![
+                    "blk.1.ffn_gate_exps.weight".into(),
+                    "blk.1.ffn_down_exps.weight".into(),
+                    "blk.1.ffn_up_exps.weight".into()
+                ],
+                parts: vec![(0, "blk.1.ffn_gate_exps.weight".into()), (2, "blk.1.ffn_up_exps.weight".into())]
+            }
+        );
+        let d = QWEN_MOE_EXPERTS.hf_fused("model.layers.0.mlp.experts.down_proj", 2, 4).unwrap().unwrap();
+        assert_eq!(d.parts, vec![(0, "blk.0.ffn_down_exps.weight".to_string())]);
+        assert!(MIXTRAL_EXPERTS.hf_fused("model.layers.0.mlp.experts.0.w1.weight", 2, 8).unwrap().is_none());
+        assert!(MIXTRAL_EXPERTS.hf_fused("model.layers.0.mlp.gate.weight", 2, 8).unwrap().is_none());
+        assert!(MIXTRAL_EXPERTS.hf_fused("model.layers.2.mlp.experts.down_proj", 2, 8).is_err());
     }
 
     #[test]

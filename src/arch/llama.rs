@@ -15,7 +15,7 @@ use llmtool_formats::{MetaValue, Metadata, TensorInfo, TensorSource};
 use serde_json::{json, Value};
 
 use super::common::{assemble, key, write_base_counts, write_general, write_rope_eps_head_dim, MdBase};
-use super::experts::ExpertSlice;
+use super::experts::{ExpertSlice, FusedSlice};
 use super::hparams::{cfg_bool_opt, md_u32, md_u32_opt, Base};
 use super::mixtral;
 use super::names::{self, gguf_suffix};
@@ -109,6 +109,10 @@ impl Arch for Llama {
 
     fn gguf_expert_names(&self, gguf_name: &str, md: &Metadata) -> Result<Option<Vec<String>>, ArchError> {
         mixtral::gguf_expert_names(gguf_name, md)
+    }
+
+    fn hf_fused_experts(&self, hf_name: &str, config: &Value) -> Result<Option<FusedSlice>, ArchError> {
+        mixtral::hf_fused_experts(hf_name, config)
     }
 
     fn extra_tensors(&self, config: &Value) -> Result<Vec<(String, Vec<f32>)>, ArchError> {

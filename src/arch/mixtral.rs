@@ -12,7 +12,7 @@ use llmtool_formats::Metadata;
 use serde_json::{json, Value};
 
 use super::common::{assemble, key};
-use super::experts::{ExpertCounts, ExpertSlice, MIXTRAL_EXPERTS};
+use super::experts::{ExpertCounts, ExpertSlice, FusedSlice, MIXTRAL_EXPERTS};
 use super::hparams::{md_u32, Base};
 use super::names::{LLAMA_BLOCK, MIXTRAL_ROUTER};
 use super::ArchError;
@@ -29,6 +29,15 @@ pub(super) fn hf_expert_slice(hf_name: &str, config: &Value) -> Result<Option<Ex
     let b = Base::from_config(config)?;
     match b.experts {
         Some(e) => MIXTRAL_EXPERTS.hf_slice(hf_name, b.n_layer, e.n_expert),
+        None => Ok(None),
+    }
+}
+
+/// The stacked GGUF tensors a transformers 5 expert tensor holds, for a config with experts.
+pub(super) fn hf_fused_experts(hf_name: &str, config: &Value) -> Result<Option<FusedSlice>, ArchError> {
+    let b = Base::from_config(config)?;
+    match b.experts {
+        Some(e) => MIXTRAL_EXPERTS.hf_fused(hf_name, b.n_layer, e.n_expert),
         None => Ok(None),
     }
 }

@@ -39,6 +39,9 @@ macro_rules! two_variant_arch {
             fn gguf_expert_names(&self, gguf_name: &str, md: &Metadata) -> Result<Option<Vec<String>>, ArchError> {
                 gguf_expert_names($v2, gguf_name, md)
             }
+            fn hf_fused_experts(&self, hf_name: &str, config: &Value) -> Result<Option<FusedSlice>, ArchError> {
+                hf_fused_experts($v2, hf_name, config)
+            }
         );
     };
     (@impl $t:ty, $v2:expr, $hf:expr, $($extra:tt)*) => {
@@ -91,7 +94,7 @@ mod rope_factors;
 
 pub use cohere::{Cohere2, CommandR};
 pub use error::ArchError;
-pub use experts::{is_router_tensor, ExpertSlice};
+pub use experts::{is_router_tensor, ExpertSlice, FusedSlice};
 pub use fix::apply_fix;
 pub use gemma::{Gemma, Gemma2};
 pub use gemma3::Gemma3;
@@ -160,6 +163,13 @@ pub trait Arch: Send + Sync {
     /// GGUF tensor stacking the experts (see `experts.rs`); `None` for every other tensor,
     /// which [`Self::hf_to_gguf_tensor`] maps.
     fn hf_expert_slice(&self, _hf_name: &str, _config: &serde_json::Value) -> Result<Option<ExpertSlice>, ArchError> {
+        Ok(None)
+    }
+
+    /// Mixture of Experts saved by transformers 5: for an HF tensor holding every expert of a
+    /// layer (`mlp.experts.gate_up_proj`, `mlp.experts.down_proj`), the stacked GGUF tensors
+    /// it holds as row parts (see `experts.rs`); `None` for every other tensor.
+    fn hf_fused_experts(&self, _hf_name: &str, _config: &serde_json::Value) -> Result<Option<FusedSlice>, ArchError> {
         Ok(None)
     }
 

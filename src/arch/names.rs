@@ -32,8 +32,10 @@ pub(crate) const LLAMA_BLOCK: &[(&str, &str)] = &[
 ];
 
 /// Mixtral's router (gguf-py `FFN_GATE_INP`), added to the llama table; its experts are
-/// stacked (`experts.rs`).
-pub(crate) const MIXTRAL_ROUTER: &[(&str, &str)] = &[("block_sparse_moe.gate.weight", "ffn_gate_inp.weight")];
+/// stacked (`experts.rs`). transformers 5 names it `mlp.gate` (`MixtralSparseMoeBlock.gate`);
+/// GGUF → HF writes the first, classic name, which transformers 5 still loads.
+pub(crate) const MIXTRAL_ROUTER: &[(&str, &str)] =
+    &[("block_sparse_moe.gate.weight", "ffn_gate_inp.weight"), ("mlp.gate.weight", "ffn_gate_inp.weight")];
 
 /// Qwen2-MoE / Qwen3-MoE's router and Qwen2-MoE's shared expert with its gate (gguf-py
 /// `FFN_GATE_INP`, `FFN_{GATE,UP,DOWN}_SHEXP`, `FFN_GATE_INP_SHEXP`); the routed experts are

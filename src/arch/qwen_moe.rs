@@ -24,7 +24,7 @@ use llmtool_formats::{MetaValue, Metadata, TensorInfo};
 use serde_json::{json, Value};
 
 use super::common::{assemble, key, MdBase};
-use super::experts::{ExpertCounts, ExpertSlice, QWEN_MOE_EXPERTS};
+use super::experts::{ExpertCounts, ExpertSlice, FusedSlice, QWEN_MOE_EXPERTS};
 use super::hparams::{cfg_bool_opt, cfg_get, cfg_u32_opt, md_u32, md_u32_opt, Base};
 use super::names::{self, LLAMA_BLOCK, QK_NORM_BLOCK, QWEN_MOE_FFN};
 use super::{qwen2, Arch, ArchError, TensorFix, TensorMap};
@@ -149,6 +149,14 @@ impl Variant {
         }
     }
 
+    fn hf_fused_experts(&self, hf_name: &str, config: &Value) -> Result<Option<FusedSlice>, ArchError> {
+        let b = Base::from_config(config)?;
+        match b.experts {
+            Some(e) => QWEN_MOE_EXPERTS.hf_fused(hf_name, b.n_layer, e.n_expert),
+            None => Ok(None),
+        }
+    }
+
     fn gguf_expert_names(&self, gguf_name: &str, md: &Metadata) -> Result<Option<Vec<String>>, ArchError> {
         let Some(e) = ExpertCounts::from_metadata(self.arch, md)? else {
             return Ok(None);
@@ -207,6 +215,10 @@ fn hf_expert_slice(v2: bool, hf_name: &str, config: &Value) -> Result<Option<Exp
 
 fn gguf_expert_names(v2: bool, gguf_name: &str, md: &Metadata) -> Result<Option<Vec<String>>, ArchError> {
     variant(v2).gguf_expert_names(gguf_name, md)
+}
+
+fn hf_fused_experts(v2: bool, hf_name: &str, config: &Value) -> Result<Option<FusedSlice>, ArchError> {
+    variant(v2).hf_fused_experts(hf_name, config)
 }
 
 two_variant_arch!(Qwen2Moe, false, &["Qwen2MoeForCausalLM"], experts);
