@@ -6,7 +6,8 @@
 # from hidden states of the prompts, which runs the base model; cheap_embed: from token
 # embeddings; random) it prints wall time and peak RSS (best of $REPS, /usr/bin/time -v) and
 # the ratios. mergekit-moe runs with `--device cpu` (this machine has no GPU) and, as
-# released, computes hidden states in bfloat16.
+# released, computes hidden states in bfloat16. Both run in the scratch directory (mergekit-moe
+# resolves the YAML's model paths against the working directory).
 #
 #   MERGEKIT_MOE=/path/to/venv/bin/mergekit-moe scripts/bench-moe.sh
 #   MODES="hidden" REPS=1 scripts/bench-moe.sh
@@ -43,10 +44,10 @@ experts:
 YML
   echo "== gate_mode $mode"
   CLEAN="$work/out-llmtool" measure "llmtool moe ($mode)" "$input_bytes" \
-    "$bin" moe --quiet --force --seed 7 --to hf "$work/$mode.yml" "$work/out-llmtool"
+    env -C "$work" "$bin" moe --quiet --force --seed 7 --to hf "$mode.yml" out-llmtool
   ours=$(cat "$work/last.wall"); ours_rss=$(cat "$work/last.rss")
   CLEAN="$work/out-mergekit" measure "mergekit-moe ($mode)" "$input_bytes" \
-    "$MERGEKIT_MOE" --device cpu --random-seed 7 --quiet "$work/$mode.yml" "$work/out-mergekit"
+    env -C "$work" HF_HUB_OFFLINE=1 "$MERGEKIT_MOE" --device cpu --random-seed 7 --quiet "$mode.yml" out-mergekit
   theirs=$(cat "$work/last.wall"); theirs_rss=$(cat "$work/last.rss")
   echo "   speed-up $(ratio "$theirs" "$ours")×, peak RSS $(ratio "$ours_rss" "$theirs_rss")× of mergekit-moe's"
 done

@@ -15,7 +15,7 @@
 #
 # usage: scripts/bench-perplexity.sh [WORK_DIR]      env: REPS (default 3), CHUNKS (10),
 #        TYPES ("Q4_1 Q8_0 Q4_0 F16 Q4_K_M IQ4_XS IQ3_S"), TEXT (wiki.test.raw),
-#        LLAMA_PERPLEXITY, LLAMA_QUANTIZE
+#        LLAMA_PERPLEXITY, LLAMA_PERPLEXITY_AVX2, BUILD_LLAMA, LLAMA_QUANTIZE, GHZ
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="${1:-$root/.cache/bench}"
@@ -28,6 +28,10 @@ LLAMA_QUANTIZE="${LLAMA_QUANTIZE:-/opt/llamacpp/build/bin/llama-quantize}"
 imatrix="$root/fixtures/imatrix/smollm2-q4_1-wiki4.gguf"
 TEXT="$("$root/scripts/wiki-text.sh")"
 
+if [[ "${BUILD_LLAMA:-0}" == 1 ]]; then
+  LLAMA_PERPLEXITY="$("$root/scripts/build-llamacpp.sh" native)/llama-perplexity"
+  LLAMA_PERPLEXITY_AVX2="$("$root/scripts/build-llamacpp.sh" avx2)/llama-perplexity"
+fi
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 bin="$root/target/release/llmtool"
 q41="$("$root/scripts/fetch-models.sh")"
@@ -89,16 +93,49 @@ t1, _ = ts(r"Final estimate")
 print(int(m[5]) * int(m[6]) / (t1 - t0))'
 }
 
-echo "perplexity --ctx 512 --chunks $CHUNKS, 2 threads, best of $REPS" >&2
+# ops_per_token MODEL: multiply-add operations ×2 per evaluated token at ctx 512 (see above).
+ops_per_token() {
+  python3 - "$1" <<'PY'
+import sys
+from gguf import GGUFReader
+r = GGUFReader(sys.argv[1])
+arch = r.fields["general.architecture"].contents()
+f = lambda k: r.fields[f"{arch}.{k}"].contents()
+names = {t.name for t in r.tensors}
+macs = 0
+for t in r.tensors:
+    if len(t.shape) == 2 and t.name != "token_embd.weight":
+        macs += int(t.shape[0]) * int(t.shape[1])
+    if t.name == "token_embd.weight" and "output.weight" not in names:
+        macs += int(t.shape[0]) * int(t.shape[1])  # tied output
+heads, d = f("attention.head_count"), f("embedding_length")
+head_dim = f("attention.key_length") if f"{arch}.attention.key_length" in r.fields else d // heads
+macs += f("block_count") * 2 * heads * head_dim * (512 + 1) / 2  # QK and softmax·V, mean context
+print(2 * macs)
+PY
+}
+ghz="${GHZ:-$(awk -F': ' '/cpu MHz/ {print $2 / 1000; exit}' /proc/cpuinfo)}"
+
+peer() {  # peer LABEL BINARY TYPE MODEL OURS
+  local label="$1" exe="$2" ty="$3" m="$4" ours="$5" theirs
+  theirs=$(run_best "llama-perplexity $label $ty" parse_llama env LD_LIBRARY_PATH="$(dirname "$exe")" "$exe" \
+    -m "$m" -f "$TEXT" -c 512 --chunks "$CHUNKS" -t 2 -b 512 --no-repack)
+  printf '%-34s %8.2f x llama.cpp %s\n' "ratio $ty" "$(echo "$ours / $theirs" | bc -l)" "$label" >&2
+}
+
+echo "perplexity --ctx 512 --chunks $CHUNKS, 2 threads, best of $REPS; CPU at $ghz GHz" >&2
 # --no-repack: on CPUs with AMX, llama.cpp's repacked weight buffers need a kernel permission
 # that sandboxes lack (SIGILL); on AVX2-only CPUs it only changes Q4_0's kernel layout.
 for ty in $TYPES; do
   m="$(model_of "$ty")"
   ours=$(run_best "llmtool $ty" parse_llmtool "$bin" perplexity "$m" --text "$TEXT" --ctx 512 --chunks "$CHUNKS" \
     --threads 2 --kv-f16 --json --quiet)
-  if [[ -n "${LLAMA_PERPLEXITY:-}" ]]; then
-    theirs=$(run_best "llama-perplexity $ty (-b 512)" parse_llama "$LLAMA_PERPLEXITY" -m "$m" -f "$TEXT" -c 512 \
-      --chunks "$CHUNKS" -t 2 -b 512 --no-repack)
-    printf '%-34s %8.2f x llama.cpp\n' "ratio $ty" "$(echo "$ours / $theirs" | bc -l)" >&2
-  fi
+  if [[ -n "${LLAMA_PERPLEXITY:-}" ]]; then peer native "$LLAMA_PERPLEXITY" "$ty" "$m" "$ours"; fi
+  if [[ -n "${LLAMA_PERPLEXITY_AVX2:-}" ]]; then peer avx2 "$LLAMA_PERPLEXITY_AVX2" "$ty" "$m" "$ours"; fi
+  # F16/BF16/F32 run on f32 FMAs; every quantized type on int8 dot products.
+  case "$ty" in F16 | BF16 | F32) peak=$(echo "${PEAK_FLOP:-32} * $ghz * 2" | bc -l); unit="GFLOP/s (f32 FMA)" ;;
+    *) peak=$(echo "${PEAK_INT8:-128} * $ghz * 2" | bc -l); unit="GOP/s (int8 dot)" ;; esac
+  achieved=$(echo "$(ops_per_token "$m") * $ours / 1000000000" | bc -l)
+  printf '%-34s %8.1f %s = %4.1f %% of %.0f peak\n' "roofline $ty" "$achieved" "$unit" \
+    "$(echo "100 * $achieved / $peak" | bc -l)" "$peak" >&2
 done
