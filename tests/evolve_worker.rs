@@ -10,10 +10,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-use common::evolve_fixture::{setup, yaml};
+use common::evolve_fixture::{assert_same_run, bits, setup, state_of, yaml};
 use common::*;
 use llmtool::evolve::search::Evaluator;
-use llmtool::evolve::{EvolveConfig, SearchState};
+use llmtool::evolve::EvolveConfig;
 use serde_json::Value;
 
 fn s(p: &Path) -> &str {
@@ -61,10 +61,6 @@ impl Worker {
         drop(self.stdin.take());
         self.child.wait().unwrap()
     }
-}
-
-fn bits(v: &[f64]) -> Vec<u64> {
-    v.iter().map(|x| x.to_bits()).collect()
 }
 
 #[test]
@@ -146,31 +142,6 @@ fn step(cfg: &Path, state: &Path, w: &mut Worker, results: &Path) -> bool {
     let status: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(status["evaluations"].as_u64().unwrap() > 0);
     true
-}
-
-/// history.csv without its timing column.
-fn history_without_seconds(dir: &Path) -> Vec<String> {
-    let csv = std::fs::read_to_string(dir.join("history.csv")).unwrap();
-    csv.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect()
-}
-
-fn state_of(dir: &Path) -> SearchState {
-    serde_json::from_slice(&std::fs::read(dir.join("checkpoint.json")).unwrap()).unwrap()
-}
-
-fn assert_same_run(a: &Path, b: &Path) {
-    for f in ["best.yml", "best.gguf", "fitness.svg"] {
-        assert!(std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(), "{f} differs");
-    }
-    assert_eq!(history_without_seconds(a), history_without_seconds(b));
-    let (sa, sb) = (state_of(a), state_of(b));
-    assert_eq!(serde_json::to_string(&sa.cmaes).unwrap(), serde_json::to_string(&sb.cmaes).unwrap());
-    assert_eq!(sa.history.len(), sb.history.len());
-    for (x, y) in sa.history.iter().zip(&sb.history) {
-        assert_eq!(bits(&x.genome), bits(&y.genome));
-        assert_eq!(x.score.fitness.to_bits(), y.score.fitness.to_bits());
-        assert_eq!(x.params, y.params);
-    }
 }
 
 #[test]

@@ -1,9 +1,12 @@
 //! The `merge --evolve` test landscape on the tiny llama fixture: models A = W + δ and
 //! B = W − δ (δ seeded noise) whose linear merge is W + r·δ, a text to score perplexity on,
-//! and an EVOLVE.yml over them (used by evolve_search.rs and evolve_worker.rs).
+//! and an EVOLVE.yml over them; the comparison of two runs' outputs (used by evolve_search.rs,
+//! evolve_worker.rs and evolve_ray.rs).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+
+use llmtool::evolve::SearchState;
 
 use super::root;
 use super::variant::{read_st_f32 as read_st, write_st_f32 as write_st};
@@ -58,4 +61,33 @@ pub fn yaml(max_evals: u64) -> String {
         "merge_method: linear\nmodels: [a, b]\nfitness:\n  perplexity: [{{file: text.txt}}]\neval: {{ctx: 64, chunks: 2}}\n\
          search: {{max_evals: {max_evals}, population: 6, sigma: 0.3, seed: 7}}\n"
     )
+}
+
+pub fn bits(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// history.csv without its timing column.
+pub fn history_without_seconds(dir: &Path) -> Vec<String> {
+    let csv = std::fs::read_to_string(dir.join("history.csv")).unwrap();
+    csv.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect()
+}
+
+pub fn state_of(dir: &Path) -> SearchState {
+    serde_json::from_slice(&std::fs::read(dir.join("checkpoint.json")).unwrap()).unwrap()
+}
+
+pub fn assert_same_run(a: &Path, b: &Path) {
+    for f in ["best.yml", "best.gguf", "fitness.svg"] {
+        assert!(std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(), "{f} differs");
+    }
+    assert_eq!(history_without_seconds(a), history_without_seconds(b));
+    let (sa, sb) = (state_of(a), state_of(b));
+    assert_eq!(serde_json::to_string(&sa.cmaes).unwrap(), serde_json::to_string(&sb.cmaes).unwrap());
+    assert_eq!(sa.history.len(), sb.history.len());
+    for (x, y) in sa.history.iter().zip(&sb.history) {
+        assert_eq!(bits(&x.genome), bits(&y.genome));
+        assert_eq!(x.score.fitness.to_bits(), y.score.fitness.to_bits());
+        assert_eq!(x.params, y.params);
+    }
 }
