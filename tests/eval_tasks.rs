@@ -188,7 +188,9 @@ fn accuracy_on_items_with_known_answers() {
 
 #[test]
 fn example_files_parse() {
-    for (f, n) in [("nli.jsonl", 30), ("continuation.jsonl", 10)] {
+    for (f, n) in
+        [("nli.jsonl", 30), ("continuation.jsonl", 10), ("nli_builtin.jsonl", 30), ("nli_lm_eval_samples.jsonl", 30)]
+    {
         let s = TaskSet::read(&common::root().join("examples/tasks").join(f)).unwrap();
         assert_eq!(s.items.len(), n, "{f}");
     }

@@ -7,9 +7,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::variant::{read_st_f32 as read_st, write_st_f32 as write_st};
+use common::evolve_fixture::{plus_minus, setup, yaml, TEXT};
 use common::*;
 use llmtool::evolve::search::{run_search, Evaluator, SearchOptions};
 use llmtool::evolve::EvolveConfig;
@@ -17,58 +17,6 @@ use llmtool_formats::TensorSource;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// Writes W + sign·δ as an HF dir (δ uniform in ±amp·|scale| per tensor, seeded; δ is the
-/// same for both signs).
-fn plus_minus(dir: &Path, name: &str, sign: f32, amp: f32) -> PathBuf {
-    let src = root().join("fixtures/models/llama");
-    let out = dir.join(name);
-    std::fs::create_dir_all(&out).unwrap();
-    for f in ["tokenizer.json", "tokenizer_config.json", "generation_config.json", "config.json"] {
-        std::fs::copy(src.join(f), out.join(f)).unwrap();
-    }
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        rng ^= rng >> 12;
-        rng ^= rng << 25;
-        rng ^= rng >> 27;
-        ((rng.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    };
-    let mut t = read_st(&src.join("model.safetensors"));
-    for (_, (_, d)) in t.iter_mut() {
-        let scale = (d.iter().map(|x| x * x).sum::<f32>() / d.len() as f32).sqrt();
-        for x in d.iter_mut() {
-            *x += sign * amp * scale * next();
-        }
-    }
-    write_st(&out.join("model.safetensors"), &t);
-    out
-}
-
-const TEXT: &str = "The quick brown fox jumps over the lazy dog. A merge of two models can be searched \
-for by an evolution strategy, which asks for candidates, scores them, and moves its sampling \
-distribution toward the better ones. Each candidate here is a linear merge of two models.\n";
-
-struct Setup {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-}
-
-fn setup() -> Setup {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().to_path_buf();
-    plus_minus(&dir, "a", 1.0, 0.6);
-    plus_minus(&dir, "b", -1.0, 0.6);
-    std::fs::write(dir.join("text.txt"), TEXT.repeat(8)).unwrap();
-    Setup { _tmp: tmp, dir }
-}
-
-fn yaml(max_evals: u64) -> String {
-    format!(
-        "merge_method: linear\nmodels: [a, b]\nfitness:\n  perplexity: [{{file: text.txt}}]\neval: {{ctx: 64, chunks: 2}}\n\
-         search: {{max_evals: {max_evals}, population: 6, sigma: 0.3, seed: 7}}\n"
-    )
 }
 
 fn config(dir: &Path, max_evals: u64) -> EvolveConfig {

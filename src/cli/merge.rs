@@ -14,7 +14,7 @@ use llmtool_formats::atomic::check_output_not_input;
 
 use super::output::{write_model, OutFormat, OutputOptions};
 use super::pass_eval::{evaluate_pass, PassEvalArgs};
-use crate::evolve::search::{self, run_search, Evaluator, SearchOptions};
+use crate::evolve::search::{self, run_search, Evaluator, SearchOptions, SearchState};
 use crate::evolve::EvolveConfig;
 use crate::merge::config::MergeConfig;
 use crate::merge::inputs::{FileInputs, InputTensors};
@@ -150,21 +150,34 @@ fn run_evolve(args: &MergeArgs) -> Result<()> {
     }
     let opts = SearchOptions { resume: args.resume, quiet: args.quiet, max_generations_this_run: None };
     let state = run_search(&ev, out, &opts)?;
+    write_best(&ev, &state, out, &args.config, seed, args.quiet)
+}
+
+/// Writes `best.yml` (the best genome's recipe, with a header naming `config` and `seed`) and
+/// `best.gguf` (its merge) into `out`: the end of `merge --evolve` and of `evolve finish`.
+pub(super) fn write_best(
+    ev: &Evaluator,
+    state: &SearchState,
+    out: &Path,
+    config: &Path,
+    seed: u64,
+    quiet: bool,
+) -> Result<()> {
     let best = state.best().context("the search evaluated no candidate (budget 0?)")?;
     let (decoded, mc) = ev.decode(&best.genome)?;
     let header = format!(
         "# best of {} evaluations by `llmtool merge --evolve {}` (fitness {:?}; merge with --seed {seed})\n",
         state.history.len(),
-        args.config.display(),
+        config.display(),
         best.score.fitness
     );
     let recipe = out.join("best.yml");
     std::fs::write(&recipe, format!("{header}{}", decoded.yaml)).with_context(|| recipe.display().to_string())?;
     let merged = merge_in_memory(&mc, &ev.cache, seed)?;
     let model_path = out.join("best.gguf");
-    let oopts = OutputOptions { force: true, quiet: args.quiet, label: "merge", shard_size: None };
+    let oopts = OutputOptions { force: true, quiet, label: "merge", shard_size: None };
     write_model(merged.arch, &merged.metadata, &merged.tensors, None, &model_path, OutFormat::Gguf, &oopts)?;
-    if !args.quiet {
+    if !quiet {
         eprintln!(
             "evolve: {} evaluations in {:.1} s; best fitness {:.6} ({}) -> {}, {}",
             state.history.len(),

@@ -5,6 +5,8 @@ mod chatvector;
 mod convert;
 mod eval;
 mod eval_candidate;
+mod eval_worker;
+mod evolve;
 mod export;
 mod generate;
 mod imatrix;
@@ -58,6 +60,10 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Fitness of one genome of a `merge --evolve` search (a worker for distributed searches).
     EvalCandidate(eval_candidate::EvalCandidateArgs),
+    /// Persistent `merge --evolve` worker: loads the inputs once, then scores genomes read as JSON lines on stdin.
+    EvalWorker(eval_worker::EvalWorkerArgs),
+    /// The `merge --evolve` search driven from outside (ask / tell / finish on a state directory).
+    Evolve(evolve::EvolveArgs),
     /// Importance matrix of a model on a text (like llama-imatrix), GGUF or legacy .dat.
     Imatrix(imatrix::ImatrixArgs),
     /// Tokenize a text with a model's tokenizer (GGUF file or HF dir), like llama.cpp's llama-tokenize.
@@ -96,6 +102,8 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Lora(args) => lora::run(args),
         Command::Eval(args) => eval::run(args),
         Command::EvalCandidate(args) => eval_candidate::run(args),
+        Command::EvalWorker(args) => eval_worker::run(args),
+        Command::Evolve(args) => evolve::run(args),
         Command::Tokenize(args) => tokenize::run(args),
         Command::Export(args) => export::run(args),
         Command::Imatrix(args) => imatrix::run(args),

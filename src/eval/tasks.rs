@@ -22,13 +22,14 @@
 //! spread over the rayon pool, one cache per worker.
 
 mod file;
+mod lm_eval;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
-pub use file::{TaskItem, TaskSet, MAX_CHOICES, MAX_FILE_BYTES};
+pub use file::{TaskItem, TaskSet, BUILTIN_NLI, MAX_CHOICES, MAX_FILE_BYTES};
 
 use crate::eval::perplexity::nll_of;
 use crate::infer::{InferError, InferModel};

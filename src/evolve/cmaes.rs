@@ -384,6 +384,10 @@ impl Cmaes {
     pub fn best(&self) -> Option<(&[f64], f64)> {
         self.best.as_ref().map(|(x, f)| (x.as_slice(), *f))
     }
+    /// The candidates of the last [`Self::ask`] not yet told (empty between generations).
+    pub fn pending(&self) -> &[Vec<f64>] {
+        &self.pending
+    }
     /// The covariance matrix C (row-major n × n; the distribution is N(m, σ²C)).
     pub fn covariance(&self) -> &[f64] {
         &self.c

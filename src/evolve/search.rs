@@ -7,7 +7,7 @@
 //! merge and the forward passes (on a 2-core machine parallel candidates would only compete
 //! for the same cores and multiply the memory of the merged weights).
 //!
-//! After every generation the CMA-ES state and the history are written to
+//! After every generation the CMA-ES state and the history ([`super::state`]) are written to
 //! `OUT_DIR/checkpoint.json` (temp file + rename), with `history.csv` and `fitness.svg`. A
 //! resumed run restores that state and continues exactly as the uninterrupted run would
 //! (CMA-ES state is bit-exact, evaluation is deterministic); a `max_seconds` budget counts
@@ -18,10 +18,10 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::cmaes::{exact, Cmaes, CmaesError, CmaesOptions};
+use super::cmaes::{exact, CmaesError};
 use super::config::{EvolveConfig, TaskMetric};
 use super::genome::{decode, Decoded};
-use super::plot::{fitness_svg, GenerationStat};
+pub use super::state::{best_of, history_csv, HistoryRow, SearchState, CHECKPOINT};
 use crate::eval::perplexity::{perplexity, PplOptions};
 use crate::eval::tasks::{evaluate_tasks, TaskOptions, TaskSet};
 use crate::infer::InferModel;
@@ -50,6 +50,8 @@ pub enum SearchError {
     Io { path: PathBuf, msg: String },
     #[error("CMA-ES: {0}")]
     Cmaes(#[from] CmaesError),
+    #[error("tell: {0}")]
+    Tell(String),
     #[error("genome has {found} values, expected {expected}")]
     GenomeLen { expected: usize, found: usize },
     #[error("{path}: checkpoint does not match this EVOLVE.yml ({what}); start without --resume or use a new OUT_DIR")]
@@ -222,43 +224,6 @@ fn tokenize_prefix(tok: &Tokenizer, text: &str, need: usize) -> Result<Vec<u32>,
     Ok(tok.encode(text, true, false)?)
 }
 
-/// One row of `history.csv`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HistoryRow {
-    pub generation: u64,
-    pub index: usize,
-    #[serde(with = "exact::vec")]
-    pub genome: Vec<f64>,
-    pub params: Vec<(String, String)>,
-    pub score: Score,
-    #[serde(with = "exact")]
-    pub seconds: f64,
-}
-
-/// What is checkpointed after every generation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SearchState {
-    /// The genome length and method the state belongs to (checked on resume).
-    pub genome_len: usize,
-    pub method: String,
-    pub cmaes: Cmaes,
-    pub history: Vec<HistoryRow>,
-    pub stats: Vec<GenerationStat>,
-    /// Seconds of search of this and earlier runs.
-    #[serde(with = "exact")]
-    pub elapsed: f64,
-}
-
-impl SearchState {
-    /// The best evaluation so far (first of equals).
-    pub fn best(&self) -> Option<&HistoryRow> {
-        self.history.iter().fold(None, |b: Option<&HistoryRow>, r| match b {
-            Some(b) if b.score.fitness >= r.score.fitness => Some(b),
-            _ => Some(r),
-        })
-    }
-}
-
 /// How the loop reports.
 pub struct SearchOptions {
     pub resume: bool,
@@ -267,115 +232,29 @@ pub struct SearchOptions {
     pub max_generations_this_run: Option<u64>,
 }
 
-pub const CHECKPOINT: &str = "checkpoint.json";
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SearchError> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| SearchError::Io { path: path.to_path_buf(), msg: e.to_string() })
-}
-
-/// `history.csv`: one row per evaluation.
-pub fn history_csv(state: &SearchState) -> String {
-    let mut s = String::new();
-    let Some(first) = state.history.first() else { return s };
-    let mut head = vec!["generation".to_string(), "index".into()];
-    head.extend((0..first.genome.len()).map(|i| format!("x{i}")));
-    head.extend(first.params.iter().map(|(k, _)| k.clone()));
-    head.push("fitness".into());
-    for c in &first.score.components {
-        head.push(c.name.clone());
-    }
-    head.push("seconds".into());
-    s.push_str(&head.join(","));
-    s.push('\n');
-    for r in &state.history {
-        let mut row = vec![r.generation.to_string(), r.index.to_string()];
-        row.extend(r.genome.iter().map(|x| format!("{x:?}")));
-        row.extend(r.params.iter().map(|(_, v)| v.clone()));
-        row.push(format!("{:?}", r.score.fitness));
-        row.extend(r.score.components.iter().map(|c| format!("{:?}", c.value)));
-        row.push(format!("{:.3}", r.seconds));
-        s.push_str(&row.join(","));
-        s.push('\n');
-    }
-    s
-}
-
-fn write_outputs(dir: &Path, state: &SearchState) -> Result<(), SearchError> {
-    let json = serde_json::to_vec_pretty(state)
-        .map_err(|e| SearchError::Io { path: dir.join(CHECKPOINT), msg: e.to_string() })?;
-    write_atomic(&dir.join(CHECKPOINT), &json)?;
-    write_atomic(&dir.join("history.csv"), history_csv(state).as_bytes())?;
-    let svg = fitness_svg(&state.stats, "merge --evolve: fitness per generation", "fitness (higher is better)");
-    write_atomic(&dir.join("fitness.svg"), svg.as_bytes())
-}
-
 /// Runs (or resumes) the search, checkpointing into `out_dir`; returns the final state.
 pub fn run_search(ev: &Evaluator, out_dir: &Path, opts: &SearchOptions) -> Result<SearchState, SearchError> {
     std::fs::create_dir_all(out_dir).map_err(|e| SearchError::Io { path: out_dir.into(), msg: e.to_string() })?;
     let cfg = &ev.cfg;
-    let ck = out_dir.join(CHECKPOINT);
-    let mut state = if opts.resume && ck.exists() {
-        let bytes = std::fs::read(&ck).map_err(|e| SearchError::Io { path: ck.clone(), msg: e.to_string() })?;
-        let st: SearchState =
-            serde_json::from_slice(&bytes).map_err(|e| SearchError::Io { path: ck.clone(), msg: e.to_string() })?;
-        if st.genome_len != cfg.genome_len() || st.method != cfg.method.name() {
-            return Err(SearchError::CheckpointMismatch {
-                path: ck,
-                what: format!("method {} / genome length {}", st.method, st.genome_len),
-            });
-        }
-        st
-    } else {
-        let copts = CmaesOptions {
-            sigma0: cfg.search.sigma,
-            lambda: cfg.search.population,
-            seed: cfg.search.seed,
-            ..CmaesOptions::default()
-        };
-        SearchState {
-            genome_len: cfg.genome_len(),
-            method: cfg.method.name().into(),
-            cmaes: Cmaes::new(cfg.initial_genome(), &copts)?,
-            history: Vec::new(),
-            stats: Vec::new(),
-            elapsed: 0.0,
-        }
-    };
+    let mut state = SearchState::load_or_fresh(out_dir, cfg, opts.resume)?;
+    // A state an external driver left between ask and tell: its pending candidates are
+    // evaluated here (ask returns them again); the time since that ask is not counted.
+    state.asked_at = None;
     let started = Instant::now();
     let elapsed0 = state.elapsed;
     let evals_start = state.cmaes.evaluations();
     let mut gens_this_run = 0u64;
-    loop {
-        let evals = state.cmaes.evaluations();
-        if cfg.search.max_evals.is_some_and(|m| evals >= m)
-            || cfg.search.max_seconds.is_some_and(|m| state.elapsed >= m)
-            || state.cmaes.stop().is_some()
-            || opts.max_generations_this_run.is_some_and(|m| gens_this_run >= m)
-        {
-            break;
-        }
+    while !state.finished(cfg) && !opts.max_generations_this_run.is_some_and(|m| gens_this_run >= m) {
         let generation = state.cmaes.generation();
         let xs = state.cmaes.ask();
-        let mut fits = Vec::with_capacity(xs.len());
+        let mut rows = Vec::with_capacity(xs.len());
         for (i, x) in xs.iter().enumerate() {
-            let e = ev.evaluate(x)?;
-            fits.push(e.score.fitness);
-            state.history.push(HistoryRow {
-                generation,
-                index: i,
-                genome: x.clone(),
-                params: e.decoded.params.iter().map(|(k, v)| (k.clone(), format!("{v:?}"))).collect(),
-                score: e.score,
-                seconds: e.seconds,
-            });
+            rows.push(HistoryRow::new(generation, i, x, ev.evaluate(x)?));
             if !opts.quiet {
                 let done = state.cmaes.evaluations() + i as u64 + 1;
                 let run_secs = started.elapsed().as_secs_f64();
                 let rate = (done - evals_start) as f64 / run_secs.max(1e-9);
-                let best = state.best().map_or(f64::NAN, |b| b.score.fitness);
+                let best = best_of(state.history.iter().chain(&rows)).map_or(f64::NAN, |b| b.score.fitness);
                 let eta = cfg
                     .search
                     .max_evals
@@ -389,18 +268,14 @@ pub fn run_search(ev: &Evaluator, out_dir: &Path, opts: &SearchOptions) -> Resul
                 );
             }
         }
-        let neg: Vec<f64> = fits.iter().map(|f| -f).collect();
-        state.cmaes.tell(&neg)?;
-        if let Some(s) = GenerationStat::from_values(generation, &fits, true) {
-            state.stats.push(s);
-        }
+        state.tell_generation(rows)?;
         state.elapsed = elapsed0 + started.elapsed().as_secs_f64();
         gens_this_run += 1;
-        write_outputs(out_dir, &state)?;
+        state.write_outputs(out_dir)?;
     }
     if !opts.quiet {
         eprintln!();
     }
-    write_outputs(out_dir, &state)?;
+    state.write_outputs(out_dir)?;
     Ok(state)
 }

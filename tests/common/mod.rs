@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: the binary, the real model, the python judges.
 #![allow(dead_code)]
 
+pub mod evolve_fixture;
 pub mod variant;
 
 use std::path::{Path, PathBuf};

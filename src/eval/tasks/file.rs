@@ -15,6 +15,15 @@
 //! {"premise": "A man is playing a guitar.", "hypothesis": "A person makes music.", "label": "entailment"}
 //! ```
 //!
+//! A built-in template instead of `template` / `choices` / `labels`: `{"task": "nli"}` (or
+//! `{"task": {"builtin": "nli", "name": …}}`) is the three-way entailment prompt of
+//! lm-evaluation-harness's ANLI tasks, [`BUILTIN_NLI`]: items give `premise`, `hypothesis` and a
+//! `label` of `entailment` / `neutral` / `contradiction` (or 0 / 1 / 2, the ANLI / MNLI / SNLI
+//! numbering).
+//!
+//! Lines of lm-evaluation-harness's per-sample logs (`--log_samples`) are read as items too
+//! (see [`super::lm_eval`] for the field mapping), so an exported task can be re-scored here.
+//!
 //! The continuation scored for a choice is `delimiter + choice` (header `delimiter`, default
 //! `" "`: lm-eval-harness's `target_delimiter`). `label` is a 0-based index or a choice / label
 //! name. Blank lines are skipped; keys not used are ignored.
@@ -23,6 +32,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::lm_eval;
 use super::TaskError;
 
 /// Caps on what one file may ask for (checked before anything is allocated from it).
@@ -63,7 +73,15 @@ struct Header {
     delimiter: Option<String>,
 }
 
-const HEADER_KEYS: [&str; 5] = ["name", "template", "choices", "labels", "delimiter"];
+const HEADER_KEYS: [&str; 6] = ["name", "template", "choices", "labels", "delimiter", "builtin"];
+
+/// The built-in NLI template (lm-evaluation-harness `anli_r1.yaml`: `doc_to_text`,
+/// `doc_to_choice`; label 0 entailment, 1 neutral, 2 contradiction): template, choices, labels.
+pub const BUILTIN_NLI: (&str, [&str; 3], [&str; 3]) = (
+    "{premise}\nQuestion: {hypothesis} True, False, or Neither?\nAnswer:",
+    ["True", "Neither", "False"],
+    ["entailment", "neutral", "contradiction"],
+);
 
 impl TaskSet {
     /// Reads and checks a task file.
@@ -84,6 +102,8 @@ impl TaskSet {
         let mut header: Option<Header> = None;
         let mut items = Vec::new();
         let mut seen_line = false;
+        // The delimiter lm-eval sample lines carry (all must agree).
+        let mut sample_delimiter: Option<String> = None;
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
             let at = |key: &str, msg: String| TaskError::Line { path: path.to_path_buf(), line, key: key.into(), msg };
@@ -103,6 +123,19 @@ impl TaskSet {
                 continue;
             }
             seen_line = true;
+            if lm_eval::is_sample(&obj) {
+                let sm = lm_eval::parse(&obj, &at)?;
+                let want = header.as_ref().and_then(|h| h.delimiter.as_ref()).or(sample_delimiter.as_ref());
+                if let Some(d) = want.filter(|d| **d != sm.delimiter) {
+                    return Err(at(
+                        "arguments",
+                        format!("the choices' delimiter {:?} differs from the file's {d:?}", sm.delimiter),
+                    ));
+                }
+                sample_delimiter = Some(sm.delimiter);
+                items.push(TaskItem { line, context: sm.context, choices: sm.choices, label: sm.label });
+                continue;
+            }
             items.push(parse_item(&obj, line, header.as_ref().unwrap_or(&Header::default()), &at)?);
         }
         if items.is_empty() {
@@ -112,7 +145,8 @@ impl TaskSet {
         let name = header.name.unwrap_or_else(|| {
             path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "task".into())
         });
-        Ok(TaskSet { name, path: path.to_path_buf(), delimiter: header.delimiter.unwrap_or_else(|| " ".into()), items })
+        let delimiter = header.delimiter.or(sample_delimiter).unwrap_or_else(|| " ".into());
+        Ok(TaskSet { name, path: path.to_path_buf(), delimiter, items })
     }
 }
 
@@ -127,7 +161,7 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-type At<'a> = &'a dyn Fn(&str, String) -> TaskError;
+pub(super) type At<'a> = &'a dyn Fn(&str, String) -> TaskError;
 
 fn string_list(v: &Value, key: &str, at: At) -> Result<Vec<String>, TaskError> {
     let Value::Array(a) = v else {
@@ -150,6 +184,14 @@ fn string_list(v: &Value, key: &str, at: At) -> Result<Vec<String>, TaskError> {
 }
 
 fn parse_header(h: &Value, at: At) -> Result<Header, TaskError> {
+    let short;
+    let h = match h {
+        Value::String(b) => {
+            short = Value::Object(Map::from_iter([("builtin".to_string(), Value::String(b.clone()))]));
+            &short
+        }
+        h => h,
+    };
     let Value::Object(o) = h else {
         return Err(at("task", format!("expected an object, found {}", kind(h))));
     };
@@ -164,13 +206,25 @@ fn parse_header(h: &Value, at: At) -> Result<Header, TaskError> {
         }
     };
     let list = |k: &str| o.get(k).map(|v| string_list(v, &format!("task.{k}"), at)).transpose();
-    let hd = Header {
+    let mut hd = Header {
         name: string("name")?,
         template: string("template")?,
         delimiter: string("delimiter")?,
         choices: list("choices")?,
         labels: list("labels")?,
     };
+    if let Some(b) = string("builtin")? {
+        if b != "nli" {
+            return Err(at("task.builtin", format!("unknown built-in template {b:?} (known: nli)")));
+        }
+        if let Some(k) = ["template", "choices", "labels"].into_iter().find(|k| o.contains_key(*k)) {
+            return Err(at(&format!("task.{k}"), "given with task.builtin, which sets it".into()));
+        }
+        let (t, c, l) = BUILTIN_NLI;
+        hd.template = Some(t.into());
+        hd.choices = Some(c.map(String::from).to_vec());
+        hd.labels = Some(l.map(String::from).to_vec());
+    }
     if let Some(labels) = &hd.labels {
         let n = hd.choices.as_ref().map(Vec::len);
         if n != Some(labels.len()) {
@@ -384,5 +438,77 @@ mod tests {
         assert!(e.contains("first line"), "{e}");
         let e = err("{\"task\": {\"template\": \"{p}\", \"choices\": [\"a\", \"b\"]}}\n{\"p\": [1], \"label\": 0}");
         assert!(e.contains("key p") && e.contains("an array"), "{e}");
+    }
+
+    #[test]
+    fn builtin_nli_is_the_anli_prompt() {
+        let t = parse("{\"task\": \"nli\"}\n{\"premise\": \"P.\", \"hypothesis\": \"H.\", \"label\": \"neutral\"}\n{\"premise\": \"Q.\", \"hypothesis\": \"I.\", \"label\": 2}").unwrap();
+        assert_eq!(t.items[0].context, "P.\nQuestion: H. True, False, or Neither?\nAnswer:");
+        assert_eq!(t.items[0].choices, vec!["True", "Neither", "False"]);
+        assert_eq!((t.items[0].label, t.items[1].label), (1, 2));
+        let named = parse("{\"task\": {\"builtin\": \"nli\", \"name\": \"rte3\"}}\n{\"premise\": \"P\", \"hypothesis\": \"H\", \"label\": 0}").unwrap();
+        assert_eq!(named.name, "rte3");
+        let e = err("{\"task\": \"nil\"}\n{\"premise\": \"P\", \"hypothesis\": \"H\", \"label\": 0}");
+        assert!(e.contains("task.builtin") && e.contains("nil"), "{e}");
+        let e = err("{\"task\": {\"builtin\": \"nli\", \"choices\": [\"a\", \"b\"]}}\n{\"premise\": \"P\", \"hypothesis\": \"H\", \"label\": 0}");
+        assert!(e.contains("task.choices") && e.contains("builtin"), "{e}");
+        let e = err("{\"task\": \"nli\"}\n{\"premise\": \"P\", \"label\": 0}");
+        assert!(e.contains("key hypothesis") && e.contains("missing"), "{e}");
+    }
+
+    fn sample(target: &str, conts: &[&str]) -> String {
+        let args: Map<String, Value> = conts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("gen_args_{i}"), serde_json::json!({"arg_0": "Ctx:", "arg_1": c})))
+            .collect();
+        serde_json::json!({"doc_id": 0, "doc": {}, "target": serde_json::from_str::<Value>(target).unwrap(),
+            "arguments": args, "acc": 1.0})
+        .to_string()
+    }
+
+    #[test]
+    fn lm_eval_samples_map_to_items() {
+        let t = parse(&sample("\"1\"", &[" yes", " no"])).unwrap();
+        assert_eq!(t.delimiter, " ");
+        assert_eq!(
+            t.items[0],
+            TaskItem { line: 1, context: "Ctx:".into(), choices: vec!["yes".into(), "no".into()], label: 1 }
+        );
+        assert_eq!(parse(&sample("0", &[" yes", " no"])).unwrap().items[0].label, 0);
+        assert_eq!(parse(&sample("\" no\"", &[" yes", " no"])).unwrap().items[0].label, 1);
+        assert_eq!(parse(&sample("\"no\"", &[" yes", " no"])).unwrap().items[0].label, 1);
+        // No shared delimiter; the old list form of `arguments`.
+        let t = parse(&sample("0", &["\nA", " B"])).unwrap();
+        assert_eq!((t.delimiter.as_str(), &t.items[0].choices[..]), ("", &["\nA".to_string(), " B".into()][..]));
+        let old = "{\"doc_id\": 3, \"target\": 0, \"arguments\": [[\"C\", \" x\"], [\"C\", \" y\"]]}";
+        assert_eq!(parse(old).unwrap().items[0].choices, vec!["x", "y"]);
+        let e = err(&sample("\"2\"", &[" yes", " no"]));
+        assert!(e.contains("key target") && e.contains("neither an index"), "{e}");
+        let e = err(&sample("0", &[" yes"]));
+        assert!(e.contains("key arguments") && e.contains("≥ 2"), "{e}");
+        let e = err("{\"doc_id\": 0, \"target\": 0, \"arguments\": {\"gen_args_0\": {\"arg_0\": \"C\"}, \"gen_args_1\": {\"arg_0\": \"C\", \"arg_1\": \" y\"}}}");
+        assert!(e.contains("gen_args_0") && e.contains("multiple_choice"), "{e}");
+        let e = err("{\"doc_id\": 0, \"target\": 0, \"arguments\": [[\"C\", \" x\"], [\"D\", \" y\"]]}");
+        assert!(e.contains("different context"), "{e}");
+        let e = err(&format!("{}\n{}", sample("0", &[" a", " b"]), sample("0", &["\na", "\nb"])));
+        assert!(e.contains("t.jsonl:2") && e.contains("delimiter"), "{e}");
+    }
+
+    /// The shipped examples: the built-in NLI items and their lm-eval sample-log form are the
+    /// same items (so they score the same), and the built-in prompt is nli.jsonl's items.
+    #[test]
+    fn shipped_nli_examples_agree() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tasks");
+        let builtin = TaskSet::read(&dir.join("nli_builtin.jsonl")).unwrap();
+        let samples = TaskSet::read(&dir.join("nli_lm_eval_samples.jsonl")).unwrap();
+        let plain = TaskSet::read(&dir.join("nli.jsonl")).unwrap();
+        assert_eq!(builtin.items.len(), 30);
+        assert_eq!(builtin.delimiter, samples.delimiter);
+        let strip =
+            |t: &TaskSet| t.items.iter().map(|i| (i.context.clone(), i.choices.clone(), i.label)).collect::<Vec<_>>();
+        assert_eq!(strip(&builtin), strip(&samples));
+        let labels = |t: &TaskSet| t.items.iter().map(|i| i.label).collect::<Vec<_>>();
+        assert_eq!(labels(&builtin), labels(&plain));
     }
 }
