@@ -231,3 +231,44 @@ fn a_build_reading_inputs_outside_its_dir_writes_only_its_declared_outputs() {
     assert_eq!(std::fs::read_dir(r.join("tmp")).unwrap().count(), 0, "left files in $TMPDIR");
     llmtool_formats::gguf::GgufFile::open(r.join("dist/out.gguf")).unwrap();
 }
+
+/// `rank_pattern` / `alpha_pattern` keys that are module names are matched without a regex
+/// engine (tests/alloc_bounds.rs: 62,500 compiled keys held 688 MB); they must match exactly
+/// what PEFT's `re.match(rf"(.*\.)?({key})$", module)` does.
+#[test]
+fn peft_name_patterns_match_as_the_regex_would() {
+    use llmtool::passes::lora::peft::ScalingRules;
+    let keys = ["q_proj", "self_attn.q_proj", "layers.1.self_attn.q_proj", "layers.1", "a.c", "", "proj", "-x", "ü.q"];
+    let modules = [
+        "model.layers.1.self_attn.q_proj",
+        "model.layers.11.self_attn.q_proj",
+        "q_proj",
+        "xq_proj",
+        "model.layers.1",
+        "abc",
+        "a.c",
+        "x.abc",
+        "x.",
+        "",
+        "ü.q",
+        "ü\nq",
+        "a\n.q_proj",
+        "m.-x",
+    ];
+    for key in keys {
+        let cfg = serde_json::json!({"peft_type": "LORA", "r": 8, "lora_alpha": 8, "rank_pattern": {key: 2}});
+        let rules = ScalingRules::from_config(Path::new("adapter_config.json"), &cfg).unwrap();
+        let re = regex::Regex::new(&format!(r"^(?:.*\.)?(?:{key})$")).unwrap();
+        for m in modules {
+            assert_eq!(rules.for_module(m).0 == 2, re.is_match(m), "key {key:?}, module {m:?}");
+        }
+    }
+    // A key that is a regular expression still works as one, and its size is bounded.
+    let cfg = serde_json::json!({"peft_type": "LORA", "r": 8, "lora_alpha": 8, "rank_pattern": {"layers\\.[0-3]\\..*_proj": 2}});
+    let rules = ScalingRules::from_config(Path::new("a.json"), &cfg).unwrap();
+    assert_eq!(rules.for_module("model.layers.2.mlp.up_proj").0, 2);
+    assert_eq!(rules.for_module("model.layers.4.mlp.up_proj").0, 8);
+    let cfg = serde_json::json!({"peft_type": "LORA", "r": 8, "lora_alpha": 8, "rank_pattern": {"x{100000}": 2}});
+    let e = ScalingRules::from_config(Path::new("a.json"), &cfg).unwrap_err().to_string();
+    assert!(e.contains("rank_pattern.x{100000}") && e.contains("size limit"), "{e}");
+}
