@@ -32,3 +32,4 @@ pub mod progress;
 pub mod sample;
 pub mod stream;
 pub mod tokenizer;
+pub mod yaml;

@@ -141,3 +141,134 @@ fn fuzz_crash_d591a4d9_config_claiming_600m_layers_is_refused() {
     let e = arch.config_to_metadata(&ok, &mut md).unwrap_err().to_string();
     assert!(e.contains("num_hidden_layers") && e.contains("604033224 layers; at most 4096"), "{e}");
 }
+
+/// Every file under `dir` (recursively) with its bytes and modification time.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, (Vec<u8>, std::time::SystemTime)> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(snapshot(&p));
+        } else {
+            let m = std::fs::metadata(&p).unwrap().modified().unwrap();
+            out.insert(p.clone(), (std::fs::read(&p).unwrap(), m));
+        }
+    }
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+    }
+}
+
+/// SECURITY.md, "Paths in recipes and configs": a full `llmtool build` whose every input
+/// (model, adapter, validation text, task file) lies outside the recipe's directory reads
+/// them and writes only what the recipe declares — its outputs (here outside its directory
+/// too), its cache and its report — nothing beside the inputs, in the working directory or
+/// left in `$TMPDIR`; and every input is unchanged, bytes and modification time.
+#[test]
+fn a_build_reading_inputs_outside_its_dir_writes_only_its_declared_outputs() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    copy_dir(&fixtures.join("models/llama"), &r.join("models/llama"));
+    copy_dir(&fixtures.join("lora/llama_plain/adapter"), &r.join("adapters/plain"));
+    std::fs::create_dir_all(r.join("data")).unwrap();
+    let text: String = (0..400).map(|i| format!("The number {i} follows {}. ", i + 1)).collect();
+    std::fs::write(r.join("data/text.txt"), text).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tasks/continuation.jsonl"),
+        r.join("data/tasks.jsonl"),
+    )
+    .unwrap();
+    for d in ["recipes", "work", "tmp"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    let recipe = r.join("recipes/r.yml");
+    std::fs::write(
+        &recipe,
+        "inputs: {m: ../models/llama}\n\
+         steps:\n  - convert: {outtype: f16}\n  - lora: {adapter: ../adapters/plain}\n  - quantize: {type: Q8_0}\n\
+         outputs: {gguf: ../dist/out.gguf, ollama: {dir: ../dist/ollama}}\n\
+         validate: {text: ../data/text.txt, chunks: 2, ctx: 64, tasks: [../data/tasks.jsonl]}\n",
+    )
+    .unwrap();
+    let before = snapshot(r);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_llmtool"))
+        .args(["build", recipe.to_str().unwrap(), "-q"])
+        .current_dir(r.join("work"))
+        .env("TMPDIR", r.join("tmp"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let after = snapshot(r);
+    // Inputs (and the recipe) untouched.
+    for (p, (bytes, mtime)) in &before {
+        let (b, m) = after.get(p).unwrap_or_else(|| panic!("{} was removed", p.display()));
+        assert!(b == bytes && m == mtime, "{} was modified", p.display());
+    }
+    // Everything new is under a declared output, the cache or the report (both defaults:
+    // beside the recipe).
+    let allowed = [
+        r.join("dist/out.gguf"),
+        r.join("dist/ollama"),
+        r.join("recipes/.llmtool-cache"),
+        r.join("recipes/build-report"),
+    ];
+    let new: Vec<&PathBuf> = after.keys().filter(|p| !before.contains_key(*p)).collect();
+    for p in &new {
+        assert!(allowed.iter().any(|a| p.starts_with(a)), "llmtool build wrote {}", p.display());
+    }
+    // …and each declared place was written.
+    for a in &allowed {
+        assert!(new.iter().any(|p| p.starts_with(a)), "nothing under {}", a.display());
+    }
+    assert_eq!(std::fs::read_dir(r.join("work")).unwrap().count(), 0, "wrote into the working directory");
+    assert_eq!(std::fs::read_dir(r.join("tmp")).unwrap().count(), 0, "left files in $TMPDIR");
+    llmtool_formats::gguf::GgufFile::open(r.join("dist/out.gguf")).unwrap();
+}
+
+/// `rank_pattern` / `alpha_pattern` keys that are module names are matched without a regex
+/// engine (tests/alloc_bounds.rs: 62,500 compiled keys held 688 MB); they must match exactly
+/// what PEFT's `re.match(rf"(.*\.)?({key})$", module)` does.
+#[test]
+fn peft_name_patterns_match_as_the_regex_would() {
+    use llmtool::passes::lora::peft::ScalingRules;
+    let keys = ["q_proj", "self_attn.q_proj", "layers.1.self_attn.q_proj", "layers.1", "a.c", "", "proj", "-x", "ü.q"];
+    let modules = [
+        "model.layers.1.self_attn.q_proj",
+        "model.layers.11.self_attn.q_proj",
+        "q_proj",
+        "xq_proj",
+        "model.layers.1",
+        "abc",
+        "a.c",
+        "x.abc",
+        "x.",
+        "",
+        "ü.q",
+        "ü\nq",
+        "a\n.q_proj",
+        "m.-x",
+    ];
+    for key in keys {
+        let cfg = serde_json::json!({"peft_type": "LORA", "r": 8, "lora_alpha": 8, "rank_pattern": {key: 2}});
+        let rules = ScalingRules::from_config(Path::new("adapter_config.json"), &cfg).unwrap();
+        let re = regex::Regex::new(&format!(r"^(?:.*\.)?(?:{key})$")).unwrap();
+        for m in modules {
+            assert_eq!(rules.for_module(m).0 == 2, re.is_match(m), "key {key:?}, module {m:?}");
+        }
+    }
+    // A key that is a regular expression still works as one, and its size is bounded.
+    let cfg = serde_json::json!({"peft_type": "LORA", "r": 8, "lora_alpha": 8, "rank_pattern": {"layers\\.[0-3]\\..*_proj": 2}});
+    let rules = ScalingRules::from_config(Path::new("a.json"), &cfg).unwrap();
+    assert_eq!(rules.for_module("model.layers.2.mlp.up_proj").0, 2);
+    assert_eq!(rules.for_module("model.layers.4.mlp.up_proj").0, 8);
+    let cfg = serde_json::json!({"peft_type": "LORA", "r": 8, "lora_alpha": 8, "rank_pattern": {"x{100000}": 2}});
+    let e = ScalingRules::from_config(Path::new("a.json"), &cfg).unwrap_err().to_string();
+    assert!(e.contains("rank_pattern.x{100000}") && e.contains("size limit"), "{e}");
+}

@@ -339,7 +339,7 @@ impl Loaded {
     /// Reads, parses and checks a recipe.
     pub fn open(path: &Path, file_type_ok: FileTypeCheck) -> Result<Loaded, RecipeError> {
         let text = std::fs::read_to_string(path).map_err(|source| RecipeError::Read { path: path.into(), source })?;
-        let mut recipe: Recipe = yaml_serde::from_str(&text)
+        let mut recipe: Recipe = crate::yaml::from_str(&text)
             .map_err(|e| RecipeError::Parse { path: path.into(), message: e.to_string() })?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };

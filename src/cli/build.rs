@@ -491,7 +491,7 @@ fn imatrix_argv(input: &Path, c: &ImatrixCompute, out: &Path) -> Vec<OsString> {
 fn resolve_merge_config(loaded: &Loaded, config: &Path, current: &Path) -> Result<yaml_serde::Value> {
     let text = std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
     let mut v: yaml_serde::Value =
-        yaml_serde::from_str(&text).with_context(|| format!("{}: not valid YAML", config.display()))?;
+        crate::yaml::from_str(&text).with_context(|| format!("{}: not valid YAML", config.display()))?;
     let dir = config.parent().unwrap_or(Path::new("."));
     let resolve = |s: &str| -> String {
         if s == "current" {

@@ -201,7 +201,7 @@ impl EvolveConfig {
 
     /// Parses YAML text; relative paths resolve against `dir`, then the current directory.
     pub fn parse(text: &str, origin: &str, dir: Option<&Path>) -> Result<Self, EvolveConfigError> {
-        let raw: RawConfig = yaml_serde::from_str(text)
+        let raw: RawConfig = crate::yaml::from_str(text)
             .map_err(|e| EvolveConfigError::Yaml { origin: origin.into(), msg: e.to_string() })?;
         let bad =
             |key: &str, reason: String| EvolveConfigError::Invalid { origin: origin.into(), key: key.into(), reason };

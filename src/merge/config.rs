@@ -365,7 +365,7 @@ impl MergeConfig {
     /// Parses YAML text; `origin` names it in messages.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let root: Value =
-            yaml_serde::from_str(text).map_err(|e| ConfigError::Yaml { origin: origin.into(), msg: e.to_string() })?;
+            crate::yaml::from_str(text).map_err(|e| ConfigError::Yaml { origin: origin.into(), msg: e.to_string() })?;
         let cx = Ctx { origin };
         let top = cx.mapping("config", &root, TOP_KEYS)?;
         let method_name = match top.get("merge_method") {

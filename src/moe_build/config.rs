@@ -161,7 +161,7 @@ impl MoeConfig {
     pub fn parse_allowing(text: &str, origin: &str, allow_all_same: bool) -> Result<Self, MoeConfigError> {
         let o = || origin.to_string();
         let raw: Raw =
-            yaml_serde::from_str(text).map_err(|e| MoeConfigError::Yaml { origin: o(), msg: e.to_string() })?;
+            crate::yaml::from_str(text).map_err(|e| MoeConfigError::Yaml { origin: o(), msg: e.to_string() })?;
         let mode_name = raw.gate_mode.unwrap_or_else(|| "hidden".into());
         let gate_mode = GateMode::parse(&mode_name)
             .ok_or_else(|| MoeConfigError::GateMode { origin: o(), mode: mode_name.clone() })?;

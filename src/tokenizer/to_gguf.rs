@@ -25,6 +25,10 @@ use std::collections::HashMap;
 /// Upper bound on vocabulary sizes we accept (ids and config `vocab_size` are untrusted).
 pub const MAX_VOCAB: u64 = 1 << 22;
 
+/// Ids without a token (padding up to `vocab_size`, gaps between ids) allowed beyond one per
+/// listed token.
+pub const MAX_UNUSED_IDS: u64 = 1 << 16;
+
 struct Added {
     content: String,
     special: bool,
@@ -103,6 +107,19 @@ pub fn hf_to_gguf_metadata(
     };
     if n_config > MAX_VOCAB {
         return Err(E::TooLarge { file: CONFIG_JSON, key: "vocab_size".into(), found: n_config, cap: MAX_VOCAB });
+    }
+    // Ids with no token become "[PAD<id>]" entries: a few-byte file could otherwise claim
+    // 2^22 of them (a 58-byte tokenizer.json giving one token the id 2^22 − 1 made 200 MB;
+    // tests/alloc_bounds.rs). Real padding is small (Qwen2.5: 271 of 151,936; phi-2: 905 of
+    // 51,200), so at most as many unused ids as listed tokens, plus MAX_UNUSED_IDS.
+    let cap = (2 * by_id.len() as u64).saturating_add(MAX_UNUSED_IDS);
+    if n_from_files.max(n_config) > cap {
+        let (file, key, found) = if n_config > n_from_files {
+            (CONFIG_JSON, "vocab_size".to_string(), n_config)
+        } else {
+            (TOKENIZER_JSON, format!("largest token id + 1 ({} tokens listed)", by_id.len()), n_from_files)
+        };
+        return Err(E::TooLarge { file, key, found, cap });
     }
     let n_vocab = n_from_files.max(n_config) as usize;
 

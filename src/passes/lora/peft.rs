@@ -116,8 +116,65 @@ pub struct ScalingRules {
     pub r: usize,
     pub alpha: f64,
     pub rslora: bool,
-    pub rank_pattern: Vec<(String, regex::Regex, usize)>,
-    pub alpha_pattern: Vec<(String, regex::Regex, f64)>,
+    pub rank_pattern: Vec<(String, ModulePattern, usize)>,
+    pub alpha_pattern: Vec<(String, ModulePattern, f64)>,
+}
+
+/// Keys of `rank_pattern` / `alpha_pattern` that need a regex engine, at most (module names
+/// need none; see [`ModulePattern`]).
+pub const MAX_REGEX_PATTERNS: usize = 256;
+
+/// Compiled size limit of one such regex (`regex::RegexBuilder::size_limit`; a module name
+/// with alternatives takes a few KiB).
+pub const REGEX_SIZE_LIMIT: usize = 64 << 10;
+
+/// A `rank_pattern` / `alpha_pattern` key, matched as PEFT does
+/// (`re.match(rf"(.*\.)?({key})$", module)`, peft `get_pattern_key`). A key made only of
+/// name characters (letters, digits, `_`, `-`, `.`), as every key PEFT and llmtool write
+/// is, is matched without a regex engine ('.' still matches any character): a compiled regex
+/// costs about 11 KB, and an adapter_config.json of 62,500 such keys held 688 MB
+/// (tests/alloc_bounds.rs). Other keys compile, within [`REGEX_SIZE_LIMIT`] and
+/// [`MAX_REGEX_PATTERNS`].
+#[derive(Debug, Clone)]
+pub enum ModulePattern {
+    Name(String),
+    Regex(regex::Regex),
+}
+
+impl ModulePattern {
+    fn new(key: &str, regexes: &mut usize) -> Result<ModulePattern, String> {
+        if key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+            return Ok(ModulePattern::Name(key.to_string()));
+        }
+        *regexes += 1;
+        if *regexes > MAX_REGEX_PATTERNS {
+            return Err(format!("more than {MAX_REGEX_PATTERNS} keys that are regular expressions"));
+        }
+        regex::RegexBuilder::new(&format!(r"^(?:.*\.)?(?:{key})$"))
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map(ModulePattern::Regex)
+            .map_err(|e| format!("not a valid pattern: {e}"))
+    }
+
+    /// Whether `module` (a dotted module path) matches, as `^(?:.*\.)?(?:key)$` would.
+    pub fn is_match(&self, module: &str) -> bool {
+        match self {
+            ModulePattern::Regex(re) => re.is_match(module),
+            ModulePattern::Name(key) => {
+                // The key matches exactly as many characters as it has: it must match the
+                // module's last ones ('.' any but a newline), preceded by nothing or by
+                // a '.' ending a prefix without newlines (`.*\.`).
+                let n = key.chars().count();
+                let start =
+                    if n == 0 { Some(module.len()) } else { module.char_indices().rev().nth(n - 1).map(|(i, _)| i) };
+                let Some(start) = start else { return false };
+                let (prefix, tail) = module.split_at(start);
+                tail.chars().zip(key.chars()).all(|(m, k)| if k == '.' { m != '\n' } else { m == k })
+                    && (prefix.is_empty() || (prefix.ends_with('.') && !prefix.contains('\n')))
+            }
+        }
+    }
 }
 
 impl ScalingRules {
@@ -159,7 +216,8 @@ impl ScalingRules {
             None | Some(Value::Null) => false,
             Some(v) => v.as_bool().ok_or_else(|| cfg_err(path, "use_rslora", format!("expected a bool, found {v}")))?,
         };
-        let pattern = |key: &str| -> Result<Vec<(String, regex::Regex, f64)>, LoraError> {
+        let mut regexes = 0;
+        let mut pattern = |key: &str| -> Result<Vec<(String, ModulePattern, f64)>, LoraError> {
             let mut out = Vec::new();
             match obj.get(key) {
                 None | Some(Value::Null) => {}
@@ -168,8 +226,8 @@ impl ScalingRules {
                         let n = v.as_f64().ok_or_else(|| {
                             cfg_err(path, &format!("{key}.{k}"), format!("expected a number, found {v}"))
                         })?;
-                        let re = regex::Regex::new(&format!(r"^(?:.*\.)?(?:{k})$"))
-                            .map_err(|e| cfg_err(path, &format!("{key}.{k}"), format!("not a valid pattern: {e}")))?;
+                        let re =
+                            ModulePattern::new(k, &mut regexes).map_err(|e| cfg_err(path, &format!("{key}.{k}"), e))?;
                         out.push((k.clone(), re, n));
                     }
                 }
