@@ -6,24 +6,45 @@
 //! SECURITY.md ("Bounds"); `ALLOC_BOUNDS_PRINT=1 cargo test --test alloc_bounds -- --nocapture`
 //! prints what each case measured.
 //!
-//! The tests of this binary share the allocator's counters, so they run one at a time
-//! (`measure` holds a lock).
+//! Only the measuring thread's allocations count (a thread-local switch): the other tests of
+//! this binary run on their threads meanwhile, and their allocations must not be charged to
+//! the reader measured. The readers measured allocate on the calling thread. Measurements run
+//! one at a time (`measure` holds a lock).
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
 struct Counting;
 
 static LARGEST: AtomicUsize = AtomicUsize::new(0);
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// Bytes allocated minus bytes freed by the measuring thread since the measurement began
+/// (negative when it frees what was allocated before).
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+thread_local! {
+    static MEASURING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn measuring() -> bool {
+    MEASURING.try_with(Cell::get).unwrap_or(false)
+}
 
 fn grew(size: usize) {
-    LARGEST.fetch_max(size, Relaxed);
-    let live = LIVE.fetch_add(size, Relaxed) + size;
-    PEAK.fetch_max(live, Relaxed);
+    if measuring() {
+        LARGEST.fetch_max(size, Relaxed);
+        let live = LIVE.fetch_add(size as isize, Relaxed) + size as isize;
+        PEAK.fetch_max(live, Relaxed);
+    }
+}
+
+fn shrank(size: usize) {
+    if measuring() {
+        LIVE.fetch_sub(size as isize, Relaxed);
+    }
 }
 
 unsafe impl GlobalAlloc for Counting {
@@ -36,11 +57,11 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Relaxed);
+        shrank(layout.size());
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_sub(layout.size(), Relaxed);
+        shrank(layout.size());
         grew(new_size);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -64,11 +85,13 @@ struct Measured {
 /// reader is dropped inside the measurement, so `peak` covers what it returned.
 fn measure<T>(read: impl FnOnce() -> T) -> Measured {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let base = LIVE.load(Relaxed);
+    LIVE.store(0, Relaxed);
     LARGEST.store(0, Relaxed);
-    PEAK.store(base, Relaxed);
+    PEAK.store(0, Relaxed);
+    MEASURING.with(|m| m.set(true));
     drop(std::hint::black_box(read()));
-    Measured { largest: LARGEST.load(Relaxed), peak: PEAK.load(Relaxed).saturating_sub(base) }
+    MEASURING.with(|m| m.set(false));
+    Measured { largest: LARGEST.load(Relaxed), peak: PEAK.load(Relaxed).max(0) as usize }
 }
 
 /// A reader's stated bound for a file of `n` bytes: at most `c·n + k` bytes in one
