@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command (README): installs the independent judges the tests call (PyPI `gguf`
 # = llama.cpp's gguf-py, `safetensors`, `tokenizers`, `numpy`, `ml_dtypes` for bf16,
-# `transformers` for configs and tokenizers; no torch: what needs torch is committed by the
-# fixture generators), fetches the real model, and runs every test of the workspace.
+# `transformers` for configs and tokenizers, `ray` for the Ray driver test of merge --evolve;
+# no torch: what needs torch is committed by the fixture generators), fetches the real model,
+# and runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check -r scripts/judges-requirements.txt

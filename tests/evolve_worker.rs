@@ -243,3 +243,26 @@ fn tell_refuses_results_that_are_not_the_asked_candidates() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("does not match"));
     assert!(w.close().success());
 }
+
+/// The fitness reads task files as `llmtool eval` does: an lm-evaluation-harness sample export
+/// and the built-in NLI template of the same items score the same.
+#[test]
+fn fitness_accepts_lm_eval_exports_and_the_builtin_nli_template() {
+    let st = setup();
+    let tasks = root().join("examples/tasks");
+    let y = format!(
+        "merge_method: linear\nmodels: [a, b]\nfitness:\n  tasks:\n    - {{file: {}, metric: acc_norm, limit: 4}}\n    \
+         - {{file: {}, metric: acc_norm, limit: 4}}\neval: {{ctx: 64, chunks: 2}}\nsearch: {{max_evals: 6}}\n",
+        tasks.join("nli_lm_eval_samples.jsonl").display(),
+        tasks.join("nli_builtin.jsonl").display()
+    );
+    let ev = Evaluator::new(EvolveConfig::parse(&y, "t.yml", Some(&st.dir)).unwrap(), 0).unwrap();
+    let e = ev.evaluate(&[0.5, 0.5]).unwrap();
+    let c = &e.score.components;
+    assert_eq!(c.len(), 2);
+    assert_eq!(c[0].name, "acc_norm:nli_lm_eval_samples.jsonl");
+    assert_eq!(c[1].name, "acc_norm:nli_builtin.jsonl");
+    assert_eq!(c[0].value.to_bits(), c[1].value.to_bits());
+    assert!((0.0..=1.0).contains(&c[0].value));
+    assert_eq!(e.score.fitness, c[0].contribution + c[1].contribution);
+}

@@ -236,13 +236,16 @@ def main(argv=None):
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("-q", "--quiet", action="store_true")
     a = p.parse_args(argv)
+    t0 = time.time()
     if a.address:
         ray.init(address=a.address)
     else:
         ray.init(num_cpus=a.local_cpus)
+    t1 = time.time()
     d = Driver(a.config, a.out, workers=a.workers, num_cpus=a.num_cpus, num_gpus=a.num_gpus, threads=a.threads,
                llmtool=a.llmtool, seed=a.seed, max_restarts=a.max_restarts, quiet=a.quiet)
     summary = d.run(finish=not a.no_finish)
+    summary["ray_init_seconds"] = t1 - t0
     if a.json:
         print(json.dumps(summary))
     return 0

@@ -68,7 +68,10 @@ pub fn run(args: EvalWorkerArgs) -> Result<()> {
             continue;
         }
         let record = match parse_request(&line) {
-            Err((e, extra)) => error_record(None, extra, &e.to_string(), &worker),
+            Err(bad) => {
+                let (e, extra) = *bad;
+                error_record(None, extra, &e.to_string(), &worker)
+            }
             Ok(req) => {
                 let at = Some((req.generation, req.index));
                 // A panic in one candidate must not take the worker (and its loaded inputs) down.

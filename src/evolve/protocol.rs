@@ -58,17 +58,21 @@ fn counter(o: &Map<String, Value>, key: &'static str) -> Result<u64, ProtocolErr
     }
 }
 
+/// A request that cannot be evaluated: why, and the keys to echo in its error record.
+pub type BadRequest = Box<(ProtocolError, Map<String, Value>)>;
+
 /// Parses a request line. On an error, the returned pair still carries what could be read of
-/// the generation, index and echoed keys, so the error record can name the candidate.
-pub fn parse_request(line: &str) -> Result<Request, (ProtocolError, Map<String, Value>)> {
-    let v: Value = serde_json::from_str(line).map_err(|e| (ProtocolError::Json(e.to_string()), Map::new()))?;
+/// the echoed keys, so the error record can name the candidate.
+pub fn parse_request(line: &str) -> Result<Request, BadRequest> {
+    let v: Value =
+        serde_json::from_str(line).map_err(|e| Box::new((ProtocolError::Json(e.to_string()), Map::new())))?;
     let (mut obj, genome) = match v {
         Value::Array(a) => (Map::new(), a),
         Value::Object(mut o) => match o.remove("genome") {
             Some(Value::Array(a)) => (o, a),
-            _ => return Err((ProtocolError::Shape, o)),
+            _ => return Err(Box::new((ProtocolError::Shape, o))),
         },
-        _ => return Err((ProtocolError::Shape, Map::new())),
+        _ => return Err(Box::new((ProtocolError::Shape, Map::new()))),
     };
     let head = |obj: &Map<String, Value>| -> Result<(u64, usize), ProtocolError> {
         Ok((counter(obj, "generation")?, counter(obj, "index")? as usize))
@@ -78,7 +82,7 @@ pub fn parse_request(line: &str) -> Result<Request, (ProtocolError, Map<String, 
         Err(e) => {
             obj.remove("generation");
             obj.remove("index");
-            return Err((e, obj));
+            return Err(Box::new((e, obj)));
         }
     };
     let mut xs = Vec::with_capacity(genome.len());
@@ -90,7 +94,7 @@ pub fn parse_request(line: &str) -> Result<Request, (ProtocolError, Map<String, 
         };
         match x.filter(|x| x.is_finite()) {
             Some(x) => xs.push(x),
-            None => return Err((ProtocolError::Value { index: i, value: v.to_string() }, obj)),
+            None => return Err(Box::new((ProtocolError::Value { index: i, value: v.to_string() }, obj))),
         }
     }
     obj.remove("generation");
@@ -201,10 +205,10 @@ mod tests {
     fn bad_requests_say_why_and_keep_what_they_can() {
         assert!(matches!(parse_request("{").unwrap_err().0, ProtocolError::Json(_)));
         assert_eq!(parse_request("{\"genome\": 3}").unwrap_err().0, ProtocolError::Shape);
-        let (e, extra) = parse_request("{\"id\": 1, \"index\": 3, \"genome\": [\"0.5\", \"nan\"]}").unwrap_err();
+        let (e, extra) = *parse_request("{\"id\": 1, \"index\": 3, \"genome\": [\"0.5\", \"nan\"]}").unwrap_err();
         assert_eq!(e, ProtocolError::Value { index: 1, value: "\"nan\"".into() });
         assert_eq!(extra.get("id"), Some(&Value::from(1)));
-        let (e, _) = parse_request("{\"index\": -1, \"genome\": []}").unwrap_err();
+        let (e, _) = *parse_request("{\"index\": -1, \"genome\": []}").unwrap_err();
         assert_eq!(e, ProtocolError::Counter { key: "index" });
     }
 

@@ -244,7 +244,7 @@ pub fn run_search(ev: &Evaluator, out_dir: &Path, opts: &SearchOptions) -> Resul
     let elapsed0 = state.elapsed;
     let evals_start = state.cmaes.evaluations();
     let mut gens_this_run = 0u64;
-    while !state.finished(cfg) && !opts.max_generations_this_run.is_some_and(|m| gens_this_run >= m) {
+    while !state.finished(cfg) && opts.max_generations_this_run.is_none_or(|m| gens_this_run < m) {
         let generation = state.cmaes.generation();
         let xs = state.cmaes.ask();
         let mut rows = Vec::with_capacity(xs.len());
