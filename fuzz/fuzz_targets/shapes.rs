@@ -120,11 +120,15 @@ impl<'a> Gen<'a> {
             6 => Node::Null,
             7 if self.yaml && self.anchors > 0 => Node::Alias(self.u.int_in_range(0..=self.anchors - 1)?),
             7 => Node::Str(self.string()?),
-            8 if self.yaml => {
-                let n = self.anchors;
-                self.anchors += 1;
-                Node::Anchor(n, Box::new(self.node(depth + 1)?))
-            }
+            8 if self.yaml => match self.node(depth + 1)? {
+                // YAML puts at most one anchor on a node, and none on an alias; the anchor is
+                // numbered after its node, so aliases inside it refer to earlier anchors.
+                n @ (Node::Alias(_) | Node::Anchor(..)) => n,
+                n => {
+                    self.anchors += 1;
+                    Node::Anchor(self.anchors - 1, Box::new(n))
+                }
+            },
             8..=10 => self.map(depth)?,
             _ => {
                 let flow = self.u.ratio(1u8, 3)?;
@@ -144,7 +148,13 @@ impl<'a> Gen<'a> {
         let len = self.u.int_in_range(0..=12usize)?;
         let mut entries = Vec::with_capacity(len);
         for _ in 0..len {
-            entries.push((self.key()?, self.node(depth + 1)?));
+            // Unique keys: YAML refuses a repeated one, and JSON keeps only the last. (Checked
+            // before the value is made: a dropped value's anchors would be missing.)
+            let key = self.key()?;
+            if !entries.iter().any(|(k, _)| *k == key) {
+                let value = self.node(depth + 1)?;
+                entries.push((key, value));
+            }
         }
         Ok(Node::Map(entries, flow))
     }
@@ -167,7 +177,7 @@ pub fn to_json(n: &Node) -> serde_json::Value {
 }
 
 /// A scalar as YAML: plain when it is a simple word that YAML reads as a string, else
-/// double-quoted (JSON's escapes are YAML's).
+/// double-quoted.
 fn yaml_str(s: &str) -> String {
     let plain = s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
@@ -176,10 +186,21 @@ fn yaml_str(s: &str) -> String {
             "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
         );
     if plain {
-        s.to_string()
-    } else {
-        serde_json::to_string(s).unwrap()
+        return s.to_string();
     }
+    // Double-quoted, escaping what YAML does not allow as is (its printable set: tab, line
+    // breaks, U+0020–U+007E, U+0085, U+00A0–U+D7FF, U+E000–U+FFFD, U+10000 and up).
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ' '..='~' | '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'.. => out.push(c),
+            c => write!(out, "\\u{:04x}", c as u32).unwrap(),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn is_block(n: &Node) -> bool {
