@@ -137,3 +137,19 @@ try:
     os.remove(path)
 except Exception as e:
     print("imatrix GGUF seed skipped:", e, file=sys.stderr)
+
+# Structure-aware targets: the first byte picks the input, the rest drives the document
+# generator (fuzz/fuzz_targets/shapes.rs). Deterministic pseudo-random bytes, one seed per
+# input and length, so each input starts with documents of a few sizes.
+def pseudo_random(tag, n):
+    out, i = b"", 0
+    while len(out) < n:
+        out += hashlib.sha256(f"{tag}/{i}".encode()).digest()
+        i += 1
+    return out[:n]
+
+
+for target, inputs in (("json_shapes", 5), ("yaml_shapes", 3)):
+    for which in range(inputs):
+        for n in (64, 512, 4000):
+            put(target, bytes([which]) + pseudo_random(f"{target}/{which}", n), f"{which}-{n}")

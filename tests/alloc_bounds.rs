@@ -6,45 +6,25 @@
 //! SECURITY.md ("Bounds"); `ALLOC_BOUNDS_PRINT=1 cargo test --test alloc_bounds -- --nocapture`
 //! prints what each case measured.
 //!
-//! Only the measuring thread's allocations count (a thread-local switch): the other tests of
-//! this binary run on their threads meanwhile, and their allocations must not be charged to
-//! the reader measured. The readers measured allocate on the calling thread. Measurements run
-//! one at a time (`measure` holds a lock).
+//! The tests of this binary share the allocator's counters, which count every thread's
+//! allocations, so each test holds one lock for its whole run (`serial`): the cases one
+//! test builds must not land in another test's measurement.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
 struct Counting;
 
 static LARGEST: AtomicUsize = AtomicUsize::new(0);
-/// Bytes allocated minus bytes freed by the measuring thread since the measurement began
-/// (negative when it frees what was allocated before).
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-static PEAK: AtomicIsize = AtomicIsize::new(0);
-
-thread_local! {
-    static MEASURING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn measuring() -> bool {
-    MEASURING.try_with(Cell::get).unwrap_or(false)
-}
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 fn grew(size: usize) {
-    if measuring() {
-        LARGEST.fetch_max(size, Relaxed);
-        let live = LIVE.fetch_add(size as isize, Relaxed) + size as isize;
-        PEAK.fetch_max(live, Relaxed);
-    }
-}
-
-fn shrank(size: usize) {
-    if measuring() {
-        LIVE.fetch_sub(size as isize, Relaxed);
-    }
+    LARGEST.fetch_max(size, Relaxed);
+    let live = LIVE.fetch_add(size, Relaxed) + size;
+    PEAK.fetch_max(live, Relaxed);
 }
 
 unsafe impl GlobalAlloc for Counting {
@@ -57,11 +37,11 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        shrank(layout.size());
+        LIVE.fetch_sub(layout.size(), Relaxed);
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        shrank(layout.size());
+        LIVE.fetch_sub(layout.size(), Relaxed);
         grew(new_size);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -71,6 +51,11 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOC: Counting = Counting;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Taken first by every test: one test at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// What one reader did with one input.
 #[derive(Debug, Clone, Copy)]
@@ -82,16 +67,14 @@ struct Measured {
 }
 
 /// Runs `read` (the reader on one input) and measures its allocations; the result of the
-/// reader is dropped inside the measurement, so `peak` covers what it returned.
+/// reader is dropped inside the measurement, so `peak` covers what it returned. The caller
+/// holds [`serial`].
 fn measure<T>(read: impl FnOnce() -> T) -> Measured {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    LIVE.store(0, Relaxed);
+    let base = LIVE.load(Relaxed);
     LARGEST.store(0, Relaxed);
-    PEAK.store(0, Relaxed);
-    MEASURING.with(|m| m.set(true));
+    PEAK.store(base, Relaxed);
     drop(std::hint::black_box(read()));
-    MEASURING.with(|m| m.set(false));
-    Measured { largest: LARGEST.load(Relaxed), peak: PEAK.load(Relaxed).max(0) as usize }
+    Measured { largest: LARGEST.load(Relaxed), peak: PEAK.load(Relaxed).saturating_sub(base) }
 }
 
 /// A reader's stated bound for a file of `n` bytes: at most `c·n + k` bytes in one
@@ -257,6 +240,7 @@ fn gguf_cases() -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn gguf_reader_allocates_at_most_4n_plus_64k() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     for (case, bytes) in gguf_cases() {
         let p = file(dir.path(), "f.gguf", &bytes);
@@ -269,6 +253,7 @@ fn gguf_reader_allocates_at_most_4n_plus_64k() {
 
 #[test]
 fn gguf_lora_and_imatrix_readers_stay_within_the_gguf_bound() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     for (case, bytes) in gguf_cases() {
         let p = file(dir.path(), "f.gguf", &bytes);
@@ -291,6 +276,7 @@ fn safetensors(header: &str, data: usize) -> Vec<u8> {
 
 #[test]
 fn safetensors_reader_allocates_at_most_16n_plus_64k() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let mut cases = vec![
         ("claims a 2^62-byte header".to_string(), {
@@ -342,6 +328,7 @@ fn i32s(v: &[i32]) -> Vec<u8> {
 
 #[test]
 fn legacy_imatrix_reader_allocates_at_most_2n_plus_64k() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let mut cases = vec![
         ("claims 2^31-1 entries".to_string(), i32s(&[i32::MAX, 1, b'x' as i32])),
@@ -389,6 +376,7 @@ const LOGITS: Bound = Bound { c: 1, k: 64 * KIB, peak_c: 3, peak_k: 64 * KIB };
 
 #[test]
 fn logits_file_reader_allocates_at_most_n_plus_64k() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let header = |n_ctx: i32, n_vocab: i32, n_chunk: i32| {
         let mut b = b"_logits_".to_vec();
@@ -433,6 +421,7 @@ const SPM: Bound = Bound { c: 32, k: 64 * KIB, peak_c: 32, peak_k: 64 * KIB };
 
 #[test]
 fn tokenizer_model_reader_allocates_at_most_32n_plus_64k() {
+    let _serial = serial();
     let mut cases = vec![
         ("claims a 2^62-byte field".to_string(), vec![0x0a, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40]),
         ("claims a 2^31-byte piece".to_string(), vec![0x0a, 0x06, 0x0a, 0x80, 0x80, 0x80, 0x80, 0x08]),
@@ -472,6 +461,7 @@ fn dense_json(n: usize) -> Vec<(String, String)> {
 
 #[test]
 fn hf_config_json_allocates_at_most_48n_plus_512k() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let hf = dir.path().join("hf");
     std::fs::create_dir_all(&hf).unwrap();
@@ -508,6 +498,7 @@ const TOKENIZER: Bound = Bound { c: 16, k: 4 * MIB, peak_c: 32, peak_k: 4 * MIB 
 
 #[test]
 fn tokenizer_json_allocates_at_most_16n_plus_2_16_padding_tokens() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let tok = dir.path().join("tok");
     std::fs::create_dir_all(&tok).unwrap();
@@ -556,6 +547,7 @@ fn tokenizer_json_allocates_at_most_16n_plus_2_16_padding_tokens() {
 
 #[test]
 fn peft_adapter_config_allocates_at_most_48n_plus_512k() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("adapter");
     std::fs::create_dir_all(&a).unwrap();
@@ -603,6 +595,7 @@ fn peft_adapter_config_allocates_at_most_48n_plus_512k() {
 
 #[test]
 fn task_file_allocates_at_most_48n_plus_512k() {
+    let _serial = serial();
     let item = r#"{"context":"p","choices":["a","b"],"label":0}"#;
     let mut cases = vec![];
     for n in SIZES {
@@ -663,6 +656,7 @@ fn yaml_cases(list_key: &str, item: &str) -> Vec<(String, String)> {
 
 #[test]
 fn yaml_configs_allocate_at_most_192n_plus_64k() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     for (case, text) in yaml_cases("models", "{model: a}") {
         check("merge YAML", &case, YAML, text.len(), || {
@@ -686,6 +680,7 @@ fn yaml_configs_allocate_at_most_192n_plus_64k() {
 /// with the square of the file's size. Now the expansion is counted first (src/yaml.rs).
 #[test]
 fn yaml_alias_expansion_is_bounded() {
+    let _serial = serial();
     let text = format!("x: &a [{}x]\nmodels: [{}*a]\n", "x,".repeat(9_999), "*a, ".repeat(4_999));
     let mut err = None;
     let m = measure(|| err = llmtool::merge::config::MergeConfig::parse(&text, "m.yml").err().map(|e| e.to_string()));

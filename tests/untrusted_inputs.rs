@@ -272,3 +272,51 @@ fn peft_name_patterns_match_as_the_regex_would() {
     let e = ScalingRules::from_config(Path::new("a.json"), &cfg).unwrap_err().to_string();
     assert!(e.contains("rank_pattern.x{100000}") && e.contains("size limit"), "{e}");
 }
+
+/// fuzz/artifacts/gguf_reader/oom-608fffb335ffda063fb0d6d7f04c4a49f8ec4f9e (gguf_reader, 10-min
+/// run): a 61-byte GGUF with no tensors and `general.alignment` = 2^31 opened, and writing it
+/// back padded the header to 2^31 bytes (2 GiB). ggml checks only for a power of two; we
+/// also cap it at 2^20.
+#[test]
+fn fuzz_oom_608fffb3_gguf_alignment_2_31_is_refused() {
+    let mut b = b"GGUF".to_vec();
+    b.extend(3u32.to_le_bytes());
+    b.extend(0u64.to_le_bytes()); // tensors
+    b.extend(1u64.to_le_bytes()); // keys
+    b.extend(17u64.to_le_bytes());
+    b.extend(b"general.alignment");
+    b.extend(4u32.to_le_bytes()); // u32
+    b.extend((1u32 << 31).to_le_bytes());
+    b.extend(b"\0\0\0a"); // trailing bytes, as in the artifact
+    assert_eq!(b.len(), 61);
+    let e = llmtool_formats::gguf::GgufFile::from_vec(b.clone(), "a.gguf").unwrap_err().to_string();
+    assert!(e.contains("alignment 2147483648 is not a non-zero power of two of at most 2^20"), "{e}");
+    // 2^20 itself is still a valid alignment.
+    b[53..57].copy_from_slice(&(1u32 << 20).to_le_bytes());
+    let f = llmtool_formats::gguf::GgufFile::from_vec(b, "a.gguf").unwrap();
+    assert_eq!(f.alignment, 1 << 20);
+}
+
+/// fuzz/artifacts/safetensors_reader/crash-1b5ef704faf7c3ed88733e46c997dd5a82e4f0d9
+/// (safetensors_reader, 10-min run): a tensor entry repeating `shape` (and `dtype`) was
+/// read by us with its last values and refused by the upstream crate ("duplicate field
+/// `shape`"): two readers, two meanings. Now refused by both.
+#[test]
+fn fuzz_crash_1b5ef704_safetensors_entry_repeating_a_field_is_refused() {
+    use llmtool_formats::safetensors::{upstream, SafetensorsSet};
+    let header = r#"{"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},"e":{"dtype":"F16","shape":[0,4],"dtype":"I8","shape":[3],"data_offsets":[24,27]}}"#;
+    let mut b = (header.len() as u64).to_le_bytes().to_vec();
+    b.extend(header.as_bytes());
+    b.extend([0u8; 27]);
+    assert!(upstream::SafeTensors::deserialize(&b).is_err());
+    let Err(e) = SafetensorsSet::from_bytes(b) else { panic!("accepted") };
+    assert!(e.to_string().contains("tensor 'e'") && e.to_string().contains("duplicate field 'dtype'"), "{e}");
+    // A repeated key inside __metadata__ is a plain map entry, for upstream as for us.
+    let header =
+        r#"{"__metadata__":{"format":"pt","format":"np"},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}"#;
+    let mut b = (header.len() as u64).to_le_bytes().to_vec();
+    b.extend(header.as_bytes());
+    b.push(7);
+    assert!(upstream::SafeTensors::deserialize(&b).is_ok());
+    SafetensorsSet::from_bytes(b).unwrap();
+}

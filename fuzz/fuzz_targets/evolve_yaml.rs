@@ -4,9 +4,9 @@
 #[path = "common.rs"]
 #[macro_use]
 mod common;
-
-use llmtool::evolve::config::EvolveConfig;
+#[path = "parse.rs"]
+mod parse;
 
 target!(64 << 20, text |text| {
-    let _ = EvolveConfig::parse(text, "<fuzz>", Some(common::scratch()));
+    parse::evolve_yaml(text);
 });

@@ -5,13 +5,9 @@
 #[path = "common.rs"]
 #[macro_use]
 mod common;
-
-use llmtool::arch;
-use llmtool_formats::Metadata;
+#[path = "parse.rs"]
+mod parse;
 
 target!(64 << 20, |data| {
-    let Ok(cfg) = serde_json::from_slice::<serde_json::Value>(data) else { return };
-    let Ok(a) = arch::from_hf_config(&cfg) else { return };
-    let mut md = Metadata::new();
-    let _ = a.config_to_metadata(&cfg, &mut md);
+    parse::hf_config(data);
 });

@@ -4,9 +4,9 @@
 #[path = "common.rs"]
 #[macro_use]
 mod common;
-
-use llmtool::merge::config::MergeConfig;
+#[path = "parse.rs"]
+mod parse;
 
 target!(64 << 20, text |text| {
-    let _ = MergeConfig::parse(text, "<fuzz>");
+    parse::merge_yaml(text);
 });

@@ -5,10 +5,9 @@
 #[path = "common.rs"]
 #[macro_use]
 mod common;
-
-use llmtool::build::recipe::Loaded;
+#[path = "parse.rs"]
+mod parse;
 
 target!(64 << 20, |data| {
-    let p = common::file("recipe.yaml", data);
-    let _ = Loaded::open(&p, |_| true);
+    parse::recipe_yaml(data);
 });

@@ -4,10 +4,9 @@
 #[path = "common.rs"]
 #[macro_use]
 mod common;
-
-use llmtool::eval::tasks::TaskSet;
-use std::path::Path;
+#[path = "parse.rs"]
+mod parse;
 
 target!(64 << 20, text |text| {
-    let _ = TaskSet::parse(Path::new("<fuzz>.jsonl"), text);
+    parse::tasks_jsonl(text);
 });

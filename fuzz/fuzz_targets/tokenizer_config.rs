@@ -6,21 +6,9 @@
 #[path = "common.rs"]
 #[macro_use]
 mod common;
-
-use llmtool::chat_template::{ChatTemplate, Message};
-use llmtool::tokenizer::hf_to_gguf_metadata;
-use llmtool_formats::Metadata;
-
-const TOKENIZER_JSON: &[u8] = include_bytes!("../../fixtures/models/llama/tokenizer.json");
+#[path = "parse.rs"]
+mod parse;
 
 target!(256 << 20, |data| {
-    let Ok(tc) = serde_json::from_slice::<serde_json::Value>(data) else { return };
-    let tj: serde_json::Value = serde_json::from_slice(TOKENIZER_JSON).unwrap();
-    let mut md = Metadata::new();
-    if hf_to_gguf_metadata(&tj, Some(&tc), None, &mut md).is_err() {
-        return;
-    }
-    if let Ok(t) = ChatTemplate::from_gguf_metadata(&md) {
-        let _ = t.render(&[Message::new("system", "s"), Message::new("user", "hi")], true);
-    }
+    parse::tokenizer_config(data);
 });

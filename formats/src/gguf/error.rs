@@ -86,7 +86,7 @@ pub enum GgufError {
     AlignmentType { path: PathBuf, offset: u64, found: String },
 
     #[error(
-        "{}: offset {offset}: alignment {found} is not a non-zero power of two",
+        "{}: offset {offset}: alignment {found} is not a non-zero power of two of at most 2^20",
         path.display()
     )]
     BadAlignment { path: PathBuf, offset: u64, found: u64 },

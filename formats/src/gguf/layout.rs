@@ -48,7 +48,9 @@ impl GgufHeader {
     pub fn new(metadata: Metadata, tensors: Vec<TensorInfo>) -> Result<Self, GgufError> {
         let alignment = match metadata.get(ALIGNMENT_KEY) {
             None => DEFAULT_ALIGNMENT,
-            Some(MetaValue::U32(a)) if a.is_power_of_two() => u64::from(*a),
+            Some(MetaValue::U32(a)) if a.is_power_of_two() && u64::from(*a) <= super::limits::MAX_ALIGNMENT => {
+                u64::from(*a)
+            }
             Some(MetaValue::U32(a)) => {
                 return Err(GgufError::BadAlignment { path: header_path(), offset: 0, found: u64::from(*a) })
             }
@@ -77,7 +79,7 @@ impl GgufHeader {
         if !(MIN_VERSION..=MAX_VERSION).contains(&self.version) {
             return Err(invalid(format!("version {} cannot be written, expected 2 or 3", self.version)));
         }
-        if !self.alignment.is_power_of_two() {
+        if !self.alignment.is_power_of_two() || self.alignment > super::limits::MAX_ALIGNMENT {
             return Err(GgufError::BadAlignment { path: header_path(), offset: 0, found: self.alignment });
         }
         // The reader takes the alignment from the metadata, so both must agree.

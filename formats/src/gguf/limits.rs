@@ -29,6 +29,12 @@ pub const MAX_ARRAY_LEN: u64 = 1 << 30;
 /// them. A top-level array is depth 1; 8 levels is far beyond any real file.
 pub const MAX_ARRAY_DEPTH: usize = 8;
 
+/// Largest `general.alignment` accepted (ggml checks only for a non-zero power of two). A
+/// writer pads the header to the alignment, so a 61-byte file declaring 2^31 made its
+/// write-back allocate 2 GiB (fuzz/artifacts/gguf_reader/oom-608fffb3…); real files use
+/// 32, sometimes 64 or a page (4096).
+pub const MAX_ALIGNMENT: u64 = 1 << 20;
+
 /// Tensor count cap (the largest MoE checkpoints hold tens of thousands of tensors).
 pub const MAX_TENSORS: u64 = 1 << 20;
 

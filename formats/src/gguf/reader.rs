@@ -327,13 +327,14 @@ pub(crate) fn parse(buf: &[u8], path: &Path) -> Result<Parsed, GgufError> {
         kv.insert(key, value);
     }
 
-    // gguf.cpp: general.alignment must be a u32 and a non-zero power of two.
+    // gguf.cpp: general.alignment must be a u32 and a non-zero power of two (and here at
+    // most MAX_ALIGNMENT).
     let alignment = match kv.get_full(ALIGNMENT_KEY) {
         None => DEFAULT_ALIGNMENT,
         Some((idx, _, value)) => {
             let offset = value_offsets[idx];
             match value {
-                MetaValue::U32(a) if a.is_power_of_two() => u64::from(*a),
+                MetaValue::U32(a) if a.is_power_of_two() && u64::from(*a) <= MAX_ALIGNMENT => u64::from(*a),
                 MetaValue::U32(a) => {
                     return Err(GgufError::BadAlignment { path: path.to_path_buf(), offset, found: u64::from(*a) })
                 }

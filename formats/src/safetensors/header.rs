@@ -28,8 +28,12 @@ pub(super) struct Parsed {
     pub(super) tensors: Vec<(StTensor, u64, u64)>,
 }
 
-/// Top-level JSON object entries in order, duplicates kept (so they can be reported).
-pub(super) struct Entries(pub(super) Vec<(String, Value)>);
+/// Top-level JSON object entries in order, duplicates kept (so they can be reported), and
+/// for each entry whose value is an object repeating a key, (entry, first repeated key):
+/// upstream reads a tensor entry into a struct, which refuses "duplicate field `shape`",
+/// while a `Value` would silently keep the last one (fuzz/artifacts/safetensors_reader/
+/// crash-1b5ef704…: the two readers disagreed on such a file).
+pub(super) struct Entries(pub(super) Vec<(String, Value)>, pub(super) Vec<(String, String)>);
 
 impl<'de> Deserialize<'de> for Entries {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -40,14 +44,71 @@ impl<'de> Deserialize<'de> for Entries {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
-                let mut v = Vec::new();
-                while let Some((k, val)) = map.next_entry::<String, Value>()? {
+                let (mut v, mut dups) = (Vec::new(), Vec::new());
+                while let Some((k, Checked(val, dup))) = map.next_entry::<String, Checked>()? {
+                    if let Some(field) = dup {
+                        dups.push((k.clone(), field));
+                    }
                     v.push((k, val));
                 }
-                Ok(Entries(v))
+                Ok(Entries(v, dups))
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+/// A JSON value, and the first key it repeats if it is an object (one level deep).
+struct Checked(Value, Option<String>);
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Checked;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+                let (mut obj, mut dup) = (serde_json::Map::new(), None);
+                while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                    if obj.contains_key(&k) && dup.is_none() {
+                        dup = Some(k.clone());
+                    }
+                    obj.insert(k, v);
+                }
+                Ok(Checked(Value::Object(obj), dup))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+                let mut items = Vec::new();
+                while let Some(v) = seq.next_element::<Value>()? {
+                    items.push(v);
+                }
+                Ok(Checked(Value::Array(items), None))
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Checked, E> {
+                Ok(Checked(Value::Bool(b), None))
+            }
+            fn visit_i64<E>(self, x: i64) -> Result<Checked, E> {
+                Ok(Checked(Value::from(x), None))
+            }
+            fn visit_u64<E>(self, x: u64) -> Result<Checked, E> {
+                Ok(Checked(Value::from(x), None))
+            }
+            fn visit_f64<E>(self, x: f64) -> Result<Checked, E> {
+                Ok(Checked(Value::from(x), None))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Checked, E> {
+                Ok(Checked(Value::String(s.to_string()), None))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Checked, E> {
+                Ok(Checked(Value::String(s), None))
+            }
+            fn visit_unit<E>(self) -> Result<Checked, E> {
+                Ok(Checked(Value::Null, None))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -78,8 +139,8 @@ pub(super) fn parse(file: &Path, bytes: &[u8]) -> Result<Parsed, SafetensorsErro
     let header = std::str::from_utf8(&bytes[8..data_start])
         .map_err(|e| SafetensorsError::HeaderNotUtf8 { file: f(), offset: e.valid_up_to() })?;
 
-    let entries = match serde_json::from_str::<Entries>(header) {
-        Ok(Entries(e)) => e,
+    let (entries, repeated) = match serde_json::from_str::<Entries>(header) {
+        Ok(Entries(e, r)) => (e, r),
         Err(e) => {
             // Distinguish "valid JSON, but not an object" from "not JSON".
             if serde_json::from_str::<Value>(header).is_ok() {
@@ -91,6 +152,15 @@ pub(super) fn parse(file: &Path, bytes: &[u8]) -> Result<Parsed, SafetensorsErro
     };
     if let Some(k) = first_duplicate(&entries) {
         return Err(SafetensorsError::DuplicateKey { file: f(), key: k.to_string() });
+    }
+    // A tensor entry repeating a field (`__metadata__` is a plain map upstream: a repeated
+    // key there keeps the last value, as serde_json does).
+    if let Some((tensor, field)) = repeated.into_iter().find(|(t, _)| t != "__metadata__") {
+        return Err(SafetensorsError::BadTensorEntry {
+            file: f(),
+            tensor,
+            reason: format!("duplicate field '{field}'"),
+        });
     }
 
     let mut metadata = None;

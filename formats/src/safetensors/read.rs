@@ -197,7 +197,7 @@ impl SafetensorsSet {
         let ip = || index_json.to_path_buf();
         let text = std::fs::read_to_string(index_json).map_err(|source| SafetensorsError::Io { file: ip(), source })?;
         let entries = match serde_json::from_str::<Entries>(&text) {
-            Ok(Entries(e)) => e,
+            Ok(Entries(e, _)) => e,
             Err(e) => {
                 if serde_json::from_str::<Value>(&text).is_ok() {
                     return Err(SafetensorsError::IndexFormat { file: ip(), reason: "not a JSON object".into() });
@@ -374,7 +374,7 @@ fn check_weight_map_duplicates(index_json: &Path, text: &str) -> Result<(), Safe
     struct Index {
         weight_map: Entries,
     }
-    if let Ok(Index { weight_map: Entries(wm) }) = serde_json::from_str::<Index>(text) {
+    if let Ok(Index { weight_map: Entries(wm, _) }) = serde_json::from_str::<Index>(text) {
         if let Some(k) = first_duplicate(&wm) {
             return Err(SafetensorsError::TensorInTwoShards {
                 file: index_json.to_path_buf(),
