@@ -371,7 +371,8 @@ fn chained_steps_in_memory_give_the_per_step_bytes_and_figures() {
             assert_eq!(sa["size_bytes"], sb["size_bytes"], "{}", sa["description"]);
             assert_eq!(sa["bits_per_weight"], sb["bits_per_weight"]);
             // The input's row has its perplexity only (from the first step's run).
-            let keys: &[&str] = if i == 0 { &["ppl"] } else { &["ppl", "ppl_change_pct", "kld_mean", "kld_p99", "same_top"] };
+            let keys: &[&str] =
+                if i == 0 { &["ppl"] } else { &["ppl", "ppl_change_pct", "kld_mean", "kld_p99", "same_top"] };
             for &k in keys {
                 let (x, y) = (sa["figures"][k].as_f64(), sb["figures"][k].as_f64());
                 let (x, y) = (x.unwrap_or_else(|| panic!("{k}: {sa}")), y.unwrap_or_else(|| panic!("{k}: {sb}")));

@@ -17,7 +17,9 @@ use crate::build::report::{BuildReport, Figures, StepRecord};
 use crate::eval::validate::{measure_stage, Scored, TaskAccuracy, Windows};
 use crate::model::Model;
 use crate::passes::quantize::{FileType, Override};
-use crate::pipeline::{gguf_header, write_gguf, Convert, Lora, Pass, Pipeline, Quantize, QuantizeOptions, Stage, WriteOptions};
+use crate::pipeline::{
+    gguf_header, write_gguf, Convert, Lora, Pass, Pipeline, Quantize, QuantizeOptions, Stage, WriteOptions,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct BuildArgs {
@@ -123,7 +125,9 @@ pub fn run(args: BuildArgs) -> Result<()> {
 
     let caching = args.caching.or(loaded.recipe.caching).unwrap_or_default();
     let outcome = match caching {
-        Caching::PerStep => run_steps(&args, &loaded, &plan, eval_key.as_deref(), args.no_cache, &mut report).map(|_| None),
+        Caching::PerStep => {
+            run_steps(&args, &loaded, &plan, eval_key.as_deref(), args.no_cache, &mut report).map(|_| None)
+        }
         mode => run_streamed(&args, &loaded, &plan, eval_key.as_deref(), mode, &mut report),
     };
     if let Err(e) = &outcome {
@@ -376,36 +380,52 @@ fn run_steps(
                 None => {
                     let f = measure(v, &p.input, &p.artifact, args.quiet)
                         .with_context(|| format!("evaluating step {} ({})", p.index, p.description))?;
-                    let json = serde_json::to_vec_pretty(&f)?;
-                    let tmp = file.with_extension("tmp");
-                    std::fs::write(&tmp, json).and_then(|_| std::fs::rename(&tmp, &file))?;
+                    write_figures(&file, &f)?;
                     f
                 }
             };
         }
-        if p.index == 1 {
-            start_figures(validate, &figures, report, args.quiet)?;
-        }
         let model = Model::open(&p.artifact).with_context(|| format!("opening {}", p.artifact.display()))?;
-        let gate_failures = validate.map(|v| gate_failures(&v.gates, &figures)).unwrap_or_default();
-        report.steps.push(StepRecord {
-            index: p.index,
-            kind: p.step.kind().into(),
-            description: p.description.clone(),
-            key: p.key.clone(),
-            cached,
-            seconds: t0.elapsed().as_secs_f64(),
-            artifact: p.artifact.clone(),
-            size_bytes: model_size(&p.artifact),
-            bits_per_weight: bits_per_weight(&model),
-            figures,
-            gate_failures: gate_failures.clone(),
-        });
-        if let Some(first) = gate_failures.first() {
-            bail!("step {} ({}) failed its quality gate: {first}", p.index, p.description);
-        }
+        let size = StageSize { size_bytes: model_size(&p.artifact), bits_per_weight: bits_per_weight(&model) };
+        let seconds = t0.elapsed().as_secs_f64();
+        record_step(args, loaded, p, (cached, seconds, p.artifact.clone()), size, figures, report)?;
     }
     Ok(())
+}
+
+/// Adds a step's row to the report (and, for the first step, its input's figures), then
+/// checks its gates: the first failure stops the build. `run`: (cached, seconds, artifact).
+fn record_step(
+    args: &BuildArgs,
+    loaded: &Loaded,
+    p: &Planned,
+    (cached, seconds, artifact): (bool, f64, PathBuf),
+    size: StageSize,
+    figures: Figures,
+    report: &mut BuildReport,
+) -> Result<()> {
+    let validate = loaded.recipe.validate.as_ref();
+    if p.index == 1 {
+        start_figures(validate, &figures, report, args.quiet)?;
+    }
+    let gate_failures = validate.map(|v| gate_failures(&v.gates, &figures)).unwrap_or_default();
+    report.steps.push(StepRecord {
+        index: p.index,
+        kind: p.step.kind().into(),
+        description: p.description.clone(),
+        key: p.key.clone(),
+        cached,
+        seconds,
+        artifact,
+        size_bytes: size.size_bytes,
+        bits_per_weight: size.bits_per_weight,
+        figures,
+        gate_failures: gate_failures.clone(),
+    });
+    match gate_failures.first() {
+        Some(first) => bail!("step {} ({}) failed its quality gate: {first}", p.index, p.description),
+        None => Ok(()),
+    }
 }
 
 /// Runs one step on its input file into its cache artifact: through the library's pass when
@@ -537,7 +557,6 @@ fn replay_step(
     eval_key: Option<&str>,
     report: &mut BuildReport,
 ) -> Result<()> {
-    let validate = loaded.recipe.validate.as_ref();
     let size = read_stage_size(p).context("internal: a resumed step without its record")?;
     let figures = match eval_key {
         Some(k) => read_figures(&eval_file(p, k)).context("internal: a resumed step without its figures")?,
@@ -546,27 +565,7 @@ fn replay_step(
     if !args.quiet {
         eprintln!("step {}: {} (cached figures)", p.index, p.description);
     }
-    if p.index == 1 {
-        start_figures(validate, &figures, report, args.quiet)?;
-    }
-    let gate_failures = validate.map(|v| gate_failures(&v.gates, &figures)).unwrap_or_default();
-    report.steps.push(StepRecord {
-        index: p.index,
-        kind: p.step.kind().into(),
-        description: p.description.clone(),
-        key: p.key.clone(),
-        cached: true,
-        seconds: 0.0,
-        artifact: PathBuf::new(),
-        size_bytes: size.size_bytes,
-        bits_per_weight: size.bits_per_weight,
-        figures,
-        gate_failures: gate_failures.clone(),
-    });
-    if let Some(first) = gate_failures.first() {
-        bail!("step {} ({}) failed its quality gate: {first}", p.index, p.description);
-    }
-    Ok(())
+    record_step(args, loaded, p, (true, 0.0, PathBuf::new()), size, figures, report)
 }
 
 /// The first step's KLD run also scored its input: that is the start model's PPL. The
@@ -631,17 +630,12 @@ fn stream_run(
                             .with_context(|| format!("evaluating step {} ({})", p.index, p.description))?;
                         if use_cache {
                             std::fs::create_dir_all(&p.dir).with_context(|| format!("creating {}", p.dir.display()))?;
-                            let tmp = file.with_extension("tmp");
-                            std::fs::write(&tmp, serde_json::to_vec_pretty(&f)?).and_then(|_| std::fs::rename(&tmp, &file))?;
+                            write_figures(&file, &f)?;
                         }
                         f
                     }
                 };
             }
-            if p.index == 1 {
-                start_figures(validate, &figures, report, args.quiet)?;
-            }
-            let gate_failures = validate.map(|v| gate_failures(&v.gates, &figures)).unwrap_or_default();
             let size = StageSize {
                 size_bytes: gguf_header(after)?.layout()?.file_size,
                 bits_per_weight: 8.0 * after.n_tensor_bytes() as f64 / after.n_params().max(1) as f64,
@@ -650,23 +644,9 @@ fn stream_run(
                 std::fs::create_dir_all(&p.dir).with_context(|| format!("creating {}", p.dir.display()))?;
                 std::fs::write(stage_size_file(p), serde_json::to_vec(&size)?)?;
             }
-            report.steps.push(StepRecord {
-                index: p.index,
-                kind: p.step.kind().into(),
-                description: p.description.clone(),
-                key: p.key.clone(),
-                cached: false,
-                seconds: t0.elapsed().as_secs_f64(),
-                artifact: PathBuf::new(),
-                size_bytes: size.size_bytes,
-                bits_per_weight: size.bits_per_weight,
-                figures,
-                gate_failures: gate_failures.clone(),
-            });
+            let seconds = t0.elapsed().as_secs_f64();
+            record_step(args, loaded, p, (false, seconds, PathBuf::new()), size, figures, report)?;
             t0 = Instant::now();
-            if let Some(first) = gate_failures.first() {
-                bail!("step {} ({}) failed its quality gate: {first}", p.index, p.description);
-            }
             Ok(())
         },
         &mut |last| -> Result<()> {
@@ -827,6 +807,13 @@ fn resolve_merge_config(loaded: &Loaded, config: &Path, current: &Path) -> Resul
 
 fn read_figures(path: &Path) -> Option<Figures> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Saves a step's figures in the cache (temp file + rename).
+fn write_figures(path: &Path, f: &Figures) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(f)?).and_then(|_| std::fs::rename(&tmp, path))?;
+    Ok(())
 }
 
 /// Perplexity and KL divergence of `output` against `input` on the recipe's text, and the

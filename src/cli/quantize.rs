@@ -19,8 +19,8 @@ use crate::model::{Model, ModelFormat};
 #[cfg(feature = "gpu")]
 use crate::passes::quantize::GpuRetyped;
 use crate::passes::quantize::{on_gpu, plan, FileType, ModelFacts, Override, QuantizeParams, Reason, TensorPlan};
-use crate::pipeline::{check_kernels, quantized_metadata};
 use crate::passes::quantize_weights::{check_plan, ImportanceWeights, WeightedRetyped};
+use crate::pipeline::{check_kernels, quantized_metadata};
 use llmtool_formats::imatrix::Imatrix;
 
 #[derive(clap::Args, Debug)]

@@ -15,8 +15,8 @@ use llmtool_formats::imatrix::Imatrix;
 use llmtool_formats::{GgmlType, Metadata, TensorInfo};
 
 use super::perplexity::{bos_of, read_text, tokenize};
-use crate::eval::validate::tokenize_prefix;
 use crate::eval::imatrix::{compute_imatrix, ImatrixCollector};
+use crate::eval::validate::tokenize_prefix;
 use crate::eval::PplOptions;
 use crate::infer::InferModel;
 use crate::model::Model;

@@ -148,7 +148,8 @@ impl<'a> Scored<'a> {
     pub fn windows(&self, text: &str, w: Windows) -> Result<(Vec<u32>, PplOptions), ValidateError> {
         check_ctx(&self.model, w.ctx)?;
         let tokens = tokenize_prefix(&self.tokenizer, text, w.ctx * w.chunks)?;
-        let opts = PplOptions { n_ctx: w.ctx, n_chunks: Some(w.chunks), batch: w.ctx, bos: bos_of(Some(&self.tokenizer)) };
+        let opts =
+            PplOptions { n_ctx: w.ctx, n_chunks: Some(w.chunks), batch: w.ctx, bos: bos_of(Some(&self.tokenizer)) };
         Ok((tokens, opts))
     }
 

@@ -81,7 +81,8 @@ pub struct Lora {
 impl Lora {
     /// Opens each adapter (PEFT dir or llama.cpp GGUF LoRA) with its scale; they apply in order.
     pub fn open(adapters: &[(&Path, f32)]) -> Result<Lora, PipelineError> {
-        let adapters = adapters.iter().map(|&(p, s)| Ok((Adapter::open(p)?, s))).collect::<Result<_, PipelineError>>()?;
+        let adapters =
+            adapters.iter().map(|&(p, s)| Ok((Adapter::open(p)?, s))).collect::<Result<_, PipelineError>>()?;
         Ok(Lora { adapters })
     }
 }
