@@ -64,8 +64,9 @@ pub enum PipelineError {
     Imatrix(#[from] llmtool_formats::imatrix::ImatrixError),
     #[error("unknown file type '{0}'; expected one of {names}", names = crate::passes::quantize::FileType::names())]
     UnknownFileType(String),
+    /// Boxed: the file's path beside a format error would make every result large.
     #[error(transparent)]
-    Write(#[from] write::WriteFileError),
+    Write(#[from] Box<write::WriteFileError>),
     /// A conversion the plan needs has no kernel (the message says which and what to do).
     #[error("{0}")]
     NoKernel(String),

@@ -75,7 +75,7 @@ pub fn write_header_and_tensors(
         |i| source.release(&infos[i].name),
         |next| llmtool_formats::gguf::write_gguf(out.writer(), header, |i, _| next(i), |b| progress.set(b)),
     )
-    .map_err(|source| WriteFileError { path: path.to_path_buf(), source })?;
+    .map_err(|source| Box::new(WriteFileError { path: path.to_path_buf(), source }))?;
     progress.finish();
     out.commit().map_err(FormatError::from)?;
     Ok(written)
