@@ -11,6 +11,8 @@
 //! - [`model`]: opening a GGUF file or HF dir in the internal (GGUF) form.
 //! - [`merge`]: mergekit-style model merging (per-tensor methods).
 //! - [`passes`]: lazy transformations of tensor sources.
+//! - [`pipeline`]: typed passes chained over an opened model, written once (the library API
+//!   `build` and the commands use).
 //! - [`cli`]: the command line.
 
 pub mod arch;
@@ -28,6 +30,7 @@ pub mod model;
 pub mod moe_build;
 pub mod passes;
 pub mod paths;
+pub mod pipeline;
 pub mod progress;
 pub mod sample;
 pub mod stream;

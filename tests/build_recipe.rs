@@ -318,3 +318,71 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `caching: final | off` (issue 17): the steps are chained in memory and each is validated
+/// on its in-memory stage; the output and every figure equal the per-step build's, mode off
+/// writes nothing to the cache but the evaluation-free output itself, and mode final caches
+/// only the last step's result (a rebuild then comes from it).
+#[test]
+fn chained_steps_in_memory_give_the_per_step_bytes_and_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = common::root().join("fixtures/models/llama");
+    let adapter = common::root().join("fixtures/lora/llama_plain/adapter");
+    let wiki = std::fs::read_to_string(common::wiki_text()).unwrap();
+    std::fs::write(d.join("t.txt"), &wiki[..8_000]).unwrap();
+    let recipe = |name: &str, caching: &str| {
+        let body = format!(
+            "inputs: {{m: {}}}\nsteps:\n  - convert: {{outtype: f16}}\n  - lora: {{adapter: {}}}\n  - quantize: {{type: Q8_0}}\n\
+             outputs: {{gguf: out/{name}.gguf}}\nvalidate: {{text: t.txt, chunks: 2, ctx: 32, gates: {{max_kld: 5}}}}\n\
+             cache: cache-{name}\nreport: report-{name}\ncaching: {caching}\n",
+            base.display(),
+            adapter.display()
+        );
+        write_recipe(d, &format!("{name}.yml"), &body)
+    };
+    let build = |name: &str, caching: &str| -> serde_json::Value {
+        let out = llmtool(&["build", recipe(name, caching).to_str().unwrap(), "-q"]);
+        assert!(out.status.success(), "{caching}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&std::fs::read(d.join(format!("report-{name}/report.json"))).unwrap()).unwrap()
+    };
+    let models_in = |cache: &str| -> Vec<std::path::PathBuf> {
+        let c = d.join(cache);
+        if !c.exists() {
+            return Vec::new();
+        }
+        walk(&c).into_iter().filter(|p| p.ends_with("model.gguf")).collect()
+    };
+    let per_step = build("per-step", "per-step");
+    let final_ = build("final", "final");
+    let off = build("off", "off");
+    let bytes = |name: &str| std::fs::read(d.join(format!("out/{name}.gguf"))).unwrap();
+    assert!(bytes("per-step") == bytes("final"), "final != per-step");
+    assert!(bytes("per-step") == bytes("off"), "off != per-step");
+    assert_eq!(models_in("cache-per-step").len(), 3);
+    assert_eq!(models_in("cache-final").len(), 1, "{:?}", models_in("cache-final"));
+    assert!(models_in("cache-off").is_empty(), "{:?}", models_in("cache-off"));
+    for r in [&final_, &off] {
+        let (a, b) = (per_step["steps"].as_array().unwrap(), r["steps"].as_array().unwrap());
+        assert_eq!(a.len(), 4);
+        assert_eq!(b.len(), 4);
+        for (i, (sa, sb)) in a.iter().zip(b).enumerate() {
+            assert_eq!(sa["key"], sb["key"], "same cache keys");
+            assert_eq!(sa["size_bytes"], sb["size_bytes"], "{}", sa["description"]);
+            assert_eq!(sa["bits_per_weight"], sb["bits_per_weight"]);
+            // The input's row has its perplexity only (from the first step's run).
+            let keys: &[&str] =
+                if i == 0 { &["ppl"] } else { &["ppl", "ppl_change_pct", "kld_mean", "kld_p99", "same_top"] };
+            for &k in keys {
+                let (x, y) = (sa["figures"][k].as_f64(), sb["figures"][k].as_f64());
+                let (x, y) = (x.unwrap_or_else(|| panic!("{k}: {sa}")), y.unwrap_or_else(|| panic!("{k}: {sb}")));
+                assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{} {k}: {x} vs {y}", sa["description"]);
+            }
+        }
+    }
+    assert!(per_step["steps"][2]["figures"]["kld_mean"].as_f64().unwrap() > 0.0, "the LoRA step changed nothing");
+    // Mode final resumes from its cached last step: nothing runs again.
+    let again = build("final", "final");
+    assert!(again["steps"].as_array().unwrap()[1..].iter().all(|s| s["cached"] == true), "{again}");
+    assert!(bytes("final") == bytes("per-step"));
+}

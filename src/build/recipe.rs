@@ -23,6 +23,7 @@
 //!   chunks: 20
 //!   tasks: [./eval/jnli.jsonl]
 //!   gates: {max_ppl_increase_pct: 3, max_kld: 0.05, min_task_acc: 0.6}
+//! caching: per-step                    # or final | off: chain the steps in memory
 //! ```
 //! Relative paths are relative to the recipe file's directory.
 
@@ -60,9 +61,27 @@ pub struct Recipe {
     /// Where step results are cached (default: `.llmtool-cache` next to the recipe).
     #[serde(default)]
     pub cache: Option<PathBuf>,
+    /// Which step results are written to the cache (default: `per-step`).
+    #[serde(default)]
+    pub caching: Option<Caching>,
     /// Where report.json and report.md go (default: `build-report` next to the recipe).
     #[serde(default)]
     pub report: Option<PathBuf>,
+}
+
+/// Which step results a build writes to its cache. The keys are the same in every mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Caching {
+    /// Every step's result is a file in the cache; a rebuild skips unchanged steps.
+    #[default]
+    PerStep,
+    /// Steps are chained in memory (each validated on its in-memory stage); only the last
+    /// result is written to the cache. A build resumes from the latest cached step.
+    Final,
+    /// Steps are chained in memory and the result is written once, to `outputs.gguf`
+    /// (to the cache only when there is no `outputs.gguf`); nothing is read from the cache.
+    Off,
 }
 
 /// One pass. Each takes the current model and produces the next one. Written as a map with
@@ -298,6 +317,17 @@ pub struct Gates {
     /// Smallest allowed task accuracy (mean over the task files) after a step.
     #[serde(default)]
     pub min_task_acc: Option<f64>,
+}
+
+impl Gates {
+    /// The gates as the validation library checks them.
+    pub fn limits(&self) -> crate::eval::validate::GateLimits {
+        crate::eval::validate::GateLimits {
+            max_ppl_increase_pct: self.max_ppl_increase_pct,
+            max_kld: self.max_kld,
+            min_task_acc: self.min_task_acc,
+        }
+    }
 }
 
 fn one() -> f64 {

@@ -12,10 +12,14 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 
 use crate::build::cache::{step_key, Hash, HashMemo};
-use crate::build::recipe::{needs_imatrix, ImatrixCompute, ImatrixSpec, Loaded, QuantizeStep, Step};
+use crate::build::recipe::{needs_imatrix, Caching, ImatrixCompute, ImatrixSpec, Loaded, QuantizeStep, Step};
 use crate::build::report::{BuildReport, Figures, StepRecord};
+use crate::eval::validate::{measure_stage, Scored, TaskAccuracy, Windows};
 use crate::model::Model;
-use crate::passes::quantize::FileType;
+use crate::passes::quantize::{FileType, Override};
+use crate::pipeline::{
+    gguf_header, write_gguf, Convert, Lora, Pass, Pipeline, Quantize, QuantizeOptions, Stage, WriteOptions,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct BuildArgs {
@@ -27,6 +31,11 @@ pub struct BuildArgs {
     /// Recompute every step even when its result is cached.
     #[arg(long)]
     pub no_cache: bool,
+    /// Which step results go to the cache (overrides the recipe's `caching`): `per-step`
+    /// (default), `final` (steps chained in memory, the last result cached) or `off`
+    /// (chained in memory, written once to outputs.gguf).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub caching: Option<Caching>,
     /// Print the report as JSON on stdout instead of the Markdown table.
     #[arg(long)]
     pub json: bool,
@@ -114,11 +123,18 @@ pub fn run(args: BuildArgs) -> Result<()> {
     });
     drop(start_model);
 
-    let outcome = run_steps(&args, &loaded, &plan, eval_key.as_deref(), &mut report);
+    let caching = args.caching.or(loaded.recipe.caching).unwrap_or_default();
+    let outcome = match caching {
+        Caching::PerStep => {
+            run_steps(&args, &loaded, &plan, eval_key.as_deref(), args.no_cache, &mut report).map(|_| None)
+        }
+        mode => run_streamed(&args, &loaded, &plan, eval_key.as_deref(), mode, &mut report),
+    };
     if let Err(e) = &outcome {
         report.failure = Some(format!("{e:#}"));
     } else {
-        match write_outputs(&loaded, &plan, args.quiet) {
+        let written = outcome.as_ref().ok().cloned().flatten();
+        match write_outputs(&loaded, &plan, written.as_deref(), args.quiet) {
             Ok(outputs) => {
                 report.outputs = outputs;
                 report.passed = true;
@@ -322,24 +338,26 @@ fn eval_file(p: &Planned, eval_key: &str) -> PathBuf {
     p.dir.join(format!("eval-{}.json", &eval_key[..16]))
 }
 
+/// Runs `plan` one step at a time, each result a file in the cache (`caching: per-step`).
 fn run_steps(
     args: &BuildArgs,
     loaded: &Loaded,
     plan: &[Planned],
     eval_key: Option<&str>,
+    no_cache: bool,
     report: &mut BuildReport,
 ) -> Result<()> {
     let validate = loaded.recipe.validate.as_ref();
     for p in plan {
         let t0 = Instant::now();
-        let cached = p.cached() && !args.no_cache;
+        let cached = p.cached() && !no_cache;
         if !cached {
             if !args.quiet {
                 eprintln!("step {}: {}", p.index, p.description);
             }
             std::fs::create_dir_all(&p.dir).with_context(|| format!("creating {}", p.dir.display()))?;
             if let Some(ImatrixPlan { path, compute: Some(c), .. }) = &p.imatrix {
-                if !path.is_file() || args.no_cache {
+                if !path.is_file() || no_cache {
                     if !args.quiet {
                         eprintln!("step {}: imatrix of its input on {}", p.index, c.text.display());
                     }
@@ -349,59 +367,323 @@ fn run_steps(
                         .with_context(|| format!("step {} ({}): computing the imatrix", p.index, p.description))?;
                 }
             }
-            let argv = step_argv(loaded, p)?;
-            super::run_args(argv).with_context(|| format!("step {} ({})", p.index, p.description))?;
+            run_step(loaded, p).with_context(|| format!("step {} ({})", p.index, p.description))?;
         } else if !args.quiet {
             eprintln!("step {}: {} (cached)", p.index, p.description);
         }
         let mut figures = Figures::default();
         if let (Some(v), Some(ek)) = (validate, eval_key) {
             let file = eval_file(p, ek);
-            let saved = if args.no_cache { None } else { read_figures(&file) };
+            let saved = if no_cache { None } else { read_figures(&file) };
             figures = match saved {
                 Some(f) => f,
                 None => {
                     let f = measure(v, &p.input, &p.artifact, args.quiet)
                         .with_context(|| format!("evaluating step {} ({})", p.index, p.description))?;
-                    let json = serde_json::to_vec_pretty(&f)?;
-                    let tmp = file.with_extension("tmp");
-                    std::fs::write(&tmp, json).and_then(|_| std::fs::rename(&tmp, &file))?;
+                    write_figures(&file, &f)?;
                     f
                 }
             };
         }
-        if p.index == 1 {
-            // The first step's KLD run also scored its input: that is the start model's PPL.
-            if let Some(ppl_in) = figures.ppl.zip(figures.ppl_change_pct).map(|(o, c)| o / (1.0 + c / 100.0)) {
-                report.steps[0].figures.ppl = Some(ppl_in);
-            }
-            if let Some(v) = validate.filter(|v| !v.tasks.is_empty()) {
-                let start = &report.steps[0].artifact.clone();
-                let (mean, per) = task_accuracy(&v.tasks, start, args.quiet)?;
-                report.steps[0].figures.task_acc = Some(mean);
-                report.steps[0].figures.task_accs = per;
-            }
-        }
         let model = Model::open(&p.artifact).with_context(|| format!("opening {}", p.artifact.display()))?;
-        let gate_failures = validate.map(|v| gate_failures(&v.gates, &figures)).unwrap_or_default();
-        report.steps.push(StepRecord {
-            index: p.index,
-            kind: p.step.kind().into(),
-            description: p.description.clone(),
-            key: p.key.clone(),
-            cached,
-            seconds: t0.elapsed().as_secs_f64(),
-            artifact: p.artifact.clone(),
-            size_bytes: model_size(&p.artifact),
-            bits_per_weight: bits_per_weight(&model),
-            figures,
-            gate_failures: gate_failures.clone(),
-        });
-        if let Some(first) = gate_failures.first() {
-            bail!("step {} ({}) failed its quality gate: {first}", p.index, p.description);
-        }
+        let size = StageSize { size_bytes: model_size(&p.artifact), bits_per_weight: bits_per_weight(&model) };
+        let seconds = t0.elapsed().as_secs_f64();
+        record_step(args, loaded, p, (cached, seconds, p.artifact.clone()), size, figures, report)?;
     }
     Ok(())
+}
+
+/// Adds a step's row to the report (and, for the first step, its input's figures), then
+/// checks its gates: the first failure stops the build. `run`: (cached, seconds, artifact).
+fn record_step(
+    args: &BuildArgs,
+    loaded: &Loaded,
+    p: &Planned,
+    (cached, seconds, artifact): (bool, f64, PathBuf),
+    size: StageSize,
+    figures: Figures,
+    report: &mut BuildReport,
+) -> Result<()> {
+    let validate = loaded.recipe.validate.as_ref();
+    if p.index == 1 {
+        start_figures(validate, &figures, report, args.quiet)?;
+    }
+    let gate_failures = validate.map(|v| gate_failures(&v.gates, &figures)).unwrap_or_default();
+    report.steps.push(StepRecord {
+        index: p.index,
+        kind: p.step.kind().into(),
+        description: p.description.clone(),
+        key: p.key.clone(),
+        cached,
+        seconds,
+        artifact,
+        size_bytes: size.size_bytes,
+        bits_per_weight: size.bits_per_weight,
+        figures,
+        gate_failures: gate_failures.clone(),
+    });
+    match gate_failures.first() {
+        Some(first) => bail!("step {} ({}) failed its quality gate: {first}", p.index, p.description),
+        None => Ok(()),
+    }
+}
+
+/// Runs one step on its input file into its cache artifact: through the library's pass when
+/// the step has one ([`pass_of`]), else through the command that performs it.
+fn run_step(loaded: &Loaded, p: &Planned) -> Result<()> {
+    let Some(pass) = pass_of(p)? else {
+        return super::run_args(step_argv(loaded, p)?);
+    };
+    let model = Model::open(&p.input).with_context(|| format!("opening {}", p.input.display()))?;
+    let out = pass.apply(Stage::of(&model))?;
+    let opts = WriteOptions { force: true, quiet: true, label: pass.name() };
+    write_gguf(out.stage(), &p.artifact, &opts)?;
+    Ok(())
+}
+
+/// The library pass of a step, when it has one: convert, lora, and quantize to a file type
+/// (with an imatrix file or none). A measured mix runs the command on the step's input file,
+/// as do chatvector, merge and moe.
+fn pass_of(p: &Planned) -> Result<Option<Box<dyn Pass>>> {
+    Ok(Some(match &p.step {
+        Step::Convert(c) => Box::new(Convert::parse(c.outtype.as_deref()).map_err(anyhow::Error::msg)?),
+        Step::Lora(l) => {
+            // The scale as `lora merge --scale` reads it: the recipe's number printed, parsed as f32.
+            let scale: f32 = l.scale.to_string().parse()?;
+            Box::new(Lora::open(&[(l.adapter.as_path(), scale)])?)
+        }
+        // A computed imatrix is in the cache by now (run_steps computes it first).
+        Step::Quantize(q) if q.target_bpw.is_none() => {
+            let mut opts = QuantizeOptions::new(&q.ty)
+                .map_err(|_| anyhow::anyhow!("--type {}: unknown type; expected one of {}", q.ty, FileType::names()))?;
+            opts.pure = q.pure;
+            opts.overrides = q.keep.iter().map(|k| Override::parse(k)).collect::<Result<_, _>>()?;
+            if let Some(im) = &p.imatrix {
+                opts = opts.with_imatrix_file(&im.path)?;
+            }
+            Box::new(Quantize::new(opts)?)
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// Whether a step can be chained in memory: it has a library pass, and no imatrix to compute
+/// on its input first.
+fn streamable(p: &Planned) -> bool {
+    match &p.step {
+        Step::Convert(_) | Step::Lora(_) => true,
+        Step::Quantize(q) => q.target_bpw.is_none() && p.imatrix.as_ref().is_none_or(|i| i.compute.is_none()),
+        _ => false,
+    }
+}
+
+/// `caching: final | off`: runs of library passes are chained in memory — their input read
+/// once, each stage validated where it is, the run's last stage written once — and a step
+/// without a library pass runs on the file the run before it wrote. Returns the path the
+/// final result went to when that is `outputs.gguf` (mode off).
+fn run_streamed(
+    args: &BuildArgs,
+    loaded: &Loaded,
+    plan: &[Planned],
+    eval_key: Option<&str>,
+    mode: Caching,
+    report: &mut BuildReport,
+) -> Result<Option<PathBuf>> {
+    let no_cache = args.no_cache || mode == Caching::Off;
+    let from = if no_cache { 0 } else { resume_point(plan, eval_key) };
+    for p in &plan[..from] {
+        if p.cached() {
+            run_steps(args, loaded, std::slice::from_ref(p), eval_key, false, report)?;
+        } else {
+            replay_step(args, loaded, p, eval_key, report)?;
+        }
+    }
+    let mut i = from;
+    let mut written = None;
+    while i < plan.len() {
+        if !streamable(&plan[i]) {
+            run_steps(args, loaded, &plan[i..i + 1], eval_key, no_cache, report)?;
+            i += 1;
+            continue;
+        }
+        let end = (i..plan.len()).find(|&j| !streamable(&plan[j])).unwrap_or(plan.len());
+        let last = &plan[end - 1];
+        // Mode off writes the final result straight to outputs.gguf; everything else that
+        // must be a file (the input of a command step, mode final's result) goes to the cache.
+        let direct = match (&loaded.recipe.outputs.gguf, mode, end == plan.len()) {
+            (Some(g), Caching::Off, true) => Some(g.clone()),
+            _ => None,
+        };
+        let dest = direct.clone().unwrap_or_else(|| last.artifact.clone());
+        stream_run(args, loaded, &plan[i..end], eval_key, !no_cache, &dest, report)?;
+        written = direct;
+        i = end;
+    }
+    Ok(written)
+}
+
+/// The size and bits per weight of a step result that was not written (`stage.json` in the
+/// step's cache directory, next to its figures), so a resumed build can report the step.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StageSize {
+    size_bytes: u64,
+    bits_per_weight: f64,
+}
+
+fn stage_size_file(p: &Planned) -> PathBuf {
+    p.dir.join("stage.json")
+}
+
+fn read_stage_size(p: &Planned) -> Option<StageSize> {
+    serde_json::from_slice(&std::fs::read(stage_size_file(p)).ok()?).ok()
+}
+
+/// A chained build resumes after the latest step whose result is in the cache, when every
+/// step up to it can be reported from the cache: its result or its recorded size, and its
+/// figures. 0 when there is none.
+fn resume_point(plan: &[Planned], eval_key: Option<&str>) -> usize {
+    let reportable = |p: &Planned| {
+        (p.cached() || read_stage_size(p).is_some()) && eval_key.is_none_or(|k| eval_file(p, k).is_file())
+    };
+    (0..plan.len()).rev().find(|&j| plan[j].cached() && plan[..=j].iter().all(reportable)).map_or(0, |j| j + 1)
+}
+
+/// Reports a step of a resumed chained build that was not written: its size and figures from
+/// the cache, its gates checked again.
+fn replay_step(
+    args: &BuildArgs,
+    loaded: &Loaded,
+    p: &Planned,
+    eval_key: Option<&str>,
+    report: &mut BuildReport,
+) -> Result<()> {
+    let size = read_stage_size(p).context("internal: a resumed step without its record")?;
+    let figures = match eval_key {
+        Some(k) => read_figures(&eval_file(p, k)).context("internal: a resumed step without its figures")?,
+        None => Figures::default(),
+    };
+    if !args.quiet {
+        eprintln!("step {}: {} (cached figures)", p.index, p.description);
+    }
+    record_step(args, loaded, p, (true, 0.0, PathBuf::new()), size, figures, report)
+}
+
+/// The first step's KLD run also scored its input: that is the start model's PPL. The
+/// start model's task accuracy is scored on its file.
+fn start_figures(
+    validate: Option<&crate::build::recipe::Validate>,
+    figures: &Figures,
+    report: &mut BuildReport,
+    quiet: bool,
+) -> Result<()> {
+    if let Some(ppl_in) = figures.ppl.zip(figures.ppl_change_pct).map(|(o, c)| o / (1.0 + c / 100.0)) {
+        report.steps[0].figures.ppl = Some(ppl_in);
+    }
+    if let Some(v) = validate.filter(|v| !v.tasks.is_empty()) {
+        let start = &report.steps[0].artifact.clone();
+        let (mean, per) = task_accuracy(&v.tasks, start, quiet)?;
+        report.steps[0].figures.task_acc = Some(mean);
+        report.steps[0].figures.task_accs = per;
+    }
+    Ok(())
+}
+
+/// One run of library passes over the file `run[0].input`: each stage validated against
+/// the one before in memory, the last stage written to `dest`.
+fn stream_run(
+    args: &BuildArgs,
+    loaded: &Loaded,
+    run: &[Planned],
+    eval_key: Option<&str>,
+    use_cache: bool,
+    dest: &Path,
+    report: &mut BuildReport,
+) -> Result<()> {
+    let input = &run[0].input;
+    let model = Model::open(input).with_context(|| format!("opening {}", input.display()))?;
+    let passes = run.iter().map(|p| Ok(pass_of(p)?.expect("a streamable step"))).collect::<Result<_>>()?;
+    let pipeline = Pipeline::new(passes);
+    let validate = loaded.recipe.validate.as_ref();
+    let text = match validate.and_then(|v| v.text.as_ref()) {
+        Some(t) => Some(super::perplexity::read_text(t)?),
+        None => None,
+    };
+    let sets = match validate {
+        Some(v) => read_tasks(&v.tasks)?,
+        None => Vec::new(),
+    };
+    let mut t0 = Instant::now();
+    pipeline.run(
+        Stage::of(&model),
+        &mut |k, before, after| -> Result<()> {
+            let p = &run[k];
+            if !args.quiet {
+                eprintln!("step {}: {} (in memory)", p.index, p.description);
+            }
+            let mut figures = Figures::default();
+            if let (Some(v), Some(ek)) = (validate, eval_key) {
+                let file = eval_file(p, ek);
+                figures = match read_figures(&file).filter(|_| use_cache) {
+                    Some(f) => f,
+                    None => {
+                        let f = measure_stages(v, before, after, text.as_deref(), &sets, args.quiet)
+                            .with_context(|| format!("evaluating step {} ({})", p.index, p.description))?;
+                        if use_cache {
+                            std::fs::create_dir_all(&p.dir).with_context(|| format!("creating {}", p.dir.display()))?;
+                            write_figures(&file, &f)?;
+                        }
+                        f
+                    }
+                };
+            }
+            let size = StageSize {
+                size_bytes: gguf_header(after)?.layout()?.file_size,
+                bits_per_weight: 8.0 * after.n_tensor_bytes() as f64 / after.n_params().max(1) as f64,
+            };
+            if use_cache {
+                std::fs::create_dir_all(&p.dir).with_context(|| format!("creating {}", p.dir.display()))?;
+                std::fs::write(stage_size_file(p), serde_json::to_vec(&size)?)?;
+            }
+            let seconds = t0.elapsed().as_secs_f64();
+            record_step(args, loaded, p, (false, seconds, PathBuf::new()), size, figures, report)?;
+            t0 = Instant::now();
+            Ok(())
+        },
+        &mut |last| -> Result<()> {
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            }
+            if !args.quiet {
+                eprintln!("writing {}", dest.display());
+            }
+            let opts = WriteOptions { force: true, quiet: args.quiet, label: "build" };
+            write_gguf(last, dest, &opts)?;
+            Ok(())
+        },
+    )?;
+    let rec = report.steps.last_mut().expect("a run has steps");
+    rec.seconds += t0.elapsed().as_secs_f64();
+    rec.artifact = dest.to_path_buf();
+    Ok(())
+}
+
+/// Figures of `after` against `before`, both in memory.
+fn measure_stages(
+    v: &crate::build::recipe::Validate,
+    before: Stage<'_>,
+    after: Stage<'_>,
+    text: Option<&str>,
+    sets: &[crate::eval::tasks::TaskSet],
+    quiet: bool,
+) -> Result<Figures> {
+    let reference = Scored::from_stage(before).context("loading the step's input")?;
+    let result = Scored::from_stage(after).context("loading the step's result")?;
+    if !quiet {
+        eprintln!("scoring the step's result against its input in memory");
+    }
+    let text = text.map(|t| (t, Windows { ctx: v.ctx, chunks: v.chunks }));
+    let f = measure_stage(&reference, &result, text, sets)?;
+    Ok(figures_of(f.kld.as_ref(), f.tasks))
 }
 
 /// The arguments of the llmtool command that performs a step (the same a user would type).
@@ -527,12 +809,33 @@ fn read_figures(path: &Path) -> Option<Figures> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
+/// Saves a step's figures in the cache (temp file + rename).
+fn write_figures(path: &Path, f: &Figures) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(f)?).and_then(|_| std::fs::rename(&tmp, path))?;
+    Ok(())
+}
+
 /// Perplexity and KL divergence of `output` against `input` on the recipe's text, and the
 /// task accuracy of `output`.
 fn measure(v: &crate::build::recipe::Validate, input: &Path, output: &Path, quiet: bool) -> Result<Figures> {
+    let kld = match &v.text {
+        Some(text) => Some(super::pass_eval::measure_kld(input, output, text, v.ctx, v.chunks, quiet)?),
+        None => None,
+    };
+    let tasks = if v.tasks.is_empty() {
+        None
+    } else {
+        let (mean, per_set) = task_accuracy(&v.tasks, output, quiet)?;
+        Some(TaskAccuracy { mean, per_set })
+    };
+    Ok(figures_of(kld.as_ref(), tasks))
+}
+
+/// The report's figures of a KL divergence run (with its perplexities) and a task score.
+fn figures_of(kld: Option<&crate::eval::KldResult>, tasks: Option<TaskAccuracy>) -> Figures {
     let mut f = Figures::default();
-    if let Some(text) = &v.text {
-        let k = super::pass_eval::measure_kld(input, output, text, v.ctx, v.chunks, quiet)?;
+    if let Some(k) = kld {
         f.ppl = Some(k.ppl);
         f.ppl_uncertainty = Some(k.ppl_uncertainty);
         f.ppl_change_pct = Some(100.0 * (k.ppl / k.ppl_base - 1.0));
@@ -540,32 +843,15 @@ fn measure(v: &crate::build::recipe::Validate, input: &Path, output: &Path, quie
         f.kld_p99 = Some(k.kld_p99);
         f.same_top = Some(k.same_top);
     }
-    if !v.tasks.is_empty() {
-        let (mean, per) = task_accuracy(&v.tasks, output, quiet)?;
-        f.task_acc = Some(mean);
-        f.task_accs = per;
+    if let Some(t) = tasks {
+        f.task_acc = Some(t.mean);
+        f.task_accs = t.per_set;
     }
-    Ok(f)
+    f
 }
 
 fn gate_failures(g: &crate::build::recipe::Gates, f: &Figures) -> Vec<String> {
-    let mut out = Vec::new();
-    if let (Some(max), Some(c)) = (g.max_ppl_increase_pct, f.ppl_change_pct) {
-        if c > max {
-            out.push(format!("perplexity rose by {c:.3} % (gate max_ppl_increase_pct: {max})"));
-        }
-    }
-    if let (Some(max), Some(k)) = (g.max_kld, f.kld_mean) {
-        if k > max {
-            out.push(format!("mean KLD {k:.6} (gate max_kld: {max})"));
-        }
-    }
-    if let (Some(min), Some(a)) = (g.min_task_acc, f.task_acc) {
-        if a < min {
-            out.push(format!("task accuracy {a:.4} (gate min_task_acc: {min})"));
-        }
-    }
-    out
+    g.limits().failures(f.ppl_change_pct, f.kld_mean, f.task_acc)
 }
 
 fn model_size(path: &Path) -> u64 {
@@ -578,10 +864,11 @@ fn bits_per_weight(m: &Model) -> f64 {
 
 /// Copies the last step's result to outputs.gguf (temp file + rename) and converts it to
 /// outputs.hf; nothing is written unless every step passed.
-fn write_outputs(loaded: &Loaded, plan: &[Planned], quiet: bool) -> Result<Vec<PathBuf>> {
-    let last = &plan.last().expect("a recipe has steps").artifact;
+/// `done`: outputs.gguf, when the build already wrote it (`caching: off`).
+fn write_outputs(loaded: &Loaded, plan: &[Planned], done: Option<&Path>, quiet: bool) -> Result<Vec<PathBuf>> {
+    let last = done.unwrap_or(&plan.last().expect("a recipe has steps").artifact);
     let mut written = Vec::new();
-    if let Some(g) = &loaded.recipe.outputs.gguf {
+    if let Some(g) = loaded.recipe.outputs.gguf.as_ref().filter(|_| done.is_none()) {
         if let Some(parent) = g.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
@@ -590,6 +877,9 @@ fn write_outputs(loaded: &Loaded, plan: &[Planned], quiet: bool) -> Result<Vec<P
         std::io::copy(&mut src, out.writer()).with_context(|| format!("writing {}", g.display()))?;
         out.commit()?;
         written.push(g.clone());
+    }
+    if let Some(g) = done {
+        written.push(g.to_path_buf());
     }
     if let Some(h) = &loaded.recipe.outputs.hf {
         if let Some(parent) = h.parent() {
@@ -662,16 +952,12 @@ fn write_deploy_outputs(loaded: &Loaded, plan: &[Planned], quiet: bool) -> Resul
 fn task_accuracy(tasks: &[PathBuf], path: &Path, quiet: bool) -> Result<(f64, Vec<(String, f64)>)> {
     let sets = read_tasks(tasks)?;
     let model = Model::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let im = crate::infer::InferModel::load(&model).with_context(|| format!("loading {}", path.display()))?;
-    let tok =
-        crate::tokenizer::Tokenizer::from_model(&model).with_context(|| format!("tokenizer of {}", path.display()))?;
+    let scored = Scored::open(&model).with_context(|| format!("loading {}", path.display()))?;
     if !quiet {
         eprintln!("scoring tasks on {}", path.display());
     }
-    let r = crate::eval::tasks::evaluate_tasks(&im, &tok, &sets, &Default::default())
-        .with_context(|| format!("task evaluation of {}", path.display()))?;
-    let per = r.tasks.iter().map(|t| (t.name.clone(), t.scores.acc.value)).collect();
-    Ok((r.overall.acc.value, per))
+    let r = scored.task_accuracy(&sets).with_context(|| format!("task evaluation of {}", path.display()))?;
+    Ok((r.mean, r.per_set))
 }
 
 fn read_tasks(tasks: &[PathBuf]) -> Result<Vec<crate::eval::tasks::TaskSet>> {

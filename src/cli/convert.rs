@@ -7,17 +7,17 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use indexmap::IndexMap;
 use llmtool_formats::atomic::{check_output_not_input, AtomicDir};
-use llmtool_formats::gguf::GgufHeader;
 use llmtool_formats::hf::write_hf_files;
 use llmtool_formats::safetensors::{parse_size, StTensor};
-use llmtool_formats::{FormatError, GgmlType, TensorInfo, TensorSource};
+use llmtool_formats::{FormatError, TensorInfo, TensorSource};
 
 use super::output::{
     torch_dtype_name, write_hf_from_gguf_form, write_hf_tensors, HfPlanEntry, OutFormat, OutputOptions,
 };
 use crate::arch;
-use crate::model::{dtype_of_ggml_type, set_file_type, Model, ModelFormat};
-use crate::passes::convert::{gguf_types, hf_model_dtype, OutType, Retyped};
+use crate::model::{dtype_of_ggml_type, Model};
+use crate::passes::convert::{hf_model_dtype, OutType};
+use crate::pipeline::{write_gguf, Convert, Pass, Stage, WriteOptions};
 
 #[derive(clap::Args, Debug)]
 pub struct ConvertArgs {
@@ -75,43 +75,10 @@ pub fn run(args: ConvertArgs) -> Result<()> {
 }
 
 fn to_gguf(model: &Model, args: &ConvertArgs) -> Result<u64> {
-    let mut metadata = model.metadata.clone();
-    let source: Box<dyn TensorSource + '_> = match (&model.gguf, args.outtype) {
-        // GGUF → GGUF without re-typing: the same tensors, bytes borrowed from the map.
-        (Some(_), None) => Box::new(Retyped::new(model.tensors.as_ref(), &types_of(model.tensors.tensor_infos()))),
-        _ => {
-            let types = gguf_types(model.tensors.tensor_infos(), args.outtype);
-            if let Some(o) = args.outtype {
-                set_file_type(&mut metadata, o.ggml());
-            } else if model.format == ModelFormat::HfDir {
-                set_file_type(&mut metadata, dominant(&types));
-            }
-            Box::new(Retyped::new(model.tensors.as_ref(), &types))
-        }
-    };
-    let mut header = GgufHeader::new(metadata, source.tensor_infos().to_vec())?;
-    if let Some(g) = &model.gguf {
-        // Keep the input's version and alignment so an unchanged file is byte-identical.
-        header.version = g.version;
-        header.alignment = g.alignment;
-    }
-    super::output::write_gguf_output(&header, source.as_ref(), &args.output, args.force, args.quiet, "convert")
-}
-
-fn types_of(infos: &[TensorInfo]) -> Vec<GgmlType> {
-    infos.iter().map(|t| t.ty).collect()
-}
-
-/// The most common type among matrices (for `general.file_type`).
-fn dominant(types: &[GgmlType]) -> GgmlType {
-    let mut best = (0, GgmlType::F32);
-    for &t in types {
-        let c = types.iter().filter(|&&u| u == t).count();
-        if c > best.0 {
-            best = (c, t);
-        }
-    }
-    best.1
+    let convert = Convert { outtype: args.outtype };
+    let converted = convert.apply(Stage::of(model))?;
+    let opts = WriteOptions { force: args.force, quiet: args.quiet, label: "convert" };
+    Ok(write_gguf(converted.stage(), &args.output, &opts)?)
 }
 
 fn to_hf(model: &Model, args: &ConvertArgs) -> Result<u64> {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use indexmap::IndexMap;
-use llmtool_formats::atomic::{AtomicDir, AtomicFile};
+use llmtool_formats::atomic::AtomicDir;
 use llmtool_formats::gguf::GgufHeader;
 use llmtool_formats::hf::{write_hf_files, HfFiles};
 use llmtool_formats::safetensors::{write_sharded, StTensor};
@@ -94,20 +94,8 @@ pub fn write_gguf_output(
     quiet: bool,
     label: &str,
 ) -> Result<u64> {
-    let layout = header.layout()?;
-    let mut out = AtomicFile::create(output, force)?;
-    let mut progress = Progress::new(layout.file_size, label, quiet);
-    let infos = source.tensor_infos().to_vec();
-    let written = with_lookahead(
-        infos.len(),
-        |i| source.tensor_bytes(&infos[i].name),
-        |i| source.release(&infos[i].name),
-        |next| llmtool_formats::gguf::write_gguf(out.writer(), header, |i, _| next(i), |b| progress.set(b)),
-    )
-    .with_context(|| format!("writing {}", output.display()))?;
-    progress.finish();
-    out.commit()?;
-    Ok(written)
+    let opts = crate::pipeline::WriteOptions { force, quiet, label };
+    Ok(crate::pipeline::write_header_and_tensors(header, source, output, &opts)?)
 }
 
 /// One output tensor of an HF target: its safetensors entry and where it comes from.

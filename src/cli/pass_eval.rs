@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::perplexity::{bos_of, read_text, tokenize_prefix, Bar};
-use crate::eval::{self, Base, KldResult, PplOptions};
+use super::perplexity::{read_text, Bar};
+use crate::eval::validate::{Scored, Windows};
+use crate::eval::KldResult;
 use crate::infer::InferModel;
 use crate::model::Model;
-use crate::tokenizer::Tokenizer;
 
 /// The evaluation flags shared by the model-writing passes.
 #[derive(clap::Args, Debug, Clone)]
@@ -136,22 +136,19 @@ pub fn evaluate_pass(
 /// The perplexity of the model at `path` on the first `chunks` windows of `ctx` tokens of `text`.
 pub fn score_model(role: &str, path: &Path, text: &str, ctx: usize, chunks: usize, quiet: bool) -> Result<ModelScore> {
     let model = Model::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let im = InferModel::load(&model).with_context(|| format!("loading {}", path.display()))?;
-    check_ctx(&im, ctx, path)?;
-    let tok = Tokenizer::from_model(&model).with_context(|| format!("tokenizer of {}", path.display()))?;
-    let tokens = tokenize_prefix(&tok, path, text, ctx * chunks)?;
-    let opts = PplOptions { n_ctx: ctx, n_chunks: Some(chunks), batch: ctx, bos: bos_of(Some(&tok)) };
+    let scored = load(&model, path)?;
+    check_ctx(&scored.model, ctx, path)?;
     let bar = Bar::new(chunks as u64, quiet);
-    let r = eval::perplexity(&im, &tokens, &opts, |c| {
-        bar.set(c.chunk as u64, format!("scoring {role}: PPL {:.4}", c.running_ppl))
-    })
-    .with_context(|| format!("perplexity of {} ({role})", path.display()))?;
+    let r = scored
+        .perplexity(text, Windows { ctx, chunks }, |c, ppl| bar.set(c as u64, format!("scoring {role}: PPL {ppl:.4}")))
+        .with_context(|| format!("perplexity of {} ({role})", path.display()))?;
     bar.finish();
     Ok(ModelScore { role: role.to_string(), path: path.to_path_buf(), ppl: r.ppl, ppl_uncertainty: r.ppl_uncertainty })
 }
 
 /// The KL divergence of `output` from `reference` (and both perplexities) on `text`,
-/// `ctx`-token windows, at most `chunks`, on the reference's tokenization.
+/// `ctx`-token windows, at most `chunks`, on the reference's tokenization
+/// ([`Scored::kld_of`]).
 pub fn measure_kld(
     reference: &Path,
     output: &Path,
@@ -162,31 +159,30 @@ pub fn measure_kld(
 ) -> Result<KldResult> {
     let text = read_text(text)?;
     let ref_model = Model::open(reference).with_context(|| format!("opening {}", reference.display()))?;
-    let ref_im = InferModel::load(&ref_model).with_context(|| format!("loading {}", reference.display()))?;
-    check_ctx(&ref_im, ctx, reference)?;
+    let ref_scored = load(&ref_model, reference)?;
+    check_ctx(&ref_scored.model, ctx, reference)?;
     let out_model = Model::open(output).with_context(|| format!("opening {}", output.display()))?;
-    let out_im = InferModel::load(&out_model).with_context(|| format!("loading {}", output.display()))?;
-    let tok = Tokenizer::from_model(&ref_model).with_context(|| format!("tokenizer of {}", reference.display()))?;
-    let tokens = tokenize_prefix(&tok, reference, &text, ctx * chunks)?;
-    let opts = PplOptions { n_ctx: ctx, n_chunks: Some(chunks), batch: ctx, bos: bos_of(Some(&tok)) };
+    let out_scored = load(&out_model, output)?;
     let bar = Bar::new(chunks as u64, quiet);
-    let kld = eval::kl_divergence(&out_im, Base::Model(&ref_im), &tokens, &opts, |i, n, k| {
-        if let Some(b) = &bar.0 {
-            b.set_length(n as u64);
-        }
-        bar.set(i as u64, format!("scoring {} vs {}: mean KLD {k:.6}", output.display(), reference.display()))
-    })
-    .with_context(|| format!("KL divergence of {} from {}", output.display(), reference.display()))?;
+    let kld = ref_scored
+        .kld_of(&out_scored, &text, Windows { ctx, chunks }, |i, n, k| {
+            if let Some(b) = &bar.0 {
+                b.set_length(n as u64);
+            }
+            bar.set(i as u64, format!("scoring {} vs {}: mean KLD {k:.6}", output.display(), reference.display()))
+        })
+        .with_context(|| format!("KL divergence of {} from {}", output.display(), reference.display()))?;
     bar.finish();
     Ok(kld)
 }
 
+/// A model on the inference core with its tokenizer, errors naming its path.
+fn load<'a>(model: &'a Model, path: &Path) -> Result<Scored<'a>> {
+    Scored::open(model).with_context(|| format!("loading {}", path.display()))
+}
+
 pub(super) fn check_ctx(im: &InferModel, ctx: usize, path: &Path) -> Result<()> {
-    if ctx > im.cfg.n_ctx_train {
-        return Err(eval::EvalError::ContextTooLarge { n_ctx: ctx, n_ctx_train: im.cfg.n_ctx_train })
-            .with_context(|| format!("--eval-ctx for {}", path.display()));
-    }
-    Ok(())
+    crate::eval::validate::check_ctx(im, ctx).with_context(|| format!("--eval-ctx for {}", path.display()))
 }
 
 fn verdict(pass: &str, ref_role: &str, change: f64, kld: &KldResult, max: Option<f64>, passed: bool) -> String {

@@ -53,20 +53,9 @@ pub struct PerplexityArgs {
     pub quiet: bool,
 }
 
-/// The text of `path`, checked to be UTF-8, with one trailing newline dropped.
+/// The text of `path` ([`crate::eval::validate::read_text`]).
 pub(super) fn read_text(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut text = match String::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let at = e.utf8_error().valid_up_to();
-            bail!("{}: not valid UTF-8 (invalid byte sequence at byte offset {at})", path.display())
-        }
-    };
-    if text.ends_with('\n') {
-        text.pop();
-    }
-    Ok(text)
+    Ok(crate::eval::validate::read_text(path)?)
 }
 
 fn read_token_ids(path: &Path) -> Result<Vec<u32>> {
@@ -80,47 +69,14 @@ fn read_token_ids(path: &Path) -> Result<Vec<u32>> {
         .collect()
 }
 
-/// BOS id when the model's tokenizer adds one (llama.cpp's add_bos, with its defaults).
-pub(super) fn bos_of(tok: Option<&Tokenizer>) -> Option<u32> {
-    tok.filter(|t| t.add_bos()).and_then(|t| t.bos())
-}
+pub(super) use crate::eval::validate::bos_of;
 
 /// llama.cpp `common_tokenize(ctx, text, add_special = true, parse_special = false)`.
 pub(super) fn tokenize(tok: Option<&Tokenizer>, model: &Path, text: &str) -> Result<Vec<u32>> {
     let Some(tok) = tok else {
         bail!("{}: the model has no usable tokenizer metadata; pass --token-ids", model.display())
     };
-    Ok(tok.encode(text, true, false)?)
-}
-
-/// The first `need` tokens of `text` as whole-text tokenization gives them, without
-/// tokenizing all of a long text: a prefix cut at a line break is tokenized, and the answer
-/// is taken only when a prefix twice as long agrees on those tokens (a cut can only change
-/// the tokens next to it). Falls back to the whole text. Returns every token of the text
-/// when it is short.
-pub(super) fn tokenize_prefix(tok: &Tokenizer, model: &Path, text: &str, need: usize) -> Result<Vec<u32>> {
-    // WikiText-like English averages about 4.3 bytes per token; start at 8.
-    let mut len = need.saturating_mul(8).max(4096);
-    while len.saturating_mul(2) < text.len() {
-        let cut = |n: usize| -> &str {
-            let mut n = n.min(text.len());
-            while !text.is_char_boundary(n) {
-                n -= 1;
-            }
-            &text[..text[..n].rfind('\n').map_or(n, |i| i + 1)]
-        };
-        let short = tokenize(Some(tok), model, cut(len))?;
-        if short.len() > need + 64 {
-            let long = tokenize(Some(tok), model, cut(2 * len))?;
-            if long.len() > need && long[..need] == short[..need] {
-                let mut t = long;
-                t.truncate(need);
-                return Ok(t);
-            }
-        }
-        len *= 2;
-    }
-    tokenize(Some(tok), model, text)
+    Ok(crate::eval::validate::tokenize(tok, text)?)
 }
 
 pub(super) struct Bar(pub(super) Option<indicatif::ProgressBar>);

@@ -12,8 +12,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use llmtool_formats::atomic::check_output_not_input;
 use llmtool_formats::gguf::GgufHeader;
-use llmtool_formats::{GgmlType, MetaValue, TensorSource};
-use llmtool_kernels::{convert, quant};
+use llmtool_formats::{GgmlType, TensorSource};
 
 use super::quantize_mix::MixArgs;
 use crate::model::{Model, ModelFormat};
@@ -21,10 +20,8 @@ use crate::model::{Model, ModelFormat};
 use crate::passes::quantize::GpuRetyped;
 use crate::passes::quantize::{on_gpu, plan, FileType, ModelFacts, Override, QuantizeParams, Reason, TensorPlan};
 use crate::passes::quantize_weights::{check_plan, ImportanceWeights, WeightedRetyped};
+use crate::pipeline::{check_kernels, quantized_metadata};
 use llmtool_formats::imatrix::Imatrix;
-
-/// ggml's `GGML_QNT_VERSION`, written as `general.quantization_version` like llama.cpp.
-const GGML_QNT_VERSION: u32 = 2;
 
 #[derive(clap::Args, Debug)]
 pub struct QuantizeArgs {
@@ -179,7 +176,7 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         None => None,
     };
     let (ftype, overrides) = if mix {
-        let md = output_metadata(&model.metadata, FileType::Q8_0, weights.as_ref(), imatrix_path.as_deref());
+        let md = quantized_metadata(&model.metadata, FileType::Q8_0, weights.as_ref(), imatrix_path.as_deref());
         let m = super::quantize_mix::choose(&args.mix, &model, &args.input, weights.as_ref(), &md, args.quiet)?;
         (m.ftype, m.overrides)
     } else {
@@ -206,7 +203,7 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         }
         return Ok(());
     }
-    check_kernels(&plan, ftype)?;
+    check_kernels(&plan, ftype).map_err(|e| anyhow::anyhow!("{e}"))?;
     check_plan(&plan, weights.as_ref(), ftype).with_context(|| match &args.imatrix {
         Some(im) => format!("cannot quantize {} with the imatrix {}", args.input.display(), im.display()),
         None => format!("cannot quantize {} to {}", args.input.display(), ftype.name()),
@@ -235,7 +232,7 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         }
     }
 
-    let metadata = output_metadata(&model.metadata, ftype, weights.as_ref(), imatrix_path.as_deref());
+    let metadata = quantized_metadata(&model.metadata, ftype, weights.as_ref(), imatrix_path.as_deref());
 
     let infos: Vec<_> = plan.iter().map(TensorPlan::info).collect();
     // Without an imatrix the CPU path is the same source with no weights: plain types go
@@ -296,29 +293,6 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     Ok(())
 }
 
-/// The output's metadata: the input's, with the keys llama-quantize sets.
-fn output_metadata(
-    input: &llmtool_formats::Metadata,
-    ftype: FileType,
-    weights: Option<&ImportanceWeights>,
-    imatrix: Option<&std::path::Path>,
-) -> llmtool_formats::Metadata {
-    let mut metadata = input.clone();
-    // llama.cpp sets these after copying the input's keys; its gguf_set_val_* removes an
-    // existing key and appends it, so both end up last, in this order.
-    metadata.remove("general.quantization_version");
-    metadata.insert("general.quantization_version", MetaValue::U32(GGML_QNT_VERSION));
-    metadata.remove("general.file_type");
-    metadata.insert("general.file_type", MetaValue::U32(ftype.id()));
-    for key in ["split.no", "split.count", "split.tensors.count"] {
-        metadata.remove(key);
-    }
-    if let (Some(w), Some(path)) = (weights, imatrix) {
-        record_imatrix(&mut metadata, w, &path.to_string_lossy());
-    }
-    metadata
-}
-
 #[cfg(feature = "gpu")]
 type Gpu = llmtool_kernels::gpu::GpuContext;
 #[cfg(not(feature = "gpu"))]
@@ -364,60 +338,6 @@ fn print_device_split(plan: &[TensorPlan], adapter: &str) {
         line += &format!("; {} tensor(s) on the CPU ({}: no GPU kernel)", cpu.len(), types(&cpu));
     }
     eprintln!("{line}");
-}
-
-/// Every conversion the plan needs must have kernels, checked before anything is written.
-fn check_kernels(plan: &[TensorPlan], ftype: FileType) -> Result<()> {
-    let mut missing: BTreeMap<&'static str, (usize, &str)> = BTreeMap::new();
-    for p in plan.iter().filter(|p| p.from != p.to) {
-        if !convert::can_decode(p.from) {
-            bail!("tensor '{}': llmtool cannot decode its type {} yet", p.name, p.from);
-        }
-        let ok = if p.to.is_quantized() {
-            quant::can_quantize_unweighted(p.to) || quant::can_quantize_weighted(p.to)
-        } else {
-            convert::can_encode(p.to)
-        };
-        if !ok {
-            let e = missing.entry(p.to.name()).or_insert((0, p.name.as_str()));
-            e.0 += 1;
-        }
-    }
-    if !missing.is_empty() {
-        let list: Vec<String> =
-            missing.iter().map(|(ty, (n, first))| format!("{ty} ({n} tensor(s), e.g. '{first}')")).collect();
-        bail!(
-            "--type {}: llmtool has no quantizer yet for {}; choose another type, or move those tensors \
-             to a supported type with --keep PATTERN=TYPE (--dry-run shows the plan)",
-            ftype.name(),
-            list.join(", ")
-        );
-    }
-    Ok(())
-}
-
-/// The keys llama-quantize adds with an imatrix (`quantize.cpp` kv overrides, in its order;
-/// strings cut to 127 bytes like its `strncpy` into `val_str[128]`, counts as u32).
-fn record_imatrix(metadata: &mut llmtool_formats::Metadata, w: &ImportanceWeights, file: &str) {
-    let cut = |s: &str| {
-        let mut end = s.len().min(127);
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s[..end].to_string()
-    };
-    let mut set = |key: &str, v: MetaValue| {
-        metadata.remove(key);
-        metadata.insert(key, v);
-    };
-    set("quantize.imatrix.file", MetaValue::String(cut(file)));
-    if let Some(d) = w.datasets.first() {
-        set("quantize.imatrix.dataset", MetaValue::String(cut(d)));
-    }
-    set("quantize.imatrix.entries_count", MetaValue::U32(w.len() as u32));
-    if w.chunk_count > 0 {
-        set("quantize.imatrix.chunks_count", MetaValue::U32(w.chunk_count));
-    }
 }
 
 const MIB: f64 = 1024.0 * 1024.0;

@@ -14,8 +14,9 @@ use llmtool_formats::gguf::GgufHeader;
 use llmtool_formats::imatrix::Imatrix;
 use llmtool_formats::{GgmlType, Metadata, TensorInfo};
 
-use super::perplexity::{bos_of, read_text, tokenize, tokenize_prefix};
+use super::perplexity::{bos_of, read_text, tokenize};
 use crate::eval::imatrix::{compute_imatrix, ImatrixCollector};
+use crate::eval::validate::tokenize_prefix;
 use crate::eval::PplOptions;
 use crate::infer::InferModel;
 use crate::model::Model;
@@ -245,7 +246,7 @@ fn measure(
     let text_path = args.calibration.as_deref().context("--calibration is required")?;
     let text = read_text(text_path)?;
     let tok = Tokenizer::from_model(model).with_context(|| format!("tokenizer of {}", input.display()))?;
-    let tokens = tokenize_prefix(&tok, input, &text, args.calib_ctx * args.calib_chunks)?;
+    let tokens = tokenize_prefix(&tok, &text, args.calib_ctx * args.calib_chunks)?;
     let opts = calib_opts(args, &tok);
     let t0 = std::time::Instant::now();
     let errors = sens::candidate_errors(model.tensors.as_ref(), mixable, weights, allowed, |i, n, name| {

@@ -9,7 +9,8 @@ use anyhow::{Context, Result};
 use llmtool_formats::atomic::check_output_not_input;
 
 use super::super::pass_eval::{check_ctx, PassEvalArgs};
-use super::super::perplexity::{bos_of, read_text, tokenize_prefix, Bar};
+use super::super::perplexity::{bos_of, read_text, Bar};
+use crate::eval::validate::tokenize_prefix;
 use crate::eval::{self, Base, KldResult, PplOptions};
 use crate::infer::InferModel;
 use crate::model::Model;
@@ -154,7 +155,7 @@ fn evaluate_extract(args: &PassEvalArgs, base: &Model, tuned: &Path, adapter: &P
     let tuned_im = InferModel::load(&tuned_model).with_context(|| format!("loading {}", tuned.display()))?;
     check_ctx(&tuned_im, args.eval_ctx, tuned)?;
     let tok = Tokenizer::from_model(&tuned_model).with_context(|| format!("tokenizer of {}", tuned.display()))?;
-    let tokens = tokenize_prefix(&tok, tuned, &text, args.eval_ctx * args.eval_chunks)?;
+    let tokens = tokenize_prefix(&tok, &text, args.eval_ctx * args.eval_chunks)?;
     let opts = PplOptions {
         n_ctx: args.eval_ctx,
         n_chunks: Some(args.eval_chunks),
