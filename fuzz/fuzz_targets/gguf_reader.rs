@@ -1,12 +1,17 @@
 //! Fuzzes the GGUF reader: any input must either be rejected with a typed error or open
 //! and hand out every tensor's data in bounds; no panic, no huge allocation from a count.
-//! Accepted files must also survive a write-back (header encode + streaming writer).
+//! Accepted files must also survive a write-back (header encode + streaming writer). No
+//! single allocation over 64 MiB (the inputs are at most a few KiB; tests/alloc_bounds.rs:
+//! at most 4·n + 64 KiB).
 #![no_main]
-use libfuzzer_sys::fuzz_target;
+#[path = "common.rs"]
+#[macro_use]
+mod common;
+
 use llmtool_formats::gguf::{write_gguf, GgufFile};
 use std::borrow::Cow;
 
-fuzz_target!(|data: &[u8]| {
+target!(64 << 20, |data| {
     let Ok(file) = GgufFile::from_vec(data.to_vec(), "<fuzz>") else {
         return;
     };

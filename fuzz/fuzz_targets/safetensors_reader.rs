@@ -3,12 +3,16 @@
 //! return an error or a set whose every tensor slice has the size its dtype and shape give;
 //! it must agree with the upstream `safetensors` crate on what is valid (except duplicate
 //! keys, which upstream silently collapses) and on every tensor; and a set that parses must
-//! be written back and read again identically.
-use libfuzzer_sys::fuzz_target;
+//! be written back and read again identically. No single allocation over 64 MiB
+//! (tests/alloc_bounds.rs: at most 16·n + 64 KiB).
+#[path = "common.rs"]
+#[macro_use]
+mod common;
+
 use llmtool_formats::safetensors::{upstream, write_safetensors, SafetensorsError, SafetensorsSet};
 use std::borrow::Cow;
 
-fuzz_target!(|data: &[u8]| {
+target!(64 << 20, |data| {
     let ours = SafetensorsSet::from_bytes(data.to_vec());
     let theirs = upstream::SafeTensors::deserialize(data);
     let set = match (ours, theirs) {
