@@ -402,8 +402,9 @@ impl HfTensorView {
                 sl.layer
             } else if let Some(f) = fused {
                 let n_parts = f.parts.len();
-                let shape_ok =
-                    hf_info.ne.len() == 3 && hf_info.ne[2] == u64::from(f.count) && hf_info.ne[1] % n_parts as u64 == 0;
+                let shape_ok = hf_info.ne.len() == 3
+                    && hf_info.ne[2] == u64::from(f.count)
+                    && hf_info.ne[1].is_multiple_of(n_parts as u64);
                 if !shape_ok {
                     return Err(ModelError::FusedExpertShape {
                         path: path.to_path_buf(),

@@ -281,7 +281,9 @@ fn broken_transformers5_expert_tensors_are_refused() {
         .into_iter()
         .map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
         .collect::<Vec<_>>();
-    let write = |name: &str, edit: &dyn Fn(&str, &mut Vec<usize>, &mut Vec<u8>) -> bool| {
+    // edit(name, shape, data) changes a tensor in place; false drops it.
+    type Edit<'a> = &'a dyn Fn(&str, &mut Vec<usize>, &mut Vec<u8>) -> bool;
+    let write = |name: &str, edit: Edit| {
         let d = tmp.path().join(name);
         std::fs::create_dir_all(&d).unwrap();
         for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
