@@ -34,9 +34,10 @@ fn ray_driver_equals_in_process_search_through_kills_and_a_resume() {
         "evolve_ray.py failed (pip install -r scripts/judges-requirements.txt?):\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The summary is the last line (Ray may print to stdout before it).
+    // The summary is the last JSON line: Ray's raylet writes its own notices to stdout, before
+    // and after it (e.g. "A worker died or was killed…" for the actor the judge kills).
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or_default();
+    let last = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_default();
     let v: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("evolve_ray.py printed {stdout:?}: {e}"));
     eprintln!("{v}");
 
@@ -46,10 +47,12 @@ fn ray_driver_equals_in_process_search_through_kills_and_a_resume() {
 
     // Two kills: the killed worker process's candidate is always lost and re-queued (the
     // actor's call cannot have answered); the ray.kill'ed actor's one is unless it had
-    // already answered. Either way every candidate is evaluated once in the history.
+    // already answered, and a call sent to an actor Ray is still restarting fails and is
+    // re-queued again (seen under load: 3) — so at least one re-queue, no upper figure.
+    // Either way every candidate is evaluated once in the history.
     assert_eq!(v["kill"]["killed"], serde_json::json!([[1, 0], [2, 3]]));
     let requeued = v["kill"]["requeued"].as_u64().unwrap();
-    assert!((1..=2).contains(&requeued), "{v}");
+    assert!(requeued >= 1, "{v}");
     assert_eq!(v["kill"]["evaluated"], 18);
     assert_same_run(&reference, &st.dir.join("ray-kill"));
 
