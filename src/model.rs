@@ -260,9 +260,17 @@ enum Planned {
     One(TensorInfo, TensorFix),
     /// The experts' HF tensors, in expert order, stacked on a new outermost dimension.
     Stacked(Vec<TensorInfo>),
-    /// Row part `part` of `n_parts` of every expert of an HF tensor that holds them stacked
-    /// (transformers 5's `mlp.experts.gate_up_proj`: gate rows, then up rows).
-    Part { hf: TensorInfo, part: usize, n_parts: usize },
+    /// Row part of every expert of an HF tensor that holds them stacked (transformers 5).
+    Part(RowPart),
+}
+
+/// Row part `part` of `n_parts` of every expert of an HF tensor that holds them stacked
+/// (transformers 5's `mlp.experts.gate_up_proj`: gate rows, then up rows; `down_proj`: the
+/// one part).
+struct RowPart {
+    hf: TensorInfo,
+    part: usize,
+    n_parts: usize,
 }
 
 /// What one projection of a layer's experts has been given so far.
@@ -270,7 +278,7 @@ enum Slot {
     /// One HF matrix per expert (the classic layout), in expert order.
     Experts(Vec<Option<TensorInfo>>),
     /// Part of an HF tensor holding every expert (transformers 5).
-    Part { hf: TensorInfo, part: usize, n_parts: usize },
+    Part(RowPart),
 }
 
 /// The expert tensors of one layer seen so far (llama.cpp's converter writes a layer's
@@ -288,7 +296,7 @@ impl PendingLayer {
     fn complete(&self) -> bool {
         self.slots.iter().all(|(_, s)| match s {
             Some(Slot::Experts(m)) => m.iter().all(Option::is_some),
-            Some(Slot::Part { .. }) => true,
+            Some(Slot::Part(_)) => true,
             None => false,
         })
     }
@@ -297,7 +305,7 @@ impl PendingLayer {
     fn first_name(slot: &Slot) -> Option<&str> {
         match slot {
             Slot::Experts(m) => m.iter().flatten().next().map(|t| t.name.as_str()),
-            Slot::Part { hf, .. } => Some(&hf.name),
+            Slot::Part(p) => Some(&p.hf.name),
         }
     }
 
@@ -305,7 +313,7 @@ impl PendingLayer {
     fn missing_error(&self, path: &Path) -> ModelError {
         let count = self.slots.iter().find_map(|(_, s)| match s {
             Some(Slot::Experts(m)) => Some(m.len() as u32),
-            Some(Slot::Part { hf, .. }) => hf.ne.last().map(|&n| n as u32),
+            Some(Slot::Part(p)) => p.hf.ne.last().map(|&n| n as u32),
             None => None,
         });
         let seen_any = self.slots.iter().find_map(|(_, s)| s.as_ref().and_then(Self::first_name)).unwrap_or("");
@@ -314,10 +322,9 @@ impl PendingLayer {
                 Some(Slot::Experts(m)) if m.iter().any(Option::is_none) => {
                     let missing: Vec<u32> =
                         m.iter().enumerate().filter(|(_, t)| t.is_none()).map(|(i, _)| i as u32).collect();
-                    let example = match m.iter().flatten().next() {
-                        Some(seen) => expert_name_like(&seen.name, missing[0]),
-                        None => format!("{gguf} (no expert of this projection at all)"),
-                    };
+                    // A slot of experts is made with its first one, so there is one to name.
+                    let seen = m.iter().flatten().next().expect("a slot of experts holds one");
+                    let example = expert_name_like(&seen.name, missing[0]);
                     (missing, example)
                 }
                 None => {
@@ -391,7 +398,7 @@ impl HfTensorView {
                 let slot = &mut layer.slots[sl.order];
                 let members = match slot.1.get_or_insert_with(|| Slot::Experts(vec![None; sl.count as usize])) {
                     Slot::Experts(m) => m,
-                    part @ Slot::Part { .. } => {
+                    part @ Slot::Part(_) => {
                         return Err(duplicate(PendingLayer::first_name(part).unwrap_or(""), &sl.gguf));
                     }
                 };
@@ -420,7 +427,7 @@ impl HfTensorView {
                     if let Some(given) = &slot.1 {
                         return Err(duplicate(PendingLayer::first_name(given).unwrap_or(""), gguf));
                     }
-                    slot.1 = Some(Slot::Part { hf: hf_info.clone(), part, n_parts });
+                    slot.1 = Some(Slot::Part(RowPart { hf: hf_info.clone(), part, n_parts }));
                 }
                 f.layer
             } else {
@@ -443,12 +450,12 @@ impl HfTensorView {
                             let first = members[0].name.clone();
                             (info, Planned::Stacked(members), first)
                         }
-                        Slot::Part { hf, part, n_parts } => {
-                            let mut ne = hf.ne.clone();
-                            ne[1] /= n_parts as u64;
-                            let info = TensorInfo { name: gguf.clone(), ty: hf.ty, ne };
-                            let first = hf.name.clone();
-                            (info, Planned::Part { hf, part, n_parts }, first)
+                        Slot::Part(p) => {
+                            let mut ne = p.hf.ne.clone();
+                            ne[1] /= p.n_parts as u64;
+                            let info = TensorInfo { name: gguf.clone(), ty: p.hf.ty, ne };
+                            let first = p.hf.name.clone();
+                            (info, Planned::Part(p), first)
                         }
                     };
                     seen.insert(gguf, first);
@@ -473,7 +480,7 @@ impl HfTensorView {
             .zip(&self.plan)
             .filter_map(|(info, p)| match p {
                 Planned::One(hf, _) => by_hf.get(hf.name.as_str()).map(|b| (info.name.clone(), (*b).clone())),
-                Planned::Stacked(_) | Planned::Part { .. } => None,
+                Planned::Stacked(_) | Planned::Part(_) => None,
             })
             .collect()
     }
@@ -504,15 +511,22 @@ fn stacked_info(path: &Path, gguf: &str, members: &[TensorInfo]) -> Result<Tenso
     Ok(TensorInfo { name: gguf.into(), ty: first.ty, ne })
 }
 
-/// Row part `part` of `n_parts` of every expert of `bytes`, an HF tensor of shape
-/// [experts, n_parts·rows, columns] (`hf.ne` reversed), concatenated in expert order.
-fn expert_row_part(bytes: &[u8], hf: &TensorInfo, part: usize, n_parts: usize) -> Vec<u8> {
-    let per_expert = bytes.len() / (hf.ne[2] as usize).max(1);
-    let part_len = per_expert / n_parts;
-    if part_len == 0 {
-        return Vec::new();
+impl RowPart {
+    /// This part of every expert of `bytes` (the HF tensor, shape [experts, n_parts·rows,
+    /// columns]: `hf.ne` reversed), concatenated in expert order; the tensor itself, not a
+    /// copy, when it is the one part (`down_proj`).
+    fn of<'b>(&self, bytes: Cow<'b, [u8]>) -> Cow<'b, [u8]> {
+        if self.n_parts == 1 {
+            return bytes;
+        }
+        let per_expert = bytes.len() / (self.hf.ne[2] as usize).max(1);
+        let part_len = per_expert / self.n_parts;
+        if part_len == 0 {
+            return Cow::Owned(Vec::new());
+        }
+        let range = self.part * part_len..(self.part + 1) * part_len;
+        Cow::Owned(bytes.chunks_exact(per_expert).flat_map(|e| &e[range.clone()]).copied().collect())
     }
-    bytes.chunks_exact(per_expert).flat_map(|e| &e[part * part_len..(part + 1) * part_len]).copied().collect()
 }
 
 /// `name` (an expert's HF tensor, `...experts.E.leaf`) with expert `e` in place of E.
@@ -548,10 +562,7 @@ impl TensorSource for HfTensorView {
                 }
                 return Ok(Cow::Owned(out));
             }
-            Planned::Part { hf, part, n_parts } => {
-                let bytes = self.weights.tensor_data(&hf.name)?;
-                return Ok(Cow::Owned(expert_row_part(&bytes, hf, *part, *n_parts)));
-            }
+            Planned::Part(p) => return Ok(p.of(self.weights.tensor_data(&p.hf.name)?)),
         };
         let bytes = self.weights.tensor_data(&hf_info.name)?;
         if matches!(fix, TensorFix::Copy) {
@@ -568,7 +579,7 @@ impl TensorSource for HfTensorView {
             match &self.plan[i] {
                 Planned::One(hf, _) => self.weights.release(&hf.name),
                 Planned::Stacked(members) => members.iter().for_each(|m| self.weights.release(&m.name)),
-                Planned::Part { hf, .. } => self.weights.release(&hf.name),
+                Planned::Part(p) => self.weights.release(&p.hf.name),
             }
         }
     }
