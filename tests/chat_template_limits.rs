@@ -262,3 +262,59 @@ fn fuzz_crash_85f7ffd3_format_key_with_a_multibyte_char_is_an_error() {
     let t = ChatTemplate::new("{{ '\u{e9}%(a)s\u{e9}'|format(a=1) }} {{ '\u{e9}{0}{{'.format(2) }}", "", "").unwrap();
     assert_eq!(t.render(&[], false).unwrap(), "\u{e9}1\u{e9} \u{e9}2{");
 }
+
+/// The 30-s fuzz smoke's segfault (CI, 2026-12-07; no input saved: a stack overflow): a
+/// namespace assigned into itself, then printed — printing, `|string`, `|pprint`, `|items`,
+/// `|dictsort`, `|unique` and attribute chains through it recursed without end.
+#[test]
+fn fuzz_crash_namespace_cycle_is_refused_before_it_exists() {
+    for src in [
+        "{% set ns = namespace() %}{% set ns.x = ns %}{{ ns }}",
+        "{% set ns = namespace() %}{% set ns.x = ns %}{{ ns|pprint }}",
+        "{% set ns = namespace(l=[]) %}{% set ns.l = [1, [ns]] %}{{ ns|string }}",
+        "{% set a = namespace() %}{% set b = namespace(a=a) %}{% set a.b = b %}{{ a }}",
+        "{% set a = namespace() %}{% set b = namespace() %}{% set a.b = b %}{% set b.a = {'k': [a]} %}{{ a }}",
+        "{% set ns = namespace() %}{% set q, ns.x = 1, ns %}{{ ns }}",
+    ] {
+        assert_eq!(limit_of(src), Limit::Cycle, "{src}");
+    }
+}
+
+#[test]
+fn namespace_assignments_without_a_cycle_render_as_before() {
+    let messages: Vec<Message> = (0..256).map(|i| Message::new("user", format!("m{i}"))).collect();
+    let src = "{% set ns = namespace(l=[], n=none) %}{% for m in messages %}{% set ns.l = ns.l + [m] %}{% endfor %}\
+               {% set a = namespace() %}{% set b = namespace(v=1) %}{% set a.b = b %}{% set ns.n = [a, a] %}\
+               {{ ns.l|length }} {{ ns.l[-1].content }} {{ a.b.v }} {{ ns.n|length }}";
+    let t = ChatTemplate::new(src, "", "").unwrap();
+    assert_eq!(t.render(&messages, false).unwrap(), "256 m255 1 2");
+}
+
+/// Operator chains parse into trees one level per operator (minijinja bounds only bracket
+/// nesting); a 40 KB chain overflowed the stack while compiling.
+#[test]
+fn long_operator_chains_are_refused_or_compile_on_any_stack() {
+    use llmtool::chat_template::MAX_TAG_TOKENS;
+    for src in [
+        format!("{{{{{}1}}}}", "-".repeat(40_000)),
+        format!("{{{{1{}}}}}", "-1".repeat(40_000)),
+        format!("{{{{x{}}}}}", "|e".repeat(40_000)),
+        format!("{{% if x{} %}}{{% endif %}}", ".a".repeat(40_000)),
+    ] {
+        match ChatTemplate::with_origin(&src, "", "", "chain.jinja") {
+            Err(ChatTemplateError::Limit { template, limit: Limit::Expression }) => assert_eq!(template, "chain.jinja"),
+            other => panic!("{}…: {:?}", &src[..20], other.err()),
+        }
+    }
+    // Just under the bound, from a thread with a 256 KiB stack: compiling runs on a stack
+    // of its own.
+    let src = format!("{{{{1{}}}}}", "-1".repeat(MAX_TAG_TOKENS / 2 - 2));
+    let out = std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(move || ChatTemplate::new(&src, "", "").and_then(|t| t.render(&[], false)))
+        .unwrap()
+        .join()
+        .unwrap()
+        .unwrap();
+    assert_eq!(out, format!("{}", 1 - (MAX_TAG_TOKENS as i64 / 2 - 2)));
+}

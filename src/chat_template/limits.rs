@@ -23,9 +23,11 @@ use std::fmt::{self, Write as _};
 use std::sync::LazyLock;
 
 use minijinja::value::{from_args, Kwargs, Rest, StringInput, ValueKind};
+use minijinja::machinery::{tokenize, Token, WhitespaceConfig};
+use minijinja::syntax::SyntaxConfig;
 use minijinja::{filters, Environment, Error, ErrorKind, Expression, State, Value};
 
-use super::rewrite::{ADD, CAT, IN, MUL};
+use super::rewrite::{ACYCLIC, ADD, CAT, IN, MUL};
 
 /// VM instructions per render. 256 messages through each of the largest fixture templates
 /// take under 1/10 of this (about 5,000–7,000) (tests/chat_template_limits.rs `limits_leave_room_for_long_chats`
@@ -50,6 +52,13 @@ pub const MAX_OUTPUT: usize = 16 << 20;
 pub const MAX_ITEMS: usize = 100_000;
 /// Template source.
 pub const MAX_SOURCE: usize = 1 << 20;
+/// Tokens in one `{{ … }}` or `{% … %}` tag. minijinja's parser bounds bracket nesting
+/// (150) but builds operator chains (`a-b-c…`, `x|f|f…`, `--x`, `x.a.a…`) into trees one
+/// level deep per operator, which parsing, compiling and dropping walk recursively: a 40 KB
+/// chain overflowed an 8 MiB stack. Real templates' longest tags are a few hundred tokens.
+pub const MAX_TAG_TOKENS: usize = 10_000;
+/// Values visited per render by the cycle check of namespace assignments ([`Limit::Cycle`]).
+pub const MAX_WALK: u64 = 10_000_000;
 
 /// Which bound a template ran into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,18 +70,25 @@ pub enum Limit {
     Produced,
     Output,
     Items,
+    /// One tag longer than [`MAX_TAG_TOKENS`] tokens.
+    Expression,
+    /// `{% set ns.attr = value %}` with `ns` inside `value`: printing, comparing or
+    /// serializing such a namespace recurses without end.
+    Cycle,
 }
 
 impl fmt::Display for Limit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Limit::Source => write!(f, "source size (at most {MAX_SOURCE} bytes)"),
-            Limit::Fuel => write!(f, "work (at most {FUEL} instructions per render)"),
+            Limit::Fuel => write!(f, "work (at most {FUEL} instructions, and {MAX_WALK} values visited by the cycle check, per render)"),
             Limit::Recursion => write!(f, "recursion (depth {RECURSION}, about 50 nested macro calls)"),
             Limit::String => write!(f, "string size (at most {MAX_STRING} bytes per string)"),
             Limit::Produced => write!(f, "memory (at most {MAX_PRODUCED} bytes of strings built per render)"),
             Limit::Output => write!(f, "output size (at most {MAX_OUTPUT} bytes)"),
             Limit::Items => write!(f, "list size (at most {MAX_ITEMS} items)"),
+            Limit::Expression => write!(f, "expression size (at most {MAX_TAG_TOKENS} tokens in one tag)"),
+            Limit::Cycle => write!(f, "cycles (a namespace attribute may not be set to a value containing that namespace)"),
         }
     }
 }
@@ -84,6 +100,8 @@ struct RenderState {
     produced: u64,
     hit: Option<Limit>,
     fuel_used: u64,
+    /// Values the cycle check has visited.
+    walked: u64,
 }
 
 thread_local! {
@@ -405,6 +423,73 @@ fn widest_arg(args: &[Value]) -> usize {
     w
 }
 
+/// Every tag of `source` has at most [`MAX_TAG_TOKENS`] tokens. A source the lexer
+/// refuses passes: the parser reports its syntax error.
+pub fn check_tag_sizes(source: &str, ws: WhitespaceConfig) -> Result<(), Limit> {
+    let mut in_tag = 0usize;
+    for token in tokenize(source, false, SyntaxConfig, ws) {
+        let Ok((token, _)) = token else { return Ok(()) };
+        match token {
+            Token::VariableStart | Token::BlockStart => in_tag = 1,
+            Token::VariableEnd | Token::BlockEnd => in_tag = 0,
+            _ if in_tag > 0 => {
+                in_tag += 1;
+                if in_tag > MAX_TAG_TOKENS {
+                    return Err(Limit::Expression);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `{% set obj.attr = value %}` is rewritten to `{% set obj.attr = __llmtool_acyclic(obj,
+/// (value)) %}` (`rewrite.rs`): `value` is returned unless `obj` (a namespace, the only
+/// object minijinja assigns to) is reachable from it. Such a cycle makes every recursive
+/// use of the namespace — printing it, `==`, `tojson`, `pprint` — recurse without end (a
+/// stack overflow on any stack). The walk is iterative and visits at most [`MAX_WALK`]
+/// values per render (a value reached twice through shared lists is visited twice).
+fn acyclic(obj: Value, value: Value) -> Result<Value, Error> {
+    let mut pending = vec![value.clone()];
+    while let Some(v) = pending.pop() {
+        if minijinja::tests::is_sameas(&v, &obj) {
+            return Err(fail(Limit::Cycle));
+        }
+        match v.kind() {
+            ValueKind::Seq | ValueKind::Iterable => {
+                for item in v.try_iter()? {
+                    walk_one()?;
+                    pending.push(item);
+                }
+            }
+            ValueKind::Map => {
+                for key in v.try_iter()? {
+                    walk_one()?;
+                    if let Ok(item) = v.get_item(&key) {
+                        pending.push(item);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(value)
+}
+
+/// Counts one value visited by [`acyclic`] against [`MAX_WALK`] (as work: [`Limit::Fuel`]).
+fn walk_one() -> Result<(), Error> {
+    let over = STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.walked += 1;
+        s.walked > MAX_WALK
+    });
+    if over {
+        return Err(fail(Limit::Fuel));
+    }
+    Ok(())
+}
+
 /// Registers the checked operators, filters and methods, the bounded formatter, fuel and
 /// the recursion limit on `env`.
 pub fn install(env: &mut Environment<'static>) {
@@ -414,6 +499,7 @@ pub fn install(env: &mut Environment<'static>) {
     env.add_function(ADD, add);
     env.add_function(MUL, mul);
     env.add_function(IN, contains);
+    env.add_function(ACYCLIC, acyclic);
     env.set_unknown_method_callback(method);
     env.set_formatter(|out, state, value| {
         charge(display_len(value)?)?;

@@ -21,7 +21,8 @@ use crate::model::{Model, ModelFormat};
 use crate::tokenizer::keys;
 
 pub use limits::{
-    last_fuel_used, Limit, FUEL, MAX_ITEMS, MAX_OUTPUT, MAX_PRODUCED, MAX_SOURCE, MAX_STRING, RECURSION, RENDER_STACK,
+    last_fuel_used, Limit, FUEL, MAX_ITEMS, MAX_OUTPUT, MAX_PRODUCED, MAX_SOURCE, MAX_STRING, MAX_TAG_TOKENS, MAX_WALK,
+    RECURSION, RENDER_STACK,
 };
 
 /// The file transformers saves an HF tokenizer's chat template in.
@@ -88,8 +89,23 @@ impl ChatTemplate {
             return Err(ChatTemplateError::Limit { template: origin, limit: Limit::Source });
         }
         let ws = WhitespaceConfig { keep_trailing_newline: false, lstrip_blocks: true, trim_blocks: true };
+        if let Err(limit) = limits::check_tag_sizes(source, ws) {
+            return Err(ChatTemplateError::Limit { template: origin, limit });
+        }
+        let env = on_render_stack(|| Self::compile(source, ws))?;
+        Ok(ChatTemplate { env, origin, bos_token: bos_token.to_string(), eos_token: eos_token.to_string() })
+    }
+
+    /// The environment with the checked template. Parsing, compiling and dropping the syntax
+    /// tree recurse once per level of an expression (operator chains are as deep as they are
+    /// long), so this runs on the render stack too.
+    fn compile(source: &str, ws: WhitespaceConfig) -> Result<Environment<'static>, ChatTemplateError> {
         let checked = rewrite::rewrite(source, NAME, ws).map_err(ChatTemplateError::Syntax)?;
         let mut env = Environment::new();
+        // Debug builds would attach the template's locals to every error, and an error
+        // leaves the render thread: a deeply nested local would then be dropped, recursively,
+        // on the caller's (smaller) stack.
+        env.set_debug(false);
         env.set_trim_blocks(ws.trim_blocks);
         env.set_lstrip_blocks(ws.lstrip_blocks);
         limits::install(&mut env);
@@ -98,7 +114,7 @@ impl ChatTemplate {
         });
         env.add_function("strftime_now", |fmt: String| -> String { strftime_now(&fmt) });
         env.add_template_owned(NAME, checked).map_err(ChatTemplateError::Syntax)?;
-        Ok(ChatTemplate { env, origin, bos_token: bos_token.to_string(), eos_token: eos_token.to_string() })
+        Ok(env)
     }
 
     /// The default template of GGUF metadata (`tokenizer.chat_template`), with the BOS/EOS
@@ -184,23 +200,9 @@ impl ChatTemplate {
         add_generation_prompt: bool,
         extra: Value,
     ) -> Result<String, ChatTemplateError> {
-        std::thread::scope(|s| {
-            let worker = std::thread::Builder::new()
-                .name("chat-template".into())
-                .stack_size(RENDER_STACK)
-                .spawn_scoped(s, || self.render_here(messages, add_generation_prompt, extra));
-            match worker {
-                Ok(handle) => {
-                    let (text, used) = handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
-                    limits::set_fuel_used(used);
-                    Ok(text)
-                }
-                Err(e) => Err(ChatTemplateError::Render(Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("cannot start the render thread: {e}"),
-                ))),
-            }
-        })
+        let (text, used) = on_render_stack(|| self.render_here(messages, add_generation_prompt, extra))?;
+        limits::set_fuel_used(used);
+        Ok(text)
     }
 
     /// The render on the current thread: the text and the fuel it took.
@@ -252,6 +254,24 @@ impl ChatTemplate {
             }
         }
     }
+}
+
+/// Runs `work` on a thread of its own with a [`RENDER_STACK`]-byte stack (address space;
+/// pages are touched only as deep as the work goes) and returns its result; a panic goes on
+/// in the caller.
+fn on_render_stack<T: Send>(
+    work: impl FnOnce() -> Result<T, ChatTemplateError> + Send,
+) -> Result<T, ChatTemplateError> {
+    std::thread::scope(|s| {
+        let worker = std::thread::Builder::new().name("chat-template".into()).stack_size(RENDER_STACK).spawn_scoped(s, work);
+        match worker {
+            Ok(handle) => handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Err(e) => Err(ChatTemplateError::Render(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("cannot start the chat template's thread: {e}"),
+            ))),
+        }
+    })
 }
 
 /// `strftime_now(fmt)` for the formats chat templates use ("%d %b %Y", "%Y-%m-%d"), in UTC.

@@ -9,7 +9,9 @@
 //! of the source changes (whitespace control, raw text and block tags keep their bytes), so the
 //! rewritten template renders exactly as the original wherever no limit is hit.
 
-use minijinja::machinery::ast::{BinOpKind, CallArg, Expr, Stmt};
+use std::borrow::Cow;
+
+use minijinja::machinery::ast::{BinOpKind, CallArg, Expr, Set, Stmt};
 use minijinja::machinery::{parse, WhitespaceConfig};
 use minijinja::syntax::SyntaxConfig;
 use minijinja::Error;
@@ -19,13 +21,16 @@ pub const CAT: &str = "__llmtool_cat";
 pub const ADD: &str = "__llmtool_add";
 pub const MUL: &str = "__llmtool_mul";
 pub const IN: &str = "__llmtool_in";
+/// `{% set ns.attr = value %}` → `{% set ns.attr = __llmtool_acyclic(ns, (value)) %}`: the
+/// check that `value` does not contain `ns` (a cycle; `limits::acyclic`).
+pub const ACYCLIC: &str = "__llmtool_acyclic";
 
 /// One textual edit at a byte offset: an insertion (`del == 0`) or the replacement of the
 /// operator byte(s).
 struct Edit {
     at: usize,
     del: usize,
-    text: &'static str,
+    text: Cow<'static, str>,
     /// Ordering among edits at the same offset: closing parens (0) before operator
     /// replacements (1) before opening calls (2); opens of wider nodes first, closes of
     /// narrower nodes first.
@@ -33,12 +38,33 @@ struct Edit {
     width: usize,
 }
 
+/// The edits of one source, and the offset of an attribute assignment whose cycle check
+/// could not be placed (the rewrite then fails rather than run it unchecked).
+#[derive(Default)]
+struct Edits {
+    list: Vec<Edit>,
+    unplaced: Option<usize>,
+}
+
+impl Edits {
+    fn push(&mut self, e: Edit) {
+        self.list.push(e);
+    }
+}
+
 /// Parses `source` (with the environment's whitespace settings) and returns it with every
 /// growth operator turned into a checked call. A syntax error is minijinja's own.
 pub fn rewrite(source: &str, name: &str, ws: WhitespaceConfig) -> Result<String, Error> {
     let ast = parse(source, name, SyntaxConfig, ws)?;
-    let mut edits = Vec::new();
+    let mut edits = Edits::default();
     stmt(&ast, source, &mut edits);
+    if let Some(at) = edits.unplaced {
+        return Err(Error::new(
+            minijinja::ErrorKind::SyntaxError,
+            format!("cannot place the cycle check of the namespace assignment at byte {at}"),
+        ));
+    }
+    let mut edits = edits.list;
     if edits.is_empty() {
         return Ok(source.to_string());
     }
@@ -52,21 +78,21 @@ pub fn rewrite(source: &str, name: &str, ws: WhitespaceConfig) -> Result<String,
     let mut pos = 0;
     for e in &edits {
         out.push_str(&source[pos..e.at]);
-        out.push_str(e.text);
+        out.push_str(&e.text);
         pos = e.at + e.del;
     }
     out.push_str(&source[pos..]);
     Ok(out)
 }
 
-fn stmts(list: &[Stmt<'_>], src: &str, edits: &mut Vec<Edit>) {
+fn stmts(list: &[Stmt<'_>], src: &str, edits: &mut Edits) {
     for s in list {
         stmt(s, src, edits);
     }
 }
 
-fn stmt(s: &Stmt<'_>, src: &str, edits: &mut Vec<Edit>) {
-    let e = |x: &Expr<'_>, edits: &mut Vec<Edit>| expr(x, src, edits);
+fn stmt(s: &Stmt<'_>, src: &str, edits: &mut Edits) {
+    let e = |x: &Expr<'_>, edits: &mut Edits| expr(x, src, edits);
     match s {
         Stmt::Template(t) => stmts(&t.children, src, edits),
         Stmt::EmitExpr(x) => e(&x.expr, edits),
@@ -93,6 +119,7 @@ fn stmt(s: &Stmt<'_>, src: &str, edits: &mut Vec<Edit>) {
             stmts(&w.body, src, edits);
         }
         Stmt::Set(x) => {
+            acyclic_set(x, src, edits);
             e(&x.target, edits);
             e(&x.expr, edits);
         }
@@ -148,7 +175,52 @@ fn stmt(s: &Stmt<'_>, src: &str, edits: &mut Vec<Edit>) {
     }
 }
 
-fn args(list: &[CallArg<'_>], src: &str, edits: &mut Vec<Edit>) {
+/// `{% set a.b = v %}` (and `{% set x, a.b = v, w %}`): the value is wrapped in one
+/// [`ACYCLIC`] call per attribute target, `__llmtool_acyclic(a, (v))`, so assigning a
+/// value that contains the namespace is an error before the cycle exists. The value's span
+/// end is the parser's (reliable); its start is taken as just after the `=` that follows
+/// the target (the parser's expression spans may start before the expression).
+fn acyclic_set(x: &Set<'_>, src: &str, edits: &mut Edits) {
+    let targets: Vec<&Expr<'_>> = match &x.target {
+        Expr::GetAttr(g) => vec![&g.expr],
+        Expr::List(l) => l.items.iter().filter_map(|t| if let Expr::GetAttr(g) = t { Some(&g.expr) } else { None }).collect(),
+        _ => return,
+    };
+    if targets.is_empty() {
+        return;
+    }
+    let b = src.as_bytes();
+    let after_target = x.target.span().end_offset as usize;
+    let eq = b.get(after_target..).and_then(|rest| rest.iter().position(|c| !c.is_ascii_whitespace())).map(|p| after_target + p);
+    let end = x.expr.span().end_offset as usize;
+    let objs: Option<Vec<String>> = targets.into_iter().map(dotted).collect();
+    let (Some(eq), Some(objs)) = (eq, objs) else {
+        edits.unplaced = Some(after_target);
+        return;
+    };
+    if b.get(eq) != Some(&b'=') || end <= eq || end > b.len() {
+        edits.unplaced = Some(after_target);
+        return;
+    }
+    // Outermost at both ends: opened before, closed after any edit of the value itself.
+    let width = usize::MAX;
+    for obj in objs {
+        edits.push(Edit { at: eq + 1, del: 0, text: format!(" {ACYCLIC}({obj}, (").into(), class: 2, width });
+        edits.push(Edit { at: end, del: 0, text: "))".into(), class: 0, width });
+    }
+}
+
+/// The text of an assignment target's object, `a` or `a.b.c` (all the parser makes there),
+/// rebuilt from the tree: the parser's span of a `GetAttr` starts at its last name.
+fn dotted(x: &Expr<'_>) -> Option<String> {
+    match x {
+        Expr::Var(v) => Some(v.id.to_string()),
+        Expr::GetAttr(g) => Some(format!("{}.{}", dotted(&g.expr)?, g.name)),
+        _ => None,
+    }
+}
+
+fn args(list: &[CallArg<'_>], src: &str, edits: &mut Edits) {
     for a in list {
         match a {
             CallArg::Pos(x) | CallArg::Kwarg(_, x) | CallArg::PosSplat(x) | CallArg::KwargSplat(x) => {
@@ -158,7 +230,7 @@ fn args(list: &[CallArg<'_>], src: &str, edits: &mut Vec<Edit>) {
     }
 }
 
-fn expr(x: &Expr<'_>, src: &str, edits: &mut Vec<Edit>) {
+fn expr(x: &Expr<'_>, src: &str, edits: &mut Edits) {
     match x {
         Expr::Var(_) | Expr::Const(_) => {}
         Expr::Slice(s) => {
@@ -189,9 +261,9 @@ fn expr(x: &Expr<'_>, src: &str, edits: &mut Vec<Edit>) {
                 return;
             };
             let width = end - start;
-            edits.push(Edit { at: start, del: 0, text: open(func), class: 2, width });
-            edits.push(Edit { at: gap_start + op_at, del: 1, text: ",", class: 1, width });
-            edits.push(Edit { at: end, del: 0, text: ")", class: 0, width });
+            edits.push(Edit { at: start, del: 0, text: open(func).into(), class: 2, width });
+            edits.push(Edit { at: gap_start + op_at, del: 1, text: ",".into(), class: 1, width });
+            edits.push(Edit { at: end, del: 0, text: ")".into(), class: 0, width });
         }
         Expr::Compare(c) => {
             expr(&c.expr, src, edits);
@@ -243,7 +315,7 @@ fn expr(x: &Expr<'_>, src: &str, edits: &mut Vec<Edit>) {
 /// (`a in b in c`) are parsed otherwise and stay as they are. The parser's span of an `in`
 /// node starts at its statement, so the node's extent is taken from its operands (`left`
 /// start, `right` end), widened over the parentheses the gap shows they carry.
-fn in_op(src: &str, edits: &mut Vec<Edit>, (left, right): (usize, usize), (gap_start, gap_end): (usize, usize)) {
+fn in_op(src: &str, edits: &mut Edits, (left, right): (usize, usize), (gap_start, gap_end): (usize, usize)) {
     let gap = &src[gap_start..gap_end];
     let (Some(kw), Some(last)) = (gap.find(|ch: char| ch.is_ascii_alphabetic()), gap.rfind("in")) else {
         return;
@@ -266,9 +338,9 @@ fn in_op(src: &str, edits: &mut Vec<Edit>, (left, right): (usize, usize), (gap_s
     }
     let width = end - start;
     let (open, close) = if negated { ("(not __llmtool_in(", "))") } else { ("__llmtool_in(", ")") };
-    edits.push(Edit { at: start, del: 0, text: open, class: 2, width });
-    edits.push(Edit { at: gap_start + kw, del: last + 2 - kw, text: ",", class: 1, width });
-    edits.push(Edit { at: end, del: 0, text: close, class: 0, width });
+    edits.push(Edit { at: start, del: 0, text: open.into(), class: 2, width });
+    edits.push(Edit { at: gap_start + kw, del: last + 2 - kw, text: ",".into(), class: 1, width });
+    edits.push(Edit { at: end, del: 0, text: close.into(), class: 0, width });
 }
 
 fn open(func: &str) -> &'static str {
@@ -295,7 +367,10 @@ mod tests {
         assert_eq!(r("{{ (a) + (b) }}"), "{{ __llmtool_add((a) , (b)) }}");
         assert_eq!(r("{{ a ** 2 * 3 }}"), "{{ __llmtool_mul(a ** 2 , 3) }}");
         assert_eq!(r("{{ a + b * c }}"), "{{ __llmtool_add(a , __llmtool_mul(b , c)) }}");
-        assert_eq!(r("{% set ns.s = ns.s ~ ns.s %}x ~ y"), "{% set ns.s = __llmtool_cat(ns.s , ns.s) %}x ~ y");
+        assert_eq!(
+            r("{% set ns.s = ns.s ~ ns.s %}x ~ y"),
+            "{% set ns.s = __llmtool_acyclic(ns, ( __llmtool_cat(ns.s , ns.s))) %}x ~ y"
+        );
         assert_eq!(r("{{ '~' ~ x|join('+') }}"), "{{ __llmtool_cat('~' , x|join('+')) }}");
         assert_eq!(r("{% raw %}{{ a ~ b }}{% endraw %}"), "{% raw %}{{ a ~ b }}{% endraw %}");
         assert_eq!(r("{% if (a) in b %}{% endif %}"), "{% if __llmtool_in((a) , b) %}{% endif %}");
@@ -306,5 +381,19 @@ mod tests {
             r("{{ x ~ (a|string) not in ( b ) }}"),
             "{{ (not __llmtool_in(__llmtool_cat(x , (a|string)) , ( b ))) }}"
         );
+    }
+
+    #[test]
+    fn namespace_assignments_are_checked_for_cycles() {
+        let r = |s: &str| rewrite(s, "t", ws()).unwrap();
+        assert_eq!(r("{% set ns.x = ns %}"), "{% set ns.x = __llmtool_acyclic(ns, ( ns)) %}");
+        assert_eq!(r("{%- set ns.x=a~b -%}"), "{%- set ns.x= __llmtool_acyclic(ns, (__llmtool_cat(a,b))) -%}");
+        assert_eq!(r("{% set a.b.c = x if y else z %}"), "{% set a.b.c = __llmtool_acyclic(a.b, ( x if y else z)) %}");
+        assert_eq!(r("{% set x = ns %}{% set ns.l = [ns] %}"), "{% set x = ns %}{% set ns.l = __llmtool_acyclic(ns, ( [ns])) %}");
+        assert_eq!(
+            r("{% set q, ns.y = 1, ns %}"),
+            "{% set q, ns.y = __llmtool_acyclic(ns, ( 1, ns)) %}"
+        );
+        assert_eq!(r("{% set ns.x %}{{ ns }}{% endset %}"), "{% set ns.x %}{{ ns }}{% endset %}");
     }
 }
