@@ -95,6 +95,31 @@ pub fn matmul(w: &Weight<'_>, x: &[f32], n_tokens: usize, out: &mut [f32]) -> Re
     matmul_dequant(w, x, n_tokens, out)
 }
 
+/// [`matmul`] of several weights over the same input `x` (Q, K and V; gate and up): the
+/// activations are converted once per `vec_dot_type` and shared, as the conversion depends
+/// on that type only (same bytes as one [`matmul`] each).
+pub fn matmul_shared(jobs: &mut [(&Weight<'_>, &mut [f32])], x: &[f32], n_tokens: usize) -> Result<(), InferError> {
+    let mut converted: Vec<mm::Activations> = Vec::new();
+    for (w, out) in jobs.iter_mut() {
+        debug_assert_eq!(x.len(), n_tokens * w.k);
+        let Ok(ty) = mm::vec_dot_type(w.ty) else {
+            matmul_dequant(w, x, n_tokens, out)?;
+            continue;
+        };
+        let kernel = |source| InferError::Kernel { name: w.name.clone(), source };
+        let i = match converted.iter().position(|a| a.ty == ty && a.k == w.k) {
+            Some(i) => i,
+            None => {
+                converted.push(mm::prepare_activations(w.ty, x, w.k).map_err(kernel)?);
+                converted.len() - 1
+            }
+        };
+        let view = mm::WeightView { ty: w.ty, rows: w.rows, k: w.k, bytes: &w.bytes };
+        mm::matmul(&view, &converted[i], out).map_err(kernel)?;
+    }
+    Ok(())
+}
+
 /// The f32 path: tiles of rows decoded to f32, dotted with every token.
 pub fn matmul_dequant(w: &Weight<'_>, x: &[f32], n_tokens: usize, out: &mut [f32]) -> Result<(), InferError> {
     let k = w.k;
@@ -146,4 +171,59 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         s += x * y;
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `rows × k` weight of `ty` from a deterministic f32 pattern.
+    fn weight(ty: GgmlType, rows: usize, k: usize, seed: u32) -> Weight<'static> {
+        let f: Vec<f32> = (0..rows * k)
+            .map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / 16_777_216.0) - 0.5)
+            .collect();
+        let mut bytes = Vec::new();
+        if ty == GgmlType::TQ2_0 {
+            // No quantizer: ggml block_tq2_0 by hand (64 bytes of 2-bit codes, f16 d = 0.01).
+            for b in 0..rows * k / 256 {
+                bytes.extend((0..64).map(|i| (b * 31 + i * 7 + seed as usize) as u8));
+                bytes.extend_from_slice(&half::f16::from_f32(0.01).to_le_bytes());
+            }
+        } else if ty.is_quantized() {
+            llmtool_kernels::quant::quantize(ty, &f, &mut bytes).unwrap();
+        } else {
+            llmtool_kernels::convert::from_f32(ty, &f, &mut bytes).unwrap();
+        }
+        Weight { name: format!("{ty}"), ty, rows, k, bytes: Cow::Owned(bytes) }
+    }
+
+    #[test]
+    fn shared_activations_give_the_bytes_of_one_matmul_each() {
+        let (k, n) = (256, 3);
+        let x: Vec<f32> = (0..n * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0).collect();
+        // Types sharing a vec_dot_type (Q4_0/Q8_0: Q8_0; Q4_K/Q6_K: Q8_K), one of their own
+        // (Q4_1: Q8_1, F16) and one with none (TQ2_0: the f32 path).
+        let types = [
+            GgmlType::Q4_0,
+            GgmlType::Q8_0,
+            GgmlType::Q4_K,
+            GgmlType::Q6_K,
+            GgmlType::Q4_1,
+            GgmlType::F16,
+            GgmlType::TQ2_0,
+        ];
+        let ws: Vec<Weight> = types.iter().enumerate().map(|(i, &t)| weight(t, 5 + i, k, i as u32)).collect();
+        let mut shared: Vec<Vec<f32>> = ws.iter().map(|w| vec![0.0; n * w.rows]).collect();
+        {
+            let mut jobs: Vec<(&Weight, &mut [f32])> =
+                ws.iter().zip(shared.iter_mut()).map(|(w, o)| (w, o.as_mut_slice())).collect();
+            matmul_shared(&mut jobs, &x, n).unwrap();
+        }
+        for (w, got) in ws.iter().zip(&shared) {
+            let mut one = vec![0.0; n * w.rows];
+            matmul(w, &x, n, &mut one).unwrap();
+            let (a, b): (Vec<u32>, Vec<u32>) = (one.iter().map(|v| v.to_bits()).collect(), got.iter().map(|v| v.to_bits()).collect());
+            assert_eq!(a, b, "{}", w.name);
+        }
+    }
 }

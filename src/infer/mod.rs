@@ -269,6 +269,18 @@ impl<'a> InferModel<'a> {
         matmul(w, x, n, out)
     }
 
+    /// [`Self::mm`] of several weights over the same input (activations converted once).
+    fn mm_shared(&self, jobs: &mut [(&Weight<'_>, &mut [f32])], x: &[f32], n: usize) -> Result<(), InferError> {
+        if let Some(o) = &self.observer {
+            for (w, _) in jobs.iter() {
+                if o.wants(&w.name, n) {
+                    o.observe(&w.name, x, n, w.k);
+                }
+            }
+        }
+        timing::span(timing::Op::Matmul, || linear::matmul_shared(jobs, x, n))
+    }
+
     /// The dense gated FFN of `h` (n rows) into `o`; `g`, `u`: n × n_ff scratch.
     #[allow(clippy::too_many_arguments)]
     fn dense_ffn(
@@ -283,10 +295,7 @@ impl<'a> InferModel<'a> {
     ) -> Result<(), InferError> {
         let ff = self.cfg.n_ff;
         match gate_up {
-            GateUp::Split { gate, up } => {
-                self.mm(gate, h, n, g)?;
-                self.mm(up, h, n, u)?;
-            }
+            GateUp::Split { gate, up } => self.mm_shared(&mut [(gate, g), (up, u)], h, n)?,
             GateUp::Fused(w) => {
                 let mut gu = vec![0.0f32; n * 2 * ff];
                 self.mm(w, h, n, &mut gu)?;
@@ -354,9 +363,7 @@ impl<'a> InferModel<'a> {
             norm(cfg, &x, &l.attn_norm, &mut h);
             match &l.qkv {
                 Qkv::Split { q: wq, k: wk, v: wv } => {
-                    self.mm(wq, &h, n, &mut q)?;
-                    self.mm(wk, &h, n, &mut k)?;
-                    self.mm(wv, &h, n, &mut v)?;
+                    self.mm_shared(&mut [(wq, &mut q), (wk, &mut k), (wv, &mut v)], &h, n)?;
                 }
                 Qkv::Fused(w) => {
                     let mut qkv = vec![0.0f32; n * (qd + 2 * kvd)];
