@@ -15,7 +15,7 @@ use crate::arch::Arch;
 pub struct MergedModel<'a> {
     pub arch: &'static dyn Arch,
     pub metadata: Metadata,
-    pub tensors: MergedSource<'a, InputCache>,
+    pub tensors: MergedSource<&'a InputCache>,
 }
 
 /// Plans `config` over `inputs` (which must hold every model the config references).
