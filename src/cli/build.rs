@@ -16,8 +16,8 @@ use crate::build::recipe::{needs_imatrix, Caching, ImatrixCompute, ImatrixSpec, 
 use crate::build::report::{BuildReport, Figures, StepRecord};
 use crate::eval::validate::{measure_stage, Scored, TaskAccuracy, Windows};
 use crate::model::Model;
-use crate::passes::quantize::{FileType, Override};
 use crate::passes::chatvector::SkipRules;
+use crate::passes::quantize::{FileType, Override};
 use crate::pipeline::{
     gguf_header, write_gguf, ChatVector, ChatVectorOptions, Convert, Lora, Merge, MergeOptions, Moe, MoeOptions, Pass,
     Pipeline, Quantize, QuantizeOptions, Stage, WriteOptions, MERGE_DEFAULT_SEED, MOE_DEFAULT_SEED,

@@ -189,7 +189,8 @@ fn apply(args: ApplyArgs) -> Result<()> {
         super::perplexity::read_text(text)?; // fail before the pass when the text is unusable
     }
 
-    let pairs: Vec<(&Path, &Path)> = args.base.iter().map(PathBuf::as_path).zip(args.chat.iter().map(PathBuf::as_path)).collect();
+    let pairs: Vec<(&Path, &Path)> =
+        args.base.iter().map(PathBuf::as_path).zip(args.chat.iter().map(PathBuf::as_path)).collect();
     let vectors: Vec<&Path> = args.vector.iter().map(PathBuf::as_path).collect();
     let opts = ChatVectorOptions {
         ratios,

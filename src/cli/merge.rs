@@ -96,13 +96,7 @@ pub fn run(args: MergeArgs) -> Result<()> {
     let roles: Vec<String> = paths
         .iter()
         .enumerate()
-        .map(|(i, _)| {
-            if i == reference && has_base {
-                "base".to_string()
-            } else {
-                format!("model {}", i + 1)
-            }
-        })
+        .map(|(i, _)| if i == reference && has_base { "base".to_string() } else { format!("model {}", i + 1) })
         .collect();
     let with_roles: Vec<(&str, &Path)> = roles.iter().map(String::as_str).zip(path_refs.iter().copied()).collect();
     evaluate_pass("merge", &args.eval, &with_roles, reference, &args.output, args.quiet)?;

@@ -25,7 +25,8 @@ pub fn tokenize_prompts(cfg: &MoeConfig, inputs: &MoeInputs) -> Result<Prompts, 
     if !cfg.gate_mode.needs_prompts() {
         return Ok(Vec::new());
     }
-    let vocab = Tokenizer::from_gguf_metadata(inputs.base.stage.metadata).map_err(|e| MoeError::Tokenizer(e.to_string()))?;
+    let vocab =
+        Tokenizer::from_gguf_metadata(inputs.base.stage.metadata).map_err(|e| MoeError::Tokenizer(e.to_string()))?;
     let encode = |expert: usize, p: &String| -> Result<Vec<u32>, MoeError> {
         let ids = vocab.encode(p, false, true).map_err(|e| MoeError::Tokenizer(e.to_string()))?;
         if ids.is_empty() {

@@ -23,8 +23,8 @@ use super::config::{Expert, MoeConfig, OutArch};
 use super::inputs::{tensor_f32, MoeInputs, MLP};
 use super::MoeError;
 use crate::arch::{Arch, TensorFix};
-use crate::pipeline::Input;
 use crate::passes::convert::OutType;
+use crate::pipeline::Input;
 
 enum Origin {
     /// The base model's tensor of the same name, with a layout fix (GGUF form of the base
@@ -77,11 +77,7 @@ fn mixtral_metadata(base: Input<'_>, n_expert: u32, n_used: u32) -> Metadata {
 
 /// Qwen2-MoE metadata: the base's config.json as `_generate_config` (mergekit/moe/qwen.py)
 /// rewrites it, through the qwen2moe arch; the base's tokenizer and general keys kept.
-fn qwen2moe_metadata(
-    base: Input<'_>,
-    n_expert: u32,
-    n_used: u32,
-) -> Result<(Metadata, &'static dyn Arch), MoeError> {
+fn qwen2moe_metadata(base: Input<'_>, n_expert: u32, n_used: u32) -> Result<(Metadata, &'static dyn Arch), MoeError> {
     let arch_err = |e: crate::arch::ArchError| input_err(base, e.to_string());
     let b = base.stage;
     let mut cfg = b.arch.metadata_to_config(b.metadata, b.tensors.tensor_infos(), "float32").map_err(arch_err)?;

@@ -11,9 +11,7 @@ use llmtool_formats::{GgmlType, Metadata, TensorInfo, TensorSource};
 use super::{Input, Output, Pass, PipelineError, Stage};
 use crate::arch::Arch;
 use crate::model::{set_file_type, Model};
-use crate::passes::chatvector::{
-    self as cv, copy_template, Action, SavedVector, SkipRules, VectorKind, VectorTerm,
-};
+use crate::passes::chatvector::{self as cv, copy_template, Action, SavedVector, SkipRules, VectorKind, VectorTerm};
 use crate::passes::convert::{gguf_types, hf_model_dtype, hf_types, OutType};
 
 /// Options of [`ChatVector`] (`llmtool chatvector`'s, typed).
