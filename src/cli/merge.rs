@@ -156,7 +156,7 @@ pub(super) fn write_best(
     let merged = merge_in_memory(&mc, &ev.cache, seed)?;
     let model_path = out.join("best.gguf");
     let oopts = OutputOptions { force: true, quiet, label: "merge", shard_size: None };
-    write_model(merged.arch, &merged.metadata, &merged.tensors, None, &model_path, OutFormat::Gguf, &oopts)?;
+    write_model(merged.arch, &merged.metadata, merged.tensors.as_ref(), None, &model_path, OutFormat::Gguf, &oopts)?;
     if !quiet {
         eprintln!(
             "evolve: {} evaluations in {:.1} s; best fitness {:.6} ({}) -> {}, {}",

@@ -43,10 +43,7 @@ pub trait InputTensors: Send + Sync {
 /// two references naming the same file (after canonicalization) share one index.
 /// `current`: the path the pipeline's input stands for (it may exist only in memory): a
 /// reference written as that path, or naming the same file, gets its index (returned too).
-pub(crate) fn resolve_all(
-    config: &MergeConfig,
-    current: Option<&Path>,
-) -> Result<(Vec<PathBuf>, HashMap<String, usize>, Option<usize>), MergeRunError> {
+pub(crate) fn resolve_all(config: &MergeConfig, current: Option<&Path>) -> Result<Resolved, MergeRunError> {
     let mut paths: Vec<PathBuf> = Vec::new();
     let mut canon: Vec<PathBuf> = Vec::new();
     let mut index = HashMap::new();
@@ -74,7 +71,17 @@ pub(crate) fn resolve_all(
         }
         index.insert(r, i);
     }
-    Ok((paths, index, slot))
+    Ok(Resolved { paths, index, current: slot })
+}
+
+/// A config's models resolved ([`resolve_all`]).
+pub(crate) struct Resolved {
+    /// By model index.
+    pub paths: Vec<PathBuf>,
+    /// Reference → model index.
+    pub index: HashMap<String, usize>,
+    /// The index of the pipeline's input, when a reference names it.
+    pub current: Option<usize>,
 }
 
 /// Bytes of one GGUF-form tensor → f32 in HF layout.
@@ -234,7 +241,7 @@ impl InputCache {
     /// Loads every model the config references (tensors decoded in parallel). Later
     /// configurations may use any subset of these references.
     pub fn load(config: &MergeConfig) -> Result<Self, MergeRunError> {
-        let (paths, index, _) = resolve_all(config, None)?;
+        let Resolved { paths, index, .. } = resolve_all(config, None)?;
         let mut cache = InputCache {
             paths: Vec::new(),
             archs: Vec::new(),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::{Input, Output, Pass, PipelineError, Stage};
 use crate::merge::config::MergeConfig;
 use crate::merge::error::MergeRunError;
-use crate::merge::inputs::{resolve_all, InputTensors, StageInputs};
+use crate::merge::inputs::{resolve_all, InputTensors, Resolved, StageInputs};
 use crate::merge::methods::dtype_exact::Arithmetic;
 use crate::merge::plan::plan;
 use crate::merge::source::MergedSource;
@@ -62,8 +62,8 @@ impl Merge {
     /// Like [`Merge::open`], but a reference to `current` (as written, or the same file) is
     /// the pipeline's input, given to [`Pass::apply`]; `current` need not exist.
     pub fn open_over(config: MergeConfig, opts: MergeOptions, current: Option<&Path>) -> Result<Merge, PipelineError> {
-        let (paths, index, slot) = resolve_all(&config, current)?;
-        let models = paths
+        let Resolved { paths, index, current: slot } = resolve_all(&config, current)?;
+        let models: Vec<Option<Model>> = paths
             .iter()
             .enumerate()
             .map(|(i, p)| match slot == Some(i) {
@@ -73,6 +73,8 @@ impl Merge {
                     .map_err(|source| MergeRunError::Open { path: p.clone(), source: Box::new(source) }),
             })
             .collect::<Result<_, _>>()?;
+        // An opened model goes by the path it was opened as (as the messages name it).
+        let paths = models.iter().zip(paths).map(|(m, p)| m.as_ref().map_or(p, |m| m.path.clone())).collect();
         Ok(Merge { config, opts, models, paths, index })
     }
 
@@ -97,19 +99,29 @@ impl Merge {
                 (None, None) => Err(PipelineError::NoInput("merge", path.display().to_string())),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let inputs = StageInputs::new(models, &self.index);
-        let mut plan = plan(&self.config, &inputs, self.opts.seed)?;
-        plan.set_arithmetic(self.opts.arithmetic)?;
-        let input_bytes: u64 = plan
-            .tensors
-            .iter()
-            .flat_map(|t| t.inputs.iter().map(|p| (p.model, p.tensor.as_str())))
-            .filter_map(|(m, name)| inputs.tensor_infos(m).iter().find(|t| t.name == name).and_then(|t| t.n_bytes()))
-            .sum();
-        let (reference, arch, metadata) = (plan.reference, plan.arch, plan.metadata.clone());
-        let tensors = Box::new(MergedSource::new(plan, inputs));
-        Ok(Merged { output: Output { arch, metadata, tensors, gguf: None }, reference, input_bytes })
+        Ok(merge_over(&self.config, StageInputs::new(models, &self.index), self.opts)?)
     }
+}
+
+/// Plans `config` over `inputs` (a provider owned, or borrowed like the evolve search's
+/// shared [`crate::merge::inputs::InputCache`]): the merge pass's work, which every evolve
+/// candidate goes through too (`crate::merge::memory`).
+pub fn merge_over<'a, I: InputTensors + 'a>(
+    config: &MergeConfig,
+    inputs: I,
+    opts: MergeOptions,
+) -> Result<Merged<'a>, MergeRunError> {
+    let mut plan = plan(config, &inputs, opts.seed)?;
+    plan.set_arithmetic(opts.arithmetic)?;
+    let input_bytes: u64 = plan
+        .tensors
+        .iter()
+        .flat_map(|t| t.inputs.iter().map(|p| (p.model, p.tensor.as_str())))
+        .filter_map(|(m, name)| inputs.tensor_infos(m).iter().find(|t| t.name == name).and_then(|t| t.n_bytes()))
+        .sum();
+    let (reference, arch, metadata) = (plan.reference, plan.arch, plan.metadata.clone());
+    let tensors = Box::new(MergedSource::new(plan, inputs));
+    Ok(Merged { output: Output { arch, metadata, tensors, gguf: None }, reference, input_bytes })
 }
 
 impl Pass for Merge {

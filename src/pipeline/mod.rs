@@ -48,7 +48,7 @@ use crate::arch::Arch;
 use crate::model::{GgufInfo, Model, ModelFormat};
 
 pub use chatvector::{hf_namer, ChatVector, ChatVectorOptions, ChatVectorOutput};
-pub use merge::{Merge, MergeOptions, Merged, DEFAULT_SEED as MERGE_DEFAULT_SEED};
+pub use merge::{merge_over, Merge, MergeOptions, Merged, DEFAULT_SEED as MERGE_DEFAULT_SEED};
 pub use moe::{Moe, MoeBuilt, MoeOptions, DEFAULT_SEED as MOE_DEFAULT_SEED};
 pub use passes::{check_kernels, quantized_metadata, Convert, Lora, Quantize, QuantizeOptions};
 pub use write::{gguf_header, write_gguf, write_header_and_tensors, WriteFileError, WriteOptions};
