@@ -2,6 +2,27 @@
 //! a model the configuration names by the path the pipeline's input stands for (a build
 //! recipe's `current`) is read from the input stage instead, so a merge chains in memory.
 //! The result is lazy ([`MergedSource`]): each tensor is merged when it is read.
+//!
+//! ```
+//! use std::path::Path;
+//!
+//! use llmtool::merge::config::MergeConfig;
+//! use llmtool::model::Model;
+//! use llmtool::pipeline::{write_gguf, Merge, MergeOptions, Pass, Stage, WriteOptions};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let out = dir.path().join("merged.gguf");
+//! // `current` names the pipeline's input; the other model is opened from its file.
+//! let yaml = "merge_method: linear\nmodels:\n  - model: current\n    parameters: {weight: 0.5}\n\
+//!             \x20 - model: fixtures/models/llama\n    parameters: {weight: 0.5}\n";
+//! let config = MergeConfig::parse(yaml, "example.yml")?;
+//! let merge = Merge::open_over(config, MergeOptions::default(), Some(Path::new("current")))?;
+//! let model = Model::open(Path::new("fixtures/models/llama"))?;
+//! let merged = merge.apply(Stage::of(&model))?; // planned: shapes, types, metadata
+//! let bytes = write_gguf(merged.stage(), &out, &WriteOptions::default())?; // merged as written
+//! # assert_eq!(std::fs::metadata(&out)?.len(), bytes);
+//! # Ok(()) }
+//! ```
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

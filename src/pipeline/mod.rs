@@ -3,8 +3,10 @@
 //! writer or a scorer asks for a tensor), and the last stage is written once.
 //!
 //! * [`Stage`]: what flows between passes — architecture, GGUF-form metadata, tensors.
-//! * [`Pass`]: typed passes ([`Convert`], [`Lora`], [`Quantize`]) turning a stage into an
-//!   [`Output`] that owns the new source and metadata and borrows the input.
+//! * [`Pass`]: typed passes ([`Convert`], [`Lora`], [`Quantize`], [`ChatVector`], [`Merge`],
+//!   [`Moe`]) turning a stage into an [`Output`] that owns the new source and metadata and
+//!   borrows the input. The last three read other models too ([`Input`]s), opened when the
+//!   pass is made.
 //! * [`Pipeline`]: a list of passes run over a stage, with a look at every stage on the way
 //!   (the build's per-step validation scores each in-memory stage against the one before).
 //! * [`write_gguf`]: the streaming GGUF writer (temp file, fsync, rename).
