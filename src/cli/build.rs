@@ -487,7 +487,7 @@ fn multi_input_pass(loaded: &Loaded, p: &Planned) -> Result<Box<dyn Pass>> {
             };
             let target = c.target.as_ref().map(|t| r.inputs[t].as_path());
             let pair = (r.inputs[&c.base].as_path(), r.inputs[&c.chat].as_path());
-            Box::new(ChatVector::open(target, &[pair], &[], opts)?)
+            Box::new(ChatVector::open(target, &[pair], &[], opts)?.naming_input(&p.input))
         }
         Step::Merge(m) | Step::Moe(m) => {
             let resolved = resolve_merge_config(loaded, m.config(), &p.input)?;

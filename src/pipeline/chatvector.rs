@@ -40,6 +40,8 @@ pub struct ChatVector {
     pairs: Vec<(Model, Model)>,
     vectors: Vec<SavedVector>,
     opts: ChatVectorOptions,
+    /// The path the pipeline's input stands for, naming it in messages.
+    input_path: PathBuf,
 }
 
 /// The pass planned over its target: the lazy output and facts for a summary.
@@ -91,7 +93,15 @@ impl ChatVector {
         let bases = pairs.iter().map(|(b, _)| open_model(b)).collect::<Result<Vec<_>, _>>()?;
         let chats = pairs.iter().map(|(_, c)| open_model(c)).collect::<Result<Vec<_>, _>>()?;
         let vectors = vectors.iter().map(|p| SavedVector::open(p)).collect::<Result<Vec<_>, _>>()?;
-        Ok(ChatVector { target, pairs: bases.into_iter().zip(chats).collect(), vectors, opts })
+        let pairs = bases.into_iter().zip(chats).collect();
+        Ok(ChatVector { target, pairs, vectors, opts, input_path: PathBuf::from("the pipeline's input") })
+    }
+
+    /// Names the pipeline's input (the target when the pass has none) by the path it stands
+    /// for, e.g. the file a build step would have read.
+    pub fn naming_input(mut self, path: &Path) -> ChatVector {
+        self.input_path = path.to_path_buf();
+        self
     }
 
     /// Bytes of tensor data of the models and vectors the pass opened.
@@ -106,7 +116,7 @@ impl ChatVector {
     pub fn build<'a>(&'a self, input: Option<Stage<'a>>) -> Result<ChatVectorOutput<'a>, PipelineError> {
         let target = match (&self.target, input) {
             (Some(m), _) => Input::of(m),
-            (None, Some(stage)) => Input { path: Path::new("the pipeline's input"), stage },
+            (None, Some(stage)) => Input { path: &self.input_path, stage },
             (None, None) => return Err(PipelineError::NoInput("chatvector", "the target".into())),
         };
         let t = target.stage;
@@ -185,11 +195,6 @@ impl ChatVector {
     /// The first chat model's path (the source of `template_from_chat`).
     pub fn chat_path(&self) -> Option<&Path> {
         self.pairs.first().map(|(_, c)| c.path.as_path())
-    }
-
-    /// The target's path, when the pass opened it.
-    pub fn target_path(&self) -> Option<PathBuf> {
-        self.target.as_ref().map(|m| m.path.clone())
     }
 }
 
