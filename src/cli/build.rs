@@ -496,7 +496,7 @@ fn multi_input_pass(loaded: &Loaded, p: &Planned) -> Result<Box<dyn Pass>> {
             if let Step::Moe(_) = p.step {
                 let mut cfg = crate::moe_build::config::MoeConfig::parse(&text, &origin)?;
                 cfg.dir = dir;
-                let opts = MoeOptions { seed: m.seed().unwrap_or(MOE_DEFAULT_SEED) };
+                let opts = MoeOptions { seed: m.seed().unwrap_or(MOE_DEFAULT_SEED), ..MoeOptions::default() };
                 Box::new(Moe::open_over(cfg, opts, Some(&p.input))?)
             } else {
                 let mut cfg = crate::merge::config::MergeConfig::parse(&text, &origin)?;

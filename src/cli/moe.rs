@@ -47,7 +47,9 @@ pub struct MoeArgs {
 pub fn run(args: MoeArgs) -> Result<()> {
     let started = Instant::now();
     let cfg = MoeConfig::load(&args.config, args.allow_all_same)?;
-    let moe = Moe::open(cfg, MoeOptions { seed: args.seed.unwrap_or(DEFAULT_SEED) })?;
+    let format = OutFormat::for_path(&args.output, args.to);
+    let opts = MoeOptions { seed: args.seed.unwrap_or(DEFAULT_SEED), hf_output: format == OutFormat::Hf };
+    let moe = Moe::open(cfg, opts)?;
     let paths = moe.paths().to_vec();
     let path_refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     check_output_not_input(&args.output, &path_refs)?;
@@ -60,7 +62,6 @@ pub fn run(args: MoeArgs) -> Result<()> {
         );
     }
     let out = &built.output;
-    let format = OutFormat::for_path(&args.output, args.to);
     let opts = OutputOptions { force: args.force, quiet: args.quiet, label: "moe", shard_size: None };
     let written =
         write_model(out.arch, &out.metadata, out.tensors.as_ref(), Some(built.out_type), &args.output, format, &opts)

@@ -25,6 +25,9 @@ pub const DEFAULT_SEED: u64 = 0;
 pub struct MoeOptions {
     /// `torch.manual_seed` of gate_mode random / uniform_random.
     pub seed: u64,
+    /// The output is written as an HF dir: tensors are left F32 for the HF writer to type
+    /// (in the output type, given to it), and the metadata records no GGUF file type.
+    pub hf_output: bool,
 }
 
 /// A MoE over opened models and, where the configuration names it, the pipeline's input.
@@ -39,8 +42,8 @@ pub struct Moe {
 
 /// A MoE planned over its inputs.
 pub struct MoeBuilt<'a> {
-    /// GGUF form, tensors in the output type (1-D tensors and norms F32, as the writers
-    /// type a float model).
+    /// GGUF form, tensors in the output type (1-D tensors and norms F32, as the GGUF writer
+    /// types a float model; F32 with `hf_output`).
     pub output: Output<'a>,
     pub out_type: OutType,
     /// Layers whose routers are degenerate (mergekit-moe's `warn_degenerate_gates`).
@@ -119,10 +122,14 @@ impl Moe {
         let out_type = self.cfg.dtype.unwrap_or_else(|| dominant_float(inputs.base));
         let source = MoeSource::new(&self.cfg, inputs, routers, out_type)?;
         let (mut metadata, arch) = (source.metadata().clone(), source.arch());
-        // The writers' typing of a float model in `out_type` (`cli::output::write_model`).
-        let types = gguf_types(source.tensor_infos(), Some(out_type));
-        set_file_type(&mut metadata, out_type.ggml());
-        let tensors = Box::new(Retyped::owning(Box::new(source), &types));
+        let tensors: Box<dyn TensorSource + 'a> = if self.opts.hf_output {
+            Box::new(source)
+        } else {
+            // The GGUF writer's typing of a float model in `out_type` (`cli::output::write_model`).
+            let types = gguf_types(source.tensor_infos(), Some(out_type));
+            set_file_type(&mut metadata, out_type.ggml());
+            Box::new(Retyped::owning(Box::new(source), &types))
+        };
         Ok(MoeBuilt { output: Output { arch, metadata, tensors, gguf: None }, out_type, degenerate, n_layer })
     }
 }
