@@ -386,3 +386,96 @@ fn chained_steps_in_memory_give_the_per_step_bytes_and_figures() {
     assert!(again["steps"].as_array().unwrap()[1..].iter().all(|s| s["cached"] == true), "{again}");
     assert!(bytes("final") == bytes("per-step"));
 }
+
+/// Issue 17: chatvector, merge and moe steps are library passes, chained in memory with
+/// `caching: final | off`; the output is byte for byte the per-step build's, and what the
+/// commands give one file at a time on the same models, seeds and ratios.
+#[test]
+fn chatvector_merge_and_moe_steps_chain_in_memory_as_the_commands_give() {
+    use common::variant::perturbed;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let base = common::root().join("fixtures/models/llama");
+    let chat = d.join("chat");
+    perturbed(&base, &chat, 11, 0.02);
+    let wiki = std::fs::read_to_string(common::wiki_text()).unwrap();
+    std::fs::write(d.join("t.txt"), &wiki[..8_000]).unwrap();
+    // DARE: the merge's seed matters; the MoE's random routers: its seed matters.
+    let merge = |current: &str, base: &str, chat: &str| {
+        format!(
+            "merge_method: dare_ties\nbase_model: {base}\nmodels:\n  - model: {current}\n    parameters: {{weight: 0.7, density: 0.6}}\n\
+             \x20 - model: {chat}\n    parameters: {{weight: 0.3, density: 0.6}}\ndtype: float32\n"
+        )
+    };
+    let moe = |current: &str, chat: &str| {
+        format!(
+            "base_model: {current}\ngate_mode: random\ndtype: float32\nexperts:\n  - source_model: {current}\n\
+             \x20 - source_model: {chat}\n"
+        )
+    };
+    std::fs::write(d.join("merge.yml"), merge("current", "base", "chat")).unwrap();
+    std::fs::write(d.join("moe.yml"), moe("current", "chat")).unwrap();
+    let build = |name: &str, caching: &str| -> serde_json::Value {
+        let body = format!(
+            "inputs: {{base: {}, chat: {}}}\nsteps:\n  - chatvector: {{base: base, chat: chat, ratio: 0.5}}\n\
+             \x20 - merge: {{config: merge.yml, seed: 5}}\n  - moe: {{config: moe.yml, seed: 3}}\n\
+             outputs: {{gguf: out/{name}.gguf}}\nvalidate: {{text: t.txt, chunks: 1, ctx: 32, gates: {{max_kld: 50}}}}\n\
+             cache: cache-{name}\nreport: report-{name}\ncaching: {caching}\n",
+            base.display(),
+            chat.display()
+        );
+        let recipe = write_recipe(d, &format!("{name}.yml"), &body);
+        let out = llmtool(&["build", recipe.to_str().unwrap(), "-q"]);
+        assert!(out.status.success(), "{caching}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&std::fs::read(d.join(format!("report-{name}/report.json"))).unwrap()).unwrap()
+    };
+    let per_step = build("per-step", "per-step");
+    let final_ = build("final", "final");
+    let off = build("off", "off");
+    let bytes = |p: &Path| std::fs::read(p).unwrap();
+    let built = bytes(&d.join("out/per-step.gguf"));
+    assert!(built == bytes(&d.join("out/final.gguf")), "final != per-step");
+    assert!(built == bytes(&d.join("out/off.gguf")), "off != per-step");
+    for r in [&final_, &off] {
+        let (a, b) = (per_step["steps"].as_array().unwrap(), r["steps"].as_array().unwrap());
+        let kinds: Vec<&str> = b.iter().map(|s| s["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["input", "chatvector", "merge", "moe"]);
+        for (sa, sb) in a.iter().zip(b).skip(1) {
+            assert_eq!(sa["key"], sb["key"]);
+            assert_eq!(sa["size_bytes"], sb["size_bytes"], "{}", sa["description"]);
+            for k in ["ppl", "kld_mean", "same_top"] {
+                let (x, y) = (sa["figures"][k].as_f64().unwrap(), sb["figures"][k].as_f64().unwrap());
+                assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{} {k}: {x} vs {y}", sa["description"]);
+            }
+        }
+    }
+    // The commands, one file at a time.
+    let run = |args: &[&str]| {
+        let out = llmtool(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let (cv, merged, moed) = (d.join("h-cv.gguf"), d.join("h-merge.gguf"), d.join("h-moe.gguf"));
+    run(&[
+        "chatvector",
+        "--base",
+        &s(&base),
+        "--chat",
+        &s(&chat),
+        "--target",
+        &s(&base),
+        "--ratio",
+        "0.5",
+        &s(&cv),
+        "-q",
+    ]);
+    std::fs::write(d.join("h-merge.yml"), merge(&s(&cv), &s(&base), &s(&chat))).unwrap();
+    run(&["merge", &s(&d.join("h-merge.yml")), &s(&merged), "--seed", "5", "-q"]);
+    std::fs::write(d.join("h-moe.yml"), moe(&s(&merged), &s(&chat))).unwrap();
+    run(&["moe", &s(&d.join("h-moe.yml")), &s(&moed), "--seed", "3", "-q"]);
+    assert!(built == bytes(&moed), "the build's MoE != the commands'");
+    // … and each cached step result of the per-step build is the command's.
+    let step = |i: usize| std::path::PathBuf::from(per_step["steps"][i]["artifact"].as_str().unwrap());
+    assert!(bytes(&step(1)) == bytes(&cv), "chatvector step != command");
+    assert!(bytes(&step(2)) == bytes(&merged), "merge step != command");
+}

@@ -13,7 +13,6 @@ use common::evolve_fixture::{plus_minus, setup, yaml, TEXT};
 use common::*;
 use llmtool::evolve::search::{run_search, Evaluator, SearchOptions};
 use llmtool::evolve::EvolveConfig;
-use llmtool_formats::TensorSource;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

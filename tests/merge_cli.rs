@@ -399,7 +399,6 @@ fn example_configs_parse() {
 fn in_memory_merges_from_the_cache_match_the_cli() {
     use llmtool::merge::inputs::InputCache;
     use llmtool::merge::memory::merge_in_memory;
-    use llmtool_formats::TensorSource;
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let a = variant(d, "a", 2, 51);

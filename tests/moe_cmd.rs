@@ -539,3 +539,31 @@ fn similar_prompts_warn_of_degenerate_routing() {
     let o = llmtool_ok(&["moe", s(&judge), s(&tmp.path().join("j.gguf"))]);
     assert!(!String::from_utf8_lossy(&o.stderr).contains("degenerate"));
 }
+
+/// Issue 17: the moe pass as a library value gives the command's GGUF bytes; made for an HF
+/// output it leaves the tensors F32 for the HF writer to type and adds nothing to the base's
+/// metadata but the expert counts (the HF dir carries that metadata as it did before the
+/// pass existed; a GGUF file type there would change its bytes).
+#[test]
+fn the_moe_pass_gives_the_commands_bytes() {
+    use llmtool::moe_build::config::MoeConfig;
+    use llmtool::pipeline::{write_gguf, Moe, MoeOptions, WriteOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "random", &fixture("llama31"), "");
+    let cli = tmp.path().join("cli.gguf");
+    llmtool_ok(&["moe", "--quiet", s(&cfg), s(&cli), "--seed", "4"]);
+    let open = |hf_output| Moe::open(MoeConfig::load(&cfg, false).unwrap(), MoeOptions { seed: 4, hf_output }).unwrap();
+    let moe = open(false);
+    let built = moe.build(None).unwrap();
+    let lib = tmp.path().join("lib.gguf");
+    write_gguf(built.output.stage(), &lib, &WriteOptions::default()).unwrap();
+    assert!(std::fs::read(&lib).unwrap() == std::fs::read(&cli).unwrap(), "library != command");
+    let for_hf = open(true);
+    let built = for_hf.build(None).unwrap();
+    let base = Model::open(&fixture("llama")).unwrap();
+    let keys: Vec<&str> = built.output.metadata.iter().map(|(k, _)| k).collect();
+    let mut want: Vec<&str> = base.metadata.iter().map(|(k, _)| k).collect();
+    want.extend(["llama.expert_count", "llama.expert_used_count"]);
+    assert_eq!(keys, want);
+    assert!(built.output.tensors.tensor_infos().iter().all(|t| t.ty == llmtool_formats::GgmlType::F32));
+}

@@ -16,9 +16,11 @@ use crate::build::recipe::{needs_imatrix, Caching, ImatrixCompute, ImatrixSpec, 
 use crate::build::report::{BuildReport, Figures, StepRecord};
 use crate::eval::validate::{measure_stage, Scored, TaskAccuracy, Windows};
 use crate::model::Model;
+use crate::passes::chatvector::SkipRules;
 use crate::passes::quantize::{FileType, Override};
 use crate::pipeline::{
-    gguf_header, write_gguf, Convert, Lora, Pass, Pipeline, Quantize, QuantizeOptions, Stage, WriteOptions,
+    gguf_header, write_gguf, ChatVector, ChatVectorOptions, Convert, Lora, Merge, MergeOptions, Moe, MoeOptions, Pass,
+    Pipeline, Quantize, QuantizeOptions, Stage, WriteOptions, MERGE_DEFAULT_SEED, MOE_DEFAULT_SEED,
 };
 
 #[derive(clap::Args, Debug)]
@@ -431,8 +433,8 @@ fn record_step(
 /// Runs one step on its input file into its cache artifact: through the library's pass when
 /// the step has one ([`pass_of`]), else through the command that performs it.
 fn run_step(loaded: &Loaded, p: &Planned) -> Result<()> {
-    let Some(pass) = pass_of(p)? else {
-        return super::run_args(step_argv(loaded, p)?);
+    let Some(pass) = pass_of(loaded, p)? else {
+        return super::run_args(step_argv(p)?);
     };
     let model = Model::open(&p.input).with_context(|| format!("opening {}", p.input.display()))?;
     let out = pass.apply(Stage::of(&model))?;
@@ -441,10 +443,10 @@ fn run_step(loaded: &Loaded, p: &Planned) -> Result<()> {
     Ok(())
 }
 
-/// The library pass of a step, when it has one: convert, lora, and quantize to a file type
-/// (with an imatrix file or none). A measured mix runs the command on the step's input file,
-/// as do chatvector, merge and moe.
-fn pass_of(p: &Planned) -> Result<Option<Box<dyn Pass>>> {
+/// The library pass of a step, when it has one: convert, lora, quantize to a file type
+/// (with an imatrix file or none), chatvector, merge and moe (whose `current` is the step's
+/// input). A measured mix runs the command on the step's input file.
+fn pass_of(loaded: &Loaded, p: &Planned) -> Result<Option<Box<dyn Pass>>> {
     Ok(Some(match &p.step {
         Step::Convert(c) => Box::new(Convert::parse(c.outtype.as_deref()).map_err(anyhow::Error::msg)?),
         Step::Lora(l) => {
@@ -463,17 +465,56 @@ fn pass_of(p: &Planned) -> Result<Option<Box<dyn Pass>>> {
             }
             Box::new(Quantize::new(opts)?)
         }
+        Step::Chatvector(_) | Step::Merge(_) | Step::Moe(_) => multi_input_pass(loaded, p)?,
         _ => return Ok(None),
     }))
+}
+
+/// The pass of a step reading other models besides its input, with the options the command
+/// would get (`chatvector --ratio R --skip G --template-from chat`, `merge|moe --seed N`).
+fn multi_input_pass(loaded: &Loaded, p: &Planned) -> Result<Box<dyn Pass>> {
+    let r = &loaded.recipe;
+    Ok(match &p.step {
+        Step::Chatvector(c) => {
+            // The ratio as `--ratio` reads it: the recipe's number printed, parsed as f32.
+            let ratio: f32 = c.ratio.to_string().parse()?;
+            let skips = SkipRules { globs: c.skip.clone(), default_skips: true, skip_norms: false };
+            let opts = ChatVectorOptions {
+                ratios: vec![ratio],
+                skips,
+                template_from_chat: c.template_from_chat,
+                ..ChatVectorOptions::default()
+            };
+            let target = c.target.as_ref().map(|t| r.inputs[t].as_path());
+            let pair = (r.inputs[&c.base].as_path(), r.inputs[&c.chat].as_path());
+            Box::new(ChatVector::open(target, &[pair], &[], opts)?.naming_input(&p.input))
+        }
+        Step::Merge(m) | Step::Moe(m) => {
+            let resolved = resolve_merge_config(loaded, m.config(), &p.input)?;
+            let (text, origin) = (yaml_serde::to_string(&resolved)?, m.config().display().to_string());
+            let dir = m.config().parent().map(Path::to_path_buf);
+            if let Step::Moe(_) = p.step {
+                let mut cfg = crate::moe_build::config::MoeConfig::parse(&text, &origin)?;
+                cfg.dir = dir;
+                let opts = MoeOptions { seed: m.seed().unwrap_or(MOE_DEFAULT_SEED), ..MoeOptions::default() };
+                Box::new(Moe::open_over(cfg, opts, Some(&p.input))?)
+            } else {
+                let mut cfg = crate::merge::config::MergeConfig::parse(&text, &origin)?;
+                cfg.dir = dir;
+                let opts = MergeOptions { seed: m.seed().unwrap_or(MERGE_DEFAULT_SEED), ..MergeOptions::default() };
+                Box::new(Merge::open_over(cfg, opts, Some(&p.input))?)
+            }
+        }
+        _ => bail!("internal: step {} reads no other model", p.index),
+    })
 }
 
 /// Whether a step can be chained in memory: it has a library pass, and no imatrix to compute
 /// on its input first.
 fn streamable(p: &Planned) -> bool {
     match &p.step {
-        Step::Convert(_) | Step::Lora(_) => true,
+        Step::Convert(_) | Step::Lora(_) | Step::Chatvector(_) | Step::Merge(_) | Step::Moe(_) => true,
         Step::Quantize(q) => q.target_bpw.is_none() && p.imatrix.as_ref().is_none_or(|i| i.compute.is_none()),
-        _ => false,
     }
 }
 
@@ -601,7 +642,7 @@ fn stream_run(
 ) -> Result<()> {
     let input = &run[0].input;
     let model = Model::open(input).with_context(|| format!("opening {}", input.display()))?;
-    let passes = run.iter().map(|p| Ok(pass_of(p)?.expect("a streamable step"))).collect::<Result<_>>()?;
+    let passes = run.iter().map(|p| Ok(pass_of(loaded, p)?.expect("a streamable step"))).collect::<Result<_>>()?;
     let pipeline = Pipeline::new(passes);
     let validate = loaded.recipe.validate.as_ref();
     let text = match validate.and_then(|v| v.text.as_ref()) {
@@ -687,10 +728,9 @@ fn measure_stages(
 }
 
 /// The arguments of the llmtool command that performs a step (the same a user would type).
-fn step_argv(loaded: &Loaded, p: &Planned) -> Result<Vec<OsString>> {
+fn step_argv(p: &Planned) -> Result<Vec<OsString>> {
     let mut a: Vec<OsString> = Vec::new();
     let push = |a: &mut Vec<OsString>, s: &str| a.push(s.into());
-    let r = &loaded.recipe;
     match &p.step {
         Step::Convert(c) => {
             a.extend(["convert".into(), p.input.clone().into(), p.artifact.clone().into()]);
@@ -722,38 +762,8 @@ fn step_argv(loaded: &Loaded, p: &Planned) -> Result<Vec<OsString>> {
             a.extend(["--adapter".into(), l.adapter.clone().into(), "--scale".into(), l.scale.to_string().into()]);
             a.push(p.artifact.clone().into());
         }
-        Step::Chatvector(c) => {
-            let target = c.target.as_ref().map_or_else(|| p.input.clone(), |t| r.inputs[t].clone());
-            a.extend(["chatvector".into(), "--base".into(), r.inputs[&c.base].clone().into()]);
-            a.extend(["--chat".into(), r.inputs[&c.chat].clone().into(), "--target".into(), target.into()]);
-            a.extend(["--ratio".into(), c.ratio.to_string().into()]);
-            for s in &c.skip {
-                a.extend(["--skip".into(), s.into()]);
-            }
-            if c.template_from_chat {
-                a.extend(["--template-from".into(), "chat".into()]);
-            }
-            a.push(p.artifact.clone().into());
-        }
-        Step::Merge(m) => {
-            let resolved = resolve_merge_config(loaded, m.config(), &p.input)?;
-            let cfg = p.dir.join("merge.yml");
-            std::fs::write(&cfg, yaml_serde::to_string(&resolved)?)
-                .with_context(|| format!("writing {}", cfg.display()))?;
-            a.extend(["merge".into(), cfg.into(), p.artifact.clone().into()]);
-            if let Some(s) = m.seed() {
-                a.extend(["--seed".into(), s.to_string().into()]);
-            }
-        }
-        Step::Moe(m) => {
-            let resolved = resolve_merge_config(loaded, m.config(), &p.input)?;
-            let cfg = p.dir.join("moe.yml");
-            std::fs::write(&cfg, yaml_serde::to_string(&resolved)?)
-                .with_context(|| format!("writing {}", cfg.display()))?;
-            a.extend(["moe".into(), cfg.into(), p.artifact.clone().into()]);
-            if let Some(s) = m.seed() {
-                a.extend(["--seed".into(), s.to_string().into()]);
-            }
+        Step::Chatvector(_) | Step::Merge(_) | Step::Moe(_) => {
+            bail!("internal: step {} runs as a library pass", p.index)
         }
     }
     a.extend(["--force".into(), "--quiet".into()]);

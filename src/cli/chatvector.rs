@@ -13,15 +13,13 @@ use anyhow::{bail, Context, Result};
 use indexmap::IndexMap;
 use llmtool_formats::atomic::{check_output_not_input, AtomicFile};
 use llmtool_formats::safetensors::{dtype_for_ggml, write_safetensors, StTensor};
-use llmtool_formats::{GgmlType, TensorInfo, TensorSource};
+use llmtool_formats::TensorSource;
 
 use super::output::{write_model, OutFormat, OutputOptions};
 use crate::model::Model;
-use crate::passes::chatvector::{
-    self as cv, copy_template, parse_token_map, Action, ChatVector, Extracted, SavedVector, SkipRules, VectorKind,
-    VectorTerm,
-};
-use crate::passes::convert::{gguf_types, hf_model_dtype, hf_types, OutType};
+use crate::passes::chatvector::{self as cv, parse_token_map, Extracted, SkipRules};
+use crate::passes::convert::OutType;
+use crate::pipeline::{hf_namer, ChatVector, ChatVectorOptions};
 use crate::progress::Progress;
 use crate::stream::with_lookahead;
 
@@ -151,18 +149,6 @@ fn open(path: &Path) -> Result<Model> {
     Model::open(path).with_context(|| format!("cannot open {}", path.display()))
 }
 
-/// A tensor's HF name for `--skip` globs; a stacked MoE expert tensor reads as its experts'
-/// name with `E` for the expert index (`model.layers.0.mlp.experts.E.up_proj.weight`): a glob
-/// selects all of its experts or none.
-fn hf_namer(model: &Model) -> impl Fn(&str) -> Option<String> + '_ {
-    move |name| {
-        if let Some(names) = model.arch.gguf_expert_names(name, &model.metadata).ok().flatten() {
-            return names.first().map(|n| n.replacen(".experts.0.", ".experts.E.", 1));
-        }
-        model.arch.gguf_to_hf_tensor(name, &model.metadata).ok().map(|m| m.name)
-    }
-}
-
 fn apply(args: ApplyArgs) -> Result<()> {
     let started = Instant::now();
     let target_path = args.target.clone().expect("required by clap");
@@ -203,98 +189,42 @@ fn apply(args: ApplyArgs) -> Result<()> {
         super::perplexity::read_text(text)?; // fail before the pass when the text is unusable
     }
 
-    let target = open(&target_path)?;
-    let bases = args.base.iter().map(|p| open(p)).collect::<Result<Vec<_>>>()?;
-    let chats = args.chat.iter().map(|p| open(p)).collect::<Result<Vec<_>>>()?;
-    let vectors = args
-        .vector
-        .iter()
-        .map(|p| {
-            let v = SavedVector::open(p)?;
-            v.check_arch(target.arch.gguf_arch())?;
-            Ok(v)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    for m in bases.iter().chain(&chats) {
-        if m.arch.gguf_arch() != target.arch.gguf_arch() {
-            bail!(
-                "{} is a '{}' model, the target {} '{}'",
-                m.path.display(),
-                m.arch.gguf_arch(),
-                target.path.display(),
-                target.arch.gguf_arch()
-            );
-        }
-    }
-
-    let mut terms = Vec::with_capacity(n_vectors);
-    for (i, (b, c)) in bases.iter().zip(&chats).enumerate() {
-        terms.push(VectorTerm {
-            label: format!("vector {} (chat {})", i + 1, c.path.display()),
-            ratio: ratios[i],
-            kind: VectorKind::Pair { base: b.tensors.as_ref(), chat: c.tensors.as_ref() },
-        });
-    }
-    for (k, v) in vectors.iter().enumerate() {
-        let i = bases.len() + k;
-        terms.push(VectorTerm {
-            label: format!("vector {} ({})", i + 1, v.path.display()),
-            ratio: ratios[i],
-            kind: VectorKind::Saved(v),
-        });
-    }
-
-    let t_infos = target.tensors.tensor_infos();
-    let out_types: Vec<GgmlType> = match (format, args.outtype) {
-        (OutFormat::Gguf, None) => t_infos.iter().map(|t| t.ty).collect(),
-        (OutFormat::Gguf, Some(o)) => gguf_types(t_infos, Some(o)),
-        (OutFormat::Hf, o) => hf_types(t_infos, hf_model_dtype(t_infos, o)),
+    let pairs: Vec<(&Path, &Path)> =
+        args.base.iter().map(PathBuf::as_path).zip(args.chat.iter().map(PathBuf::as_path)).collect();
+    let vectors: Vec<&Path> = args.vector.iter().map(PathBuf::as_path).collect();
+    let opts = ChatVectorOptions {
+        ratios,
+        skips: args.skips.rules(),
+        token_map,
+        template_from_chat: args.template_from == Some(TemplateFrom::Chat),
+        outtype: args.outtype,
+        hf_output: format == OutFormat::Hf,
     };
-    let namer = hf_namer(&target);
-    let pass = ChatVector::new(target.tensors.as_ref(), terms, &args.skips.rules(), token_map, &namer, &out_types)?;
-
-    let mut metadata = target.metadata.clone();
-    if args.template_from == Some(TemplateFrom::Chat) {
-        let changed = copy_template(&mut metadata, &chats[0].metadata)?;
-        if !args.quiet {
-            eprintln!("from {}: {}", chats[0].path.display(), changed.join(", "));
-        }
+    let pass = ChatVector::open(Some(&target_path), &pairs, &vectors, opts)?;
+    let built = pass.build(None)?;
+    if let (Some(TemplateFrom::Chat), false, Some(chat)) = (args.template_from, args.quiet, pass.chat_path()) {
+        eprintln!("from {}: {}", chat.display(), built.template_keys.join(", "));
     }
-    let applied = pass.plans().iter().filter(|p| matches!(p.action, Action::Apply(_))).count();
-    let vocab_applied = pass
-        .plans()
-        .iter()
-        .any(|p| cv::VOCAB_TENSORS.contains(&p.name.as_str()) && matches!(p.action, Action::Apply(_)));
-    if !args.token_map.is_empty() && !vocab_applied {
-        bail!(
-            "--token-map maps rows of {}, which are all skipped here (they are by default: add --no-default-skips)",
-            cv::VOCAB_TENSORS.join(" / ")
-        );
-    }
-    if applied == 0 {
-        bail!("the vectors change no tensor of {} (everything is skipped or absent)", target.path.display());
-    }
+    let out = &built.output;
     let opts = OutputOptions { force: args.force, quiet: args.quiet, label: "chatvector", shard_size };
-    let written = write_model(target.arch, &metadata, &pass, args.outtype, &output, format, &opts)?;
+    let written = write_model(out.arch, &out.metadata, out.tensors.as_ref(), args.outtype, &output, format, &opts)?;
     if !args.quiet {
         let secs = started.elapsed().as_secs_f64();
-        let read: u64 = std::iter::once(&target)
-            .chain(&bases)
-            .chain(&chats)
-            .map(|m| m.n_tensor_bytes())
-            .chain(vectors.iter().map(|v| v.tensor_infos().iter().filter_map(TensorInfo::n_bytes).sum()))
-            .sum();
+        let read = pass.read_bytes();
         eprintln!(
-            "wrote {}: {applied} of {} tensors changed by {n_vectors} vector(s) ({:.1} MB read, {:.1} MB written \
+            "wrote {}: {} of {} tensors changed by {n_vectors} vector(s) ({:.1} MB read, {:.1} MB written \
              in {:.2} s, {:.0} MB/s read)",
             output.display(),
-            pass.plans().len(),
+            built.applied,
+            built.n_tensors,
             read as f64 / 1e6,
             written as f64 / 1e6,
             secs,
             read as f64 / 1e6 / secs.max(1e-9)
         );
     }
+    drop(built);
+    drop(pass);
 
     let mut roles: Vec<(String, &Path)> = vec![("target".into(), target_path.as_path())];
     let several = args.chat.len() > 1;
@@ -325,7 +255,7 @@ fn extract(args: ExtractArgs) -> Result<()> {
             chat.arch.gguf_arch()
         );
     }
-    let namer = hf_namer(&base);
+    let namer = hf_namer(base.arch, &base.metadata);
     let vector =
         Extracted::new(base.tensors.as_ref(), chat.tensors.as_ref(), &args.skips.rules(), &namer, args.outtype.ggml())?;
     let dtype = dtype_for_ggml(args.outtype.ggml()).expect("plain float type");

@@ -17,15 +17,10 @@ use super::pass_eval::{evaluate_pass, PassEvalArgs};
 use crate::evolve::search::{self, run_search, Evaluator, SearchOptions, SearchState};
 use crate::evolve::EvolveConfig;
 use crate::merge::config::MergeConfig;
-use crate::merge::inputs::{FileInputs, InputTensors};
 use crate::merge::memory::merge_in_memory;
 use crate::merge::methods::dtype_exact::Arithmetic;
-use crate::merge::plan::plan;
-use crate::merge::source::MergedSource;
-
-/// The seed used when `--seed` is not given: the same config and inputs always give the
-/// same bytes.
-pub const DEFAULT_SEED: u64 = 0x6c6c_6d74_6f6f_6c00;
+pub use crate::pipeline::MERGE_DEFAULT_SEED as DEFAULT_SEED;
+use crate::pipeline::{Merge, MergeOptions};
 
 #[derive(clap::Args, Debug)]
 pub struct MergeArgs {
@@ -72,51 +67,36 @@ pub fn run(args: MergeArgs) -> Result<()> {
     }
     let started = Instant::now();
     let config = MergeConfig::load(&args.config)?;
-    let inputs = FileInputs::open(&config)?;
-    let paths: Vec<PathBuf> = (0..inputs.n_models()).map(|i| inputs.path(i).to_path_buf()).collect();
+    let opts = MergeOptions { seed: args.seed.unwrap_or(DEFAULT_SEED), arithmetic: args.arithmetic };
+    let merge = Merge::open(config, opts)?;
+    let paths = merge.paths().to_vec();
     let path_refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     check_output_not_input(&args.output, &path_refs)?;
-    let seed = args.seed.unwrap_or(DEFAULT_SEED);
-    let mut plan = plan(&config, &inputs, seed)?;
-    plan.set_arithmetic(args.arithmetic)?;
-    let reference = plan.reference;
-    let arch = plan.arch;
-    let metadata = plan.metadata.clone();
-    let n_tensors = plan.tensors.len();
-    let input_bytes: u64 = plan
-        .tensors
-        .iter()
-        .flat_map(|t| t.inputs.iter().map(|p| (p.model, p.tensor.as_str())))
-        .filter_map(|(m, name)| inputs.tensor_infos(m).iter().find(|t| t.name == name).and_then(|t| t.n_bytes()))
-        .sum();
-    let source = MergedSource::new(plan, &inputs);
+    let merged = merge.merged(None)?;
+    let (reference, out) = (merged.reference, &merged.output);
+    let n_tensors = out.tensors.tensor_infos().len();
     let format = OutFormat::for_path(&args.output, args.to);
     let opts = OutputOptions { force: args.force, quiet: args.quiet, label: "merge", shard_size: None };
-    let written = write_model(arch, &metadata, &source, None, &args.output, format, &opts)
+    let written = write_model(out.arch, &out.metadata, out.tensors.as_ref(), None, &args.output, format, &opts)
         .with_context(|| format!("merging {} into {}", args.config.display(), args.output.display()))?;
     if !args.quiet {
         let secs = started.elapsed().as_secs_f64();
         eprintln!(
             "merge ({}): {n_tensors} tensors, {:.1} MiB of input read, {:.1} MiB written to {} in {secs:.2} s ({:.1} MB/s of input)",
-            config.merge_method.name(),
-            input_bytes as f64 / 1048576.0,
+            merge.config().merge_method.name(),
+            merged.input_bytes as f64 / 1048576.0,
             written as f64 / 1048576.0,
             args.output.display(),
-            input_bytes as f64 / 1e6 / secs.max(1e-9)
+            merged.input_bytes as f64 / 1e6 / secs.max(1e-9)
         );
     }
-    drop(source);
-    drop(inputs);
+    let has_base = merge.config().base_model.is_some();
+    drop(merged);
+    drop(merge);
     let roles: Vec<String> = paths
         .iter()
         .enumerate()
-        .map(|(i, _)| {
-            if i == reference && config.base_model.is_some() {
-                "base".to_string()
-            } else {
-                format!("model {}", i + 1)
-            }
-        })
+        .map(|(i, _)| if i == reference && has_base { "base".to_string() } else { format!("model {}", i + 1) })
         .collect();
     let with_roles: Vec<(&str, &Path)> = roles.iter().map(String::as_str).zip(path_refs.iter().copied()).collect();
     evaluate_pass("merge", &args.eval, &with_roles, reference, &args.output, args.quiet)?;
@@ -176,7 +156,7 @@ pub(super) fn write_best(
     let merged = merge_in_memory(&mc, &ev.cache, seed)?;
     let model_path = out.join("best.gguf");
     let oopts = OutputOptions { force: true, quiet, label: "merge", shard_size: None };
-    write_model(merged.arch, &merged.metadata, &merged.tensors, None, &model_path, OutFormat::Gguf, &oopts)?;
+    write_model(merged.arch, &merged.metadata, merged.tensors.as_ref(), None, &model_path, OutFormat::Gguf, &oopts)?;
     if !quiet {
         eprintln!(
             "evolve: {} evaluations in {:.1} s; best fitness {:.6} ({}) -> {}, {}",

@@ -11,12 +11,8 @@ use llmtool_formats::atomic::check_output_not_input;
 use super::output::{write_model, OutFormat, OutputOptions};
 use super::pass_eval::{evaluate_pass, PassEvalArgs};
 use crate::moe_build::config::MoeConfig;
-use crate::moe_build::gates::{degenerate_layers, router_weights, tokenize_prompts};
-use crate::moe_build::inputs::{dominant_float, MoeInputs};
-use crate::moe_build::source::MoeSource;
-
-/// `torch.manual_seed` of the random gates when `--seed` is not given.
-pub const DEFAULT_SEED: u64 = 0;
+pub use crate::pipeline::MOE_DEFAULT_SEED as DEFAULT_SEED;
+use crate::pipeline::{Moe, MoeOptions};
 
 #[derive(clap::Args, Debug)]
 pub struct MoeArgs {
@@ -51,28 +47,26 @@ pub struct MoeArgs {
 pub fn run(args: MoeArgs) -> Result<()> {
     let started = Instant::now();
     let cfg = MoeConfig::load(&args.config, args.allow_all_same)?;
-    let inputs = MoeInputs::open(&cfg)?;
-    let paths: Vec<PathBuf> = std::iter::once(&inputs.base).chain(&inputs.experts).map(|m| m.path.clone()).collect();
+    let format = OutFormat::for_path(&args.output, args.to);
+    let opts = MoeOptions { seed: args.seed.unwrap_or(DEFAULT_SEED), hf_output: format == OutFormat::Hf };
+    let moe = Moe::open(cfg, opts)?;
+    let paths = moe.paths().to_vec();
     let path_refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     check_output_not_input(&args.output, &path_refs)?;
-    // every check (prompts included) before any tensor is read
-    let prompts = tokenize_prompts(&cfg, &inputs)?;
-    let routers = router_weights(&cfg, &inputs, &prompts, args.seed.unwrap_or(DEFAULT_SEED))?;
-    let degenerate = degenerate_layers(&routers, inputs.n_embd as usize);
-    if !degenerate.is_empty() && !args.quiet {
+    let built = moe.build(None)?;
+    if !built.degenerate.is_empty() && !args.quiet {
         // mergekit-moe's warn_degenerate_gates
         eprintln!(
-            "warning: layer(s) {degenerate:?} of {} have degenerate routing parameters (condition number > 5) - your prompts may be too similar; one or more experts will be underutilized",
-            inputs.n_layer
+            "warning: layer(s) {:?} of {} have degenerate routing parameters (condition number > 5) - your prompts may be too similar; one or more experts will be underutilized",
+            built.degenerate, built.n_layer
         );
     }
-    let out_type = cfg.dtype.unwrap_or_else(|| dominant_float(&inputs.base));
-    let source = MoeSource::new(&cfg, &inputs, routers, out_type)?;
-    let (metadata, arch) = (source.metadata().clone(), source.arch());
-    let format = OutFormat::for_path(&args.output, args.to);
+    let out = &built.output;
     let opts = OutputOptions { force: args.force, quiet: args.quiet, label: "moe", shard_size: None };
-    let written = write_model(arch, &metadata, &source, Some(out_type), &args.output, format, &opts)
-        .with_context(|| format!("building {} into {}", args.config.display(), args.output.display()))?;
+    let written =
+        write_model(out.arch, &out.metadata, out.tensors.as_ref(), Some(built.out_type), &args.output, format, &opts)
+            .with_context(|| format!("building {} into {}", args.config.display(), args.output.display()))?;
+    let cfg = moe.config();
     if !args.quiet {
         eprintln!(
             "moe: {} experts ({} per token), {:.1} MiB written to {} in {:.2} s",
@@ -83,12 +77,12 @@ pub fn run(args: MoeArgs) -> Result<()> {
             started.elapsed().as_secs_f64()
         );
     }
-    drop(source);
-    drop(inputs);
     let roles: Vec<String> = std::iter::once("base".to_string())
         .chain((0..cfg.experts.len()).map(|i| format!("expert {i}")))
         .chain(cfg.shared_experts.iter().map(|_| "shared expert".to_string()))
         .collect();
+    drop(built);
+    drop(moe);
     let with_roles: Vec<(&str, &Path)> = roles.iter().map(String::as_str).zip(path_refs.iter().copied()).collect();
     evaluate_pass("moe", &args.eval, &with_roles, 0, &args.output, args.quiet)?;
     Ok(())

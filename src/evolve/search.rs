@@ -189,7 +189,7 @@ impl Evaluator {
         let t0 = Instant::now();
         let (decoded, mc) = self.decode(genome)?;
         let merged = merge_in_memory(&mc, &self.cache, self.merge_seed)?;
-        let model = InferModel::from_source(&merged.metadata, &merged.tensors)?;
+        let model = InferModel::from_source(&merged.metadata, merged.tensors.as_ref())?;
         let score = self.score(&model)?;
         Ok(Evaluation { decoded, score, seconds: t0.elapsed().as_secs_f64() })
     }

@@ -1,7 +1,7 @@
 //! The input models of a merge, seen as f32 tensors in HF layout (the layout mergekit merges
 //! in: llama.cpp's Q/K row permutation and Gemma's norm `w + 1` undone), under their GGUF
-//! names. Two providers: [`FileInputs`] reads one tensor at a time from the opened files
-//! (the streaming `llmtool merge`); [`InputCache`] holds every tensor in memory so that many
+//! names. Two providers: [`StageInputs`] reads one tensor at a time from stages (opened
+//! files and a pipeline's input: the streaming `llmtool merge`); [`InputCache`] holds every tensor in memory so that many
 //! candidate merges (the evolve search) share one load and need no file I/O.
 
 use std::collections::HashMap;
@@ -16,6 +16,7 @@ use super::config::{resolve_model, MergeConfig};
 use super::error::MergeRunError;
 use crate::arch::{self, Arch, TensorFix};
 use crate::model::Model;
+use crate::pipeline::Input;
 
 /// One input tensor as f32 in HF layout; shared (cache) or owned (file).
 pub type F32Tensor = Arc<Vec<f32>>;
@@ -40,40 +41,64 @@ pub trait InputTensors: Send + Sync {
 
 /// Reference → model index map for a config: each referenced model resolved to a path;
 /// two references naming the same file (after canonicalization) share one index.
-fn resolve_all(config: &MergeConfig) -> Result<(Vec<PathBuf>, HashMap<String, usize>), MergeRunError> {
+/// `current`: the path the pipeline's input stands for (it may exist only in memory): a
+/// reference written as that path, or naming the same file, gets its index (returned too).
+pub(crate) fn resolve_all(config: &MergeConfig, current: Option<&Path>) -> Result<Resolved, MergeRunError> {
     let mut paths: Vec<PathBuf> = Vec::new();
     let mut canon: Vec<PathBuf> = Vec::new();
     let mut index = HashMap::new();
+    let mut slot = None;
+    let current_canon = current.map(|c| c.canonicalize().unwrap_or_else(|_| c.to_path_buf()));
     for r in config.referenced_models() {
-        let p = resolve_model(&r, config.dir.as_deref())?;
-        let c = p.canonicalize().unwrap_or_else(|_| p.clone());
+        let (p, c) = match current {
+            Some(cur) if Path::new(&r) == cur => (cur.to_path_buf(), current_canon.clone().expect("with current")),
+            _ => {
+                let p = resolve_model(&r, config.dir.as_deref())?;
+                let c = p.canonicalize().unwrap_or_else(|_| p.clone());
+                (p, c)
+            }
+        };
         let i = match canon.iter().position(|x| *x == c) {
             Some(i) => i,
             None => {
                 paths.push(p);
-                canon.push(c);
+                canon.push(c.clone());
                 paths.len() - 1
             }
         };
+        if current_canon.as_ref() == Some(&c) {
+            slot = Some(i);
+        }
         index.insert(r, i);
     }
-    Ok((paths, index))
+    Ok(Resolved { paths, index, current: slot })
+}
+
+/// A config's models resolved ([`resolve_all`]).
+pub(crate) struct Resolved {
+    /// By model index.
+    pub paths: Vec<PathBuf>,
+    /// Reference → model index.
+    pub index: HashMap<String, usize>,
+    /// The index of the pipeline's input, when a reference names it.
+    pub current: Option<usize>,
 }
 
 /// Bytes of one GGUF-form tensor → f32 in HF layout.
-fn to_hf_f32(model: &Model, name: &str) -> Result<Vec<f32>, MergeRunError> {
-    let info = model
+fn to_hf_f32(model: Input<'_>, name: &str) -> Result<Vec<f32>, MergeRunError> {
+    let (path, stage) = (model.path, model.stage);
+    let info = stage
         .tensors
         .tensor_info(name)
-        .ok_or_else(|| MergeRunError::Plan(format!("{}: no tensor '{name}'", model.path.display())))?
+        .ok_or_else(|| MergeRunError::Plan(format!("{}: no tensor '{name}'", path.display())))?
         .clone();
-    let bytes = model.tensors.tensor_bytes(name).map_err(|e| MergeRunError::Read {
-        path: model.path.clone(),
+    let bytes = stage.tensors.tensor_bytes(name).map_err(|e| MergeRunError::Read {
+        path: path.to_path_buf(),
         tensor: name.to_string(),
         reason: e.to_string(),
     })?;
-    let fix = arch_fix(model.arch, &model.metadata, name)?;
-    decode(&model.path, &info, &bytes, fix)
+    let fix = arch_fix(stage.arch, stage.metadata, name)?;
+    decode(path, &info, &bytes, fix)
 }
 
 /// The GGUF → HF layout fix of a tensor (`None`: the tensor has no HF equivalent).
@@ -110,29 +135,21 @@ pub(crate) fn apply_fix_f32(info: &TensorInfo, data: Vec<f32>, fix: TensorFix) -
     Ok(fixed.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
 
-/// Inputs read from the opened files, one tensor at a time.
-pub struct FileInputs {
-    models: Vec<Model>,
-    index: HashMap<String, usize>,
+/// Inputs read one tensor at a time from stages: opened files, and the pipeline's input
+/// (the streaming merge, `crate::pipeline::Merge`).
+pub struct StageInputs<'a> {
+    models: Vec<Input<'a>>,
+    index: &'a HashMap<String, usize>,
 }
 
-impl FileInputs {
-    /// Resolves and opens every model the config references.
-    pub fn open(config: &MergeConfig) -> Result<Self, MergeRunError> {
-        let (paths, index) = resolve_all(config)?;
-        let models = paths
-            .iter()
-            .map(|p| Model::open(p).map_err(|source| MergeRunError::Open { path: p.clone(), source: Box::new(source) }))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(FileInputs { models, index })
-    }
-
-    pub fn models(&self) -> &[Model] {
-        &self.models
+impl<'a> StageInputs<'a> {
+    /// `models[i]` is model index `i` of `index` (reference → index).
+    pub fn new(models: Vec<Input<'a>>, index: &'a HashMap<String, usize>) -> Self {
+        StageInputs { models, index }
     }
 }
 
-impl InputTensors for FileInputs {
+impl InputTensors for StageInputs<'_> {
     fn index_of(&self, reference: &str) -> Option<usize> {
         self.index.get(reference).copied()
     }
@@ -140,34 +157,65 @@ impl InputTensors for FileInputs {
         self.models.len()
     }
     fn path(&self, model: usize) -> &Path {
-        &self.models[model].path
+        self.models[model].path
     }
     fn arch(&self, model: usize) -> &'static dyn Arch {
-        self.models[model].arch
+        self.models[model].stage.arch
     }
     fn metadata(&self, model: usize) -> &Metadata {
-        &self.models[model].metadata
+        self.models[model].stage.metadata
     }
     fn tensor_infos(&self, model: usize) -> &[TensorInfo] {
-        self.models[model].tensors.tensor_infos()
+        self.models[model].stage.tensors.tensor_infos()
     }
     fn tensor_f32(&self, model: usize, name: &str) -> Result<F32Tensor, MergeRunError> {
-        let m = &self.models[model];
+        let m = self.models[model];
         let out = to_hf_f32(m, name)?;
         // The f32 copy is made: the mapped pages can go (keeps RSS to the f32 working set).
-        m.tensors.release(name);
+        m.stage.tensors.release(name);
         Ok(Arc::new(out))
     }
     fn release(&self, model: usize, name: &str) {
-        self.models[model].tensors.release(name)
+        self.models[model].stage.tensors.release(name)
     }
     fn raw_bytes(&self, model: usize, name: &str) -> Result<Vec<u8>, MergeRunError> {
-        let m = &self.models[model];
-        m.tensors.tensor_bytes(name).map(|b| b.into_owned()).map_err(|e| MergeRunError::Read {
-            path: m.path.clone(),
+        let m = self.models[model];
+        m.stage.tensors.tensor_bytes(name).map(|b| b.into_owned()).map_err(|e| MergeRunError::Read {
+            path: m.path.to_path_buf(),
             tensor: name.to_string(),
             reason: e.to_string(),
         })
+    }
+}
+
+/// A borrowed provider is one too (the merged source owns its provider or a reference).
+impl<T: InputTensors + ?Sized> InputTensors for &T {
+    fn index_of(&self, reference: &str) -> Option<usize> {
+        (**self).index_of(reference)
+    }
+    fn n_models(&self) -> usize {
+        (**self).n_models()
+    }
+    fn path(&self, model: usize) -> &Path {
+        (**self).path(model)
+    }
+    fn arch(&self, model: usize) -> &'static dyn Arch {
+        (**self).arch(model)
+    }
+    fn metadata(&self, model: usize) -> &Metadata {
+        (**self).metadata(model)
+    }
+    fn tensor_infos(&self, model: usize) -> &[TensorInfo] {
+        (**self).tensor_infos(model)
+    }
+    fn tensor_f32(&self, model: usize, name: &str) -> Result<F32Tensor, MergeRunError> {
+        (**self).tensor_f32(model, name)
+    }
+    fn release(&self, model: usize, name: &str) {
+        (**self).release(model, name)
+    }
+    fn raw_bytes(&self, model: usize, name: &str) -> Result<Vec<u8>, MergeRunError> {
+        (**self).raw_bytes(model, name)
     }
 }
 
@@ -193,7 +241,7 @@ impl InputCache {
     /// Loads every model the config references (tensors decoded in parallel). Later
     /// configurations may use any subset of these references.
     pub fn load(config: &MergeConfig) -> Result<Self, MergeRunError> {
-        let (paths, index) = resolve_all(config)?;
+        let Resolved { paths, index, .. } = resolve_all(config, None)?;
         let mut cache = InputCache {
             paths: Vec::new(),
             archs: Vec::new(),
@@ -210,7 +258,7 @@ impl InputCache {
                 .par_iter()
                 .map(|t| {
                     let c = match arch_fix(model.arch, &model.metadata, &t.name) {
-                        Ok(_) => Cached::F32(Arc::new(to_hf_f32(&model, &t.name)?)),
+                        Ok(_) => Cached::F32(Arc::new(to_hf_f32(Input::of(&model), &t.name)?)),
                         Err(_) => Cached::Raw(
                             model
                                 .tensors

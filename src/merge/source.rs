@@ -15,14 +15,15 @@ use super::methods::{merge_tensor, ModelTensor, TensorInputs};
 use super::plan::{MergePlan, TensorPlan};
 
 /// A merge computed on demand.
-pub struct MergedSource<'a, I: InputTensors + ?Sized> {
+/// `I` is the inputs' provider, owned or borrowed (`&InputCache`).
+pub struct MergedSource<I: InputTensors> {
     pub plan: MergePlan,
-    inputs: &'a I,
+    inputs: I,
     infos: Vec<TensorInfo>,
 }
 
-impl<'a, I: InputTensors + ?Sized> MergedSource<'a, I> {
-    pub fn new(plan: MergePlan, inputs: &'a I) -> Self {
+impl<I: InputTensors> MergedSource<I> {
+    pub fn new(plan: MergePlan, inputs: I) -> Self {
         let infos = plan.tensors.iter().map(|t| t.out.clone()).collect();
         MergedSource { plan, inputs, infos }
     }
@@ -113,7 +114,7 @@ fn round_through(data: &mut [f32], ty: GgmlType) {
     }
 }
 
-impl<I: InputTensors + ?Sized> TensorSource for MergedSource<'_, I> {
+impl<I: InputTensors> TensorSource for MergedSource<I> {
     fn tensor_infos(&self) -> &[TensorInfo] {
         &self.infos
     }

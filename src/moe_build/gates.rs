@@ -25,7 +25,8 @@ pub fn tokenize_prompts(cfg: &MoeConfig, inputs: &MoeInputs) -> Result<Prompts, 
     if !cfg.gate_mode.needs_prompts() {
         return Ok(Vec::new());
     }
-    let vocab = Tokenizer::from_model(&inputs.base).map_err(|e| MoeError::Tokenizer(e.to_string()))?;
+    let vocab =
+        Tokenizer::from_gguf_metadata(inputs.base.stage.metadata).map_err(|e| MoeError::Tokenizer(e.to_string()))?;
     let encode = |expert: usize, p: &String| -> Result<Vec<u32>, MoeError> {
         let ids = vocab.encode(p, false, true).map_err(|e| MoeError::Tokenizer(e.to_string()))?;
         if ids.is_empty() {
@@ -87,7 +88,7 @@ pub fn router_weights(
             Ok(per_layer(flat.collect()))
         }
         GateMode::CheapEmbed => {
-            let embed = tensor_f32(&inputs.base, "token_embd.weight")?;
+            let embed = tensor_f32(inputs.base, "token_embd.weight")?;
             let mut layer = Vec::with_capacity(n_expert * d);
             for (pos, neg) in prompts {
                 let mut v = cheap_embedding(&embed, d, pos)?;
@@ -100,7 +101,7 @@ pub fn router_weights(
             }
             Ok(vec![layer; n_layer])
         }
-        GateMode::Hidden => super::hidden::hidden_routers(&inputs.base, n_layer, d, prompts),
+        GateMode::Hidden => super::hidden::hidden_routers(inputs.base, n_layer, d, prompts),
     }
 }
 

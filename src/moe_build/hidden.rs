@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use super::MoeError;
 use crate::infer::{layer_input_name, InferModel, MatmulObserver};
-use crate::model::Model;
+use crate::pipeline::Input;
 
 /// Keeps the last token's row of every layer's input.
 struct LastRows {
@@ -68,12 +68,12 @@ fn mean_last_states(
 
 /// The routers of `hidden` mode: one `n_expert × n_embd` matrix per layer.
 pub fn hidden_routers(
-    base: &Model,
+    base: Input<'_>,
     n_layer: usize,
     d: usize,
     prompts: &super::gates::Prompts,
 ) -> Result<Vec<Vec<f32>>, MoeError> {
-    let mut model = InferModel::load(base).map_err(|e| err(e.to_string()))?;
+    let mut model = InferModel::from_source(base.stage.metadata, base.stage.tensors).map_err(|e| err(e.to_string()))?;
     let mut layers = vec![Vec::with_capacity(prompts.len() * d); n_layer];
     for (pos, neg) in prompts {
         let mut v = mean_last_states(&mut model, n_layer, d, pos)?;

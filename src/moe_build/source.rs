@@ -23,8 +23,8 @@ use super::config::{Expert, MoeConfig, OutArch};
 use super::inputs::{tensor_f32, MoeInputs, MLP};
 use super::MoeError;
 use crate::arch::{Arch, TensorFix};
-use crate::model::Model;
 use crate::passes::convert::OutType;
+use crate::pipeline::Input;
 
 enum Origin {
     /// The base model's tensor of the same name, with a layout fix (GGUF form of the base
@@ -43,7 +43,7 @@ enum Origin {
 }
 
 pub struct MoeSource<'a> {
-    inputs: &'a MoeInputs,
+    inputs: MoeInputs<'a>,
     cfg: &'a MoeConfig,
     routers: Vec<Vec<f32>>,
     infos: Vec<TensorInfo>,
@@ -62,14 +62,14 @@ fn round_through(v: &mut [f32], ty: OutType) {
     }
 }
 
-fn input_err(m: &Model, reason: String) -> MoeError {
-    MoeError::Input { path: m.path.clone(), reason }
+fn input_err(m: Input<'_>, reason: String) -> MoeError {
+    MoeError::Input { path: m.path.to_path_buf(), reason }
 }
 
 /// Mixtral metadata: the base model's, with the expert counts.
-fn mixtral_metadata(base: &Model, n_expert: u32, n_used: u32) -> Metadata {
-    let mut md = base.metadata.clone();
-    let arch = base.arch.gguf_arch();
+fn mixtral_metadata(base: Input<'_>, n_expert: u32, n_used: u32) -> Metadata {
+    let mut md = base.stage.metadata.clone();
+    let arch = base.stage.arch.gguf_arch();
     md.insert(format!("{arch}.expert_count"), MetaValue::U32(n_expert));
     md.insert(format!("{arch}.expert_used_count"), MetaValue::U32(n_used));
     md
@@ -77,10 +77,10 @@ fn mixtral_metadata(base: &Model, n_expert: u32, n_used: u32) -> Metadata {
 
 /// Qwen2-MoE metadata: the base's config.json as `_generate_config` (mergekit/moe/qwen.py)
 /// rewrites it, through the qwen2moe arch; the base's tokenizer and general keys kept.
-fn qwen2moe_metadata(base: &Model, n_expert: u32, n_used: u32) -> Result<(Metadata, &'static dyn Arch), MoeError> {
+fn qwen2moe_metadata(base: Input<'_>, n_expert: u32, n_used: u32) -> Result<(Metadata, &'static dyn Arch), MoeError> {
     let arch_err = |e: crate::arch::ArchError| input_err(base, e.to_string());
-    let mut cfg =
-        base.arch.metadata_to_config(&base.metadata, base.tensors.tensor_infos(), "float32").map_err(arch_err)?;
+    let b = base.stage;
+    let mut cfg = b.arch.metadata_to_config(b.metadata, b.tensors.tensor_infos(), "float32").map_err(arch_err)?;
     let obj = cfg.as_object_mut().ok_or_else(|| input_err(base, "config is not an object".into()))?;
     let ff = obj.get("intermediate_size").cloned().unwrap_or(Value::Null);
     for (k, v) in [
@@ -100,7 +100,7 @@ fn qwen2moe_metadata(base: &Model, n_expert: u32, n_used: u32) -> Result<(Metada
     let arch = crate::arch::from_hf_config(&cfg).map_err(arch_err)?;
     let mut md = Metadata::new();
     arch.config_to_metadata(&cfg, &mut md).map_err(arch_err)?;
-    for (k, v) in base.metadata.iter() {
+    for (k, v) in b.metadata.iter() {
         if (k.starts_with("tokenizer.") || k.starts_with("general.")) && !md.contains_key(k) {
             md.insert(k.to_string(), v.clone());
         }
@@ -111,18 +111,18 @@ fn qwen2moe_metadata(base: &Model, n_expert: u32, n_used: u32) -> Result<(Metada
 impl<'a> MoeSource<'a> {
     pub fn new(
         cfg: &'a MoeConfig,
-        inputs: &'a MoeInputs,
+        inputs: MoeInputs<'a>,
         mut routers: Vec<Vec<f32>>,
         out: OutType,
     ) -> Result<Self, MoeError> {
         routers.iter_mut().for_each(|r| round_through(r, out));
-        let base = &inputs.base;
+        let base = inputs.base;
         let (n_expert, n_used) = (cfg.experts.len() as u32, cfg.experts_per_token);
         let qwen = cfg.architecture == OutArch::Qwen2Moe;
         let (metadata, arch) = if qwen {
             qwen2moe_metadata(base, n_expert, n_used)?
         } else {
-            (mixtral_metadata(base, n_expert, n_used), base.arch)
+            (mixtral_metadata(base, n_expert, n_used), base.stage.arch)
         };
         let mut infos = Vec::new();
         let mut origins = Vec::new();
@@ -130,8 +130,8 @@ impl<'a> MoeSource<'a> {
             infos.push(TensorInfo { name, ty: GgmlType::F32, ne });
             origins.push(o);
         };
-        let has = |n: &str| base.tensors.tensor_info(n).is_some();
-        for t in base.tensors.tensor_infos() {
+        let has = |n: &str| base.stage.tensors.tensor_info(n).is_some();
+        for t in base.stage.tensors.tensor_infos() {
             let split = t.name.strip_prefix("blk.").and_then(|r| r.split_once('.'));
             let block = split.and_then(|(l, suffix)| Some((l.parse::<u32>().ok()?, suffix)));
             let mlp =
@@ -139,8 +139,9 @@ impl<'a> MoeSource<'a> {
             let Some((layer, dense, stacked)) = mlp else {
                 let fix = if qwen {
                     // base GGUF form → HF layout = qwen2's GGUF form (llama's Q/K un-permuted)
-                    base.arch
-                        .gguf_to_hf_tensor(&t.name, &base.metadata)
+                    base.stage
+                        .arch
+                        .gguf_to_hf_tensor(&t.name, base.stage.metadata)
                         .map_err(|e| input_err(base, e.to_string()))?
                         .fix
                 } else {
@@ -191,7 +192,7 @@ impl<'a> MoeSource<'a> {
     }
 
     /// An expert's MLP tensor, `residual_scale` applied to down (`noise_and_scale`).
-    fn expert_mlp(m: &Model, e: &Expert, layer: u32, dense: &str) -> Result<Vec<f32>, MoeError> {
+    fn expert_mlp(m: Input<'_>, e: &Expert, layer: u32, dense: &str) -> Result<Vec<f32>, MoeError> {
         let mut w = tensor_f32(m, &format!("blk.{layer}.{dense}"))?;
         if let (Some(s), true) = (e.residual_scale, dense == "ffn_down.weight") {
             let s = s as f32;
@@ -209,7 +210,7 @@ impl<'a> MoeSource<'a> {
             Origin::Stacked { layer, dense } => {
                 let n = self.infos[i].n_elements().unwrap_or(0) as usize;
                 out.reserve_exact(n * 4);
-                for (m, e) in self.inputs.experts.iter().zip(&self.cfg.experts) {
+                for (&m, e) in self.inputs.experts.iter().zip(&self.cfg.experts) {
                     le(&Self::expert_mlp(m, e, *layer, dense)?, &mut out);
                 }
             }
@@ -224,18 +225,18 @@ impl<'a> MoeSource<'a> {
         let n_expert = self.cfg.experts.len();
         match &self.origins[i] {
             Origin::Base(fix) => {
-                let data = tensor_f32(&self.inputs.base, &info.name)?;
+                let data = tensor_f32(self.inputs.base, &info.name)?;
                 crate::merge::inputs::apply_fix_f32(info, data, *fix)
-                    .map_err(|e| input_err(&self.inputs.base, format!("{}: {e}", info.name)))
+                    .map_err(|e| input_err(self.inputs.base, format!("{}: {e}", info.name)))
             }
             Origin::Zeros => Ok(vec![0.0; info.ne[0] as usize]),
             Origin::Router(l) => Ok(self.routers[*l][..n_expert * d].to_vec()),
             Origin::SharedGate(l) => Ok(self.routers[*l][n_expert * d..(n_expert + 1) * d].to_vec()),
             // written expert by expert by `bytes`
-            Origin::Stacked { .. } => Err(input_err(&self.inputs.base, format!("{}: stacked", info.name))),
+            Origin::Stacked { .. } => Err(input_err(self.inputs.base, format!("{}: stacked", info.name))),
             Origin::Shared { layer, dense } => {
-                let (Some(m), Some(e)) = (&self.inputs.shared, self.cfg.shared_experts.first()) else {
-                    return Err(input_err(&self.inputs.base, "no shared expert".into()));
+                let (Some(m), Some(e)) = (self.inputs.shared, self.cfg.shared_experts.first()) else {
+                    return Err(input_err(self.inputs.base, "no shared expert".into()));
                 };
                 Self::expert_mlp(m, e, *layer, dense)
             }

@@ -114,26 +114,47 @@ pub fn retype_bytes<'a>(
 
 /// A source whose tensors are those of `inner` re-typed to the given types.
 pub struct Retyped<'a> {
-    inner: &'a dyn TensorSource,
+    inner: Inner<'a>,
     infos: Vec<TensorInfo>,
+}
+
+/// The re-typed source, borrowed or owned (a pass's computed output, e.g. a MoE).
+enum Inner<'a> {
+    Borrowed(&'a dyn TensorSource),
+    Owned(Box<dyn TensorSource + 'a>),
+}
+
+fn retyped_infos(inner: &dyn TensorSource, types: &[GgmlType]) -> Vec<TensorInfo> {
+    inner
+        .tensor_infos()
+        .iter()
+        .zip(types)
+        .map(|(t, &ty)| TensorInfo { name: t.name.clone(), ty, ne: t.ne.clone() })
+        .collect()
 }
 
 impl<'a> Retyped<'a> {
     /// `inner`'s tensors in its order, tensor i re-typed to `types[i]`.
     pub fn new(inner: &'a dyn TensorSource, types: &[GgmlType]) -> Self {
-        let infos = inner
-            .tensor_infos()
-            .iter()
-            .zip(types)
-            .map(|(t, &ty)| TensorInfo { name: t.name.clone(), ty, ne: t.ne.clone() })
-            .collect();
-        Retyped { inner, infos }
+        Retyped { infos: retyped_infos(inner, types), inner: Inner::Borrowed(inner) }
+    }
+
+    /// Like [`Retyped::new`], owning `inner`.
+    pub fn owning(inner: Box<dyn TensorSource + 'a>, types: &[GgmlType]) -> Self {
+        Retyped { infos: retyped_infos(inner.as_ref(), types), inner: Inner::Owned(inner) }
     }
 
     /// The tensors `infos` names (each one of `inner`'s, same shape), in that order and
     /// with those types — e.g. a quantization plan in llama.cpp's tensor order.
     pub fn from_infos(inner: &'a dyn TensorSource, infos: Vec<TensorInfo>) -> Self {
-        Retyped { inner, infos }
+        Retyped { inner: Inner::Borrowed(inner), infos }
+    }
+
+    fn inner(&self) -> &dyn TensorSource {
+        match &self.inner {
+            Inner::Borrowed(s) => *s,
+            Inner::Owned(s) => s.as_ref(),
+        }
     }
 }
 
@@ -143,13 +164,14 @@ impl TensorSource for Retyped<'_> {
     }
 
     fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, FormatError> {
-        let from = self.inner.tensor_info(name).ok_or_else(|| FormatError::NoSuchTensor(name.to_string()))?.ty;
+        let inner = self.inner();
+        let from = inner.tensor_info(name).ok_or_else(|| FormatError::NoSuchTensor(name.to_string()))?.ty;
         let to = self.tensor_info(name).expect("same names as inner").ty;
-        retype_bytes(name, from, to, self.inner.tensor_bytes(name)?)
+        retype_bytes(name, from, to, inner.tensor_bytes(name)?)
     }
 
     fn release(&self, name: &str) {
-        self.inner.release(name)
+        self.inner().release(name)
     }
 }
 

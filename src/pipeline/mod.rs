@@ -3,8 +3,10 @@
 //! writer or a scorer asks for a tensor), and the last stage is written once.
 //!
 //! * [`Stage`]: what flows between passes — architecture, GGUF-form metadata, tensors.
-//! * [`Pass`]: typed passes ([`Convert`], [`Lora`], [`Quantize`]) turning a stage into an
-//!   [`Output`] that owns the new source and metadata and borrows the input.
+//! * [`Pass`]: typed passes ([`Convert`], [`Lora`], [`Quantize`], [`ChatVector`], [`Merge`],
+//!   [`Moe`]) turning a stage into an [`Output`] that owns the new source and metadata and
+//!   borrows the input. The last three read other models too ([`Input`]s), opened when the
+//!   pass is made.
 //! * [`Pipeline`]: a list of passes run over a stage, with a look at every stage on the way
 //!   (the build's per-step validation scores each in-memory stage against the one before).
 //! * [`write_gguf`]: the streaming GGUF writer (temp file, fsync, rename).
@@ -34,14 +36,22 @@
 //! # Ok(()) }
 //! ```
 
+mod chatvector;
+mod merge;
+mod moe;
 mod passes;
 mod write;
+
+use std::path::Path;
 
 use llmtool_formats::{FormatError, Metadata, TensorSource};
 
 use crate::arch::Arch;
 use crate::model::{GgufInfo, Model, ModelFormat};
 
+pub use chatvector::{hf_namer, ChatVector, ChatVectorOptions, ChatVectorOutput};
+pub use merge::{merge_over, Merge, MergeOptions, Merged, DEFAULT_SEED as MERGE_DEFAULT_SEED};
+pub use moe::{Moe, MoeBuilt, MoeOptions, DEFAULT_SEED as MOE_DEFAULT_SEED};
 pub use passes::{check_kernels, quantized_metadata, Convert, Lora, Quantize, QuantizeOptions};
 pub use write::{gguf_header, write_gguf, write_header_and_tensors, WriteFileError, WriteOptions};
 
@@ -70,6 +80,24 @@ pub enum PipelineError {
     /// A conversion the plan needs has no kernel (the message says which and what to do).
     #[error("{0}")]
     NoKernel(String),
+    #[error(transparent)]
+    Merge(#[from] crate::merge::error::MergeRunError),
+    #[error(transparent)]
+    Moe(#[from] crate::moe_build::MoeError),
+    #[error(transparent)]
+    ChatVector(#[from] crate::passes::chatvector::ChatVectorError),
+    #[error("cannot open {}", path.display())]
+    Open {
+        path: std::path::PathBuf,
+        #[source]
+        source: Box<crate::model::ModelError>,
+    },
+    /// A multi-input pass names the pipeline's input, and it was run without one.
+    #[error("{0} reads the pipeline's input ('{1}'), and none was given")]
+    NoInput(&'static str, String),
+    /// Options of a pass that cannot work together (the message names them).
+    #[error("{0}")]
+    Options(String),
 }
 
 /// A model stage: what one pass hands to the next. Everything is borrowed — from an opened
@@ -120,6 +148,22 @@ impl<'a> Stage<'a> {
     /// Bytes of tensor data.
     pub fn n_tensor_bytes(&self) -> u64 {
         self.tensors.tensor_infos().iter().filter_map(|t| t.n_bytes()).sum()
+    }
+}
+
+/// One of the models a multi-input pass (merge, moe, chatvector) reads: a stage with the
+/// path it stands for (an opened file, or the pipeline's input standing for the file it
+/// replaces), which names it in messages.
+#[derive(Clone, Copy)]
+pub struct Input<'a> {
+    pub path: &'a Path,
+    pub stage: Stage<'a>,
+}
+
+impl<'a> Input<'a> {
+    /// An opened model as an input.
+    pub fn of(model: &'a Model) -> Input<'a> {
+        Input { path: &model.path, stage: Stage::of(model) }
     }
 }
 
