@@ -11,15 +11,19 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
+use super::export;
+use super::output::{write_hf_from_gguf_form, OutputOptions};
 use crate::build::cache::{step_key, Hash, HashMemo};
 use crate::build::recipe::{needs_imatrix, Caching, ImatrixCompute, ImatrixSpec, Loaded, QuantizeStep, Step};
 use crate::build::report::{BuildReport, Figures, StepRecord};
-use crate::eval::validate::{measure_stage, Scored, TaskAccuracy, Windows};
+use crate::eval::validate::{measure_stage, read_text, Scored, TaskAccuracy, Windows};
 use crate::model::Model;
 use crate::passes::quantize::{FileType, Override};
 use crate::pipeline::{
-    gguf_header, write_gguf, Convert, Lora, Pass, Pipeline, Quantize, QuantizeOptions, Stage, WriteOptions,
+    compute_imatrix, gguf_header, write_gguf, Convert, ImatrixOptions, Lora, MixImatrix, MixOptions, MixTarget, Output,
+    Pass, Pipeline, PipelineError, Quantize, QuantizeMix, QuantizeOptions, Stage, WriteOptions,
 };
+use llmtool_formats::imatrix::Imatrix;
 
 #[derive(clap::Args, Debug)]
 pub struct BuildArgs {
@@ -356,18 +360,8 @@ fn run_steps(
                 eprintln!("step {}: {}", p.index, p.description);
             }
             std::fs::create_dir_all(&p.dir).with_context(|| format!("creating {}", p.dir.display()))?;
-            if let Some(ImatrixPlan { path, compute: Some(c), .. }) = &p.imatrix {
-                if !path.is_file() || no_cache {
-                    if !args.quiet {
-                        eprintln!("step {}: imatrix of its input on {}", p.index, c.text.display());
-                    }
-                    let dir = path.parent().expect("a cache file");
-                    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-                    super::run_args(imatrix_argv(&p.input, c, path))
-                        .with_context(|| format!("step {} ({}): computing the imatrix", p.index, p.description))?;
-                }
-            }
-            run_step(loaded, p).with_context(|| format!("step {} ({})", p.index, p.description))?;
+            run_step(loaded, p, no_cache, args.quiet)
+                .with_context(|| format!("step {} ({})", p.index, p.description))?;
         } else if !args.quiet {
             eprintln!("step {}: {} (cached)", p.index, p.description);
         }
@@ -430,8 +424,8 @@ fn record_step(
 
 /// Runs one step on its input file into its cache artifact: through the library's pass when
 /// the step has one ([`pass_of`]), else through the command that performs it.
-fn run_step(loaded: &Loaded, p: &Planned) -> Result<()> {
-    let Some(pass) = pass_of(p)? else {
+fn run_step(loaded: &Loaded, p: &Planned, no_cache: bool, quiet: bool) -> Result<()> {
+    let Some(pass) = pass_of(p, no_cache, quiet)? else {
         return super::run_args(step_argv(loaded, p)?);
     };
     let model = Model::open(&p.input).with_context(|| format!("opening {}", p.input.display()))?;
@@ -441,10 +435,11 @@ fn run_step(loaded: &Loaded, p: &Planned) -> Result<()> {
     Ok(())
 }
 
-/// The library pass of a step, when it has one: convert, lora, and quantize to a file type
-/// (with an imatrix file or none). A measured mix runs the command on the step's input file,
-/// as do chatvector, merge and moe.
-fn pass_of(p: &Planned) -> Result<Option<Box<dyn Pass>>> {
+/// The library pass of a step, when it has one: convert, lora, and quantize (to a file type
+/// or a measured mix, with an imatrix given, computed on the step's input or none).
+/// Chatvector, merge and moe run their command on the step's input file. `no_cache`: a
+/// computed imatrix is computed again even when cached.
+fn pass_of(p: &Planned, no_cache: bool, quiet: bool) -> Result<Option<Box<dyn Pass>>> {
     Ok(Some(match &p.step {
         Step::Convert(c) => Box::new(Convert::parse(c.outtype.as_deref()).map_err(anyhow::Error::msg)?),
         Step::Lora(l) => {
@@ -452,29 +447,122 @@ fn pass_of(p: &Planned) -> Result<Option<Box<dyn Pass>>> {
             let scale: f32 = l.scale.to_string().parse()?;
             Box::new(Lora::open(&[(l.adapter.as_path(), scale)])?)
         }
-        // A computed imatrix is in the cache by now (run_steps computes it first).
-        Step::Quantize(q) if q.target_bpw.is_none() => {
-            let mut opts = QuantizeOptions::new(&q.ty)
-                .map_err(|_| anyhow::anyhow!("--type {}: unknown type; expected one of {}", q.ty, FileType::names()))?;
-            opts.pure = q.pure;
-            opts.overrides = q.keep.iter().map(|k| Override::parse(k)).collect::<Result<_, _>>()?;
-            if let Some(im) = &p.imatrix {
-                opts = opts.with_imatrix_file(&im.path)?;
-            }
-            Box::new(Quantize::new(opts)?)
-        }
+        Step::Quantize(q) => Box::new(StepQuantize::new(p, q, no_cache, quiet)?),
         _ => return Ok(None),
     }))
 }
 
-/// Whether a step can be chained in memory: it has a library pass, and no imatrix to compute
-/// on its input first.
-fn streamable(p: &Planned) -> bool {
-    match &p.step {
-        Step::Convert(_) | Step::Lora(_) => true,
-        Step::Quantize(q) => q.target_bpw.is_none() && p.imatrix.as_ref().is_none_or(|i| i.compute.is_none()),
-        _ => false,
+/// A recipe's quantize step as a pass: its imatrix resolved on the step's input (read from
+/// the file given or cached, or computed on the input stage and cached), then [`Quantize`]
+/// to the file type or [`QuantizeMix`] — as `imatrix` then `quantize` on the step's files.
+struct StepQuantize {
+    index: usize,
+    quiet: bool,
+    imatrix: Option<StepImatrix>,
+    kind: QuantizeKind,
+}
+
+struct StepImatrix {
+    path: PathBuf,
+    /// Computed on the input (unless `reuse` and the file is there).
+    compute: Option<ImatrixCompute>,
+    reuse: bool,
+}
+
+enum QuantizeKind {
+    Type(QuantizeOptions),
+    /// The mix; a mix without an imatrix computes one on its calibration text, recorded (and
+    /// saved) next to the artifact, as `quantize --target-bpw` does next to its output.
+    Mix(MixOptions, PathBuf),
+}
+
+impl StepQuantize {
+    fn new(p: &Planned, q: &QuantizeStep, no_cache: bool, quiet: bool) -> Result<Self> {
+        let overrides = q.keep.iter().map(|k| Override::parse(k)).collect::<Result<Vec<_>, _>>()?;
+        let kind = match (q.target_bpw, &q.calibration) {
+            (Some(b), Some(c)) => {
+                if !overrides.is_empty() {
+                    bail!("--keep/--keep-file cannot be combined with --target-bpw/--target-size (the mix sets every tensor)");
+                }
+                let placeholder = MixImatrix::Computed { path: PathBuf::new(), save: false };
+                let mut o = MixOptions::new(MixTarget::Bpw(b), c, placeholder);
+                o.pure = q.pure;
+                QuantizeKind::Mix(o, p.artifact.with_extension("imatrix.gguf"))
+            }
+            _ => {
+                let mut o = QuantizeOptions::new(&q.ty).map_err(|_| {
+                    anyhow::anyhow!("--type {}: unknown type; expected one of {}", q.ty, FileType::names())
+                })?;
+                o.pure = q.pure;
+                o.overrides = overrides;
+                QuantizeKind::Type(o)
+            }
+        };
+        let imatrix = p.imatrix.as_ref().map(|im| StepImatrix {
+            path: im.path.clone(),
+            compute: im.compute.clone(),
+            reuse: !no_cache,
+        });
+        Ok(StepQuantize { index: p.index, quiet, imatrix, kind })
     }
+
+    /// The step's imatrix (its path and matrix), computed on `input` when it must be.
+    fn imatrix(&self, input: Stage<'_>) -> Result<Option<(PathBuf, Imatrix)>, PipelineError> {
+        let Some(im) = &self.imatrix else { return Ok(None) };
+        let c = match &im.compute {
+            Some(c) if !(im.reuse && im.path.is_file()) => c,
+            _ => return Ok(Some((im.path.clone(), Imatrix::read(&im.path)?))),
+        };
+        if !self.quiet {
+            eprintln!("step {}: imatrix of its input on {}", self.index, c.text.display());
+        }
+        // `llmtool imatrix INPUT --text T --chunks N --ctx C`: the text read whole, the
+        // matrix naming the text as given.
+        let text = read_text(&c.text)?;
+        let opts = ImatrixOptions::new(c.ctx, Some(c.chunks));
+        let run = compute_imatrix(input, &text, &c.text.display().to_string(), &opts, |_, _| {})?;
+        create_parent(&im.path)?;
+        run.imatrix.write_gguf(&im.path, true)?;
+        Ok(Some((im.path.clone(), run.imatrix)))
+    }
+}
+
+impl Pass for StepQuantize {
+    fn name(&self) -> &'static str {
+        "quantize"
+    }
+
+    fn apply<'a>(&'a self, input: Stage<'a>) -> Result<Output<'a>, PipelineError> {
+        let imatrix = self.imatrix(input)?;
+        let opts = match &self.kind {
+            QuantizeKind::Type(o) => QuantizeOptions { imatrix, ..o.clone() },
+            QuantizeKind::Mix(o, beside) => {
+                let imatrix = match imatrix {
+                    Some((path, im)) => MixImatrix::Given(path, im),
+                    None => {
+                        create_parent(beside)?;
+                        MixImatrix::Computed { path: beside.clone(), save: true }
+                    }
+                };
+                let mix = QuantizeMix::new(MixOptions { imatrix, ..o.clone() });
+                let choice = mix.choose(input, &mut |_| {})?;
+                choice.quantize_options(&mix.opts)
+            }
+        };
+        Quantize::new(opts)?.into_output(input)
+    }
+}
+
+/// The cache directory of a file a pass saves (an imatrix), made when missing.
+fn create_parent(path: &Path) -> Result<(), PipelineError> {
+    let Some(dir) = path.parent() else { return Ok(()) };
+    std::fs::create_dir_all(dir)
+        .map_err(|source| llmtool_formats::FormatError::Io { path: dir.to_path_buf(), source }.into())
+}
+
+/// Whether a step can be chained in memory: it has a library pass.
+fn streamable(p: &Planned) -> bool {
+    matches!(&p.step, Step::Convert(_) | Step::Lora(_) | Step::Quantize(_))
 }
 
 /// `caching: final | off`: runs of library passes are chained in memory — their input read
@@ -601,11 +689,14 @@ fn stream_run(
 ) -> Result<()> {
     let input = &run[0].input;
     let model = Model::open(input).with_context(|| format!("opening {}", input.display()))?;
-    let passes = run.iter().map(|p| Ok(pass_of(p)?.expect("a streamable step"))).collect::<Result<_>>()?;
+    let passes = run
+        .iter()
+        .map(|p| Ok(pass_of(p, !use_cache, args.quiet)?.expect("a streamable step")))
+        .collect::<Result<_>>()?;
     let pipeline = Pipeline::new(passes);
     let validate = loaded.recipe.validate.as_ref();
     let text = match validate.and_then(|v| v.text.as_ref()) {
-        Some(t) => Some(super::perplexity::read_text(t)?),
+        Some(t) => Some(read_text(t)?),
         None => None,
     };
     let sets = match validate {
@@ -760,14 +851,6 @@ fn step_argv(loaded: &Loaded, p: &Planned) -> Result<Vec<OsString>> {
     Ok(a)
 }
 
-/// `llmtool imatrix` on a step's input, written to the cache.
-fn imatrix_argv(input: &Path, c: &ImatrixCompute, out: &Path) -> Vec<OsString> {
-    let mut a: Vec<OsString> = vec!["imatrix".into(), input.into(), "--text".into(), c.text.clone().into()];
-    a.extend(["--chunks".into(), c.chunks.to_string().into(), "--ctx".into(), c.ctx.to_string().into()]);
-    a.extend(["-o".into(), out.into(), "--force".into(), "--quiet".into()]);
-    a
-}
-
 /// A mergekit (or mergekit-moe) config with every `model:`/`base_model:`/`source_model:` value made a path: `current` → the
 /// model being built, an input name → that input, a relative path → relative to the config.
 fn resolve_merge_config(loaded: &Loaded, config: &Path, current: &Path) -> Result<yaml_serde::Value> {
@@ -885,63 +968,74 @@ fn write_outputs(loaded: &Loaded, plan: &[Planned], done: Option<&Path>, quiet: 
         if let Some(parent) = h.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
-        let mut argv: Vec<OsString> =
-            vec!["convert".into(), last.into(), h.into(), "--to".into(), "hf".into(), "--force".into()];
-        if quiet {
-            argv.push("--quiet".into());
-        }
-        super::run_args(argv).with_context(|| format!("writing {}", h.display()))?;
+        write_hf(last, h, quiet).with_context(|| format!("writing {}", h.display()))?;
         written.push(h.clone());
     }
     Ok(written)
 }
 
-/// The `export` command lines of the recipe's deployment outputs (`outputs.ollama`,
-/// `outputs.lmstudio`), without the source GGUF and the report.
-fn deploy_outputs(loaded: &Loaded) -> impl Iterator<Item = (PathBuf, Vec<OsString>)> + '_ {
+/// `convert GGUF DIR --to hf --force`: the built GGUF as an HF model directory.
+fn write_hf(gguf: &Path, dir: &Path, quiet: bool) -> Result<()> {
+    let started = Instant::now();
+    llmtool_formats::atomic::check_output_not_input(dir, &[gguf])?;
+    let model = Model::open(gguf).with_context(|| format!("cannot open {}", gguf.display()))?;
+    let opts = OutputOptions { force: true, quiet, label: "convert", shard_size: None };
+    let written = write_hf_from_gguf_form(model.arch, &model.metadata, model.tensors.as_ref(), None, dir, &opts)?;
+    if !quiet {
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "wrote {} ({:.1} MB in {:.2} s, {:.0} MB/s)",
+            dir.display(),
+            written as f64 / 1e6,
+            secs,
+            written as f64 / 1e6 / secs.max(1e-9)
+        );
+    }
+    Ok(())
+}
+
+/// The recipe's deployment outputs (`outputs.ollama`, `outputs.lmstudio`) as `export`
+/// arguments, without the source GGUF and the report: (target path, kind, what to write).
+fn deploy_outputs(loaded: &Loaded) -> impl Iterator<Item = (PathBuf, &'static str, Deploy<'_>)> + '_ {
     let o = &loaded.recipe.outputs;
-    let ollama = o.ollama.as_ref().map(|ol| {
-        let mut argv: Vec<OsString> = vec!["ollama".into()];
-        if let Some(n) = &ol.name {
-            argv.extend(["--name".into(), n.into()]);
-        }
-        if let Some(s) = &ol.system {
-            argv.extend(["--system".into(), s.into()]);
-        }
-        (ol.dir.clone(), argv)
-    });
-    let lmstudio = o.lmstudio.as_ref().map(|l| {
-        let mut argv: Vec<OsString> = vec!["lmstudio".into()];
-        if let Some(p) = &l.publisher {
-            argv.extend(["--publisher".into(), p.into()]);
-        }
-        if let Some(m) = &l.model {
-            argv.extend(["--model".into(), m.into()]);
-        }
-        (l.root.clone(), argv)
-    });
+    let ollama = o.ollama.as_ref().map(|ol| (ol.dir.clone(), "ollama", Deploy::Ollama(ol)));
+    let lmstudio = o.lmstudio.as_ref().map(|l| (l.root.clone(), "lmstudio", Deploy::LmStudio(l)));
     ollama.into_iter().chain(lmstudio)
 }
 
-/// Runs `llmtool export` for each deployment output on the built GGUF (outputs.gguf, else the
+enum Deploy<'a> {
+    Ollama(&'a crate::build::recipe::OllamaOutput),
+    LmStudio(&'a crate::build::recipe::LmStudioOutput),
+}
+
+/// `llmtool export` for each deployment output on the built GGUF (outputs.gguf, else the
 /// last step's result), its model card from the report just written.
 fn write_deploy_outputs(loaded: &Loaded, plan: &[Planned], quiet: bool) -> Result<Vec<PathBuf>> {
     let gguf = loaded.recipe.outputs.gguf.clone().unwrap_or_else(|| plan.last().expect("steps").artifact.clone());
     let report = loaded.report_dir.join("report.json");
     let mut written = Vec::new();
-    for (target, mut argv) in deploy_outputs(loaded) {
+    for (target, kind, deploy) in deploy_outputs(loaded) {
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
-        let kind = argv[0].clone();
-        argv.splice(1..1, [gguf.clone().into(), target.clone().into()]);
-        argv.splice(0..0, [OsString::from("export")]);
-        argv.extend(["--force".into(), "--report".into(), report.clone().into()]);
-        if quiet {
-            argv.push("--quiet".into());
+        let common = export::Common::with_report(report.clone(), true, quiet);
+        match deploy {
+            Deploy::Ollama(o) => export::ollama(export::OllamaArgs::new(
+                gguf.clone(),
+                target.clone(),
+                o.name.clone(),
+                o.system.clone(),
+                common,
+            )),
+            Deploy::LmStudio(l) => export::lmstudio(export::LmStudioArgs::new(
+                gguf.clone(),
+                target.clone(),
+                l.publisher.clone(),
+                l.model.clone(),
+                common,
+            )),
         }
-        super::run_args(argv)
-            .with_context(|| format!("writing outputs.{} {}", kind.to_string_lossy(), target.display()))?;
+        .with_context(|| format!("writing outputs.{kind} {}", target.display()))?;
         written.push(target);
     }
     Ok(written)

@@ -37,7 +37,7 @@ enum Target {
 
 /// What the model card may add.
 #[derive(clap::Args, Debug)]
-struct CardArgs {
+pub(crate) struct CardArgs {
     /// A `llmtool build` report (report.json): its table of steps (quant type, size, PPL, KLD)
     /// goes into the model card.
     #[arg(long, value_name = "FILE")]
@@ -58,7 +58,7 @@ struct CardArgs {
 
 /// What both layouts take.
 #[derive(clap::Args, Debug)]
-struct Common {
+pub(crate) struct Common {
     /// Copy the GGUF (default: a hard link where the file system allows one).
     #[arg(long)]
     copy: bool,
@@ -72,7 +72,7 @@ struct Common {
 }
 
 #[derive(clap::Args, Debug)]
-struct OllamaArgs {
+pub(crate) struct OllamaArgs {
     /// The GGUF file.
     model: PathBuf,
     /// The directory to write (must not exist unless --force).
@@ -92,7 +92,7 @@ struct OllamaArgs {
 }
 
 #[derive(clap::Args, Debug)]
-struct LmStudioArgs {
+pub(crate) struct LmStudioArgs {
     /// The GGUF file.
     model: PathBuf,
     /// LM Studio's models directory (or any root to copy from).
@@ -106,6 +106,39 @@ struct LmStudioArgs {
     model_name: Option<String>,
     #[command(flatten)]
     common: Common,
+}
+
+impl Common {
+    /// Hard link, no card measurement: what a build's deployment output asks for, the model
+    /// card's table from the build's `report`.
+    pub(crate) fn with_report(report: PathBuf, force: bool, quiet: bool) -> Self {
+        let card = CardArgs { report: Some(report), eval_text: None, eval_chunks: 4, eval_ctx: 512, kl_base: None };
+        Common { copy: false, force, quiet, card }
+    }
+}
+
+impl OllamaArgs {
+    pub(crate) fn new(
+        model: PathBuf,
+        dir: PathBuf,
+        name: Option<String>,
+        system: Option<String>,
+        common: Common,
+    ) -> Self {
+        OllamaArgs { model, dir, system, name, template: None, common }
+    }
+}
+
+impl LmStudioArgs {
+    pub(crate) fn new(
+        model: PathBuf,
+        root: PathBuf,
+        publisher: Option<String>,
+        model_name: Option<String>,
+        common: Common,
+    ) -> Self {
+        LmStudioArgs { model, root, publisher, model_name, common }
+    }
 }
 
 pub fn run(args: ExportArgs) -> Result<()> {
@@ -260,7 +293,7 @@ fn placed_word(p: Placed) -> &'static str {
     }
 }
 
-fn ollama(a: OllamaArgs) -> Result<()> {
+pub(crate) fn ollama(a: OllamaArgs) -> Result<()> {
     let src = open_gguf(&a.model)?;
     let name = safe_name(&a.name.clone().unwrap_or_else(|| input_stem(&a.model)));
     if name.is_empty() {
@@ -346,7 +379,7 @@ fn ollama(a: OllamaArgs) -> Result<()> {
     Ok(())
 }
 
-fn lmstudio(a: LmStudioArgs) -> Result<()> {
+pub(crate) fn lmstudio(a: LmStudioArgs) -> Result<()> {
     let src = open_gguf(&a.model)?;
     let org = src.model.metadata.get_str("general.organization");
     let publisher = safe_name(a.publisher.as_deref().or(org).unwrap_or_default());

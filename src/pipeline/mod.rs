@@ -3,8 +3,9 @@
 //! writer or a scorer asks for a tensor), and the last stage is written once.
 //!
 //! * [`Stage`]: what flows between passes — architecture, GGUF-form metadata, tensors.
-//! * [`Pass`]: typed passes ([`Convert`], [`Lora`], [`Quantize`]) turning a stage into an
-//!   [`Output`] that owns the new source and metadata and borrows the input.
+//! * [`Pass`]: typed passes ([`Convert`], [`Lora`], [`Quantize`], [`QuantizeMix`]) turning a
+//!   stage into an [`Output`] that owns the new source and metadata and borrows the input.
+//! * [`compute_imatrix`]: the importance matrix of a stage on a text.
 //! * [`Pipeline`]: a list of passes run over a stage, with a look at every stage on the way
 //!   (the build's per-step validation scores each in-memory stage against the one before).
 //! * [`write_gguf`]: the streaming GGUF writer (temp file, fsync, rename).
@@ -34,7 +35,9 @@
 //! # Ok(()) }
 //! ```
 
+mod imatrix;
 mod passes;
+mod quantize_mix;
 mod write;
 
 use llmtool_formats::{FormatError, Metadata, TensorSource};
@@ -42,7 +45,9 @@ use llmtool_formats::{FormatError, Metadata, TensorSource};
 use crate::arch::Arch;
 use crate::model::{GgufInfo, Model, ModelFormat};
 
+pub use imatrix::{compute_imatrix, ImatrixOptions, ImatrixRun};
 pub use passes::{check_kernels, quantized_metadata, Convert, Lora, Quantize, QuantizeOptions};
+pub use quantize_mix::{MixChoice, MixEvent, MixImatrix, MixOptions, MixTarget, QuantizeMix, QuantizeMixError};
 pub use write::{gguf_header, write_gguf, write_header_and_tensors, WriteFileError, WriteOptions};
 
 /// Errors of the passes and the writer.
@@ -62,6 +67,11 @@ pub enum PipelineError {
     Weights(#[from] crate::passes::quantize_weights::WeightsError),
     #[error(transparent)]
     Imatrix(#[from] llmtool_formats::imatrix::ImatrixError),
+    /// Scoring a stage on the inference core (an imatrix, a mix's measurements).
+    #[error(transparent)]
+    Validate(#[from] crate::eval::validate::ValidateError),
+    #[error(transparent)]
+    Mix(#[from] QuantizeMixError),
     #[error("unknown file type '{0}'; expected one of {names}", names = crate::passes::quantize::FileType::names())]
     UnknownFileType(String),
     /// Boxed: the file's path beside a format error would make every result large.

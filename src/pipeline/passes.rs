@@ -177,6 +177,17 @@ impl Quantize {
         check_plan(&plan, self.weights.as_ref(), self.opts.ftype)?;
         Ok(plan)
     }
+
+    /// Applies the pass, the output owning the importance weights (for a pass that makes its
+    /// `Quantize` while it is applied, e.g. [`super::QuantizeMix`]).
+    pub fn into_output(self, input: Stage<'_>) -> Result<Output<'_>, PipelineError> {
+        let plan = self.plan(input)?;
+        let path = self.opts.imatrix.as_ref().map(|(p, _)| p.as_path());
+        let metadata = quantized_metadata(input.metadata, self.opts.ftype, self.weights.as_ref(), path);
+        let infos = plan.iter().map(TensorPlan::info).collect();
+        let tensors = Box::new(WeightedRetyped::owning(input.tensors, infos, self.weights.unwrap_or_default()));
+        Ok(Output { arch: input.arch, metadata, tensors, gguf: None })
+    }
 }
 
 impl Pass for Quantize {
