@@ -900,10 +900,25 @@ fn write_figures(path: &Path, f: &Figures) -> Result<()> {
 }
 
 /// Perplexity and KL divergence of `output` against `input` on the recipe's text, and the
-/// task accuracy of `output`.
+/// task accuracy of `output` (the files scored through the library, [`Scored`]).
 fn measure(v: &crate::build::recipe::Validate, input: &Path, output: &Path, quiet: bool) -> Result<Figures> {
     let kld = match &v.text {
-        Some(text) => Some(super::pass_eval::measure_kld(input, output, text, v.ctx, v.chunks, quiet)?),
+        Some(text) => {
+            let text = read_text(text)?;
+            let in_model = Model::open(input).with_context(|| format!("opening {}", input.display()))?;
+            let reference = Scored::open(&in_model).with_context(|| format!("loading {}", input.display()))?;
+            crate::eval::validate::check_ctx(&reference.model, v.ctx)
+                .with_context(|| format!("validate.ctx for {}", input.display()))?;
+            let out_model = Model::open(output).with_context(|| format!("opening {}", output.display()))?;
+            let result = Scored::open(&out_model).with_context(|| format!("loading {}", output.display()))?;
+            if !quiet {
+                eprintln!("scoring {} against {}", output.display(), input.display());
+            }
+            let k = reference
+                .kld_of(&result, &text, Windows { ctx: v.ctx, chunks: v.chunks }, |_, _, _| {})
+                .with_context(|| format!("KL divergence of {} from {}", output.display(), input.display()))?;
+            Some(k)
+        }
         None => None,
     };
     let tasks = if v.tasks.is_empty() {

@@ -87,12 +87,11 @@ impl Lora {
     }
 }
 
-impl Pass for Lora {
-    fn name(&self) -> &'static str {
-        "lora"
-    }
-
-    fn apply<'a>(&'a self, input: Stage<'a>) -> Result<Output<'a>, PipelineError> {
+impl Lora {
+    /// The merged source itself (what [`Pass::apply`] boxes): `lora merge` counts its touched
+    /// tensors and, for a float output, asks for them unrounded
+    /// ([`LoraMerged::with_float_output`]).
+    pub fn merged<'a>(&'a self, input: Stage<'a>) -> Result<LoraMerged<'a>, PipelineError> {
         // PEFT module names map through config.json: the HF dir's own, else the one the
         // architecture writes from the metadata (as `lora merge` does for a GGUF base).
         let config = match input.origin.hf_config {
@@ -100,7 +99,17 @@ impl Pass for Lora {
             None => input.arch.metadata_to_config(input.metadata, input.tensors.tensor_infos(), "float32")?,
         };
         let edits = plan_edits(input.arch, &config, input.tensors, &self.adapters)?;
-        let tensors = Box::new(LoraMerged::new(input.tensors, edits));
+        Ok(LoraMerged::new(input.tensors, edits))
+    }
+}
+
+impl Pass for Lora {
+    fn name(&self) -> &'static str {
+        "lora"
+    }
+
+    fn apply<'a>(&'a self, input: Stage<'a>) -> Result<Output<'a>, PipelineError> {
+        let tensors = Box::new(self.merged(input)?);
         Ok(Output { arch: input.arch, metadata: input.metadata.clone(), tensors, gguf: None })
     }
 }
