@@ -11,12 +11,12 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use super::export;
 use super::output::{write_hf_from_gguf_form, OutputOptions};
 use crate::build::cache::{step_key, Hash, HashMemo};
 use crate::build::recipe::{needs_imatrix, Caching, ImatrixCompute, ImatrixSpec, Loaded, QuantizeStep, Step};
 use crate::build::report::{BuildReport, Figures, StepRecord};
 use crate::eval::validate::{measure_stage, read_text, Scored, TaskAccuracy, Windows};
+use crate::export::layout::{LmStudioOptions, LmStudioPlan, OllamaOptions, OllamaPlan, Source};
 use crate::model::Model;
 use crate::passes::quantize::{FileType, Override};
 use crate::pipeline::{
@@ -1023,34 +1023,61 @@ enum Deploy<'a> {
     LmStudio(&'a crate::build::recipe::LmStudioOutput),
 }
 
-/// `llmtool export` for each deployment output on the built GGUF (outputs.gguf, else the
-/// last step's result), its model card from the report just written.
+/// The deployment layouts ([`crate::export::layout`], as `llmtool export … --report`) of the
+/// built GGUF (outputs.gguf, else the last step's result), opened once, the model card's
+/// table from the report just written.
 fn write_deploy_outputs(loaded: &Loaded, plan: &[Planned], quiet: bool) -> Result<Vec<PathBuf>> {
     let gguf = loaded.recipe.outputs.gguf.clone().unwrap_or_else(|| plan.last().expect("steps").artifact.clone());
     let report = loaded.report_dir.join("report.json");
+    let mut source = None;
     let mut written = Vec::new();
     for (target, kind, deploy) in deploy_outputs(loaded) {
+        let context = || format!("writing outputs.{kind} {}", target.display());
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
-        let common = export::Common::with_report(report.clone(), true, quiet);
-        match deploy {
-            Deploy::Ollama(o) => export::ollama(export::OllamaArgs::new(
-                gguf.clone(),
-                target.clone(),
-                o.name.clone(),
-                o.system.clone(),
-                common,
-            )),
-            Deploy::LmStudio(l) => export::lmstudio(export::LmStudioArgs::new(
-                gguf.clone(),
-                target.clone(),
-                l.publisher.clone(),
-                l.model.clone(),
-                common,
-            )),
+        if source.is_none() {
+            let src = Source::open(&gguf).with_context(context)?;
+            let (quality, this_file) = src.quality_from_report(&report).with_context(context)?;
+            if !quiet && !this_file {
+                eprintln!(
+                    "note: {} did not pass or its last step is not this file's size; the card's table describes that build",
+                    report.display()
+                );
+            }
+            source = Some((src, quality));
         }
-        .with_context(|| format!("writing outputs.{kind} {}", target.display()))?;
+        let (src, quality) = source.as_ref().expect("opened above");
+        match deploy {
+            Deploy::Ollama(o) => {
+                let opts = OllamaOptions {
+                    dir: target.clone(),
+                    system: o.system.clone(),
+                    name: o.name.clone(),
+                    force: true,
+                    ..OllamaOptions::default()
+                };
+                let plan = OllamaPlan::new(src, &opts).with_context(context)?;
+                if !quiet {
+                    plan.notes.iter().for_each(|n| eprintln!("note: {n}"));
+                }
+                plan.write(src, &opts, Some(quality)).with_context(context)?;
+            }
+            Deploy::LmStudio(l) => {
+                let opts = LmStudioOptions {
+                    root: target.clone(),
+                    publisher: l.publisher.clone(),
+                    model: l.model.clone(),
+                    force: true,
+                    ..LmStudioOptions::default()
+                };
+                let plan = LmStudioPlan::new(src, &opts).with_context(context)?;
+                plan.write(src, &opts, Some(quality)).with_context(context)?;
+            }
+        }
+        if !quiet {
+            eprintln!("wrote outputs.{kind} {}", target.display());
+        }
         written.push(target);
     }
     Ok(written)
