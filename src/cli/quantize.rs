@@ -12,20 +12,27 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use llmtool_formats::atomic::check_output_not_input;
+#[cfg(feature = "gpu")]
 use llmtool_formats::gguf::GgufHeader;
-use llmtool_formats::{GgmlType, TensorSource};
+use llmtool_formats::imatrix::Imatrix;
+use llmtool_formats::GgmlType;
+#[cfg(feature = "gpu")]
+use llmtool_formats::TensorSource;
 
 use super::perplexity::{read_text, Bar};
 use super::quantize_mix::MixArgs;
 use crate::eval::validate::{check_ctx, Scored, Windows};
 use crate::eval::KldResult;
-use crate::model::{Model, ModelFormat};
+use crate::model::Model;
 #[cfg(feature = "gpu")]
 use crate::passes::quantize::GpuRetyped;
-use crate::passes::quantize::{on_gpu, plan, FileType, ModelFacts, Override, QuantizeParams, Reason, TensorPlan};
-use crate::passes::quantize_weights::{check_plan, ImportanceWeights, WeightedRetyped};
-use crate::pipeline::{check_kernels, quantized_metadata, MixImatrix, QuantizeMix, Stage};
-use llmtool_formats::imatrix::Imatrix;
+use crate::passes::quantize::{on_gpu, FileType, Override, Reason, TensorPlan};
+use crate::passes::quantize_weights::check_plan;
+use crate::pipeline::{
+    check_kernels, write_gguf, MixImatrix, Pass, Quantize, QuantizeMix, QuantizeOptions, Stage, WriteOptions,
+};
+#[cfg(feature = "gpu")]
+use crate::pipeline::{quantized_metadata, write_header_and_tensors};
 
 #[derive(clap::Args, Debug)]
 pub struct QuantizeArgs {
@@ -173,47 +180,36 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         let imatrix = args.imatrix.as_deref().map(Imatrix::read).transpose()?;
         (args.imatrix.clone(), imatrix, ftype, overrides)
     };
-    let weights = match (&imatrix_path, &imatrix) {
-        (Some(path), Some(imatrix)) => {
-            let w = ImportanceWeights::new(imatrix, &args.include_weights, &args.exclude_weights)?;
-            if use_gpu {
-                bail!("--imatrix: the GPU quantizers take no importance weights yet; use --device cpu");
-            }
-            // (A mix printed this line as it chose.)
-            if !args.quiet && !mix {
-                eprintln!(
-                    "imatrix {}: {} of {} entries used, {} chunk(s)",
-                    path.display(),
-                    w.len(),
-                    w.n_loaded,
-                    imatrix.chunk_count
-                );
-            }
-            // llama-quantize passes no imatrix at all when the filters leave it empty.
-            Some(w).filter(|w| !w.is_empty())
-        }
-        _ => None,
-    };
-    let params = QuantizeParams {
+    let quantize = Quantize::new(QuantizeOptions {
         ftype,
         pure: args.pure,
         overrides,
-        widen_vectors: model.format == ModelFormat::HfDir,
-        has_imatrix: weights.is_some(),
-    };
-    let facts = ModelFacts::from_metadata(&model.metadata);
-    let plan = plan(model.tensors.tensor_infos(), &facts, &params)?;
+        imatrix: imatrix_path.clone().zip(imatrix),
+        include_weights: args.include_weights.clone(),
+        exclude_weights: args.exclude_weights.clone(),
+    })?;
+    if let (Some((path, im)), Some((used, loaded))) = (&quantize.options().imatrix, quantize.imatrix_entries()) {
+        if use_gpu {
+            bail!("--imatrix: the GPU quantizers take no importance weights yet; use --device cpu");
+        }
+        // (A mix printed this line as it chose.)
+        if !args.quiet && !mix {
+            eprintln!("imatrix {}: {used} of {loaded} entries used, {} chunk(s)", path.display(), im.chunk_count);
+        }
+    }
+    let stage = Stage::of(&model);
+    let plan = quantize.plan_unchecked(stage)?;
 
     if args.dry_run {
         print_plan(&plan);
         print_summary(&plan, None, started.elapsed().as_secs_f64());
-        if let Err(e) = check_plan(&plan, weights.as_ref(), ftype) {
+        if let Err(e) = check_plan(&plan, quantize.weights(), ftype) {
             eprintln!("note: this quantization cannot run as planned: {e}");
         }
         return Ok(());
     }
     check_kernels(&plan, ftype).map_err(|e| anyhow::anyhow!("{e}"))?;
-    check_plan(&plan, weights.as_ref(), ftype).with_context(|| match &args.imatrix {
+    check_plan(&plan, quantize.weights(), ftype).with_context(|| match &args.imatrix {
         Some(im) => format!("cannot quantize {} with the imatrix {}", args.input.display(), im.display()),
         None => format!("cannot quantize {} to {}", args.input.display(), ftype.name()),
     })?;
@@ -241,21 +237,14 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         }
     }
 
-    let metadata = quantized_metadata(&model.metadata, ftype, weights.as_ref(), imatrix_path.as_deref());
-
-    let infos: Vec<_> = plan.iter().map(TensorPlan::info).collect();
-    // Without an imatrix the CPU path is the same source with no weights: plain types go
-    // through the block quantizers, types with only a row quantizer (IQ4_XS, IQ3_S, …)
-    // through `quantize_rows(…, None)`, like ggml's `quantize_<type>(…, NULL)`.
-    let no_weights = ImportanceWeights::default();
-    let source: Box<dyn TensorSource + '_> = match &gpu {
-        #[cfg(feature = "gpu")]
-        Some(g) => Box::new(GpuRetyped::new(model.tensors.as_ref(), infos, g)),
-        _ => Box::new(WeightedRetyped::new(model.tensors.as_ref(), infos, weights.as_ref().unwrap_or(&no_weights))),
+    let opts = WriteOptions { force: args.force, quiet: args.quiet, label: "quantize" };
+    let written = match &gpu {
+        Some(g) => write_on_gpu(stage, &plan, &quantize, g, &args.output, &opts)?,
+        // Without an imatrix the pass quantizes with no weights: plain types go through the
+        // block quantizers, types with only a row quantizer (IQ4_XS, IQ3_S, …) through
+        // `quantize_rows(…, None)`, like ggml's `quantize_<type>(…, NULL)`.
+        None => write_gguf(quantize.apply(stage)?.stage(), &args.output, &opts)?,
     };
-    let header = GgufHeader::new(metadata, source.tensor_infos().to_vec())?;
-    let written =
-        super::output::write_gguf_output(&header, source.as_ref(), &args.output, args.force, args.quiet, "quantize")?;
     if !args.quiet {
         print_summary(&plan, Some(written), started.elapsed().as_secs_f64());
         if let Some(g) = &gpu {
@@ -263,7 +252,6 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         }
         eprintln!("wrote {} ({:.1} MiB)", args.output.display(), written as f64 / MIB);
     }
-    drop(source);
     if let Some(text) = &args.validate {
         // The output against the input (already open) on the input's tokenization.
         let r =
@@ -322,6 +310,31 @@ fn validate(
         .with_context(|| format!("KL divergence of {} from {}", output.display(), input.display()))?;
     bar.finish();
     Ok(kld)
+}
+
+/// The planned tensors quantized on the GPU (the types without a GPU kernel on the CPU),
+/// written to `output`.
+#[cfg(feature = "gpu")]
+fn write_on_gpu(
+    stage: Stage<'_>,
+    plan: &[TensorPlan],
+    quantize: &Quantize,
+    gpu: &Gpu,
+    output: &Path,
+    opts: &WriteOptions,
+) -> Result<u64> {
+    let o = quantize.options();
+    let path = o.imatrix.as_ref().map(|(p, _)| p.as_path());
+    let metadata = quantized_metadata(stage.metadata, o.ftype, quantize.weights(), path);
+    let infos: Vec<_> = plan.iter().map(TensorPlan::info).collect();
+    let source = GpuRetyped::new(stage.tensors, infos, gpu);
+    let header = GgufHeader::new(metadata, source.tensor_infos().to_vec())?;
+    Ok(write_header_and_tensors(&header, &source, output, opts)?)
+}
+
+#[cfg(not(feature = "gpu"))]
+fn write_on_gpu(_: Stage<'_>, _: &[TensorPlan], _: &Quantize, gpu: &Gpu, _: &Path, _: &WriteOptions) -> Result<u64> {
+    match *gpu {}
 }
 
 #[cfg(feature = "gpu")]

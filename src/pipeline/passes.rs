@@ -158,6 +158,8 @@ pub struct Quantize {
     /// (llama-quantize then passes no imatrix at all).
     weights: Option<ImportanceWeights>,
     no_weights: ImportanceWeights,
+    /// Entries of the imatrix used after the filters, and read.
+    entries: Option<(usize, usize)>,
 }
 
 impl Quantize {
@@ -166,13 +168,27 @@ impl Quantize {
             Some((_, im)) => Some(ImportanceWeights::new(im, &opts.include_weights, &opts.exclude_weights)?),
             None => None,
         };
+        let entries = weights.as_ref().map(|w| (w.len(), w.n_loaded));
         let weights = weights.filter(|w| !w.is_empty());
-        Ok(Quantize { opts, weights, no_weights: ImportanceWeights::default() })
+        Ok(Quantize { opts, weights, no_weights: ImportanceWeights::default(), entries })
     }
 
-    /// The per-tensor plan for `input`, checked: kernels exist and the types that need
-    /// importance weights have them.
-    pub fn plan(&self, input: Stage<'_>) -> Result<Vec<TensorPlan>, PipelineError> {
+    pub fn options(&self) -> &QuantizeOptions {
+        &self.opts
+    }
+
+    /// The importance weights the quantizers use (none when the filters left none).
+    pub fn weights(&self) -> Option<&ImportanceWeights> {
+        self.weights.as_ref()
+    }
+
+    /// With an imatrix: its entries used after the filters, and its entries read.
+    pub fn imatrix_entries(&self) -> Option<(usize, usize)> {
+        self.entries
+    }
+
+    /// The per-tensor plan for `input` (llama.cpp's rules), not checked.
+    pub fn plan_unchecked(&self, input: Stage<'_>) -> Result<Vec<TensorPlan>, PipelineError> {
         let params = QuantizeParams {
             ftype: self.opts.ftype,
             pure: self.opts.pure,
@@ -181,7 +197,13 @@ impl Quantize {
             has_imatrix: self.weights.is_some(),
         };
         let facts = ModelFacts::from_metadata(input.metadata);
-        let plan = plan(input.tensors.tensor_infos(), &facts, &params)?;
+        Ok(plan(input.tensors.tensor_infos(), &facts, &params)?)
+    }
+
+    /// The per-tensor plan for `input`, checked: kernels exist and the types that need
+    /// importance weights have them.
+    pub fn plan(&self, input: Stage<'_>) -> Result<Vec<TensorPlan>, PipelineError> {
+        let plan = self.plan_unchecked(input)?;
         check_kernels(&plan, self.opts.ftype)?;
         check_plan(&plan, self.weights.as_ref(), self.opts.ftype)?;
         Ok(plan)
