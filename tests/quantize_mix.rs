@@ -220,7 +220,9 @@ fn the_mix_pass_in_memory_gives_the_command_bytes() {
     let convert = Convert::parse(Some("f16")).unwrap();
     let pipeline = Pipeline::new(vec![Box::new(convert), Box::new(QuantizeMix::new(opts))]);
     let in_memory = d.join("mem.gguf");
-    let mut end = |last: Stage<'_>| write_gguf(last, &in_memory, &WriteOptions::default());
-    pipeline.run(Stage::of(&model), &mut |_, _, _| Ok::<(), llmtool::pipeline::PipelineError>(()), &mut end).unwrap();
+    type Error = Box<dyn std::error::Error>;
+    let mut end =
+        |last: Stage<'_>| -> Result<u64, Error> { Ok(write_gguf(last, &in_memory, &WriteOptions::default())?) };
+    pipeline.run(Stage::of(&model), &mut |_, _, _| Ok::<(), Error>(()), &mut end).unwrap();
     assert!(std::fs::read(&in_memory).unwrap() == std::fs::read(&by_command).unwrap(), "pass != command");
 }
