@@ -479,3 +479,43 @@ fn chatvector_merge_and_moe_steps_chain_in_memory_as_the_commands_give() {
     assert!(bytes(&step(1)) == bytes(&cv), "chatvector step != command");
     assert!(bytes(&step(2)) == bytes(&merged), "merge step != command");
 }
+
+/// Issue 17: a quantize step whose imatrix is computed on its input, and a measured mix (which
+/// computes its calibration imatrix), chained in memory (`caching: off`: each computed on the
+/// in-memory stage) give the bytes of the per-step build (each computed on the step's input
+/// file).
+#[test]
+fn imatrix_and_mix_steps_in_memory_give_the_per_step_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = common::root().join("fixtures/models/llama");
+    let wiki = std::fs::read_to_string(common::wiki_text()).unwrap();
+    std::fs::write(d.join("t.txt"), &wiki[..20_000]).unwrap();
+    let steps = [
+        ("imatrix", "quantize: {type: Q4_0, imatrix: {text: t.txt, chunks: 2, ctx: 32}}"),
+        ("mix", "quantize: {target_bpw: 6, calibration: t.txt}"),
+    ];
+    for (name, step) in steps {
+        let body = format!(
+            "inputs: {{m: {}}}\nsteps:\n  - convert: {{outtype: f16}}\n  - {step}\noutputs: {{gguf: out/{name}.gguf}}\n\
+             cache: cache-{name}\nreport: report-{name}\n",
+            base.display()
+        );
+        let recipe = write_recipe(d, &format!("{name}.yml"), &body);
+        let out = d.join(format!("out/{name}.gguf"));
+        let build = |caching: &str| {
+            let o = llmtool(&["build", recipe.to_str().unwrap(), "--caching", caching]);
+            assert!(o.status.success(), "{name} {caching}: {}", String::from_utf8_lossy(&o.stderr));
+            let bytes = std::fs::read(&out).unwrap();
+            std::fs::remove_file(&out).unwrap();
+            (bytes, String::from_utf8_lossy(&o.stderr).into_owned())
+        };
+        let (per_step, _) = build("per-step");
+        let (off, log) = build("off");
+        assert!(per_step == off, "{name}: caching off != per-step");
+        assert!(log.contains("(in memory)"), "{name}: not chained in memory: {log}");
+        if name == "imatrix" {
+            assert!(log.contains("step 2: imatrix of its input"), "the imatrix was not computed again: {log}");
+        }
+    }
+}

@@ -189,3 +189,40 @@ fn in_memory_base_equals_saved_base() {
     assert_eq!(a.kld_mean, b.kld_mean);
     assert_eq!(a.ppl, b.ppl);
 }
+
+/// Issue 17: the mix as a library pass over a stage held in memory (an F16 convert of a
+/// fixture, never written) and chained with `Pipeline`, its calibration imatrix computed on
+/// that stage, gives the bytes `quantize --target-bpw` writes from the converted file.
+#[test]
+fn the_mix_pass_in_memory_gives_the_command_bytes() {
+    use llmtool::model::Model;
+    use llmtool::pipeline::{
+        write_gguf, Convert, MixImatrix, MixOptions, MixTarget, Pipeline, QuantizeMix, Stage, WriteOptions,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let wiki = std::fs::read_to_string(wiki_text()).unwrap();
+    let calib = d.join("calib.txt");
+    std::fs::write(&calib, &wiki[..20_000]).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/models/llama");
+    // By command: convert, then the mix (its imatrix computed and saved beside the output).
+    let f16 = d.join("f16.gguf");
+    llmtool_ok(&["convert", s(&fixture), s(&f16), "--outtype", "f16", "-q"]);
+    let by_command = d.join("cmd.gguf");
+    let a = ["quantize", s(&f16), s(&by_command), "--target-bpw", "6", "--calibration", s(&calib)];
+    llmtool_ok(&[&a[..], &["--calib-chunks", "2", "--calib-ctx", "32", "-q"]].concat());
+    // In memory: the same imatrix path recorded (it names the command's), nothing saved.
+    let model = Model::open(&fixture).unwrap();
+    let imatrix = MixImatrix::Computed { path: by_command.with_extension("imatrix.gguf"), save: false };
+    let mut opts = MixOptions::new(MixTarget::Bpw(6.0), &calib, imatrix);
+    (opts.calib_chunks, opts.calib_ctx) = (2, 32);
+    let convert = Convert::parse(Some("f16")).unwrap();
+    let pipeline = Pipeline::new(vec![Box::new(convert), Box::new(QuantizeMix::new(opts))]);
+    let in_memory = d.join("mem.gguf");
+    type Error = Box<dyn std::error::Error>;
+    let mut end =
+        |last: Stage<'_>| -> Result<u64, Error> { Ok(write_gguf(last, &in_memory, &WriteOptions::default())?) };
+    pipeline.run(Stage::of(&model), &mut |_, _, _| Ok::<(), Error>(()), &mut end).unwrap();
+    assert!(std::fs::read(&in_memory).unwrap() == std::fs::read(&by_command).unwrap(), "pass != command");
+}

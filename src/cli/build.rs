@@ -4,24 +4,27 @@
 //! outputs only when every step passed. Step results live in a content-addressed cache, so
 //! a rebuild skips unchanged steps (and their evaluation).
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
+use super::output::{write_hf_from_gguf_form, OutputOptions};
 use crate::build::cache::{step_key, Hash, HashMemo};
 use crate::build::recipe::{needs_imatrix, Caching, ImatrixCompute, ImatrixSpec, Loaded, QuantizeStep, Step};
 use crate::build::report::{BuildReport, Figures, StepRecord};
-use crate::eval::validate::{measure_stage, Scored, TaskAccuracy, Windows};
+use crate::eval::validate::{measure_stage, read_text, Scored, TaskAccuracy, Windows};
+use crate::export::layout::{LmStudioOptions, LmStudioPlan, OllamaOptions, OllamaPlan, Source};
 use crate::model::Model;
 use crate::passes::chatvector::SkipRules;
 use crate::passes::quantize::{FileType, Override};
 use crate::pipeline::{
-    gguf_header, write_gguf, ChatVector, ChatVectorOptions, Convert, Lora, Merge, MergeOptions, Moe, MoeOptions, Pass,
-    Pipeline, Quantize, QuantizeOptions, Stage, WriteOptions, MERGE_DEFAULT_SEED, MOE_DEFAULT_SEED,
+    compute_imatrix, gguf_header, write_gguf, ChatVector, ChatVectorOptions, Convert, ImatrixOptions, Lora, Merge,
+    MergeOptions, MixImatrix, MixOptions, MixTarget, Moe, MoeOptions, Output, Pass, Pipeline, PipelineError, Quantize,
+    QuantizeMix, QuantizeOptions, Stage, WriteOptions, MERGE_DEFAULT_SEED, MOE_DEFAULT_SEED,
 };
+use llmtool_formats::imatrix::Imatrix;
 
 #[derive(clap::Args, Debug)]
 pub struct BuildArgs {
@@ -358,18 +361,8 @@ fn run_steps(
                 eprintln!("step {}: {}", p.index, p.description);
             }
             std::fs::create_dir_all(&p.dir).with_context(|| format!("creating {}", p.dir.display()))?;
-            if let Some(ImatrixPlan { path, compute: Some(c), .. }) = &p.imatrix {
-                if !path.is_file() || no_cache {
-                    if !args.quiet {
-                        eprintln!("step {}: imatrix of its input on {}", p.index, c.text.display());
-                    }
-                    let dir = path.parent().expect("a cache file");
-                    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-                    super::run_args(imatrix_argv(&p.input, c, path))
-                        .with_context(|| format!("step {} ({}): computing the imatrix", p.index, p.description))?;
-                }
-            }
-            run_step(loaded, p).with_context(|| format!("step {} ({})", p.index, p.description))?;
+            run_step(loaded, p, no_cache, args.quiet)
+                .with_context(|| format!("step {} ({})", p.index, p.description))?;
         } else if !args.quiet {
             eprintln!("step {}: {} (cached)", p.index, p.description);
         }
@@ -430,12 +423,10 @@ fn record_step(
     }
 }
 
-/// Runs one step on its input file into its cache artifact: through the library's pass when
-/// the step has one ([`pass_of`]), else through the command that performs it.
-fn run_step(loaded: &Loaded, p: &Planned) -> Result<()> {
-    let Some(pass) = pass_of(loaded, p)? else {
-        return super::run_args(step_argv(p)?);
-    };
+/// Runs one step on its input file into its cache artifact through its library pass
+/// ([`pass_of`]).
+fn run_step(loaded: &Loaded, p: &Planned, no_cache: bool, quiet: bool) -> Result<()> {
+    let pass = pass_of(loaded, p, no_cache, quiet)?;
     let model = Model::open(&p.input).with_context(|| format!("opening {}", p.input.display()))?;
     let out = pass.apply(Stage::of(&model))?;
     let opts = WriteOptions { force: true, quiet: true, label: pass.name() };
@@ -443,31 +434,21 @@ fn run_step(loaded: &Loaded, p: &Planned) -> Result<()> {
     Ok(())
 }
 
-/// The library pass of a step, when it has one: convert, lora, quantize to a file type
-/// (with an imatrix file or none), chatvector, merge and moe (whose `current` is the step's
-/// input). A measured mix runs the command on the step's input file.
-fn pass_of(loaded: &Loaded, p: &Planned) -> Result<Option<Box<dyn Pass>>> {
-    Ok(Some(match &p.step {
+/// The library pass of a step: convert, lora, quantize (to a file type or a measured mix,
+/// with an imatrix given, computed on the step's input or none), chatvector, merge and moe
+/// (whose `current` is the step's input). `no_cache`: a computed imatrix is computed again
+/// even when cached.
+fn pass_of(loaded: &Loaded, p: &Planned, no_cache: bool, quiet: bool) -> Result<Box<dyn Pass>> {
+    Ok(match &p.step {
         Step::Convert(c) => Box::new(Convert::parse(c.outtype.as_deref()).map_err(anyhow::Error::msg)?),
         Step::Lora(l) => {
             // The scale as `lora merge --scale` reads it: the recipe's number printed, parsed as f32.
             let scale: f32 = l.scale.to_string().parse()?;
             Box::new(Lora::open(&[(l.adapter.as_path(), scale)])?)
         }
-        // A computed imatrix is in the cache by now (run_steps computes it first).
-        Step::Quantize(q) if q.target_bpw.is_none() => {
-            let mut opts = QuantizeOptions::new(&q.ty)
-                .map_err(|_| anyhow::anyhow!("--type {}: unknown type; expected one of {}", q.ty, FileType::names()))?;
-            opts.pure = q.pure;
-            opts.overrides = q.keep.iter().map(|k| Override::parse(k)).collect::<Result<_, _>>()?;
-            if let Some(im) = &p.imatrix {
-                opts = opts.with_imatrix_file(&im.path)?;
-            }
-            Box::new(Quantize::new(opts)?)
-        }
+        Step::Quantize(q) => Box::new(StepQuantize::new(p, q, no_cache, quiet)?),
         Step::Chatvector(_) | Step::Merge(_) | Step::Moe(_) => multi_input_pass(loaded, p)?,
-        _ => return Ok(None),
-    }))
+    })
 }
 
 /// The pass of a step reading other models besides its input, with the options the command
@@ -509,19 +490,118 @@ fn multi_input_pass(loaded: &Loaded, p: &Planned) -> Result<Box<dyn Pass>> {
     })
 }
 
-/// Whether a step can be chained in memory: it has a library pass, and no imatrix to compute
-/// on its input first.
-fn streamable(p: &Planned) -> bool {
-    match &p.step {
-        Step::Convert(_) | Step::Lora(_) | Step::Chatvector(_) | Step::Merge(_) | Step::Moe(_) => true,
-        Step::Quantize(q) => q.target_bpw.is_none() && p.imatrix.as_ref().is_none_or(|i| i.compute.is_none()),
+/// A recipe's quantize step as a pass: its imatrix resolved on the step's input (read from
+/// the file given or cached, or computed on the input stage and cached), then [`Quantize`]
+/// to the file type or [`QuantizeMix`] — as `imatrix` then `quantize` on the step's files.
+struct StepQuantize {
+    index: usize,
+    quiet: bool,
+    imatrix: Option<StepImatrix>,
+    kind: QuantizeKind,
+}
+
+struct StepImatrix {
+    path: PathBuf,
+    /// Computed on the input (unless `reuse` and the file is there).
+    compute: Option<ImatrixCompute>,
+    reuse: bool,
+}
+
+enum QuantizeKind {
+    Type(QuantizeOptions),
+    /// The mix; a mix without an imatrix computes one on its calibration text, recorded (and
+    /// saved) next to the artifact, as `quantize --target-bpw` does next to its output.
+    Mix(MixOptions, PathBuf),
+}
+
+impl StepQuantize {
+    fn new(p: &Planned, q: &QuantizeStep, no_cache: bool, quiet: bool) -> Result<Self> {
+        let overrides = q.keep.iter().map(|k| Override::parse(k)).collect::<Result<Vec<_>, _>>()?;
+        let kind = match (q.target_bpw, &q.calibration) {
+            (Some(b), Some(c)) => {
+                if !overrides.is_empty() {
+                    bail!("--keep/--keep-file cannot be combined with --target-bpw/--target-size (the mix sets every tensor)");
+                }
+                let placeholder = MixImatrix::Computed { path: PathBuf::new(), save: false };
+                let mut o = MixOptions::new(MixTarget::Bpw(b), c, placeholder);
+                o.pure = q.pure;
+                QuantizeKind::Mix(o, p.artifact.with_extension("imatrix.gguf"))
+            }
+            _ => {
+                let mut o = QuantizeOptions::new(&q.ty).map_err(|_| {
+                    anyhow::anyhow!("--type {}: unknown type; expected one of {}", q.ty, FileType::names())
+                })?;
+                o.pure = q.pure;
+                o.overrides = overrides;
+                QuantizeKind::Type(o)
+            }
+        };
+        let imatrix = p.imatrix.as_ref().map(|im| StepImatrix {
+            path: im.path.clone(),
+            compute: im.compute.clone(),
+            reuse: !no_cache,
+        });
+        Ok(StepQuantize { index: p.index, quiet, imatrix, kind })
+    }
+
+    /// The step's imatrix (its path and matrix), computed on `input` when it must be.
+    fn imatrix(&self, input: Stage<'_>) -> Result<Option<(PathBuf, Imatrix)>, PipelineError> {
+        let Some(im) = &self.imatrix else { return Ok(None) };
+        let c = match &im.compute {
+            Some(c) if !(im.reuse && im.path.is_file()) => c,
+            _ => return Ok(Some((im.path.clone(), Imatrix::read(&im.path)?))),
+        };
+        if !self.quiet {
+            eprintln!("step {}: imatrix of its input on {}", self.index, c.text.display());
+        }
+        // `llmtool imatrix INPUT --text T --chunks N --ctx C`: the text read whole, the
+        // matrix naming the text as given.
+        let text = read_text(&c.text)?;
+        let opts = ImatrixOptions::new(c.ctx, Some(c.chunks));
+        let run = compute_imatrix(input, &text, &c.text.display().to_string(), &opts, |_, _| {})?;
+        create_parent(&im.path)?;
+        run.imatrix.write_gguf(&im.path, true)?;
+        Ok(Some((im.path.clone(), run.imatrix)))
     }
 }
 
-/// `caching: final | off`: runs of library passes are chained in memory — their input read
-/// once, each stage validated where it is, the run's last stage written once — and a step
-/// without a library pass runs on the file the run before it wrote. Returns the path the
-/// final result went to when that is `outputs.gguf` (mode off).
+impl Pass for StepQuantize {
+    fn name(&self) -> &'static str {
+        "quantize"
+    }
+
+    fn apply<'a>(&'a self, input: Stage<'a>) -> Result<Output<'a>, PipelineError> {
+        let imatrix = self.imatrix(input)?;
+        let opts = match &self.kind {
+            QuantizeKind::Type(o) => QuantizeOptions { imatrix, ..o.clone() },
+            QuantizeKind::Mix(o, beside) => {
+                let imatrix = match imatrix {
+                    Some((path, im)) => MixImatrix::Given(path, im),
+                    None => {
+                        create_parent(beside)?;
+                        MixImatrix::Computed { path: beside.clone(), save: true }
+                    }
+                };
+                let mix = QuantizeMix::new(MixOptions { imatrix, ..o.clone() });
+                let choice = mix.choose(input, &mut |_| {})?;
+                choice.quantize_options(&mix.opts)
+            }
+        };
+        Quantize::new(opts)?.into_output(input)
+    }
+}
+
+/// The cache directory of a file a pass saves (an imatrix), made when missing.
+fn create_parent(path: &Path) -> Result<(), PipelineError> {
+    let Some(dir) = path.parent() else { return Ok(()) };
+    std::fs::create_dir_all(dir)
+        .map_err(|source| llmtool_formats::FormatError::Io { path: dir.to_path_buf(), source }.into())
+}
+
+/// `caching: final | off`: the steps after the resume point are chained in memory as
+/// library passes — the input read once, each stage validated where it is, the last stage
+/// written once. Returns the path the final result went to when that is `outputs.gguf`
+/// (mode off).
 fn run_streamed(
     args: &BuildArgs,
     loaded: &Loaded,
@@ -539,28 +619,18 @@ fn run_streamed(
             replay_step(args, loaded, p, eval_key, report)?;
         }
     }
-    let mut i = from;
-    let mut written = None;
-    while i < plan.len() {
-        if !streamable(&plan[i]) {
-            run_steps(args, loaded, &plan[i..i + 1], eval_key, no_cache, report)?;
-            i += 1;
-            continue;
-        }
-        let end = (i..plan.len()).find(|&j| !streamable(&plan[j])).unwrap_or(plan.len());
-        let last = &plan[end - 1];
-        // Mode off writes the final result straight to outputs.gguf; everything else that
-        // must be a file (the input of a command step, mode final's result) goes to the cache.
-        let direct = match (&loaded.recipe.outputs.gguf, mode, end == plan.len()) {
-            (Some(g), Caching::Off, true) => Some(g.clone()),
-            _ => None,
-        };
-        let dest = direct.clone().unwrap_or_else(|| last.artifact.clone());
-        stream_run(args, loaded, &plan[i..end], eval_key, !no_cache, &dest, report)?;
-        written = direct;
-        i = end;
+    if from == plan.len() {
+        return Ok(None);
     }
-    Ok(written)
+    // Mode off writes the final result straight to outputs.gguf; mode final to the last
+    // step's cache artifact (a rebuild resumes from it).
+    let direct = match (&loaded.recipe.outputs.gguf, mode) {
+        (Some(g), Caching::Off) => Some(g.clone()),
+        _ => None,
+    };
+    let dest = direct.clone().unwrap_or_else(|| plan[plan.len() - 1].artifact.clone());
+    stream_run(args, loaded, &plan[from..], eval_key, !no_cache, &dest, report)?;
+    Ok(direct)
 }
 
 /// The size and bits per weight of a step result that was not written (`stage.json` in the
@@ -642,11 +712,11 @@ fn stream_run(
 ) -> Result<()> {
     let input = &run[0].input;
     let model = Model::open(input).with_context(|| format!("opening {}", input.display()))?;
-    let passes = run.iter().map(|p| Ok(pass_of(loaded, p)?.expect("a streamable step"))).collect::<Result<_>>()?;
+    let passes = run.iter().map(|p| pass_of(loaded, p, !use_cache, args.quiet)).collect::<Result<_>>()?;
     let pipeline = Pipeline::new(passes);
     let validate = loaded.recipe.validate.as_ref();
     let text = match validate.and_then(|v| v.text.as_ref()) {
-        Some(t) => Some(super::perplexity::read_text(t)?),
+        Some(t) => Some(read_text(t)?),
         None => None,
     };
     let sets = match validate {
@@ -727,57 +797,6 @@ fn measure_stages(
     Ok(figures_of(f.kld.as_ref(), f.tasks))
 }
 
-/// The arguments of the llmtool command that performs a step (the same a user would type).
-fn step_argv(p: &Planned) -> Result<Vec<OsString>> {
-    let mut a: Vec<OsString> = Vec::new();
-    let push = |a: &mut Vec<OsString>, s: &str| a.push(s.into());
-    match &p.step {
-        Step::Convert(c) => {
-            a.extend(["convert".into(), p.input.clone().into(), p.artifact.clone().into()]);
-            if let Some(t) = &c.outtype {
-                push(&mut a, "--outtype");
-                push(&mut a, &t.to_ascii_lowercase());
-            }
-        }
-        Step::Quantize(q) => {
-            a.extend(["quantize".into(), p.input.clone().into(), p.artifact.clone().into()]);
-            match (q.target_bpw, &q.calibration) {
-                (Some(b), Some(c)) => {
-                    a.extend(["--target-bpw".into(), b.to_string().into(), "--calibration".into(), c.into()]);
-                }
-                _ => a.extend(["--type".into(), q.ty.clone().into()]),
-            }
-            for k in &q.keep {
-                a.extend(["--keep".into(), k.into()]);
-            }
-            if q.pure {
-                push(&mut a, "--pure");
-            }
-            if let Some(im) = &p.imatrix {
-                a.extend(["--imatrix".into(), im.path.clone().into()]);
-            }
-        }
-        Step::Lora(l) => {
-            a.extend(["lora".into(), "merge".into(), "--base".into(), p.input.clone().into()]);
-            a.extend(["--adapter".into(), l.adapter.clone().into(), "--scale".into(), l.scale.to_string().into()]);
-            a.push(p.artifact.clone().into());
-        }
-        Step::Chatvector(_) | Step::Merge(_) | Step::Moe(_) => {
-            bail!("internal: step {} runs as a library pass", p.index)
-        }
-    }
-    a.extend(["--force".into(), "--quiet".into()]);
-    Ok(a)
-}
-
-/// `llmtool imatrix` on a step's input, written to the cache.
-fn imatrix_argv(input: &Path, c: &ImatrixCompute, out: &Path) -> Vec<OsString> {
-    let mut a: Vec<OsString> = vec!["imatrix".into(), input.into(), "--text".into(), c.text.clone().into()];
-    a.extend(["--chunks".into(), c.chunks.to_string().into(), "--ctx".into(), c.ctx.to_string().into()]);
-    a.extend(["-o".into(), out.into(), "--force".into(), "--quiet".into()]);
-    a
-}
-
 /// A mergekit (or mergekit-moe) config with every `model:`/`base_model:`/`source_model:` value made a path: `current` → the
 /// model being built, an input name → that input, a relative path → relative to the config.
 fn resolve_merge_config(loaded: &Loaded, config: &Path, current: &Path) -> Result<yaml_serde::Value> {
@@ -827,10 +846,25 @@ fn write_figures(path: &Path, f: &Figures) -> Result<()> {
 }
 
 /// Perplexity and KL divergence of `output` against `input` on the recipe's text, and the
-/// task accuracy of `output`.
+/// task accuracy of `output` (the files scored through the library, [`Scored`]).
 fn measure(v: &crate::build::recipe::Validate, input: &Path, output: &Path, quiet: bool) -> Result<Figures> {
     let kld = match &v.text {
-        Some(text) => Some(super::pass_eval::measure_kld(input, output, text, v.ctx, v.chunks, quiet)?),
+        Some(text) => {
+            let text = read_text(text)?;
+            let in_model = Model::open(input).with_context(|| format!("opening {}", input.display()))?;
+            let reference = Scored::open(&in_model).with_context(|| format!("loading {}", input.display()))?;
+            crate::eval::validate::check_ctx(&reference.model, v.ctx)
+                .with_context(|| format!("validate.ctx for {}", input.display()))?;
+            let out_model = Model::open(output).with_context(|| format!("opening {}", output.display()))?;
+            let result = Scored::open(&out_model).with_context(|| format!("loading {}", output.display()))?;
+            if !quiet {
+                eprintln!("scoring {} against {}", output.display(), input.display());
+            }
+            let k = reference
+                .kld_of(&result, &text, Windows { ctx: v.ctx, chunks: v.chunks }, |_, _, _| {})
+                .with_context(|| format!("KL divergence of {} from {}", output.display(), input.display()))?;
+            Some(k)
+        }
         None => None,
     };
     let tasks = if v.tasks.is_empty() {
@@ -895,63 +929,101 @@ fn write_outputs(loaded: &Loaded, plan: &[Planned], done: Option<&Path>, quiet: 
         if let Some(parent) = h.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
-        let mut argv: Vec<OsString> =
-            vec!["convert".into(), last.into(), h.into(), "--to".into(), "hf".into(), "--force".into()];
-        if quiet {
-            argv.push("--quiet".into());
-        }
-        super::run_args(argv).with_context(|| format!("writing {}", h.display()))?;
+        write_hf(last, h, quiet).with_context(|| format!("writing {}", h.display()))?;
         written.push(h.clone());
     }
     Ok(written)
 }
 
-/// The `export` command lines of the recipe's deployment outputs (`outputs.ollama`,
-/// `outputs.lmstudio`), without the source GGUF and the report.
-fn deploy_outputs(loaded: &Loaded) -> impl Iterator<Item = (PathBuf, Vec<OsString>)> + '_ {
+/// `convert GGUF DIR --to hf --force`: the built GGUF as an HF model directory.
+fn write_hf(gguf: &Path, dir: &Path, quiet: bool) -> Result<()> {
+    let started = Instant::now();
+    llmtool_formats::atomic::check_output_not_input(dir, &[gguf])?;
+    let model = Model::open(gguf).with_context(|| format!("cannot open {}", gguf.display()))?;
+    let opts = OutputOptions { force: true, quiet, label: "convert", shard_size: None };
+    let written = write_hf_from_gguf_form(model.arch, &model.metadata, model.tensors.as_ref(), None, dir, &opts)?;
+    if !quiet {
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "wrote {} ({:.1} MB in {:.2} s, {:.0} MB/s)",
+            dir.display(),
+            written as f64 / 1e6,
+            secs,
+            written as f64 / 1e6 / secs.max(1e-9)
+        );
+    }
+    Ok(())
+}
+
+/// The recipe's deployment outputs (`outputs.ollama`, `outputs.lmstudio`) as `export`
+/// arguments, without the source GGUF and the report: (target path, kind, what to write).
+fn deploy_outputs(loaded: &Loaded) -> impl Iterator<Item = (PathBuf, &'static str, Deploy<'_>)> + '_ {
     let o = &loaded.recipe.outputs;
-    let ollama = o.ollama.as_ref().map(|ol| {
-        let mut argv: Vec<OsString> = vec!["ollama".into()];
-        if let Some(n) = &ol.name {
-            argv.extend(["--name".into(), n.into()]);
-        }
-        if let Some(s) = &ol.system {
-            argv.extend(["--system".into(), s.into()]);
-        }
-        (ol.dir.clone(), argv)
-    });
-    let lmstudio = o.lmstudio.as_ref().map(|l| {
-        let mut argv: Vec<OsString> = vec!["lmstudio".into()];
-        if let Some(p) = &l.publisher {
-            argv.extend(["--publisher".into(), p.into()]);
-        }
-        if let Some(m) = &l.model {
-            argv.extend(["--model".into(), m.into()]);
-        }
-        (l.root.clone(), argv)
-    });
+    let ollama = o.ollama.as_ref().map(|ol| (ol.dir.clone(), "ollama", Deploy::Ollama(ol)));
+    let lmstudio = o.lmstudio.as_ref().map(|l| (l.root.clone(), "lmstudio", Deploy::LmStudio(l)));
     ollama.into_iter().chain(lmstudio)
 }
 
-/// Runs `llmtool export` for each deployment output on the built GGUF (outputs.gguf, else the
-/// last step's result), its model card from the report just written.
+enum Deploy<'a> {
+    Ollama(&'a crate::build::recipe::OllamaOutput),
+    LmStudio(&'a crate::build::recipe::LmStudioOutput),
+}
+
+/// The deployment layouts ([`crate::export::layout`], as `llmtool export … --report`) of the
+/// built GGUF (outputs.gguf, else the last step's result), opened once, the model card's
+/// table from the report just written.
 fn write_deploy_outputs(loaded: &Loaded, plan: &[Planned], quiet: bool) -> Result<Vec<PathBuf>> {
     let gguf = loaded.recipe.outputs.gguf.clone().unwrap_or_else(|| plan.last().expect("steps").artifact.clone());
     let report = loaded.report_dir.join("report.json");
+    let mut source = None;
     let mut written = Vec::new();
-    for (target, mut argv) in deploy_outputs(loaded) {
+    for (target, kind, deploy) in deploy_outputs(loaded) {
+        let context = || format!("writing outputs.{kind} {}", target.display());
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
-        let kind = argv[0].clone();
-        argv.splice(1..1, [gguf.clone().into(), target.clone().into()]);
-        argv.splice(0..0, [OsString::from("export")]);
-        argv.extend(["--force".into(), "--report".into(), report.clone().into()]);
-        if quiet {
-            argv.push("--quiet".into());
+        if source.is_none() {
+            let src = Source::open(&gguf).with_context(context)?;
+            let (quality, this_file) = src.quality_from_report(&report).with_context(context)?;
+            if !quiet && !this_file {
+                eprintln!(
+                    "note: {} did not pass or its last step is not this file's size; the card's table describes that build",
+                    report.display()
+                );
+            }
+            source = Some((src, quality));
         }
-        super::run_args(argv)
-            .with_context(|| format!("writing outputs.{} {}", kind.to_string_lossy(), target.display()))?;
+        let (src, quality) = source.as_ref().expect("opened above");
+        match deploy {
+            Deploy::Ollama(o) => {
+                let opts = OllamaOptions {
+                    dir: target.clone(),
+                    system: o.system.clone(),
+                    name: o.name.clone(),
+                    force: true,
+                    ..OllamaOptions::default()
+                };
+                let plan = OllamaPlan::new(src, &opts).with_context(context)?;
+                if !quiet {
+                    plan.notes.iter().for_each(|n| eprintln!("note: {n}"));
+                }
+                plan.write(src, &opts, Some(quality)).with_context(context)?;
+            }
+            Deploy::LmStudio(l) => {
+                let opts = LmStudioOptions {
+                    root: target.clone(),
+                    publisher: l.publisher.clone(),
+                    model: l.model.clone(),
+                    force: true,
+                    ..LmStudioOptions::default()
+                };
+                let plan = LmStudioPlan::new(src, &opts).with_context(context)?;
+                plan.write(src, &opts, Some(quality)).with_context(context)?;
+            }
+        }
+        if !quiet {
+            eprintln!("wrote outputs.{kind} {}", target.display());
+        }
         written.push(target);
     }
     Ok(written)

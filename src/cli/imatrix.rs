@@ -1,20 +1,16 @@
 //! `llmtool imatrix MODEL --text FILE [-o FILE]`: the importance matrix of a model on a text,
-//! computed by the core as `llama-imatrix` computes it (`eval::imatrix`), written in
+//! computed by the core as `llama-imatrix` computes it (`pipeline::compute_imatrix`), written in
 //! llama.cpp's GGUF imatrix format or its legacy `.dat`; `--in-file` adds earlier files.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use llmtool_formats::atomic::check_output_not_input;
 use llmtool_formats::imatrix::Imatrix;
 
-use super::perplexity::{bos_of, read_text, tokenize, Bar};
-use crate::eval::imatrix::{compute_imatrix, ImatrixCollector};
-use crate::eval::PplOptions;
-use crate::infer::InferModel;
+use super::perplexity::{read_text, Bar};
 use crate::model::Model;
-use crate::tokenizer::Tokenizer;
+use crate::pipeline::{compute_imatrix, ImatrixOptions, Stage};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ImatrixFormat {
@@ -135,27 +131,24 @@ pub fn run(args: ImatrixArgs) -> Result<()> {
 }
 
 fn compute(args: &ImatrixArgs, model: &Model, text_path: &Path) -> Result<Imatrix> {
-    let model_path = model.path.as_path();
-    let mut im = InferModel::load(model).with_context(|| format!("loading {}", model_path.display()))?;
-    if !args.kv_f32 {
-        im.set_kv_precision(crate::infer::KvPrecision::F16);
-    }
-    let tok = Tokenizer::from_model(model).with_context(|| format!("tokenizer of {}", model_path.display()))?;
     let text = read_text(text_path)?;
-    let tokens = tokenize(Some(&tok), model_path, &text)?;
-    let opts = PplOptions { n_ctx: args.ctx, n_chunks: args.chunks, batch: args.ctx, bos: bos_of(Some(&tok)) };
-    let collector = Arc::new(ImatrixCollector::new(args.process_output));
-    let n_windows = crate::eval::perplexity::plan(&im, tokens.len(), &opts)?;
-    let bar = Bar::new(n_windows as u64, args.quiet);
-    let r = compute_imatrix(&mut im, collector.clone(), &tokens, &opts, |s| {
+    let opts =
+        ImatrixOptions { ctx: args.ctx, chunks: args.chunks, kv_f32: args.kv_f32, process_output: args.process_output };
+    let bar = Bar::new(0, args.quiet);
+    let run = compute_imatrix(Stage::of(model), &text, &text_path.display().to_string(), &opts, |s, n| {
+        if let Some(b) = &bar.0 {
+            b.set_length(n as u64);
+        }
         bar.set(s.chunk as u64, format!("imatrix [{}] PPL {:.4}", s.chunk, s.running_ppl))
-    })?;
+    })
+    .with_context(|| format!("computing the imatrix of {}", model.path.display()))?;
     bar.finish();
+    let r = &run.ppl;
     if !args.quiet {
         eprintln!(
             "imatrix: {} windows of {} tokens, PPL {:.4} ± {:.5}, {:.1} tokens/s",
             r.n_chunks, r.n_ctx, r.ppl, r.ppl_uncertainty, r.tokens_per_second
         );
     }
-    Ok(collector.to_imatrix(vec![text_path.display().to_string()], r.n_chunks as u32, args.ctx as u32))
+    Ok(run.imatrix)
 }

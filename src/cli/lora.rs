@@ -1,11 +1,11 @@
 //! `llmtool lora merge --base B --adapter A [--scale s] … OUT`: LoRA adapters (PEFT dirs or
-//! llama.cpp GGUF LoRA files) merged into a base model (`passes::lora`), written as GGUF or
+//! llama.cpp GGUF LoRA files) merged into a base model (the `pipeline::Lora` pass), written as GGUF or
 //! an HF dir, optionally scored with `--eval-text`; `llmtool lora extract` (in [`extract`]):
 //! an adapter from the difference of two models.
 
 mod extract;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -15,7 +15,7 @@ use super::output::{write_model, OutFormat, OutputOptions};
 use super::pass_eval::{evaluate_pass, PassEvalArgs};
 use crate::model::Model;
 use crate::passes::convert::{hf_model_dtype, OutType};
-use crate::passes::lora::{plan_edits, Adapter, LoraMerged};
+use crate::pipeline::{Lora, Stage};
 
 #[derive(clap::Args, Debug)]
 pub struct LoraArgs {
@@ -83,28 +83,25 @@ fn merge(args: MergeArgs) -> Result<()> {
     inputs.extend(args.adapter.iter().map(PathBuf::as_path));
     check_output_not_input(&args.output, &inputs)?;
     let base = Model::open(&args.base).with_context(|| format!("opening base {}", args.base.display()))?;
-    let config = match &base.hf {
-        Some(hf) => hf.files.config.clone(),
-        None => base.arch.metadata_to_config(&base.metadata, base.tensors.tensor_infos(), "float32")?,
-    };
-    let mut adapters = Vec::with_capacity(args.adapter.len());
-    for (i, path) in args.adapter.iter().enumerate() {
-        let scale = args.scale.get(i).copied().unwrap_or(1.0);
-        adapters.push((Adapter::open(path)?, scale));
-    }
-    let edits = plan_edits(base.arch, &config, base.tensors.as_ref(), &adapters)?;
-    drop(adapters);
-    let n_touched = edits.len();
+    let adapters: Vec<(&Path, f32)> = args
+        .adapter
+        .iter()
+        .enumerate()
+        .map(|(i, path)| (path.as_path(), args.scale.get(i).copied().unwrap_or(1.0)))
+        .collect();
+    let lora = Lora::open(&adapters)?;
+    let merged = lora.merged(Stage::of(&base))?;
+    let n_touched = merged.touched().count();
     let format = OutFormat::for_path(&args.output, args.to);
     // A float output gets W + ΔW exactly (PEFT's merge_and_unload of the dequantized base);
     // only an output that keeps the base's quantized types re-quantizes the touched tensors.
     // The HF dtype is chosen from the base, as if nothing had been touched.
     let (merged, outtype) = match (format, args.outtype) {
-        (OutFormat::Gguf, None) => (LoraMerged::new(base.tensors.as_ref(), edits), None),
-        (OutFormat::Gguf, Some(o)) => (LoraMerged::new(base.tensors.as_ref(), edits).with_float_output(), Some(o)),
+        (OutFormat::Gguf, None) => (merged, None),
+        (OutFormat::Gguf, Some(o)) => (merged.with_float_output(), Some(o)),
         (OutFormat::Hf, o) => {
             let o = o.or_else(|| OutType::from_ggml(hf_model_dtype(base.tensors.tensor_infos(), None)));
-            (LoraMerged::new(base.tensors.as_ref(), edits).with_float_output(), o)
+            (merged.with_float_output(), o)
         }
     };
     let opts = OutputOptions { force: args.force, quiet: args.quiet, label: "lora merge", shard_size: None };
@@ -120,6 +117,7 @@ fn merge(args: MergeArgs) -> Result<()> {
         );
     }
     drop(merged);
+    drop(lora);
     drop(base);
     evaluate_pass("lora merge", &args.eval, &[("base", args.base.as_path())], 0, &args.output, args.quiet)?;
     Ok(())

@@ -37,35 +37,7 @@ pub struct PassEvalArgs {
     pub json: bool,
 }
 
-/// One model's perplexity on the evaluation text.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ModelScore {
-    /// The input's role in the pass ("base", "chat", "target", "model 2", "result" …).
-    pub role: String,
-    pub path: PathBuf,
-    pub ppl: f64,
-    pub ppl_uncertainty: f64,
-}
-
-/// What `--eval-text` measured.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct PassReport {
-    pub pass: String,
-    pub text: PathBuf,
-    pub n_ctx: usize,
-    pub n_chunks: usize,
-    pub inputs: Vec<ModelScore>,
-    pub result: ModelScore,
-    /// Role of the input the result is compared with.
-    pub reference: String,
-    /// 100 · (PPL(result) / PPL(reference) − 1).
-    pub ppl_change_pct: f64,
-    /// The result against the reference on the reference's windows.
-    pub kld: KldResult,
-    pub max_ppl_increase_pct: Option<f64>,
-    pub passed: bool,
-    pub verdict: String,
-}
+pub use crate::eval::validate::{ModelScore, PassReport};
 
 /// Scores `inputs` (role, path) and `output` on `args.eval_text`, prints the report (text,
 /// or JSON with `args.json`) and fails when `--max-ppl-increase` is exceeded. `reference`
@@ -93,35 +65,16 @@ pub fn evaluate_pass(
     }
 
     let kld = measure_kld(ref_path, output, text_path, args.eval_ctx, args.eval_chunks, quiet)?;
-    scores[reference] = Some(ModelScore {
-        role: ref_role.to_string(),
-        path: ref_path.to_path_buf(),
-        ppl: kld.ppl_base,
-        ppl_uncertainty: kld.ppl_base_uncertainty,
-    });
-    let result = ModelScore {
-        role: "result".into(),
-        path: output.to_path_buf(),
-        ppl: kld.ppl,
-        ppl_uncertainty: kld.ppl_uncertainty,
-    };
-    let change = 100.0 * (kld.ppl / kld.ppl_base - 1.0);
-    let passed = args.max_ppl_increase.is_none_or(|max| change <= max);
-    let verdict = verdict(pass, ref_role, change, &kld, args.max_ppl_increase, passed);
-    let report = PassReport {
-        pass: pass.to_string(),
-        text: text_path.clone(),
-        n_ctx: args.eval_ctx,
-        n_chunks: kld.n_chunks,
-        inputs: scores.into_iter().map(|s| s.expect("every input scored")).collect(),
-        result,
-        reference: ref_role.to_string(),
-        ppl_change_pct: change,
+    let report = PassReport::new(
+        pass,
+        text_path,
+        args.eval_ctx,
+        scores,
+        (ref_role, ref_path),
+        output,
         kld,
-        max_ppl_increase_pct: args.max_ppl_increase,
-        passed,
-        verdict,
-    };
+        args.max_ppl_increase,
+    );
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -183,19 +136,6 @@ fn load<'a>(model: &'a Model, path: &Path) -> Result<Scored<'a>> {
 
 pub(super) fn check_ctx(im: &InferModel, ctx: usize, path: &Path) -> Result<()> {
     crate::eval::validate::check_ctx(im, ctx).with_context(|| format!("--eval-ctx for {}", path.display()))
-}
-
-fn verdict(pass: &str, ref_role: &str, change: f64, kld: &KldResult, max: Option<f64>, passed: bool) -> String {
-    let figures = format!(
-        "{pass}: perplexity {:.4} → {:.4} ({change:+.3} % vs {ref_role}), mean KLD {:.6}",
-        kld.ppl_base, kld.ppl, kld.kld_mean
-    );
-    match (max, passed) {
-        (Some(max), true) => format!("PASS {figures} (limit +{max} %)"),
-        (Some(max), false) => format!("FAIL {figures} exceeds --max-ppl-increase {max} %"),
-        (None, _) if change <= 0.0 => format!("BETTER {figures}"),
-        (None, _) => format!("WORSE {figures}"),
-    }
 }
 
 fn print_report(r: &PassReport) {

@@ -2,26 +2,37 @@
 //! llama.cpp's per-tensor type rules (`passes::quantize`).
 //!
 //! `--validate TEXT` runs after the output is committed: perplexity of IN and OUT on the text
-//! and OUT's KL divergence from IN, on the inference core (`--max-ppl-increase` turns it into
-//! a gate for pipelines).
+//! and OUT's KL divergence from IN, on the inference core through the library
+//! (`eval::validate`), IN scored from the model already opened (`--max-ppl-increase` turns it
+//! into a gate for pipelines). A measured mix is `pipeline::QuantizeMix`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use llmtool_formats::atomic::check_output_not_input;
+#[cfg(feature = "gpu")]
 use llmtool_formats::gguf::GgufHeader;
-use llmtool_formats::{GgmlType, TensorSource};
+use llmtool_formats::imatrix::Imatrix;
+use llmtool_formats::GgmlType;
+#[cfg(feature = "gpu")]
+use llmtool_formats::TensorSource;
 
+use super::perplexity::{read_text, Bar};
 use super::quantize_mix::MixArgs;
-use crate::model::{Model, ModelFormat};
+use crate::eval::validate::{check_ctx, Scored, Windows};
+use crate::eval::KldResult;
+use crate::model::Model;
 #[cfg(feature = "gpu")]
 use crate::passes::quantize::GpuRetyped;
-use crate::passes::quantize::{on_gpu, plan, FileType, ModelFacts, Override, QuantizeParams, Reason, TensorPlan};
-use crate::passes::quantize_weights::{check_plan, ImportanceWeights, WeightedRetyped};
-use crate::pipeline::{check_kernels, quantized_metadata};
-use llmtool_formats::imatrix::Imatrix;
+use crate::passes::quantize::{on_gpu, FileType, Override, Reason, TensorPlan};
+use crate::passes::quantize_weights::check_plan;
+use crate::pipeline::{
+    check_kernels, write_gguf, MixImatrix, Pass, Quantize, QuantizeMix, QuantizeOptions, Stage, WriteOptions,
+};
+#[cfg(feature = "gpu")]
+use crate::pipeline::{quantized_metadata, write_header_and_tensors};
 
 #[derive(clap::Args, Debug)]
 pub struct QuantizeArgs {
@@ -131,80 +142,74 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
             bail!("--validate needs an output: it cannot be combined with --dry-run");
         }
         // Fail before the (long) quantization when the text cannot be used.
-        super::perplexity::read_text(text)?;
+        read_text(text)?;
     }
     let model = Model::open(&args.input).with_context(|| format!("cannot open {}", args.input.display()))?;
-    // A mix without --imatrix computes one on the calibration text, saved next to the output
-    // (the output is quantized with it and records its path, as with --imatrix).
-    let mut imatrix_path = args.imatrix.clone();
-    let mut computed = None;
-    if mix && imatrix_path.is_none() {
-        let im = super::quantize_mix::calibration_imatrix(&args.mix, &model, &args.input, args.quiet)?;
-        let p = args.output.with_extension("imatrix.gguf");
-        if !args.dry_run {
-            check_output_not_input(&p, &[args.input.as_path()])?;
-            im.write_gguf(&p, true)?;
-            if !args.quiet {
-                eprintln!("imatrix: saved to {} (give it as --imatrix to reproduce the mix)", p.display());
+    let (imatrix_path, imatrix, ftype, overrides) = if mix {
+        // Without --imatrix the mix computes one on the calibration text, saved next to the
+        // output (the output is quantized with it and records its path, as with --imatrix).
+        let im = match &args.imatrix {
+            Some(p) => MixImatrix::Given(p.clone(), Imatrix::read(p)?),
+            None => {
+                let path = args.output.with_extension("imatrix.gguf");
+                if !args.dry_run {
+                    check_output_not_input(&path, &[args.input.as_path()])?;
+                }
+                MixImatrix::Computed { path, save: !args.dry_run }
             }
-        }
-        imatrix_path = Some(p);
-        computed = Some(im);
-    }
-    let weights = match &imatrix_path {
-        Some(path) => {
-            let imatrix = match computed {
-                Some(im) => im,
-                None => Imatrix::read(path)?,
-            };
-            let w = ImportanceWeights::new(&imatrix, &args.include_weights, &args.exclude_weights)?;
-            if use_gpu {
-                bail!("--imatrix: the GPU quantizers take no importance weights yet; use --device cpu");
-            }
-            if !args.quiet {
-                eprintln!(
-                    "imatrix {}: {} of {} entries used, {} chunk(s)",
-                    path.display(),
-                    w.len(),
-                    w.n_loaded,
-                    imatrix.chunk_count
-                );
-            }
-            // llama-quantize passes no imatrix at all when the filters leave it empty.
-            Some(w).filter(|w| !w.is_empty())
-        }
-        None => None,
-    };
-    let (ftype, overrides) = if mix {
-        let md = quantized_metadata(&model.metadata, FileType::Q8_0, weights.as_ref(), imatrix_path.as_deref());
-        let m = super::quantize_mix::choose(&args.mix, &model, &args.input, weights.as_ref(), &md, args.quiet)?;
-        (m.ftype, m.overrides)
+        };
+        let mut opts = super::quantize_mix::options(&args.mix, im)?;
+        opts.include_weights = args.include_weights.clone();
+        opts.exclude_weights = args.exclude_weights.clone();
+        opts.pure = args.pure;
+        let mixer = QuantizeMix::new(opts);
+        let quiet = args.quiet;
+        let choice = mixer
+            .choose(Stage::of(&model), &mut |e| {
+                if !quiet {
+                    super::quantize_mix::print_event(e, &mixer.opts)
+                }
+            })
+            .with_context(|| format!("choosing a mix for {}", args.input.display()))?;
+        let (path, im) = choice.imatrix.context("internal: a mix without its imatrix")?;
+        (Some(path), Some(im), choice.ftype, choice.overrides)
     } else {
         let ty = args.ty.as_deref().unwrap_or_default();
         let ftype = FileType::parse(ty)
             .with_context(|| format!("--type {ty}: unknown type; expected one of {}", FileType::names()))?;
-        (ftype, overrides)
+        let imatrix = args.imatrix.as_deref().map(Imatrix::read).transpose()?;
+        (args.imatrix.clone(), imatrix, ftype, overrides)
     };
-    let params = QuantizeParams {
+    let quantize = Quantize::new(QuantizeOptions {
         ftype,
         pure: args.pure,
         overrides,
-        widen_vectors: model.format == ModelFormat::HfDir,
-        has_imatrix: weights.is_some(),
-    };
-    let facts = ModelFacts::from_metadata(&model.metadata);
-    let plan = plan(model.tensors.tensor_infos(), &facts, &params)?;
+        imatrix: imatrix_path.clone().zip(imatrix),
+        include_weights: args.include_weights.clone(),
+        exclude_weights: args.exclude_weights.clone(),
+    })?;
+    if let (Some((path, im)), Some((used, loaded))) = (&quantize.options().imatrix, quantize.imatrix_entries()) {
+        if use_gpu {
+            bail!("--imatrix: the GPU quantizers take no importance weights yet; use --device cpu");
+        }
+        // (A mix printed this line as it chose.)
+        if !args.quiet && !mix {
+            eprintln!("imatrix {}: {used} of {loaded} entries used, {} chunk(s)", path.display(), im.chunk_count);
+        }
+    }
+    let stage = Stage::of(&model);
+    let plan = quantize.plan_unchecked(stage)?;
 
     if args.dry_run {
         print_plan(&plan);
         print_summary(&plan, None, started.elapsed().as_secs_f64());
-        if let Err(e) = check_plan(&plan, weights.as_ref(), ftype) {
+        if let Err(e) = check_plan(&plan, quantize.weights(), ftype) {
             eprintln!("note: this quantization cannot run as planned: {e}");
         }
         return Ok(());
     }
     check_kernels(&plan, ftype).map_err(|e| anyhow::anyhow!("{e}"))?;
-    check_plan(&plan, weights.as_ref(), ftype).with_context(|| match &args.imatrix {
+    check_plan(&plan, quantize.weights(), ftype).with_context(|| match &args.imatrix {
         Some(im) => format!("cannot quantize {} with the imatrix {}", args.input.display(), im.display()),
         None => format!("cannot quantize {} to {}", args.input.display(), ftype.name()),
     })?;
@@ -232,21 +237,14 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         }
     }
 
-    let metadata = quantized_metadata(&model.metadata, ftype, weights.as_ref(), imatrix_path.as_deref());
-
-    let infos: Vec<_> = plan.iter().map(TensorPlan::info).collect();
-    // Without an imatrix the CPU path is the same source with no weights: plain types go
-    // through the block quantizers, types with only a row quantizer (IQ4_XS, IQ3_S, …)
-    // through `quantize_rows(…, None)`, like ggml's `quantize_<type>(…, NULL)`.
-    let no_weights = ImportanceWeights::default();
-    let source: Box<dyn TensorSource + '_> = match &gpu {
-        #[cfg(feature = "gpu")]
-        Some(g) => Box::new(GpuRetyped::new(model.tensors.as_ref(), infos, g)),
-        _ => Box::new(WeightedRetyped::new(model.tensors.as_ref(), infos, weights.as_ref().unwrap_or(&no_weights))),
+    let opts = WriteOptions { force: args.force, quiet: args.quiet, label: "quantize" };
+    let written = match &gpu {
+        Some(g) => write_on_gpu(stage, &plan, &quantize, g, &args.output, &opts)?,
+        // Without an imatrix the pass quantizes with no weights: plain types go through the
+        // block quantizers, types with only a row quantizer (IQ4_XS, IQ3_S, …) through
+        // `quantize_rows(…, None)`, like ggml's `quantize_<type>(…, NULL)`.
+        None => write_gguf(quantize.apply(stage)?.stage(), &args.output, &opts)?,
     };
-    let header = GgufHeader::new(metadata, source.tensor_infos().to_vec())?;
-    let written =
-        super::output::write_gguf_output(&header, source.as_ref(), &args.output, args.force, args.quiet, "quantize")?;
     if !args.quiet {
         print_summary(&plan, Some(written), started.elapsed().as_secs_f64());
         if let Some(g) = &gpu {
@@ -254,18 +252,10 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         }
         eprintln!("wrote {} ({:.1} MiB)", args.output.display(), written as f64 / MIB);
     }
-    drop(source);
-    drop(model);
     if let Some(text) = &args.validate {
-        // The output against the input on the input's tokenization (shared with --eval-text).
-        let r = &super::pass_eval::measure_kld(
-            &args.input,
-            &args.output,
-            text,
-            args.validate_ctx,
-            args.validate_chunks,
-            args.quiet,
-        )?;
+        // The output against the input (already open) on the input's tokenization.
+        let r =
+            &validate(&model, &args.input, &args.output, text, args.validate_ctx, args.validate_chunks, args.quiet)?;
         let increase = 100.0 * (r.ppl / r.ppl_base - 1.0);
         println!(
             "validation on {} ({} windows of {} tokens, {} scored):",
@@ -291,6 +281,60 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The KL divergence of the written `output` from the opened input `model` (and both
+/// perplexities) on `text`, `ctx`-token windows, at most `chunks` ([`Scored::kld_of`]).
+fn validate(
+    model: &Model,
+    input: &Path,
+    output: &Path,
+    text: &Path,
+    ctx: usize,
+    chunks: usize,
+    quiet: bool,
+) -> Result<KldResult> {
+    let text = read_text(text)?;
+    let reference = Scored::open(model).with_context(|| format!("loading {}", input.display()))?;
+    check_ctx(&reference.model, ctx).with_context(|| format!("--validate-ctx for {}", input.display()))?;
+    let out_model = Model::open(output).with_context(|| format!("opening {}", output.display()))?;
+    let result = Scored::open(&out_model).with_context(|| format!("loading {}", output.display()))?;
+    let bar = Bar::new(chunks as u64, quiet);
+    let kld = reference
+        .kld_of(&result, &text, Windows { ctx, chunks }, |i, n, k| {
+            if let Some(b) = &bar.0 {
+                b.set_length(n as u64);
+            }
+            bar.set(i as u64, format!("scoring {} vs {}: mean KLD {k:.6}", output.display(), input.display()))
+        })
+        .with_context(|| format!("KL divergence of {} from {}", output.display(), input.display()))?;
+    bar.finish();
+    Ok(kld)
+}
+
+/// The planned tensors quantized on the GPU (the types without a GPU kernel on the CPU),
+/// written to `output`.
+#[cfg(feature = "gpu")]
+fn write_on_gpu(
+    stage: Stage<'_>,
+    plan: &[TensorPlan],
+    quantize: &Quantize,
+    gpu: &Gpu,
+    output: &Path,
+    opts: &WriteOptions,
+) -> Result<u64> {
+    let o = quantize.options();
+    let path = o.imatrix.as_ref().map(|(p, _)| p.as_path());
+    let metadata = quantized_metadata(stage.metadata, o.ftype, quantize.weights(), path);
+    let infos: Vec<_> = plan.iter().map(TensorPlan::info).collect();
+    let source = GpuRetyped::new(stage.tensors, infos, gpu);
+    let header = GgufHeader::new(metadata, source.tensor_infos().to_vec())?;
+    Ok(write_header_and_tensors(&header, &source, output, opts)?)
+}
+
+#[cfg(not(feature = "gpu"))]
+fn write_on_gpu(_: Stage<'_>, _: &[TensorPlan], _: &Quantize, gpu: &Gpu, _: &Path, _: &WriteOptions) -> Result<u64> {
+    match *gpu {}
 }
 
 #[cfg(feature = "gpu")]

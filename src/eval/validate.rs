@@ -257,6 +257,101 @@ pub fn measure_stage(
     Ok(StageFigures { kld, tasks })
 }
 
+/// One model's perplexity on an evaluation text.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelScore {
+    /// The input's role in the pass ("base", "chat", "target", "model 2", "result" …).
+    pub role: String,
+    pub path: PathBuf,
+    pub ppl: f64,
+    pub ppl_uncertainty: f64,
+}
+
+/// What a model-writing pass's evaluation measured (`--eval-text`): the inputs' and the
+/// result's perplexities, the result's KL divergence from the reference input, the verdict.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PassReport {
+    pub pass: String,
+    pub text: PathBuf,
+    pub n_ctx: usize,
+    pub n_chunks: usize,
+    pub inputs: Vec<ModelScore>,
+    pub result: ModelScore,
+    /// Role of the input the result is compared with.
+    pub reference: String,
+    /// 100 · (PPL(result) / PPL(reference) − 1).
+    pub ppl_change_pct: f64,
+    /// The result against the reference on the reference's windows.
+    pub kld: KldResult,
+    pub max_ppl_increase_pct: Option<f64>,
+    pub passed: bool,
+    pub verdict: String,
+}
+
+impl PassReport {
+    /// The report of `pass` on `text`: `inputs` scored on their own (the reference's entry
+    /// is `None`: its figures come from `kld`, the run of the result against it), the result
+    /// at `output`, passed unless its perplexity rose by more than `max_ppl_increase` percent.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        pass: &str,
+        text: &Path,
+        n_ctx: usize,
+        inputs: Vec<Option<ModelScore>>,
+        reference: (&str, &Path),
+        output: &Path,
+        kld: KldResult,
+        max_ppl_increase: Option<f64>,
+    ) -> PassReport {
+        let (ref_role, ref_path) = reference;
+        let ref_score = ModelScore {
+            role: ref_role.to_string(),
+            path: ref_path.to_path_buf(),
+            ppl: kld.ppl_base,
+            ppl_uncertainty: kld.ppl_base_uncertainty,
+        };
+        let mut ref_score = Some(ref_score);
+        let inputs = inputs.into_iter().map(|s| s.or_else(|| ref_score.take()).expect("one reference")).collect();
+        let result = ModelScore {
+            role: "result".into(),
+            path: output.to_path_buf(),
+            ppl: kld.ppl,
+            ppl_uncertainty: kld.ppl_uncertainty,
+        };
+        let change = 100.0 * (kld.ppl / kld.ppl_base - 1.0);
+        let passed = max_ppl_increase.is_none_or(|max| change <= max);
+        let verdict = verdict(pass, ref_role, change, &kld, max_ppl_increase, passed);
+        PassReport {
+            pass: pass.to_string(),
+            text: text.to_path_buf(),
+            n_ctx,
+            n_chunks: kld.n_chunks,
+            inputs,
+            result,
+            reference: ref_role.to_string(),
+            ppl_change_pct: change,
+            kld,
+            max_ppl_increase_pct: max_ppl_increase,
+            passed,
+            verdict,
+        }
+    }
+}
+
+/// One line: PASS/FAIL against a limit, else BETTER/WORSE, with the figures.
+fn verdict(pass: &str, ref_role: &str, change: f64, kld: &KldResult, max: Option<f64>, passed: bool) -> String {
+    let figures = format!(
+        "{pass}: perplexity {:.4} → {:.4} ({change:+.3} % vs {ref_role}), mean KLD {:.6}",
+        kld.ppl_base, kld.ppl, kld.kld_mean
+    );
+    match (max, passed) {
+        (Some(max), true) => format!("PASS {figures} (limit +{max} %)"),
+        (Some(max), false) => format!("FAIL {figures} exceeds --max-ppl-increase {max} %"),
+        (None, _) if change <= 0.0 => format!("BETTER {figures}"),
+        (None, _) => format!("WORSE {figures}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,10 @@
 //! - [`template`]: Jinja chat template → Ollama `TEMPLATE` (recognised families, checked by rendering).
 //! - [`modelfile`]: the `Modelfile` text, stop texts.
 //! - [`card`]: the model card (`README.md`).
+//! - [`layout`]: the two layouts written from an opened GGUF (`llmtool export`, a build's outputs).
 
 pub mod card;
+pub mod layout;
 pub mod modelfile;
 pub mod template;
 

@@ -48,7 +48,7 @@ pub enum WeightsError {
 }
 
 /// Per-tensor importance weights (column means), after `--include/--exclude-weights`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ImportanceWeights {
     by_name: BTreeMap<String, Vec<f32>>,
     /// Entries in the file before filtering.
@@ -148,12 +148,19 @@ pub fn check_plan(
 pub struct WeightedRetyped<'a> {
     inner: &'a dyn TensorSource,
     infos: Vec<TensorInfo>,
-    weights: &'a ImportanceWeights,
+    /// Borrowed from a quantize pass that outlives the source, or owned by it (a pass that
+    /// computes its weights while it is applied).
+    weights: Cow<'a, ImportanceWeights>,
 }
 
 impl<'a> WeightedRetyped<'a> {
     pub fn new(inner: &'a dyn TensorSource, infos: Vec<TensorInfo>, weights: &'a ImportanceWeights) -> Self {
-        WeightedRetyped { inner, infos, weights }
+        WeightedRetyped { inner, infos, weights: Cow::Borrowed(weights) }
+    }
+
+    /// Like [`Self::new`], the source owning its weights.
+    pub fn owning(inner: &'a dyn TensorSource, infos: Vec<TensorInfo>, weights: ImportanceWeights) -> Self {
+        WeightedRetyped { inner, infos, weights: Cow::Owned(weights) }
     }
 }
 

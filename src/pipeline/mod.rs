@@ -3,10 +3,11 @@
 //! writer or a scorer asks for a tensor), and the last stage is written once.
 //!
 //! * [`Stage`]: what flows between passes — architecture, GGUF-form metadata, tensors.
-//! * [`Pass`]: typed passes ([`Convert`], [`Lora`], [`Quantize`], [`ChatVector`], [`Merge`],
-//!   [`Moe`]) turning a stage into an [`Output`] that owns the new source and metadata and
-//!   borrows the input. The last three read other models too ([`Input`]s), opened when the
-//!   pass is made.
+//! * [`Pass`]: typed passes ([`Convert`], [`Lora`], [`Quantize`], [`QuantizeMix`],
+//!   [`ChatVector`], [`Merge`], [`Moe`]) turning a stage into an [`Output`] that owns the new
+//!   source and metadata and borrows the input. The last three read other models too
+//!   ([`Input`]s), opened when the pass is made.
+//! * [`compute_imatrix`]: the importance matrix of a stage on a text.
 //! * [`Pipeline`]: a list of passes run over a stage, with a look at every stage on the way
 //!   (the build's per-step validation scores each in-memory stage against the one before).
 //! * [`write_gguf`]: the streaming GGUF writer (temp file, fsync, rename).
@@ -37,9 +38,11 @@
 //! ```
 
 mod chatvector;
+mod imatrix;
 mod merge;
 mod moe;
 mod passes;
+mod quantize_mix;
 mod write;
 
 use std::path::Path;
@@ -50,9 +53,11 @@ use crate::arch::Arch;
 use crate::model::{GgufInfo, Model, ModelFormat};
 
 pub use chatvector::{hf_namer, ChatVector, ChatVectorOptions, ChatVectorOutput};
+pub use imatrix::{compute_imatrix, ImatrixOptions, ImatrixRun};
 pub use merge::{merge_over, Merge, MergeOptions, Merged, DEFAULT_SEED as MERGE_DEFAULT_SEED};
 pub use moe::{Moe, MoeBuilt, MoeOptions, DEFAULT_SEED as MOE_DEFAULT_SEED};
 pub use passes::{check_kernels, quantized_metadata, Convert, Lora, Quantize, QuantizeOptions};
+pub use quantize_mix::{MixChoice, MixEvent, MixImatrix, MixOptions, MixTarget, QuantizeMix, QuantizeMixError};
 pub use write::{gguf_header, write_gguf, write_header_and_tensors, WriteFileError, WriteOptions};
 
 /// Errors of the passes and the writer.
@@ -72,6 +77,11 @@ pub enum PipelineError {
     Weights(#[from] crate::passes::quantize_weights::WeightsError),
     #[error(transparent)]
     Imatrix(#[from] llmtool_formats::imatrix::ImatrixError),
+    /// Scoring a stage on the inference core (an imatrix, a mix's measurements).
+    #[error(transparent)]
+    Validate(#[from] crate::eval::validate::ValidateError),
+    #[error(transparent)]
+    Mix(#[from] QuantizeMixError),
     #[error("unknown file type '{0}'; expected one of {names}", names = crate::passes::quantize::FileType::names())]
     UnknownFileType(String),
     /// Boxed: the file's path beside a format error would make every result large.

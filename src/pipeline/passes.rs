@@ -87,12 +87,11 @@ impl Lora {
     }
 }
 
-impl Pass for Lora {
-    fn name(&self) -> &'static str {
-        "lora"
-    }
-
-    fn apply<'a>(&'a self, input: Stage<'a>) -> Result<Output<'a>, PipelineError> {
+impl Lora {
+    /// The merged source itself (what [`Pass::apply`] boxes): `lora merge` counts its touched
+    /// tensors and, for a float output, asks for them unrounded
+    /// ([`LoraMerged::with_float_output`]).
+    pub fn merged<'a>(&'a self, input: Stage<'a>) -> Result<LoraMerged<'a>, PipelineError> {
         // PEFT module names map through config.json: the HF dir's own, else the one the
         // architecture writes from the metadata (as `lora merge` does for a GGUF base).
         let config = match input.origin.hf_config {
@@ -100,7 +99,17 @@ impl Pass for Lora {
             None => input.arch.metadata_to_config(input.metadata, input.tensors.tensor_infos(), "float32")?,
         };
         let edits = plan_edits(input.arch, &config, input.tensors, &self.adapters)?;
-        let tensors = Box::new(LoraMerged::new(input.tensors, edits));
+        Ok(LoraMerged::new(input.tensors, edits))
+    }
+}
+
+impl Pass for Lora {
+    fn name(&self) -> &'static str {
+        "lora"
+    }
+
+    fn apply<'a>(&'a self, input: Stage<'a>) -> Result<Output<'a>, PipelineError> {
+        let tensors = Box::new(self.merged(input)?);
         Ok(Output { arch: input.arch, metadata: input.metadata.clone(), tensors, gguf: None })
     }
 }
@@ -149,6 +158,8 @@ pub struct Quantize {
     /// (llama-quantize then passes no imatrix at all).
     weights: Option<ImportanceWeights>,
     no_weights: ImportanceWeights,
+    /// Entries of the imatrix used after the filters, and read.
+    entries: Option<(usize, usize)>,
 }
 
 impl Quantize {
@@ -157,13 +168,27 @@ impl Quantize {
             Some((_, im)) => Some(ImportanceWeights::new(im, &opts.include_weights, &opts.exclude_weights)?),
             None => None,
         };
+        let entries = weights.as_ref().map(|w| (w.len(), w.n_loaded));
         let weights = weights.filter(|w| !w.is_empty());
-        Ok(Quantize { opts, weights, no_weights: ImportanceWeights::default() })
+        Ok(Quantize { opts, weights, no_weights: ImportanceWeights::default(), entries })
     }
 
-    /// The per-tensor plan for `input`, checked: kernels exist and the types that need
-    /// importance weights have them.
-    pub fn plan(&self, input: Stage<'_>) -> Result<Vec<TensorPlan>, PipelineError> {
+    pub fn options(&self) -> &QuantizeOptions {
+        &self.opts
+    }
+
+    /// The importance weights the quantizers use (none when the filters left none).
+    pub fn weights(&self) -> Option<&ImportanceWeights> {
+        self.weights.as_ref()
+    }
+
+    /// With an imatrix: its entries used after the filters, and its entries read.
+    pub fn imatrix_entries(&self) -> Option<(usize, usize)> {
+        self.entries
+    }
+
+    /// The per-tensor plan for `input` (llama.cpp's rules), not checked.
+    pub fn plan_unchecked(&self, input: Stage<'_>) -> Result<Vec<TensorPlan>, PipelineError> {
         let params = QuantizeParams {
             ftype: self.opts.ftype,
             pure: self.opts.pure,
@@ -172,10 +197,27 @@ impl Quantize {
             has_imatrix: self.weights.is_some(),
         };
         let facts = ModelFacts::from_metadata(input.metadata);
-        let plan = plan(input.tensors.tensor_infos(), &facts, &params)?;
+        Ok(plan(input.tensors.tensor_infos(), &facts, &params)?)
+    }
+
+    /// The per-tensor plan for `input`, checked: kernels exist and the types that need
+    /// importance weights have them.
+    pub fn plan(&self, input: Stage<'_>) -> Result<Vec<TensorPlan>, PipelineError> {
+        let plan = self.plan_unchecked(input)?;
         check_kernels(&plan, self.opts.ftype)?;
         check_plan(&plan, self.weights.as_ref(), self.opts.ftype)?;
         Ok(plan)
+    }
+
+    /// Applies the pass, the output owning the importance weights (for a pass that makes its
+    /// `Quantize` while it is applied, e.g. [`super::QuantizeMix`]).
+    pub fn into_output(self, input: Stage<'_>) -> Result<Output<'_>, PipelineError> {
+        let plan = self.plan(input)?;
+        let path = self.opts.imatrix.as_ref().map(|(p, _)| p.as_path());
+        let metadata = quantized_metadata(input.metadata, self.opts.ftype, self.weights.as_ref(), path);
+        let infos = plan.iter().map(TensorPlan::info).collect();
+        let tensors = Box::new(WeightedRetyped::owning(input.tensors, infos, self.weights.unwrap_or_default()));
+        Ok(Output { arch: input.arch, metadata, tensors, gguf: None })
     }
 }
 
