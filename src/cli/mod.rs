@@ -77,17 +77,6 @@ pub fn run() -> anyhow::Result<()> {
     dispatch(Cli::parse().command)
 }
 
-/// Runs the subcommand given by `args` (without the program name) in this process, e.g.
-/// `["quantize", "in.gguf", "out.gguf", "--type", "Q8_0"]`; `build` runs its steps this way.
-pub fn run_args<I, T>(args: I) -> anyhow::Result<()>
-where
-    I: IntoIterator<Item = T>,
-    T: Into<std::ffi::OsString> + Clone,
-{
-    let argv = std::iter::once(std::ffi::OsString::from("llmtool")).chain(args.into_iter().map(Into::into));
-    dispatch(Cli::try_parse_from(argv)?.command)
-}
-
 fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Build(args) => build::run(args),
