@@ -114,17 +114,30 @@ pub fn measure_kld(
     let ref_model = Model::open(reference).with_context(|| format!("opening {}", reference.display()))?;
     let ref_scored = load(&ref_model, reference)?;
     check_ctx(&ref_scored.model, ctx, reference)?;
+    kld_against(&ref_scored, reference, output, &text, Windows { ctx, chunks }, quiet)
+}
+
+/// The KL divergence of the model file `output` from the loaded `reference` (read from
+/// `reference_path`) on `text`, with a progress bar.
+pub fn kld_against(
+    reference: &Scored<'_>,
+    reference_path: &Path,
+    output: &Path,
+    text: &str,
+    windows: Windows,
+    quiet: bool,
+) -> Result<KldResult> {
     let out_model = Model::open(output).with_context(|| format!("opening {}", output.display()))?;
     let out_scored = load(&out_model, output)?;
-    let bar = Bar::new(chunks as u64, quiet);
-    let kld = ref_scored
-        .kld_of(&out_scored, &text, Windows { ctx, chunks }, |i, n, k| {
+    let bar = Bar::new(windows.chunks as u64, quiet);
+    let kld = reference
+        .kld_of(&out_scored, text, windows, |i, n, k| {
             if let Some(b) = &bar.0 {
                 b.set_length(n as u64);
             }
-            bar.set(i as u64, format!("scoring {} vs {}: mean KLD {k:.6}", output.display(), reference.display()))
+            bar.set(i as u64, format!("scoring {} vs {}: mean KLD {k:.6}", output.display(), reference_path.display()))
         })
-        .with_context(|| format!("KL divergence of {} from {}", output.display(), reference.display()))?;
+        .with_context(|| format!("KL divergence of {} from {}", output.display(), reference_path.display()))?;
     bar.finish();
     Ok(kld)
 }

@@ -19,7 +19,7 @@ use llmtool_formats::GgmlType;
 #[cfg(feature = "gpu")]
 use llmtool_formats::TensorSource;
 
-use super::perplexity::{read_text, Bar};
+use super::perplexity::read_text;
 use super::quantize_mix::MixArgs;
 use crate::eval::validate::{check_ctx, Scored, Windows};
 use crate::eval::KldResult;
@@ -297,19 +297,7 @@ fn validate(
     let text = read_text(text)?;
     let reference = Scored::open(model).with_context(|| format!("loading {}", input.display()))?;
     check_ctx(&reference.model, ctx).with_context(|| format!("--validate-ctx for {}", input.display()))?;
-    let out_model = Model::open(output).with_context(|| format!("opening {}", output.display()))?;
-    let result = Scored::open(&out_model).with_context(|| format!("loading {}", output.display()))?;
-    let bar = Bar::new(chunks as u64, quiet);
-    let kld = reference
-        .kld_of(&result, &text, Windows { ctx, chunks }, |i, n, k| {
-            if let Some(b) = &bar.0 {
-                b.set_length(n as u64);
-            }
-            bar.set(i as u64, format!("scoring {} vs {}: mean KLD {k:.6}", output.display(), input.display()))
-        })
-        .with_context(|| format!("KL divergence of {} from {}", output.display(), input.display()))?;
-    bar.finish();
-    Ok(kld)
+    super::pass_eval::kld_against(&reference, input, output, &text, Windows { ctx, chunks }, quiet)
 }
 
 /// The planned tensors quantized on the GPU (the types without a GPU kernel on the CPU),

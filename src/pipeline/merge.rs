@@ -110,16 +110,7 @@ impl Merge {
 
     /// Plans the merge; `input` serves the references to the pipeline's input.
     pub fn merged<'a>(&'a self, input: Option<Stage<'a>>) -> Result<Merged<'a>, PipelineError> {
-        let models = self
-            .models
-            .iter()
-            .zip(&self.paths)
-            .map(|(m, path)| match (m, input) {
-                (Some(m), _) => Ok(Input::of(m)),
-                (None, Some(stage)) => Ok(Input { path, stage }),
-                (None, None) => Err(PipelineError::NoInput("merge", path.display().to_string())),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let models = Input::resolve("merge", &self.models, &self.paths, input)?;
         Ok(merge_over(&self.config, StageInputs::new(models, &self.index), self.opts)?)
     }
 }

@@ -175,6 +175,26 @@ impl<'a> Input<'a> {
     pub fn of(model: &'a Model) -> Input<'a> {
         Input { path: &model.path, stage: Stage::of(model) }
     }
+
+    /// The inputs of a pass that opened `models[i]` from `paths[i]`, or left it `None` where
+    /// the path stands for the pipeline's input, which `input` then serves (`pass` names the
+    /// pass when there is none).
+    pub(crate) fn resolve(
+        pass: &'static str,
+        models: &'a [Option<Model>],
+        paths: &'a [std::path::PathBuf],
+        input: Option<Stage<'a>>,
+    ) -> Result<Vec<Input<'a>>, PipelineError> {
+        models
+            .iter()
+            .zip(paths)
+            .map(|(m, path)| match (m, input) {
+                (Some(m), _) => Ok(Input::of(m)),
+                (None, Some(stage)) => Ok(Input { path, stage }),
+                (None, None) => Err(PipelineError::NoInput(pass, path.display().to_string())),
+            })
+            .collect()
+    }
 }
 
 /// What a pass produces: a new tensor source (borrowing the input's) and its metadata.

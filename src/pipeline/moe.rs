@@ -98,16 +98,7 @@ impl Moe {
     /// Checks the models and computes the routers; `input` serves the references to the
     /// pipeline's input.
     pub fn build<'a>(&'a self, input: Option<Stage<'a>>) -> Result<MoeBuilt<'a>, PipelineError> {
-        let mut models = self
-            .models
-            .iter()
-            .zip(&self.paths)
-            .map(|(m, path)| match (m, input) {
-                (Some(m), _) => Ok(Input::of(m)),
-                (None, Some(stage)) => Ok(Input { path, stage }),
-                (None, None) => Err(PipelineError::NoInput("moe", path.display().to_string())),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut models = Input::resolve("moe", &self.models, &self.paths, input)?;
         let shared = match self.cfg.shared_experts.is_empty() {
             true => None,
             false => models.pop(),
