@@ -22,9 +22,9 @@ use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::sync::LazyLock;
 
-use minijinja::value::{from_args, Kwargs, Rest, StringInput, ValueKind};
 use minijinja::machinery::{tokenize, Token, WhitespaceConfig};
 use minijinja::syntax::SyntaxConfig;
+use minijinja::value::{from_args, Kwargs, Rest, StringInput, ValueKind};
 use minijinja::{filters, Environment, Error, ErrorKind, Expression, State, Value};
 
 use super::rewrite::{ACYCLIC, ADD, CAT, IN, MUL};
@@ -81,14 +81,19 @@ impl fmt::Display for Limit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Limit::Source => write!(f, "source size (at most {MAX_SOURCE} bytes)"),
-            Limit::Fuel => write!(f, "work (at most {FUEL} instructions, and {MAX_WALK} values visited by the cycle check, per render)"),
+            Limit::Fuel => write!(
+                f,
+                "work (at most {FUEL} instructions, and {MAX_WALK} values visited by the cycle check, per render)"
+            ),
             Limit::Recursion => write!(f, "recursion (depth {RECURSION}, about 50 nested macro calls)"),
             Limit::String => write!(f, "string size (at most {MAX_STRING} bytes per string)"),
             Limit::Produced => write!(f, "memory (at most {MAX_PRODUCED} bytes of strings built per render)"),
             Limit::Output => write!(f, "output size (at most {MAX_OUTPUT} bytes)"),
             Limit::Items => write!(f, "list size (at most {MAX_ITEMS} items)"),
             Limit::Expression => write!(f, "expression size (at most {MAX_TAG_TOKENS} tokens in one tag)"),
-            Limit::Cycle => write!(f, "cycles (a namespace attribute may not be set to a value containing that namespace)"),
+            Limit::Cycle => {
+                write!(f, "cycles (a namespace attribute may not be set to a value containing that namespace)")
+            }
         }
     }
 }

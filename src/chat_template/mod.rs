@@ -263,7 +263,8 @@ fn on_render_stack<T: Send>(
     work: impl FnOnce() -> Result<T, ChatTemplateError> + Send,
 ) -> Result<T, ChatTemplateError> {
     std::thread::scope(|s| {
-        let worker = std::thread::Builder::new().name("chat-template".into()).stack_size(RENDER_STACK).spawn_scoped(s, work);
+        let worker =
+            std::thread::Builder::new().name("chat-template".into()).stack_size(RENDER_STACK).spawn_scoped(s, work);
         match worker {
             Ok(handle) => handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
             Err(e) => Err(ChatTemplateError::Render(Error::new(

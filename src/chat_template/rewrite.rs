@@ -183,7 +183,9 @@ fn stmt(s: &Stmt<'_>, src: &str, edits: &mut Edits) {
 fn acyclic_set(x: &Set<'_>, src: &str, edits: &mut Edits) {
     let targets: Vec<&Expr<'_>> = match &x.target {
         Expr::GetAttr(g) => vec![&g.expr],
-        Expr::List(l) => l.items.iter().filter_map(|t| if let Expr::GetAttr(g) = t { Some(&g.expr) } else { None }).collect(),
+        Expr::List(l) => {
+            l.items.iter().filter_map(|t| if let Expr::GetAttr(g) = t { Some(&g.expr) } else { None }).collect()
+        }
         _ => return,
     };
     if targets.is_empty() {
@@ -191,7 +193,10 @@ fn acyclic_set(x: &Set<'_>, src: &str, edits: &mut Edits) {
     }
     let b = src.as_bytes();
     let after_target = x.target.span().end_offset as usize;
-    let eq = b.get(after_target..).and_then(|rest| rest.iter().position(|c| !c.is_ascii_whitespace())).map(|p| after_target + p);
+    let eq = b
+        .get(after_target..)
+        .and_then(|rest| rest.iter().position(|c| !c.is_ascii_whitespace()))
+        .map(|p| after_target + p);
     let end = x.expr.span().end_offset as usize;
     let objs: Option<Vec<String>> = targets.into_iter().map(dotted).collect();
     let (Some(eq), Some(objs)) = (eq, objs) else {
@@ -389,11 +394,11 @@ mod tests {
         assert_eq!(r("{% set ns.x = ns %}"), "{% set ns.x = __llmtool_acyclic(ns, ( ns)) %}");
         assert_eq!(r("{%- set ns.x=a~b -%}"), "{%- set ns.x= __llmtool_acyclic(ns, (__llmtool_cat(a,b))) -%}");
         assert_eq!(r("{% set a.b.c = x if y else z %}"), "{% set a.b.c = __llmtool_acyclic(a.b, ( x if y else z)) %}");
-        assert_eq!(r("{% set x = ns %}{% set ns.l = [ns] %}"), "{% set x = ns %}{% set ns.l = __llmtool_acyclic(ns, ( [ns])) %}");
         assert_eq!(
-            r("{% set q, ns.y = 1, ns %}"),
-            "{% set q, ns.y = __llmtool_acyclic(ns, ( 1, ns)) %}"
+            r("{% set x = ns %}{% set ns.l = [ns] %}"),
+            "{% set x = ns %}{% set ns.l = __llmtool_acyclic(ns, ( [ns])) %}"
         );
+        assert_eq!(r("{% set q, ns.y = 1, ns %}"), "{% set q, ns.y = __llmtool_acyclic(ns, ( 1, ns)) %}");
         assert_eq!(r("{% set ns.x %}{{ ns }}{% endset %}"), "{% set ns.x %}{{ ns }}{% endset %}");
     }
 }

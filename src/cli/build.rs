@@ -12,7 +12,9 @@ use serde_json::json;
 
 use super::output::{write_hf_from_gguf_form, OutputOptions};
 use crate::build::cache::{step_key, Hash, HashMemo};
-use crate::build::recipe::{needs_imatrix, Caching, ImatrixCompute, ImatrixSpec, Loaded, QuantizeStep, Step};
+use crate::build::recipe::{
+    needs_imatrix, Caching, ChatVectorStep, ImatrixCompute, ImatrixSpec, Loaded, MergeStep, QuantizeStep, Step,
+};
 use crate::build::report::{BuildReport, Figures, StepRecord};
 use crate::eval::validate::{measure_stage, read_text, Scored, TaskAccuracy, Windows};
 use crate::export::layout::{LmStudioOptions, LmStudioPlan, OllamaOptions, OllamaPlan, Source};
@@ -447,46 +449,46 @@ fn pass_of(loaded: &Loaded, p: &Planned, no_cache: bool, quiet: bool) -> Result<
             Box::new(Lora::open(&[(l.adapter.as_path(), scale)])?)
         }
         Step::Quantize(q) => Box::new(StepQuantize::new(p, q, no_cache, quiet)?),
-        Step::Chatvector(_) | Step::Merge(_) | Step::Moe(_) => multi_input_pass(loaded, p)?,
+        Step::Chatvector(c) => chatvector_pass(loaded, p, c)?,
+        Step::Merge(m) => config_pass(loaded, p, m, false)?,
+        Step::Moe(m) => config_pass(loaded, p, m, true)?,
     })
 }
 
-/// The pass of a step reading other models besides its input, with the options the command
-/// would get (`chatvector --ratio R --skip G --template-from chat`, `merge|moe --seed N`).
-fn multi_input_pass(loaded: &Loaded, p: &Planned) -> Result<Box<dyn Pass>> {
+/// A chatvector step's pass, with the options `chatvector --ratio R --skip G
+/// --template-from chat` would get; without a `target`, the step's input is the target.
+fn chatvector_pass(loaded: &Loaded, p: &Planned, c: &ChatVectorStep) -> Result<Box<dyn Pass>> {
     let r = &loaded.recipe;
-    Ok(match &p.step {
-        Step::Chatvector(c) => {
-            // The ratio as `--ratio` reads it: the recipe's number printed, parsed as f32.
-            let ratio: f32 = c.ratio.to_string().parse()?;
-            let skips = SkipRules { globs: c.skip.clone(), default_skips: true, skip_norms: false };
-            let opts = ChatVectorOptions {
-                ratios: vec![ratio],
-                skips,
-                template_from_chat: c.template_from_chat,
-                ..ChatVectorOptions::default()
-            };
-            let target = c.target.as_ref().map(|t| r.inputs[t].as_path());
-            let pair = (r.inputs[&c.base].as_path(), r.inputs[&c.chat].as_path());
-            Box::new(ChatVector::open(target, &[pair], &[], opts)?.naming_input(&p.input))
-        }
-        Step::Merge(m) | Step::Moe(m) => {
-            let resolved = resolve_merge_config(loaded, m.config(), &p.input)?;
-            let (text, origin) = (yaml_serde::to_string(&resolved)?, m.config().display().to_string());
-            let dir = m.config().parent().map(Path::to_path_buf);
-            if let Step::Moe(_) = p.step {
-                let mut cfg = crate::moe_build::config::MoeConfig::parse(&text, &origin)?;
-                cfg.dir = dir;
-                let opts = MoeOptions { seed: m.seed().unwrap_or(MOE_DEFAULT_SEED), ..MoeOptions::default() };
-                Box::new(Moe::open_over(cfg, opts, Some(&p.input))?)
-            } else {
-                let mut cfg = crate::merge::config::MergeConfig::parse(&text, &origin)?;
-                cfg.dir = dir;
-                let opts = MergeOptions { seed: m.seed().unwrap_or(MERGE_DEFAULT_SEED), ..MergeOptions::default() };
-                Box::new(Merge::open_over(cfg, opts, Some(&p.input))?)
-            }
-        }
-        _ => bail!("internal: step {} reads no other model", p.index),
+    // The ratio as `--ratio` reads it: the recipe's number printed, parsed as f32.
+    let ratio: f32 = c.ratio.to_string().parse()?;
+    let skips = SkipRules { globs: c.skip.clone(), default_skips: true, skip_norms: false };
+    let opts = ChatVectorOptions {
+        ratios: vec![ratio],
+        skips,
+        template_from_chat: c.template_from_chat,
+        ..ChatVectorOptions::default()
+    };
+    let target = c.target.as_ref().map(|t| r.inputs[t].as_path());
+    let pair = (r.inputs[&c.base].as_path(), r.inputs[&c.chat].as_path());
+    Ok(Box::new(ChatVector::open(target, &[pair], &[], opts)?.naming_input(&p.input)))
+}
+
+/// A merge (`moe == false`) or moe step's pass over its mergekit config, whose `current` is
+/// the step's input, with the seed `merge|moe --seed N` would get.
+fn config_pass(loaded: &Loaded, p: &Planned, m: &MergeStep, moe: bool) -> Result<Box<dyn Pass>> {
+    let resolved = resolve_merge_config(loaded, m.config(), &p.input)?;
+    let (text, origin) = (yaml_serde::to_string(&resolved)?, m.config().display().to_string());
+    let dir = m.config().parent().map(Path::to_path_buf);
+    Ok(if moe {
+        let mut cfg = crate::moe_build::config::MoeConfig::parse(&text, &origin)?;
+        cfg.dir = dir;
+        let opts = MoeOptions { seed: m.seed().unwrap_or(MOE_DEFAULT_SEED), ..MoeOptions::default() };
+        Box::new(Moe::open_over(cfg, opts, Some(&p.input))?)
+    } else {
+        let mut cfg = crate::merge::config::MergeConfig::parse(&text, &origin)?;
+        cfg.dir = dir;
+        let opts = MergeOptions { seed: m.seed().unwrap_or(MERGE_DEFAULT_SEED), ..MergeOptions::default() };
+        Box::new(Merge::open_over(cfg, opts, Some(&p.input))?)
     })
 }
 
@@ -855,15 +857,8 @@ fn measure(v: &crate::build::recipe::Validate, input: &Path, output: &Path, quie
             let reference = Scored::open(&in_model).with_context(|| format!("loading {}", input.display()))?;
             crate::eval::validate::check_ctx(&reference.model, v.ctx)
                 .with_context(|| format!("validate.ctx for {}", input.display()))?;
-            let out_model = Model::open(output).with_context(|| format!("opening {}", output.display()))?;
-            let result = Scored::open(&out_model).with_context(|| format!("loading {}", output.display()))?;
-            if !quiet {
-                eprintln!("scoring {} against {}", output.display(), input.display());
-            }
-            let k = reference
-                .kld_of(&result, &text, Windows { ctx: v.ctx, chunks: v.chunks }, |_, _, _| {})
-                .with_context(|| format!("KL divergence of {} from {}", output.display(), input.display()))?;
-            Some(k)
+            let windows = Windows { ctx: v.ctx, chunks: v.chunks };
+            Some(super::pass_eval::kld_against(&reference, input, output, &text, windows, quiet)?)
         }
         None => None,
     };
@@ -943,14 +938,7 @@ fn write_hf(gguf: &Path, dir: &Path, quiet: bool) -> Result<()> {
     let opts = OutputOptions { force: true, quiet, label: "convert", shard_size: None };
     let written = write_hf_from_gguf_form(model.arch, &model.metadata, model.tensors.as_ref(), None, dir, &opts)?;
     if !quiet {
-        let secs = started.elapsed().as_secs_f64();
-        eprintln!(
-            "wrote {} ({:.1} MB in {:.2} s, {:.0} MB/s)",
-            dir.display(),
-            written as f64 / 1e6,
-            secs,
-            written as f64 / 1e6 / secs.max(1e-9)
-        );
+        super::convert::print_written(dir, written, started);
     }
     Ok(())
 }
@@ -984,13 +972,7 @@ fn write_deploy_outputs(loaded: &Loaded, plan: &[Planned], quiet: bool) -> Resul
         }
         if source.is_none() {
             let src = Source::open(&gguf).with_context(context)?;
-            let (quality, this_file) = src.quality_from_report(&report).with_context(context)?;
-            if !quiet && !this_file {
-                eprintln!(
-                    "note: {} did not pass or its last step is not this file's size; the card's table describes that build",
-                    report.display()
-                );
-            }
+            let quality = super::export::quality_from_report(&src, &report, quiet).with_context(context)?;
             source = Some((src, quality));
         }
         let (src, quality) = source.as_ref().expect("opened above");

@@ -62,16 +62,21 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         OutFormat::Hf => to_hf(&model, &args)?,
     };
     if !args.quiet {
-        let secs = started.elapsed().as_secs_f64();
-        eprintln!(
-            "wrote {} ({:.1} MB in {:.2} s, {:.0} MB/s)",
-            args.output.display(),
-            written as f64 / 1e6,
-            secs,
-            written as f64 / 1e6 / secs.max(1e-9)
-        );
+        print_written(&args.output, written, started);
     }
     Ok(())
+}
+
+/// The summary of a conversion: `written` bytes to `output` since `started`.
+pub(super) fn print_written(output: &Path, written: u64, started: Instant) {
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "wrote {} ({:.1} MB in {:.2} s, {:.0} MB/s)",
+        output.display(),
+        written as f64 / 1e6,
+        secs,
+        written as f64 / 1e6 / secs.max(1e-9)
+    );
 }
 
 fn to_gguf(model: &Model, args: &ConvertArgs) -> Result<u64> {

@@ -2,7 +2,7 @@
 //! card (`export::layout`: every output directory is written whole to a temp beside it and
 //! renamed into place); this module parses, measures the card's figures when asked, prints.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
@@ -110,14 +110,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
 /// The model card's quality table, from `--report` or measured with `--eval-text`.
 fn quality(args: &CardArgs, src: &Source, quiet: bool) -> Result<Option<Quality>> {
     if let Some(report) = &args.report {
-        let (q, this_file) = src.quality_from_report(report)?;
-        if !quiet && !this_file {
-            eprintln!(
-                "note: {} did not pass or its last step is not this file's size; the card's table describes that build",
-                report.display()
-            );
-        }
-        return Ok(Some(q));
+        return Ok(Some(quality_from_report(src, report, quiet)?));
     }
     let Some(text_path) = &args.eval_text else { return Ok(None) };
     let (ctx, chunks) = (args.eval_ctx, args.eval_chunks);
@@ -159,6 +152,18 @@ fn quality(args: &CardArgs, src: &Source, quiet: bool) -> Result<Option<Quality>
         }
     };
     Ok(Some(Quality { how, rows }))
+}
+
+/// The card's table from a build report, with a note when it does not describe `src`.
+pub(super) fn quality_from_report(src: &Source, report: &Path, quiet: bool) -> Result<Quality> {
+    let (q, this_file) = src.quality_from_report(report)?;
+    if !quiet && !this_file {
+        eprintln!(
+            "note: {} did not pass or its last step is not this file's size; the card's table describes that build",
+            report.display()
+        );
+    }
+    Ok(q)
 }
 
 fn placed_word(p: Placed) -> &'static str {

@@ -222,7 +222,8 @@ mod tests {
         for (w, got) in ws.iter().zip(&shared) {
             let mut one = vec![0.0; n * w.rows];
             matmul(w, &x, n, &mut one).unwrap();
-            let (a, b): (Vec<u32>, Vec<u32>) = (one.iter().map(|v| v.to_bits()).collect(), got.iter().map(|v| v.to_bits()).collect());
+            let (a, b): (Vec<u32>, Vec<u32>) =
+                (one.iter().map(|v| v.to_bits()).collect(), got.iter().map(|v| v.to_bits()).collect());
             assert_eq!(a, b, "{}", w.name);
         }
     }
