@@ -24,7 +24,7 @@
 # Goal (issue 19): >= 2x the AVX2 build and >= 1.3x the native build on every type.
 #
 # usage: scripts/bench-perplexity.sh [WORK_DIR]      env: REPS (default 3), CHUNKS (10),
-#        TYPES ("Q4_1 Q8_0 Q4_0 F16 Q4_K_M IQ4_XS IQ3_S"), TEXT (wiki.test.raw),
+#        TYPES ("Q4_1 Q8_0 Q4_0 F16 Q5_0 Q5_1 Q4_K_M Q6_K IQ4_XS IQ3_S"), TEXT (wiki.test.raw),
 #        LLAMA_PERPLEXITY, LLAMA_PERPLEXITY_AVX2, BUILD_LLAMA, LLAMA_QUANTIZE, GHZ, PEAK_FLOP, PEAK_INT8
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -33,7 +33,7 @@ mkdir -p "$work"
 command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 REPS="${REPS:-3}"
 CHUNKS="${CHUNKS:-10}"
-TYPES="${TYPES:-Q4_1 Q8_0 Q4_0 F16 Q4_K_M IQ4_XS IQ3_S}"
+TYPES="${TYPES:-Q4_1 Q8_0 Q4_0 F16 Q5_0 Q5_1 Q4_K_M Q6_K IQ4_XS IQ3_S}"
 LLAMA_QUANTIZE="${LLAMA_QUANTIZE:-/opt/llamacpp/build/bin/llama-quantize}"
 imatrix="$root/fixtures/imatrix/smollm2-q4_1-wiki4.gguf"
 TEXT="$("$root/scripts/wiki-text.sh")"

@@ -375,6 +375,17 @@ fn float_types_with_odd_k() {
     }
 }
 
+/// The float register tiles (4 rows × up to 6 tokens, 16-wide steps): every token remainder
+/// 1–6, row counts that leave 1–3 rows, a masked k tail, and more rows than one task.
+#[test]
+fn float_register_tiles_cover_every_remainder() {
+    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::BF16] {
+        for (rows, k, tokens) in [(70, 589, 13), (5, 16, 7), (131, 32, 11), (6, 47, 12)] {
+            check_product(ty, rows, k, tokens, 43);
+        }
+    }
+}
+
 /// `PackedWeights` (tiles unpacked once) gives the same bits as `matmul`, for 1 and many
 /// tokens, and rejects float types, bad lengths and mismatched activations.
 #[test]

@@ -11,12 +11,13 @@
 //!   log p_i = scale·q_i + min_log_prob, min_log_prob = max(min logit, max logit − 16) − logsumexp
 //! ```
 
+use llmtool_kernels::vexp;
 use std::io::{Read, Write};
 use std::path::Path;
 
 use rayon::prelude::*;
 
-use super::perplexity::{plan, window_logits, EvalError, NllSums, PplOptions};
+use super::perplexity::{plan, window_logits_into, EvalError, NllSums, PplOptions};
 use crate::infer::InferModel;
 
 const MAGIC: &[u8; 8] = b"_logits_";
@@ -37,7 +38,7 @@ fn nearest_int(x: f32) -> u16 {
 pub fn encode_row(logits: &[f32], tok: u32, out: &mut [u16]) -> f64 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let min = logits.iter().copied().fold(f32::INFINITY, f32::min).max(max - 16.0);
-    let sum: f64 = logits.iter().map(|&l| (l - max).exp() as f64).sum();
+    let sum = vexp::sum_exp_sub(logits, max);
     let log_sum_exp = sum.ln() as f32;
     let min_log_prob = min - max - log_sum_exp;
     let scale = (max - min) / 65535.0;
@@ -124,8 +125,9 @@ impl BaseFile {
         let nv = row_words(n_vocab);
         let mut kv = model.new_cache(n_ctx);
         let mut rows = Vec::new();
+        let mut logits = Vec::new();
         for i in 0..n_chunk {
-            let logits = window_logits(model, &mut kv, tokens, i, opts)?;
+            window_logits_into(model, &mut kv, tokens, i, opts, n_ctx / 2, &mut logits)?;
             let targets = &tokens[i * n_ctx + n_ctx / 2 + 1..(i + 1) * n_ctx];
             let mut words = vec![0u16; targets.len() * nv];
             words.par_chunks_exact_mut(nv).zip(logits.par_chunks_exact(n_vocab)).zip(targets.par_iter()).for_each(
@@ -209,7 +211,7 @@ fn compare_row(logits: &[f32], base_logp: &[f32], tok: u32, floor: f32) -> Token
             (imax, max) = (i, l);
         }
     }
-    let sum: f64 = logits.iter().map(|&l| (l - max).exp() as f64).sum();
+    let sum = vexp::sum_exp_sub(logits, max);
     let lse = sum.ln() as f32;
     let nll = (max + lse - logits[tok as usize]) as f64;
     let nll_base = -(base_logp[tok as usize] as f64);
@@ -348,16 +350,18 @@ pub fn kl_divergence(
         Base::File(_) => None,
     };
     let mut acc = Acc::default();
+    let (mut logits, mut base_logits) = (Vec::new(), Vec::new());
     for i in 0..n_chunks {
-        let logits = window_logits(model, &mut kv, tokens, i, &opts)?;
+        window_logits_into(model, &mut kv, tokens, i, &opts, n_ctx / 2, &mut logits)?;
         let targets = &tokens[i * n_ctx + first + 1..(i + 1) * n_ctx];
         let base_rows: Vec<f32> = match &base {
             Base::Model(m) => {
-                let bl = window_logits(m, kv_base.as_mut().unwrap(), tokens, i, &opts)?;
-                bl.par_chunks_exact(n_vocab)
+                window_logits_into(m, kv_base.as_mut().unwrap(), tokens, i, &opts, n_ctx / 2, &mut base_logits)?;
+                base_logits
+                    .par_chunks_exact(n_vocab)
                     .flat_map_iter(|row| {
                         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                        let lse = (row.iter().map(|&l| (l - max).exp() as f64).sum::<f64>().ln()) as f32;
+                        let lse = vexp::sum_exp_sub(row, max).ln() as f32;
                         row.iter().map(move |&l| l - max - lse)
                     })
                     .collect()
@@ -432,8 +436,9 @@ pub fn save_base(model: &InferModel, tokens: &[u32], opts: &PplOptions, path: &P
     let mut w = BaseWriter::new(file, n_ctx, model.cfg.n_vocab, n_chunks, tokens).map_err(io)?;
     let mut kv = model.new_cache(n_ctx);
     let mut sums = NllSums::default();
+    let mut logits = Vec::new();
     for i in 0..n_chunks {
-        let logits = window_logits(model, &mut kv, tokens, i, opts)?;
+        window_logits_into(model, &mut kv, tokens, i, opts, n_ctx / 2, &mut logits)?;
         let targets = &tokens[i * n_ctx + n_ctx / 2 + 1..(i + 1) * n_ctx];
         w.window(&logits, targets).map_err(io)?.into_iter().for_each(|v| sums.add(v));
     }

@@ -6,6 +6,7 @@
 //! n_ctx/2+1 … n_ctx-1 (255 tokens per 512-window). PPL = exp(mean NLL); the ± is
 //! PPL · sqrt((E[nll²] − E[nll]²) / (N − 1)).
 
+use llmtool_kernels::vexp;
 use rayon::prelude::*;
 
 use crate::infer::{InferError, InferModel, KvCache};
@@ -101,10 +102,10 @@ impl NllSums {
 }
 
 /// −log softmax(logits)[tok], as perplexity.cpp's `log_softmax`: f32 max, Σ expf(l − max)
-/// accumulated in f64.
+/// accumulated in f64 (vectorized exp, `vexp::sum_exp_sub`).
 pub fn nll_of(logits: &[f32], tok: u32) -> f64 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = logits.iter().map(|&l| (l - max).exp() as f64).sum();
+    let sum = vexp::sum_exp_sub(logits, max);
     -((logits[tok as usize] - max) as f64 - sum.ln())
 }
 
@@ -149,6 +150,21 @@ pub fn window_logits_from(
     opts: &PplOptions,
     from: usize,
 ) -> Result<Vec<f32>, EvalError> {
+    let mut logits = Vec::new();
+    window_logits_into(model, kv, tokens, i, opts, from, &mut logits)?;
+    Ok(logits)
+}
+
+/// [`window_logits_from`] into `logits` (cleared first; its memory is reused across windows).
+pub fn window_logits_into(
+    model: &InferModel,
+    kv: &mut KvCache,
+    tokens: &[u32],
+    i: usize,
+    opts: &PplOptions,
+    from: usize,
+    logits: &mut Vec<f32>,
+) -> Result<(), EvalError> {
     let n_ctx = opts.n_ctx;
     let first = from.min(n_ctx - 1);
     let mut win = tokens[i * n_ctx..(i + 1) * n_ctx].to_vec();
@@ -157,7 +173,7 @@ pub fn window_logits_from(
     }
     kv.clear();
     let n_vocab = model.cfg.n_vocab;
-    let mut logits = Vec::with_capacity((n_ctx - first) * n_vocab);
+    logits.clear();
     let mut pos = 0;
     while pos < n_ctx {
         let end = (pos + opts.batch).min(n_ctx);
@@ -167,13 +183,13 @@ pub fn window_logits_from(
             model.forward_from(&win[pos..end], kv, pos, end - pos)?;
         } else {
             let from = first.saturating_sub(pos);
-            let l = model.forward_from(&win[pos..end], kv, pos, from)?;
-            let keep = (want_end - (pos + from)) * n_vocab;
-            logits.extend_from_slice(&l[..keep]);
+            let start = logits.len();
+            model.forward_append(&win[pos..end], kv, pos, from, logits)?;
+            logits.truncate(start + (want_end - (pos + from)) * n_vocab);
         }
         pos = end;
     }
-    Ok(logits)
+    Ok(())
 }
 
 /// Computes the perplexity of `tokens`; `on_chunk` sees each window's running value.
@@ -204,9 +220,10 @@ pub fn perplexity_from(
     let mut sums = NllSums::default();
     let mut chunks = Vec::with_capacity(n_chunks);
     let t0 = std::time::Instant::now();
+    let mut logits = Vec::new();
     for i in 0..n_chunks {
         let tc = std::time::Instant::now();
-        let logits = window_logits_from(model, &mut kv, tokens, i, opts, logits_from)?;
+        window_logits_into(model, &mut kv, tokens, i, opts, logits_from, &mut logits)?;
         let scored = &logits[(first - logits_from) * n_vocab..];
         let targets = &tokens[i * n_ctx + first + 1..(i + 1) * n_ctx];
         let nlls: Vec<f64> =

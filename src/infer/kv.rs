@@ -3,6 +3,7 @@
 //! a time (incremental decoding).
 
 use super::{InferConfig, InferError};
+use llmtool_kernels::attention::{key_stride, KvView};
 
 /// How cached keys and values are held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -22,15 +23,18 @@ pub struct KvCache {
     pub(crate) cap: usize,
     len: usize,
     precision: KvPrecision,
-    /// `[layer][kv_head][position][head_dim]`
-    pub(crate) k: Vec<Vec<f32>>,
-    pub(crate) v: Vec<Vec<f32>>,
+    /// Keys transposed, `[layer][kv_head][head_dim][key_stride(cap)]`, and values,
+    /// `[layer][kv_head][position][head_dim]`: the layouts the fused attention kernel reads
+    /// without repacking (`llmtool_kernels::attention`).
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
 }
 
 impl KvCache {
     /// A cache for `cap` positions of a model with configuration `cfg`.
     pub fn new(cfg: &InferConfig, cap: usize, precision: KvPrecision) -> Self {
         let per_layer = cfg.n_head_kv * cap * cfg.head_dim;
+        let per_layer_k = cfg.n_head_kv * cfg.head_dim * key_stride(cap);
         KvCache {
             n_layer: cfg.n_layer,
             n_head_kv: cfg.n_head_kv,
@@ -38,7 +42,7 @@ impl KvCache {
             cap,
             len: 0,
             precision,
-            k: (0..cfg.n_layer).map(|_| vec![0.0; per_layer]).collect(),
+            k: (0..cfg.n_layer).map(|_| vec![0.0; per_layer_k]).collect(),
             v: (0..cfg.n_layer).map(|_| vec![0.0; per_layer]).collect(),
         }
     }
@@ -82,17 +86,23 @@ impl KvCache {
     pub(crate) fn store(&mut self, il: usize, pos: usize, k: &[f32], v: &[f32]) {
         let hd = self.head_dim;
         let kvd = self.n_head_kv * hd;
+        let ks = key_stride(self.cap);
         let f16 = self.precision == KvPrecision::F16;
         let round = |x: f32| if f16 { half::f16::from_f32(x).to_f32() } else { x };
         for (t, (kr, vr)) in k.chunks_exact(kvd).zip(v.chunks_exact(kvd)).enumerate() {
             for g in 0..self.n_head_kv {
                 let at = (g * self.cap + pos + t) * hd;
                 for d in 0..hd {
-                    self.k[il][at + d] = round(kr[g * hd + d]);
+                    self.k[il][(g * hd + d) * ks + pos + t] = round(kr[g * hd + d]);
                     self.v[il][at + d] = round(vr[g * hd + d]);
                 }
             }
         }
+    }
+
+    /// Layer `il` as the attention kernel reads it.
+    pub(crate) fn view(&self, il: usize) -> KvView<'_> {
+        KvView { keys_t: &self.k[il], values: &self.v[il], cap: self.cap }
     }
 
     pub(crate) fn set_len(&mut self, len: usize) {

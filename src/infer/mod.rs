@@ -28,7 +28,6 @@ mod linear;
 mod moe;
 mod observe;
 pub mod ops;
-mod vexp;
 
 pub use config::{Activation, Family, InferConfig, MoeConfig, NormKind, Rope, RopeFactors, RopeStyle};
 pub use error::InferError;
@@ -38,6 +37,7 @@ pub use moe::route as moe_route;
 pub use observe::{layer_input_name, MatmulObserver};
 
 use llmtool_formats::TensorSource;
+use llmtool_kernels::attention::{attention, AttnParams};
 
 pub mod timing;
 
@@ -331,6 +331,22 @@ impl<'a> InferModel<'a> {
         pos: usize,
         first: usize,
     ) -> Result<Vec<f32>, InferError> {
+        let mut logits = Vec::new();
+        self.forward_append(tokens, kv, pos, first, &mut logits)?;
+        Ok(logits)
+    }
+
+    /// [`Self::forward_from`], appending the logits to `logits`: a caller that runs many
+    /// windows reuses one buffer (a fresh 50–100 MB vector per window is mapped and
+    /// page-faulted anew each time).
+    pub fn forward_append(
+        &self,
+        tokens: &[u32],
+        kv: &mut KvCache,
+        pos: usize,
+        first: usize,
+        logits: &mut Vec<f32>,
+    ) -> Result<(), InferError> {
         let cfg = &self.cfg;
         let n = tokens.len();
         let (d, qd, kvd, ff) = (cfg.n_embd, cfg.q_dim(), cfg.kv_dim(), cfg.n_ff);
@@ -401,7 +417,7 @@ impl<'a> InferModel<'a> {
                 ops::apply_rope_ff(rope, rope_ff, &mut k, cfg.n_head_kv, cfg.head_dim, pos);
             }
             kv.store(il, pos, &k, &v);
-            let p = ops::AttnParams {
+            let p = AttnParams {
                 n_head: cfg.n_head,
                 n_head_kv: cfg.n_head_kv,
                 head_dim: cfg.head_dim,
@@ -409,7 +425,7 @@ impl<'a> InferModel<'a> {
                 softcap: cfg.attn_softcap,
                 window: cfg.layer_window(il),
             };
-            timing::span(timing::Op::Attention, || ops::attention(&p, &q, &kv.k[il], &kv.v[il], kv.cap, pos, &mut att));
+            timing::span(timing::Op::Attention, || attention(&p, &q, kv.view(il), pos, &mut att));
             self.mm(&l.wo, &att, n, &mut o)?;
             if let Some(b) = &l.bo {
                 ops::add_bias(&mut o, b);
@@ -443,18 +459,20 @@ impl<'a> InferModel<'a> {
         // output: only rows first..n
         let m = n - first;
         if m == 0 {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let mut hn = vec![0.0f32; m * d];
         norm(cfg, &x[first * d..], &self.output_norm, &mut hn);
-        let mut logits = vec![0.0f32; m * cfg.n_vocab];
-        self.mm(self.output.as_ref().unwrap_or(&self.token_embd), &hn, m, &mut logits)?;
+        let base = logits.len();
+        logits.resize(base + m * cfg.n_vocab, 0.0);
+        let logits = &mut logits[base..];
+        self.mm(self.output.as_ref().unwrap_or(&self.token_embd), &hn, m, logits)?;
         if let Some(c) = cfg.final_softcap {
-            ops::softcap(&mut logits, c);
+            ops::softcap(logits, c);
         }
         if let Some(s) = cfg.logit_scale {
             logits.iter_mut().for_each(|v| *v *= s);
         }
-        Ok(logits)
+        Ok(())
     }
 }

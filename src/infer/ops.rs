@@ -5,42 +5,67 @@
 use rayon::prelude::*;
 
 use super::config::{Rope, RopeStyle};
-use super::vexp;
-use llmtool_kernels::matmul::{gemm_f32, Trans};
+use llmtool_kernels::vexp;
+
+/// Rows per rayon task in the row-wise ops below; with fewer rows than `PAR_MIN_ROWS`
+/// (token-by-token generation) they run on the calling thread, where a fork-join would cost
+/// more than the work.
+const ROWS_PER_TASK: usize = 8;
+const PAR_MIN_ROWS: usize = 16;
+
+/// `f(row of x, row of out)` for every row of width `d`, in parallel when there are enough.
+fn rows_zip(x: &[f32], out: &mut [f32], d: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) {
+    if x.len() / d.max(1) >= PAR_MIN_ROWS {
+        x.par_chunks_exact(d).zip(out.par_chunks_exact_mut(d)).with_min_len(ROWS_PER_TASK).for_each(|(a, b)| f(a, b));
+    } else {
+        x.chunks_exact(d).zip(out.chunks_exact_mut(d)).for_each(|(a, b)| f(a, b));
+    }
+}
+
+/// `f(row)` for every row of width `d` of `x`, in parallel when there are enough.
+fn rows_mut(x: &mut [f32], d: usize, f: impl Fn(&mut [f32]) + Sync) {
+    if x.len() / d.max(1) >= PAR_MIN_ROWS {
+        x.par_chunks_exact_mut(d).with_min_len(ROWS_PER_TASK).for_each(&f);
+    } else {
+        x.chunks_exact_mut(d).for_each(f);
+    }
+}
 
 /// RMSNorm of each row, times `w`: y = x / sqrt(mean(x²) + eps) · w. The sum of squares is
 /// accumulated in f64 like ggml's `ggml_compute_forward_rms_norm_f32`.
 pub fn rmsnorm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     let d = w.len();
-    for (xr, yr) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-        let sum: f64 = xr.iter().map(|&v| (v * v) as f64).sum();
-        let scale = 1.0 / ((sum / d as f64) as f32 + eps).sqrt();
+    rows_zip(x, out, d, |xr, yr| {
+        let scale = rms_scale(xr, eps);
         for ((y, &v), &g) in yr.iter_mut().zip(xr).zip(w) {
             *y = (v * scale) * g;
         }
-    }
+    });
 }
 
 /// [`rmsnorm`] in place.
 pub fn rmsnorm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
-    let d = w.len();
-    for row in x.chunks_exact_mut(d) {
-        let sum: f64 = row.iter().map(|&v| (v * v) as f64).sum();
-        let scale = 1.0 / ((sum / d as f64) as f32 + eps).sqrt();
+    rows_mut(x, w.len(), |row| {
+        let scale = rms_scale(row, eps);
         for (v, &g) in row.iter_mut().zip(w) {
             *v = (*v * scale) * g;
         }
-    }
+    });
+}
+
+/// 1 / sqrt(mean(x²) + eps), Σx² in f64 in order (ggml).
+fn rms_scale(row: &[f32], eps: f32) -> f32 {
+    let sum: f64 = row.iter().map(|&v| (v * v) as f64).sum();
+    1.0 / ((sum / row.len() as f64) as f32 + eps).sqrt()
 }
 
 /// LayerNorm without bias of each row, times `w`: y = (x - mean) / sqrt(var + eps) · w
 /// (Cohere; ggml `ggml_compute_forward_norm_f32`: mean and variance summed in f64).
 pub fn layernorm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
-    let d = w.len();
-    for (xr, yr) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+    rows_zip(x, out, w.len(), |xr, yr| {
         yr.copy_from_slice(xr);
         layernorm_row(yr, w, eps);
-    }
+    });
 }
 
 /// One row of [`layernorm`], in place.
@@ -81,8 +106,12 @@ pub fn add_bias(x: &mut [f32], b: &[f32]) {
 
 /// x += y.
 pub fn add_in_place(x: &mut [f32], y: &[f32]) {
-    for (a, &b) in x.iter_mut().zip(y) {
-        *a += b;
+    const CHUNK: usize = 1 << 14;
+    let add = |(xs, ys): (&mut [f32], &[f32])| xs.iter_mut().zip(ys).for_each(|(a, &b)| *a += b);
+    if x.len() >= 2 * CHUNK {
+        x.par_chunks_mut(CHUNK).zip(y.par_chunks(CHUNK)).for_each(add);
+    } else {
+        add((x, y));
     }
 }
 
@@ -93,14 +122,23 @@ pub fn silu(x: f32) -> f32 {
 /// `g ← silu(g) · u` elementwise (SwiGLU), with the vectorized `exp` of [`vexp`]; same
 /// formula as [`silu`].
 pub fn swiglu_in_place(g: &mut [f32], u: &[f32]) {
-    let mut e = [0f32; 256];
-    for (gc, uc) in g.chunks_mut(256).zip(u.chunks(256)) {
-        let e = &mut e[..gc.len()];
-        e.iter_mut().zip(gc.iter()).for_each(|(e, &x)| *e = -x);
-        vexp::exp_in_place(e);
-        for ((x, &ev), &uv) in gc.iter_mut().zip(e.iter()).zip(uc) {
-            *x = *x / (1.0 + ev) * uv;
+    const CHUNK: usize = 256;
+    let run = |(gc, uc): (&mut [f32], &[f32])| {
+        let mut e = [0f32; CHUNK];
+        for (gc, uc) in gc.chunks_mut(CHUNK).zip(uc.chunks(CHUNK)) {
+            let e = &mut e[..gc.len()];
+            e.iter_mut().zip(gc.iter()).for_each(|(e, &x)| *e = -x);
+            vexp::exp_in_place(e);
+            for ((x, &ev), &uv) in gc.iter_mut().zip(e.iter()).zip(uc) {
+                *x = *x / (1.0 + ev) * uv;
+            }
         }
+    };
+    // Tasks of 64 chunks (the chunking, and so the result, is the same either way).
+    if g.len() >= 2 * 64 * CHUNK {
+        g.par_chunks_mut(64 * CHUNK).zip(u.par_chunks(64 * CHUNK)).for_each(run);
+    } else {
+        run((g, u));
     }
 }
 
@@ -185,91 +223,4 @@ pub fn apply_rope_ff(rope: &Rope, ff: Option<&[f32]>, x: &mut [f32], n_heads: us
             }
         }
     });
-}
-
-/// Geometry and options of one attention call.
-#[derive(Debug, Clone, Copy)]
-pub struct AttnParams {
-    pub n_head: usize,
-    pub n_head_kv: usize,
-    pub head_dim: usize,
-    pub scale: f32,
-    pub softcap: Option<f32>,
-    /// Keys at distance >= window from the query are masked.
-    pub window: Option<usize>,
-}
-
-/// Queries per attention task: the keys a tile needs stop at its last query's position,
-/// so the masked upper triangle is mostly skipped.
-const Q_TILE: usize = 64;
-
-/// Causal multi-head attention with grouped KV heads. `q` is `n_tokens × n_head·head_dim`,
-/// query t at absolute position `pos0 + t`; the caches are `[kv_head][position][head_dim]`
-/// with `cap` positions per head, holding at least positions `0..pos0 + n_tokens`.
-/// `out` is `n_tokens × n_head·head_dim`.
-///
-/// Per (head, tile of queries): S = Q·Kᵀ·scale (f32 sgemm), soft-cap, mask, softmax per row
-/// (f64 sum), O = P·V (sgemm).
-pub fn attention(
-    p: &AttnParams,
-    q: &[f32],
-    k_cache: &[f32],
-    v_cache: &[f32],
-    cap: usize,
-    pos0: usize,
-    out: &mut [f32],
-) {
-    let hd = p.head_dim;
-    let n = q.len() / (p.n_head * hd);
-    let group = p.n_head / p.n_head_kv;
-    let n_tiles = n.div_ceil(Q_TILE);
-    let blocks: Vec<(usize, usize, Vec<f32>)> = (0..p.n_head * n_tiles)
-        .into_par_iter()
-        .map(|job| {
-            let (h, tile) = (job / n_tiles, job % n_tiles);
-            let g = h / group;
-            let t0 = tile * Q_TILE;
-            let t1 = (t0 + Q_TILE).min(n);
-            let m = t1 - t0;
-            let l = pos0 + t1; // keys 0..l
-            let j_lo = p.window.map_or(0, |w| (pos0 + t0 + 1).saturating_sub(w));
-            let nk = l - j_lo;
-            let mut qh = vec![0.0f32; m * hd];
-            for t in t0..t1 {
-                qh[(t - t0) * hd..(t - t0 + 1) * hd].copy_from_slice(&q[t * p.n_head * hd + h * hd..][..hd]);
-            }
-            let kh = &k_cache[(g * cap + j_lo) * hd..(g * cap + l) * hd];
-            let vh = &v_cache[(g * cap + j_lo) * hd..(g * cap + l) * hd];
-            let mut s = vec![0.0f32; m * nk];
-            gemm(&qh, Trans::N, kh, Trans::T, &mut s, m, nk, hd, p.scale);
-            for (r, row) in s.chunks_exact_mut(nk).enumerate() {
-                let i = pos0 + t0 + r; // this query's position
-                let lo = p.window.map_or(0, |w| (i + 1).saturating_sub(w)) - j_lo;
-                let hi = i + 1 - j_lo; // keys lo..hi are visible
-                if let Some(c) = p.softcap {
-                    row[lo..hi].iter_mut().for_each(|v| *v = c * (*v / c).tanh());
-                }
-                let max = row[lo..hi].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let sum = vexp::exp_sub_sum(&mut row[lo..hi], max);
-                let inv = (1.0 / sum) as f32;
-                row[lo..hi].iter_mut().for_each(|v| *v *= inv);
-                row[..lo].fill(0.0);
-                row[hi..].fill(0.0);
-            }
-            let mut o = vec![0.0f32; m * hd];
-            gemm(&s, Trans::N, vh, Trans::N, &mut o, m, hd, nk, 1.0);
-            (h, t0, o)
-        })
-        .collect();
-    for (h, t0, o) in blocks {
-        for (r, orow) in o.chunks_exact(hd).enumerate() {
-            out[(t0 + r) * p.n_head * hd + h * hd..][..hd].copy_from_slice(orow);
-        }
-    }
-}
-
-/// C = alpha·op(A)·op(B) (shapes checked by construction above).
-#[allow(clippy::too_many_arguments)]
-fn gemm(a: &[f32], ta: Trans, b: &[f32], tb: Trans, c: &mut [f32], m: usize, n: usize, k: usize, alpha: f32) {
-    gemm_f32(a, ta, b, tb, c, m, n, k, alpha, 0.0).expect("attention operands have consistent shapes");
 }

@@ -24,15 +24,20 @@
 //!   2 tokens, the instruction set picked at run time ([`Isa::best`]): AVX-512 VNNI
 //!   (`kernel_avx512.rs`: 64-byte `vpdpbusd` for every quantized type, the K-quants and
 //!   i-quants through a by-group layout), else AVX2 (`kernel.rs`: `maddubs`/`madd`, or AVX-VNNI
-//!   `vpdpbusd` for the 32-blocks), else the scalar kernel. F32/F16/BF16 weights: tiles widened
-//!   to f32 (F16C) and `matrixmultiply` sgemm, dot products below 4 tokens.
-//! - [`gemm_f32`]: plain f32 products (attention), `matrixmultiply` sgemm split with rayon.
+//!   `vpdpbusd` for the 32-blocks), else the scalar kernel. F32/F16/BF16 weights: with AVX-512,
+//!   packing-free register tiles on the stored weights (`float_avx512.rs`: 4 rows × 6 tokens,
+//!   widened in registers); otherwise tiles widened to f32 (F16C) and `matrixmultiply` sgemm,
+//!   dot products below 4 tokens.
+//! - [`gemm_f32`]: plain f32 products, `matrixmultiply` sgemm split with rayon (attention has
+//!   its own fused kernel, `crate::attention`).
 //!   Chosen over the `gemm` crate: on this machine (2 threads, 576×576·576×512) the issue
 //!   measured `matrixmultiply` ≈ 124 GFLOP/s against `gemm` ≈ 107.
 
 mod act;
 mod driver;
 mod float;
+#[cfg(target_arch = "x86_64")]
+mod float_avx512;
 mod iq;
 mod kernel;
 #[cfg(target_arch = "x86_64")]
