@@ -16,16 +16,15 @@
 # A roofline line per type gives the core's achieved arithmetic rate — matmul and attention
 # operations per token (2 per multiply-add: every 2-D weight once, the tied output included,
 # plus QK and softmax·V over the average causal context) × tokens/s — and its fraction of this
-# CPU's peak for the instructions used (PEAK_FLOP / PEAK_INT8: operations per cycle per core;
-# f32 FMA: 64 flops with AVX-512 (two 512-bit FMA ports), else 32 (two 256-bit); int8: 128
-# ops, vpdpbusd on two 256-bit ports or one 512-bit port (measured: this CPU issues the
-# 512-bit form on one port); × GHZ, default the nominal clock in /proc/cpuinfo — turbo makes
-# the true peak higher, so the fractions are upper estimates — × 2 threads).
+# CPU's measured peak for the instructions used, on 2 threads: `cargo run --example peak`
+# (kernels/examples/peak.rs: independent f32 FMA chains on the widest vectors, and vpdpbusd /
+# maddubs for int8, at the clock the cores actually run — a nominal-clock formula undercounts
+# turbo and gave fractions above 100 %). PEAK_FLOP / PEAK_INT8 (GFLOP/s, GOP/s) override it.
 # Goal (issue 19): >= 2x the AVX2 build and >= 1.3x the native build on every type.
 #
 # usage: scripts/bench-perplexity.sh [WORK_DIR]      env: REPS (default 3), CHUNKS (10),
 #        TYPES ("Q4_1 Q8_0 Q4_0 F16 Q5_0 Q5_1 Q4_K_M Q6_K IQ4_XS IQ3_S"), TEXT (wiki.test.raw),
-#        LLAMA_PERPLEXITY, LLAMA_PERPLEXITY_AVX2, BUILD_LLAMA, LLAMA_QUANTIZE, GHZ, PEAK_FLOP, PEAK_INT8
+#        LLAMA_PERPLEXITY, LLAMA_PERPLEXITY_AVX2, BUILD_LLAMA, LLAMA_QUANTIZE, PEAK_FLOP, PEAK_INT8
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="${1:-$root/.cache/bench}"
@@ -43,6 +42,7 @@ if [[ "${BUILD_LLAMA:-0}" == 1 ]]; then
   LLAMA_PERPLEXITY_AVX2="$("$root/scripts/build-llamacpp.sh" avx2)/llama-perplexity"
 fi
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p llmtool-kernels --example peak
 bin="$root/target/release/llmtool"
 q41="$("$root/scripts/fetch-models.sh")"
 
@@ -124,8 +124,10 @@ macs += f("block_count") * 2 * heads * head_dim * (512 + 1) / 2  # QK and softma
 print(2 * macs)
 PY
 }
-ghz="${GHZ:-$(awk -F': ' '/cpu MHz/ {print $2 / 1000; exit}' /proc/cpuinfo)}"
-if grep -qw avx512f /proc/cpuinfo; then fma_flops=64; else fma_flops=32; fi
+peak_out="$("$root/target/release/examples/peak" 2)"
+echo "$peak_out" >&2
+PEAK_FLOP="${PEAK_FLOP:-$(awk '/^peak f32_fma/ {print $3}' <<<"$peak_out")}"
+PEAK_INT8="${PEAK_INT8:-$(awk '/^peak int8_dot/ {print $3}' <<<"$peak_out")}"
 
 peer() {  # peer LABEL BINARY TYPE MODEL OURS
   local label="$1" exe="$2" ty="$3" m="$4" ours="$5" theirs
@@ -134,7 +136,7 @@ peer() {  # peer LABEL BINARY TYPE MODEL OURS
   printf '%-34s %8.2f x llama.cpp %s\n' "ratio $ty" "$(echo "$ours / $theirs" | bc -l)" "$label" >&2
 }
 
-echo "perplexity --ctx 512 --chunks $CHUNKS, 2 threads, best of $REPS; CPU at $ghz GHz" >&2
+echo "perplexity --ctx 512 --chunks $CHUNKS, 2 threads, best of $REPS" >&2
 # --no-repack: on CPUs with AMX, llama.cpp's repacked weight buffers need a kernel permission
 # that sandboxes lack (SIGILL); on AVX2-only CPUs it only changes Q4_0's kernel layout.
 for ty in $TYPES; do
@@ -144,8 +146,8 @@ for ty in $TYPES; do
   if [[ -n "${LLAMA_PERPLEXITY:-}" ]]; then peer native "$LLAMA_PERPLEXITY" "$ty" "$m" "$ours"; fi
   if [[ -n "${LLAMA_PERPLEXITY_AVX2:-}" ]]; then peer avx2 "$LLAMA_PERPLEXITY_AVX2" "$ty" "$m" "$ours"; fi
   # F16/BF16/F32 run on f32 FMAs; every quantized type on int8 dot products.
-  case "$ty" in F16 | BF16 | F32) peak=$(echo "${PEAK_FLOP:-$fma_flops} * $ghz * 2" | bc -l); unit="GFLOP/s (f32 FMA)" ;;
-    *) peak=$(echo "${PEAK_INT8:-128} * $ghz * 2" | bc -l); unit="GOP/s (int8 dot)" ;; esac
+  case "$ty" in F16 | BF16 | F32) peak="$PEAK_FLOP"; unit="GFLOP/s (f32 FMA)" ;;
+    *) peak="$PEAK_INT8"; unit="GOP/s (int8 dot)" ;; esac
   achieved=$(echo "$(ops_per_token "$m") * $ours / 1000000000" | bc -l)
   printf '%-34s %8.1f %s = %4.1f %% of %.0f peak\n' "roofline $ty" "$achieved" "$unit" \
     "$(echo "100 * $achieved / $peak" | bc -l)" "$peak" >&2

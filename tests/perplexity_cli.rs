@@ -61,6 +61,31 @@ fn json_output_and_running_values() {
     assert!((pb - ppl).abs() / ppl < 1e-4, "batch 24: {pb} vs {ppl}");
 }
 
+/// `--batch` a multiple of the context runs that many windows in one pass (llama.cpp's
+/// n_seq = n_batch / n_ctx): the same numbers, bit for bit, as one window per pass — dense,
+/// sliding-window + soft-capped (gemma2), q/k-normed (qwen3) and MoE (mixtral) families; a
+/// last group with fewer windows (4 = 3 + 1).
+#[test]
+fn windows_batched_in_one_pass_give_the_same_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = write_text(tmp.path());
+    let t = text.to_str().unwrap();
+    for arch in ["llama", "gemma2", "qwen3", "mixtral"] {
+        let m = fixture(arch);
+        let m = m.to_str().unwrap();
+        let run = |batch: &str| {
+            run_json(&["perplexity", m, "--text", t, "--ctx", "64", "--chunks", "4", "--batch", batch, "--json", "-q"])
+        };
+        let (one, three) = (run("64"), run("192"));
+        assert_eq!(three["n_chunks"], 4, "{arch}");
+        assert_eq!(one["ppl"].as_f64().unwrap().to_bits(), three["ppl"].as_f64().unwrap().to_bits(), "{arch}");
+        let running = |v: &serde_json::Value| -> Vec<u64> {
+            v["chunks"].as_array().unwrap().iter().map(|c| c["running_ppl"].as_f64().unwrap().to_bits()).collect()
+        };
+        assert_eq!(running(&one), running(&three), "{arch}: running values per window");
+    }
+}
+
 #[test]
 fn bad_inputs_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
@@ -83,7 +108,7 @@ fn bad_inputs_are_clear_errors() {
     assert!(e.contains("context 512 is larger than the model's training context 256"), "{e}");
 
     let e = stderr_of(&["perplexity", m, "--text", t, "--ctx", "64", "--batch", "65"]);
-    assert!(e.contains("batch size 65"), "{e}");
+    assert!(e.contains("batch size 65") && e.contains("or a multiple of the context"), "{e}");
 
     let e = stderr_of(&["perplexity", m, "--ctx", "64", "--text", tmp.path().join("missing.txt").to_str().unwrap()]);
     assert!(e.contains("missing.txt"), "{e}");

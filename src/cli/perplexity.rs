@@ -28,7 +28,8 @@ pub struct PerplexityArgs {
     /// Score at most N windows (default: all).
     #[arg(long, value_name = "N")]
     pub chunks: Option<usize>,
-    /// Tokens per forward call (default: the whole window).
+    /// Tokens per forward call (default: the whole window); a multiple of --ctx runs that many
+    /// windows in one pass (same numbers; faster on quantized weights, more memory).
     #[arg(long, value_name = "B")]
     pub batch: Option<usize>,
     /// Worker threads (default: all cores).

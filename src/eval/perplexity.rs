@@ -21,7 +21,7 @@ pub enum EvalError {
     ContextTooLarge { n_ctx: usize, n_ctx_train: usize },
     #[error("context {0} is too small (at least 4 tokens: half of it is scored)")]
     ContextTooSmall(usize),
-    #[error("batch size {batch} must be >= 1 and <= the context {n_ctx}")]
+    #[error("batch size {batch} must be between 1 and the context {n_ctx}, or a multiple of the context (whole windows per pass)")]
     BadBatch { batch: usize, n_ctx: usize },
     #[error(transparent)]
     Infer(#[from] InferError),
@@ -37,7 +37,9 @@ pub struct PplOptions {
     pub n_ctx: usize,
     /// At most this many windows (None: all).
     pub n_chunks: Option<usize>,
-    /// Tokens per forward call (positions continue within a window), 1..=n_ctx.
+    /// Tokens per forward call: 1..=n_ctx (positions continue within a window), or a
+    /// multiple of n_ctx: that many whole windows per pass (llama.cpp's n_seq = n_batch / n_ctx),
+    /// for perplexity; other evaluations run such a batch one window per pass.
     pub batch: usize,
     /// The BOS id written over each window's first token (the model's add_bos), if any.
     pub bos: Option<u32>,
@@ -118,7 +120,7 @@ pub fn plan(model: &InferModel, n_tokens: usize, opts: &PplOptions) -> Result<us
     if n_ctx > model.cfg.n_ctx_train {
         return Err(EvalError::ContextTooLarge { n_ctx, n_ctx_train: model.cfg.n_ctx_train });
     }
-    if opts.batch == 0 || opts.batch > n_ctx {
+    if opts.batch == 0 || (opts.batch > n_ctx && !opts.batch.is_multiple_of(n_ctx)) {
         return Err(EvalError::BadBatch { batch: opts.batch, n_ctx });
     }
     if n_tokens < 2 * n_ctx {
@@ -192,6 +194,39 @@ pub fn window_logits_into(
     Ok(())
 }
 
+/// Windows `i..i + kvs.len()` in one forward pass (one cache each), into `logits`: each
+/// window's rows for positions `from` … n_ctx−2, one window after the other. One cache runs
+/// [`window_logits_into`] (batches within the window).
+pub fn windows_logits_into(
+    model: &InferModel,
+    kvs: &mut [KvCache],
+    tokens: &[u32],
+    i: usize,
+    opts: &PplOptions,
+    from: usize,
+    logits: &mut Vec<f32>,
+) -> Result<(), EvalError> {
+    if let [kv] = kvs {
+        return window_logits_into(model, kv, tokens, i, opts, from, logits);
+    }
+    let (n_ctx, n_vocab) = (opts.n_ctx, model.cfg.n_vocab);
+    let first = from.min(n_ctx - 1);
+    let mut wins = tokens[i * n_ctx..(i + kvs.len()) * n_ctx].to_vec();
+    if let Some(bos) = opts.bos {
+        wins.iter_mut().step_by(n_ctx).for_each(|t| *t = bos);
+    }
+    kvs.iter_mut().for_each(KvCache::clear);
+    logits.clear();
+    model.forward_seqs_append(&wins, kvs, 0, first, logits)?;
+    // Each window returned rows first..n_ctx; its last row predicts nothing.
+    let (got, keep) = ((n_ctx - first) * n_vocab, (n_ctx - 1 - first) * n_vocab);
+    for w in 1..kvs.len() {
+        logits.copy_within(w * got..w * got + keep, w * keep);
+    }
+    logits.truncate(kvs.len() * keep);
+    Ok(())
+}
+
 /// Computes the perplexity of `tokens`; `on_chunk` sees each window's running value.
 pub fn perplexity(
     model: &InferModel,
@@ -216,22 +251,31 @@ pub fn perplexity_from(
     let n_ctx = opts.n_ctx;
     let first = n_ctx / 2;
     let n_vocab = model.cfg.n_vocab;
-    let mut kv = model.new_cache(n_ctx);
+    // Windows per pass: a batch of whole windows runs them together.
+    let per_pass = if opts.batch > n_ctx { opts.batch / n_ctx } else { 1 }.min(n_chunks);
+    let mut kvs: Vec<KvCache> = (0..per_pass).map(|_| model.new_cache(n_ctx)).collect();
     let mut sums = NllSums::default();
     let mut chunks = Vec::with_capacity(n_chunks);
     let t0 = std::time::Instant::now();
     let mut logits = Vec::new();
-    for i in 0..n_chunks {
+    let rows = (n_ctx - 1 - logits_from) * n_vocab;
+    let mut i = 0;
+    while i < n_chunks {
         let tc = std::time::Instant::now();
-        window_logits_into(model, &mut kv, tokens, i, opts, logits_from, &mut logits)?;
-        let scored = &logits[(first - logits_from) * n_vocab..];
-        let targets = &tokens[i * n_ctx + first + 1..(i + 1) * n_ctx];
-        let nlls: Vec<f64> =
-            scored.par_chunks_exact(n_vocab).zip(targets.par_iter()).map(|(row, &t)| nll_of(row, t)).collect();
-        nlls.iter().for_each(|&v| sums.add(v));
-        let stat = ChunkStat { chunk: i + 1, running_ppl: sums.ppl(), seconds: tc.elapsed().as_secs_f64() };
-        on_chunk(&stat);
-        chunks.push(stat);
+        let count = per_pass.min(n_chunks - i);
+        windows_logits_into(model, &mut kvs[..count], tokens, i, opts, logits_from, &mut logits)?;
+        let seconds = tc.elapsed().as_secs_f64() / count as f64;
+        for (w, window) in logits.chunks_exact(rows).enumerate() {
+            let scored = &window[(first - logits_from) * n_vocab..];
+            let targets = &tokens[(i + w) * n_ctx + first + 1..(i + w + 1) * n_ctx];
+            let nlls: Vec<f64> =
+                scored.par_chunks_exact(n_vocab).zip(targets.par_iter()).map(|(row, &t)| nll_of(row, t)).collect();
+            nlls.iter().for_each(|&v| sums.add(v));
+            let stat = ChunkStat { chunk: i + w + 1, running_ppl: sums.ppl(), seconds };
+            on_chunk(&stat);
+            chunks.push(stat);
+        }
+        i += count;
     }
     let seconds = t0.elapsed().as_secs_f64();
     Ok(PplResult {

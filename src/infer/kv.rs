@@ -89,14 +89,31 @@ impl KvCache {
         let ks = key_stride(self.cap);
         let f16 = self.precision == KvPrecision::F16;
         let round = |x: f32| if f16 { half::f16::from_f32(x).to_f32() } else { x };
-        for (t, (kr, vr)) in k.chunks_exact(kvd).zip(v.chunks_exact(kvd)).enumerate() {
-            for g in 0..self.n_head_kv {
-                let at = (g * self.cap + pos + t) * hd;
-                for d in 0..hd {
-                    self.k[il][(g * hd + d) * ks + pos + t] = round(kr[g * hd + d]);
-                    self.v[il][at + d] = round(vr[g * hd + d]);
+        let n = k.len() / kvd;
+        let (cap, n_head_kv) = (self.cap, self.n_head_kv);
+        // Keys: one row of the transposed cache (a kv head's dimension) per task.
+        let kt = &mut self.k[il][..n_head_kv * hd * ks];
+        let store_k = |(gd, row): (usize, &mut [f32])| {
+            for t in 0..n {
+                row[pos + t] = round(k[t * kvd + gd]);
+            }
+        };
+        // Values: one kv head's positions per task.
+        let vs = &mut self.v[il][..n_head_kv * cap * hd];
+        let store_v = |(g, rows): (usize, &mut [f32])| {
+            for (t, vr) in v.chunks_exact(kvd).enumerate() {
+                for (d, x) in rows[(pos + t) * hd..(pos + t + 1) * hd].iter_mut().enumerate() {
+                    *x = round(vr[g * hd + d]);
                 }
             }
+        };
+        if n >= 16 {
+            use rayon::prelude::*;
+            kt.par_chunks_exact_mut(ks).enumerate().for_each(store_k);
+            vs.par_chunks_exact_mut(cap * hd).enumerate().for_each(store_v);
+        } else {
+            kt.chunks_exact_mut(ks).enumerate().for_each(store_k);
+            vs.chunks_exact_mut(cap * hd).enumerate().for_each(store_v);
         }
     }
 

@@ -38,6 +38,7 @@ pub use observe::{layer_input_name, MatmulObserver};
 
 use llmtool_formats::TensorSource;
 use llmtool_kernels::attention::{attention, AttnParams};
+use rayon::prelude::*;
 
 pub mod timing;
 
@@ -347,11 +348,39 @@ impl<'a> InferModel<'a> {
         first: usize,
         logits: &mut Vec<f32>,
     ) -> Result<(), InferError> {
+        self.forward_seqs_append(tokens, std::slice::from_mut(kv), pos, first, logits)
+    }
+
+    /// Several independent sequences of equal length in one pass (llama.cpp's batch of
+    /// `n_seq` windows): `tokens` is `kvs.len()` sequences one after the other, sequence `s`
+    /// at positions `pos..` of cache `kvs[s]`. Every matmul runs once over all their rows (the
+    /// weights are unpacked once for all); RoPE, the cache and attention stay per sequence.
+    /// Each row's numbers are those of a pass over its sequence alone. Appends, for each
+    /// sequence in turn, the logits of its tokens `first..`.
+    pub fn forward_seqs_append(
+        &self,
+        tokens: &[u32],
+        kvs: &mut [KvCache],
+        pos: usize,
+        first: usize,
+        logits: &mut Vec<f32>,
+    ) -> Result<(), InferError> {
         let cfg = &self.cfg;
+        let n_seq = kvs.len();
+        if n_seq == 0 || !tokens.len().is_multiple_of(n_seq) {
+            return Err(InferError::Unsupported {
+                what: "batch of sequences",
+                detail: format!("{} tokens do not split into {n_seq} equal sequences", tokens.len()),
+            });
+        }
+        // n: rows of every activation matrix; per: tokens of one sequence.
         let n = tokens.len();
+        let per = n / n_seq;
         let (d, qd, kvd, ff) = (cfg.n_embd, cfg.q_dim(), cfg.kv_dim(), cfg.n_ff);
-        kv.check(cfg, pos, n)?;
-        let first = first.min(n);
+        for kv in kvs.iter() {
+            kv.check(cfg, pos, per)?;
+        }
+        let first = first.min(per);
 
         // x: [n × d]
         let mut x = vec![0.0f32; n * d];
@@ -412,11 +441,18 @@ impl<'a> InferModel<'a> {
             }
             if cfg.layer_rotates(il) {
                 let rope = cfg.layer_rope(il);
-                let rope_ff = self.rope_factors_for(kv.cap);
-                ops::apply_rope_ff(rope, rope_ff, &mut q, cfg.n_head, cfg.head_dim, pos);
-                ops::apply_rope_ff(rope, rope_ff, &mut k, cfg.n_head_kv, cfg.head_dim, pos);
+                for (s, kv) in kvs.iter().enumerate() {
+                    let rope_ff = self.rope_factors_for(kv.cap);
+                    let (qs, ks) =
+                        (&mut q[s * per * qd..(s + 1) * per * qd], &mut k[s * per * kvd..(s + 1) * per * kvd]);
+                    ops::apply_rope_ff(rope, rope_ff, qs, cfg.n_head, cfg.head_dim, pos);
+                    ops::apply_rope_ff(rope, rope_ff, ks, cfg.n_head_kv, cfg.head_dim, pos);
+                }
             }
-            kv.store(il, pos, &k, &v);
+            for (s, kv) in kvs.iter_mut().enumerate() {
+                let rows = s * per * kvd..(s + 1) * per * kvd;
+                kv.store(il, pos, &k[rows.clone()], &v[rows]);
+            }
             let p = AttnParams {
                 n_head: cfg.n_head,
                 n_head_kv: cfg.n_head_kv,
@@ -425,7 +461,11 @@ impl<'a> InferModel<'a> {
                 softcap: cfg.attn_softcap,
                 window: cfg.layer_window(il),
             };
-            timing::span(timing::Op::Attention, || attention(&p, &q, kv.view(il), pos, &mut att));
+            timing::span(timing::Op::Attention, || {
+                for (s, (qs, os)) in q.chunks_exact(per * qd).zip(att.chunks_exact_mut(per * qd)).enumerate() {
+                    attention(&p, qs, kvs[s].view(il), pos, os);
+                }
+            });
             self.mm(&l.wo, &att, n, &mut o)?;
             if let Some(b) = &l.bo {
                 ops::add_bias(&mut o, b);
@@ -454,17 +494,21 @@ impl<'a> InferModel<'a> {
             }
             ops::add_in_place(&mut x, &o);
         }
-        kv.set_len(pos + n);
+        kvs.iter_mut().for_each(|kv| kv.set_len(pos + per));
 
-        // output: only rows first..n
-        let m = n - first;
+        // output: only rows first..per of each sequence
+        let m = n_seq * (per - first);
         if m == 0 {
             return Ok(());
         }
         let mut hn = vec![0.0f32; m * d];
-        norm(cfg, &x[first * d..], &self.output_norm, &mut hn);
+        let kept = (per - first) * d;
+        for (s, hs) in hn.chunks_exact_mut(kept).enumerate() {
+            norm(cfg, &x[(s * per + first) * d..(s + 1) * per * d], &self.output_norm, hs);
+        }
         let base = logits.len();
-        logits.resize(base + m * cfg.n_vocab, 0.0);
+        // Zeroed in parallel: 50–100 MB for a window's logits is a serial memset otherwise.
+        logits.par_extend(rayon::iter::repeat_n(0.0f32, m * cfg.n_vocab));
         let logits = &mut logits[base..];
         self.mm(self.output.as_ref().unwrap_or(&self.token_embd), &hn, m, logits)?;
         if let Some(c) = cfg.final_softcap {

@@ -94,6 +94,32 @@ impl OutPtr {
     }
 }
 
+/// Rows of one buffer handed to parallel tasks, one row each.
+struct RowsMut<T> {
+    ptr: *mut T,
+    len: usize,
+    row_len: usize,
+}
+// SAFETY: tasks take disjoint rows (see `row`).
+unsafe impl<T: Send> Send for RowsMut<T> {}
+unsafe impl<T: Send> Sync for RowsMut<T> {}
+
+impl<T> RowsMut<T> {
+    fn new(v: &mut [T], row_len: usize) -> Self {
+        RowsMut { ptr: v.as_mut_ptr(), len: v.len(), row_len }
+    }
+
+    /// Row `t`.
+    ///
+    /// # Safety
+    /// No other live reference to row `t`; the buffer outlives the use.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn row(&self, t: usize) -> &mut [T] {
+        assert!((t + 1) * self.row_len <= self.len, "row {t} of a buffer of {} rows", self.len / self.row_len.max(1));
+        std::slice::from_raw_parts_mut(self.ptr.add(t * self.row_len), self.row_len)
+    }
+}
+
 /// Shapes were checked by the caller (`check_shapes`); `out` is n_tokens × w.rows.
 pub(super) fn run(w: &WeightView, x: &Activations, out: &mut [f32], isa: Isa) {
     match unpack::kind(w.ty) {
@@ -153,20 +179,32 @@ fn act_ints(x: &Activations, kind: Kind, isa: Isa) -> ActInts {
         if lane_corr {
             a.lcorr = vec![0; x.rows * units * 16];
         }
-        for t in 0..x.rows {
-            let row = &mut a.q[t * nbp * 32..(t + 1) * nbp * 32];
+        // Rows in parallel (this runs once per matmul, before the tiles: serial, it was the
+        // matmul's main serial fraction in the thread-scaling model of bench-scaling.sh).
+        let rows_q = RowsMut::new(&mut a.q, nbp * 32);
+        let rows_d = RowsMut::new(&mut a.d, nbp);
+        let rows_s = RowsMut::new(&mut a.s, nbp);
+        let rows_corr = RowsMut::new(&mut a.corr, nbp);
+        let rows_lcorr = RowsMut::new(&mut a.lcorr, units * 16);
+        (0..x.rows).into_par_iter().with_min_len(8).for_each(|t| {
+            // SAFETY: each task takes row t of each buffer alone; the buffers hold x.rows rows
+            // (or are empty and then not used: `s`, `corr`, `lcorr` as set up above).
+            let row = unsafe { rows_q.row(t) };
+            let row_d = unsafe { rows_d.row(t) };
             for b in 0..nb {
                 let src = qs[t * nb + b];
                 for (i4, q4) in src.chunks_exact(4).enumerate() {
                     let at = unpack::legacy_pos(b, 4 * i4, nbp, layout);
                     row[at..at + 4].copy_from_slice(q4);
                 }
-                a.d[t * nbp + b] = d[t * nb + b];
+                row_d[b] = d[t * nb + b];
                 if let Some(s) = &s {
-                    a.s[t * nbp + b] = s[t * nb + b];
+                    // SAFETY: as above (`a.s` holds x.rows rows when `s` is Some).
+                    unsafe { rows_s.row(t)[b] = s[t * nb + b] };
                 }
                 if per_block_corr {
-                    a.corr[t * nbp + b] = c * src.iter().map(|&v| v as i32).sum::<i32>();
+                    // SAFETY: as above.
+                    unsafe { rows_corr.row(t)[b] = c * src.iter().map(|&v| v as i32).sum::<i32>() };
                 }
             }
             if lane_corr {
@@ -174,7 +212,8 @@ fn act_ints(x: &Activations, kind: Kind, isa: Isa) -> ActInts {
                 // 64-byte load of the unit feeds all 16 lanes).
                 let full = nbp / unpack::GROUP * unpack::GROUP * 32;
                 let (groups, tail) = row.split_at(full);
-                let lc = &mut a.lcorr[t * units * 16..(t + 1) * units * 16];
+                // SAFETY: as above.
+                let lc = unsafe { rows_lcorr.row(t) };
                 for (unit, bytes) in groups.chunks_exact(256).chain(tail.chunks_exact(64)).enumerate() {
                     let lanes = &mut lc[unit * 16..(unit + 1) * 16];
                     for (i, q4) in bytes.chunks_exact(4).enumerate() {
@@ -182,7 +221,7 @@ fn act_ints(x: &Activations, kind: Kind, isa: Isa) -> ActInts {
                     }
                 }
             }
-        }
+        });
         return a;
     }
     let ActData::Q8_K(v) = &x.data else { unreachable!("K-quant weights pair with Q8_K activations") };
@@ -199,11 +238,11 @@ fn act_ints(x: &Activations, kind: Kind, isa: Isa) -> ActInts {
     // flipped signed weights, `off` for Q3_K/Q6_K): each group's sum starts at −c·Σy, Σy
     // being Q8_K's exact per-16 `bsums`.
     a.q = vec![0; v.len() * 256];
-    for (b, dst) in v.iter().zip(a.q.chunks_exact_mut(256)) {
+    a.q.par_chunks_exact_mut(256).zip(v.par_iter()).with_min_len(16).for_each(|(dst, b)| {
         for (e, &y) in b.qs.iter().enumerate() {
             dst[unpack::by_group(e)] = y;
         }
-    }
+    });
     let c = if signed { 128 } else { off as i32 };
     if c != 0 {
         a.kneg = a.bsums.iter().map(|&s| -c * s as i32).collect();
