@@ -105,7 +105,10 @@ mod x86 {
     }
 
     /// (flops per iteration, kernel).
-    pub fn fma_kernel() -> (u64, fn(u64) -> f32) {
+    /// A timed loop: iterations in, a value to keep alive out.
+    pub type Kernel = fn(u64) -> f32;
+
+    pub fn fma_kernel() -> (u64, Kernel) {
         if has("avx512f") {
             (CHAINS * 16 * 2, |n| unsafe { fma512(n) })
         } else {
@@ -114,7 +117,7 @@ mod x86 {
     }
 
     /// (ops per iteration, kernel, name).
-    pub fn dot_kernel() -> (u64, Option<fn(u64) -> f32>, &'static str) {
+    pub fn dot_kernel() -> (u64, Option<Kernel>, &'static str) {
         if has("avx512vnni") {
             (CHAINS * 64 * 2, Some(|n| unsafe { vnni512(n) }), "AVX512-VNNI vpdpbusd zmm")
         } else if has("avxvnni") {
