@@ -18,6 +18,7 @@ pub mod ggml_type;
 pub mod gpu;
 pub mod matmul;
 pub mod quant;
+mod shared_out;
 pub mod vexp;
 
 pub use error::KernelError;

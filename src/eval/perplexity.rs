@@ -139,25 +139,13 @@ pub fn window_logits(
     i: usize,
     opts: &PplOptions,
 ) -> Result<Vec<f32>, EvalError> {
-    window_logits_from(model, kv, tokens, i, opts, opts.n_ctx / 2)
-}
-
-/// Runs window `i` and returns the logits of positions `from` … n_ctx−2
-/// (`(n_ctx − 1 − from) × n_vocab`).
-pub fn window_logits_from(
-    model: &InferModel,
-    kv: &mut KvCache,
-    tokens: &[u32],
-    i: usize,
-    opts: &PplOptions,
-    from: usize,
-) -> Result<Vec<f32>, EvalError> {
     let mut logits = Vec::new();
-    window_logits_into(model, kv, tokens, i, opts, from, &mut logits)?;
+    window_logits_into(model, kv, tokens, i, opts, opts.n_ctx / 2, &mut logits)?;
     Ok(logits)
 }
 
-/// [`window_logits_from`] into `logits` (cleared first; its memory is reused across windows).
+/// Runs window `i` and writes into `logits` (cleared first; its memory is reused across
+/// windows) the logits of positions `from` … n_ctx−2 (`(n_ctx − 1 − from) × n_vocab`).
 pub fn window_logits_into(
     model: &InferModel,
     kv: &mut KvCache,

@@ -24,6 +24,7 @@
 mod simd;
 
 use crate::matmul::Isa;
+use crate::shared_out::SharedOut;
 use crate::vexp;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -77,7 +78,7 @@ pub fn attention_with(p: &AttnParams, q: &[f32], kv: KvView, pos0: usize, out: &
         return attention_reference(p, q, kv, pos0, out);
     };
     let tasks = geom.n.div_ceil(TASK_ROWS);
-    let out_ptr = SharedOut(out.as_mut_ptr());
+    let out_ptr = SharedOut::new(out);
     (0..p.n_head * tasks).into_par_iter().for_each(|job| {
         let (tile, h) = (job / p.n_head, job % p.n_head);
         let rows = tile * TASK_ROWS..((tile + 1) * TASK_ROWS).min(geom.n);
@@ -94,20 +95,6 @@ thread_local! {
     /// Scores of one register block (`R` rows of the block's key range) and the discarded
     /// output rows of a partial block; grown, never shrunk.
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
-/// The output pointer shared by tasks that write disjoint parts of it.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-// SAFETY: tasks write disjoint (row, head) slices (see `attention_with`).
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
-
-impl SharedOut {
-    /// The pointer (a method, so closures capture the whole `Sync` wrapper, not its field).
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// The checked shape of one call.

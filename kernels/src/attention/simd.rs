@@ -51,69 +51,66 @@ mod x86 {
         unsafe fn mul(a: Self, b: Self) -> Self;
     }
 
-    #[derive(Clone, Copy)]
-    struct Avx2(__m256);
+    /// A vector type of one instruction set implementing [`F32x`] through its intrinsics.
+    macro_rules! f32x {
+        ($name:ident, $v:ty, $w:expr, $nmax:expr, $zero:ident, $set1:ident, $load:ident, $store:ident, $fma:ident, $mul:ident) => {
+            #[derive(Clone, Copy)]
+            struct $name($v);
 
-    impl F32x for Avx2 {
-        const W: usize = 8;
-        const NMAX: usize = 2;
-        #[inline(always)]
-        unsafe fn zero() -> Self {
-            Avx2(_mm256_setzero_ps())
-        }
-        #[inline(always)]
-        unsafe fn splat(x: f32) -> Self {
-            Avx2(_mm256_set1_ps(x))
-        }
-        #[inline(always)]
-        unsafe fn load(p: *const f32) -> Self {
-            Avx2(_mm256_loadu_ps(p))
-        }
-        #[inline(always)]
-        unsafe fn store(self, p: *mut f32) {
-            _mm256_storeu_ps(p, self.0)
-        }
-        #[inline(always)]
-        unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
-            Avx2(_mm256_fmadd_ps(a.0, b.0, c.0))
-        }
-        #[inline(always)]
-        unsafe fn mul(a: Self, b: Self) -> Self {
-            Avx2(_mm256_mul_ps(a.0, b.0))
-        }
+            impl F32x for $name {
+                const W: usize = $w;
+                const NMAX: usize = $nmax;
+                #[inline(always)]
+                unsafe fn zero() -> Self {
+                    $name($zero())
+                }
+                #[inline(always)]
+                unsafe fn splat(x: f32) -> Self {
+                    $name($set1(x))
+                }
+                #[inline(always)]
+                unsafe fn load(p: *const f32) -> Self {
+                    $name($load(p))
+                }
+                #[inline(always)]
+                unsafe fn store(self, p: *mut f32) {
+                    $store(p, self.0)
+                }
+                #[inline(always)]
+                unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+                    $name($fma(a.0, b.0, c.0))
+                }
+                #[inline(always)]
+                unsafe fn mul(a: Self, b: Self) -> Self {
+                    $name($mul(a.0, b.0))
+                }
+            }
+        };
     }
-
-    #[derive(Clone, Copy)]
-    struct Avx512(__m512);
-
-    impl F32x for Avx512 {
-        const W: usize = 16;
-        const NMAX: usize = 4;
-        #[inline(always)]
-        unsafe fn zero() -> Self {
-            Avx512(_mm512_setzero_ps())
-        }
-        #[inline(always)]
-        unsafe fn splat(x: f32) -> Self {
-            Avx512(_mm512_set1_ps(x))
-        }
-        #[inline(always)]
-        unsafe fn load(p: *const f32) -> Self {
-            Avx512(_mm512_loadu_ps(p))
-        }
-        #[inline(always)]
-        unsafe fn store(self, p: *mut f32) {
-            _mm512_storeu_ps(p, self.0)
-        }
-        #[inline(always)]
-        unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
-            Avx512(_mm512_fmadd_ps(a.0, b.0, c.0))
-        }
-        #[inline(always)]
-        unsafe fn mul(a: Self, b: Self) -> Self {
-            Avx512(_mm512_mul_ps(a.0, b.0))
-        }
-    }
+    f32x!(
+        Avx2,
+        __m256,
+        8,
+        2,
+        _mm256_setzero_ps,
+        _mm256_set1_ps,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm256_fmadd_ps,
+        _mm256_mul_ps
+    );
+    f32x!(
+        Avx512,
+        __m512,
+        16,
+        4,
+        _mm512_setzero_ps,
+        _mm512_set1_ps,
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm512_fmadd_ps,
+        _mm512_mul_ps
+    );
 
     /// # Safety
     /// AVX2 and FMA available; the arguments as `super::attention_with` passes them.

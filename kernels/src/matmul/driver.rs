@@ -6,6 +6,7 @@ use super::unpack::{self, Kind, Layout, Tile};
 use super::{ActData, Activations, WeightView};
 use crate::GgmlType;
 
+use crate::shared_out::{RowsMut, SharedOut};
 use rayon::prelude::*;
 
 /// Instruction set of the quantized kernels.
@@ -79,46 +80,6 @@ const SGEMM_MIN_TOKENS: usize = 4;
 const FLOAT_ROWS_PER_TASK: usize = 64;
 /// Largest widened f32 weight tile per task on the float path with many tokens.
 const FLOAT_TILE_BYTES: usize = 4 << 20;
-
-/// The output pointer shared by tasks that write disjoint (token, row) cells.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: tasks write disjoint cells (each task owns a distinct range of weight rows).
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// A method (not the field) so that closures capture the whole `Send` wrapper.
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
-/// Rows of one buffer handed to parallel tasks, one row each.
-struct RowsMut<T> {
-    ptr: *mut T,
-    len: usize,
-    row_len: usize,
-}
-// SAFETY: tasks take disjoint rows (see `row`).
-unsafe impl<T: Send> Send for RowsMut<T> {}
-unsafe impl<T: Send> Sync for RowsMut<T> {}
-
-impl<T> RowsMut<T> {
-    fn new(v: &mut [T], row_len: usize) -> Self {
-        RowsMut { ptr: v.as_mut_ptr(), len: v.len(), row_len }
-    }
-
-    /// Row `t`.
-    ///
-    /// # Safety
-    /// No other live reference to row `t`; the buffer outlives the use.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn row(&self, t: usize) -> &mut [T] {
-        assert!((t + 1) * self.row_len <= self.len, "row {t} of a buffer of {} rows", self.len / self.row_len.max(1));
-        std::slice::from_raw_parts_mut(self.ptr.add(t * self.row_len), self.row_len)
-    }
-}
 
 /// Shapes were checked by the caller (`check_shapes`); `out` is n_tokens × w.rows.
 pub(super) fn run(w: &WeightView, x: &Activations, out: &mut [f32], isa: Isa) {
@@ -297,7 +258,7 @@ fn run_tiles(
 ) {
     let acts = act_ints(x, kind, isa);
     let n = x.rows;
-    let ptr = OutPtr(out.as_mut_ptr());
+    let ptr = SharedOut::new(out);
     let n_tasks = rows.div_ceil(QUANT_ROWS_PER_TASK);
     let act_rows: Vec<_> = (0..n).map(|t| acts.row(t)).collect();
     (0..n_tasks).into_par_iter().for_each_init(Tile::default, |scratch, task| {
@@ -355,7 +316,7 @@ fn run_float(w: &WeightView, x: &Activations, out: &mut [f32], isa: Isa) {
         _ => unreachable!("float weights pair with float activations"),
     };
     let es = w.ty.type_size();
-    let ptr = OutPtr(out.as_mut_ptr());
+    let ptr = SharedOut::new(out);
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx512Vnni && super::float_avx512::available() {
         // Tasks of 16–64 rows, about 8 per thread (so that 576-row matrices still balance).
