@@ -8,7 +8,7 @@
 # name in TYPES is made the same way). SmolLM2's n_embd 576 is not a multiple of 256: there
 # llama-quantize falls back to IQ4_NL (i-quants) / Q5_0 (Q4_K) for the k = 576 matrices, so
 # those files are i-quants / Q4_K and Q6_K in ffn_down only.
-# The same files run through llama.cpp in the same run (-c 512 --chunks 10 -t 2 -b 512) and
+# The same files run through llama.cpp in the same run (-c 512 --chunks 10 -t 2 -b BATCH, our --batch BATCH) and
 # the ratio is printed against each of two builds of current llama.cpp (0c1e570, vendored in
 # llama-cpp-python 0.3.36): LLAMA_PERPLEXITY (the native build, GGML_NATIVE=ON) and
 # LLAMA_PERPLEXITY_AVX2 (GGML_NATIVE=OFF, AVX2+FMA+F16C, what portable packages ship); with
@@ -24,6 +24,7 @@
 #
 # usage: scripts/bench-perplexity.sh [WORK_DIR]      env: REPS (default 3), CHUNKS (10),
 #        TYPES ("Q4_1 Q8_0 Q4_0 F16 Q5_0 Q5_1 Q4_K_M Q6_K IQ4_XS IQ3_S"), TEXT (wiki.test.raw),
+#        BATCH (512: one window per pass for both tools; 2048: four, llama.cpp's default -b),
 #        LLAMA_PERPLEXITY, LLAMA_PERPLEXITY_AVX2, BUILD_LLAMA, LLAMA_QUANTIZE, PEAK_FLOP, PEAK_INT8
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -31,6 +32,7 @@ work="${1:-$root/.cache/bench}"
 mkdir -p "$work"
 command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 REPS="${REPS:-3}"
+BATCH="${BATCH:-512}"
 CHUNKS="${CHUNKS:-10}"
 TYPES="${TYPES:-Q4_1 Q8_0 Q4_0 F16 Q5_0 Q5_1 Q4_K_M Q6_K IQ4_XS IQ3_S}"
 LLAMA_QUANTIZE="${LLAMA_QUANTIZE:-/opt/llamacpp/build/bin/llama-quantize}"
@@ -132,17 +134,17 @@ PEAK_INT8="${PEAK_INT8:-$(awk '/^peak int8_dot/ {print $3}' <<<"$peak_out")}"
 peer() {  # peer LABEL BINARY TYPE MODEL OURS
   local label="$1" exe="$2" ty="$3" m="$4" ours="$5" theirs
   theirs=$(run_best "llama-perplexity $label $ty" parse_llama env LD_LIBRARY_PATH="$(dirname "$exe")" "$exe" \
-    -m "$m" -f "$TEXT" -c 512 --chunks "$CHUNKS" -t 2 -b 512 --no-repack)
+    -m "$m" -f "$TEXT" -c 512 --chunks "$CHUNKS" -t 2 -b "$BATCH" --no-repack)
   printf '%-34s %8.2f x llama.cpp %s\n' "ratio $ty" "$(echo "$ours / $theirs" | bc -l)" "$label" >&2
 }
 
-echo "perplexity --ctx 512 --chunks $CHUNKS, 2 threads, best of $REPS" >&2
+echo "perplexity --ctx 512 --chunks $CHUNKS, batch $BATCH, 2 threads, best of $REPS" >&2
 # --no-repack: on CPUs with AMX, llama.cpp's repacked weight buffers need a kernel permission
 # that sandboxes lack (SIGILL); on AVX2-only CPUs it only changes Q4_0's kernel layout.
 for ty in $TYPES; do
   m="$(model_of "$ty")"
   ours=$(run_best "llmtool $ty" parse_llmtool "$bin" perplexity "$m" --text "$TEXT" --ctx 512 --chunks "$CHUNKS" \
-    --threads 2 --kv-f16 --json --quiet)
+    --threads 2 --kv-f16 --batch "$BATCH" --json --quiet)
   if [[ -n "${LLAMA_PERPLEXITY:-}" ]]; then peer native "$LLAMA_PERPLEXITY" "$ty" "$m" "$ours"; fi
   if [[ -n "${LLAMA_PERPLEXITY_AVX2:-}" ]]; then peer avx2 "$LLAMA_PERPLEXITY_AVX2" "$ty" "$m" "$ours"; fi
   # F16/BF16/F32 run on f32 FMAs; every quantized type on int8 dot products.

@@ -45,6 +45,24 @@ pub fn exp_sub_sum(x: &mut [f32], max: f32) -> f64 {
     sum
 }
 
+/// The largest element (NaN ignored, like a fold of `f32::max`; −∞ for an empty slice), with
+/// 16 independent lanes so it vectorizes (a fold of `f32::max` is one serial chain).
+pub fn max(x: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if avx512::available() {
+        // SAFETY: AVX-512F detected.
+        return unsafe { avx512::max(x) };
+    }
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let mut chunks = x.chunks_exact(16);
+    for c in &mut chunks {
+        for (m, &v) in lanes.iter_mut().zip(c) {
+            *m = m.max(v);
+        }
+    }
+    chunks.remainder().iter().chain(&lanes).copied().fold(f32::NEG_INFINITY, f32::max)
+}
+
 /// Σ e^(x − max) over `x` in f64, `x` unchanged (the log-sum-exp of scoring: perplexity.cpp's
 /// `log_softmax` sums `expf(l − max)` in f64; this exp is within 2 ulp of it).
 pub fn sum_exp_sub(x: &[f32], max: f32) -> f64 {
@@ -240,6 +258,31 @@ mod avx512 {
     /// # Safety
     /// AVX-512F must be available.
     #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn max(x: &[f32]) -> f32 {
+        // `vmaxps` returns its second operand when either is NaN: with the running maxima
+        // second, a NaN element is skipped, as `f32::max` skips it.
+        let (p, n) = (x.as_ptr(), x.len());
+        let mut m = [_mm512_set1_ps(f32::NEG_INFINITY); 4];
+        let mut i = 0;
+        while i + 64 <= n {
+            for (j, mj) in m.iter_mut().enumerate() {
+                *mj = _mm512_max_ps(_mm512_loadu_ps(p.add(i + 16 * j)), *mj);
+            }
+            i += 64;
+        }
+        while i + 16 <= n {
+            m[0] = _mm512_max_ps(_mm512_loadu_ps(p.add(i)), m[0]);
+            i += 16;
+        }
+        let v = _mm512_max_ps(_mm512_max_ps(m[0], m[1]), _mm512_max_ps(m[2], m[3]));
+        let mut lanes = [0f32; 16];
+        _mm512_storeu_ps(lanes.as_mut_ptr(), v);
+        x[i..].iter().chain(&lanes).copied().fold(f32::NEG_INFINITY, f32::max)
+    }
+
+    /// # Safety
+    /// AVX-512F must be available.
+    #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn exp_in_place(x: &mut [f32]) {
         let (p, n) = (x.as_mut_ptr(), x.len());
         let mut i = 0;
@@ -339,6 +382,20 @@ mod tests {
             assert!((sa - sb).abs() <= 1e-15 * sa.abs().max(1e-300), "{sa} vs {sb}");
             // SAFETY: as above.
             assert_eq!(unsafe { avx512::sum_exp_sub(&xs[..n], 1.0) }, sb);
+        }
+    }
+
+    #[test]
+    fn max_equals_a_fold_of_f32_max() {
+        for n in [0usize, 1, 15, 16, 17, 100, 49_157] {
+            let mut x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1013) as f32 * 0.37 - 150.0).collect();
+            let want = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(max(&x), want, "n={n}");
+            if n > 3 {
+                x[2] = f32::NAN;
+                x[n - 1] = 1e9;
+                assert_eq!(max(&x), 1e9, "n={n} with a NaN");
+            }
         }
     }
 

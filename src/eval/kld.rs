@@ -36,7 +36,7 @@ fn nearest_int(x: f32) -> u16 {
 /// One row of logits as saved log-probabilities (perplexity.cpp `log_softmax` with
 /// `log_prob`): returns the words and the NLL of `tok`.
 pub fn encode_row(logits: &[f32], tok: u32, out: &mut [u16]) -> f64 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = vexp::max(logits);
     let min = logits.iter().copied().fold(f32::INFINITY, f32::min).max(max - 16.0);
     let sum = vexp::sum_exp_sub(logits, max);
     let log_sum_exp = sum.ln() as f32;
@@ -360,7 +360,7 @@ pub fn kl_divergence(
                 base_logits
                     .par_chunks_exact(n_vocab)
                     .flat_map_iter(|row| {
-                        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                        let max = vexp::max(row);
                         let lse = vexp::sum_exp_sub(row, max).ln() as f32;
                         row.iter().map(move |&l| l - max - lse)
                     })

@@ -106,7 +106,7 @@ impl NllSums {
 /// −log softmax(logits)[tok], as perplexity.cpp's `log_softmax`: f32 max, Σ expf(l − max)
 /// accumulated in f64 (vectorized exp, `vexp::sum_exp_sub`).
 pub fn nll_of(logits: &[f32], tok: u32) -> f64 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = vexp::max(logits);
     let sum = vexp::sum_exp_sub(logits, max);
     -((logits[tok as usize] - max) as f64 - sum.ln())
 }

@@ -53,9 +53,19 @@ pub fn rmsnorm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
     });
 }
 
-/// 1 / sqrt(mean(x²) + eps), Σx² in f64 in order (ggml).
+/// 1 / sqrt(mean(x²) + eps): each x² rounded to f32 and summed in f64 like ggml, in 8
+/// interleaved partial sums (ggml's one serial chain costs a 4-cycle add per element; the f64
+/// total differs from it by a few f64 ulps, far below the f32 result's rounding).
 fn rms_scale(row: &[f32], eps: f32) -> f32 {
-    let sum: f64 = row.iter().map(|&v| (v * v) as f64).sum();
+    let mut acc = [0f64; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += (v * v) as f64;
+        }
+    }
+    let tail: f64 = chunks.remainder().iter().map(|&v| (v * v) as f64).sum();
+    let sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
     1.0 / ((sum / row.len() as f64) as f32 + eps).sqrt()
 }
 

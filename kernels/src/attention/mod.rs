@@ -152,7 +152,7 @@ pub(crate) fn softmax_visible(row: &mut [f32], lo: usize, hi: usize, softcap: Op
     if let Some(c) = softcap {
         vis.iter_mut().for_each(|v| *v = c * (*v / c).tanh());
     }
-    let max = vis.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = vexp::max(vis);
     let sum = vexp::exp_sub_sum(vis, max);
     let inv = (1.0 / sum) as f32;
     vis.iter_mut().for_each(|v| *v *= inv);
