@@ -130,6 +130,16 @@ pub fn plan(model: &InferModel, n_tokens: usize, opts: &PplOptions) -> Result<us
     Ok(opts.n_chunks.map_or(max, |c| c.clamp(1, max)))
 }
 
+/// The tokens of windows `i..i + count`, each one's first token replaced by the BOS (if any).
+fn window_tokens(tokens: &[u32], i: usize, count: usize, opts: &PplOptions) -> Vec<u32> {
+    let n_ctx = opts.n_ctx;
+    let mut wins = tokens[i * n_ctx..(i + count) * n_ctx].to_vec();
+    if let Some(bos) = opts.bos {
+        wins.iter_mut().step_by(n_ctx).for_each(|t| *t = bos);
+    }
+    wins
+}
+
 /// Runs window `i` and returns the logits of positions n_ctx/2 … n_ctx−2
 /// (`(n_ctx − 1 − n_ctx/2) × n_vocab`).
 pub fn window_logits(
@@ -157,10 +167,7 @@ pub fn window_logits_into(
 ) -> Result<(), EvalError> {
     let n_ctx = opts.n_ctx;
     let first = from.min(n_ctx - 1);
-    let mut win = tokens[i * n_ctx..(i + 1) * n_ctx].to_vec();
-    if let Some(bos) = opts.bos {
-        win[0] = bos;
-    }
+    let win = window_tokens(tokens, i, 1, opts);
     kv.clear();
     let n_vocab = model.cfg.n_vocab;
     logits.clear();
@@ -199,10 +206,7 @@ pub fn windows_logits_into(
     }
     let (n_ctx, n_vocab) = (opts.n_ctx, model.cfg.n_vocab);
     let first = from.min(n_ctx - 1);
-    let mut wins = tokens[i * n_ctx..(i + kvs.len()) * n_ctx].to_vec();
-    if let Some(bos) = opts.bos {
-        wins.iter_mut().step_by(n_ctx).for_each(|t| *t = bos);
-    }
+    let wins = window_tokens(tokens, i, kvs.len(), opts);
     kvs.iter_mut().for_each(KvCache::clear);
     logits.clear();
     model.forward_seqs_append(&wins, kvs, 0, first, logits)?;

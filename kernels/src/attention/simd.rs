@@ -256,6 +256,35 @@ mod x86 {
         }
     }
 
+    /// `Σ_i a[r][i] · b[i·stride + v·W ..]` for `RB` rows × `N` vectors, `i < len`, one FMA
+    /// chain per lane in order of `i` (per `i`: `N` loads of `b`, `RB` broadcasts of `a`).
+    /// Q·Kᵀ: `a` = query rows over dimensions, `b` = the transposed keys (stride: the key
+    /// stride); P·V: `a` = probability rows over keys, `b` = value rows (stride: head_dim).
+    #[allow(clippy::needless_range_loop)]
+    #[inline(always)]
+    unsafe fn tile<V: F32x, const RB: usize, const N: usize>(
+        a: &[*const f32; RB],
+        b: *const f32,
+        stride: usize,
+        len: usize,
+    ) -> [[V; N]; RB] {
+        let mut acc = [[V::zero(); N]; RB];
+        for i in 0..len {
+            let row = b.add(i * stride);
+            let mut x = [V::zero(); N];
+            for v in 0..N {
+                x[v] = V::load(row.add(v * V::W));
+            }
+            for r in 0..RB {
+                let ab = V::splat(*a[r].add(i));
+                for v in 0..N {
+                    acc[r][v] = V::fma(ab, x[v], acc[r][v]);
+                }
+            }
+        }
+        acc
+    }
+
     /// `s[r][v·W..] = (Σ_d q[r][d]·kt[d][v·W..]) · scale` for `R` rows × `N` key vectors.
     #[allow(clippy::needless_range_loop)]
     #[inline(always)]
@@ -267,20 +296,7 @@ mod x86 {
         scale: f32,
         s: &[*mut f32; RB],
     ) {
-        let mut acc = [[V::zero(); N]; RB];
-        for d in 0..hd {
-            let krow = kt.add(d * kstride);
-            let mut k = [V::zero(); N];
-            for v in 0..N {
-                k[v] = V::load(krow.add(v * V::W));
-            }
-            for r in 0..RB {
-                let qb = V::splat(*q[r].add(d));
-                for v in 0..N {
-                    acc[r][v] = V::fma(qb, k[v], acc[r][v]);
-                }
-            }
-        }
+        let acc = tile::<V, RB, N>(q, kt, kstride, hd);
         let sc = V::splat(scale);
         for r in 0..RB {
             for v in 0..N {
@@ -299,20 +315,7 @@ mod x86 {
         nj: usize,
         o: &[*mut f32; RB],
     ) {
-        let mut acc = [[V::zero(); N]; RB];
-        for j in 0..nj {
-            let vrow = vals.add(j * hd);
-            let mut x = [V::zero(); N];
-            for v in 0..N {
-                x[v] = V::load(vrow.add(v * V::W));
-            }
-            for r in 0..RB {
-                let pb = V::splat(*p[r].add(j));
-                for v in 0..N {
-                    acc[r][v] = V::fma(pb, x[v], acc[r][v]);
-                }
-            }
-        }
+        let acc = tile::<V, RB, N>(p, vals, hd, nj);
         for r in 0..RB {
             for v in 0..N {
                 acc[r][v].store(o[r].add(v * V::W));
