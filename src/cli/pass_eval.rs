@@ -90,7 +90,7 @@ pub fn evaluate_pass(
 pub fn score_model(role: &str, path: &Path, text: &str, ctx: usize, chunks: usize, quiet: bool) -> Result<ModelScore> {
     let model = Model::open(path).with_context(|| format!("opening {}", path.display()))?;
     let scored = load(&model, path)?;
-    check_ctx(&scored.model, ctx, path)?;
+    check_ctx(&scored.model, ctx, path, "--eval-ctx")?;
     let bar = Bar::new(chunks as u64, quiet);
     let r = scored
         .perplexity(text, Windows { ctx, chunks }, |c, ppl| bar.set(c as u64, format!("scoring {role}: PPL {ppl:.4}")))
@@ -112,9 +112,23 @@ pub fn measure_kld(
 ) -> Result<KldResult> {
     let text = read_text(text)?;
     let ref_model = Model::open(reference).with_context(|| format!("opening {}", reference.display()))?;
-    let ref_scored = load(&ref_model, reference)?;
-    check_ctx(&ref_scored.model, ctx, reference)?;
-    kld_against(&ref_scored, reference, output, &text, Windows { ctx, chunks }, quiet)
+    kld_of_opened(&ref_model, reference, output, &text, Windows { ctx, chunks }, "--eval-ctx", quiet)
+}
+
+/// [`measure_kld`] with the reference already open (`model`, read from `path`) and the text
+/// read; `ctx_flag` names the option a context error blames.
+pub fn kld_of_opened(
+    model: &Model,
+    path: &Path,
+    output: &Path,
+    text: &str,
+    windows: Windows,
+    ctx_flag: &str,
+    quiet: bool,
+) -> Result<KldResult> {
+    let scored = load(model, path)?;
+    check_ctx(&scored.model, windows.ctx, path, ctx_flag)?;
+    kld_against(&scored, path, output, text, windows, quiet)
 }
 
 /// The KL divergence of the model file `output` from the loaded `reference` (read from
@@ -147,8 +161,9 @@ fn load<'a>(model: &'a Model, path: &Path) -> Result<Scored<'a>> {
     Scored::open(model).with_context(|| format!("loading {}", path.display()))
 }
 
-pub(super) fn check_ctx(im: &InferModel, ctx: usize, path: &Path) -> Result<()> {
-    crate::eval::validate::check_ctx(im, ctx).with_context(|| format!("--eval-ctx for {}", path.display()))
+/// The model's context check, the error naming the option (`ctx_flag`) and the model's path.
+pub(super) fn check_ctx(im: &InferModel, ctx: usize, path: &Path, ctx_flag: &str) -> Result<()> {
+    crate::eval::validate::check_ctx(im, ctx).with_context(|| format!("{ctx_flag} for {}", path.display()))
 }
 
 fn print_report(r: &PassReport) {

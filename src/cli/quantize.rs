@@ -21,7 +21,7 @@ use llmtool_formats::TensorSource;
 
 use super::perplexity::read_text;
 use super::quantize_mix::MixArgs;
-use crate::eval::validate::{check_ctx, Scored, Windows};
+use crate::eval::validate::Windows;
 use crate::eval::KldResult;
 use crate::model::Model;
 #[cfg(feature = "gpu")]
@@ -284,7 +284,7 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
 }
 
 /// The KL divergence of the written `output` from the opened input `model` (and both
-/// perplexities) on `text`, `ctx`-token windows, at most `chunks` ([`Scored::kld_of`]).
+/// perplexities) on `text`, `ctx`-token windows, at most `chunks` (`Scored::kld_of`).
 fn validate(
     model: &Model,
     input: &Path,
@@ -295,9 +295,7 @@ fn validate(
     quiet: bool,
 ) -> Result<KldResult> {
     let text = read_text(text)?;
-    let reference = Scored::open(model).with_context(|| format!("loading {}", input.display()))?;
-    check_ctx(&reference.model, ctx).with_context(|| format!("--validate-ctx for {}", input.display()))?;
-    super::pass_eval::kld_against(&reference, input, output, &text, Windows { ctx, chunks }, quiet)
+    super::pass_eval::kld_of_opened(model, input, output, &text, Windows { ctx, chunks }, "--validate-ctx", quiet)
 }
 
 /// The planned tensors quantized on the GPU (the types without a GPU kernel on the CPU),

@@ -140,20 +140,6 @@ fn window_tokens(tokens: &[u32], i: usize, count: usize, opts: &PplOptions) -> V
     wins
 }
 
-/// Runs window `i` and returns the logits of positions n_ctx/2 … n_ctx−2
-/// (`(n_ctx − 1 − n_ctx/2) × n_vocab`).
-pub fn window_logits(
-    model: &InferModel,
-    kv: &mut KvCache,
-    tokens: &[u32],
-    i: usize,
-    opts: &PplOptions,
-) -> Result<Vec<f32>, EvalError> {
-    let mut logits = Vec::new();
-    window_logits_into(model, kv, tokens, i, opts, opts.n_ctx / 2, &mut logits)?;
-    Ok(logits)
-}
-
 /// Runs window `i` and writes into `logits` (cleared first; its memory is reused across
 /// windows) the logits of positions `from` … n_ctx−2 (`(n_ctx − 1 − from) × n_vocab`).
 pub fn window_logits_into(

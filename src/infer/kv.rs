@@ -107,7 +107,7 @@ impl KvCache {
                 }
             }
         };
-        if n >= 16 {
+        if n >= super::ops::PAR_MIN_ROWS {
             use rayon::prelude::*;
             kt.par_chunks_exact_mut(ks).enumerate().for_each(store_k);
             vs.par_chunks_exact_mut(cap * hd).enumerate().for_each(store_v);

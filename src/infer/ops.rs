@@ -11,7 +11,7 @@ use llmtool_kernels::vexp;
 /// (token-by-token generation) they run on the calling thread, where a fork-join would cost
 /// more than the work.
 const ROWS_PER_TASK: usize = 8;
-const PAR_MIN_ROWS: usize = 16;
+pub(crate) const PAR_MIN_ROWS: usize = 16;
 
 /// `f(row of x, row of out)` for every row of width `d`, in parallel when there are enough.
 fn rows_zip(x: &[f32], out: &mut [f32], d: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) {

@@ -153,7 +153,7 @@ fn evaluate_extract(args: &PassEvalArgs, base: &Model, tuned: &Path, adapter: &P
     let text = read_text(text_path)?;
     let tuned_model = Model::open(tuned).with_context(|| format!("opening {}", tuned.display()))?;
     let tuned_im = InferModel::load(&tuned_model).with_context(|| format!("loading {}", tuned.display()))?;
-    check_ctx(&tuned_im, args.eval_ctx, tuned)?;
+    check_ctx(&tuned_im, args.eval_ctx, tuned, "--eval-ctx")?;
     let tok = Tokenizer::from_model(&tuned_model).with_context(|| format!("tokenizer of {}", tuned.display()))?;
     let tokens = tokenize_prefix(&tok, &text, args.eval_ctx * args.eval_chunks)?;
     let opts = PplOptions {
